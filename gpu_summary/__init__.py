@@ -1,0 +1,11 @@
+"""gpu_summary: TensorBoard summaries reduced where the tensors live.
+
+Public names only; see README.md for the API and the on-disk formats.
+"""
+
+from gpu_summary._events import WriterError
+from gpu_summary.writer import SummaryWriter
+
+__version__ = "0.1.0"
+
+__all__ = ["SummaryWriter", "WriterError", "__version__"]

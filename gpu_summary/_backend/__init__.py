@@ -1,0 +1,75 @@
+"""Backend dispatch: pick the reduction backend from the array's type, without importing it.
+
+Host data (NumPy arrays and scalars, Python numbers and lists, CPU tensors of any library that
+speaks DLPack or the array protocol) goes to the NumPy backend, the reference. Device data
+(``__cuda_array_interface__``, or ``__dlpack_device__`` naming a CUDA device) belongs to the
+device backend. Detection reads types and ``sys.modules`` only, so a NumPy input never imports
+CuPy, and a type's verdict is cached when the type alone decides it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from types import ModuleType
+
+import numpy as np
+
+from gpu_summary._backend import numpy as numpy_backend
+
+# DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.
+_DLPACK_CPU = 1
+_DLPACK_CUDA = {2, 3, 13}  # kDLCUDA, kDLCUDAHost, kDLCUDAManaged
+
+_HOST_TYPES: set[type] = {np.ndarray, list, tuple, int, float, bool}
+
+
+def _is_device(obj: object) -> bool:
+    dlpack_device = getattr(obj, "__dlpack_device__", None)
+    if dlpack_device is not None:
+        try:
+            device_type = int(dlpack_device()[0])
+        except Exception:  # noqa: BLE001 - a broken exporter is treated as host data
+            return False
+        return device_type in _DLPACK_CUDA
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def _host_array(obj: object, argument: str) -> np.ndarray:
+    """A NumPy view of host data from any library (zero-copy where the library allows)."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.generic):
+        detach = getattr(obj, "detach", None)  # torch tensors that require grad
+        if callable(detach):
+            obj = detach()
+        try:
+            return np.from_dlpack(obj)
+        except (BufferError, TypeError, RuntimeError, ValueError):
+            pass  # e.g. bfloat16, which NumPy lacks: fall back to the array protocol
+    return numpy_backend.as_array(obj, argument)
+
+
+def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
+    """The backend that reduces ``values``, and ``values`` in the form that backend takes.
+
+    Args:
+        values: an array, tensor, number or (nested) list of numbers.
+        argument: the caller's parameter name, for error messages.
+
+    Raises:
+        TypeError: the data is not numeric, or lives on a CUDA device (the device backend is
+            not part of this build).
+    """
+    kind = type(values)
+    if kind in _HOST_TYPES or isinstance(values, (np.generic, numbers.Number)):
+        array = numpy_backend.as_array(values, argument)
+        return numpy_backend, array
+    if _is_device(values):
+        raise TypeError(
+            f"{argument} is on a CUDA device ({kind.__module__}.{kind.__qualname__}); "
+            "this build of gpu_summary has only the NumPy backend, so copy it to the host "
+            "first (for example tensor.cpu())"
+        )
+    array = _host_array(values, argument)
+    numpy_backend.check_numeric(array, argument)
+    return numpy_backend, array

@@ -1,0 +1,72 @@
+"""Compact results that every backend returns, and the handle the writer thread waits on.
+
+A backend reduction runs (or, on a device, is launched) on the caller's thread and returns a
+:class:`Pending`; the writer thread calls :meth:`Pending.result` to get host values. The NumPy
+backend's results are ready at once; the device backend's wait on a CUDA event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Generic, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """A backend result that may still be in flight."""
+
+    def result(self) -> T:
+        """Block until the value is on the host and return it."""
+        raise NotImplementedError
+
+
+class Ready(Pending[T]):
+    """A result that is already on the host."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def result(self) -> T:
+        return self._value
+
+
+@dataclasses.dataclass
+class TensorStats:
+    """Moments and non-finite counts of a tensor, in float64 / int.
+
+    ``count``, ``min``, ``max``, ``sum`` and ``sum_squares`` cover the finite values only;
+    ``min``/``max`` are 0.0 when there are none. NaN, +Inf and -Inf are counted, never summed.
+    """
+
+    count: int
+    min: float
+    max: float
+    sum: float
+    sum_squares: float
+    nan: int
+    posinf: int
+    neginf: int
+
+    @property
+    def size(self) -> int:
+        """Number of elements, finite or not."""
+        return self.count + self.nan + self.posinf + self.neginf
+
+
+@dataclasses.dataclass
+class HistogramResult:
+    """Counts of the finite values over fixed bucket limits, with the tensor's stats.
+
+    ``counts[i]`` counts the finite x with ``limits[i-1] <= x < limits[i]`` (bucket 0 has no
+    lower limit; values at or above the last limit are counted in the last bucket), so
+    ``counts.sum() == stats.count``.
+    """
+
+    limits: np.ndarray  # float64, nondecreasing (strictly increasing but for degenerate even bins)
+    counts: np.ndarray  # int64, same length as limits
+    stats: TensorStats

@@ -1,0 +1,335 @@
+"""The NumPy backend: host reductions, and the specification every device kernel must match.
+
+Each public function has a twin with the same signature in the device backend. Results come
+back as :class:`~gpu_summary._backend._results.Pending` (always ready here).
+
+Arithmetic is float64: each value is converted to float64 (exact for bool, every float dtype
+and integers up to 2**53; larger int64 magnitudes round to the nearest double) before it is
+compared with a bucket limit or added to a moment. Data is processed in chunks of
+``CHUNK`` elements so that the many elementwise steps stay in cache and the temporaries stay
+small whatever the input's size; a non-contiguous input is copied a chunk at a time, never
+whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from gpu_summary import _ladder
+from gpu_summary._backend._results import HistogramResult, Pending, Ready, TensorStats
+
+CHUNK = 1 << 16
+_NAME = "numpy"
+
+
+def _flat_chunks(values: np.ndarray) -> Iterator[np.ndarray]:
+    """1-D pieces of ``values`` covering every element once, in no particular order."""
+    if values.ndim == 0:
+        yield values.reshape(1)
+        return
+    if values.flags.c_contiguous or values.flags.f_contiguous:
+        flat = values.ravel(order="K")  # a view for either memory order
+        for start in range(0, flat.size, CHUNK):
+            yield flat[start : start + CHUNK]
+        return
+    # Strided: copy slabs of the leading axis, about CHUNK elements at a time.
+    inner = max(1, values[0].size) if values.shape[0] else 1
+    step = max(1, CHUNK // inner)
+    for start in range(0, values.shape[0], step):
+        yield values[start : start + step].reshape(-1)
+
+
+class _Moments:
+    """Running float64 moments and non-finite counts over chunks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.min = math.inf
+        self.max = -math.inf
+        self.sum = 0.0
+        self.sum_squares = 0.0
+        self.nan = 0
+        self.posinf = 0
+        self.neginf = 0
+
+    def finite_float64(self, chunk: np.ndarray) -> np.ndarray:
+        """Count the chunk's non-finite values; return its finite values as float64."""
+        if chunk.dtype.kind == "f":
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                nan = np.isnan(chunk)
+                n_nan = int(np.count_nonzero(nan))
+                n_pos = int(np.count_nonzero(chunk == np.inf))
+                self.nan += n_nan
+                self.posinf += n_pos
+                self.neginf += chunk.size - int(np.count_nonzero(finite)) - n_nan - n_pos
+                chunk = chunk[finite]
+        return chunk.astype(np.float64, copy=False)
+
+    def add(self, x: np.ndarray) -> None:
+        """Add finite float64 values."""
+        if x.size == 0:
+            return
+        self.count += x.size
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        self.sum += float(x.sum())
+        self.sum_squares += float(np.dot(x, x))
+
+    def stats(self) -> TensorStats:
+        empty = self.count == 0
+        return TensorStats(
+            count=self.count,
+            min=0.0 if empty else self.min,
+            max=0.0 if empty else self.max,
+            sum=self.sum,
+            sum_squares=self.sum_squares,
+            nan=self.nan,
+            posinf=self.posinf,
+            neginf=self.neginf,
+        )
+
+
+def _correct(index: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+             last: int) -> np.ndarray:
+    """Move each estimated bucket until ``lower[i] <= x < upper[i]`` (``x >= upper`` allowed
+    in the last bucket). ``lower``/``upper`` give each bucket's limits; exact in float64.
+    """
+    while True:
+        down = lower[index] > x
+        if not down.any():
+            break
+        index -= down
+    while True:
+        up = (upper[index] <= x) & (index < last)
+        if not up.any():
+            break
+        index += up
+    return index
+
+
+# The ladder's bucket i spans [LIMITS[i-1], LIMITS[i]); bucket 0 has no lower limit.
+_LADDER_LOWER = np.concatenate(([-np.inf], _ladder.LIMITS[:-1]))
+_LADDER_UPPER = _ladder.LIMITS
+
+
+def ladder_bucket_index(x: np.ndarray) -> np.ndarray:
+    """Bucket of each finite float64 x on TensorBoard's default ladder (see ``_ladder``)."""
+    with np.errstate(divide="ignore"):
+        t = np.log(np.abs(x))
+    t *= _ladder.INV_LOG_RATIO
+    t += _ladder.LOG_OFFSET
+    np.clip(t, -2.0, _ladder.N_POSITIVE + 2.0, out=t)  # also maps log(0) = -inf into range
+    j = np.floor(t).astype(np.int64)
+    j += _ladder.N_POSITIVE + 3
+    index = np.where(x < 0, 2 * _ladder.N_POSITIVE + 3 - j, j)
+    np.clip(index, 1, _ladder.LAST_INDEX, out=index)
+    return _correct(index, x, _LADDER_LOWER, _LADDER_UPPER, _ladder.LAST_INDEX)
+
+
+def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
+    """``bins + 1`` even edges over [lo, hi]: ``edges[i] = i * step + lo``, ``edges[-1] = hi``.
+
+    The formula of ``numpy.linspace``; the device backend builds the same edges. A single value
+    (lo == hi) gets the range [lo - 0.5, hi + 0.5], as ``numpy.histogram`` does.
+    """
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    step = (hi - lo) / bins
+    if not math.isfinite(step):  # the span overflows float64
+        step = hi / bins - lo / bins
+    edges = np.arange(bins + 1, dtype=np.float64) * step + lo
+    edges[-1] = hi
+    return edges
+
+
+def _even_bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    bins = edges.size - 1
+    lo, step = edges[0], edges[1] - edges[0]
+    if step > 0:
+        with np.errstate(invalid="ignore", over="ignore"):
+            estimate = (x - lo) / step if math.isfinite(edges[-1] - lo) else x / step - lo / step
+        np.clip(estimate, 0, bins - 1, out=estimate)
+        index = estimate.astype(np.int64)
+    else:  # a span so small that the step underflowed: let the correction walk
+        index = np.zeros(x.shape, dtype=np.int64)
+    return _correct(index, x, edges[:-1], edges[1:], bins - 1)
+
+
+def check_numeric(values: np.ndarray, argument: str) -> None:
+    """Raise TypeError unless ``values`` holds bool, integer or real floating-point data."""
+    if values.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{argument} must hold bool, integer or floating-point numbers, got dtype "
+            f"{values.dtype}; convert it (for example with .astype(float)) before logging"
+        )
+
+
+def as_array(values: object, argument: str) -> np.ndarray:
+    """``values`` (array, number, list) as a NumPy array without copying where possible."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            f"{argument} must be an array, a number or a list of numbers; "
+            f"{type(values).__name__} could not be converted: {exc}"
+        ) from None
+    check_numeric(array, argument)
+    return array
+
+
+def tensor_stats(values: np.ndarray) -> Pending[TensorStats]:
+    """Moments and non-finite counts of ``values`` (any shape, numeric dtype)."""
+    moments = _Moments()
+    for chunk in _flat_chunks(values):
+        moments.add(moments.finite_float64(chunk))
+    return Ready(moments.stats())
+
+
+def histogram_fixed(values: np.ndarray, limits: np.ndarray | None) -> Pending[HistogramResult]:
+    """Histogram over fixed limits, with stats, in one pass over ``values``.
+
+    Args:
+        values: any shape, numeric dtype.
+        limits: strictly increasing float64 bucket limits ending with DBL_MAX, or None for
+            TensorBoard's default ladder (the fast closed form).
+    """
+    ladder = limits is None
+    table = _ladder.LIMITS if ladder else limits
+    counts = np.zeros(table.size, dtype=np.int64)
+    moments = _Moments()
+    for chunk in _flat_chunks(values):
+        x = moments.finite_float64(chunk)
+        if x.size == 0:
+            continue
+        moments.add(x)
+        if ladder:
+            index = ladder_bucket_index(x)
+        else:
+            index = np.minimum(np.searchsorted(table, x, side="right"), table.size - 1)
+        counts += np.bincount(index, minlength=table.size)
+    return Ready(HistogramResult(limits=table, counts=counts, stats=moments.stats()))
+
+
+def histogram_even(values: np.ndarray, bins: int) -> Pending[HistogramResult]:
+    """Histogram over ``bins`` even buckets spanning [min, max] of the finite values.
+
+    Two passes: the range, then the counts (over the edges of :func:`even_edges`). The bucket
+    of x is the b with ``edges[b] <= x < edges[b + 1]``, the last bucket closed at max, so
+    counts equal ``numpy.histogram(x, edges)``.
+    """
+    stats = tensor_stats(values).result()
+    lo, hi = (stats.min, stats.max) if stats.count else (0.0, 1.0)
+    edges = even_edges(lo, hi, bins)
+    counts = np.zeros(bins, dtype=np.int64)
+    if stats.count:
+        scratch = _Moments()
+        for chunk in _flat_chunks(values):
+            x = scratch.finite_float64(chunk)
+            if x.size:
+                counts += np.bincount(_even_bucket_index(x, edges), minlength=bins)
+    return Ready(HistogramResult(limits=edges[1:], counts=counts, stats=stats))
+
+
+def scalar(value: np.ndarray) -> Pending[float]:
+    """The single element of ``value`` as a Python float."""
+    return Ready(float(value.reshape(())) if value.ndim else float(value))
+
+
+def image_to_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels: uint8 as is, bool as 0/255, floats in [0, 1] scaled by 255.
+
+    Floats: ``floor(clip(x, 0, 1) * 255 + 0.5)`` in float64; NaN becomes 0.
+    """
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype == np.bool_:
+        return images.astype(np.uint8) * np.uint8(255)
+    x = images.astype(np.float64)
+    np.fmax(x, 0.0, out=x)  # fmax/fmin also turn NaN into the other operand
+    np.fmin(x, 1.0, out=x)
+    x *= 255.0
+    x += 0.5
+    np.floor(x, out=x)
+    return x.astype(np.uint8)
+
+
+def thumbnail_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    """Output (height, width): the longer side shrunk to ``max_size``, aspect kept (rounded
+    half up, at least 1); unchanged when it already fits or ``max_size`` is None."""
+    longest = max(height, width)
+    if max_size is None or longest <= max_size:
+        return height, width
+
+    def scale(n: int) -> int:
+        return max(1, (2 * n * max_size + longest) // (2 * longest))
+
+    return scale(height), scale(width)
+
+
+def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer area-overlap weights of a 1-D shrink from ``n_in`` to ``n_out`` samples.
+
+    In units of 1/(n_in * n_out) of the axis, input pixel y spans [y * n_out, (y + 1) * n_out)
+    and output pixel i spans [i * n_in, (i + 1) * n_in); their overlap is an integer, and an
+    output's weights add up to n_in. Returns (first input index per output, weights of shape
+    (n_out, taps)), taps being the most inputs any output touches.
+    """
+    i = np.arange(n_out, dtype=np.int64)
+    first = (i * n_in) // n_out
+    last = ((i + 1) * n_in - 1) // n_out
+    taps = int((last - first).max()) + 1
+    y = first[:, None] + np.arange(taps, dtype=np.int64)[None, :]
+    lo = np.maximum(y * n_out, (i * n_in)[:, None])
+    hi = np.minimum((y + 1) * n_out, ((i + 1) * n_in)[:, None])
+    weights = np.clip(hi - lo, 0, None)
+    return first, weights
+
+
+def _shrink_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
+    """Weighted integer sums along ``axis`` (int64 out; weights from ``_area_weights``)."""
+    n_in = x.shape[axis]
+    first, weights = _area_weights(n_in, n_out)
+    out_shape = list(x.shape)
+    out_shape[axis] = n_out
+    out = np.zeros(out_shape, dtype=np.int64)
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    for k in range(weights.shape[1]):
+        rows = np.minimum(first + k, n_in - 1)
+        out += np.take(x, rows, axis=axis).astype(np.int64) * weights[:, k].reshape(shape)
+    return out
+
+
+def _area_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-average uint8 NHWC images to (height, width), exactly, in integers.
+
+    ``out = round_half_up(sum(w_y * w_x * pixel) / (H * W))`` with the overlap weights of
+    :func:`_area_weights`; the device kernel computes the same integers.
+    """
+    n, h, w, _ = images.shape
+    sums = _shrink_axis(_shrink_axis(images, 1, height), 2, width)
+    area = h * w
+    return ((2 * sums + area) // (2 * area)).astype(np.uint8)
+
+
+def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
+    """uint8 NHWC thumbnails of NHWC ``images`` (uint8, bool or float in [0, 1]).
+
+    The result is a new C-contiguous array the caller may keep; ``images`` (which may be a
+    strided view of a batch) is read a few images at a time, so peak extra memory stays near
+    one image's float64 copy, not the batch's.
+    """
+    n, h, w, c = images.shape
+    out_h, out_w = thumbnail_size(h, w, max_size)
+    out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
+    per_group = max(1, CHUNK * 64 // max(1, h * w * c))
+    for start in range(0, n, per_group):
+        group = image_to_uint8(images[start : start + per_group])
+        if (out_h, out_w) != (h, w):
+            group = _area_resize(group, out_h, out_w)
+        out[start : start + per_group] = group
+    return Ready(out)

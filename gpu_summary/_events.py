@@ -1,0 +1,391 @@
+"""Event files: naming, the background writer thread, flush/close, fork safety.
+
+One :class:`EventFileWriter` owns one file. Callers hand it *jobs* — callables that return an
+``Event`` message — and return at once; the writer thread runs each job (waiting for device
+results, encoding PNGs, serialising), frames the bytes as a record and appends whole records to
+the file. Nothing on the caller's thread touches the file.
+
+Guarantees:
+- The queue is bounded (items and bytes): a caller that outruns the disk blocks in ``add``
+  instead of growing memory without limit.
+- ``flush()`` returns once every job enqueued before it is written to the file (the OS has it;
+  a reader sees it). Records also reach the file by themselves at most ``flush_secs`` after
+  their job ran.
+- The file only ever grows by whole records. When a write fails (disk full, I/O error) the file
+  is cut back to the end of its last whole record and the error is raised from the next
+  ``add``/``flush``/``close`` on the caller's thread, never lost and never raised in a way that
+  kills the writer thread.
+- A job that raises (an unencodable image, a failing device copy) drops only its own record;
+  the exception surfaces the same way, with the original as ``__cause__``.
+- After ``os.fork()`` the child neither writes into the parent's file nor inherits its queued
+  or buffered records: its first ``add`` opens a file of its own (its pid is in the name).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from gpu_summary._records import encode_record
+from gpu_summary.proto import event_pb2
+
+FILE_VERSION = "brain.Event:2"
+# A batch of records is written once it reaches this size, without waiting for flush_secs.
+_WRITE_BATCH_BYTES = 1 << 20
+_file_counter = itertools.count()
+
+Job = Callable[[], event_pb2.Event]
+
+
+class WriterError(RuntimeError):
+    """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
+
+
+def event_file_name(suffix: str = "") -> str:
+    """``events.out.tfevents.<10-digit unix time>.<host>.<pid>.<counter><suffix>``."""
+    return (
+        f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+        f"{os.getpid()}.{next(_file_counter)}{suffix}"
+    )
+
+
+class _Channel:
+    """What the caller's side and the writer thread share for one file.
+
+    The handle (:class:`EventFileWriter`) may be garbage-collected while the thread still has
+    records to write, so the thread holds this object, not the handle.
+    """
+
+    def __init__(self, path: str, fd: int, size: int, flush_secs: float) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.queue: collections.deque = collections.deque()
+        self.queued_bytes = 0
+        self.error: BaseException | None = None
+        self.path = path
+        self.fd = fd
+        self.size = size  # bytes of whole records in the file
+        self.flush_secs = flush_secs
+        self.thread = threading.Thread(
+            target=self._run, name=f"gpu_summary writer {os.path.basename(path)}", daemon=True
+        )
+        self._batch = bytearray()
+        self._ends: list[int] = []  # end offset of each record in the batch
+        self._deadline: float | None = None
+
+    # -- caller side -------------------------------------------------------------------------
+
+    def put(self, job: Job, nbytes: int, max_items: int, max_bytes: int) -> None:
+        with self.cond:
+            while self.queue and (
+                len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes
+            ):
+                self.cond.wait()
+            self.queue.append(("job", job, nbytes))
+            self.queued_bytes += nbytes
+            self.cond.notify_all()
+
+    def send_marker(self, kind: str, wait: bool = True) -> None:
+        done = threading.Event()
+        with self.cond:
+            self.queue.append((kind, done, 0))
+            self.cond.notify_all()
+        while wait and not done.wait(0.5):
+            if not self.thread.is_alive():
+                if kind == "close":
+                    return
+                raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
+
+    def take_error(self) -> BaseException | None:
+        with self.cond:
+            error, self.error = self.error, None
+        return error
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            kind, payload, nbytes = self._next_item()
+            if kind == "job":
+                self._run_job(payload)
+            elif kind == "flush":
+                self._write_batch()
+                payload.set()
+            elif kind == "close":
+                self._write_batch()
+                self._close_file()
+                _open_channels.discard(self)
+                payload.set()
+                return
+            else:  # "tick": the flush deadline passed
+                self._write_batch()
+            if len(self._batch) >= _WRITE_BATCH_BYTES:
+                self._write_batch()
+
+    def _next_item(self) -> tuple:
+        with self.cond:
+            while not self.queue:
+                if self._deadline is None:
+                    self.cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    return ("tick", None, 0)
+                self.cond.wait(remaining)
+            item = self.queue.popleft()
+            self.queued_bytes -= item[2]
+            self.cond.notify_all()
+            return item
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            data = job().SerializeToString()
+        except BaseException as exc:  # noqa: BLE001 - must never kill the writer thread
+            describe = getattr(job, "description", None) or repr(job)
+            error = WriterError(f"gpu_summary could not write {describe}: {exc!r}")
+            error.__cause__ = exc
+            self._set_error(error)
+            return
+        self._batch += encode_record(data)
+        self._ends.append(len(self._batch))
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.flush_secs
+
+    def _write_batch(self) -> None:
+        self._deadline = None
+        if not self._batch:
+            return
+        view = memoryview(self._batch)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.write(self.fd, view[written:])
+        except OSError as exc:
+            self._recover_from_write_error(exc, written)
+        else:
+            self.size += written
+        finally:
+            view.release()
+            self._batch.clear()
+            self._ends.clear()
+
+    def _recover_from_write_error(self, exc: OSError, written: int) -> None:
+        """Cut the file back to its last whole record and keep the error for the caller."""
+        kept = 0
+        for end in self._ends:
+            if end > written:
+                break
+            kept = end
+        dropped = sum(1 for end in self._ends if end > kept)
+        try:
+            os.ftruncate(self.fd, self.size + kept)
+        except OSError:
+            pass
+        self.size += kept
+        error = OSError(
+            exc.errno,
+            f"gpu_summary could not write to {self.path}: {exc.strerror}; "
+            f"{dropped} record(s) were dropped and the file ends at its last whole record",
+        )
+        error.__cause__ = exc
+        self._set_error(error)
+
+    def _close_file(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError:
+            pass
+        try:
+            os.close(self.fd)
+        except OSError as exc:
+            self._set_error(exc)
+
+    def _set_error(self, error: BaseException) -> None:
+        with self.cond:
+            if self.error is None:  # the first failure is the one worth reporting
+                self.error = error
+
+
+class EventFileWriter:
+    """Appends Event records to a new file in ``logdir`` from a background thread.
+
+    Args:
+        logdir: directory for the file; created if missing.
+        flush_secs: longest time, in seconds, a built record waits in memory before it is
+            written to the file.
+        max_queue: most jobs waiting for the writer thread before ``add`` blocks.
+        max_queue_bytes: most bytes (as the callers declare them) waiting before ``add`` blocks.
+        filename_suffix: appended to the file name.
+
+    Thread safety: every public method may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        logdir: str,
+        *,
+        flush_secs: float = 1.0,
+        max_queue: int = 1024,
+        max_queue_bytes: int = 256 << 20,
+        filename_suffix: str = "",
+    ) -> None:
+        self._logdir = os.fspath(logdir)
+        self._flush_secs = float(flush_secs)
+        self._max_queue = int(max_queue)
+        self._max_queue_bytes = int(max_queue_bytes)
+        self._suffix = filename_suffix
+        self._closed = False
+        self._open_lock = threading.Lock()
+        self._channel: _Channel | None = None
+        os.makedirs(self._logdir, exist_ok=True)
+        self._open()
+        _live_writers.add(self)
+
+    def _open(self) -> None:
+        """Create this process's file, write the file-version record, start the thread."""
+        while True:
+            path = os.path.join(self._logdir, event_file_name(self._suffix))
+            try:
+                fd = os.open(
+                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
+                )
+                break
+            except FileExistsError:
+                continue
+        first = event_pb2.Event(wall_time=time.time(), file_version=FILE_VERSION)
+        first.source_metadata.writer = "gpu_summary"
+        record = encode_record(first.SerializeToString())
+        try:
+            os.write(fd, record)
+        except OSError:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        channel = _Channel(path, fd, len(record), self._flush_secs)
+        _open_channels.add(channel)
+        channel.thread.start()
+        # A writer dropped without close() still gets its records written (at exit,
+        # _close_all_at_exit waits for them).
+        weakref.finalize(self, channel.send_marker, "close", False).atexit = False
+        self._channel = channel
+
+    def _live_channel(self) -> _Channel:
+        channel = self._channel
+        if channel is None:  # first use in a forked child
+            with self._open_lock:
+                if self._channel is None:
+                    self._open()
+                channel = self._channel
+        assert channel is not None
+        return channel
+
+    @property
+    def path(self) -> str:
+        """Path of the event file this process writes."""
+        return self._live_channel().path
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def add(self, job: Job, nbytes: int = 0) -> None:
+        """Queue ``job`` for the writer thread; blocks while the queue is full.
+
+        Args:
+            job: called on the writer thread; returns the Event to write. An attribute
+                ``description`` (str), if present, names it in error messages.
+            nbytes: memory the job holds until it runs (counted against ``max_queue_bytes``).
+
+        Raises:
+            ValueError: the writer is closed.
+            OSError, WriterError: an earlier write or job failed (raised once).
+        """
+        self.check_open()
+        channel = self._live_channel()
+        self._raise_deferred_error(channel)
+        channel.put(job, nbytes, self._max_queue, self._max_queue_bytes)
+
+    def flush(self) -> None:
+        """Block until every job queued before this call is written to the file.
+
+        Raises:
+            OSError, WriterError: an earlier write or job failed (raised once).
+        """
+        channel = self._channel
+        if channel is None:
+            return
+        if not self._closed:
+            channel.send_marker("flush")
+        self._raise_deferred_error(channel)
+
+    def close(self) -> None:
+        """Write everything queued, sync and close the file. Idempotent.
+
+        Raises:
+            OSError, WriterError: an earlier write or job failed (raised once).
+        """
+        with self._open_lock:
+            if self._closed:
+                return
+            self._closed = True
+        _live_writers.discard(self)
+        channel = self._channel
+        if channel is None:
+            return
+        if channel.thread.is_alive():
+            channel.send_marker("close")
+            channel.thread.join()
+        self._raise_deferred_error(channel)
+
+    def check_open(self) -> None:
+        """Raise ValueError if the writer is closed."""
+        if self._closed:
+            raise ValueError("this SummaryWriter is closed; create a new SummaryWriter to log more")
+
+    @staticmethod
+    def _raise_deferred_error(channel: _Channel) -> None:
+        error = channel.take_error()
+        if error is not None:
+            raise error
+
+    def _forget_after_fork(self) -> None:
+        self._open_lock = threading.Lock()
+        self._channel = None
+
+
+_live_writers: weakref.WeakSet[EventFileWriter] = weakref.WeakSet()
+_open_channels: set[_Channel] = set()
+
+
+def _close_all_at_exit() -> None:
+    for writer in list(_live_writers):
+        try:
+            writer.close()
+        except BaseException:  # noqa: BLE001 - errors at exit cannot reach a caller
+            pass
+    for channel in list(_open_channels):  # writers that were dropped without close()
+        if channel.thread.is_alive():
+            channel.send_marker("close", wait=False)
+            channel.thread.join(timeout=60)
+
+
+def _after_fork_in_child() -> None:
+    for channel in list(_open_channels):
+        try:
+            os.close(channel.fd)  # our copy only; the parent's descriptor is unaffected
+        except OSError:
+            pass
+    _open_channels.clear()
+    for writer in list(_live_writers):
+        writer._forget_after_fork()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,112 @@
+"""TFRecord framing of event files: the wire format, and a reader that survives damage.
+
+A record on disk is, little-endian::
+
+    u64 length | u32 masked_crc32c(the 8 length bytes) | data | u32 masked_crc32c(data)
+
+with ``masked(c) = ((c >> 15) | (c << 17)) + 0xA282EAD8 (mod 2**32)`` and CRC-32C the
+Castagnoli polynomial. TensorBoard reads exactly this; a record whose checksum fails is skipped
+by its readers, so a writer must never leave a half-written record anywhere but at the very end
+of a file, and should not leave one there either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Iterator
+
+import google_crc32c
+
+_LENGTH = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+HEADER_SIZE = _LENGTH.size + _CRC.size
+FOOTER_SIZE = _CRC.size
+_MASK_DELTA = 0xA282EAD8
+
+
+def masked_crc32c(data: bytes) -> int:
+    """CRC-32C of ``data``, rotated and offset as TFRecord framing requires."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def encode_record(data: bytes) -> bytes:
+    """Frame ``data`` as one record (header, payload and footer in one bytes object)."""
+    header = _LENGTH.pack(len(data))
+    return b"".join(
+        (header, _CRC.pack(masked_crc32c(header)), data, _CRC.pack(masked_crc32c(data)))
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordProblem:
+    """A stretch of an event file that is not a whole, valid record.
+
+    Attributes:
+        offset: byte offset of the record's header in the file.
+        reason: what is wrong (``"truncated header"``, ``"header checksum mismatch"``,
+            ``"truncated data"``, ``"data checksum mismatch"``).
+    """
+
+    offset: int
+    reason: str
+
+
+def iter_records(buffer: bytes) -> Iterator[tuple[int, bytes] | RecordProblem]:
+    """Walk the records of an event file's contents.
+
+    Yields ``(offset, data)`` for every record whose two checksums hold, and a
+    :class:`RecordProblem` where they do not. A damaged length field makes the rest of the
+    buffer unreadable (there is no resynchronisation marker in the format), so the walk stops
+    after reporting it; a record whose data checksum fails is reported and skipped, since its
+    length is known good.
+
+    Args:
+        buffer: the whole file's bytes.
+    """
+    offset = 0
+    end = len(buffer)
+    while offset < end:
+        if end - offset < HEADER_SIZE:
+            yield RecordProblem(offset, "truncated header")
+            return
+        header = buffer[offset : offset + _LENGTH.size]
+        (header_crc,) = _CRC.unpack_from(buffer, offset + _LENGTH.size)
+        if masked_crc32c(header) != header_crc:
+            yield RecordProblem(offset, "header checksum mismatch")
+            return
+        (length,) = _LENGTH.unpack(header)
+        data_start = offset + HEADER_SIZE
+        data_end = data_start + length
+        if data_end + FOOTER_SIZE > end:
+            yield RecordProblem(offset, "truncated data")
+            return
+        data = buffer[data_start:data_end]
+        (data_crc,) = _CRC.unpack_from(buffer, data_end)
+        if masked_crc32c(data) != data_crc:
+            yield RecordProblem(offset, "data checksum mismatch")
+        else:
+            yield offset, bytes(data)
+        offset = data_end + FOOTER_SIZE
+
+
+def read_records(path: str) -> tuple[list[bytes], list[RecordProblem]]:
+    """Read an event file: the data of every valid record, and every problem found.
+
+    Args:
+        path: the event file.
+
+    Returns:
+        ``(records, problems)``; ``problems`` is empty for an intact file.
+    """
+    with open(path, "rb") as f:
+        buffer = f.read()
+    records: list[bytes] = []
+    problems: list[RecordProblem] = []
+    for item in iter_records(buffer):
+        if isinstance(item, RecordProblem):
+            problems.append(item)
+        else:
+            records.append(item[1])
+    return records, problems

@@ -1,0 +1,57 @@
+"""Histograms: the legacy ``HistogramProto`` that TensorBoard's Histograms and Distributions
+dashboards read (both the Python and the Rust loader).
+
+TensorBoard draws bucket i from ``bucket_limit[i-1]`` (``min`` for the first) to
+``bucket_limit[i]``. Only the span from the first to the last non-empty bucket is emitted: an
+empty outer bucket would have no meaningful left edge (the Rust loader draws it backwards). On
+the default ladder, each run of empty buckets inside the span is collapsed into one bucket
+(limit: the run's last limit), as TensorFlow does, so that 1551 fixed buckets cost only as many
+as the data touches. Buckets the caller chose (``bins=int`` or edges) are all kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpu_summary._backend._results import HistogramResult
+from gpu_summary.proto import histogram_pb2, summary_pb2
+
+
+def histogram_proto(result: HistogramResult, collapse_empty_runs: bool) -> histogram_pb2.HistogramProto:
+    """The HistogramProto of a backend result.
+
+    Args:
+        result: counts over fixed limits and the stats of the finite values.
+        collapse_empty_runs: collapse runs of empty buckets inside the span (default ladder).
+    """
+    stats = result.stats
+    proto = histogram_pb2.HistogramProto(
+        min=stats.min, max=stats.max, num=float(stats.count), sum=stats.sum,
+        sum_squares=stats.sum_squares,
+    )
+    nonzero = np.flatnonzero(result.counts)
+    if nonzero.size == 0:
+        # No finite value. One empty bucket at 0 keeps readers that expect a bucket working.
+        proto.bucket_limit.append(0.0)
+        proto.bucket.append(0.0)
+        return proto
+    first, last = int(nonzero[0]), int(nonzero[-1])
+    counts = result.counts[first : last + 1]
+    limits = result.limits[first : last + 1]
+    if collapse_empty_runs:
+        filled = counts > 0
+        keep = filled.copy()
+        keep[:-1] |= filled[1:]  # an empty bucket survives only as the last of its run
+        counts, limits = counts[keep], limits[keep]
+    proto.bucket_limit.extend(limits.tolist())
+    proto.bucket.extend(counts.astype(np.float64).tolist())
+    return proto
+
+
+def histogram_summary(
+    tag: str, result: HistogramResult, collapse_empty_runs: bool
+) -> summary_pb2.Summary:
+    """A Summary holding one histogram (see :func:`histogram_proto`)."""
+    value = summary_pb2.Summary.Value(tag=tag)
+    value.histo.CopyFrom(histogram_proto(result, collapse_empty_runs))
+    return summary_pb2.Summary(value=[value])

@@ -1,0 +1,353 @@
+"""SummaryWriter: validate on the caller's thread, reduce with the array's backend, queue the rest.
+
+Each ``add_*`` call checks its arguments (raising before anything is queued, so a bad call
+leaves the file and the writer as they were), starts the reduction on the backend that owns the
+data, and queues a job; the writer thread waits for the reduction's result, builds the Summary
+and writes it. On the NumPy backend the reduction itself runs on the caller's thread; on a
+device it is only launched there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from gpu_summary import _ladder, _validate
+from gpu_summary._backend import backend_for
+from gpu_summary._events import EventFileWriter
+from gpu_summary.proto import event_pb2, summary_pb2
+from gpu_summary.summaries.histogram import histogram_summary
+from gpu_summary.summaries.image import image_summary
+from gpu_summary.summaries.scalar import scalar_summary
+from gpu_summary.summaries.text import text_summary
+
+_IMAGE_FORMATS = ("HWC", "CHW", "HW")
+_IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
+
+
+class _SummaryJob:
+    """Builds one Event on the writer thread from a pending backend result."""
+
+    __slots__ = ("build", "description", "step", "wall_time")
+
+    def __init__(self, description: str, wall_time: float, step: int,
+                 build: Callable[[], summary_pb2.Summary]) -> None:
+        self.description = description
+        self.wall_time = wall_time
+        self.step = step
+        self.build = build
+
+    def __call__(self) -> event_pb2.Event:
+        return event_pb2.Event(wall_time=self.wall_time, step=self.step, summary=self.build())
+
+
+def _default_logdir() -> str:
+    stamp = datetime.datetime.now().strftime("%b%d_%H-%M-%S")
+    return os.path.join("runs", f"{stamp}_{socket.gethostname()}")
+
+
+def _bin_spec(bins: object) -> tuple[str, object]:
+    """Validate ``bins``: ("ladder", None), ("even", n) or ("edges", float64 limits)."""
+    if isinstance(bins, str):
+        if bins.lower() in ("tensorboard", "tensorflow", "default"):
+            return "ladder", None
+        raise ValueError(
+            f"bins must be 'tensorboard', a positive int or a sequence of edges, got {bins!r}"
+        )
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, (bool, np.bool_)):
+        return "even", _validate.check_positive_int(
+            bins, "bins", "ask for at least one bucket, e.g. bins=64"
+        )
+    try:
+        edges = np.asarray(bins, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"bins must be 'tensorboard', a positive int or a sequence of edges, "
+            f"got {type(bins).__name__}"
+        ) from None
+    if edges.ndim != 1 or edges.size == 0:
+        raise ValueError(f"bins as edges must be a non-empty 1-D sequence, got shape {edges.shape}")
+    if not np.isfinite(edges).all():
+        raise ValueError("bins as edges must be finite numbers (NaN and ±Inf are counted apart)")
+    if edges.size > 1 and not (np.diff(edges) > 0).all():
+        raise ValueError("bins as edges must be strictly increasing; sort them and drop repeats")
+    if edges[-1] < _ladder.DBL_MAX:
+        edges = np.append(edges, _ladder.DBL_MAX)  # the bucket of values above the last edge
+    edges.setflags(write=False)
+    return "edges", edges
+
+
+class SummaryWriter:
+    """Writes TensorBoard event files from host or device tensors.
+
+    Args:
+        logdir: directory for the event file (created if missing); default
+            ``runs/<date>_<host>``. Point ``tensorboard --logdir`` at it or at a parent.
+        flush_secs: longest time, in seconds, a logged record waits before it is written to
+            the file, so TensorBoard shows it without ``flush()``.
+        max_queue: most summaries waiting for the writer thread; a caller that outruns it
+            blocks instead of growing memory.
+        filename_suffix: appended to the event file's name.
+        max_queue_bytes: most bytes of pending results (image thumbnails mostly) waiting.
+
+    Steps: ``step=None`` logs at one more than the last step this writer logged under the same
+    tag (0 the first time).
+
+    Thread safety: all methods may be called from several threads. Errors raised on the writer
+    thread (I/O errors such as a full disk, a summary that could not be built) are raised
+    from the next ``add_*``, ``flush()`` or ``close()`` call, once.
+    """
+
+    def __init__(
+        self,
+        logdir: str | os.PathLike | None = None,
+        flush_secs: float = 1.0,
+        max_queue: int = 1024,
+        filename_suffix: str = "",
+        *,
+        max_queue_bytes: int = 256 << 20,
+    ) -> None:
+        if logdir is None:
+            logdir = _default_logdir()
+        if not isinstance(logdir, (str, os.PathLike)):
+            raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
+        if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
+            raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
+        if not flush_secs > 0:
+            raise ValueError(f"flush_secs must be > 0, got {flush_secs}")
+        _validate.check_positive_int(max_queue, "max_queue", "use at least 1")
+        _validate.check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
+        if not isinstance(filename_suffix, str) or "/" in filename_suffix:
+            raise ValueError(f"filename_suffix must be a str without '/', got {filename_suffix!r}")
+        self._logdir = os.fspath(logdir)
+        self._events = EventFileWriter(
+            self._logdir, flush_secs=flush_secs, max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes, filename_suffix=filename_suffix,
+        )
+        self._steps: dict[str, int] = {}
+        self._steps_lock = threading.Lock()
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def logdir(self) -> str:
+        """The directory this writer writes into."""
+        return self._logdir
+
+    @property
+    def file_path(self) -> str:
+        """Path of the event file this process writes."""
+        return self._events.path
+
+    # -- the common path ----------------------------------------------------------------------
+
+    def _begin(self, tag: object, step: object, walltime: object) -> tuple[str, object, float]:
+        self._events.check_open()
+        tag = _validate.check_tag(tag)
+        checked_step = None if step is None else _validate.check_step(step)
+        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        return tag, checked_step, wall
+
+    def _resolve_step(self, tag: str, step: int | None) -> int:
+        with self._steps_lock:
+            if step is None:
+                step = self._steps.get(tag, -1) + 1
+            self._steps[tag] = step
+        return step
+
+    def _enqueue(self, kind: str, tag: str, step: int | None, wall: float,
+                 build: Callable[[], summary_pb2.Summary], nbytes: int = 0) -> None:
+        step = self._resolve_step(tag, step)
+        job = _SummaryJob(f"{kind} {tag!r} at step {step}", wall, step, build)
+        self._events.add(job, nbytes)
+
+    # -- summaries ----------------------------------------------------------------------------
+
+    def add_scalar(self, tag: str, value: object, step: int | None = None,
+                   walltime: float | None = None) -> None:
+        """Log one number.
+
+        Args:
+            tag: series name, e.g. ``"loss/train"``.
+            value: a Python number, or a one-element array or tensor. NaN and ±Inf are logged
+                as they are.
+            step: global step (int64); None for one more than this tag's last step.
+            walltime: seconds since the epoch; default now.
+
+        Raises:
+            TypeError: ``value`` is not numeric; ``tag`` is not a str.
+            ValueError: ``value`` has more than one element; the writer is closed.
+        """
+        tag, step, wall = self._begin(tag, step, walltime)
+        backend, array = backend_for(value, "value")
+        if getattr(array, "size", 1) != 1:
+            raise ValueError(
+                f"value must be a single number, got an array of shape {tuple(array.shape)}; "
+                "reduce it first (e.g. .mean()) or log it with add_histogram"
+            )
+        pending = backend.scalar(array)
+        self._enqueue("scalar", tag, step, wall, lambda: scalar_summary(tag, pending.result()))
+
+    def add_histogram(self, tag: str, values: object, step: int | None = None,
+                      bins: str | int | Sequence[float] = "tensorboard",
+                      walltime: float | None = None) -> None:
+        """Log the distribution of a tensor's values.
+
+        Args:
+            tag: series name.
+            values: array or tensor of any shape and numeric dtype (bool, int, float).
+            step: global step; None for one more than this tag's last step.
+            bins: ``"tensorboard"`` (default): TensorBoard's fixed ladder of 1551 buckets
+                (±1e-12 .. ±1e20, 10% apart), which merges exactly across steps and ranks.
+                An int n: n even buckets over [min, max] of the finite values. A sequence of
+                strictly increasing edges e_0 < ... < e_k: buckets [e_i, e_i+1), plus one
+                below e_0 and one from e_k up, so every finite value is counted.
+            walltime: seconds since the epoch; default now.
+
+        NaN and ±Inf are never put in buckets or moments; ``num``, ``sum`` and
+        ``sum_squares`` cover the finite values.
+
+        Raises:
+            TypeError: non-numeric ``values`` or ``bins`` of the wrong type.
+            ValueError: ``bins`` <= 0, unsorted or non-finite edges; the writer is closed.
+        """
+        tag, step, wall = self._begin(tag, step, walltime)
+        mode, spec = _bin_spec(bins)
+        backend, array = backend_for(values, "values")
+        if mode == "even":
+            pending = backend.histogram_even(array, spec)
+        else:
+            pending = backend.histogram_fixed(array, spec)
+        collapse = mode == "ladder"
+        self._enqueue("histogram", tag, step, wall,
+                      lambda: histogram_summary(tag, pending.result(), collapse))
+
+    def add_image(self, tag: str, img: object, step: int | None = None,
+                  dataformats: str = "HWC", max_size: int | None = None,
+                  walltime: float | None = None) -> None:
+        """Log one image.
+
+        Args:
+            tag: series name.
+            img: uint8 (0..255), float (0..1, clipped; NaN → 0) or bool array, with 1 (gray),
+                3 (RGB) or 4 (RGBA) channels.
+            step: global step; None for one more than this tag's last step.
+            dataformats: ``"HWC"``, ``"CHW"`` or ``"HW"`` (gray).
+            max_size: if given, images whose longer side exceeds it are shrunk to it by area
+                averaging (aspect kept) before they leave the backend.
+            walltime: seconds since the epoch; default now.
+        """
+        self._log_images(tag, img, step, dataformats, max_size, walltime, _IMAGE_FORMATS, "img")
+
+    def add_images(self, tag: str, imgs: object, step: int | None = None,
+                   dataformats: str = "NHWC", max_size: int | None = None,
+                   walltime: float | None = None) -> None:
+        """Log a batch of images under one tag and step (TensorBoard shows each sample).
+
+        Args:
+            tag: series name.
+            imgs: a batch as in :meth:`add_image`, with a leading sample axis.
+            step: global step; None for one more than this tag's last step.
+            dataformats: ``"NHWC"``, ``"NCHW"`` or ``"NHW"`` (gray).
+            max_size: as in :meth:`add_image`; with it, the batch is never copied whole.
+            walltime: seconds since the epoch; default now.
+        """
+        self._log_images(tag, imgs, step, dataformats, max_size, walltime,
+                         _IMAGES_FORMATS, "imgs")
+
+    def _log_images(self, tag: object, images: object, step: object, dataformats: object,
+                    max_size: object, walltime: object, formats: tuple[str, ...],
+                    argument: str) -> None:
+        tag, step, wall = self._begin(tag, step, walltime)
+        if not isinstance(dataformats, str) or dataformats.upper() not in formats:
+            raise ValueError(
+                f"dataformats must be one of {list(formats)}, got {dataformats!r}"
+            )
+        layout = dataformats.upper()
+        if max_size is not None:
+            max_size = _validate.check_positive_int(
+                max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
+            )
+        backend, array = backend_for(images, argument)
+        if array.ndim != len(layout):
+            raise ValueError(
+                f"{argument} has shape {tuple(array.shape)} but dataformats={layout!r} needs "
+                f"{len(layout)} dimensions; pass the dataformats that matches the layout"
+            )
+        if array.dtype.kind not in "fb" and array.dtype != np.uint8:
+            raise TypeError(
+                f"{argument} must be uint8 (0..255), float (0..1) or bool, got {array.dtype}; "
+                "convert it, e.g. with .astype(np.uint8)"
+            )
+        nhwc = _to_nhwc(array, layout)
+        n, height, width, channels = nhwc.shape
+        if channels not in (1, 3, 4):
+            raise ValueError(
+                f"{argument} has {channels} channels in dataformats={layout!r}; images need 1 "
+                "(gray), 3 (RGB) or 4 (RGBA) — check the dataformats"
+            )
+        if n == 0 or height == 0 or width == 0:
+            raise ValueError(f"{argument} is empty (shape {tuple(array.shape)})")
+        pending = backend.thumbnails(nhwc, max_size)
+        out_h, out_w = backend.thumbnail_size(height, width, max_size)
+        self._enqueue("image", tag, step, wall, lambda: image_summary(tag, pending.result()),
+                      nbytes=n * out_h * out_w * channels)
+
+    def add_text(self, tag: str, text_string: str | Sequence[str], step: int | None = None,
+                 walltime: float | None = None) -> None:
+        """Log text, rendered by TensorBoard as Markdown.
+
+        Args:
+            tag: series name.
+            text_string: a str, or a list of str (shown as a one-column table).
+            step: global step; None for one more than this tag's last step.
+            walltime: seconds since the epoch; default now.
+        """
+        tag, step, wall = self._begin(tag, step, walltime)
+        if isinstance(text_string, str):
+            strings, scalar = [text_string], True
+        elif isinstance(text_string, (list, tuple)):
+            strings, scalar = list(text_string), False
+            bad = [type(s).__name__ for s in strings if not isinstance(s, str)]
+            if bad:
+                raise TypeError(f"text_string must hold only str, found {bad[0]}")
+            if not strings:
+                raise ValueError("text_string is an empty list; log at least one string")
+        else:
+            raise TypeError(
+                f"text_string must be a str or a list of str, got {type(text_string).__name__}"
+            )
+        self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Block until everything logged so far is in the event file."""
+        self._events.flush()
+
+    def close(self) -> None:
+        """Flush and close the file; later ``add_*`` calls raise ValueError. Idempotent."""
+        self._events.close()
+
+    def __enter__(self) -> SummaryWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _to_nhwc(array: np.ndarray, layout: str) -> object:
+    """A view of ``array`` in NHWC order (no copy)."""
+    if "N" not in layout:
+        array = array[None]
+        layout = "N" + layout
+    if "C" not in layout:
+        array = array[..., None]
+        layout = layout + "C"
+    return array.transpose([layout.index(axis) for axis in "NHWC"])
