@@ -111,22 +111,36 @@ class _Channel:
 
     def _run(self) -> None:
         while True:
-            kind, payload, nbytes = self._next_item()
-            if kind == "job":
-                self._run_job(payload)
-            elif kind == "flush":
-                self._write_batch()
-                payload.set()
-            elif kind == "close":
-                self._write_batch()
-                self._close_file()
-                _open_channels.discard(self)
-                payload.set()
-                return
-            else:  # "tick": the flush deadline passed
-                self._write_batch()
-            if len(self._batch) >= _WRITE_BATCH_BYTES:
-                self._write_batch()
+            kind, payload, _ = self._next_item()
+            try:
+                if self._handle(kind, payload):
+                    return
+            except BaseException as exc:  # noqa: BLE001 - the thread must outlive any failure
+                self._set_error(exc)
+                if kind in ("flush", "close"):
+                    payload.set()
+                if kind == "close":
+                    _open_channels.discard(self)
+                    return
+
+    def _handle(self, kind: str, payload: object) -> bool:
+        """Process one queue item; True once the file is closed."""
+        if kind == "job":
+            self._run_job(payload)
+        elif kind == "flush":
+            self._write_batch()
+            payload.set()
+        elif kind == "close":
+            self._write_batch()
+            self._close_file()
+            _open_channels.discard(self)
+            payload.set()
+            return True
+        else:  # "tick": the flush deadline passed
+            self._write_batch()
+        if len(self._batch) >= _WRITE_BATCH_BYTES:
+            self._write_batch()
+        return False
 
     def _next_item(self) -> tuple:
         with self.cond:
@@ -161,18 +175,19 @@ class _Channel:
         self._deadline = None
         if not self._batch:
             return
-        view = memoryview(self._batch)
+        # An immutable copy: slices handed to os.write (or kept alive by a traceback) must not
+        # pin the batch buffer, which is cleared and refilled.
+        data = bytes(self._batch)
+        self._batch.clear()
         written = 0
         try:
-            while written < len(view):
-                written += os.write(self.fd, view[written:])
+            while written < len(data):
+                written += os.write(self.fd, memoryview(data)[written:])
         except OSError as exc:
             self._recover_from_write_error(exc, written)
         else:
             self.size += written
         finally:
-            view.release()
-            self._batch.clear()
             self._ends.clear()
 
     def _recover_from_write_error(self, exc: OSError, written: int) -> None:

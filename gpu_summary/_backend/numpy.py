@@ -76,8 +76,9 @@ class _Moments:
         self.count += x.size
         self.min = min(self.min, float(x.min()))
         self.max = max(self.max, float(x.max()))
-        self.sum += float(x.sum())
-        self.sum_squares += float(np.dot(x, x))
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond DBL_MAX: ±inf (or NaN)
+            self.sum += float(x.sum())
+            self.sum_squares += float(np.dot(x, x))
 
     def stats(self) -> TensorStats:
         empty = self.count == 0
@@ -139,19 +140,23 @@ def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     step = (hi - lo) / bins
-    if not math.isfinite(step):  # the span overflows float64
-        step = hi / bins - lo / bins
-    edges = np.arange(bins + 1, dtype=np.float64) * step + lo
+    if math.isfinite(hi - lo):
+        edges = np.arange(bins + 1, dtype=np.float64) * step + lo
+    else:  # the span overflows float64: the same formula at half scale
+        edges = (np.arange(bins + 1, dtype=np.float64) * (hi / 2 / bins - lo / 2 / bins)
+                 + lo / 2) * 2
     edges[-1] = hi
     return edges
 
 
 def _even_bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     bins = edges.size - 1
-    lo, step = edges[0], edges[1] - edges[0]
+    lo, hi = float(edges[0]), float(edges[-1])
+    step = (hi - lo) / bins if math.isfinite(hi - lo) else hi / 2 / bins - lo / 2 / bins
     if step > 0:
         with np.errstate(invalid="ignore", over="ignore"):
-            estimate = (x - lo) / step if math.isfinite(edges[-1] - lo) else x / step - lo / step
+            # the position in units of step; at half scale when the span overflows
+            estimate = (x - lo) / step if math.isfinite(hi - lo) else (x / 2 - lo / 2) / step
         np.clip(estimate, 0, bins - 1, out=estimate)
         index = estimate.astype(np.int64)
     else:  # a span so small that the step underflowed: let the correction walk

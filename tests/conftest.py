@@ -1,0 +1,58 @@
+"""Shared fixtures: TensorBoard's own readers as the oracle, and the backend parametrisation."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+from tensorboard.util import tensor_util
+
+BACKENDS = ["numpy", "cupy"]
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    import cupy
+
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no driver
+        return False
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """The array module whose arrays a test feeds in: numpy, or cupy when a GPU is present."""
+    if request.param == "numpy":
+        return np
+    if not _cuda_available():
+        pytest.skip("cupy backend: no CUDA device here")
+    import cupy
+
+    return cupy
+
+
+def legacy_reader(logdir) -> event_accumulator.EventAccumulator:
+    """TensorBoard's classic accumulator (scalars from simple_value, histograms from histo)."""
+    acc = event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0,
+                                    event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
+    )
+    acc.Reload()
+    return acc
+
+
+def plugin_reader(logdir) -> plugin_event_accumulator.EventAccumulator:
+    """TensorBoard's plugin accumulator, as the server's loader uses (data_compat applied)."""
+    acc = plugin_event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def tensor_values(logdir, tag):
+    """[(step, ndarray)] of a plugin tag, read back through TensorBoard."""
+    return [(e.step, tensor_util.make_ndarray(e.tensor_proto))
+            for e in plugin_reader(logdir).Tensors(tag)]

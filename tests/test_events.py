@@ -1,0 +1,259 @@
+"""The event-file writer: naming, framing, flushing, back-pressure, failures, fork."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from tensorboard.compat.proto import event_pb2 as tb_event_pb2
+
+import gpu_summary as gs
+from gpu_summary import _events
+from gpu_summary._events import EventFileWriter
+from gpu_summary._records import read_records
+from gpu_summary.proto import event_pb2
+
+from conftest import legacy_reader
+
+
+def _events_in(path):
+    records, problems = read_records(path)
+    assert problems == []
+    return [tb_event_pb2.Event.FromString(r) for r in records]
+
+
+def _scalar_job(tag, step, value=1.0):
+    def job():
+        event = event_pb2.Event(wall_time=time.time(), step=step)
+        event.summary.value.add(tag=tag, simple_value=value)
+        return event
+    return job
+
+
+def test_file_name_and_first_record(tmp_path):
+    writer = EventFileWriter(str(tmp_path / "run"), filename_suffix=".v2")
+    writer.close()
+    name = os.path.basename(writer.path)
+    host = re.escape(socket.gethostname())
+    assert re.fullmatch(rf"events\.out\.tfevents\.\d{{10}}\.{host}\.{os.getpid()}\.\d+\.v2", name)
+    (first,) = _events_in(writer.path)
+    assert first.file_version == "brain.Event:2"
+    assert abs(first.wall_time - time.time()) < 60
+
+
+def test_two_writers_never_share_a_file(tmp_path):
+    a, b = EventFileWriter(str(tmp_path)), EventFileWriter(str(tmp_path))
+    assert a.path != b.path
+    a.close(), b.close()
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_flush_makes_everything_readable(tmp_path):
+    writer = EventFileWriter(str(tmp_path), flush_secs=3600)
+    for step in range(100):
+        writer.add(_scalar_job("x", step))
+    writer.flush()
+    events = _events_in(writer.path)
+    assert [e.step for e in events[1:]] == list(range(100))
+    writer.close()
+
+
+def test_records_reach_disk_within_flush_secs_without_flush(tmp_path):
+    writer = EventFileWriter(str(tmp_path), flush_secs=0.2)
+    writer.add(_scalar_job("x", 7))
+    deadline = time.monotonic() + 5
+    while len(_events_in(writer.path)) < 2:
+        assert time.monotonic() < deadline, "the record did not reach the file by itself"
+        time.sleep(0.05)
+    writer.close()
+
+
+def test_queue_is_bounded(tmp_path):
+    writer = EventFileWriter(str(tmp_path), max_queue=2)
+    release = threading.Event()
+
+    def slow_job():
+        release.wait()
+        return event_pb2.Event(step=0)
+
+    for _ in range(3):  # one running on the writer thread, two queued
+        writer.add(slow_job)
+    time.sleep(0.1)
+    blocked = threading.Thread(target=writer.add, args=(slow_job,))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive(), "add() should block while the queue is full"
+    release.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    writer.close()
+    assert len(_events_in(writer.path)) == 5
+
+
+def test_queue_bytes_are_bounded(tmp_path):
+    writer = EventFileWriter(str(tmp_path), max_queue_bytes=100)
+    release = threading.Event()
+
+    def slow_job():
+        release.wait()
+        return event_pb2.Event(step=0)
+
+    writer.add(slow_job, nbytes=60)
+    time.sleep(0.1)  # the writer thread takes it and waits
+    writer.add(slow_job, nbytes=60)
+    blocked = threading.Thread(target=writer.add, args=(slow_job, 60))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive()
+    release.set()
+    blocked.join(5)
+    writer.close()
+
+
+def test_close_is_idempotent_and_final(tmp_path):
+    writer = gs.SummaryWriter(str(tmp_path))
+    writer.add_scalar("x", 1.0, 0)
+    writer.close()
+    writer.close()
+    writer.flush()  # harmless after close
+    with pytest.raises(ValueError, match="closed"):
+        writer.add_scalar("x", 2.0, 1)
+    assert [s.value for s in legacy_reader(tmp_path).Scalars("x")] == [1.0]
+
+
+def test_context_manager_closes(tmp_path):
+    with gs.SummaryWriter(str(tmp_path)) as writer:
+        writer.add_scalar("x", 1.0, 0)
+    with pytest.raises(ValueError):
+        writer.add_scalar("x", 1.0, 1)
+
+
+def _run_python(code, **kwargs):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=60, **kwargs)
+
+
+def test_interpreter_exit_writes_everything(tmp_path):
+    proc = _run_python(f"""
+        import gpu_summary as gs
+        w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
+        for i in range(500):
+            w.add_scalar("x", float(i), i)
+        dropped = gs.SummaryWriter({str(tmp_path / "dropped")!r}, flush_secs=3600)
+        dropped.add_scalar("y", 1.0, 0)
+        del dropped  # garbage-collected without close(): still written
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert len(legacy_reader(tmp_path).Scalars("x")) == 500
+    assert len(legacy_reader(tmp_path / "dropped").Scalars("y")) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_gets_its_own_file(tmp_path):
+    proc = _run_python(f"""
+        import os, sys
+        import gpu_summary as gs
+        w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
+        for i in range(50):
+            w.add_scalar("parent", float(i), i)   # buffered, not yet flushed
+        pid = os.fork()
+        if pid == 0:
+            w.add_scalar("child", 1.0, 0)
+            w.close()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        w.add_scalar("parent", 50.0, 50)
+        w.close()
+        print(pid)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    child_pid = int(proc.stdout.split()[-1])
+    files = sorted(os.listdir(tmp_path))
+    assert len(files) == 2
+    tags = {}
+    for name in files:
+        pid = int(name.split(".")[-2])  # host names may hold dots
+        events = _events_in(str(tmp_path / name))
+        tags[pid] = [v.tag for e in events if e.HasField("summary") for v in e.summary.value]
+    assert set(tags[child_pid]) == {"child"}
+    (parent_pid,) = set(tags) - {child_pid}
+    assert tags[parent_pid] == ["parent"] * 51
+
+
+def _fail_after(limit, real_write=os.write):
+    """An os.write that writes up to ``limit`` bytes in total, then fails like a full disk."""
+    budget = {"left": limit}
+
+    def write(fd, data):
+        if budget["left"] <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = real_write(fd, bytes(data[: budget["left"]]))
+        budget["left"] -= n
+        return n
+    return write
+
+
+def test_disk_full_surfaces_and_file_ends_on_a_whole_record(tmp_path, monkeypatch):
+    writer = gs.SummaryWriter(str(tmp_path), flush_secs=3600)
+    writer.add_scalar("x", 0.0, 0)
+    writer.flush()
+    size = os.path.getsize(writer.file_path)
+    monkeypatch.setattr(_events.os, "write", _fail_after(100))  # ~2.5 scalar records fit
+    for step in range(1, 20):
+        writer.add_scalar("x", float(step), step)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        writer.flush()
+    assert info.value.errno == errno.ENOSPC
+    assert "dropped" in str(info.value)
+    records, problems = read_records(writer.file_path)
+    assert problems == []
+    assert size < os.path.getsize(writer.file_path) <= size + 100
+    monkeypatch.undo()
+    # The error is raised once; the writer goes on once the disk has room again.
+    writer.add_scalar("x", 99.0, 99)
+    writer.close()
+    steps = [s.step for s in legacy_reader(tmp_path).Scalars("x")]
+    assert steps[0] == 0 and steps[-1] == 99 and steps == sorted(steps)
+
+
+def test_failing_job_never_kills_the_writer(tmp_path):
+    writer = EventFileWriter(str(tmp_path))
+
+    def broken():
+        raise ZeroDivisionError("boom")
+    broken.description = "image 'bad' at step 3"
+    writer.add(broken)
+    writer.add(_scalar_job("ok", 1))
+    with pytest.raises(gs.WriterError, match="image 'bad' at step 3") as info:
+        writer.flush()
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    writer.add(_scalar_job("ok", 2))
+    writer.close()
+    assert [e.step for e in _events_in(writer.path)[1:]] == [1, 2]
+
+
+def test_many_threads(tmp_path):
+    writer = gs.SummaryWriter(str(tmp_path), max_queue=16)
+
+    def log(t):
+        for step in range(300):
+            writer.add_scalar(f"thread{t}", float(step), step)
+
+    threads = [threading.Thread(target=log, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    acc = legacy_reader(tmp_path)
+    for t in range(8):
+        assert [s.step for s in acc.Scalars(f"thread{t}")] == list(range(300))
