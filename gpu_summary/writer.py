@@ -60,7 +60,9 @@ def _bin_spec(bins: object) -> tuple[str, object]:
         raise ValueError(
             f"bins must be 'tensorboard', a positive int or a sequence of edges, got {bins!r}"
         )
-    if isinstance(bins, (int, np.integer)) and not isinstance(bins, (bool, np.bool_)):
+    if isinstance(bins, (bool, np.bool_)):
+        raise TypeError(f"bins must be 'tensorboard', a positive int or edges, got {bins!r}")
+    if isinstance(bins, (int, np.integer)):
         return "even", _validate.check_positive_int(
             bins, "bins", "ask for at least one bucket, e.g. bins=64"
         )
