@@ -39,10 +39,13 @@ from gpu_summary.proto import event_pb2
 FILE_VERSION = "brain.Event:2"
 # A batch of records is written once it reaches this size, without waiting for flush_secs.
 _WRITE_BATCH_BYTES = 1 << 20
+# Writer-thread states. Dozing (records buffered), it polls the queue every _DOZE_SECS and
+# producers wake it only once _WAKE_AT jobs wait, so that bursts of small jobs are handled in
+# bulk instead of costing a thread switch each.
+_AWAKE, _DOZING, _ASLEEP = 0, 1, 2
+_DOZE_SECS = 0.02
+_WAKE_AT = 1024
 _file_counter = itertools.count()
-
-Job = Callable[[], event_pb2.Event]
-
 
 class WriterError(RuntimeError):
     """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
@@ -64,9 +67,14 @@ class _Channel:
     """
 
     def __init__(self, path: str, fd: int, size: int, flush_secs: float) -> None:
+        # The queue is a deque, whose append/popleft are atomic: the common path of both sides
+        # takes no lock. The condition is only for sleeping: the writer on an empty queue,
+        # producers on a full one, each announced by a flag the other side checks.
         self.cond = threading.Condition(threading.Lock())
         self.queue: collections.deque = collections.deque()
         self.queued_bytes = 0
+        self.writer_state = _AWAKE
+        self.producers_waiting = 0
         self.error: BaseException | None = None
         self.path = path
         self.fd = fd
@@ -81,21 +89,43 @@ class _Channel:
 
     # -- caller side -------------------------------------------------------------------------
 
-    def put(self, job: Job, nbytes: int, max_items: int, max_bytes: int) -> None:
+    def put(self, job: Callable, args: tuple, nbytes: int, max_items: int,
+            max_bytes: int) -> None:
+        queue = self.queue
+        if nbytes or len(queue) >= max_items:
+            if len(queue) >= max_items or self.queued_bytes + nbytes > max_bytes:
+                self._wait_for_room(nbytes, max_items, max_bytes)
+            with self.cond:
+                self.queued_bytes += nbytes
+        queue.append(("job", job, args, nbytes))
+        state = self.writer_state
+        # A dozing writer (records buffered, polling) is left to collect small jobs in bulk;
+        # jobs that hold memory, a long queue, or an idle writer get it up now.
+        if state == _ASLEEP or (state == _DOZING and (
+                nbytes or len(queue) >= _WAKE_AT or 2 * len(queue) >= max_items)):
+            self._wake()
+
+    def _wait_for_room(self, nbytes: int, max_items: int, max_bytes: int) -> None:
         with self.cond:
-            while self.queue and (
-                len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes
-            ):
-                self.cond.wait()
-            self.queue.append(("job", job, nbytes))
-            self.queued_bytes += nbytes
+            self.producers_waiting += 1
+            self.cond.notify_all()  # a dozing writer would otherwise take its time
+            try:
+                while self.queue and (
+                    len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes
+                ):
+                    self.cond.wait()
+            finally:
+                self.producers_waiting -= 1
+
+    def _wake(self) -> None:
+        with self.cond:
             self.cond.notify_all()
 
     def send_marker(self, kind: str, wait: bool = True) -> None:
         done = threading.Event()
-        with self.cond:
-            self.queue.append((kind, done, 0))
-            self.cond.notify_all()
+        self.queue.append((kind, done, (), 0))
+        if self.writer_state != _AWAKE:
+            self._wake()
         while wait and not done.wait(0.5):
             if not self.thread.is_alive():
                 if kind == "close":
@@ -103,6 +133,8 @@ class _Channel:
                 raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
 
     def take_error(self) -> BaseException | None:
+        if self.error is None:
+            return None
         with self.cond:
             error, self.error = self.error, None
         return error
@@ -110,10 +142,22 @@ class _Channel:
     # -- writer thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        queue = self.queue
         while True:
-            kind, payload, _ = self._next_item()
+            kind, payload, args, nbytes = self._next_item()
             try:
-                if self._handle(kind, payload):
+                if kind == "job":
+                    self._run_job(payload, args)
+                    # Drain what is queued without going back through _next_item: bursts of
+                    # small jobs are the common case.
+                    while queue and queue[0][0] == "job" and not self.producers_waiting:
+                        kind, payload, args, nbytes = queue.popleft()
+                        if nbytes:
+                            self._release(nbytes)
+                        self._run_job(payload, args)
+                    if len(self._batch) >= _WRITE_BATCH_BYTES:
+                        self._write_batch()
+                elif self._handle(kind, payload):
                     return
             except BaseException as exc:  # noqa: BLE001 - the thread must outlive any failure
                 self._set_error(exc)
@@ -123,11 +167,14 @@ class _Channel:
                     _open_channels.discard(self)
                     return
 
+    def _release(self, nbytes: int) -> None:
+        with self.cond:
+            self.queued_bytes -= nbytes
+            self.cond.notify_all()
+
     def _handle(self, kind: str, payload: object) -> bool:
-        """Process one queue item; True once the file is closed."""
-        if kind == "job":
-            self._run_job(payload)
-        elif kind == "flush":
+        """Process a marker or a tick; True once the file is closed."""
+        if kind == "flush":
             self._write_batch()
             payload.set()
         elif kind == "close":
@@ -138,30 +185,41 @@ class _Channel:
             return True
         else:  # "tick": the flush deadline passed
             self._write_batch()
-        if len(self._batch) >= _WRITE_BATCH_BYTES:
-            self._write_batch()
         return False
 
     def _next_item(self) -> tuple:
-        with self.cond:
-            while not self.queue:
-                if self._deadline is None:
-                    self.cond.wait()
-                    continue
-                remaining = self._deadline - time.monotonic()
-                if remaining <= 0:
-                    return ("tick", None, 0)
-                self.cond.wait(remaining)
-            item = self.queue.popleft()
-            self.queued_bytes -= item[2]
-            self.cond.notify_all()
-            return item
+        queue = self.queue
+        while True:
+            if queue:
+                item = queue.popleft()
+                if item[3] or self.producers_waiting:
+                    self._release(item[3])
+                return item
+            with self.cond:
+                # Announce the sleep first, then look again: a producer that appended before
+                # the state changed is seen here; one that appends after it sees the state.
+                if self._deadline is None:  # nothing buffered: sleep until woken
+                    self.writer_state = _ASLEEP
+                    timeout = None
+                else:  # records buffered: doze, polling, until the flush deadline
+                    self.writer_state = _DOZING
+                    remaining = self._deadline - time.monotonic()
+                    timeout = min(remaining, _DOZE_SECS)
+                try:
+                    if queue:
+                        continue
+                    if timeout is not None and timeout <= 0:
+                        return ("tick", None, (), 0)
+                    self.cond.wait(timeout)
+                finally:
+                    self.writer_state = _AWAKE
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Callable, args: tuple) -> None:
         try:
-            data = job().SerializeToString()
+            event = job(*args)
+            data = event if isinstance(event, bytes) else event.SerializeToString()
         except BaseException as exc:  # noqa: BLE001 - must never kill the writer thread
-            describe = getattr(job, "description", None) or repr(job)
+            describe = getattr(job, "description", None) or getattr(job, "__name__", repr(job))
             error = WriterError(f"gpu_summary could not write {describe}: {exc!r}")
             error.__cause__ = exc
             self._set_error(error)
@@ -309,22 +367,25 @@ class EventFileWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def add(self, job: Job, nbytes: int = 0) -> None:
-        """Queue ``job`` for the writer thread; blocks while the queue is full.
+    def add(self, job: Callable, args: tuple = (), nbytes: int = 0) -> None:
+        """Queue ``job(*args)`` for the writer thread; blocks while the queue is full.
 
         Args:
-            job: called on the writer thread; returns the Event to write. An attribute
-                ``description`` (str), if present, names it in error messages.
+            job: called on the writer thread; returns the Event to write, or its serialized
+                bytes. An attribute ``description`` (str), if present, names it in errors.
+            args: arguments for ``job``.
             nbytes: memory the job holds until it runs (counted against ``max_queue_bytes``).
 
         Raises:
             ValueError: the writer is closed.
             OSError, WriterError: an earlier write or job failed (raised once).
         """
-        self.check_open()
-        channel = self._live_channel()
-        self._raise_deferred_error(channel)
-        channel.put(job, nbytes, self._max_queue, self._max_queue_bytes)
+        channel = self._channel
+        if self._closed or channel is None or channel.error is not None:
+            self.check_open()
+            channel = self._live_channel()
+            self._raise_deferred_error(channel)
+        channel.put(job, args, nbytes, self._max_queue, self._max_queue_bytes)
 
     def flush(self) -> None:
         """Block until every job queued before this call is written to the file.

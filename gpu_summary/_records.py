@@ -13,6 +13,7 @@ of a file, and should not leave one there either.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 from collections.abc import Iterator
 
@@ -31,12 +32,16 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=4096)
+def _header(length: int) -> bytes:
+    """Length field and its checksum; cached, since most records repeat a few lengths."""
+    header = _LENGTH.pack(length)
+    return header + _CRC.pack(masked_crc32c(header))
+
+
 def encode_record(data: bytes) -> bytes:
     """Frame ``data`` as one record (header, payload and footer in one bytes object)."""
-    header = _LENGTH.pack(len(data))
-    return b"".join(
-        (header, _CRC.pack(masked_crc32c(header)), data, _CRC.pack(masked_crc32c(data)))
-    )
+    return b"".join((_header(len(data)), data, _CRC.pack(masked_crc32c(data))))
 
 
 @dataclasses.dataclass(frozen=True)

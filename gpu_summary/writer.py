@@ -10,6 +10,7 @@ device it is only launched there.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import socket
 import threading
@@ -20,15 +21,25 @@ import numpy as np
 
 from gpu_summary import _ladder, _validate
 from gpu_summary._backend import backend_for
+from gpu_summary._backend._results import Pending
 from gpu_summary._events import EventFileWriter
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
-from gpu_summary.summaries.scalar import scalar_summary
+from gpu_summary.summaries.scalar import scalar_event
 from gpu_summary.summaries.text import text_summary
 
 _IMAGE_FORMATS = ("HWC", "CHW", "HW")
 _IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
+
+
+_PLAIN_NUMBERS = (float, int)
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+def _pending_scalar_event(tag: str, pending: Pending[float], step: int, wall: float) -> bytes:
+    return scalar_event(tag, pending.result(), step, wall)
 
 
 class _SummaryJob:
@@ -43,7 +54,7 @@ class _SummaryJob:
         self.step = step
         self.build = build
 
-    def __call__(self) -> event_pb2.Event:
+    def __call__(self) -> event_pb2.Event:  # runs on the writer thread
         return event_pb2.Event(wall_time=self.wall_time, step=self.step, summary=self.build())
 
 
@@ -157,17 +168,19 @@ class SummaryWriter:
         return tag, checked_step, wall
 
     def _resolve_step(self, tag: str, step: int | None) -> int:
-        with self._steps_lock:
-            if step is None:
+        if step is None:
+            with self._steps_lock:
                 step = self._steps.get(tag, -1) + 1
-            self._steps[tag] = step
+                self._steps[tag] = step
+        else:
+            self._steps[tag] = step  # a single dict store is atomic
         return step
 
     def _enqueue(self, kind: str, tag: str, step: int | None, wall: float,
                  build: Callable[[], summary_pb2.Summary], nbytes: int = 0) -> None:
         step = self._resolve_step(tag, step)
         job = _SummaryJob(f"{kind} {tag!r} at step {step}", wall, step, build)
-        self._events.add(job, nbytes)
+        self._events.add(job, (), nbytes)
 
     # -- summaries ----------------------------------------------------------------------------
 
@@ -178,7 +191,7 @@ class SummaryWriter:
         Args:
             tag: series name, e.g. ``"loss/train"``.
             value: a Python number, or a one-element array or tensor. NaN and ±Inf are logged
-                as they are.
+                as they are; magnitudes beyond float32 become ±Inf.
             step: global step (int64); None for one more than this tag's last step.
             walltime: seconds since the epoch; default now.
 
@@ -186,6 +199,19 @@ class SummaryWriter:
             TypeError: ``value`` is not numeric; ``tag`` is not a str.
             ValueError: ``value`` has more than one element; the writer is closed.
         """
+        # The hot path (a str tag, a Python number, an int step) checks just that much.
+        if (type(value) in _PLAIN_NUMBERS and type(tag) is str and tag and walltime is None
+                and (step is None or (type(step) is int and _INT64_MIN <= step <= _INT64_MAX))):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond float64
+                number = math.copysign(math.inf, value)
+            if step is None:
+                step = self._resolve_step(tag, None)
+            else:
+                self._steps[tag] = step
+            self._events.add(scalar_event, (tag, number, step, time.time()))
+            return
         tag, step, wall = self._begin(tag, step, walltime)
         backend, array = backend_for(value, "value")
         if getattr(array, "size", 1) != 1:
@@ -193,8 +219,8 @@ class SummaryWriter:
                 f"value must be a single number, got an array of shape {tuple(array.shape)}; "
                 "reduce it first (e.g. .mean()) or log it with add_histogram"
             )
-        pending = backend.scalar(array)
-        self._enqueue("scalar", tag, step, wall, lambda: scalar_summary(tag, pending.result()))
+        self._events.add(_pending_scalar_event,
+                         (tag, backend.scalar(array), self._resolve_step(tag, step), wall))
 
     def add_histogram(self, tag: str, values: object, step: int | None = None,
                       bins: str | int | Sequence[float] = "tensorboard",

@@ -38,22 +38,58 @@ def test_ladder_matches_tensorflow_construction():
     assert _ladder.LIMITS[-2] < 1e20 <= _ladder.LIMITS[-2] * 1.1
 
 
-def test_ladder_closed_form_exact_at_every_limit():
+def _ladder_counts(values):
+    return nb.histogram_fixed(np.asarray(values), None).result().counts
+
+
+def _reference_counts(values):
+    with np.errstate(invalid="ignore"):  # signalling NaN bit patterns
+        x = np.asarray(values).astype(np.float64).ravel()
+    x = x[np.isfinite(x)]
+    return np.bincount(_ladder.bucket_index_reference(x), minlength=_ladder.N_LIMITS)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ladder_exact_at_every_limit(dtype):
     x = _near_every_limit()
-    np.testing.assert_array_equal(nb.ladder_bucket_index(x), _ladder.bucket_index_reference(x))
+    if dtype == np.float32:  # every float32 near a limit: its rounding and neighbours
+        x32 = x.astype(np.float32)
+        x = np.concatenate([x32, np.nextafter(x32, np.float32(np.inf)),
+                            np.nextafter(x32, np.float32(-np.inf))])
+    np.testing.assert_array_equal(_ladder_counts(x.astype(dtype)), _reference_counts(x))
 
 
-def test_ladder_closed_form_exact_on_special_values():
+def test_ladder_exact_on_special_values():
     tiny = np.finfo(np.float64).tiny
     x = np.array([0.0, -0.0, 5e-324, -5e-324, tiny, -tiny, 1e-13, -1e-13, 1.0, -1.0,
                   _ladder.DBL_MAX, -_ladder.DBL_MAX, 1e300, -1e300, 1e20, -1e20])
-    np.testing.assert_array_equal(nb.ladder_bucket_index(x), _ladder.bucket_index_reference(x))
+    np.testing.assert_array_equal(_ladder_counts(x), _reference_counts(x))
+    f32 = np.finfo(np.float32)
+    y = np.array([0.0, -0.0, f32.max, -f32.max, f32.tiny, -f32.tiny, f32.smallest_subnormal,
+                  -f32.smallest_subnormal, 1e-12, -1e-12], dtype=np.float32)
+    np.testing.assert_array_equal(_ladder_counts(y), _reference_counts(y))
 
 
-def test_ladder_closed_form_exact_on_random_magnitudes():
+@pytest.mark.parametrize("dtype,unsigned", [(np.float32, np.uint32), (np.float64, np.uint64)])
+def test_ladder_exact_on_random_bit_patterns(dtype, unsigned):
+    # Uniform random bits reach every cell: all exponents, subnormals, NaN payloads, ±Inf.
     rng = np.random.default_rng(0)
-    x = rng.choice([-1.0, 1.0], 200_000) * 10.0 ** rng.uniform(-330, 308, 200_000)
-    np.testing.assert_array_equal(nb.ladder_bucket_index(x), _ladder.bucket_index_reference(x))
+    bits = rng.integers(0, np.iinfo(unsigned).max, 400_000, dtype=unsigned, endpoint=True)
+    x = bits.view(dtype)
+    result = nb.histogram_fixed(x, None).result()
+    np.testing.assert_array_equal(result.counts, _reference_counts(x))
+    with np.errstate(invalid="ignore"):
+        assert result.stats.nan == np.isnan(x).sum()
+        assert result.stats.posinf == (x == np.inf).sum()
+        assert result.stats.neginf == (x == -np.inf).sum()
+
+
+def test_cell_table_cells_hold_at_most_one_limit():
+    for dtype in (np.float32, np.float64):
+        table = _ladder.cell_table(np.dtype(dtype))
+        assert table.size == 1 << _ladder.CELL_BITS
+        exact = np.count_nonzero(table == _ladder.EXACT) / table.size
+        assert exact < 0.02, exact  # the exact path stays rare
 
 
 def _reference_histogram(values: np.ndarray, limits: np.ndarray):

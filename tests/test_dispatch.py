@@ -57,8 +57,9 @@ class _CudaTensor:
 
 
 class _CudaArrayInterface:
-    __cuda_array_interface__ = {"shape": (3,), "typestr": "<f4", "data": (0, False),
-                                "version": 3}
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (3,), "typestr": "<f4", "data": (0, False), "version": 3}
 
 
 def test_foreign_cpu_tensor_goes_to_numpy_without_copy():

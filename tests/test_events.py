@@ -109,7 +109,7 @@ def test_queue_bytes_are_bounded(tmp_path):
     writer.add(slow_job, nbytes=60)
     time.sleep(0.1)  # the writer thread takes it and waits
     writer.add(slow_job, nbytes=60)
-    blocked = threading.Thread(target=writer.add, args=(slow_job, 60))
+    blocked = threading.Thread(target=writer.add, args=(slow_job, (), 60))
     blocked.start()
     blocked.join(0.3)
     assert blocked.is_alive()
@@ -214,7 +214,7 @@ def test_disk_full_surfaces_and_file_ends_on_a_whole_record(tmp_path, monkeypatc
         writer.flush()
     assert info.value.errno == errno.ENOSPC
     assert "dropped" in str(info.value)
-    records, problems = read_records(writer.file_path)
+    _, problems = read_records(writer.file_path)
     assert problems == []
     assert size < os.path.getsize(writer.file_path) <= size + 100
     monkeypatch.undo()

@@ -47,7 +47,8 @@ def test_iter_records_reports_damage():
     # A truncated tail is reported with its offset.
     items = list(iter_records(buffer[:-3]))
     assert items[-1] == RecordProblem(len(good[0]) + len(good[1]), "truncated data")
-    assert list(iter_records(buffer + b"\0" * 5))[-1] == RecordProblem(len(buffer), "truncated header")
+    tail = list(iter_records(buffer + b"\0" * 5))[-1]
+    assert tail == RecordProblem(len(buffer), "truncated header")
 
 
 def test_read_records(tmp_path):

@@ -42,8 +42,18 @@ def _flat_chunks(values: np.ndarray) -> Iterator[np.ndarray]:
         yield values[start : start + step].reshape(-1)
 
 
+def _as_float(chunk: np.ndarray) -> np.ndarray:
+    """A chunk as native-order float32 (where that is exact: float16, bool, 8/16-bit ints) or
+    float64 (everything else; int64 beyond 2**53 rounds to the nearest double)."""
+    if chunk.dtype in (np.float32, np.float64):  # native order only: '>f4' != float32
+        return chunk
+    if chunk.dtype.kind == "b" or chunk.dtype.itemsize <= 2:
+        return chunk.astype(np.float32)
+    return chunk.astype(np.float64)
+
+
 class _Moments:
-    """Running float64 moments and non-finite counts over chunks."""
+    """Running moments (float64) and non-finite counts over chunks."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -55,30 +65,38 @@ class _Moments:
         self.posinf = 0
         self.neginf = 0
 
-    def finite_float64(self, chunk: np.ndarray) -> np.ndarray:
-        """Count the chunk's non-finite values; return its finite values as float64."""
-        if chunk.dtype.kind == "f":
-            finite = np.isfinite(chunk)
-            if not finite.all():
-                nan = np.isnan(chunk)
-                n_nan = int(np.count_nonzero(nan))
-                n_pos = int(np.count_nonzero(chunk == np.inf))
-                self.nan += n_nan
-                self.posinf += n_pos
-                self.neginf += chunk.size - int(np.count_nonzero(finite)) - n_nan - n_pos
-                chunk = chunk[finite]
-        return chunk.astype(np.float64, copy=False)
+    def count_nonfinite(self, x: np.ndarray) -> int:
+        """Count NaN, +Inf and -Inf in float array ``x``; return how many there were."""
+        finite = np.isfinite(x)
+        n_finite = int(np.count_nonzero(finite))
+        if n_finite == x.size:
+            return 0
+        n_nan = int(np.count_nonzero(np.isnan(x)))
+        n_pos = int(np.count_nonzero(x == np.inf))
+        self.nan += n_nan
+        self.posinf += n_pos
+        self.neginf += x.size - n_finite - n_nan - n_pos
+        return x.size - n_finite
 
     def add(self, x: np.ndarray) -> None:
-        """Add finite float64 values."""
+        """Add finite float32/float64 values."""
         if x.size == 0:
             return
         self.count += x.size
         self.min = min(self.min, float(x.min()))
         self.max = max(self.max, float(x.max()))
+        x64 = x.astype(np.float64, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):  # beyond DBL_MAX: ±inf (or NaN)
-            self.sum += float(x.sum())
-            self.sum_squares += float(np.dot(x, x))
+            self.sum += float(x64.sum())
+            self.sum_squares += float(np.dot(x64, x64))
+
+    def add_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        """Count a chunk's non-finite values, add its finite ones; return those as float."""
+        x = _as_float(chunk)
+        if self.count_nonfinite(x):
+            x = x[np.isfinite(x)]
+        self.add(x)
+        return x
 
     def stats(self) -> TensorStats:
         empty = self.count == 0
@@ -112,23 +130,32 @@ def _correct(index: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndar
     return index
 
 
-# The ladder's bucket i spans [LIMITS[i-1], LIMITS[i]); bucket 0 has no lower limit.
-_LADDER_LOWER = np.concatenate(([-np.inf], _ladder.LIMITS[:-1]))
-_LADDER_UPPER = _ladder.LIMITS
+def _add_ladder_counts(x: np.ndarray, counts: np.ndarray, moments: _Moments) -> int:
+    """Add the ladder counts of float32/float64 chunk ``x`` to ``counts``.
 
-
-def ladder_bucket_index(x: np.ndarray) -> np.ndarray:
-    """Bucket of each finite float64 x on TensorBoard's default ladder (see ``_ladder``)."""
-    with np.errstate(divide="ignore"):
-        t = np.log(np.abs(x))
-    t *= _ladder.INV_LOG_RATIO
-    t += _ladder.LOG_OFFSET
-    np.clip(t, -2.0, _ladder.N_POSITIVE + 2.0, out=t)  # also maps log(0) = -inf into range
-    j = np.floor(t).astype(np.int64)
-    j += _ladder.N_POSITIVE + 3
-    index = np.where(x < 0, 2 * _ladder.N_POSITIVE + 3 - j, j)
-    np.clip(index, 1, _ladder.LAST_INDEX, out=index)
-    return _correct(index, x, _LADDER_LOWER, _LADDER_UPPER, _ladder.LAST_INDEX)
+    Cells (top bits of each value, see ``_ladder``) are looked up in a table; values whose cell
+    holds a limit, NaN or ±Inf are placed by exact comparison (and the non-finite ones counted
+    in ``moments``). Returns the number of non-finite values in ``x``.
+    """
+    table = _ladder.cell_table(x.dtype)
+    if x.dtype == np.float32:
+        key = (x.view(np.uint32) >> (32 - _ladder.CELL_BITS)).astype(np.intp)
+    else:
+        key = (x.view(np.uint64) >> np.uint64(64 - _ladder.CELL_BITS)).view(np.int64)
+    index = np.take(table, key, mode="clip").astype(np.intp)
+    found = np.bincount(index, minlength=_ladder.EXACT + 1)
+    nonfinite = 0
+    if found[_ladder.EXACT]:
+        special = x[index == _ladder.EXACT]
+        nonfinite = moments.count_nonfinite(special)
+        if nonfinite:
+            special = special[np.isfinite(special)]
+        exact = np.searchsorted(_ladder.LIMITS, special.astype(np.float64), side="right")
+        found[: _ladder.EXACT] += np.bincount(
+            np.minimum(exact, _ladder.LAST_INDEX), minlength=_ladder.EXACT
+        )
+    counts += found[: _ladder.EXACT]
+    return nonfinite
 
 
 def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
@@ -190,7 +217,7 @@ def tensor_stats(values: np.ndarray) -> Pending[TensorStats]:
     """Moments and non-finite counts of ``values`` (any shape, numeric dtype)."""
     moments = _Moments()
     for chunk in _flat_chunks(values):
-        moments.add(moments.finite_float64(chunk))
+        moments.add_chunk(chunk)
     return Ready(moments.stats())
 
 
@@ -202,20 +229,19 @@ def histogram_fixed(values: np.ndarray, limits: np.ndarray | None) -> Pending[Hi
         limits: strictly increasing float64 bucket limits ending with DBL_MAX, or None for
             TensorBoard's default ladder (the fast closed form).
     """
-    ladder = limits is None
-    table = _ladder.LIMITS if ladder else limits
+    table = _ladder.LIMITS if limits is None else limits
     counts = np.zeros(table.size, dtype=np.int64)
     moments = _Moments()
     for chunk in _flat_chunks(values):
-        x = moments.finite_float64(chunk)
-        if x.size == 0:
-            continue
-        moments.add(x)
-        if ladder:
-            index = ladder_bucket_index(x)
+        if limits is None:
+            x = _as_float(chunk)
+            if _add_ladder_counts(x, counts, moments):
+                x = x[np.isfinite(x)]
+            moments.add(x)
         else:
-            index = np.minimum(np.searchsorted(table, x, side="right"), table.size - 1)
-        counts += np.bincount(index, minlength=table.size)
+            x = moments.add_chunk(chunk)
+            index = np.searchsorted(table, x.astype(np.float64, copy=False), side="right")
+            counts += np.bincount(np.minimum(index, table.size - 1), minlength=table.size)
     return Ready(HistogramResult(limits=table, counts=counts, stats=moments.stats()))
 
 
@@ -233,7 +259,7 @@ def histogram_even(values: np.ndarray, bins: int) -> Pending[HistogramResult]:
     if stats.count:
         scratch = _Moments()
         for chunk in _flat_chunks(values):
-            x = scratch.finite_float64(chunk)
+            x = scratch.add_chunk(chunk).astype(np.float64, copy=False)
             if x.size:
                 counts += np.bincount(_even_bucket_index(x, edges), minlength=bins)
     return Ready(HistogramResult(limits=edges[1:], counts=counts, stats=stats))
@@ -315,7 +341,7 @@ def _area_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
     ``out = round_half_up(sum(w_y * w_x * pixel) / (H * W))`` with the overlap weights of
     :func:`_area_weights`; the device kernel computes the same integers.
     """
-    n, h, w, _ = images.shape
+    _, h, w, _ = images.shape
     sums = _shrink_axis(_shrink_axis(images, 1, height), 2, width)
     area = h * w
     return ((2 * sums + area) // (2 * area)).astype(np.uint8)

@@ -17,7 +17,9 @@ from gpu_summary._backend._results import HistogramResult
 from gpu_summary.proto import histogram_pb2, summary_pb2
 
 
-def histogram_proto(result: HistogramResult, collapse_empty_runs: bool) -> histogram_pb2.HistogramProto:
+def histogram_proto(
+    result: HistogramResult, collapse_empty_runs: bool
+) -> histogram_pb2.HistogramProto:
     """The HistogramProto of a backend result.
 
     Args:
