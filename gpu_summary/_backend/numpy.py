@@ -301,48 +301,54 @@ def thumbnail_size(height: int, width: int, max_size: int | None) -> tuple[int, 
     return scale(height), scale(width)
 
 
-def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer area-overlap weights of a 1-D shrink from ``n_in`` to ``n_out`` samples.
+def _shrink_axis(x: np.ndarray, axis: int, n_out: int, dtype: type) -> np.ndarray:
+    """Area-weighted integer sums along ``axis``, from ``n_in`` samples down to ``n_out``.
 
-    In units of 1/(n_in * n_out) of the axis, input pixel y spans [y * n_out, (y + 1) * n_out)
-    and output pixel i spans [i * n_in, (i + 1) * n_in); their overlap is an integer, and an
-    output's weights add up to n_in. Returns (first input index per output, weights of shape
-    (n_out, taps)), taps being the most inputs any output touches.
+    In units of 1/n_out of an input pixel, input pixel y spans [y * n_out, (y + 1) * n_out) and
+    output i spans [a, b) = [i * n_in, (i + 1) * n_in); each input contributes its overlap
+    (an integer) times its value. Output i covers the whole pixels y0 <= y < y1
+    (y0 = ceil(a / n_out), y1 = floor(b / n_out)), each of weight n_out, plus the partial
+    pixels y0 - 1 (weight y0 * n_out - a) and y1 (weight b - y1 * n_out).
+
+    The whole-pixel runs are summed by gathering each run's rows into a block of equal length
+    (the longest run; shorter runs padded with a zero row) and reducing the blocks, which NumPy
+    vectorises well; the partial pixels are one gathered row each.
     """
-    i = np.arange(n_out, dtype=np.int64)
-    first = (i * n_in) // n_out
-    last = ((i + 1) * n_in - 1) // n_out
-    taps = int((last - first).max()) + 1
-    y = first[:, None] + np.arange(taps, dtype=np.int64)[None, :]
-    lo = np.maximum(y * n_out, (i * n_in)[:, None])
-    hi = np.minimum((y + 1) * n_out, ((i + 1) * n_in)[:, None])
-    weights = np.clip(hi - lo, 0, None)
-    return first, weights
-
-
-def _shrink_axis(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
-    """Weighted integer sums along ``axis`` (int64 out; weights from ``_area_weights``)."""
     n_in = x.shape[axis]
-    first, weights = _area_weights(n_in, n_out)
-    out_shape = list(x.shape)
-    out_shape[axis] = n_out
-    out = np.zeros(out_shape, dtype=np.int64)
+    i = np.arange(n_out, dtype=np.int64)
+    a, b = i * n_in, (i + 1) * n_in
+    y0, y1 = -(-a // n_out), b // n_out  # y0 <= y1 whenever n_out <= n_in
+    longest = int((y1 - y0).max())
     shape = [1] * x.ndim
     shape[axis] = n_out
-    for k in range(weights.shape[1]):
-        rows = np.minimum(first + k, n_in - 1)
-        out += np.take(x, rows, axis=axis).astype(np.int64) * weights[:, k].reshape(shape)
-    return out
+    if longest:
+        padded = np.concatenate([x, np.zeros_like(np.take(x, [0], axis=axis))], axis=axis)
+        rows = y0[:, None] + np.arange(longest)[None, :]
+        rows = np.where(rows < y1[:, None], rows, n_in)  # n_in: the zero row
+        blocks = np.take(padded, rows.ravel(), axis=axis)
+        block_shape = [*x.shape[:axis], n_out, longest, *x.shape[axis + 1 :]]
+        whole = blocks.reshape(block_shape).sum(axis=axis + 1, dtype=dtype)
+        whole *= n_out
+    else:
+        whole = np.zeros([*x.shape[:axis], n_out, *x.shape[axis + 1 :]], dtype=dtype)
+    left = (y0 * n_out - a).astype(dtype).reshape(shape)
+    right = (b - y1 * n_out).astype(dtype).reshape(shape)
+    whole += np.take(x, np.maximum(y0 - 1, 0), axis=axis).astype(dtype) * left
+    whole += np.take(x, np.minimum(y1, n_in - 1), axis=axis).astype(dtype) * right
+    return whole
 
 
 def _area_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """Area-average uint8 NHWC images to (height, width), exactly, in integers.
 
-    ``out = round_half_up(sum(w_y * w_x * pixel) / (H * W))`` with the overlap weights of
-    :func:`_area_weights`; the device kernel computes the same integers.
+    ``out = round_half_up(sum(w_y * w_x * pixel) / (H * W))`` with the integer overlap weights
+    of :func:`_shrink_axis`; the device kernel computes the same integers.
     """
     _, h, w, _ = images.shape
-    sums = _shrink_axis(_shrink_axis(images, 1, height), 2, width)
+    # Row sums stay below h * 255; full sums below h * w * 255 (int64 beyond int32's range).
+    rows = _shrink_axis(images, 1, height, np.int32)
+    wide = np.int32 if h * w * 255 * 2 < 2**31 else np.int64
+    sums = _shrink_axis(rows, 2, width, wide)
     area = h * w
     return ((2 * sums + area) // (2 * area)).astype(np.uint8)
 
