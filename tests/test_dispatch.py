@@ -79,3 +79,14 @@ def test_device_arrays_are_recognised(tensor):
 def test_host_values(value):
     backend, array = backend_for(value, "values")
     assert backend is numpy_backend and isinstance(array, np.ndarray)
+
+
+def test_numpy_backend_provides_the_interface():
+    import inspect
+
+    from gpu_summary._backend import BACKEND_FUNCTIONS
+
+    for name in BACKEND_FUNCTIONS:
+        assert callable(getattr(numpy_backend, name)), name
+    params = inspect.signature(numpy_backend.histogram_fixed).parameters
+    assert list(params) == ["values", "limits"]

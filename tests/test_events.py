@@ -21,7 +21,7 @@ from gpu_summary._events import EventFileWriter
 from gpu_summary._records import read_records
 from gpu_summary.proto import event_pb2
 
-from conftest import legacy_reader
+from conftest import legacy_reader, tensor_values
 
 
 def _events_in(path):
@@ -143,16 +143,20 @@ def _run_python(code, **kwargs):
 
 def test_interpreter_exit_writes_everything(tmp_path):
     proc = _run_python(f"""
+        import numpy as np
         import gpu_summary as gs
         w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
         for i in range(500):
             w.add_scalar("x", float(i), i)
+        w.add_images("batch", np.zeros((3, 8, 8, 3), np.uint8), 0)  # PNGs made at exit
         dropped = gs.SummaryWriter({str(tmp_path / "dropped")!r}, flush_secs=3600)
         dropped.add_scalar("y", 1.0, 0)
         del dropped  # garbage-collected without close(): still written
     """)
     assert proc.returncode == 0, proc.stderr
     assert len(legacy_reader(tmp_path).Scalars("x")) == 500
+    ((_, batch),) = tensor_values(tmp_path, "batch")
+    assert len(batch) == 2 + 3
     assert len(legacy_reader(tmp_path / "dropped").Scalars("y")) == 1
 
 
@@ -162,11 +166,15 @@ def test_fork_child_gets_its_own_file(tmp_path):
         import os, sys
         import gpu_summary as gs
         w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
+        import numpy as np
+        w.add_images("parent_images", np.zeros((2, 4, 4, 3), np.uint8), 0)
+        w.flush()  # the PNG encoder threads now exist in the parent
         for i in range(50):
             w.add_scalar("parent", float(i), i)   # buffered, not yet flushed
         pid = os.fork()
         if pid == 0:
             w.add_scalar("child", 1.0, 0)
+            w.add_images("child_images", np.zeros((2, 4, 4, 3), np.uint8), 0)
             w.close()
             os._exit(0)
         _, status = os.waitpid(pid, 0)
@@ -184,9 +192,9 @@ def test_fork_child_gets_its_own_file(tmp_path):
         pid = int(name.split(".")[-2])  # host names may hold dots
         events = _events_in(str(tmp_path / name))
         tags[pid] = [v.tag for e in events if e.HasField("summary") for v in e.summary.value]
-    assert set(tags[child_pid]) == {"child"}
+    assert tags[child_pid] == ["child", "child_images"]
     (parent_pid,) = set(tags) - {child_pid}
-    assert tags[parent_pid] == ["parent"] * 51
+    assert tags[parent_pid] == ["parent_images"] + ["parent"] * 51
 
 
 def _fail_after(limit, real_write=os.write):

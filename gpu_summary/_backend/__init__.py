@@ -16,6 +16,19 @@ import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
 
+# What every backend module provides, with the NumPy module's signatures and semantics (it is
+# the specification; tests/test_dispatch.py checks the list against each backend present).
+# Reductions return a ``Pending`` whose ``result()`` the writer thread calls; on a device they
+# only launch work and queue the copy of the compact result to the host.
+BACKEND_FUNCTIONS = (
+    "scalar",           # (value) -> Pending[float]
+    "tensor_stats",     # (values) -> Pending[TensorStats]
+    "histogram_fixed",  # (values, limits | None for the ladder) -> Pending[HistogramResult]
+    "histogram_even",   # (values, bins) -> Pending[HistogramResult]
+    "thumbnails",       # (NHWC images, max_size) -> Pending[uint8 NHWC ndarray on the host]
+    "thumbnail_size",   # (height, width, max_size) -> (height, width); pure arithmetic
+)
+
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.
 _DLPACK_CPU = 1
 _DLPACK_CUDA = {2, 3, 13}  # kDLCUDA, kDLCUDAHost, kDLCUDAManaged

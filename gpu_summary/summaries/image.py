@@ -7,7 +7,10 @@ image summary writes it. PNGs are encoded with Pillow: 1 channel gray, 3 RGB, 4 
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
+import os
+import threading
 
 import numpy as np
 from PIL import Image
@@ -32,6 +35,40 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _encoder_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="gpu_summary png"
+            )
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()  # the parent's threads do not exist here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def encode_pngs(images: np.ndarray) -> list[bytes]:
+    """PNG bytes of each uint8 NHWC image. zlib runs without the GIL, so a batch is encoded
+    on a few threads at once; at interpreter exit, when no new threads may start, serially."""
+    if len(images) > 1:
+        try:
+            return list(_encoder_pool().map(encode_png, images))
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            pass
+    return [encode_png(image) for image in images]
+
+
 def image_metadata() -> summary_pb2.SummaryMetadata:
     metadata = summary_pb2.SummaryMetadata(data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
     metadata.plugin_data.plugin_name = PLUGIN_NAME
@@ -45,7 +82,7 @@ def image_summary(tag: str, images: np.ndarray) -> summary_pb2.Summary:
     tensor.tensor_shape.dim.add(size=images.shape[0] + 2)
     tensor.string_val.append(str(width).encode())
     tensor.string_val.append(str(height).encode())
-    tensor.string_val.extend(encode_png(image) for image in images)
+    tensor.string_val.extend(encode_pngs(images))
     value = summary_pb2.Summary.Value(tag=tag, metadata=image_metadata())
     value.tensor.CopyFrom(tensor)
     return summary_pb2.Summary(value=[value])
