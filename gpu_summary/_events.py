@@ -28,6 +28,7 @@ import collections
 import itertools
 import os
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -443,8 +444,8 @@ def _close_all_at_exit() -> None:
     for writer in list(_live_writers):
         try:
             writer.close()
-        except BaseException:  # noqa: BLE001 - errors at exit cannot reach a caller
-            pass
+        except BaseException as exc:  # noqa: BLE001 - no caller is left to raise it to
+            sys.stderr.write(f"gpu_summary: closing an event file at exit failed: {exc}\n")
     for channel in list(_open_channels):  # writers that were dropped without close()
         if channel.thread.is_alive():
             channel.send_marker("close", wait=False)

@@ -153,6 +153,10 @@ class SummaryWriter:
         """The directory this writer writes into."""
         return self._logdir
 
+    def get_logdir(self) -> str:
+        """The directory this writer writes into (as torch's SummaryWriter names it)."""
+        return self._logdir
+
     @property
     def file_path(self) -> str:
         """Path of the event file this process writes."""

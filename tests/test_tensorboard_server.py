@@ -77,6 +77,7 @@ def test_server_shows_every_kind(tmp_path, load_fast):
         for step in range(3):
             writer.add_scalar("loss", 1.0 / (step + 1), step)
         writer.add_histogram("weights", values, 0)
+        writer.add_histogram("empty", np.array([np.nan, np.inf]), 0)
         writer.add_images("samples", image, 0)
         writer.add_text("notes", "hello *world*", 0)
 
@@ -90,6 +91,10 @@ def test_server_shows_every_kind(tmp_path, load_fast):
         buckets = np.array(histogram[2])
         assert buckets[:, 2].sum() == values.size
         assert buckets[0, 0] == pytest.approx(values.min())
+
+        (empty,) = _poll_json(base, "/data/plugin/histograms/histograms", lambda d: d,
+                              run="run", tag="empty")
+        assert sum(bucket[2] for bucket in empty[2]) == 0
 
         entries = _poll_json(base, "/data/plugin/images/images", lambda d: d, run="run",
                              tag="samples", sample=1)

@@ -342,3 +342,13 @@ def test_unencodable_image_surfaces_on_next_call(writer, tmp_path, monkeypatch):
     writer.flush()
     assert [e.step for e in legacy_reader(tmp_path).Scalars("s")] == [0, 1]
     assert [step for step, *_ in _decode(tmp_path, "img")] == [1]
+
+
+def test_logdir_and_default(tmp_path, monkeypatch):
+    with gs.SummaryWriter(tmp_path / "run") as w:
+        assert w.logdir == w.get_logdir() == str(tmp_path / "run")
+        assert w.file_path.startswith(str(tmp_path / "run"))
+    monkeypatch.chdir(tmp_path)
+    with gs.SummaryWriter() as w:
+        assert w.logdir.startswith("runs")
+    assert len(list((tmp_path / "runs").iterdir())) == 1

@@ -7,6 +7,7 @@ backend's results are ready at once; the device backend's wait on a CUDA event.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Generic, TypeVar
 
@@ -15,12 +16,12 @@ import numpy as np
 T = TypeVar("T")
 
 
-class Pending(Generic[T]):
+class Pending(abc.ABC, Generic[T]):
     """A backend result that may still be in flight."""
 
+    @abc.abstractmethod
     def result(self) -> T:
-        """Block until the value is on the host and return it."""
-        raise NotImplementedError
+        """Block until the value is on the host and return it (called on the writer thread)."""
 
 
 class Ready(Pending[T]):
