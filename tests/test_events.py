@@ -76,18 +76,19 @@ def test_records_reach_disk_within_flush_secs_without_flush(tmp_path):
     writer.close()
 
 
-def test_queue_is_bounded(tmp_path):
-    writer = EventFileWriter(str(tmp_path), max_queue=2)
+@pytest.mark.parametrize("limit,nbytes,queued", [("max_queue", 0, 3), ("max_queue_bytes", 60, 2)])
+def test_queue_is_bounded(tmp_path, limit, nbytes, queued):
+    writer = EventFileWriter(str(tmp_path), **{limit: 2 if limit == "max_queue" else 100})
     release = threading.Event()
 
     def slow_job():
         release.wait()
         return event_pb2.Event(step=0)
 
-    for _ in range(3):  # one running on the writer thread, two queued
-        writer.add(slow_job)
-    time.sleep(0.1)
-    blocked = threading.Thread(target=writer.add, args=(slow_job,))
+    for _ in range(queued):  # the first runs (and waits) on the writer thread; the rest queue
+        writer.add(slow_job, (), nbytes)
+        time.sleep(0.05)
+    blocked = threading.Thread(target=writer.add, args=(slow_job, (), nbytes))
     blocked.start()
     blocked.join(0.3)
     assert blocked.is_alive(), "add() should block while the queue is full"
@@ -95,27 +96,7 @@ def test_queue_is_bounded(tmp_path):
     blocked.join(5)
     assert not blocked.is_alive()
     writer.close()
-    assert len(_events_in(writer.path)) == 5
-
-
-def test_queue_bytes_are_bounded(tmp_path):
-    writer = EventFileWriter(str(tmp_path), max_queue_bytes=100)
-    release = threading.Event()
-
-    def slow_job():
-        release.wait()
-        return event_pb2.Event(step=0)
-
-    writer.add(slow_job, nbytes=60)
-    time.sleep(0.1)  # the writer thread takes it and waits
-    writer.add(slow_job, nbytes=60)
-    blocked = threading.Thread(target=writer.add, args=(slow_job, (), 60))
-    blocked.start()
-    blocked.join(0.3)
-    assert blocked.is_alive()
-    release.set()
-    blocked.join(5)
-    writer.close()
+    assert len(_events_in(writer.path)) == 1 + queued + 1
 
 
 def test_close_is_idempotent_and_final(tmp_path):
