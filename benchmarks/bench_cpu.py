@@ -57,9 +57,11 @@ def bench(name, data_desc, ours_call, theirs_call, repeat):
                 callers.append(caller)
         results[label] = (min(totals), min(callers))
     ours, theirs = results["gpu_summary"], results["tensorboardX"]
-    print(f"{name:<34} {data_desc:<22} gpu_summary {ours[0] * 1e3:9.2f} ms "
-          f"(caller {ours[1] * 1e3:8.2f} ms)   tensorboardX {theirs[0] * 1e3:9.2f} ms   "
-          f"ratio {theirs[0] / ours[0]:6.2f}x")
+    print(
+        f"{name:<34} {data_desc:<22} gpu_summary {ours[0] * 1e3:9.2f} ms "
+        f"(caller {ours[1] * 1e3:8.2f} ms)   tensorboardX {theirs[0] * 1e3:9.2f} ms   "
+        f"ratio {theirs[0] / ours[0]:6.2f}x"
+    )
     return theirs[0] / ours[0]
 
 
@@ -67,32 +69,56 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
-          f"python {platform.python_version()}")
-    print(f"numpy {np.__version__}  protobuf {google.protobuf.__version__}  "
-          f"tensorboardX {tensorboardX.__version__}  gpu_summary {gs.__version__}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
+        f"python {platform.python_version()}"
+    )
+    print(
+        f"numpy {np.__version__}  protobuf {google.protobuf.__version__}  "
+        f"tensorboardX {tensorboardX.__version__}  gpu_summary {gs.__version__}"
+    )
     rng = np.random.default_rng(0)
 
     values = rng.standard_normal(8 << 20).astype(np.float32)
-    bench("histogram, default buckets", "8M float32",
-          lambda w: w.add_histogram("h", values, 0),
-          lambda w: w.add_histogram("h", values, 0), args.repeat)
+    bench(
+        "histogram, default buckets",
+        "8M float32",
+        lambda w: w.add_histogram("h", values, 0),
+        lambda w: w.add_histogram("h", values, 0),
+        args.repeat,
+    )
 
     n = 20_000
-    bench("scalars", f"{n} add_scalar calls",
-          lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)],
-          lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)], args.repeat)
+    bench(
+        "scalars",
+        f"{n} add_scalar calls",
+        lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)],
+        lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)],
+        args.repeat,
+    )
 
     batch = rng.integers(0, 256, (16, 512, 512, 3), dtype=np.uint8)
-    bench("image batch", "16x512x512x3 uint8",
-          lambda w: w.add_images("img", batch, 0, dataformats="NHWC"),
-          lambda w: w.add_images("img", batch, 0, dataformats="NHWC"), args.repeat)
-    smooth = (np.sin(np.linspace(0, 20, 512))[None, :, None, None]
-              * np.cos(np.linspace(0, 9, 512))[None, None, :, None] * 127 + 128)
+    bench(
+        "image batch",
+        "16x512x512x3 uint8",
+        lambda w: w.add_images("img", batch, 0, dataformats="NHWC"),
+        lambda w: w.add_images("img", batch, 0, dataformats="NHWC"),
+        args.repeat,
+    )
+    smooth = (
+        np.sin(np.linspace(0, 20, 512))[None, :, None, None]
+        * np.cos(np.linspace(0, 9, 512))[None, None, :, None]
+        * 127
+        + 128
+    )
     smooth = np.broadcast_to(smooth, (16, 512, 512, 3)).astype(np.uint8)
-    bench("image batch (smooth content)", "16x512x512x3 uint8",
-          lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
-          lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"), args.repeat)
+    bench(
+        "image batch (smooth content)",
+        "16x512x512x3 uint8",
+        lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
+        lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
+        args.repeat,
+    )
 
 
 if __name__ == "__main__":

@@ -55,17 +55,26 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
             writer.add_histogram("gradients/layer2", grad_w2, step)
             writer.add_histogram("activations/hidden", hidden, step, bins=30)
             if step % max(1, steps // 5) == 0 or step == steps - 1:
-                writer.add_images("samples", _demo_images(step), step, dataformats="NCHW",
-                                  max_size=64)
-                writer.add_image("weights/layer1_as_image", (w1 - w1.min()) / np.ptp(w1), step,
-                                 dataformats="HW")
+                writer.add_images(
+                    "samples", _demo_images(step), step, dataformats="NCHW", max_size=64
+                )
+                writer.add_image(
+                    "weights/layer1_as_image", (w1 - w1.min()) / np.ptp(w1), step, dataformats="HW"
+                )
                 writer.add_text("notes", [f"step {step}", f"loss {loss:.4f}"], step)
             done = (step + 1) * 30 // steps
-            print(f"\r[{'#' * done}{'.' * (30 - done)}] step {step + 1}/{steps} "
-                  f"loss {loss:.4f}", end="", file=out, flush=True)
+            print(
+                f"\r[{'#' * done}{'.' * (30 - done)}] step {step + 1}/{steps} loss {loss:.4f}",
+                end="",
+                file=out,
+                flush=True,
+            )
     elapsed = time.perf_counter() - started
-    print(f"\nwrote {steps} steps of scalars, histograms, images and text to "
-          f"{os.path.abspath(logdir)} in {elapsed:.1f} s", file=out)
+    print(
+        f"\nwrote {steps} steps of scalars, histograms, images and text to "
+        f"{os.path.abspath(logdir)} in {elapsed:.1f} s",
+        file=out,
+    )
     print(f"view them with:  tensorboard --logdir {logdir}", file=out)
 
 

@@ -48,6 +48,7 @@ _DOZE_SECS = 0.02
 _WAKE_AT = 1024
 _file_counter = itertools.count()
 
+
 class WriterError(RuntimeError):
     """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
 
@@ -90,8 +91,7 @@ class _Channel:
 
     # -- caller side -------------------------------------------------------------------------
 
-    def put(self, job: Callable, args: tuple, nbytes: int, max_items: int,
-            max_bytes: int) -> None:
+    def put(self, job: Callable, args: tuple, nbytes: int, max_items: int, max_bytes: int) -> None:
         queue = self.queue
         if nbytes or len(queue) >= max_items:
             if len(queue) >= max_items or self.queued_bytes + nbytes > max_bytes:
@@ -102,8 +102,9 @@ class _Channel:
         state = self.writer_state
         # A dozing writer (records buffered, polling) is left to collect small jobs in bulk;
         # jobs that hold memory, a long queue, or an idle writer get it up now.
-        if state == _ASLEEP or (state == _DOZING and (
-                nbytes or len(queue) >= _WAKE_AT or 2 * len(queue) >= max_items)):
+        if state == _ASLEEP or (
+            state == _DOZING and (nbytes or len(queue) >= _WAKE_AT or 2 * len(queue) >= max_items)
+        ):
             self._wake()
 
     def _wait_for_room(self, nbytes: int, max_items: int, max_bytes: int) -> None:

@@ -47,8 +47,13 @@ class _SummaryJob:
 
     __slots__ = ("build", "description", "step", "wall_time")
 
-    def __init__(self, description: str, wall_time: float, step: int,
-                 build: Callable[[], summary_pb2.Summary]) -> None:
+    def __init__(
+        self,
+        description: str,
+        wall_time: float,
+        step: int,
+        build: Callable[[], summary_pb2.Summary],
+    ) -> None:
         self.description = description
         self.wall_time = wall_time
         self.step = step
@@ -140,8 +145,11 @@ class SummaryWriter:
             raise ValueError(f"filename_suffix must be a str without '/', got {filename_suffix!r}")
         self._logdir = os.fspath(logdir)
         self._events = EventFileWriter(
-            self._logdir, flush_secs=flush_secs, max_queue=max_queue,
-            max_queue_bytes=max_queue_bytes, filename_suffix=filename_suffix,
+            self._logdir,
+            flush_secs=flush_secs,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            filename_suffix=filename_suffix,
         )
         self._steps: dict[str, int] = {}
         self._steps_lock = threading.Lock()
@@ -180,16 +188,24 @@ class SummaryWriter:
             self._steps[tag] = step  # a single dict store is atomic
         return step
 
-    def _enqueue(self, kind: str, tag: str, step: int | None, wall: float,
-                 build: Callable[[], summary_pb2.Summary], nbytes: int = 0) -> None:
+    def _enqueue(
+        self,
+        kind: str,
+        tag: str,
+        step: int | None,
+        wall: float,
+        build: Callable[[], summary_pb2.Summary],
+        nbytes: int = 0,
+    ) -> None:
         step = self._resolve_step(tag, step)
         job = _SummaryJob(f"{kind} {tag!r} at step {step}", wall, step, build)
         self._events.add(job, (), nbytes)
 
     # -- summaries ----------------------------------------------------------------------------
 
-    def add_scalar(self, tag: str, value: object, step: int | None = None,
-                   walltime: float | None = None) -> None:
+    def add_scalar(
+        self, tag: str, value: object, step: int | None = None, walltime: float | None = None
+    ) -> None:
         """Log one number.
 
         Args:
@@ -204,8 +220,13 @@ class SummaryWriter:
             ValueError: ``value`` has more than one element; the writer is closed.
         """
         # The hot path (a str tag, a Python number, an int step) checks just that much.
-        if (type(value) in _PLAIN_NUMBERS and type(tag) is str and tag and walltime is None
-                and (step is None or (type(step) is int and _INT64_MIN <= step <= _INT64_MAX))):
+        if (
+            type(value) in _PLAIN_NUMBERS
+            and type(tag) is str
+            and tag
+            and walltime is None
+            and (step is None or (type(step) is int and _INT64_MIN <= step <= _INT64_MAX))
+        ):
             try:
                 number = float(value)
             except OverflowError:  # an int beyond float64
@@ -223,12 +244,18 @@ class SummaryWriter:
                 f"value must be a single number, got an array of shape {tuple(array.shape)}; "
                 "reduce it first (e.g. .mean()) or log it with add_histogram"
             )
-        self._events.add(_pending_scalar_event,
-                         (tag, backend.scalar(array), self._resolve_step(tag, step), wall))
+        self._events.add(
+            _pending_scalar_event, (tag, backend.scalar(array), self._resolve_step(tag, step), wall)
+        )
 
-    def add_histogram(self, tag: str, values: object, step: int | None = None,
-                      bins: str | int | Sequence[float] = "tensorboard",
-                      walltime: float | None = None) -> None:
+    def add_histogram(
+        self,
+        tag: str,
+        values: object,
+        step: int | None = None,
+        bins: str | int | Sequence[float] = "tensorboard",
+        walltime: float | None = None,
+    ) -> None:
         """Log the distribution of a tensor's values.
 
         Args:
@@ -257,12 +284,19 @@ class SummaryWriter:
         else:
             pending = backend.histogram_fixed(array, spec)
         collapse = mode == "ladder"
-        self._enqueue("histogram", tag, step, wall,
-                      lambda: histogram_summary(tag, pending.result(), collapse))
+        self._enqueue(
+            "histogram", tag, step, wall, lambda: histogram_summary(tag, pending.result(), collapse)
+        )
 
-    def add_image(self, tag: str, img: object, step: int | None = None,
-                  dataformats: str = "HWC", max_size: int | None = None,
-                  walltime: float | None = None) -> None:
+    def add_image(
+        self,
+        tag: str,
+        img: object,
+        step: int | None = None,
+        dataformats: str = "HWC",
+        max_size: int | None = None,
+        walltime: float | None = None,
+    ) -> None:
         """Log one image.
 
         Args:
@@ -277,9 +311,15 @@ class SummaryWriter:
         """
         self._log_images(tag, img, step, dataformats, max_size, walltime, _IMAGE_FORMATS, "img")
 
-    def add_images(self, tag: str, imgs: object, step: int | None = None,
-                   dataformats: str = "NHWC", max_size: int | None = None,
-                   walltime: float | None = None) -> None:
+    def add_images(
+        self,
+        tag: str,
+        imgs: object,
+        step: int | None = None,
+        dataformats: str = "NHWC",
+        max_size: int | None = None,
+        walltime: float | None = None,
+    ) -> None:
         """Log a batch of images under one tag and step (TensorBoard shows each sample).
 
         Args:
@@ -290,17 +330,22 @@ class SummaryWriter:
             max_size: as in :meth:`add_image`; with it, the batch is never copied whole.
             walltime: seconds since the epoch; default now.
         """
-        self._log_images(tag, imgs, step, dataformats, max_size, walltime,
-                         _IMAGES_FORMATS, "imgs")
+        self._log_images(tag, imgs, step, dataformats, max_size, walltime, _IMAGES_FORMATS, "imgs")
 
-    def _log_images(self, tag: object, images: object, step: object, dataformats: object,
-                    max_size: object, walltime: object, formats: tuple[str, ...],
-                    argument: str) -> None:
+    def _log_images(
+        self,
+        tag: object,
+        images: object,
+        step: object,
+        dataformats: object,
+        max_size: object,
+        walltime: object,
+        formats: tuple[str, ...],
+        argument: str,
+    ) -> None:
         tag, step, wall = self._begin(tag, step, walltime)
         if not isinstance(dataformats, str) or dataformats.upper() not in formats:
-            raise ValueError(
-                f"dataformats must be one of {list(formats)}, got {dataformats!r}"
-            )
+            raise ValueError(f"dataformats must be one of {list(formats)}, got {dataformats!r}")
         layout = dataformats.upper()
         if max_size is not None:
             max_size = _validate.check_positive_int(
@@ -328,11 +373,22 @@ class SummaryWriter:
             raise ValueError(f"{argument} is empty (shape {tuple(array.shape)})")
         pending = backend.thumbnails(nhwc, max_size)
         out_h, out_w = backend.thumbnail_size(height, width, max_size)
-        self._enqueue("image", tag, step, wall, lambda: image_summary(tag, pending.result()),
-                      nbytes=n * out_h * out_w * channels)
+        self._enqueue(
+            "image",
+            tag,
+            step,
+            wall,
+            lambda: image_summary(tag, pending.result()),
+            nbytes=n * out_h * out_w * channels,
+        )
 
-    def add_text(self, tag: str, text_string: str | Sequence[str], step: int | None = None,
-                 walltime: float | None = None) -> None:
+    def add_text(
+        self,
+        tag: str,
+        text_string: str | Sequence[str],
+        step: int | None = None,
+        walltime: float | None = None,
+    ) -> None:
         """Log text, rendered by TensorBoard as Markdown.
 
         Args:

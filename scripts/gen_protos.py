@@ -35,7 +35,9 @@ def _tool_python() -> pathlib.Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q", GRPCIO_TOOLS], check=True)
     version = subprocess.run(
         [str(python), "-m", "grpc_tools.protoc", "--version"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     if version != PROTOC_VERSION:
         sys.exit(f"{TOOL_ENV} runs {version!r}, expected {PROTOC_VERSION!r}; delete it and rerun")
@@ -49,8 +51,14 @@ def main() -> None:
     for stale in out_dir.glob("*_pb2.py"):
         stale.unlink()
     subprocess.run(
-        [str(python), "-m", "grpc_tools.protoc", f"-I{VIRTUAL_DIR}={PROTO_DIR}",
-         f"--python_out={ROOT}", *(f"{VIRTUAL_DIR}/{p.name}" for p in sources)],
+        [
+            str(python),
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{VIRTUAL_DIR}={PROTO_DIR}",
+            f"--python_out={ROOT}",
+            *(f"{VIRTUAL_DIR}/{p.name}" for p in sources),
+        ],
         check=True,
     )
     print(f"generated {len(sources)} modules into {out_dir.relative_to(ROOT)}")

@@ -38,8 +38,13 @@ def xp(request):
 def legacy_reader(logdir) -> event_accumulator.EventAccumulator:
     """TensorBoard's classic accumulator (scalars from simple_value, histograms from histo)."""
     acc = event_accumulator.EventAccumulator(
-        str(logdir), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.HISTOGRAMS: 0,
-                                    event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
+        str(logdir),
+        size_guidance={
+            event_accumulator.SCALARS: 0,
+            event_accumulator.HISTOGRAMS: 0,
+            event_accumulator.TENSORS: 0,
+            event_accumulator.IMAGES: 0,
+        },
     )
     acc.Reload()
     return acc
@@ -54,5 +59,7 @@ def plugin_reader(logdir) -> plugin_event_accumulator.EventAccumulator:
 
 def tensor_values(logdir, tag):
     """[(step, ndarray)] of a plugin tag, read back through TensorBoard."""
-    return [(e.step, tensor_util.make_ndarray(e.tensor_proto))
-            for e in plugin_reader(logdir).Tensors(tag)]
+    return [
+        (e.step, tensor_util.make_ndarray(e.tensor_proto))
+        for e in plugin_reader(logdir).Tensors(tag)
+    ]

@@ -11,8 +11,20 @@ import pytest
 from gpu_summary import _ladder
 from gpu_summary._backend import numpy as nb
 
-DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-          np.uint64, np.float16, np.float32, np.float64]
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+]
 
 
 def _near_every_limit() -> np.ndarray:
@@ -54,19 +66,51 @@ def test_ladder_exact_at_every_limit(dtype):
     x = _near_every_limit()
     if dtype == np.float32:  # every float32 near a limit: its rounding and neighbours
         x32 = x.astype(np.float32)
-        x = np.concatenate([x32, np.nextafter(x32, np.float32(np.inf)),
-                            np.nextafter(x32, np.float32(-np.inf))])
+        x = np.concatenate(
+            [x32, np.nextafter(x32, np.float32(np.inf)), np.nextafter(x32, np.float32(-np.inf))]
+        )
     np.testing.assert_array_equal(_ladder_counts(x.astype(dtype)), _reference_counts(x))
 
 
 def test_ladder_exact_on_special_values():
     tiny = np.finfo(np.float64).tiny
-    x = np.array([0.0, -0.0, 5e-324, -5e-324, tiny, -tiny, 1e-13, -1e-13, 1.0, -1.0,
-                  _ladder.DBL_MAX, -_ladder.DBL_MAX, 1e300, -1e300, 1e20, -1e20])
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            5e-324,
+            -5e-324,
+            tiny,
+            -tiny,
+            1e-13,
+            -1e-13,
+            1.0,
+            -1.0,
+            _ladder.DBL_MAX,
+            -_ladder.DBL_MAX,
+            1e300,
+            -1e300,
+            1e20,
+            -1e20,
+        ]
+    )
     np.testing.assert_array_equal(_ladder_counts(x), _reference_counts(x))
     f32 = np.finfo(np.float32)
-    y = np.array([0.0, -0.0, f32.max, -f32.max, f32.tiny, -f32.tiny, f32.smallest_subnormal,
-                  -f32.smallest_subnormal, 1e-12, -1e-12], dtype=np.float32)
+    y = np.array(
+        [
+            0.0,
+            -0.0,
+            f32.max,
+            -f32.max,
+            f32.tiny,
+            -f32.tiny,
+            f32.smallest_subnormal,
+            -f32.smallest_subnormal,
+            1e-12,
+            -1e-12,
+        ],
+        dtype=np.float32,
+    )
     np.testing.assert_array_equal(_ladder_counts(y), _reference_counts(y))
 
 
@@ -188,13 +232,16 @@ def test_histogram_even_degenerate_ranges():
     assert nb.histogram_even(np.array([np.nan]), 3).result().counts.sum() == 0
 
 
-@pytest.mark.parametrize("make", [
-    lambda a: a[::3, 1::2],           # strided
-    lambda a: np.asfortranarray(a),   # Fortran order
-    lambda a: a.T,                    # transposed view
-    lambda a: a[5, 7],                # 0-d
-    lambda a: a[:, ::-1],             # negative stride
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a[::3, 1::2],  # strided
+        lambda a: np.asfortranarray(a),  # Fortran order
+        lambda a: a.T,  # transposed view
+        lambda a: a[5, 7],  # 0-d
+        lambda a: a[:, ::-1],  # negative stride
+    ],
+)
 def test_awkward_layouts_match_contiguous(make):
     rng = np.random.default_rng(3)
     base = rng.standard_normal((700, 300))  # bigger than one chunk
@@ -248,8 +295,10 @@ def _area_resize_reference(image: np.ndarray, out_h: int, out_w: int) -> np.ndar
     return out
 
 
-@pytest.mark.parametrize("shape,max_size", [((7, 5, 3), 3), ((9, 9, 1), 4), ((6, 13, 4), 5),
-                                            ((8, 8, 3), 2), ((5, 11, 3), 1)])
+@pytest.mark.parametrize(
+    "shape,max_size",
+    [((7, 5, 3), 3), ((9, 9, 1), 4), ((6, 13, 4), 5), ((8, 8, 3), 2), ((5, 11, 3), 1)],
+)
 def test_area_resize_is_exact(shape, max_size):
     rng = np.random.default_rng(sum(shape))
     image = rng.integers(0, 256, shape, dtype=np.uint8)

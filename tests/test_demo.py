@@ -10,8 +10,12 @@ from conftest import legacy_reader, plugin_reader
 
 def test_demo_writes_every_kind(tmp_path):
     logdir = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "gpu_summary", "demo", "--logdir", str(logdir),
-                           "--steps", "12"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "demo", "--logdir", str(logdir), "--steps", "12"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"tensorboard --logdir {logdir}" in proc.stdout
     acc = legacy_reader(logdir)
@@ -27,6 +31,10 @@ def test_demo_writes_every_kind(tmp_path):
 
 
 def test_demo_rejects_bad_steps(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "gpu_summary", "demo", "--steps", "0",
-                           "--logdir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "demo", "--steps", "0", "--logdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "--steps" in proc.stderr

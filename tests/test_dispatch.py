@@ -32,8 +32,7 @@ def test_numpy_input_never_imports_cupy():
             w.add_text("t", "x", 0)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "torch", "jax")))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 

@@ -35,6 +35,7 @@ def _scalar_job(tag, step, value=1.0):
         event = event_pb2.Event(wall_time=time.time(), step=step)
         event.summary.value.add(tag=tag, simple_value=value)
         return event
+
     return job
 
 
@@ -118,8 +119,13 @@ def test_context_manager_closes(tmp_path):
 
 
 def _run_python(code, **kwargs):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=60, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
 
 
 def test_interpreter_exit_writes_everything(tmp_path):
@@ -188,6 +194,7 @@ def _fail_after(limit, real_write=os.write):
         n = real_write(fd, bytes(data[: budget["left"]]))
         budget["left"] -= n
         return n
+
     return write
 
 
@@ -219,6 +226,7 @@ def test_failing_job_never_kills_the_writer(tmp_path):
 
     def broken():
         raise ZeroDivisionError("boom")
+
     broken.description = "image 'bad' at step 3"
     writer.add(broken)
     writer.add(_scalar_job("ok", 1))

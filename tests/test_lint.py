@@ -11,9 +11,16 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_ruff_check_passes():
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_passes(command):
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (it comes with the test extra)")
-    proc = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [ruff, *command, "gpu_summary", "tests", "benchmarks", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -28,11 +28,13 @@ def test_every_proto_has_a_module_and_back():
 
 def _without_json_names(file_proto):
     """Descriptor sets carry json_name, generated modules do not; neither is on the wire."""
+
     def strip(messages):
         for message in messages:
             for field in message.field:
                 field.ClearField("json_name")
             strip(message.nested_type)
+
     strip(file_proto.message_type)
     return file_proto
 
@@ -44,9 +46,13 @@ def test_generated_modules_are_current(tmp_path):
     """
     grpc_tools = pytest.importorskip("grpc_tools.protoc")
     out = tmp_path / "set.pb"
-    args = ["protoc", "-Igpu_summary/proto=" + str(ROOT / "protos"),
-            "-I" + str(pathlib.Path(grpc_tools.__file__).parent / "_proto"),
-            f"--descriptor_set_out={out}", *(f"gpu_summary/proto/{p.name}" for p in PROTOS)]
+    args = [
+        "protoc",
+        "-Igpu_summary/proto=" + str(ROOT / "protos"),
+        "-I" + str(pathlib.Path(grpc_tools.__file__).parent / "_proto"),
+        f"--descriptor_set_out={out}",
+        *(f"gpu_summary/proto/{p.name}" for p in PROTOS),
+    ]
     assert grpc_tools.main(args) == 0
     compiled = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     by_name = {f.name: _without_json_names(f) for f in compiled.file}
@@ -60,27 +66,32 @@ def test_generated_modules_are_current(tmp_path):
 
 
 def _fields(descriptor):
-    return {f.name: (f.number, f.type, f.label if hasattr(f, "label") else None)
-            for f in descriptor.fields}
+    return {
+        f.name: (f.number, f.type, f.label if hasattr(f, "label") else None)
+        for f in descriptor.fields
+    }
 
 
-@pytest.mark.parametrize("ours,theirs", [
-    ("event_pb2.Event", "event_pb2.Event"),
-    ("event_pb2.SessionLog", "event_pb2.SessionLog"),
-    ("event_pb2.LogMessage", "event_pb2.LogMessage"),
-    ("event_pb2.TaggedRunMetadata", "event_pb2.TaggedRunMetadata"),
-    ("event_pb2.SourceMetadata", "event_pb2.SourceMetadata"),
-    ("summary_pb2.Summary", "summary_pb2.Summary"),
-    ("summary_pb2.Summary.Value", "summary_pb2.Summary.Value"),
-    ("summary_pb2.Summary.Image", "summary_pb2.Summary.Image"),
-    ("summary_pb2.Summary.Audio", "summary_pb2.Summary.Audio"),
-    ("summary_pb2.SummaryMetadata", "summary_pb2.SummaryMetadata"),
-    ("summary_pb2.SummaryMetadata.PluginData", "summary_pb2.SummaryMetadata.PluginData"),
-    ("histogram_pb2.HistogramProto", "histogram_pb2.HistogramProto"),
-    ("tensor_pb2.TensorProto", "tensor_pb2.TensorProto"),
-    ("tensor_shape_pb2.TensorShapeProto", "tensor_shape_pb2.TensorShapeProto"),
-    ("tensor_shape_pb2.TensorShapeProto.Dim", "tensor_shape_pb2.TensorShapeProto.Dim"),
-])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        ("event_pb2.Event", "event_pb2.Event"),
+        ("event_pb2.SessionLog", "event_pb2.SessionLog"),
+        ("event_pb2.LogMessage", "event_pb2.LogMessage"),
+        ("event_pb2.TaggedRunMetadata", "event_pb2.TaggedRunMetadata"),
+        ("event_pb2.SourceMetadata", "event_pb2.SourceMetadata"),
+        ("summary_pb2.Summary", "summary_pb2.Summary"),
+        ("summary_pb2.Summary.Value", "summary_pb2.Summary.Value"),
+        ("summary_pb2.Summary.Image", "summary_pb2.Summary.Image"),
+        ("summary_pb2.Summary.Audio", "summary_pb2.Summary.Audio"),
+        ("summary_pb2.SummaryMetadata", "summary_pb2.SummaryMetadata"),
+        ("summary_pb2.SummaryMetadata.PluginData", "summary_pb2.SummaryMetadata.PluginData"),
+        ("histogram_pb2.HistogramProto", "histogram_pb2.HistogramProto"),
+        ("tensor_pb2.TensorProto", "tensor_pb2.TensorProto"),
+        ("tensor_shape_pb2.TensorShapeProto", "tensor_shape_pb2.TensorShapeProto"),
+        ("tensor_shape_pb2.TensorShapeProto.Dim", "tensor_shape_pb2.TensorShapeProto.Dim"),
+    ],
+)
 def test_field_numbers_match_tensorboard(ours, theirs):
     def resolve(package, dotted):
         module_name, *path = dotted.split(".")
@@ -104,7 +115,8 @@ def test_plugin_data_matches_tensorboard(plugin):
     theirs = importlib.import_module(f"tensorboard.plugins.{plugin}.plugin_data_pb2")
     name = f"{plugin.capitalize()}PluginData"
     assert _fields(getattr(plugin_data_pb2, name).DESCRIPTOR) == _fields(
-        getattr(theirs, name).DESCRIPTOR)
+        getattr(theirs, name).DESCRIPTOR
+    )
 
 
 def test_enums_match_tensorboard():
@@ -135,9 +147,21 @@ def test_generated_code_imports_under_allowed_protobuf(tmp_path, end):
         requirement = f"protobuf<{below}"
     target = tmp_path / "site"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--only-binary=:all:",
-         "--target", str(target), requirement],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--target",
+            str(target),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if proc.returncode != 0:
         pytest.skip(f"could not install {requirement} from the package index: {proc.stderr[-300:]}")
@@ -154,8 +178,13 @@ def test_generated_code_imports_under_allowed_protobuf(tmp_path, end):
     env = {"PYTHONPATH": f"{target}:{ROOT}", "PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
     # UserWarning: what protobuf raises about gencode/runtime versions. (Old protobuf releases
     # emit DeprecationWarnings of their own on new Pythons; those are not about our modules.)
-    proc = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code],
-                          capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     version, wire = proc.stdout.split()
     if end == "oldest":

@@ -29,10 +29,22 @@ def _free_port() -> int:
 def tensorboard(logdir, load_fast: bool):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host",
-         "127.0.0.1", "--port", str(port), f"--load_fast={str(load_fast).lower()}",
-         "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            f"--load_fast={str(load_fast).lower()}",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         yield f"http://127.0.0.1:{port}"
@@ -82,25 +94,28 @@ def test_server_shows_every_kind(tmp_path, load_fast):
         writer.add_text("notes", "hello *world*", 0)
 
     with tensorboard(tmp_path, load_fast) as base:
-        scalars = _poll_json(base, "/data/plugin/scalars/scalars", lambda d: len(d) == 3,
-                             run="run", tag="loss")
+        scalars = _poll_json(
+            base, "/data/plugin/scalars/scalars", lambda d: len(d) == 3, run="run", tag="loss"
+        )
         assert [(s, v) for _, s, v in scalars] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
 
-        (histogram,) = _poll_json(base, "/data/plugin/histograms/histograms", lambda d: d,
-                                  run="run", tag="weights")
+        (histogram,) = _poll_json(
+            base, "/data/plugin/histograms/histograms", lambda d: d, run="run", tag="weights"
+        )
         buckets = np.array(histogram[2])
         assert buckets[:, 2].sum() == values.size
         assert buckets[0, 0] == pytest.approx(values.min())
 
-        (empty,) = _poll_json(base, "/data/plugin/histograms/histograms", lambda d: d,
-                              run="run", tag="empty")
+        (empty,) = _poll_json(
+            base, "/data/plugin/histograms/histograms", lambda d: d, run="run", tag="empty"
+        )
         assert sum(bucket[2] for bucket in empty[2]) == 0
 
-        entries = _poll_json(base, "/data/plugin/images/images", lambda d: d, run="run",
-                             tag="samples", sample=1)
+        entries = _poll_json(
+            base, "/data/plugin/images/images", lambda d: d, run="run", tag="samples", sample=1
+        )
         png = _get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
 
-        (text,) = _poll_json(base, "/data/plugin/text/text", lambda d: d, run="run",
-                             tag="notes")
+        (text,) = _poll_json(base, "/data/plugin/text/text", lambda d: d, run="run", tag="notes")
         assert "<em>world</em>" in text["text"]

@@ -15,8 +15,20 @@ from gpu_summary._records import read_records
 
 from conftest import legacy_reader, plugin_reader, tensor_values
 
-DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-          np.uint64, np.float16, np.float32, np.float64]
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+]
 
 
 @pytest.fixture
@@ -30,8 +42,17 @@ def writer(tmp_path):
 
 
 def test_scalars_round_trip(writer, tmp_path, xp):
-    values = [0.5, -3, np.float32(2.25), np.int64(7), xp.asarray(1.5), xp.asarray([4.0]),
-              True, math.nan, math.inf]
+    values = [
+        0.5,
+        -3,
+        np.float32(2.25),
+        np.int64(7),
+        xp.asarray(1.5),
+        xp.asarray([4.0]),
+        True,
+        math.nan,
+        math.inf,
+    ]
     for step, value in enumerate(values):
         writer.add_scalar("s", value, step)
     writer.flush()
@@ -102,8 +123,9 @@ def test_histogram_every_dtype(writer, tmp_path, dtype, xp):
     if dtype == np.bool_:
         values = rng.random((40, 25)) < 0.5
     elif np.issubdtype(dtype, np.integer):
-        values = rng.integers(0 if dtype in (np.uint8, np.uint16, np.uint32, np.uint64) else -100,
-                              100, (40, 25)).astype(dtype)
+        values = rng.integers(
+            0 if dtype in (np.uint8, np.uint16, np.uint32, np.uint64) else -100, 100, (40, 25)
+        ).astype(dtype)
     else:
         values = (rng.standard_normal((40, 25)) * 3).astype(dtype)
     writer.add_histogram("h", xp.asarray(values), 3)
@@ -139,8 +161,14 @@ def test_histogram_span_and_collapsed_empty_runs(writer, tmp_path):
 
 def test_histogram_values_exactly_on_limits_and_non_finite(writer, tmp_path):
     limits = _ladder.LIMITS[1:-1]
-    values = np.concatenate([limits, np.nextafter(limits, np.inf), np.nextafter(limits, -np.inf),
-                             [np.nan, np.inf, -np.inf, 0.0, -0.0]])
+    values = np.concatenate(
+        [
+            limits,
+            np.nextafter(limits, np.inf),
+            np.nextafter(limits, -np.inf),
+            [np.nan, np.inf, -np.inf, 0.0, -0.0],
+        ]
+    )
     writer.add_histogram("h", values, 0)
     writer.flush()
     histo = _read_histogram(tmp_path, "h")
@@ -185,10 +213,14 @@ def test_histogram_of_strided_and_fortran_arrays(writer, tmp_path):
     writer.add_histogram("scalar", np.float64(2.5), 0)
     writer.add_histogram("list", [1, 2, 3], 0)
     writer.flush()
-    np.testing.assert_array_equal(_expand(_read_histogram(tmp_path, "strided"), _ladder.LIMITS),
-                                  _expected_ladder_counts(base[::2, 1::3])[0])
-    np.testing.assert_array_equal(_expand(_read_histogram(tmp_path, "fortran"), _ladder.LIMITS),
-                                  _expected_ladder_counts(base)[0])
+    np.testing.assert_array_equal(
+        _expand(_read_histogram(tmp_path, "strided"), _ladder.LIMITS),
+        _expected_ladder_counts(base[::2, 1::3])[0],
+    )
+    np.testing.assert_array_equal(
+        _expand(_read_histogram(tmp_path, "fortran"), _ladder.LIMITS),
+        _expected_ladder_counts(base)[0],
+    )
     assert _read_histogram(tmp_path, "scalar").num == 1
     assert _read_histogram(tmp_path, "list").sum == 6
 
@@ -264,8 +296,7 @@ def test_text_round_trip(writer, tmp_path):
     ((step, value),) = tensor_values(tmp_path, "notes")
     assert step == 0 and value.shape == () and value.item().decode() == "**bold** and 中文"
     ((step, value),) = tensor_values(tmp_path, "nets")
-    assert step == 1 and [v.decode() for v in value] == ["vgg16", "resnet50", "mask-rcnn",
-                                                          "yolov3"]
+    assert step == 1 and [v.decode() for v in value] == ["vgg16", "resnet50", "mask-rcnn", "yolov3"]
     assert plugin_reader(tmp_path).SummaryMetadata("nets").plugin_data.plugin_name == "text"
 
 
@@ -291,8 +322,11 @@ BAD_CALLS = [
     (lambda w: w.add_histogram("h", np.array([1 + 1j])), TypeError, "values"),
     (lambda w: w.add_image("i", np.zeros((4, 4, 2), np.uint8)), ValueError, "channels"),
     (lambda w: w.add_image("i", np.zeros((4, 4), np.uint8)), ValueError, "dataformats"),
-    (lambda w: w.add_image("i", np.zeros((4, 4, 3), np.uint8), dataformats="XYZ"), ValueError,
-     "dataformats"),
+    (
+        lambda w: w.add_image("i", np.zeros((4, 4, 3), np.uint8), dataformats="XYZ"),
+        ValueError,
+        "dataformats",
+    ),
     (lambda w: w.add_image("i", np.zeros((4, 4, 3), np.int32)), TypeError, "img"),
     (lambda w: w.add_image("i", np.zeros((0, 4, 3), np.uint8)), ValueError, "empty"),
     (lambda w: w.add_image("i", np.zeros((4, 4, 3)), max_size=0), ValueError, "max_size"),
@@ -330,6 +364,7 @@ def test_unencodable_image_surfaces_on_next_call(writer, tmp_path, monkeypatch):
 
     def broken(_):
         raise OSError("encoder exploded")
+
     monkeypatch.setattr(image, "encode_png", broken)
     writer.add_image("img", np.zeros((4, 4, 3), np.uint8), 0)  # fails on the writer thread
     writer.add_scalar("s", 0.0, 0)

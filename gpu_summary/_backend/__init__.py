@@ -21,12 +21,12 @@ from gpu_summary._backend import numpy as numpy_backend
 # Reductions return a ``Pending`` whose ``result()`` the writer thread calls; on a device they
 # only launch work and queue the copy of the compact result to the host.
 BACKEND_FUNCTIONS = (
-    "scalar",           # (value) -> Pending[float]
-    "tensor_stats",     # (values) -> Pending[TensorStats]
+    "scalar",  # (value) -> Pending[float]
+    "tensor_stats",  # (values) -> Pending[TensorStats]
     "histogram_fixed",  # (values, limits | None for the ladder) -> Pending[HistogramResult]
-    "histogram_even",   # (values, bins) -> Pending[HistogramResult]
-    "thumbnails",       # (NHWC images, max_size) -> Pending[uint8 NHWC ndarray on the host]
-    "thumbnail_size",   # (height, width, max_size) -> (height, width); pure arithmetic
+    "histogram_even",  # (values, bins) -> Pending[HistogramResult]
+    "thumbnails",  # (NHWC images, max_size) -> Pending[uint8 NHWC ndarray on the host]
+    "thumbnail_size",  # (height, width, max_size) -> (height, width); pure arithmetic
 )
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.

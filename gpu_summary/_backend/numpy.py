@@ -124,8 +124,9 @@ class _Moments:
         )
 
 
-def _correct(index: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-             last: int) -> np.ndarray:
+def _correct(
+    index: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, last: int
+) -> np.ndarray:
     """Move each estimated bucket until ``lower[i] <= x < upper[i]`` (``x >= upper`` allowed
     in the last bucket). ``lower``/``upper`` give each bucket's limits; exact in float64.
     """
@@ -208,8 +209,9 @@ def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     if math.isfinite(hi - lo):
         edges = np.arange(bins + 1, dtype=np.float64) * step + lo
     else:  # the span overflows float64: the same formula at half scale
-        edges = (np.arange(bins + 1, dtype=np.float64) * (hi / 2 / bins - lo / 2 / bins)
-                 + lo / 2) * 2
+        edges = (
+            np.arange(bins + 1, dtype=np.float64) * (hi / 2 / bins - lo / 2 / bins) + lo / 2
+        ) * 2
     edges[-1] = hi
     return edges
 

@@ -28,7 +28,10 @@ def histogram_proto(
     """
     stats = result.stats
     proto = histogram_pb2.HistogramProto(
-        min=stats.min, max=stats.max, num=float(stats.count), sum=stats.sum,
+        min=stats.min,
+        max=stats.max,
+        num=float(stats.count),
+        sum=stats.sum,
         sum_squares=stats.sum_squares,
     )
     nonzero = np.flatnonzero(result.counts)
