@@ -153,6 +153,8 @@ class _Channel:
                     # Drain what is queued without going back through _next_item: bursts of
                     # small jobs are the common case.
                     while queue and queue[0][0] == "job" and not self.producers_waiting:
+                        if len(self._batch) >= _WRITE_BATCH_BYTES:
+                            self._write_batch()
                         kind, payload, args, nbytes = queue.popleft()
                         if nbytes:
                             self._release(nbytes)
