@@ -22,7 +22,7 @@ import numpy as np
 from gpu_summary import _ladder
 from gpu_summary._backend._results import HistogramResult, Pending, Ready, TensorStats
 
-CHUNK = 1 << 16
+CHUNK = 1 << 15  # 32K values: measured fastest (temporaries stay in L2)
 _NAME = "numpy"
 
 
