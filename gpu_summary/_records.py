@@ -39,9 +39,15 @@ def _header(length: int) -> bytes:
     return header + _CRC.pack(masked_crc32c(header))
 
 
-def encode_record(data: bytes) -> bytes:
-    """Frame ``data`` as one record (header, payload and footer in one bytes object)."""
-    return b"".join((_header(len(data)), data, _CRC.pack(masked_crc32c(data))))
+def encode_record(data: bytes, _crc32c=google_crc32c.value, _pack=_CRC.pack) -> bytes:
+    """Frame ``data`` as one record (header, payload and footer in one bytes object).
+
+    The masking of :func:`masked_crc32c` is inlined: this runs once per record written.
+    """
+    crc = _crc32c(data)
+    return (
+        _header(len(data)) + data + _pack((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
