@@ -46,6 +46,7 @@ _WRITE_BATCH_BYTES = 1 << 20
 _AWAKE, _DOZING, _ASLEEP = 0, 1, 2
 _DOZE_SECS = 0.02
 _WAKE_AT = 1024
+_MANY_AT_ONCE = 4096  # most consecutive calls of one job built together
 _file_counter = itertools.count()
 
 
@@ -144,23 +145,11 @@ class _Channel:
     # -- writer thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        queue = self.queue
         while True:
-            kind, payload, args, nbytes = self._next_item()
+            kind, payload, args, _ = self._next_item()
             try:
                 if kind == "job":
-                    self._run_job(payload, args)
-                    # Drain what is queued without going back through _next_item: bursts of
-                    # small jobs are the common case.
-                    while queue and queue[0][0] == "job" and not self.producers_waiting:
-                        if len(self._batch) >= _WRITE_BATCH_BYTES:
-                            self._write_batch()
-                        kind, payload, args, nbytes = queue.popleft()
-                        if nbytes:
-                            self._release(nbytes)
-                        self._run_job(payload, args)
-                    if len(self._batch) >= _WRITE_BATCH_BYTES:
-                        self._write_batch()
+                    self._run_jobs(payload, args)
                 elif self._handle(kind, payload):
                     return
             except BaseException as exc:  # noqa: BLE001 - the thread must outlive any failure
@@ -170,6 +159,45 @@ class _Channel:
                 if kind == "close":
                     _open_channels.discard(self)
                     return
+
+    def _run_jobs(self, job: Callable, args: tuple) -> None:
+        """Run ``job(*args)`` and the jobs queued behind it, without going back through
+        ``_next_item``: bursts of small jobs are the common case. Consecutive calls of a job
+        that offers a ``many`` function (scalars do) are built by one call of it."""
+        queue = self.queue
+        while True:
+            many = getattr(job, "many", None)
+            if many is None:
+                self._run_job(job, args)
+            else:
+                calls = [args]
+                while len(calls) < _MANY_AT_ONCE and queue and queue[0][1] is job:
+                    _, _, more, nbytes = queue.popleft()
+                    if nbytes:
+                        self._release(nbytes)
+                    calls.append(more)
+                self._run_many(job, many, calls)
+            if len(self._batch) >= _WRITE_BATCH_BYTES:
+                self._write_batch()
+            if not queue or queue[0][0] != "job" or self.producers_waiting:
+                return
+            _, job, args, nbytes = queue.popleft()
+            if nbytes:
+                self._release(nbytes)
+
+    def _run_many(self, job: Callable, many: Callable, calls: list[tuple]) -> None:
+        try:
+            events = many(calls)
+        except BaseException:  # noqa: BLE001 - redo one by one to report the failing call
+            for args in calls:
+                self._run_job(job, args)
+            return
+        batch, ends = self._batch, self._ends
+        for data in events:
+            batch += encode_record(data)
+            ends.append(len(batch))
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.flush_secs
 
     def _release(self, nbytes: int) -> None:
         with self.cond:

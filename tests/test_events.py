@@ -254,3 +254,23 @@ def test_many_threads(tmp_path):
     acc = legacy_reader(tmp_path)
     for t in range(8):
         assert [s.step for s in acc.Scalars(f"thread{t}")] == list(range(300))
+
+
+def test_bulk_jobs_fall_back_to_one_by_one_on_failure(tmp_path):
+    writer = EventFileWriter(str(tmp_path), flush_secs=3600)
+
+    def job(step):
+        if step == 3:
+            raise ValueError("step 3 is cursed")
+        return _scalar_job("x", step)()
+
+    job.many = lambda calls: [job(*args) for args in calls]  # fails as a whole at step 3
+    release = threading.Event()
+    writer.add(lambda: (release.wait(), event_pb2.Event(step=-1))[1])  # hold the writer back
+    for step in range(6):
+        writer.add(job, (step,))  # queued together: built by one call of job.many
+    release.set()
+    with pytest.raises(gs.WriterError, match="cursed"):
+        writer.flush()
+    writer.close()
+    assert [e.step for e in _events_in(writer.path)[1:]] == [-1, 0, 1, 2, 4, 5]

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import math
 import struct
-import threading
 
 from gpu_summary.proto import event_pb2, summary_pb2
 
 _FLOAT32 = struct.Struct("<f")
-_FLOAT32_MAX = 3.4028234663852886e38
 _templates: dict[str, bytes] = {}
-_per_thread = threading.local()
 
 
 def scalar_summary(tag: str, value: float) -> summary_pb2.Summary:
@@ -41,21 +38,26 @@ def _template(tag: str) -> bytes:
     return template
 
 
-def _float32_bytes(value: float) -> bytes:
-    try:
-        return _FLOAT32.pack(value)
-    except OverflowError:  # beyond float32: protobuf stores ±inf, so do we
-        return _FLOAT32.pack(math.copysign(math.inf, value))
-
-
 def scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
-    """Serialized Event holding one scalar, identical to what protobuf would produce.
+    """Serialized Event holding one scalar, identical to what protobuf would produce."""
+    return scalar_events([(tag, value, step, wall_time)])[0]
 
-    Thread-safe: each thread reuses its own message for the head.
-    """
-    head = getattr(_per_thread, "head", None)
-    if head is None:
-        head = _per_thread.head = event_pb2.Event()
-    head.wall_time = wall_time
-    head.step = step
-    return head.SerializeToString() + _template(tag) + _float32_bytes(value)
+
+def scalar_events(calls: list[tuple[str, float, int, float]]) -> list[bytes]:
+    """:func:`scalar_event` for each ``(tag, value, step, wall_time)``, in one loop (the
+    writer thread hands over bursts of scalars this way)."""
+    head = event_pb2.Event()
+    events = []
+    for tag, value, step, wall_time in calls:
+        head.wall_time = wall_time
+        head.step = step
+        template = _templates.get(tag) or _template(tag)
+        try:
+            number = _FLOAT32.pack(value)
+        except OverflowError:  # beyond float32: protobuf stores ±inf, so do we
+            number = _FLOAT32.pack(math.copysign(math.inf, value))
+        events.append(head.SerializeToString() + template + number)
+    return events
+
+
+scalar_event.many = scalar_events
