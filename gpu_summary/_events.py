@@ -193,8 +193,8 @@ class _Channel:
                 self._run_job(job, args)
             return
         batch, ends = self._batch, self._ends
-        for data in events:
-            batch += encode_record(data)
+        for event in events:
+            batch += encode_record(event if type(event) is bytes else event.SerializeToString())
             ends.append(len(batch))
         if self._deadline is None:
             self._deadline = time.monotonic() + self.flush_secs
