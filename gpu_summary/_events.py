@@ -404,7 +404,10 @@ class EventFileWriter:
 
         Args:
             job: called on the writer thread; returns the Event to write, or its serialized
-                bytes. An attribute ``description`` (str), if present, names it in errors.
+                bytes. An attribute ``description`` (str), if present, names it in errors. An
+                attribute ``many``, if present, is a function that takes a list of ``args``
+                tuples and returns their Events in order: consecutive queued calls of ``job``
+                are then built by one call of it.
             args: arguments for ``job``.
             nbytes: memory the job holds until it runs (counted against ``max_queue_bytes``).
 
