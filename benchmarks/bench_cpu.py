@@ -5,7 +5,8 @@ Usage: python benchmarks/bench_cpu.py [--repeat 5]
 Each case times the whole job of both writers, ``flush()`` included, so work deferred to a
 background thread is counted too; the caller-thread time of gpu_summary is printed beside it.
 Ratios are tensorboardX time / gpu_summary time (higher is better for gpu_summary); the best of
-``--repeat`` runs is used for both. Needs the ``bench`` extra (tensorboardX).
+``--repeat`` runs (after one untimed warm-up run) is used for both. Needs the ``bench`` extra
+(tensorboardX).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
 import time
 
@@ -22,13 +22,6 @@ import numpy as np
 import tensorboardX
 
 import gpu_summary as gs
-
-
-def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        times.append(fn())
-    return min(times), statistics.median(times)
 
 
 def _timed(writer, call):
@@ -41,20 +34,22 @@ def _timed(writer, call):
     return end - start, returned - start
 
 
-def bench(name, data_desc, ours_call, theirs_call, repeat):
+def bench(name, data_desc, call, repeat):
+    """Time ``call(writer)`` on each peer's writer (the two share these method names)."""
     results = {}
-    for label, make, call in (
-        ("gpu_summary", lambda d: gs.SummaryWriter(d, max_queue=100_000), ours_call),
-        ("tensorboardX", lambda d: tensorboardX.SummaryWriter(d, max_queue=100_000), theirs_call),
+    for label, make in (
+        ("gpu_summary", lambda d: gs.SummaryWriter(d, max_queue=100_000)),
+        ("tensorboardX", lambda d: tensorboardX.SummaryWriter(d, max_queue=100_000)),
     ):
         totals, callers = [], []
-        for _ in range(repeat):
+        for run in range(repeat + 1):  # run 0 warms up (imports, caches, the cell table)
             with tempfile.TemporaryDirectory() as logdir:
                 writer = make(logdir)
                 total, caller = _timed(writer, call)
                 writer.close()
-                totals.append(total)
-                callers.append(caller)
+                if run:
+                    totals.append(total)
+                    callers.append(caller)
         results[label] = (min(totals), min(callers))
     ours, theirs = results["gpu_summary"], results["tensorboardX"]
     print(
@@ -84,7 +79,6 @@ def main() -> None:
         "histogram, default buckets",
         "8M float32",
         lambda w: w.add_histogram("h", values, 0),
-        lambda w: w.add_histogram("h", values, 0),
         args.repeat,
     )
 
@@ -93,7 +87,6 @@ def main() -> None:
         "scalars",
         f"{n} add_scalar calls",
         lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)],
-        lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)],
         args.repeat,
     )
 
@@ -101,7 +94,6 @@ def main() -> None:
     bench(
         "image batch",
         "16x512x512x3 uint8",
-        lambda w: w.add_images("img", batch, 0, dataformats="NHWC"),
         lambda w: w.add_images("img", batch, 0, dataformats="NHWC"),
         args.repeat,
     )
@@ -115,7 +107,6 @@ def main() -> None:
     bench(
         "image batch (smooth content)",
         "16x512x512x3 uint8",
-        lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
         lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
         args.repeat,
     )

@@ -10,6 +10,9 @@ from tensorboard.backend.event_processing import event_accumulator, plugin_event
 from tensorboard.util import tensor_util
 
 BACKENDS = ["numpy", "cupy"]
+# Every dtype a reduction must accept.
+DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32]
+DTYPES += [np.uint64, np.float16, np.float32, np.float64]
 
 
 def _cuda_available() -> bool:

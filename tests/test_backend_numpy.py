@@ -11,20 +11,7 @@ import pytest
 from gpu_summary import _ladder
 from gpu_summary._backend import numpy as nb
 
-DTYPES = [
-    np.bool_,
-    np.int8,
-    np.int16,
-    np.int32,
-    np.int64,
-    np.uint8,
-    np.uint16,
-    np.uint32,
-    np.uint64,
-    np.float16,
-    np.float32,
-    np.float64,
-]
+from conftest import DTYPES
 
 
 def _near_every_limit() -> np.ndarray:

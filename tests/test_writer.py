@@ -13,22 +13,7 @@ import gpu_summary as gs
 from gpu_summary import _ladder
 from gpu_summary._records import read_records
 
-from conftest import legacy_reader, plugin_reader, tensor_values
-
-DTYPES = [
-    np.bool_,
-    np.int8,
-    np.int16,
-    np.int32,
-    np.int64,
-    np.uint8,
-    np.uint16,
-    np.uint32,
-    np.uint64,
-    np.float16,
-    np.float32,
-    np.float64,
-]
+from conftest import DTYPES, legacy_reader, plugin_reader, tensor_values
 
 
 @pytest.fixture
