@@ -252,6 +252,8 @@ class _Channel:
             data = event if isinstance(event, bytes) else event.SerializeToString()
         except BaseException as exc:  # noqa: BLE001 - must never kill the writer thread
             describe = getattr(job, "description", None) or getattr(job, "__name__", repr(job))
+            if args and isinstance(args[0], str):  # function jobs take the tag first
+                describe = f"{describe} for tag {args[0]!r}"
             error = WriterError(f"gpu_summary could not write {describe}: {exc!r}")
             error.__cause__ = exc
             self._set_error(error)

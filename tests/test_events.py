@@ -271,6 +271,6 @@ def test_bulk_jobs_fall_back_to_one_by_one_on_failure(tmp_path):
         writer.add(job, (step,))  # queued together: built by one call of job.many
     release.set()
     with pytest.raises(gs.WriterError, match="cursed"):
-        writer.flush()
+        writer.flush()  # reported by the one-by-one retry
     writer.close()
     assert [e.step for e in _events_in(writer.path)[1:]] == [-1, 0, 1, 2, 4, 5]
