@@ -227,6 +227,8 @@ def test_histogram_even_degenerate_ranges():
         lambda a: a.T,  # transposed view
         lambda a: a[5, 7],  # 0-d
         lambda a: a[:, ::-1],  # negative stride
+        lambda a: a.ravel()[::-3],  # 1-D, negative stride
+        lambda a: a.astype(">f8"),  # big-endian
     ],
 )
 def test_awkward_layouts_match_contiguous(make):
@@ -236,6 +238,7 @@ def test_awkward_layouts_match_contiguous(make):
     got = nb.histogram_fixed(view, None).result()
     want = nb.histogram_fixed(np.ascontiguousarray(view).ravel(), None).result()
     np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_array_equal(got.counts, _reference_counts(view))
     assert got.stats.count == np.asarray(view).size
 
 

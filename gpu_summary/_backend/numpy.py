@@ -23,7 +23,6 @@ from gpu_summary import _ladder
 from gpu_summary._backend._results import HistogramResult, Pending, Ready, TensorStats
 
 CHUNK = 1 << 15  # 32K values: measured fastest (temporaries stay in L2)
-_NAME = "numpy"
 
 
 def _flat_chunks(values: np.ndarray) -> Iterator[np.ndarray]:
@@ -269,7 +268,7 @@ def histogram_fixed(values: np.ndarray, limits: np.ndarray | None) -> Pending[Hi
     Args:
         values: any shape, numeric dtype.
         limits: strictly increasing float64 bucket limits ending with DBL_MAX, or None for
-            TensorBoard's default ladder (the fast closed form).
+            TensorBoard's default ladder (counted through the cell table of ``_ladder``).
     """
     moments = _Moments()
     if limits is None:
