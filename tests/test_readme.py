@@ -1,0 +1,27 @@
+"""The README's commands and example stay true."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+from conftest import legacy_reader, plugin_reader
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    command = 'python3 -m pip install -e ".[test]" && python3 -m pytest'
+    assert command in README
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_python_example_runs(tmp_path, monkeypatch):
+    (example,) = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {})
+    run = tmp_path / "runs" / "exp1"
+    assert len(legacy_reader(run).Scalars("loss/train")) == 100
+    assert len(legacy_reader(run).Histograms("activations")) == 100
+    assert {"samples", "notes"} <= set(plugin_reader(run).Tags()["tensors"])
