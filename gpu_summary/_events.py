@@ -192,12 +192,8 @@ class _Channel:
             for args in calls:
                 self._run_job(job, args)
             return
-        batch, ends = self._batch, self._ends
         for event in events:
-            batch += encode_record(event if type(event) is bytes else event.SerializeToString())
-            ends.append(len(batch))
-        if self._deadline is None:
-            self._deadline = time.monotonic() + self.flush_secs
+            self._append(event)
 
     def _release(self, nbytes: int) -> None:
         with self.cond:
@@ -248,8 +244,9 @@ class _Channel:
 
     def _run_job(self, job: Callable, args: tuple) -> None:
         try:
-            event = job(*args)
-            data = event if isinstance(event, bytes) else event.SerializeToString()
+            data = job(*args)
+            if type(data) is not bytes:
+                data = data.SerializeToString()
         except BaseException as exc:  # noqa: BLE001 - must never kill the writer thread
             describe = getattr(job, "description", None) or getattr(job, "__name__", repr(job))
             if args and isinstance(args[0], str):  # function jobs take the tag first
@@ -258,6 +255,11 @@ class _Channel:
             error.__cause__ = exc
             self._set_error(error)
             return
+        self._append(data)
+
+    def _append(self, event: bytes | event_pb2.Event) -> None:
+        """Frame a built Event (message or serialized bytes) into the unwritten batch."""
+        data = event if type(event) is bytes else event.SerializeToString()
         self._batch += encode_record(data)
         self._ends.append(len(self._batch))
         if self._deadline is None:

@@ -7,8 +7,8 @@ import numbers
 
 import numpy as np
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 
 
 def check_tag(tag: object, argument: str = "tag") -> str:
@@ -28,7 +28,7 @@ def check_step(step: object) -> int:
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
         raise TypeError(f"step must be an int, got {type(step).__name__}: {step!r}")
     value = int(step)
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise ValueError(f"step must fit in int64 (|step| < 2**63), got {value}")
     return value
 

@@ -34,8 +34,6 @@ _IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
 
 
 _PLAIN_NUMBERS = (float, int)
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
 
 
 def _pending_scalar_event(tag: str, pending: Pending[float], step: int, wall: float) -> bytes:
@@ -225,16 +223,16 @@ class SummaryWriter:
             and type(tag) is str
             and tag
             and walltime is None
-            and (step is None or (type(step) is int and _INT64_MIN <= step <= _INT64_MAX))
+            and (
+                step is None
+                or (type(step) is int and _validate.INT64_MIN <= step <= _validate.INT64_MAX)
+            )
         ):
             try:
                 number = float(value)
             except OverflowError:  # an int beyond float64
                 number = math.copysign(math.inf, value)
-            if step is None:
-                step = self._resolve_step(tag, None)
-            else:
-                self._steps[tag] = step
+            step = self._resolve_step(tag, step)
             self._events.add(scalar_event, (tag, number, step, time.time()))
             return
         tag, step, wall = self._begin(tag, step, walltime)

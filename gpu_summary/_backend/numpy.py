@@ -301,9 +301,10 @@ def histogram_even(values: np.ndarray, bins: int) -> Pending[HistogramResult]:
     edges = even_edges(lo, hi, bins)
     counts = np.zeros(bins, dtype=np.int64)
     if stats.count:
-        scratch = _Moments()
         for chunk in _flat_chunks(values):
-            x = scratch.add_chunk(chunk).astype(np.float64, copy=False)
+            x = _as_float(chunk).astype(np.float64, copy=False)
+            if stats.count < stats.size:  # NaN/±Inf present: counted in the first pass
+                x = x[np.isfinite(x)]
             if x.size:
                 counts += np.bincount(_even_bucket_index(x, edges), minlength=bins)
     return Ready(HistogramResult(limits=edges[1:], counts=counts, stats=stats))
