@@ -1,0 +1,52 @@
+"""Strided tensors reduced to the fewest dimensions a kernel must index.
+
+A reduction visits every element once in any order, so a tensor's dimensions may be reordered,
+mirrored and merged freely: a transposed or Fortran-order tensor is one flat run of memory, and
+a slice of a matrix is two dimensions at most. The kernel (``gs::Layout`` in
+``kernels/gs_common.cuh``) then addresses element i through as few divisions as possible.
+"""
+
+from __future__ import annotations
+
+MAX_DIMS = 6  # gs::MAX_DIMS
+
+
+def collapse(
+    shape: tuple[int, ...], strides: tuple[int, ...]
+) -> tuple[int, list[int], list[int]] | None:
+    """Merge a tensor's dimensions for a reduction.
+
+    Args:
+        shape: the tensor's shape.
+        strides: its strides in elements (any sign).
+
+    Returns:
+        ``(offset, shape, strides)``: the element offset of the lowest address from the
+        tensor's first element (<= 0), and a layout whose strides are >= 0 (0 for a broadcast
+        dimension), largest first,
+        covering the same elements; at least one dimension. None when more than ``MAX_DIMS``
+        dimensions remain (the caller copies the tensor to contiguous memory first).
+    """
+    if any(size == 0 for size in shape):
+        return 0, [0], [1]
+    offset = 0
+    dims = []
+    for size, stride in zip(shape, strides):
+        if size == 1:
+            continue
+        if stride < 0:  # walk it the other way, from its lowest address
+            offset += (size - 1) * stride
+            stride = -stride
+        dims.append((stride, size))
+    dims.sort(reverse=True)
+    merged: list[list[int]] = []
+    for stride, size in dims:
+        if merged and merged[-1][0] == stride * size:  # the outer dim steps over this one whole
+            merged[-1] = [stride, merged[-1][1] * size]
+        else:
+            merged.append([stride, size])
+    if not merged:
+        return offset, [1], [1]
+    if len(merged) > MAX_DIMS:
+        return None
+    return offset, [size for _, size in merged], [stride for stride, _ in merged]

@@ -1,0 +1,240 @@
+// gs_reduce.cu - one pass over a tensor: moments, non-finite counts and histogram counts.
+//
+// gs_reduce<T, MODE> reads every element of a strided tensor of storage type T once.
+//   MODE 0 (stats):  moments only.
+//   MODE 1 (ladder): moments + counts over TensorBoard's 1551 ladder limits (GS_LADDER_VALUES,
+//                    spliced in by gpu_summary/_kernels.py), bucket by log closed form with an
+//                    exact correction.
+//   MODE 2 (edges):  moments + counts over `n_limits` sorted float64 limits ending with DBL_MAX
+//                    (binary search).
+//   MODE 3 (even):   counts only, over `bins` even buckets spanning [min, max] of the finite
+//                    values, read from `stats` (written by an earlier MODE 0 launch on the same
+//                    stream): the range never visits the host.
+//
+// Launch: 1-D grid of any size, GS_THREADS threads per block; dynamic shared memory holds the
+// limits (ladder, and edges when they fit) as double, then the block's private uint32 counts
+// when `shared_counts` is set (otherwise blocks add to global memory directly).
+//
+// Reads: data (layout n, ndim, shape, strides: see gs::Layout), limits.
+// Writes: counts[n_buckets] (uint64, must be zero on entry, incremented atomically),
+//   stats (MODE 0-2): u64 count, nan, posinf, neginf, then double min, max, sum, sum_squares;
+//   block_stats[gridDim.x * 8] scratch; blocks_done (uint32, zero on entry): the last block to
+//   finish reduces every block's partial stats in a fixed order, so the result is the same on
+//   every run with the same grid.
+#include "gs_common.cuh"
+
+#define GS_THREADS 256
+
+__constant__ double gs_ladder[gs::LADDER_SIZE] = {GS_LADDER_VALUES};
+
+namespace {
+
+struct Partial {
+    gs::u64 count, nan, posinf, neginf;
+    double min, max, sum, sum_squares;
+};
+
+__device__ void combine(Partial& a, const Partial& b) {
+    a.count += b.count;
+    a.nan += b.nan;
+    a.posinf += b.posinf;
+    a.neginf += b.neginf;
+    a.min = fmin(a.min, b.min);
+    a.max = fmax(a.max, b.max);
+    a.sum += b.sum;
+    a.sum_squares += b.sum_squares;
+}
+
+__device__ Partial shuffle_down(const Partial& p, int offset) {
+    Partial q;
+    q.count = __shfl_down_sync(0xffffffffu, p.count, offset);
+    q.nan = __shfl_down_sync(0xffffffffu, p.nan, offset);
+    q.posinf = __shfl_down_sync(0xffffffffu, p.posinf, offset);
+    q.neginf = __shfl_down_sync(0xffffffffu, p.neginf, offset);
+    q.min = __shfl_down_sync(0xffffffffu, p.min, offset);
+    q.max = __shfl_down_sync(0xffffffffu, p.max, offset);
+    q.sum = __shfl_down_sync(0xffffffffu, p.sum, offset);
+    q.sum_squares = __shfl_down_sync(0xffffffffu, p.sum_squares, offset);
+    return q;
+}
+
+__device__ Partial empty_partial() {
+    Partial p;
+    p.count = p.nan = p.posinf = p.neginf = 0;
+    p.min = gs::positive_infinity();
+    p.max = -gs::positive_infinity();
+    p.sum = p.sum_squares = 0.0;
+    return p;
+}
+
+// Reduce one Partial per thread to thread 0's, in a fixed order (warps, then warp 0).
+__device__ Partial block_reduce(Partial p) {
+    __shared__ Partial per_warp[GS_THREADS / 32];
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        combine(p, shuffle_down(p, offset));
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        per_warp[warp] = p;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        p = lane < GS_THREADS / 32 ? per_warp[lane] : empty_partial();
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            combine(p, shuffle_down(p, offset));
+        }
+    }
+    __syncthreads();  // per_warp may be reused by the caller's next reduction
+    return p;
+}
+
+__device__ void store_partial(gs::u64* slot, const Partial& p) {
+    slot[0] = p.count;
+    slot[1] = p.nan;
+    slot[2] = p.posinf;
+    slot[3] = p.neginf;
+    slot[4] = (gs::u64)__double_as_longlong(p.min);
+    slot[5] = (gs::u64)__double_as_longlong(p.max);
+    slot[6] = (gs::u64)__double_as_longlong(p.sum);
+    slot[7] = (gs::u64)__double_as_longlong(p.sum_squares);
+}
+
+__device__ Partial load_partial(const gs::u64* slot) {  // bypasses L1: written by other blocks
+    Partial p;
+    p.count = __ldcg(slot + 0);
+    p.nan = __ldcg(slot + 1);
+    p.posinf = __ldcg(slot + 2);
+    p.neginf = __ldcg(slot + 3);
+    p.min = __longlong_as_double((long long)__ldcg(slot + 4));
+    p.max = __longlong_as_double((long long)__ldcg(slot + 5));
+    p.sum = __longlong_as_double((long long)__ldcg(slot + 6));
+    p.sum_squares = __longlong_as_double((long long)__ldcg(slot + 7));
+    return p;
+}
+
+}  // namespace
+
+template <typename T, int MODE>
+__global__ void __launch_bounds__(GS_THREADS)
+    gs_reduce(const T* __restrict__ data, long long n, int ndim, long long shape1,
+              long long shape2, long long shape3, long long shape4, long long shape5,
+              long long stride0, long long stride1, long long stride2, long long stride3,
+              long long stride4, long long stride5, const double* __restrict__ limits,
+              int n_limits, int shared_limits, int shared_counts, int bins,
+              unsigned long long* counts, unsigned long long* stats,
+              unsigned long long* block_stats, unsigned int* blocks_done) {
+    extern __shared__ double shared[];
+    const gs::Layout layout = {ndim,
+                               {0, shape1, shape2, shape3, shape4, shape5},
+                               {stride0, stride1, stride2, stride3, stride4, stride5}};
+
+    // The bucket limits this block searches, and where its counts go.
+    const double* lim = limits;
+    int n_buckets = MODE == 3 ? bins : n_limits;
+    if (MODE == 1) {
+        n_buckets = gs::LADDER_SIZE;
+        for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
+            shared[i] = gs_ladder[i];
+        }
+        lim = shared;
+    } else if (MODE == 2 && shared_limits) {
+        for (int i = threadIdx.x; i < n_limits; i += blockDim.x) {
+            shared[i] = limits[i];
+        }
+        lim = shared;
+    }
+    const int limits_in_shared = MODE == 1 || (MODE == 2 && shared_limits);
+    unsigned int* block_counts =
+        reinterpret_cast<unsigned int*>(shared + (limits_in_shared ? n_buckets : 0));
+    if (MODE != 0 && shared_counts) {
+        for (int i = threadIdx.x; i < n_buckets; i += blockDim.x) {
+            block_counts[i] = 0;
+        }
+    }
+
+    gs::EvenBins even;
+    if (MODE == 3) {
+        if (stats[0] == 0) {
+            return;  // no finite values: every count stays 0
+        }
+        even = gs::even_bins(__longlong_as_double((long long)stats[4]),
+                             __longlong_as_double((long long)stats[5]), bins);
+    }
+    __syncthreads();
+
+    Partial p = empty_partial();
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+        const double x = gs::to_double(data[gs::element_offset(i, layout)]);
+        if (gs::can_be_nonfinite<T>::value) {
+            if (gs::is_nan(x)) {
+                ++p.nan;
+                continue;
+            }
+            if (x > GS_DBL_MAX) {
+                ++p.posinf;
+                continue;
+            }
+            if (x < -GS_DBL_MAX) {
+                ++p.neginf;
+                continue;
+            }
+        }
+        if (MODE != 3) {
+            ++p.count;
+            p.min = fmin(p.min, x);
+            p.max = fmax(p.max, x);
+            p.sum += x;
+            p.sum_squares += x * x;
+        }
+        if (MODE == 0) {
+            continue;
+        }
+        int bucket;
+        if (MODE == 1) {
+            bucket = gs::ladder_bucket(x, lim);
+        } else if (MODE == 2) {
+            bucket = gs::first_greater(x, lim, n_limits);
+        } else {
+            bucket = gs::even_bucket(x, even);
+        }
+        if (shared_counts) {
+            atomicAdd(block_counts + bucket, 1u);
+        } else {
+            atomicAdd(counts + bucket, 1ull);
+        }
+    }
+
+    if (MODE != 0 && shared_counts) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < n_buckets; i += blockDim.x) {
+            if (block_counts[i]) {
+                atomicAdd(counts + i, (unsigned long long)block_counts[i]);
+            }
+        }
+    }
+    if (MODE == 3) {
+        return;
+    }
+
+    // Moments: this block's partial, then the last block to finish combines them all.
+    p = block_reduce(p);
+    __shared__ bool last_block;
+    if (threadIdx.x == 0) {
+        store_partial(block_stats + 8 * blockIdx.x, p);
+        __threadfence();
+        last_block = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last_block) {
+        return;
+    }
+    Partial total = empty_partial();
+    for (unsigned int b = threadIdx.x; b < gridDim.x; b += blockDim.x) {
+        combine(total, load_partial(block_stats + 8 * b));
+    }
+    total = block_reduce(total);
+    if (threadIdx.x == 0) {
+        store_partial(stats, total);
+    }
+}

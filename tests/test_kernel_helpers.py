@@ -1,0 +1,295 @@
+"""The kernels' pure helpers (kernels/gs_common.cuh), compiled for the CPU, against NumPy.
+
+The same header the GPU kernels include is built here with the host C++ compiler into a small
+shared library (tests/native/host_helpers.cpp), so every CI run checks the bucket search, the
+even-bin edges, the 16-bit float decoding, the element addressing and the thumbnail arithmetic
+element for element against the NumPy backend — the logic the GPU runs, minus the launch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_summary import _kernels, _ladder
+from gpu_summary._backend import _layout
+from gpu_summary._backend import numpy as nb
+
+NATIVE = Path(__file__).with_name("native") / "host_helpers.cpp"
+
+_P = np.ctypeslib.ndpointer
+_I64 = ctypes.c_longlong
+_SIGNATURES = {
+    "ladder_buckets": [_P(np.float64), _I64, _P(np.float64), _P(np.int32)],
+    "ladder_estimates": [_P(np.float64), _I64, _P(np.int32)],
+    "edge_buckets": [_P(np.float64), _I64, _P(np.float64), ctypes.c_int, _P(np.int32)],
+    "even_edges": [ctypes.c_double, ctypes.c_double, ctypes.c_int, _P(np.float64)],
+    "even_buckets": [
+        _P(np.float64),
+        _I64,
+        ctypes.c_double,
+        ctypes.c_double,
+        ctypes.c_int,
+        _P(np.int32),
+    ],
+    "half_to_double": [_P(np.uint16), _I64, _P(np.float64)],
+    "bfloat16_to_double": [_P(np.uint16), _I64, _P(np.float64)],
+    "int64_to_double": [_P(np.int64), _I64, _P(np.float64)],
+    "uint64_to_double": [_P(np.uint64), _I64, _P(np.float64)],
+    "unit_to_u8": [_P(np.float64), _I64, _P(np.uint8)],
+    "element_offsets": [_I64, ctypes.c_int, _P(np.int64), _P(np.int64), _P(np.int64)],
+}
+for _name in ("thumbnails_u8", "thumbnails_f64", "thumbnails_bool"):
+    _SIGNATURES[_name] = [ctypes.c_void_p, *[_I64] * 10, _P(np.uint8)]
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory):
+    """The helpers as a loaded shared library (built with the host's C++ compiler)."""
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    assert compiler, "a C++ compiler (c++ or g++) is needed to check the kernel helpers"
+    library = tmp_path_factory.mktemp("native") / "host_helpers.so"
+    command = [
+        compiler,
+        "-std=c++17",
+        "-O2",
+        "-ffp-contract=off",  # as the kernels' explicitly rounded operations: no FMA
+        "-Wall",
+        "-Werror",
+        "-shared",
+        "-fPIC",
+        f"-I{_kernels.kernel_dir()}",
+        str(NATIVE),
+        "-o",
+        str(library),
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lib = ctypes.CDLL(str(library))
+    for name, argtypes in _SIGNATURES.items():
+        getattr(lib, name).argtypes = argtypes
+        getattr(lib, name).restype = None
+    return lib
+
+
+def _around(values: np.ndarray, ulps: int = 3) -> np.ndarray:
+    """Each value and the ``ulps`` doubles on either side of it."""
+    out = [values]
+    up, down = values.copy(), values.copy()
+    for _ in range(ulps):
+        with np.errstate(over="ignore"):  # DBL_MAX's neighbour is inf, dropped by callers
+            up, down = np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
+        out += [up, down]
+    return np.concatenate(out)
+
+
+def _ladder_samples() -> np.ndarray:
+    limits = _ladder.LIMITS[1:-1]
+    near = _around(limits)
+    as_f32 = near.astype(np.float32)  # float32 inputs near every limit, as the kernel sees them
+    f32 = np.concatenate(
+        [
+            as_f32,
+            np.nextafter(as_f32, np.float32(np.inf)),
+            np.nextafter(as_f32, np.float32(-np.inf)),
+        ]
+    ).astype(np.float64)
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**64 - 1, 200_000, dtype=np.uint64, endpoint=True).view(np.float64)
+    special = np.array([0.0, -0.0, 5e-324, -5e-324, 1e-13, 1e20, -1e20, 1e300, -1e300])
+    special = np.concatenate([special, [_ladder.DBL_MAX, -_ladder.DBL_MAX]])
+    x = np.concatenate([near, f32, bits, _around(special[2:], 2), special[:2]])
+    return x[np.isfinite(x)]
+
+
+def test_ladder_bucket_is_exact_near_every_limit(native):
+    x = _ladder_samples()
+    out = np.empty(x.size, dtype=np.int32)
+    native.ladder_buckets(x, x.size, np.ascontiguousarray(_ladder.LIMITS), out)
+    np.testing.assert_array_equal(out, _ladder.bucket_index_reference(x))
+
+
+def test_ladder_estimate_is_within_two_buckets(native):
+    # The closed form must stay close, or the correction loop would walk far on the GPU.
+    x = _ladder_samples()
+    out = np.empty(x.size, dtype=np.int32)
+    native.ladder_estimates(x, x.size, out)
+    assert np.abs(out - _ladder.bucket_index_reference(x)).max() <= 2
+
+
+def test_ladder_in_kernel_source_is_the_python_ladder():
+    source = _kernels.kernel_source(_kernels.REDUCE_FILE)
+    line = next(s for s in source.splitlines() if s.startswith("#define GS_LADDER_VALUES"))
+    values = [float.fromhex(v) for v in line.split(" ", 2)[2].split(", ")]
+    np.testing.assert_array_equal(values, _ladder.LIMITS)
+
+
+def test_edge_buckets_are_searchsorted(native):
+    rng = np.random.default_rng(1)
+    for n_limits in (1, 2, 7, 100, 5000):
+        limits = np.sort(rng.normal(size=n_limits))
+        limits[-1] = _ladder.DBL_MAX
+        x = np.concatenate([_around(limits[:-1]), rng.normal(size=1000) * 3, [-1e308, 1e308]])
+        out = np.empty(x.size, dtype=np.int32)
+        native.edge_buckets(x, x.size, limits, limits.size, out)
+        expected = np.minimum(np.searchsorted(limits, x, side="right"), limits.size - 1)
+        np.testing.assert_array_equal(out, expected)
+
+
+_RANGES = [
+    (0.0, 1.0, 10),
+    (-3.7, 12.1, 64),
+    (0.1, 0.7, 3),
+    (-1e-300, 1e-300, 1000),
+    (1e15, 1e15 + 7, 7),
+    (5.0, 5.0, 4),  # a single value: widened to [4.5, 5.5]
+    (1e17, 1e17, 3),  # so large that the widening rounds away
+    (-_ladder.DBL_MAX, _ladder.DBL_MAX, 10),  # the span overflows: half scale
+    (-1e308, 1.7e308, 999),
+    (0.0, 5e-324, 2),
+    (-7.0, 9.0, 1),
+    (1.0, 1.0 + 2**-52, 100),  # a step far below the values' spacing
+]
+
+
+@pytest.mark.parametrize("lo,hi,bins", _RANGES)
+def test_even_edges_and_buckets_match_numpy(native, lo, hi, bins):
+    edges = np.empty(bins + 1, dtype=np.float64)
+    native.even_edges(lo, hi, bins, edges)
+    reference_edges = nb.even_edges(lo, hi, bins)
+    np.testing.assert_array_equal(edges, reference_edges)
+    rng = np.random.default_rng(2)
+    x = np.concatenate(
+        [
+            _around(reference_edges, 2),
+            lo + (hi / 2 - lo / 2) * 2 * rng.random(2000),
+            [lo, hi],
+        ]
+    )
+    x = x[(x >= lo) & (x <= hi)]  # a kernel only sees values within [min, max]
+    out = np.empty(x.size, dtype=np.int32)
+    native.even_buckets(x, x.size, lo, hi, bins, out)
+    np.testing.assert_array_equal(out, nb._even_bucket_index(x, reference_edges))
+
+
+def test_half_and_bfloat16_decode_every_bit_pattern(native):
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    out = np.empty(bits.size, dtype=np.float64)
+    native.half_to_double(bits, bits.size, out)
+    np.testing.assert_array_equal(out, bits.view(np.float16).astype(np.float64))
+    native.bfloat16_to_double(bits, bits.size, out)
+    with np.errstate(invalid="ignore"):  # signalling NaN patterns
+        expected = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_64_bit_integers_round_like_numpy(native):
+    rng = np.random.default_rng(3)
+    signed = np.concatenate(
+        [rng.integers(-(2**63), 2**63 - 1, 10_000, dtype=np.int64), [2**53 + 1, -(2**63)]]
+    ).astype(np.int64)
+    out = np.empty(signed.size, dtype=np.float64)
+    native.int64_to_double(signed, signed.size, out)
+    np.testing.assert_array_equal(out, signed.astype(np.float64))
+    unsigned = rng.integers(0, 2**64 - 1, 10_000, dtype=np.uint64, endpoint=True)
+    out = np.empty(unsigned.size, dtype=np.float64)
+    native.uint64_to_double(unsigned, unsigned.size, out)
+    np.testing.assert_array_equal(out, unsigned.astype(np.float64))
+
+
+def test_unit_to_u8_matches_image_to_uint8(native):
+    steps = np.arange(256) / 255.0
+    x = np.concatenate(
+        [
+            _around(steps, 2),
+            _around((np.arange(256) + 0.5) / 255.0, 2),  # the rounding boundaries
+            [np.nan, -np.inf, np.inf, -1.0, 2.0, -0.0],
+        ]
+    )
+    out = np.empty(x.size, dtype=np.uint8)
+    native.unit_to_u8(x, x.size, out)
+    np.testing.assert_array_equal(out, nb.image_to_uint8(x))
+
+
+def _views():
+    base = np.arange(4 * 5 * 6 * 7, dtype=np.float32).reshape(4, 5, 6, 7)
+    yield base
+    yield base.transpose(3, 1, 0, 2)
+    yield np.asfortranarray(base)
+    yield base[:, 1:4, ::2, 3:]
+    yield base[::-1, :, ::-2]
+    yield base[2, 3, 4, 5]
+    yield base[:0]
+    yield base[:, :1, :, :1]
+    yield base.reshape(-1)[::3]
+    yield np.broadcast_to(base[:1], (3, 5, 6, 7))
+    big = np.arange(2**9, dtype=np.int8).reshape((2,) * 9)
+    yield big[:, ::-1, :, :, :, :, :, :, ::1][..., 0]
+
+
+@pytest.mark.parametrize("view", list(_views()), ids=lambda v: f"{v.shape}:{v.strides}")
+def test_collapsed_layouts_address_every_element_once(native, view):
+    itemsize = view.dtype.itemsize
+    strides = tuple(s // itemsize for s in view.strides)
+    collapsed = _layout.collapse(view.shape, strides)
+    if collapsed is None:  # too many dimensions: the backend copies first
+        assert view.ndim > _layout.MAX_DIMS
+        return
+    offset, shape, layout_strides = collapsed
+    assert len(shape) <= _layout.MAX_DIMS and min(layout_strides) >= 0
+    n = int(np.prod(shape))
+    assert n == view.size
+    out = np.empty(n, dtype=np.int64)
+    native.element_offsets(
+        n, len(shape), np.array(shape, np.int64), np.array(layout_strides, np.int64), out
+    )
+    # Offsets relative to the view's first element, against NumPy's own addressing (a
+    # broadcast dimension, stride 0, visits the same element once per index, as NumPy does).
+    index = np.indices(view.shape).reshape(view.ndim, -1) if view.ndim else np.zeros((0, 1), int)
+    expected = (np.array(view.strides)[:, None] * index).sum(axis=0) // itemsize
+    np.testing.assert_array_equal(np.sort(out + offset), np.sort(expected))
+
+
+def _thumbnail(native, images: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    function = {
+        np.dtype(np.uint8): native.thumbnails_u8,
+        np.dtype(np.float64): native.thumbnails_f64,
+        np.dtype(np.bool_): native.thumbnails_bool,
+    }[images.dtype]
+    n, h, w, c = images.shape
+    out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
+    strides = [s // images.dtype.itemsize for s in images.strides]
+    function(images.ctypes.data, n, h, w, c, *strides, out_h, out_w, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "shape,max_size",
+    [((2, 37, 53, 3), 16), ((1, 9, 9, 1), 9), ((1, 8, 640, 4), 100), ((3, 31, 7, 3), 5)],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64, np.bool_])
+def test_thumbnail_sample_matches_numpy_thumbnails(native, shape, max_size, dtype):
+    rng = np.random.default_rng(4)
+    if dtype == np.uint8:
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+    elif dtype == np.bool_:
+        images = rng.random(shape) < 0.5
+    else:
+        images = rng.random(shape) * 1.2 - 0.1
+        images.flat[::17] = np.nan
+    out_h, out_w = nb.thumbnail_size(shape[1], shape[2], max_size)
+    expected = nb.thumbnails(images, max_size).result()
+    np.testing.assert_array_equal(_thumbnail(native, images, out_h, out_w), expected)
+    # Strided sources (NCHW read in place, a horizontally flipped batch) give the same pixels.
+    nchw = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(_thumbnail(native, nchw, out_h, out_w), expected)
+    flipped = images[:, :, ::-1]
+    np.testing.assert_array_equal(
+        _thumbnail(native, flipped, out_h, out_w), nb.thumbnails(flipped, max_size).result()
+    )
