@@ -58,7 +58,7 @@ def _compile(filename: str, arch: str) -> tuple[str, int, list[str]]:
 def test_kernel_compiles_for_every_architecture(filename):
     with concurrent.futures.ThreadPoolExecutor(len(ARCHITECTURES)) as pool:
         results = list(pool.map(lambda arch: _compile(filename, arch), ARCHITECTURES))
-    for arch, (log, cubin_size, lowered) in zip(ARCHITECTURES, results):
+    for arch, (log, cubin_size, lowered) in zip(ARCHITECTURES, results, strict=True):
         unexpected = [line for line in log.splitlines() if line.strip() and _ALLOWED not in line]
         assert not unexpected, f"{filename} for {arch} has diagnostics:\n{log}"
         assert cubin_size > 0

@@ -31,7 +31,7 @@ def collapse(
         return 0, [0], [1]
     offset = 0
     dims = []
-    for size, stride in zip(shape, strides):
+    for size, stride in zip(shape, strides, strict=True):
         if size == 1:
             continue
         if stride < 0:  # walk it the other way, from its lowest address
