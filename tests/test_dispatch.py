@@ -69,8 +69,13 @@ def test_foreign_cpu_tensor_goes_to_numpy_without_copy():
 
 
 @pytest.mark.parametrize("tensor", [_CudaTensor(), _CudaArrayInterface()])
-def test_device_arrays_are_recognised(tensor):
-    with pytest.raises(TypeError, match="values is on a CUDA device"):
+def test_device_arrays_without_cupy_name_the_extra(tensor, monkeypatch):
+    import gpu_summary._backend
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    monkeypatch.delitem(sys.modules, "gpu_summary._backend.cuda", raising=False)
+    monkeypatch.delattr(gpu_summary._backend, "cuda", raising=False)
+    with pytest.raises(TypeError, match=r"values is on a CUDA device .*gpu_summary\[cuda12\]"):
         backend_for(tensor, "values")
 
 

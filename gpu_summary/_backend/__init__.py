@@ -2,8 +2,9 @@
 
 Host data (NumPy arrays and scalars, Python numbers and lists, CPU tensors of any library that
 speaks DLPack or the array protocol) goes to the NumPy backend, the reference. Device data
-(``__cuda_array_interface__``, or ``__dlpack_device__`` naming a CUDA device) belongs to the
-device backend. Detection reads types and ``sys.modules`` only, so a NumPy input never imports
+(``__cuda_array_interface__``, or ``__dlpack_device__`` naming a CUDA device) goes to the CUDA
+backend (``cuda.py``, which imports CuPy), wrapped zero-copy with the stream it is ordered on.
+Detection reads types and ``sys.modules`` only, so a NumPy input never imports
 CuPy, and a type's verdict is cached when the type alone decides it.
 """
 
@@ -62,6 +63,21 @@ def _host_array(obj: object, argument: str) -> np.ndarray:
     return numpy_backend.as_array(obj, argument)
 
 
+def _device_backend(values: object, argument: str) -> ModuleType:
+    """The CUDA backend module (imports CuPy, on first device input only)."""
+    try:
+        from gpu_summary._backend import cuda
+    except ImportError as exc:
+        kind = type(values)
+        raise TypeError(
+            f"{argument} is on a CUDA device ({kind.__module__}.{kind.__qualname__}) but the "
+            f"device backend cannot load ({exc}); install it with "
+            "pip install 'gpu_summary[cuda12]' (or [cuda13]), or copy the tensor to the host "
+            "first (for example tensor.cpu())"
+        ) from exc
+    return cuda
+
+
 def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
     """The backend that reduces ``values``, and ``values`` in the form that backend takes.
 
@@ -70,19 +86,15 @@ def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
         argument: the caller's parameter name, for error messages.
 
     Raises:
-        TypeError: the data is not numeric, or lives on a CUDA device (the device backend is
-            not part of this build).
+        TypeError: the data is not numeric, or lives on a CUDA device and CuPy is missing.
     """
     kind = type(values)
     if kind in _HOST_TYPES or isinstance(values, (np.generic, numbers.Number)):
         array = numpy_backend.as_array(values, argument)
         return numpy_backend, array
     if _is_device(values):
-        raise TypeError(
-            f"{argument} is on a CUDA device ({kind.__module__}.{kind.__qualname__}); "
-            "this build of gpu_summary has only the NumPy backend, so copy it to the host "
-            "first (for example tensor.cpu())"
-        )
+        device_backend = _device_backend(values, argument)
+        return device_backend, device_backend.adopt(values, argument)
     array = _host_array(values, argument)
     numpy_backend.check_numeric(array, argument)
     return numpy_backend, array

@@ -1,0 +1,185 @@
+"""Device tensors from any library as zero-copy CuPy views, each with the stream to work on.
+
+One adapter per kind of producer, chosen from the object's type (``sys.modules``, never an
+import): CuPy arrays, PyTorch tensors, any ``__cuda_array_interface__`` exporter (Numba,
+OneFlow, ...) and any ``__dlpack__`` exporter (JAX, ...). Each returns a :class:`DeviceArray`:
+the data as a CuPy array that shares the producer's memory, and the stream on which the
+producer's pending writes to it are ordered, so that the device backend's kernels launch on
+that stream and never wait on the host.
+
+Imported only when device data arrives (it imports CuPy).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cupy
+import numpy as np
+
+
+class BFloat16:
+    """The dtype of a bfloat16 tensor (NumPy has none); its data is viewed as uint16."""
+
+    kind = "f"
+    itemsize = 2
+    name = "bfloat16"
+    char = "E"
+
+    def __repr__(self) -> str:
+        return "dtype('bfloat16')"
+
+    __str__ = __repr__
+
+
+BFLOAT16 = BFloat16()
+
+
+class DeviceArray:
+    """A device tensor: a CuPy view of its memory and the stream that orders its use.
+
+    Supports what the writer does to validate and reshape an argument (shape, ndim, size,
+    dtype, indexing, transpose); the view and the original tensor share memory.
+    """
+
+    __slots__ = ("array", "dtype", "owner", "stream")
+
+    def __init__(self, array: cupy.ndarray, stream: object, dtype: object, owner: object) -> None:
+        self.array = array  # bfloat16 data is a uint16 view
+        self.stream = stream  # cupy Stream or ExternalStream
+        self.dtype = dtype  # np.dtype, or BFLOAT16
+        self.owner = owner  # the producer's object, kept alive while the view is used
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+    @property
+    def size(self) -> int:
+        return self.array.size
+
+    @property
+    def device_id(self) -> int:
+        return self.array.device.id
+
+    @property
+    def dtype_name(self) -> str:
+        """The dtype's name as the kernels know it (``_kernels.CUDA_TYPES``)."""
+        return self.dtype.name if isinstance(self.dtype, BFloat16) else np.dtype(self.dtype).name
+
+    def _view(self, array: cupy.ndarray) -> DeviceArray:
+        return DeviceArray(array, self.stream, self.dtype, self.owner)
+
+    def __getitem__(self, key: object) -> DeviceArray:
+        return self._view(self.array[key])
+
+    def transpose(self, axes: list[int]) -> DeviceArray:
+        return self._view(self.array.transpose(axes))
+
+    def reshape(self, *shape: int) -> DeviceArray:
+        return self._view(self.array.reshape(*shape))
+
+
+def _from_cupy(array: cupy.ndarray) -> DeviceArray:
+    return DeviceArray(array, cupy.cuda.get_current_stream(), array.dtype, array)
+
+
+def _from_torch(tensor: object) -> DeviceArray:
+    torch = sys.modules["torch"]
+    tensor = tensor.detach()
+    device = tensor.device.index
+    torch_stream = torch.cuda.current_stream(tensor.device)
+    stream = cupy.cuda.ExternalStream(torch_stream.cuda_stream, device)
+    dtype = BFLOAT16 if tensor.dtype == torch.bfloat16 else None
+    if dtype is BFLOAT16:
+        tensor = tensor.view(torch.int16)  # same memory; CuPy has no bfloat16
+    if tensor.is_conj() or tensor.is_neg():
+        tensor = tensor.resolve_conj().resolve_neg()
+    # With our stream current, CuPy passes it to __dlpack__; it is the producer's own stream, so
+    # torch inserts no wait at all.
+    with cupy.cuda.Device(device), stream:
+        array = cupy.from_dlpack(tensor)
+    if dtype is None:
+        dtype = array.dtype
+    else:
+        array = array.view(cupy.uint16)
+    return DeviceArray(array, stream, dtype, tensor)
+
+
+def _stream_of_interface(stream: object, device: int) -> object:
+    """The stream named by a __cuda_array_interface__ v3 ``stream`` entry."""
+    if stream is None:  # the producer needs no ordering
+        with cupy.cuda.Device(device):
+            return cupy.cuda.get_current_stream()
+    if stream == 1:
+        return cupy.cuda.Stream.null
+    if stream == 2:
+        return cupy.cuda.Stream.ptds
+    return cupy.cuda.ExternalStream(int(stream), device)
+
+
+def _from_array_interface(obj: object, argument: str) -> DeviceArray:
+    interface = obj.__cuda_array_interface__
+    if interface.get("mask") is not None:
+        raise TypeError(f"{argument} is a masked CUDA array; fill or drop the masked values first")
+    dtype = np.dtype(interface["typestr"])
+    shape = tuple(int(s) for s in interface["shape"])
+    pointer = int(interface["data"][0])
+    strides = interface.get("strides")
+    if strides is None:
+        strides = tuple(np.cumprod((1, *shape[:0:-1]))[::-1] * dtype.itemsize) if shape else ()
+    strides = tuple(int(s) for s in strides)
+    # The memory spanned, from its lowest to its highest byte.
+    low = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0 and n)
+    high = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0 and n)
+    extent = 0 if 0 in shape else high - low + dtype.itemsize
+    device = (
+        cupy.cuda.runtime.pointerGetAttributes(pointer).device
+        if pointer
+        else cupy.cuda.runtime.getDevice()
+    )
+    memory = cupy.cuda.UnownedMemory(pointer + low, extent, obj, device)
+    array = cupy.ndarray(shape, dtype, cupy.cuda.MemoryPointer(memory, -low), strides)
+    return DeviceArray(array, _stream_of_interface(interface.get("stream"), device), dtype, obj)
+
+
+def _from_dlpack(obj: object) -> DeviceArray:
+    # CuPy passes its current stream to __dlpack__; the producer orders its writes before it
+    # (on the device, without a host wait), and our kernels run on that stream.
+    array = cupy.from_dlpack(obj)
+    with array.device:
+        stream = cupy.cuda.get_current_stream()
+    return DeviceArray(array, stream, array.dtype, obj)
+
+
+def adopt(obj: object, argument: str) -> DeviceArray:
+    """Wrap a device tensor without copying it or synchronising.
+
+    Args:
+        obj: a CuPy array, a CUDA PyTorch tensor, or any object with
+            ``__cuda_array_interface__`` or a CUDA ``__dlpack__``.
+        argument: the caller's parameter name, for error messages.
+
+    Raises:
+        TypeError: the tensor's dtype is not bool, integer or real floating point.
+    """
+    if isinstance(obj, DeviceArray):
+        wrapped = obj
+    elif isinstance(obj, cupy.ndarray):
+        wrapped = _from_cupy(obj)
+    elif type(obj).__module__.split(".")[0] == "torch" and "torch" in sys.modules:
+        wrapped = _from_torch(obj)
+    elif hasattr(obj, "__cuda_array_interface__"):
+        wrapped = _from_array_interface(obj, argument)
+    else:
+        wrapped = _from_dlpack(obj)
+    if not isinstance(wrapped.dtype, BFloat16) and np.dtype(wrapped.dtype).kind not in "biuf":
+        raise TypeError(
+            f"{argument} must hold bool, integer or floating-point numbers, got dtype "
+            f"{wrapped.dtype}; convert it (for example with .float()) before logging"
+        )
+    return wrapped

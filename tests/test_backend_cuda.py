@@ -1,0 +1,320 @@
+"""The CUDA backend against the NumPy backend (the specification), on a GPU.
+
+Counts, min, max and non-finite counts must be equal exactly; sums within
+``cuda.MOMENT_RTOL`` of sum(|x|). Every test here needs a CUDA device and CuPy and is skipped
+cleanly without them; ``pytest -m gpu`` runs them all on a GPU machine
+(``benchmarks/gpu_check.sh`` does, with the GPU benchmark).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import numpy as np
+import pytest
+
+from gpu_summary import _ladder
+from gpu_summary._backend import backend_for
+from gpu_summary._backend import numpy as nb
+
+from conftest import DTYPES, _cuda_available, legacy_reader
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy"),
+]
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.fixture(scope="module")
+def cp():
+    import cupy
+
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    from gpu_summary._backend import cuda
+
+    return cuda
+
+
+def _device(values):
+    backend, array = backend_for(values, "values")
+    assert backend.__name__.endswith(".cuda"), backend
+    return backend, array
+
+
+def assert_same_stats(got, want, values):
+    assert (got.count, got.nan, got.posinf, got.neginf) == (
+        want.count,
+        want.nan,
+        want.posinf,
+        want.neginf,
+    )
+    assert got.min == want.min and got.max == want.max
+    from gpu_summary._backend import cuda
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.asarray(values, dtype=np.float64).ravel()
+        x = x[np.isfinite(x)]
+        scale = float(np.abs(x).sum()) if x.size else 0.0
+        scale_sq = float((x * x).sum()) if x.size else 0.0
+    if np.isfinite(scale):
+        assert abs(got.sum - want.sum) <= cuda.MOMENT_RTOL * scale + 1e-300
+    if np.isfinite(scale_sq):
+        assert abs(got.sum_squares - want.sum_squares) <= cuda.MOMENT_RTOL * scale_sq + 1e-300
+
+
+def _sample(dtype, n, seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == np.bool_:
+        return rng.random(n) < 0.3
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
+    x[::97] = np.nan
+    x[::101] = np.inf
+    x[::103] = -np.inf
+    return x
+
+
+def _compare(cp, host, bins="ladder"):
+    backend, device = _device(cp.asarray(host))
+    if bins == "ladder":
+        got, want = backend.histogram_fixed(device, None), nb.histogram_fixed(host, None)
+    elif isinstance(bins, int):
+        got, want = backend.histogram_even(device, bins), nb.histogram_even(host, bins)
+    else:
+        got, want = backend.histogram_fixed(device, bins), nb.histogram_fixed(host, bins)
+    got, want = got.result(), want.result()
+    np.testing.assert_array_equal(got.limits, want.limits)
+    np.testing.assert_array_equal(got.counts, want.counts)
+    assert_same_stats(got.stats, want.stats, host)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bins", ["ladder", 1, 30, 10_000, "edges", "many_edges"])
+def test_histograms_equal_numpy_for_every_dtype(cp, dtype, bins):
+    host = _sample(dtype, 300_001)
+    if bins == "edges":
+        bins = np.append(np.linspace(-1e3, 1e3, 101), _ladder.DBL_MAX)
+    elif bins == "many_edges":  # more than fit in shared memory
+        bins = np.append(np.sort(np.random.default_rng(1).normal(size=5000)) * 1e4, 1.8e308)
+    _compare(cp, host, bins)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ladder_exact_at_every_limit(cp, dtype):
+    limits = _ladder.LIMITS[1:-1]
+    x = [limits]
+    up, down = limits.copy(), limits.copy()
+    for _ in range(3):
+        up, down = np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
+        x += [up, down]
+    _compare(cp, np.concatenate(x).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype,unsigned", [(np.float32, np.uint32), (np.float64, np.uint64)])
+def test_ladder_exact_on_random_bit_patterns(cp, dtype, unsigned):
+    rng = np.random.default_rng(2)
+    bits = rng.integers(0, np.iinfo(unsigned).max, 2_000_000, dtype=unsigned, endpoint=True)
+    _compare(cp, bits.view(dtype))
+
+
+def test_bfloat16_and_float16_every_bit_pattern(cp):
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    _compare(cp, bits.view(np.float16))
+    if HAS_TORCH:
+        import torch
+
+        tensor = torch.from_numpy(bits.view(np.int16)).cuda().view(torch.bfloat16)
+        backend, device = _device(tensor)
+        got = backend.histogram_fixed(device, None).result()
+        as_f32 = (bits.astype(np.uint32) << 16).view(np.float32)
+        want = nb.histogram_fixed(as_f32, None).result()
+        np.testing.assert_array_equal(got.counts, want.counts)
+        assert_same_stats(got.stats, want.stats, as_f32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a.T,
+        lambda a: a[::3, 1:-1],
+        lambda a: a[::-1, ::-2],
+        lambda a: a.reshape(10, 20, 30, 40)[:, ::2, :, ::3],
+        # 12 dimensions that do not merge: the backend copies them to contiguous memory first
+        lambda a: a.reshape((2, 3, 2, 5, 2, 5, 2, 5, 2, 5, 2, 2))[
+            :, ::2, :, ::2, :, ::2, :, ::2, :, ::2, :, ::-1
+        ],
+        lambda a: a[5, 7],
+        lambda a: a[:0],
+    ],
+)
+def test_strided_inputs_equal_numpy(cp, make):
+    host = _sample(np.float32, 240_000).reshape(400, 600)
+    device = cp.asarray(host)
+    host_view, device_view = make(host), make(device)
+    backend, wrapped = _device(device_view)
+    for got, want in [
+        (backend.histogram_fixed(wrapped, None), nb.histogram_fixed(host_view, None)),
+        (backend.histogram_even(wrapped, 17), nb.histogram_even(host_view, 17)),
+    ]:
+        got, want = got.result(), want.result()
+        np.testing.assert_array_equal(got.counts, want.counts)
+        assert_same_stats(got.stats, want.stats, host_view)
+
+
+@pytest.mark.parametrize("values", [[], [np.nan, np.inf], [3.0], [2.5, 2.5, 2.5], [-0.0, 0.0]])
+def test_degenerate_inputs(cp, values):
+    host = np.array(values, dtype=np.float64)
+    for bins in ("ladder", 5):
+        _compare(cp, host, bins)
+
+
+def test_large_tensor_many_blocks(cp, cuda):
+    host = np.random.default_rng(3).standard_normal(20_000_003).astype(np.float32)
+    _compare(cp, host)
+    _compare(cp, host, 256)
+    backend, device = _device(cp.asarray(host))
+    assert_same_stats(backend.tensor_stats(device).result(), nb.tensor_stats(host).result(), host)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, np.float16, np.bool_])
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW", "flipped"])
+@pytest.mark.parametrize("max_size", [None, 7, 64])
+def test_thumbnails_equal_numpy(cp, dtype, layout, max_size):
+    rng = np.random.default_rng(4)
+    shape = (3, 45, 77, 3)
+    if dtype == np.uint8:
+        host = rng.integers(0, 256, shape, dtype=np.uint8)
+    elif dtype == np.bool_:
+        host = rng.random(shape) < 0.5
+    else:
+        host = (rng.random(shape) * 1.2 - 0.1).astype(dtype)
+        host.flat[::13] = np.nan
+    device = cp.asarray(host)
+    if layout == "NCHW":
+        host = np.ascontiguousarray(host.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+        device = cp.ascontiguousarray(device.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+    elif layout == "flipped":
+        host, device = host[:, ::-1, ::-1], device[:, ::-1, ::-1]
+    backend, wrapped = _device(device)
+    got = backend.thumbnails(wrapped, max_size).result()
+    np.testing.assert_array_equal(got, nb.thumbnails(host, max_size).result())
+
+
+def test_scalars_from_device(cp):
+    values = [cp.asarray(1.5), cp.asarray([7], dtype=cp.int64), cp.full(1, 2, dtype=cp.float16)]
+    for value in values:
+        backend, device = _device(value)
+        assert backend.scalar(device).result() == float(value.get().reshape(-1)[0])
+
+
+class _ArrayInterfaceOnly:
+    """A foreign device array that speaks only __cuda_array_interface__ (like Numba's)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    @property
+    def __cuda_array_interface__(self):
+        return self._array.__cuda_array_interface__
+
+
+def test_cuda_array_interface_input(cp):
+    host = _sample(np.float64, 50_000).reshape(200, 250)
+    device = cp.asarray(host)[:, ::-2]
+    backend, wrapped = _device(_ArrayInterfaceOnly(device))
+    got = backend.histogram_fixed(wrapped, None).result()
+    want = nb.histogram_fixed(host[:, ::-2], None).result()
+    np.testing.assert_array_equal(got.counts, want.counts)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
+def test_torch_tensors_on_their_current_stream(cp, tmp_path):
+    import torch
+
+    import gpu_summary as gs
+
+    host = _sample(np.float32, 100_000).reshape(250, 400)
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream), gs.SummaryWriter(tmp_path) as writer:
+        tensor = torch.from_numpy(host).cuda().requires_grad_(True)
+        writer.add_histogram("h", tensor.t(), 0)
+        writer.add_histogram("h16", tensor.to(torch.bfloat16), 0)
+        writer.add_scalar("s", tensor[3, 4], 0)
+        writer.add_images("i", torch.rand(2, 3, 40, 50, device="cuda"), 0, dataformats="NCHW")
+    acc = legacy_reader(tmp_path)
+    want = nb.histogram_fixed(host, None).result().stats
+    assert acc.Histograms("h")[0].histogram_value.num == want.count
+    assert acc.Scalars("s")[0].value == pytest.approx(float(host[3, 4]))
+    assert len(acc.Images("i")) == 2
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
+def test_no_host_sync_under_torch_sync_debug_mode(tmp_path):
+    import torch
+
+    import gpu_summary as gs
+
+    tensor = torch.randn(1 << 20, device="cuda")
+    images = torch.rand(4, 3, 64, 64, device="cuda")
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("warm", tensor, 0)  # compiles outside the checked region
+        writer.add_histogram("warm", tensor, 1, bins=10)
+        writer.add_images("warm", images, 0, dataformats="NCHW", max_size=32)
+        writer.flush()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for step in range(3):
+                writer.add_histogram("h", tensor, step)
+                writer.add_histogram("e", tensor, step, bins=64)
+                writer.add_scalar("s", tensor[0], step)
+                writer.add_images("i", images, step, dataformats="NCHW", max_size=32)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    assert len(legacy_reader(tmp_path).Histograms("e")) == 3
+
+
+_SPIN = r"""
+extern "C" __global__ void spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) {}
+}
+"""
+
+
+def test_add_histogram_returns_while_the_stream_is_busy(cp, tmp_path):
+    import gpu_summary as gs
+
+    values = cp.random.standard_normal(1 << 22, dtype=cp.float32)
+    spin = cp.RawKernel(_SPIN, "spin")
+    stream = cp.cuda.Stream(non_blocking=True)
+    with gs.SummaryWriter(tmp_path) as writer, stream:
+        writer.add_histogram("warm", values, 0)
+        writer.flush()
+        clock_hz = cp.cuda.Device().attributes["ClockRate"] * 1000
+        spin((1,), (1,), (np.int64(clock_hz),))  # about one second of device time
+        start = time.perf_counter()
+        writer.add_histogram("h", values, 1)
+        writer.add_histogram("e", values, 1, bins=32)
+        elapsed = time.perf_counter() - start
+        # The calls came back while the spin kernel queued before them was still running.
+        assert not stream.done, f"add_histogram waited for the device ({elapsed:.3f} s)"
+    acc = legacy_reader(tmp_path)
+    assert acc.Histograms("h")[0].histogram_value.num == values.size
+
+
+def test_dropped_results_wait_for_their_copies(cp, cuda):
+    values = cp.random.standard_normal(1 << 20)
+    backend, device = _device(values)
+    for _ in range(50):
+        backend.histogram_fixed(device, None)  # never read: must not free buffers in flight
+    cp.cuda.get_current_stream().synchronize()
+    assert backend.histogram_fixed(device, None).result().stats.count == values.size
