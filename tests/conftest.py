@@ -9,7 +9,8 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
 from tensorboard.util import tensor_util
 
-BACKENDS = ["numpy", "cupy"]
+# The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py).
+BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
 # Every dtype a reduction must accept.
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32]
 DTYPES += [np.uint64, np.float16, np.float32, np.float64]

@@ -94,9 +94,11 @@ def _from_torch(tensor: object) -> DeviceArray:
     device = tensor.device.index
     torch_stream = torch.cuda.current_stream(tensor.device)
     stream = cupy.cuda.ExternalStream(torch_stream.cuda_stream, device)
-    dtype = BFLOAT16 if tensor.dtype == torch.bfloat16 else None
-    if dtype is BFLOAT16:
-        tensor = tensor.view(torch.int16)  # same memory; CuPy has no bfloat16
+    dtype = None
+    if tensor.dtype == torch.bfloat16:  # CuPy has no bfloat16: read the same memory as uint16
+        dtype, storage, tensor = BFLOAT16, cupy.uint16, tensor.view(torch.int16)
+    elif tensor.dtype == torch.bool:  # not every DLPack version carries bool
+        dtype, storage, tensor = np.dtype(np.bool_), cupy.bool_, tensor.view(torch.uint8)
     if tensor.is_conj() or tensor.is_neg():
         tensor = tensor.resolve_conj().resolve_neg()
     # With our stream current, CuPy passes it to __dlpack__; it is the producer's own stream, so
@@ -106,7 +108,7 @@ def _from_torch(tensor: object) -> DeviceArray:
     if dtype is None:
         dtype = array.dtype
     else:
-        array = array.view(cupy.uint16)
+        array = array.view(storage)
     return DeviceArray(array, stream, dtype, tensor)
 
 

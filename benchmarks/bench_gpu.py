@@ -1,0 +1,216 @@
+"""GPU benchmark: the CUDA backend against a device copy, the torch (wandb) path and
+tensorboardX, same data, same process.
+
+Usage: python benchmarks/bench_gpu.py [--repeat 10] [--sizes 8M,256M] [--tbx-images 100]
+
+Needs a CUDA device, CuPy, PyTorch and tensorboardX. Prints the GPU and library versions, then:
+
+1. Fused histogram (ladder buckets + moments + non-finite counts, one kernel) vs a
+   device-to-device copy of the same bytes, in device time (CUDA events): the histogram reads
+   N bytes, the copy reads and writes N each, so bandwidth fraction =
+   (N / t_histogram) / (2 N / t_copy).
+2. Whole round trip (launch, kernel, copy of the result, wait) of our histogram vs the torch
+   path wandb uses (``torch.aminmax`` + ``.item()`` + ``torch.histc`` + ``.cpu()``), and vs
+   tensorboardX ``add_histogram`` on the CUDA tensor (``flush()`` included for both writers).
+3. Host time per ``add_histogram`` / ``add_scalar`` call on device tensors, and the no-sync
+   proof: the calls return while a kernel queued before them is still running.
+4. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
+   tensorboardX ``add_images`` (flush included); ``--tbx-images`` caps tensorboardX's batch
+   (its time is then scaled per image, and the line says so).
+
+Ratios are peer time / gpu_summary time (higher is better for gpu_summary); best of
+``--repeat`` after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+
+import cupy as cp
+import numpy as np
+import tensorboardX
+import torch
+
+import gpu_summary as gs
+from gpu_summary._backend import backend_for
+
+_SPIN = r"""
+extern "C" __global__ void spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) {}
+}
+"""
+
+
+def device_seconds(launch, repeat: int) -> float:
+    """Best device time of ``launch()`` over ``repeat`` runs, by CUDA events on the stream."""
+    launch()
+    cp.cuda.get_current_stream().synchronize()
+    best = float("inf")
+    for _ in range(repeat):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        keep = launch()
+        end.record()
+        end.synchronize()
+        best = min(best, cp.cuda.get_elapsed_time(start, end) / 1e3)
+        del keep
+    return best
+
+
+def wall_seconds(call, repeat: int) -> float:
+    """Best wall time of ``call()`` over ``repeat`` runs, after one warm-up."""
+    call()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def size_arg(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def bench_histograms(n: int, repeat: int) -> None:
+    label = f"{n >> 20}M float32"
+    x = cp.random.standard_normal(n, dtype=cp.float32)
+    backend, device = backend_for(x, "values")
+    t_hist = device_seconds(lambda: backend.histogram_fixed(device, None), repeat)
+    dst = cp.empty_like(x)
+    t_copy = device_seconds(lambda: dst.data.copy_from_device_async(x.data, x.nbytes), repeat)
+    fraction = (x.nbytes / t_hist) / (2 * x.nbytes / t_copy)
+    print(
+        f"fused histogram vs D2D copy   {label:<14} histogram {t_hist * 1e6:9.1f} us "
+        f"({x.nbytes / t_hist / 1e9:7.1f} GB/s read)   copy {t_copy * 1e6:9.1f} us "
+        f"({2 * x.nbytes / t_copy / 1e9:7.1f} GB/s r+w)   bandwidth fraction {fraction:6.1%}"
+    )
+    t_even = device_seconds(lambda: backend.histogram_even(device, 64), repeat)
+    print(f"even bins (64), two kernels   {label:<14} {t_even * 1e6:9.1f} us device time")
+
+    tensor = torch.as_tensor(x, device="cuda")
+    ours = wall_seconds(lambda: backend.histogram_fixed(device, None).result(), repeat)
+
+    def torch_path():
+        lo, hi = torch.aminmax(tensor)
+        return torch.histc(tensor, bins=64, min=lo.item(), max=hi.item()).cpu()
+
+    theirs = wall_seconds(torch_path, repeat)
+    print(
+        f"round trip vs torch aminmax+histc {label:<10} ours {ours * 1e3:8.3f} ms   "
+        f"torch {theirs * 1e3:8.3f} ms   ratio {theirs / ours:7.2f}x"
+    )
+
+    with tempfile.TemporaryDirectory() as ours_dir, tempfile.TemporaryDirectory() as tbx_dir:
+        writer = gs.SummaryWriter(ours_dir)
+        tbx = tensorboardX.SummaryWriter(tbx_dir)
+
+        def ours_call():
+            writer.add_histogram("h", tensor)
+            writer.flush()
+
+        def tbx_call():
+            tbx.add_histogram("h", tensor)
+            tbx.flush()
+
+        ours = wall_seconds(ours_call, repeat)
+        theirs = wall_seconds(tbx_call, max(1, repeat // 5) if n > (64 << 20) else repeat)
+        writer.close()
+        tbx.close()
+    print(
+        f"add_histogram vs tensorboardX {label:<14} ours {ours * 1e3:8.3f} ms   "
+        f"tensorboardX {theirs * 1e3:9.1f} ms   ratio {theirs / ours:8.1f}x"
+    )
+
+
+def bench_host_time(calls: int) -> None:
+    x = cp.random.standard_normal(8 << 20, dtype=cp.float32)
+    loss = cp.asarray(0.5, dtype=cp.float32)
+    stream = cp.cuda.Stream(non_blocking=True)
+    spin = cp.RawKernel(_SPIN, "spin")
+    with (
+        tempfile.TemporaryDirectory() as logdir,
+        gs.SummaryWriter(logdir, max_queue=calls * 4) as writer,
+        stream,
+    ):
+        writer.add_histogram("warm", x)
+        writer.add_histogram("warm_even", x, bins=64)
+        writer.add_scalar("warm_s", loss)
+        writer.flush()
+        clock_hz = cp.cuda.Device().attributes["ClockRate"] * 1000
+        for name, call in [
+            ("add_histogram (ladder)", lambda i: writer.add_histogram("h", x, i)),
+            ("add_histogram (bins=64)", lambda i: writer.add_histogram("e", x, i, bins=64)),
+            ("add_scalar (0-d device)", lambda i: writer.add_scalar("s", loss, i)),
+        ]:
+            spin((1,), (1,), (np.int64(clock_hz * 2),))  # ~2 s of device time queued first
+            start = time.perf_counter()
+            for i in range(calls):
+                call(i)
+            elapsed = time.perf_counter() - start
+            busy = not stream.done
+            print(
+                f"host time per call            {name:<24} {elapsed / calls * 1e6:7.1f} us "
+                f"over {calls} calls; stream still busy when they returned: {busy}"
+            )
+            stream.synchronize()
+            writer.flush()
+
+
+def bench_images(n_ours: int, n_tbx: int) -> None:
+    shape = (n_ours, 2000, 2000, 4)
+    batch = cp.random.randint(0, 256, shape, dtype=cp.uint8)
+    tensor = torch.as_tensor(batch, device="cuda")
+    with tempfile.TemporaryDirectory() as ours_dir, tempfile.TemporaryDirectory() as tbx_dir:
+        writer = gs.SummaryWriter(ours_dir)
+        writer.add_images("warm", batch[:2], 0, max_size=512)
+        writer.flush()
+        start = time.perf_counter()
+        writer.add_images("seed", batch, 0, max_size=512)
+        returned = time.perf_counter() - start
+        writer.flush()
+        ours = time.perf_counter() - start
+        writer.close()
+        tbx = tensorboardX.SummaryWriter(tbx_dir)
+        start = time.perf_counter()
+        tbx.add_images("seed", tensor[:n_tbx], 0, dataformats="NHWC")
+        tbx.flush()
+        theirs = time.perf_counter() - start
+        tbx.close()
+    scaled = theirs * n_ours / n_tbx
+    note = "" if n_tbx == n_ours else f" (measured on {n_tbx} images, scaled x{n_ours / n_tbx:g})"
+    print(
+        f"seed image batch {shape}  ours {ours:7.3f} s (caller {returned * 1e3:.1f} ms)   "
+        f"tensorboardX {scaled:8.2f} s{note}   ratio {scaled / ours:7.1f}x"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--sizes", default="8M,256M")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--tbx-images", type=int, default=100)
+    args = parser.parse_args()
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    print(f"gpu: {props['name'].decode()}  sms={props['multiProcessorCount']}")
+    print(
+        f"cuda runtime {cp.cuda.runtime.runtimeGetVersion()}  driver "
+        f"{cp.cuda.runtime.driverGetVersion()}  cupy {cp.__version__}  torch {torch.__version__}"
+        f"  numpy {np.__version__}  tensorboardX {tensorboardX.__version__}  "
+        f"python {platform.python_version()}"
+    )
+    for size in args.sizes.split(","):
+        bench_histograms(size_arg(size), args.repeat)
+    bench_host_time(args.calls)
+    bench_images(args.images, min(args.images, args.tbx_images))
+
+
+if __name__ == "__main__":
+    main()

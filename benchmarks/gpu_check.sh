@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The project's GPU check, in one go: every GPU-marked test, then benchmarks/bench_gpu.py.
+#
+# Usage (from the repository root, on a machine with a CUDA GPU, CuPy, PyTorch, pytest and
+# TensorBoard): bash benchmarks/gpu_check.sh [OUTDIR]
+# OUTDIR defaults to $OUT, else ./gpu_check_out; it receives environment.txt, gpu_tests.txt
+# and bench_gpu.txt. Python packages the machine lacks (google-crc32c, tensorboardX) are
+# installed from .whl/ when it holds wheels: `bash benchmarks/fetch_gpu_wheels.sh` fetches them
+# on a machine that reaches a package registry.
+set -u -o pipefail
+out="${1:-${OUT:-gpu_check_out}}"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/gpu_summary_site .whl/*.whl || exit 1
+    export PYTHONPATH="$PYTHONPATH:/tmp/gpu_summary_site"
+fi
+
+{
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    python3 - <<'PY'
+import platform, numpy, cupy, google.protobuf
+print("python", platform.python_version(), "numpy", numpy.__version__, "cupy", cupy.__version__,
+      "protobuf", google.protobuf.__version__)
+print("cuda runtime", cupy.cuda.runtime.runtimeGetVersion(), "driver",
+      cupy.cuda.runtime.driverGetVersion())
+try:
+    import torch
+    print("torch", torch.__version__, torch.cuda.get_device_name(0))
+except ImportError:
+    print("torch: not installed")
+PY
+} 2>&1 | tee "$out/environment.txt"
+
+status=0
+timeout 420 python3 -m pytest -m gpu -p no:cacheprovider -q -rfEs --durations=10 tests \
+    2>&1 | tee "$out/gpu_tests.txt" || status=1
+timeout 360 python3 benchmarks/bench_gpu.py --repeat 10 --tbx-images "${TBX_IMAGES:-4}" \
+    2>&1 | tee "$out/bench_gpu.txt" || status=1
+exit $status
