@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
+
 from gpu_summary import _ladder
 
 HEADER = "gs_common.cuh"
@@ -42,6 +44,9 @@ CUDA_TYPES = {
     "float64": "double",
 }
 IMAGE_DTYPES = ("bool", "uint8", "float16", "bfloat16", "float32", "float64")
+
+# Dimensions a kernel indexes (gs::MAX_DIMS).
+MAX_DIMS = 6
 
 # gs_reduce's MODE template argument.
 STATS, LADDER, EDGES, EVEN = 0, 1, 2, 3
@@ -90,3 +95,63 @@ def kernel_source(filename: str) -> str:
         raise ValueError(f"{filename} must include {HEADER}")
     prologue = f"#define GS_LADDER_VALUES {_ladder_values()}\n"
     return prologue + body.replace(include, header, 1)
+
+
+def reduce_args(
+    data: int,
+    n: int,
+    shape: list[int],
+    strides: list[int],
+    limits: int,
+    n_limits: int,
+    shared_limits: bool,
+    shared_counts: bool,
+    bins: int,
+    counts: int,
+    stats: int,
+    block_stats: int,
+    blocks_done: int,
+) -> tuple:
+    """gs_reduce's arguments, each a NumPy scalar of the parameter's exact width.
+
+    ``shape``/``strides`` are a collapsed layout (``_backend/_layout.py``, at most MAX_DIMS
+    dimensions); pointers are device addresses as ints.
+    """
+    dims = len(shape)
+    padded_shape = [*shape, *[1] * (MAX_DIMS - dims)]
+    padded_strides = [*strides, *[0] * (MAX_DIMS - dims)]
+    return (
+        np.uint64(data),
+        np.int64(n),
+        np.int32(dims),
+        *map(np.int64, padded_shape[1:]),
+        *map(np.int64, padded_strides),
+        np.uint64(limits),
+        np.int32(n_limits),
+        np.int32(shared_limits),
+        np.int32(shared_counts),
+        np.int32(bins),
+        np.uint64(counts),
+        np.uint64(stats),
+        np.uint64(block_stats),
+        np.uint64(blocks_done),
+    )
+
+
+def thumbnails_args(
+    src: int,
+    shape: tuple[int, int, int, int],
+    strides: tuple[int, int, int, int],
+    out_h: int,
+    out_w: int,
+    out: int,
+) -> tuple:
+    """gs_thumbnails' arguments: NHWC ``shape``, element ``strides``, output size and buffer."""
+    return (
+        np.uint64(src),
+        *map(np.int64, shape),
+        *map(np.int64, strides),
+        np.int64(out_h),
+        np.int64(out_w),
+        np.uint64(out),
+    )

@@ -8,6 +8,7 @@ backend hands to CuPy at run time, compiled to machine code for Volta, Ampere an
 from __future__ import annotations
 
 import concurrent.futures
+import re
 
 import pytest
 
@@ -72,3 +73,48 @@ def test_name_expressions_cover_every_dtype():
     assert len(_kernels.name_expressions(_kernels.THUMBNAILS_FILE)) == 6
     with pytest.raises(ValueError, match="unknown kernel file"):
         _kernels.name_expressions("nope.cu")
+
+
+def _parameters(filename: str, kernel: str) -> list[str]:
+    """The parameter types of a kernel, read from its source."""
+    source = _kernels.kernel_source(filename)
+    match = re.search(rf"\b{kernel}\(([^)]*)\)\s*{{", source)
+    assert match, kernel
+    return [" ".join(p.split()[:-1]) for p in match.group(1).split(",")]
+
+
+def _width(parameter: str) -> tuple[str, int]:
+    """(NumPy kind, bytes) a launch argument needs for a C parameter type."""
+    if "*" in parameter:
+        return "u", 8  # a device address
+    if "long long" in parameter:
+        return "i", 8
+    if parameter.split()[-1] == "int":
+        return "i", 4
+    raise AssertionError(f"unexpected kernel parameter type {parameter!r}")
+
+
+def test_launch_arguments_match_kernel_parameters():
+    # CuPy passes each argument's bytes as they are: a width mismatch would read garbage.
+    cases = [
+        (
+            _kernels.REDUCE_FILE,
+            "gs_reduce",
+            _kernels.reduce_args(1, 10, [2, 5], [7, 1], 0, 0, False, True, 3, 2, 3, 4, 5),
+        ),
+        (
+            _kernels.THUMBNAILS_FILE,
+            "gs_thumbnails",
+            _kernels.thumbnails_args(1, (2, 3, 4, 3), (36, 12, 3, 1), 2, 2, 9),
+        ),
+    ]
+    for filename, kernel, args in cases:
+        parameters = _parameters(filename, kernel)
+        assert len(args) == len(parameters), (kernel, parameters)
+        for parameter, arg in zip(parameters, args, strict=True):
+            assert (arg.dtype.kind, arg.dtype.itemsize) == _width(parameter), (kernel, parameter)
+
+
+def test_reduce_args_pad_the_layout():
+    args = _kernels.reduce_args(1, 10, [2, 5], [7, 1], 0, 0, False, True, 3, 2, 3, 4, 5)
+    assert [int(a) for a in args[2:14]] == [2, 5, 1, 1, 1, 1, 7, 1, 0, 0, 0, 0]

@@ -8,7 +8,7 @@ a slice of a matrix is two dimensions at most. The kernel (``gs::Layout`` in
 
 from __future__ import annotations
 
-MAX_DIMS = 6  # gs::MAX_DIMS
+from gpu_summary._kernels import MAX_DIMS
 
 
 def collapse(

@@ -151,12 +151,6 @@ def _flat_source(values: DeviceArray) -> tuple[cupy.ndarray, int, list[int], lis
     return array, array.data.ptr + offset * itemsize, shape, strides, array
 
 
-def _layout_args(shape: list[int], strides: list[int]) -> list[np.int64]:
-    padded_shape = [*shape, *[1] * (_layout.MAX_DIMS - len(shape))]
-    padded_strides = [*strides, *[0] * (_layout.MAX_DIMS - len(strides))]
-    return [np.int32(len(shape)), *map(np.int64, padded_shape[1:]), *map(np.int64, padded_strides)]
-
-
 def _parse_stats(raw: np.ndarray) -> TensorStats:
     words = raw.view(np.uint64)
     doubles = raw.view(np.float64)
@@ -191,15 +185,6 @@ class _Reduction:
         self.memory = cupy.cuda.alloc(self.limits_offset + 8 * n_limits)
         cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.zero_bytes, values.stream.ptr)
 
-    def pointer_args(self) -> list[np.uint64]:
-        base = self.memory.ptr
-        return [
-            np.uint64(base),  # counts
-            np.uint64(base + self.counts_bytes),  # stats
-            np.uint64(base + self.zero_bytes),  # block partials
-            np.uint64(base + self.result_bytes),  # blocks_done
-        ]
-
     def launch(
         self,
         mode: int,
@@ -219,18 +204,23 @@ class _Reduction:
             shared = n_limits * 12
         elif mode == _kernels.EVEN and shared_counts:
             shared = bins * 4
-        args = [
-            np.uint64(self.pointer),
-            np.int64(self.n),
-            *_layout_args(self.shape, self.strides),
-            np.uint64(limits_pointer),
-            np.int32(n_limits),
-            np.int32(shared_limits),
-            np.int32(shared_counts),
-            np.int32(bins),
-            *self.pointer_args(),
-        ]
-        kernel((self.grid,), (_kernels.THREADS,), tuple(args), shared_mem=shared)
+        base = self.memory.ptr
+        args = _kernels.reduce_args(
+            self.pointer,
+            self.n,
+            self.shape,
+            self.strides,
+            limits_pointer,
+            n_limits,
+            shared_limits,
+            shared_counts,
+            bins,
+            counts=base,
+            stats=base + self.counts_bytes,
+            block_stats=base + self.zero_bytes,
+            blocks_done=base + self.result_bytes,
+        )
+        kernel((self.grid,), (_kernels.THREADS,), args, shared_mem=shared)
 
     def finish(self, parse: Callable[[np.ndarray], object], extra: tuple = ()) -> _DevicePending:
         host, event = _launch_copy(self.memory, self.result_bytes, self.values.stream)
@@ -344,7 +334,7 @@ def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]
         itemsize = array.dtype.itemsize
         if any(s % itemsize for s in array.strides):  # misaligned views: copy (on the stream)
             array = cupy.ascontiguousarray(array)
-        strides = [np.int64(s // itemsize) for s in array.strides]
+        strides = tuple(s // itemsize for s in array.strides)
         out = cupy.cuda.alloc(max(total, 1))
         kernel = _kernel(
             images.device_id,
@@ -353,13 +343,8 @@ def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]
         )
         if total:
             grid = _grid(images.device_id, total)
-            args = (
-                np.uint64(array.data.ptr),
-                *map(np.int64, (n, h, w, c)),
-                *strides,
-                np.int64(out_h),
-                np.int64(out_w),
-                np.uint64(out.ptr),
+            args = _kernels.thumbnails_args(
+                array.data.ptr, (n, h, w, c), strides, out_h, out_w, out.ptr
             )
             kernel((grid,), (_kernels.THREADS,), args)
         host, event = _launch_copy(out, total, images.stream)
