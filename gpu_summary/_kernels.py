@@ -10,12 +10,14 @@ Nothing here imports CuPy; tests compile the same sources with NVRTC on machines
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
 import numpy as np
 
 from gpu_summary import _ladder
+from gpu_summary._backend._results import TensorStats
 
 HEADER = "gs_common.cuh"
 REDUCE_FILE = "gs_reduce.cu"
@@ -97,29 +99,106 @@ def kernel_source(filename: str) -> str:
     return prologue + body.replace(include, header, 1)
 
 
+STATS_WORDS = 8  # u64 count, nan, posinf, neginf; double min, max, sum, sum_squares
+
+
+@dataclasses.dataclass(frozen=True)
+class ReduceBuffer:
+    """Byte offsets of one reduction's device buffer, as gs_reduce reads and writes it::
+
+        [counts u64 x n_buckets | stats u64 x 8 | blocks_done u32, padded to 8 bytes |
+         block partials u64 x 8 x grid | caller limits f64 x n_limits]
+
+    The first ``zero_bytes`` must be zero before the first launch; the first ``result_bytes``
+    (counts and stats) are what is copied back to the host.
+    """
+
+    n_buckets: int
+    grid: int
+    n_limits: int = 0
+
+    @property
+    def stats(self) -> int:
+        return 8 * self.n_buckets
+
+    @property
+    def blocks_done(self) -> int:
+        return self.stats + 8 * STATS_WORDS
+
+    @property
+    def result_bytes(self) -> int:
+        return self.blocks_done
+
+    @property
+    def zero_bytes(self) -> int:
+        return self.blocks_done + 8
+
+    @property
+    def block_stats(self) -> int:
+        return self.zero_bytes
+
+    @property
+    def limits(self) -> int:
+        return self.block_stats + 8 * STATS_WORDS * self.grid
+
+    @property
+    def total_bytes(self) -> int:
+        return self.limits + 8 * self.n_limits
+
+
+SHARED_EDGES = 2048  # caller limits (and their counts) kept in shared memory up to this many
+SHARED_EVEN_BINS = 8192  # even-bin counts kept in shared memory up to this many
+
+
+def in_shared_memory(mode: int, n_limits: int = 0, bins: int = 0) -> bool:
+    """Whether a gs_reduce launch keeps its counts (and limits) in shared memory."""
+    if mode == LADDER:
+        return True
+    if mode == EDGES:
+        return n_limits <= SHARED_EDGES
+    if mode == EVEN:
+        return bins <= SHARED_EVEN_BINS
+    return False
+
+
+def reduce_shared_bytes(mode: int, n_limits: int = 0, bins: int = 0) -> int:
+    """Dynamic shared memory of a gs_reduce launch: limits as double, then uint32 counts."""
+    if not in_shared_memory(mode, n_limits, bins):
+        return 0
+    if mode == LADDER:
+        return _ladder.N_LIMITS * 12
+    if mode == EDGES:
+        return n_limits * 12
+    return bins * 4
+
+
 def reduce_args(
+    buffer: ReduceBuffer,
+    base: int,
+    mode: int,
     data: int,
     n: int,
     shape: list[int],
     strides: list[int],
-    limits: int,
-    n_limits: int,
-    shared_limits: bool,
-    shared_counts: bool,
-    bins: int,
-    counts: int,
-    stats: int,
-    block_stats: int,
-    blocks_done: int,
+    *,
+    limits: int = 0,
+    n_limits: int = 0,
+    bins: int = 0,
 ) -> tuple:
     """gs_reduce's arguments, each a NumPy scalar of the parameter's exact width.
 
-    ``shape``/``strides`` are a collapsed layout (``_backend/_layout.py``, at most MAX_DIMS
-    dimensions); pointers are device addresses as ints.
+    Args:
+        buffer: the layout of the result buffer at device address ``base``.
+        mode: STATS, LADDER, EDGES or EVEN.
+        data: device address of the lowest element; ``n`` elements in the collapsed layout
+            ``shape``/``strides`` (``_backend/_layout.py``; at most MAX_DIMS dimensions).
+        limits: device address of ``n_limits`` caller limits (EDGES mode).
+        bins: even buckets (EVEN mode).
     """
     dims = len(shape)
     padded_shape = [*shape, *[1] * (MAX_DIMS - dims)]
     padded_strides = [*strides, *[0] * (MAX_DIMS - dims)]
+    shared = in_shared_memory(mode, n_limits, bins)
     return (
         np.uint64(data),
         np.int64(n),
@@ -128,14 +207,37 @@ def reduce_args(
         *map(np.int64, padded_strides),
         np.uint64(limits),
         np.int32(n_limits),
-        np.int32(shared_limits),
-        np.int32(shared_counts),
+        np.int32(shared and mode == EDGES),  # shared_limits
+        np.int32(shared),  # shared_counts
         np.int32(bins),
-        np.uint64(counts),
-        np.uint64(stats),
-        np.uint64(block_stats),
-        np.uint64(blocks_done),
+        np.uint64(base),
+        np.uint64(base + buffer.stats),
+        np.uint64(base + buffer.block_stats),
+        np.uint64(base + buffer.blocks_done),
     )
+
+
+def parse_stats(raw: np.ndarray) -> TensorStats:
+    """TensorStats from the 64 stats bytes gs_reduce writes."""
+    words = raw.view(np.uint64)
+    doubles = raw.view(np.float64)
+    count = int(words[0])
+    return TensorStats(
+        count=count,
+        min=float(doubles[4]) if count else 0.0,
+        max=float(doubles[5]) if count else 0.0,
+        sum=float(doubles[6]),
+        sum_squares=float(doubles[7]),
+        nan=int(words[1]),
+        posinf=int(words[2]),
+        neginf=int(words[3]),
+    )
+
+
+def parse_result(raw: np.ndarray, n_buckets: int) -> tuple[np.ndarray, TensorStats]:
+    """(int64 counts, stats) from the ``result_bytes`` copied back from a ReduceBuffer."""
+    counts = raw[: 8 * n_buckets].view(np.uint64).astype(np.int64)
+    return counts, parse_stats(raw[8 * n_buckets : 8 * n_buckets + 8 * STATS_WORDS])
 
 
 def thumbnails_args(

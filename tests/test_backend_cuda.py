@@ -76,7 +76,8 @@ def _sample(dtype, n, seed=0):
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-    x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
+    with np.errstate(over="ignore"):  # float16 overflows to ±inf: more data to count
+        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
     x[::97] = np.nan
     x[::101] = np.inf
     x[::103] = -np.inf
@@ -152,7 +153,7 @@ def test_bfloat16_and_float16_every_bit_pattern(cp):
         lambda a: a.reshape((2, 3, 2, 5, 2, 5, 2, 5, 2, 5, 2, 2))[
             :, ::2, :, ::2, :, ::2, :, ::2, :, ::2, :, ::-1
         ],
-        lambda a: a[5, 7],
+        lambda a: a[5, 7, ...],
         lambda a: a[:0],
     ],
 )

@@ -100,7 +100,9 @@ def test_launch_arguments_match_kernel_parameters():
         (
             _kernels.REDUCE_FILE,
             "gs_reduce",
-            _kernels.reduce_args(1, 10, [2, 5], [7, 1], 0, 0, False, True, 3, 2, 3, 4, 5),
+            _kernels.reduce_args(
+                _kernels.ReduceBuffer(3, 2), 64, _kernels.EVEN, 8, 10, [2, 5], [7, 1], bins=3
+            ),
         ),
         (
             _kernels.THUMBNAILS_FILE,
@@ -115,6 +117,10 @@ def test_launch_arguments_match_kernel_parameters():
             assert (arg.dtype.kind, arg.dtype.itemsize) == _width(parameter), (kernel, parameter)
 
 
-def test_reduce_args_pad_the_layout():
-    args = _kernels.reduce_args(1, 10, [2, 5], [7, 1], 0, 0, False, True, 3, 2, 3, 4, 5)
+def test_reduce_args_pad_the_layout_and_place_the_buffer():
+    buffer = _kernels.ReduceBuffer(n_buckets=3, grid=2, n_limits=4)
+    args = _kernels.reduce_args(buffer, 1000, _kernels.EDGES, 8, 10, [2, 5], [7, 1], n_limits=4)
     assert [int(a) for a in args[2:14]] == [2, 5, 1, 1, 1, 1, 7, 1, 0, 0, 0, 0]
+    assert [int(a) for a in args[-4:]] == [1000, 1024, 1096, 1088]  # counts, stats, ...
+    assert (buffer.result_bytes, buffer.zero_bytes, buffer.limits) == (88, 96, 224)
+    assert buffer.total_bytes == 256

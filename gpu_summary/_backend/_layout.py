@@ -50,3 +50,22 @@ def collapse(
     if len(merged) > MAX_DIMS:
         return None
     return offset, [size for _, size in merged], [stride for stride, _ in merged]
+
+
+def kernel_view(
+    pointer: int, shape: tuple[int, ...], byte_strides: tuple[int, ...], itemsize: int
+) -> tuple[int, list[int], list[int]] | None:
+    """What gs_reduce is given for a tensor at device address ``pointer``.
+
+    Returns:
+        ``(address of the lowest element, shape, element strides)`` after :func:`collapse`, or
+        None when the tensor must first be copied to contiguous memory (strides that are not
+        whole elements, or too many dimensions).
+    """
+    if any(s % itemsize for s in byte_strides):
+        return None
+    collapsed = collapse(shape, tuple(s // itemsize for s in byte_strides))
+    if collapsed is None:
+        return None
+    offset, dims, strides = collapsed
+    return pointer + offset * itemsize, dims, strides

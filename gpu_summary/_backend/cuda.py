@@ -48,9 +48,6 @@ __all__ = [
 # n = 2**31; min, max and all counts are equal exactly.
 MOMENT_RTOL = 1e-12
 
-_STATS_WORDS = 8  # u64 count, nan, posinf, neginf; double min, max, sum, sum_squares
-_SHARED_EDGES = 2048  # caller edges (and their counts) kept in shared memory up to this many
-_SHARED_EVEN_BINS = 8192  # even-bin counts kept in shared memory up to this many
 _BLOCKS_PER_SM = 8
 _HOST_TO_DEVICE, _DEVICE_TO_HOST = 1, 2
 
@@ -137,100 +134,57 @@ def _launch_copy(
     return host, event
 
 
-def _flat_source(values: DeviceArray) -> tuple[cupy.ndarray, int, list[int], list[int], object]:
-    """The input as (array, pointer, shape, strides) for gs_reduce, merged to few dimensions."""
+def _flat_source(values: DeviceArray) -> tuple[int, list[int], list[int], cupy.ndarray]:
+    """The input as gs_reduce reads it: (lowest address, shape, strides, array to keep)."""
     array = values.array
     itemsize = array.dtype.itemsize
-    collapsed = None
-    if all(s % itemsize == 0 for s in array.strides):
-        collapsed = _layout.collapse(array.shape, tuple(s // itemsize for s in array.strides))
-    if collapsed is None:  # more dimensions than a kernel indexes: copy (on the stream)
+    view = _layout.kernel_view(array.data.ptr, array.shape, array.strides, itemsize)
+    if view is None:  # odd strides or too many dimensions: copy, on the stream
         array = cupy.ascontiguousarray(array)
-        collapsed = _layout.collapse(array.shape, tuple(s // itemsize for s in array.strides))
-    offset, shape, strides = collapsed
-    return array, array.data.ptr + offset * itemsize, shape, strides, array
-
-
-def _parse_stats(raw: np.ndarray) -> TensorStats:
-    words = raw.view(np.uint64)
-    doubles = raw.view(np.float64)
-    count = int(words[0])
-    return TensorStats(
-        count=count,
-        min=float(doubles[4]) if count else 0.0,
-        max=float(doubles[5]) if count else 0.0,
-        sum=float(doubles[6]),
-        sum_squares=float(doubles[7]),
-        nan=int(words[1]),
-        posinf=int(words[2]),
-        neginf=int(words[3]),
-    )
+        view = _layout.kernel_view(array.data.ptr, array.shape, array.strides, itemsize)
+    pointer, shape, strides = view
+    return pointer, shape, strides, array
 
 
 class _Reduction:
-    """One reduction's device buffer: [counts u64 x n_buckets | stats u64 x 8 | blocks_done
-    u32 (padded to 8 bytes) | block partials u64 x 8 x grid | limits f64 x n_limits]."""
+    """One reduction: its device buffer (``_kernels.ReduceBuffer``), zeroed on the stream, and
+    the input in the collapsed layout the kernel reads."""
 
     def __init__(self, values: DeviceArray, n_buckets: int, n_limits: int = 0) -> None:
         self.values = values
-        self.source, self.pointer, self.shape, self.strides, self.keep = _flat_source(values)
+        self.pointer, self.shape, self.strides, self.keep = _flat_source(values)
         self.n = int(values.size)
         self.device = values.device_id
-        self.grid = _grid(self.device, self.n)
-        self.n_buckets = n_buckets
-        self.counts_bytes = 8 * n_buckets
-        self.result_bytes = self.counts_bytes + 8 * _STATS_WORDS
-        self.zero_bytes = self.result_bytes + 8
-        self.limits_offset = self.zero_bytes + 8 * _STATS_WORDS * self.grid
-        self.memory = cupy.cuda.alloc(self.limits_offset + 8 * n_limits)
-        cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.zero_bytes, values.stream.ptr)
+        self.buffer = _kernels.ReduceBuffer(n_buckets, _grid(self.device, self.n), n_limits)
+        self.memory = cupy.cuda.alloc(self.buffer.total_bytes)
+        cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.buffer.zero_bytes, values.stream.ptr)
 
-    def launch(
-        self,
-        mode: int,
-        limits_pointer: int = 0,
-        n_limits: int = 0,
-        shared_limits: bool = False,
-        shared_counts: bool = False,
-        bins: int = 0,
-    ) -> None:
-        values = self.values
-        expression = _kernels.reduce_expression(values.dtype_name, mode)
+    @property
+    def limits_pointer(self) -> int:
+        return self.memory.ptr + self.buffer.limits
+
+    def launch(self, mode: int, n_limits: int = 0, bins: int = 0) -> None:
+        expression = _kernels.reduce_expression(self.values.dtype_name, mode)
         kernel = _kernel(self.device, _kernels.REDUCE_FILE, expression)
-        shared = 0
-        if mode == _kernels.LADDER:
-            shared = _ladder.N_LIMITS * 12
-        elif mode == _kernels.EDGES and shared_limits:
-            shared = n_limits * 12
-        elif mode == _kernels.EVEN and shared_counts:
-            shared = bins * 4
-        base = self.memory.ptr
         args = _kernels.reduce_args(
+            self.buffer,
+            self.memory.ptr,
+            mode,
             self.pointer,
             self.n,
             self.shape,
             self.strides,
-            limits_pointer,
-            n_limits,
-            shared_limits,
-            shared_counts,
-            bins,
-            counts=base,
-            stats=base + self.counts_bytes,
-            block_stats=base + self.zero_bytes,
-            blocks_done=base + self.result_bytes,
+            limits=self.limits_pointer if n_limits else 0,
+            n_limits=n_limits,
+            bins=bins,
         )
-        kernel((self.grid,), (_kernels.THREADS,), args, shared_mem=shared)
+        shared = _kernels.reduce_shared_bytes(mode, n_limits, bins)
+        kernel((self.buffer.grid,), (_kernels.THREADS,), args, shared_mem=shared)
 
     def finish(self, parse: Callable[[np.ndarray], object], extra: tuple = ()) -> _DevicePending:
-        host, event = _launch_copy(self.memory, self.result_bytes, self.values.stream)
+        host, event = _launch_copy(self.memory, self.buffer.result_bytes, self.values.stream)
         keep = (self.memory, self.keep, self.values.owner, *extra)
         return _DevicePending(event, host, parse, keep)
-
-
-def _split_result(raw: np.ndarray, n_buckets: int) -> tuple[np.ndarray, TensorStats]:
-    counts = raw[: 8 * n_buckets].view(np.uint64).astype(np.int64)
-    return counts, _parse_stats(raw[8 * n_buckets :])
 
 
 def tensor_stats(values: DeviceArray) -> Pending[TensorStats]:
@@ -238,7 +192,7 @@ def tensor_stats(values: DeviceArray) -> Pending[TensorStats]:
     with cupy.cuda.Device(values.device_id), values.stream:
         reduction = _Reduction(values, 0)
         reduction.launch(_kernels.STATS)
-        return reduction.finish(_parse_stats)
+        return reduction.finish(_kernels.parse_stats)
 
 
 def histogram_fixed(values: DeviceArray, limits: np.ndarray | None) -> Pending[HistogramResult]:
@@ -249,7 +203,7 @@ def histogram_fixed(values: DeviceArray, limits: np.ndarray | None) -> Pending[H
     with cupy.cuda.Device(values.device_id), values.stream:
         if limits is None:
             reduction = _Reduction(values, _ladder.N_LIMITS)
-            reduction.launch(_kernels.LADDER, shared_counts=True)
+            reduction.launch(_kernels.LADDER)
             extra: tuple = ()
             limits = _ladder.LIMITS
         else:
@@ -258,24 +212,16 @@ def histogram_fixed(values: DeviceArray, limits: np.ndarray | None) -> Pending[H
             staging = cupy.cuda.alloc_pinned_memory(8 * n_limits)
             staged = np.frombuffer(staging, np.float64, n_limits)
             staged[:] = limits
-            device_limits = reduction.memory.ptr + reduction.limits_offset
             cupy.cuda.runtime.memcpyAsync(
-                device_limits, staged.ctypes.data, 8 * n_limits, _HOST_TO_DEVICE,
+                reduction.limits_pointer, staged.ctypes.data, 8 * n_limits, _HOST_TO_DEVICE,
                 values.stream.ptr,
             )  # fmt: skip
-            in_shared = n_limits <= _SHARED_EDGES
-            reduction.launch(
-                _kernels.EDGES,
-                limits_pointer=device_limits,
-                n_limits=n_limits,
-                shared_limits=in_shared,
-                shared_counts=in_shared,
-            )
+            reduction.launch(_kernels.EDGES, n_limits=n_limits)
             extra = (staging,)
         host_limits = limits
 
         def parse(raw: np.ndarray) -> HistogramResult:
-            counts, stats = _split_result(raw, host_limits.size)
+            counts, stats = _kernels.parse_result(raw, host_limits.size)
             return HistogramResult(limits=host_limits, counts=counts, stats=stats)
 
         return reduction.finish(parse, extra)
@@ -292,10 +238,10 @@ def histogram_even(values: DeviceArray, bins: int) -> Pending[HistogramResult]:
     with cupy.cuda.Device(values.device_id), values.stream:
         reduction = _Reduction(values, bins)
         reduction.launch(_kernels.STATS)
-        reduction.launch(_kernels.EVEN, bins=bins, shared_counts=bins <= _SHARED_EVEN_BINS)
+        reduction.launch(_kernels.EVEN, bins=bins)
 
         def parse(raw: np.ndarray) -> HistogramResult:
-            counts, stats = _split_result(raw, bins)
+            counts, stats = _kernels.parse_result(raw, bins)
             lo, hi = (stats.min, stats.max) if stats.count else (0.0, 1.0)
             edges = numpy_backend.even_edges(lo, hi, bins)
             return HistogramResult(limits=edges[1:], counts=counts, stats=stats)

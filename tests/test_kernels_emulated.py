@@ -1,0 +1,233 @@
+"""gs_reduce itself, run on the CPU, against the NumPy backend.
+
+The kernel module's exact source (the text NVRTC compiles, ladder spliced in) is compiled with
+the host C++ compiler after tests/native/cuda_on_cpu.h, which runs each CUDA thread of a block
+as a real thread (barriers for __syncthreads, per-warp exchanges for shuffles, atomic builtins
+for atomics). The test drives it as the device backend does — the same buffer layout
+(``_kernels.ReduceBuffer``), launch arguments (``_kernels.reduce_args``), collapsed layouts
+(``_layout.kernel_view``) and result parsing (``_kernels.parse_result``) — so the per-block
+shared-memory histograms, the fixed-order reduction of block partials by the last block, the
+even-bin pass that reads min and max from the stats pass, strided addressing and every dtype
+are checked on every CI run, without a GPU. What it cannot check: timing, memory coherence
+between concurrently running blocks, and CuPy's launch itself (tests/test_backend_cuda.py does,
+on a GPU).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_summary import _kernels, _ladder
+from gpu_summary._backend import _layout
+from gpu_summary._backend import numpy as nb
+
+from conftest import DTYPES
+
+NATIVE = Path(__file__).with_name("native")
+TYPE_CODES = {name: code for code, name in enumerate(_kernels.CUDA_TYPES)}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """gs_reduce.cu compiled for the CPU, as a loaded library."""
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    assert compiler, "a C++ compiler (c++ or g++) is needed to run the kernels on the CPU"
+    folder = tmp_path_factory.mktemp("emulated")
+    source = _kernels.kernel_source(_kernels.REDUCE_FILE)
+    dynamic = "extern __shared__ double shared[];"
+    assert dynamic in source
+    source = source.replace(dynamic, "double* shared = gs_emu::dynamic_shared;")
+    unit = folder / "gs_reduce_emulated.cpp"
+    unit.write_text(
+        '#include "cuda_on_cpu.h"\n'
+        + source
+        + "\n"
+        + (NATIVE / "emulate_gs_reduce.cpp").read_text(encoding="utf-8")
+    )
+    library = folder / "gs_reduce_emulated.so"
+    command = [compiler, "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", f"-I{NATIVE}"]
+    command += [str(unit), "-o", str(library)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    lib = ctypes.CDLL(str(library))
+    lib.emu_gs_reduce.restype = ctypes.c_int
+    return lib
+
+
+_CTYPES = {
+    np.dtype(np.uint64): ctypes.c_uint64,
+    np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.int32): ctypes.c_int32,
+}
+
+
+def _launch(emulator, dtype_name, itemsize, mode, grid, args, shared):
+    ctype_args = [_CTYPES[a.dtype](int(a)) for a in args]
+    size = emulator.emu_gs_reduce(
+        TYPE_CODES[dtype_name], mode, ctypes.c_uint(grid), ctypes.c_uint64(shared), *ctype_args
+    )
+    assert size == itemsize, f"{dtype_name}: kernel type is {size} bytes"
+
+
+def run_reduce(emulator, values, mode, *, limits=None, bins=0, grid=3, dtype_name=None):
+    """Histogram (or stats) of a NumPy array by gs_reduce, as the device backend drives it."""
+    dtype_name = dtype_name or values.dtype.name
+    itemsize = values.dtype.itemsize
+    view = _layout.kernel_view(values.ctypes.data, values.shape, values.strides, itemsize)
+    assert view is not None, "test views must not need a copy"
+    pointer, shape, strides = view
+    n_limits = 0 if limits is None else limits.size
+    n_buckets = {
+        _kernels.STATS: 0,
+        _kernels.LADDER: _ladder.N_LIMITS,
+        _kernels.EDGES: n_limits,
+        _kernels.EVEN: bins,
+    }[mode]
+    buffer = _kernels.ReduceBuffer(n_buckets, grid, n_limits)
+    memory = np.full(buffer.total_bytes, 0xAB, dtype=np.uint8)  # garbage, as fresh memory is
+    memory[: buffer.zero_bytes] = 0  # the backend's memsetAsync
+    base = memory.ctypes.data
+    if limits is not None:
+        memory[buffer.limits :].view(np.float64)[:] = limits
+    modes = [_kernels.STATS, _kernels.EVEN] if mode == _kernels.EVEN else [mode]
+    for launch_mode in modes:
+        args = _kernels.reduce_args(
+            buffer,
+            base,
+            launch_mode,
+            pointer,
+            values.size,
+            shape,
+            strides,
+            limits=base + buffer.limits if n_limits else 0,
+            n_limits=n_limits,
+            bins=bins,
+        )
+        shared = _kernels.reduce_shared_bytes(launch_mode, n_limits, bins)
+        _launch(emulator, dtype_name, itemsize, launch_mode, grid, args, shared)
+    return _kernels.parse_result(memory[: buffer.result_bytes], n_buckets)
+
+
+def assert_stats_match(got, want, values):
+    assert (got.count, got.nan, got.posinf, got.neginf) == (
+        want.count,
+        want.nan,
+        want.posinf,
+        want.neginf,
+    )
+    assert (got.min, got.max) == (want.min, want.max)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.asarray(values).astype(np.float64).ravel()
+        x = x[np.isfinite(x)]
+        scale, scale_sq = float(np.abs(x).sum()), float((x * x).sum())
+    if np.isfinite(scale):
+        assert abs(got.sum - want.sum) <= 1e-12 * scale
+    if np.isfinite(scale_sq):
+        assert abs(got.sum_squares - want.sum_squares) <= 1e-12 * scale_sq
+
+
+def _sample(dtype, n, seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == np.bool_:
+        return rng.random(n) < 0.3
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    with np.errstate(over="ignore"):  # float16 overflows to ±inf: more data to count
+        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
+    x[::97] = np.nan
+    x[::101] = np.inf
+    x[::103] = -np.inf
+    return x
+
+
+def _check(emulator, values, mode, **kwargs):
+    counts, stats = run_reduce(emulator, values, mode, **kwargs)
+    if mode == _kernels.LADDER:
+        want = nb.histogram_fixed(values, None).result()
+    elif mode == _kernels.EDGES:
+        want = nb.histogram_fixed(values, kwargs["limits"]).result()
+    elif mode == _kernels.EVEN:
+        want = nb.histogram_even(values, kwargs["bins"]).result()
+    else:
+        want = nb.histogram_fixed(values, None).result()  # its stats are tensor_stats'
+        counts = want.counts
+    np.testing.assert_array_equal(counts, want.counts)
+    assert_stats_match(stats, want.stats, values)
+
+
+_EDGES = np.append(np.linspace(-1e3, 1e3, 101), _ladder.DBL_MAX)
+_MANY_EDGES = np.append(np.sort(np.random.default_rng(1).normal(size=3000)) * 1e4, 1.8e308)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_dtype_and_mode_equals_numpy(emulator, dtype):
+    values = _sample(dtype, 6_001)
+    _check(emulator, values, _kernels.STATS)
+    _check(emulator, values, _kernels.LADDER)
+    _check(emulator, values, _kernels.EDGES, limits=_EDGES)
+    _check(emulator, values, _kernels.EVEN, bins=30)
+
+
+def test_global_memory_counts_paths(emulator):
+    values = _sample(np.float32, 5_000)
+    _check(emulator, values, _kernels.EDGES, limits=_MANY_EDGES)  # limits beyond shared memory
+    _check(emulator, values, _kernels.EVEN, bins=_kernels.SHARED_EVEN_BINS + 1)
+
+
+def test_ladder_near_every_limit_across_blocks(emulator):
+    limits = _ladder.LIMITS[1:-1]
+    near = np.concatenate([limits, np.nextafter(limits, np.inf), np.nextafter(limits, -np.inf)])
+    _check(emulator, near, _kernels.LADDER, grid=5)
+    _check(emulator, near.astype(np.float32), _kernels.LADDER, grid=2)
+
+
+def test_bfloat16_bits(emulator):
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    counts, stats = run_reduce(emulator, bits, _kernels.LADDER, dtype_name="bfloat16")
+    with np.errstate(invalid="ignore"):
+        as_f32 = (bits.astype(np.uint32) << 16).view(np.float32)
+    want = nb.histogram_fixed(as_f32, None).result()
+    np.testing.assert_array_equal(counts, want.counts)
+    assert_stats_match(stats, want.stats, as_f32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a.T,
+        lambda a: a[::3, 1:-1],
+        lambda a: a[::-1, ::-2],
+        lambda a: a.reshape(6, 10, 5, 8)[:, ::2, :, ::3],
+        lambda a: a[5, 7, ...],  # a 0-d view
+        lambda a: a[:0],
+        lambda a: np.broadcast_to(a[:1], (4, 40)),
+    ],
+    ids=["transposed", "sliced", "reversed", "4-d strided", "0-d", "empty", "broadcast"],
+)
+def test_strided_layouts(emulator, make):
+    values = make(_sample(np.float64, 2400).reshape(60, 40))
+    _check(emulator, values, _kernels.LADDER)
+    _check(emulator, values, _kernels.EVEN, bins=7)
+
+
+@pytest.mark.parametrize("values", [[np.nan, np.inf, -np.inf], [3.0], [2.5, 2.5], [-0.0, 0.0]])
+def test_degenerate_inputs(emulator, values):
+    array = np.array(values)
+    _check(emulator, array, _kernels.LADDER, grid=1)
+    _check(emulator, array, _kernels.EVEN, bins=5, grid=4)  # more blocks than values
+
+
+def test_results_repeat_exactly(emulator):
+    values = np.random.default_rng(5).standard_normal(20_000)
+    first = run_reduce(emulator, values, _kernels.LADDER, grid=6)
+    second = run_reduce(emulator, values, _kernels.LADDER, grid=6)
+    np.testing.assert_array_equal(first[0], second[0])
+    assert first[1] == second[1]  # sums too: a fixed reduction order
