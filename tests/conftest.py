@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from tensorboard.backend.event_processing import event_accumulator, plugin_event
 from tensorboard.util import tensor_util
 
 # The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py).
-BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+# "emulated" runs the device backend on the CPU: tests/fake_cupy.py stands in for CuPy.
+BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu), "emulated"]
+_DEVICE_MODULES = ("gpu_summary._backend.cuda", "gpu_summary._backend._device_tensor")
 # Every dtype a reduction must accept.
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32]
 DTYPES += [np.uint64, np.float16, np.float32, np.float64]
@@ -27,11 +30,43 @@ def _cuda_available() -> bool:
         return False
 
 
+def _forget_device_backend() -> None:
+    import gpu_summary._backend as package
+
+    for name in _DEVICE_MODULES:
+        sys.modules.pop(name, None)
+        if hasattr(package, name.rsplit(".", 1)[1]):
+            delattr(package, name.rsplit(".", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def _emulated_kernels(tmp_path_factory):
+    import fake_cupy
+
+    return fake_cupy.install(tmp_path_factory.mktemp("emulated_kernels"))
+
+
+@pytest.fixture
+def emulated_cupy(request, monkeypatch):
+    """tests/fake_cupy.py installed as ``cupy``; the device backend re-imported over it."""
+    fake = request.getfixturevalue("_emulated_kernels")
+    if "cupy" in sys.modules and sys.modules["cupy"] is not fake:
+        pytest.skip("the real CuPy is loaded in this process")
+    _forget_device_backend()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    fake.log.clear()
+    yield fake
+    _forget_device_backend()
+
+
 @pytest.fixture(params=BACKENDS)
 def xp(request):
-    """The array module whose arrays a test feeds in: numpy, or cupy when a GPU is present."""
+    """The array module whose arrays a test feeds in: numpy, cupy when a GPU is present, or
+    the CPU stand-in for CuPy that runs the device backend with emulated kernels."""
     if request.param == "numpy":
         return np
+    if request.param == "emulated":
+        return request.getfixturevalue("emulated_cupy")
     if not _cuda_available():
         pytest.skip("cupy backend: no CUDA device here")
     import cupy

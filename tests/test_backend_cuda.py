@@ -1,9 +1,11 @@
-"""The CUDA backend against the NumPy backend (the specification), on a GPU.
+"""The CUDA backend against the NumPy backend (the specification).
 
 Counts, min, max and non-finite counts must be equal exactly; sums within
-``cuda.MOMENT_RTOL`` of sum(|x|). Every test here needs a CUDA device and CuPy and is skipped
-cleanly without them; ``pytest -m gpu`` runs them all on a GPU machine
-(``benchmarks/gpu_check.sh`` does, with the GPU benchmark).
+``cuda.MOMENT_RTOL`` of sum(|x|). The ``cp`` fixture runs each test twice: on a GPU with the
+real CuPy (marked ``gpu``, skipped cleanly without a device; ``pytest -m gpu`` runs them all,
+as ``benchmarks/gpu_check.sh`` does), and on the CPU with tests/fake_cupy.py, which runs the
+same backend code with the kernels compiled for the CPU. Tests of streams, asynchrony and
+PyTorch need the real device only.
 """
 
 from __future__ import annotations
@@ -14,32 +16,32 @@ import time
 import numpy as np
 import pytest
 
-from gpu_summary import _ladder
+from gpu_summary import _kernels, _ladder
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as nb
 
 from conftest import DTYPES, _cuda_available, legacy_reader
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy"),
-]
-
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+_NEEDS_GPU = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")
+gpu_only = [pytest.mark.gpu, _NEEDS_GPU]
 
 
-@pytest.fixture(scope="module")
-def cp():
+@pytest.fixture(params=[pytest.param("cupy", marks=gpu_only), "emulated"])
+def cp(request):
+    """CuPy on a GPU, or the CPU stand-in that runs the same backend over emulated kernels."""
+    if request.param == "emulated":
+        return request.getfixturevalue("emulated_cupy")
     import cupy
 
     return cupy
 
 
-@pytest.fixture(scope="module")
-def cuda():
-    from gpu_summary._backend import cuda
+@pytest.fixture
+def real_cp():
+    import cupy
 
-    return cuda
+    return cupy
 
 
 def _device(values):
@@ -84,9 +86,14 @@ def _sample(dtype, n, seed=0):
     return x
 
 
+def _size(cp, n: int) -> int:
+    """n on a GPU; a tenth of it through the CPU emulation of the kernels."""
+    return n // 10 if cp.__name__ == "fake_cupy" else n
+
+
 def _compare(cp, host, bins="ladder"):
     backend, device = _device(cp.asarray(host))
-    if bins == "ladder":
+    if isinstance(bins, str):
         got, want = backend.histogram_fixed(device, None), nb.histogram_fixed(host, None)
     elif isinstance(bins, int):
         got, want = backend.histogram_even(device, bins), nb.histogram_even(host, bins)
@@ -101,7 +108,7 @@ def _compare(cp, host, bins="ladder"):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bins", ["ladder", 1, 30, 10_000, "edges", "many_edges"])
 def test_histograms_equal_numpy_for_every_dtype(cp, dtype, bins):
-    host = _sample(dtype, 300_001)
+    host = _sample(dtype, _size(cp, 300_001))
     if bins == "edges":
         bins = np.append(np.linspace(-1e3, 1e3, 101), _ladder.DBL_MAX)
     elif bins == "many_edges":  # more than fit in shared memory
@@ -123,23 +130,30 @@ def test_ladder_exact_at_every_limit(cp, dtype):
 @pytest.mark.parametrize("dtype,unsigned", [(np.float32, np.uint32), (np.float64, np.uint64)])
 def test_ladder_exact_on_random_bit_patterns(cp, dtype, unsigned):
     rng = np.random.default_rng(2)
-    bits = rng.integers(0, np.iinfo(unsigned).max, 2_000_000, dtype=unsigned, endpoint=True)
+    n = _size(cp, 2_000_000)
+    bits = rng.integers(0, np.iinfo(unsigned).max, n, dtype=unsigned, endpoint=True)
     _compare(cp, bits.view(dtype))
 
 
-def test_bfloat16_and_float16_every_bit_pattern(cp):
-    bits = np.arange(1 << 16, dtype=np.uint16)
-    _compare(cp, bits.view(np.float16))
-    if HAS_TORCH:
-        import torch
+def test_float16_every_bit_pattern(cp):
+    _compare(cp, np.arange(1 << 16, dtype=np.uint16).view(np.float16))
 
-        tensor = torch.from_numpy(bits.view(np.int16)).cuda().view(torch.bfloat16)
-        backend, device = _device(tensor)
-        got = backend.histogram_fixed(device, None).result()
+
+@pytest.mark.gpu
+@_NEEDS_GPU
+@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
+def test_bfloat16_every_bit_pattern_from_torch(real_cp):
+    import torch
+
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    tensor = torch.from_numpy(bits.view(np.int16)).cuda().view(torch.bfloat16)
+    backend, device = _device(tensor)
+    got = backend.histogram_fixed(device, None).result()
+    with np.errstate(invalid="ignore"):
         as_f32 = (bits.astype(np.uint32) << 16).view(np.float32)
-        want = nb.histogram_fixed(as_f32, None).result()
-        np.testing.assert_array_equal(got.counts, want.counts)
-        assert_same_stats(got.stats, want.stats, as_f32)
+    want = nb.histogram_fixed(as_f32, None).result()
+    np.testing.assert_array_equal(got.counts, want.counts)
+    assert_same_stats(got.stats, want.stats, as_f32)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +192,10 @@ def test_degenerate_inputs(cp, values):
         _compare(cp, host, bins)
 
 
-def test_large_tensor_many_blocks(cp, cuda):
+@pytest.mark.gpu
+@_NEEDS_GPU
+def test_large_tensor_many_blocks(real_cp):
+    cp = real_cp
     host = np.random.default_rng(3).standard_normal(20_000_003).astype(np.float32)
     _compare(cp, host)
     _compare(cp, host, 256)
@@ -211,7 +228,7 @@ def test_thumbnails_equal_numpy(cp, dtype, layout, max_size):
 
 
 def test_scalars_from_device(cp):
-    values = [cp.asarray(1.5), cp.asarray([7], dtype=cp.int64), cp.full(1, 2, dtype=cp.float16)]
+    values = [cp.asarray(1.5), cp.asarray(np.array([7], dtype=np.int64)), cp.asarray(np.float16(2))]
     for value in values:
         backend, device = _device(value)
         assert backend.scalar(device).result() == float(value.get().reshape(-1)[0])
@@ -237,8 +254,10 @@ def test_cuda_array_interface_input(cp):
     np.testing.assert_array_equal(got.counts, want.counts)
 
 
+@pytest.mark.gpu
+@_NEEDS_GPU
 @pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
-def test_torch_tensors_on_their_current_stream(cp, tmp_path):
+def test_torch_tensors_on_their_current_stream(tmp_path):
     import torch
 
     import gpu_summary as gs
@@ -258,6 +277,8 @@ def test_torch_tensors_on_their_current_stream(cp, tmp_path):
     assert len(acc.Images("i")) == 2
 
 
+@pytest.mark.gpu
+@_NEEDS_GPU
 @pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
 def test_no_host_sync_under_torch_sync_debug_mode(tmp_path):
     import torch
@@ -291,9 +312,12 @@ extern "C" __global__ void spin(long long cycles) {
 """
 
 
-def test_add_histogram_returns_while_the_stream_is_busy(cp, tmp_path):
+@pytest.mark.gpu
+@_NEEDS_GPU
+def test_add_histogram_returns_while_the_stream_is_busy(real_cp, tmp_path):
     import gpu_summary as gs
 
+    cp = real_cp
     values = cp.random.standard_normal(1 << 22, dtype=cp.float32)
     spin = cp.RawKernel(_SPIN, "spin")
     stream = cp.cuda.Stream(non_blocking=True)
@@ -312,10 +336,62 @@ def test_add_histogram_returns_while_the_stream_is_busy(cp, tmp_path):
     assert acc.Histograms("h")[0].histogram_value.num == values.size
 
 
-def test_dropped_results_wait_for_their_copies(cp, cuda):
+@pytest.mark.gpu
+@_NEEDS_GPU
+def test_dropped_results_wait_for_their_copies(real_cp):
+    cp = real_cp
     values = cp.random.standard_normal(1 << 20)
     backend, device = _device(values)
     for _ in range(50):
         backend.histogram_fixed(device, None)  # never read: must not free buffers in flight
     cp.cuda.get_current_stream().synchronize()
     assert backend.histogram_fixed(device, None).result().stats.count == values.size
+
+
+# -- the launch protocol, recorded by the CPU stand-in for CuPy --------------------------------
+
+
+class _OnStream(_ArrayInterfaceOnly):
+    """A foreign array whose producer orders its writes on stream 7 (interface v3)."""
+
+    @property
+    def __cuda_array_interface__(self):
+        return {**self._array.__cuda_array_interface__, "stream": 7}
+
+
+def test_even_bins_range_never_visits_the_host(emulated_cupy):
+    cp = emulated_cupy
+    host = np.random.default_rng(6).standard_normal(5000)
+    backend, device = _device(_OnStream(cp.asarray(host)))
+    pending = backend.histogram_even(device, 16)
+    ops = [entry[:3] if entry[0] == "launch" else entry[0] for entry in cp.log]
+    # zero the buffer, stats pass, counting pass, then the only copy: the result, to the host
+    assert ops == [
+        "memset",
+        ("launch", "gs_reduce", _kernels.STATS),
+        ("launch", "gs_reduce", _kernels.EVEN),
+        "memcpy",
+    ]
+    assert {entry[-1] for entry in cp.log} == {7}, "every operation on the producer's stream"
+    np.testing.assert_array_equal(
+        pending.result().counts, nb.histogram_even(host, 16).result().counts
+    )
+
+
+def test_ladder_is_one_launch_and_one_small_copy(emulated_cupy):
+    cp = emulated_cupy
+    backend, device = _device(cp.asarray(np.arange(100_000, dtype=np.float32)))
+    backend.histogram_fixed(device, None).result()
+    launches = [e for e in cp.log if e[0] == "launch"]
+    copies = [e for e in cp.log if e[0] == "memcpy"]
+    assert len(launches) == 1 and launches[0][4] == _ladder.N_LIMITS * 12  # shared bytes
+    assert len(copies) == 1 and copies[0][1] == 8 * (_ladder.N_LIMITS + 8)  # counts + stats
+
+
+def test_caller_edges_travel_on_the_stream(emulated_cupy):
+    cp = emulated_cupy
+    edges = np.append(np.linspace(-2, 2, 9), _ladder.DBL_MAX)
+    backend, device = _device(cp.asarray(np.linspace(-3, 3, 1000)))
+    backend.histogram_fixed(device, edges).result()
+    copies = [e for e in cp.log if e[0] == "memcpy"]
+    assert [(size, kind) for _, size, kind, _ in copies] == [(8 * 10, 1), (8 * (10 + 8), 2)]

@@ -16,10 +16,6 @@ on a GPU).
 from __future__ import annotations
 
 import ctypes
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,50 +24,23 @@ from gpu_summary import _kernels, _ladder
 from gpu_summary._backend import _layout
 from gpu_summary._backend import numpy as nb
 
+import emulator as emulator_module
 from conftest import DTYPES
-
-NATIVE = Path(__file__).with_name("native")
-TYPE_CODES = {name: code for code, name in enumerate(_kernels.CUDA_TYPES)}
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     """gs_reduce.cu compiled for the CPU, as a loaded library."""
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    assert compiler, "a C++ compiler (c++ or g++) is needed to run the kernels on the CPU"
-    folder = tmp_path_factory.mktemp("emulated")
-    source = _kernels.kernel_source(_kernels.REDUCE_FILE)
-    dynamic = "extern __shared__ double shared[];"
-    assert dynamic in source
-    source = source.replace(dynamic, "double* shared = gs_emu::dynamic_shared;")
-    unit = folder / "gs_reduce_emulated.cpp"
-    unit.write_text(
-        '#include "cuda_on_cpu.h"\n'
-        + source
-        + "\n"
-        + (NATIVE / "emulate_gs_reduce.cpp").read_text(encoding="utf-8")
-    )
-    library = folder / "gs_reduce_emulated.so"
-    command = [compiler, "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", f"-I{NATIVE}"]
-    command += [str(unit), "-o", str(library)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    lib = ctypes.CDLL(str(library))
-    lib.emu_gs_reduce.restype = ctypes.c_int
-    return lib
-
-
-_CTYPES = {
-    np.dtype(np.uint64): ctypes.c_uint64,
-    np.dtype(np.int64): ctypes.c_int64,
-    np.dtype(np.int32): ctypes.c_int32,
-}
+    return emulator_module.build(_kernels.REDUCE_FILE, tmp_path_factory.mktemp("emulated"))
 
 
 def _launch(emulator, dtype_name, itemsize, mode, grid, args, shared):
-    ctype_args = [_CTYPES[a.dtype](int(a)) for a in args]
     size = emulator.emu_gs_reduce(
-        TYPE_CODES[dtype_name], mode, ctypes.c_uint(grid), ctypes.c_uint64(shared), *ctype_args
+        emulator_module.TYPE_CODES[dtype_name],
+        mode,
+        ctypes.c_uint(grid),
+        ctypes.c_uint64(shared),
+        *emulator_module.as_ctypes(args),
     )
     assert size == itemsize, f"{dtype_name}: kernel type is {size} bytes"
 

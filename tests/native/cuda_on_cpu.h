@@ -4,7 +4,7 @@
 // this header, with the host C++ compiler: every CUDA thread of a block is a real std::thread,
 // __syncthreads is a barrier of the block's threads, warp shuffles exchange values through
 // per-warp slots between two barriers of the warp, atomics are the compiler's atomic builtins,
-// and blocks run one after another (as a GPU may schedule them). Shared memory is one static
+// and blocks run one after another (as a GPU may schedule them), by one team of threads. Shared memory is one static
 // instance per variable, which is what blocks see when they run one at a time.
 #pragma once
 
@@ -81,28 +81,32 @@ inline double __longlong_as_double(long long bits) {
 }
 
 // Run `body` as a grid of `grid` blocks of `threads` threads, with `shared_bytes` of dynamic
-// shared memory (allocated to exactly that size).
+// shared memory (allocated to exactly that size). One team of threads runs the blocks in turn;
+// a barrier between blocks advances blockIdx once every thread has left the previous one.
 template <typename Body>
 void gs_emu_launch(unsigned grid, unsigned threads, size_t shared_bytes, Body body) {
     std::vector<double> shared((shared_bytes + 7) / 8);
     gs_emu::dynamic_shared = shared.data();
     gridDim = {grid, 1, 1};
     blockDim = {threads, 1, 1};
-    for (unsigned block = 0; block < grid; ++block) {
-        blockIdx = {block, 0, 0};
-        std::barrier<> block_barrier(threads);
-        gs_emu::block_barrier = &block_barrier;
-        gs_emu::warp_barriers.clear();
-        for (unsigned w = 0; w < (threads + 31) / 32; ++w) {
-            gs_emu::warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
-        }
-        std::vector<std::thread> team;
-        for (unsigned t = 0; t < threads; ++t) {
-            team.emplace_back([t, &body] {
-                threadIdx = {t, 0, 0};
-                body();
-            });
-        }
-        for (auto& thread : team) thread.join();
+    blockIdx = {0, 0, 0};
+    std::barrier<> block_barrier(threads);
+    gs_emu::block_barrier = &block_barrier;
+    gs_emu::warp_barriers.clear();
+    for (unsigned w = 0; w < (threads + 31) / 32; ++w) {
+        gs_emu::warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
     }
+    auto next_block = []() noexcept { ++blockIdx.x; };
+    std::barrier between_blocks(threads, next_block);
+    std::vector<std::thread> team;
+    for (unsigned t = 0; t < threads; ++t) {
+        team.emplace_back([t, grid, &body, &between_blocks] {
+            threadIdx = {t, 0, 0};
+            for (unsigned block = 0; block < grid; ++block) {
+                body();
+                between_blocks.arrive_and_wait();
+            }
+        });
+    }
+    for (auto& thread : team) thread.join();
 }

@@ -1,0 +1,277 @@
+"""A stand-in for the part of CuPy the device backend uses, on the CPU.
+
+"Device memory" is host memory; the stream operations (memset, copies, events) run at once;
+kernels are the real kernel sources compiled for the CPU (tests/emulator.py), launched with the
+grid, block, arguments and shared memory size the backend passes. Installed as ``cupy`` in
+``sys.modules`` by the ``emulated`` backend fixture, it runs gpu_summary/_backend/cuda.py and
+_device_tensor.py end to end without a GPU: buffer layouts, launch arguments, strided and
+foreign inputs, result parsing, writer integration. What it cannot show: asynchrony, streams,
+real CUDA memory semantics (tests/test_backend_cuda.py does, on a GPU).
+
+Every launch and stream operation is recorded in ``log`` for tests to inspect.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import sys
+import types
+
+import numpy as np
+
+from gpu_summary import _kernels
+
+import emulator
+
+bool_ = np.bool_
+uint16 = np.uint16
+uint8 = np.uint8
+float32 = np.float32
+log: list[tuple] = []
+_libraries: dict[str, ctypes.CDLL] = {}
+_GARBAGE = 0xAB  # fresh "device" memory is not zero, so a missing memset shows
+
+
+def install(folder) -> types.ModuleType:
+    """Build the emulated kernels into ``folder``; return this module, ready to stand in."""
+    for filename in (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE):
+        if filename not in _libraries:
+            _libraries[filename] = emulator.build(filename, folder)
+    return sys.modules[__name__]
+
+
+class _Memory:
+    def __init__(self, size: int) -> None:
+        self.buffer = np.full(max(size, 1), _GARBAGE, dtype=np.uint8)
+        self.ptr = self.buffer.ctypes.data
+        self.size = size
+
+
+class UnownedMemory:
+    def __init__(self, ptr: int, size: int, owner: object, device_id: int = -1) -> None:
+        self.ptr, self.size, self.owner, self.device_id = ptr, size, owner, device_id
+
+
+class MemoryPointer:
+    def __init__(self, mem: object, offset: int) -> None:
+        self.mem = mem
+        self.ptr = mem.ptr + offset
+
+
+class _Data:
+    def __init__(self, ptr: int) -> None:
+        self.ptr = ptr
+
+
+class _Device:
+    def __init__(self, device_id: int = 0) -> None:
+        self.id = device_id
+        self.attributes = {"MultiProcessorCount": 1}  # grids of up to 8 blocks
+
+    def __enter__(self) -> _Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class ndarray:
+    """A device array: a NumPy array standing in for device memory."""
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None) -> None:
+        if isinstance(shape, np.ndarray):  # internal: wrap a host array
+            self._host = shape
+            return
+        dtype = np.dtype(dtype)
+        shape = tuple(shape)
+        if strides is None:
+            strides = tuple(np.cumprod((1, *shape[:0:-1]))[::-1] * dtype.itemsize) if shape else ()
+        extent = max(
+            1, sum((n - 1) * abs(s) for n, s in zip(shape, strides, strict=True)) + dtype.itemsize
+        )
+        low = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
+        raw = (ctypes.c_uint8 * extent).from_address(memptr.ptr + low)
+        self._host = np.ndarray(shape, dtype, buffer=raw, offset=-low, strides=strides)
+
+    shape = property(lambda self: self._host.shape)
+    strides = property(lambda self: self._host.strides)
+    dtype = property(lambda self: self._host.dtype)
+    size = property(lambda self: self._host.size)
+    ndim = property(lambda self: self._host.ndim)
+    nbytes = property(lambda self: self._host.nbytes)
+    device = property(lambda self: _Device(0))
+
+    @property
+    def data(self) -> _Data:
+        return _Data(self._host.__array_interface__["data"][0])
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        interface = dict(self._host.__array_interface__)
+        interface["version"] = 3
+        interface["stream"] = None
+        return interface
+
+    def __getitem__(self, key: object) -> ndarray:
+        return ndarray(self._host[key])
+
+    @property
+    def T(self) -> ndarray:
+        return ndarray(self._host.T)
+
+    def transpose(self, *axes) -> ndarray:
+        return ndarray(self._host.transpose(*axes))
+
+    def reshape(self, *shape) -> ndarray:
+        return ndarray(self._host.reshape(*shape))
+
+    def view(self, dtype) -> ndarray:
+        return ndarray(self._host.view(dtype))
+
+    def get(self) -> np.ndarray:
+        return self._host.copy()
+
+
+def asarray(values, dtype=None) -> ndarray:
+    return ndarray(np.array(values, dtype=dtype))
+
+
+def ascontiguousarray(array: ndarray) -> ndarray:
+    log.append(("copy", array.shape))
+    return ndarray(np.ascontiguousarray(array._host))
+
+
+def from_dlpack(obj) -> ndarray:
+    return ndarray(np.from_dlpack(obj))
+
+
+class _Stream:
+    _current: _Stream | None = None
+
+    def __init__(self, ptr: int = 0) -> None:
+        self.ptr = ptr
+        self.done = True
+        self._previous: list[_Stream | None] = []
+
+    def __enter__(self) -> _Stream:
+        self._previous.append(_Stream._current)
+        _Stream._current = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _Stream._current = self._previous.pop()
+
+    def synchronize(self) -> None:
+        pass
+
+
+class _ExternalStream(_Stream):
+    def __init__(self, ptr: int, device_id: int = -1) -> None:
+        super().__init__(ptr)
+
+
+class _Event:
+    def __init__(self, block: bool = False, disable_timing: bool = False) -> None:
+        self.recorded_on: int | None = None
+        self.done = False
+
+    def record(self, stream: _Stream | None = None) -> None:
+        self.recorded_on = (stream or get_current_stream()).ptr
+        self.done = True  # everything before it already ran
+
+    def synchronize(self) -> None:
+        assert self.recorded_on is not None, "waited on an event that was never recorded"
+
+
+def get_current_stream() -> _Stream:
+    return _Stream._current or _Stream.null
+
+
+_Stream.null = _Stream(0)
+_Stream.ptds = _Stream(2)
+
+
+class _Kernel:
+    """A compiled kernel: launches the CPU build of the same source."""
+
+    def __init__(self, filename: str, expression: str) -> None:
+        match = re.fullmatch(r"(gs_\w+)<(.+?)(?:, (\d))?>", expression)
+        assert match, expression
+        self.name, type_name, mode = match.groups()
+        self.type_code = emulator.TYPE_CODES[
+            next(k for k, v in _kernels.CUDA_TYPES.items() if v == type_name)
+        ]
+        self.mode = None if mode is None else int(mode)
+        self.library = _libraries[filename]
+
+    def __call__(self, grid, block, args, *, shared_mem: int = 0) -> None:
+        assert block == (_kernels.THREADS,), block
+        log.append(("launch", self.name, self.mode, grid[0], shared_mem, get_current_stream().ptr))
+        values = emulator.as_ctypes(args)
+        if self.name == "gs_reduce":
+            size = self.library.emu_gs_reduce(
+                self.type_code, self.mode, ctypes.c_uint(grid[0]), ctypes.c_uint64(shared_mem),
+                *values,
+            )  # fmt: skip
+        else:
+            assert shared_mem == 0
+            size = self.library.emu_gs_thumbnails(self.type_code, ctypes.c_uint(grid[0]), *values)
+        assert size > 0, f"no emulated instantiation for {self.name} type {self.type_code}"
+
+
+class RawModule:
+    def __init__(self, code: str, options: tuple = (), name_expressions=None) -> None:
+        self.filename = next(
+            f
+            for f in (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE)
+            if _kernels.kernel_source(f) == code
+        )
+        assert options == _kernels.COMPILE_OPTIONS
+        self.expressions = list(name_expressions or [])
+
+    def get_function(self, expression: str) -> _Kernel:
+        assert expression in self.expressions, "ask only for instantiated templates"
+        assert expression in _kernels.name_expressions(self.filename)
+        return _Kernel(self.filename, expression)
+
+
+RawKernel = _Kernel
+
+
+def _alloc(size: int) -> MemoryPointer:
+    return MemoryPointer(_Memory(size), 0)
+
+
+def _alloc_pinned_memory(size: int) -> np.ndarray:
+    return np.full(size, _GARBAGE, dtype=np.uint8)
+
+
+def _memset_async(ptr: int, value: int, size: int, stream: int) -> None:
+    log.append(("memset", size, stream))
+    ctypes.memset(ptr, value, size)
+
+
+def _memcpy_async(dst: int, src: int, size: int, kind: int, stream: int) -> None:
+    log.append(("memcpy", size, kind, stream))
+    ctypes.memmove(dst, src, size)
+
+
+_runtime = types.SimpleNamespace(
+    memsetAsync=_memset_async,
+    memcpyAsync=_memcpy_async,
+    pointerGetAttributes=lambda ptr: types.SimpleNamespace(device=0),
+    getDevice=lambda: 0,
+)
+cuda = types.SimpleNamespace(
+    Device=_Device,
+    Stream=_Stream,
+    ExternalStream=_ExternalStream,
+    Event=_Event,
+    UnownedMemory=UnownedMemory,
+    MemoryPointer=MemoryPointer,
+    alloc=_alloc,
+    alloc_pinned_memory=_alloc_pinned_memory,
+    get_current_stream=get_current_stream,
+    runtime=_runtime,
+)
