@@ -95,6 +95,7 @@ def kernel_source(filename: str) -> str:
     include = f'#include "{HEADER}"'
     if include not in body:
         raise ValueError(f"{filename} must include {HEADER}")
+    header = header.replace("#pragma once\n", "", 1)  # spliced once, into this module only
     prologue = f"#define GS_LADDER_VALUES {_ladder_values()}\n"
     return prologue + body.replace(include, header, 1)
 

@@ -163,21 +163,20 @@ __global__ void __launch_bounds__(GS_THREADS)
     __syncthreads();
 
     Partial p = empty_partial();
-    const long long step = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        const double x = gs::to_double(data[gs::element_offset(i, layout)]);
+    // One element: non-finite counts, moments, bucket.
+    const auto visit = [&](const double x) {
         if (gs::can_be_nonfinite<T>::value) {
             if (gs::is_nan(x)) {
                 ++p.nan;
-                continue;
+                return;
             }
             if (x > GS_DBL_MAX) {
                 ++p.posinf;
-                continue;
+                return;
             }
             if (x < -GS_DBL_MAX) {
                 ++p.neginf;
-                continue;
+                return;
             }
         }
         if (MODE != 3) {
@@ -188,7 +187,7 @@ __global__ void __launch_bounds__(GS_THREADS)
             p.sum_squares += x * x;
         }
         if (MODE == 0) {
-            continue;
+            return;
         }
         int bucket;
         if (MODE == 1) {
@@ -202,6 +201,17 @@ __global__ void __launch_bounds__(GS_THREADS)
             atomicAdd(block_counts + bucket, 1u);
         } else {
             atomicAdd(counts + bucket, 1ull);
+        }
+    };
+    const long long step = (long long)gridDim.x * blockDim.x;
+    const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (ndim == 1) {  // most tensors: one run of memory, its stride in a register
+        for (long long i = first; i < n; i += step) {
+            visit(gs::to_double(data[i * stride0]));
+        }
+    } else {
+        for (long long i = first; i < n; i += step) {
+            visit(gs::to_double(data[gs::element_offset(i, layout)]));
         }
     }
 
