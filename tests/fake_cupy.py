@@ -184,7 +184,7 @@ class _Event:
         assert self.recorded_on is not None, "waited on an event that was never recorded"
 
 
-def get_current_stream() -> _Stream:
+def get_current_stream(device_id: int = -1) -> _Stream:
     return _Stream._current or _Stream.null
 
 

@@ -395,3 +395,15 @@ def test_caller_edges_travel_on_the_stream(emulated_cupy):
     backend.histogram_fixed(device, edges).result()
     copies = [e for e in cp.log if e[0] == "memcpy"]
     assert [(size, kind) for _, size, kind, _ in copies] == [(8 * 10, 1), (8 * (10 + 8), 2)]
+
+
+def test_non_numeric_device_data_is_a_type_error(cp, tmp_path):
+    import gpu_summary as gs
+
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(TypeError, match="values must hold bool, integer or floating"):
+            writer.add_histogram("h", cp.asarray(np.array([1j, 2j])), 0)
+        with pytest.raises(ValueError, match="value must be a single number"):
+            writer.add_scalar("s", cp.asarray(np.arange(3.0)), 0)
+        writer.add_scalar("s", cp.asarray(np.float32(2.5)), 0)  # the writer still works
+    assert legacy_reader(tmp_path).Scalars("s")[0].value == 2.5

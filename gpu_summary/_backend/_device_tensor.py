@@ -85,7 +85,7 @@ class DeviceArray:
 
 
 def _from_cupy(array: cupy.ndarray) -> DeviceArray:
-    return DeviceArray(array, cupy.cuda.get_current_stream(), array.dtype, array)
+    return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, array)
 
 
 def _from_torch(tensor: object) -> DeviceArray:
@@ -153,9 +153,7 @@ def _from_dlpack(obj: object) -> DeviceArray:
     # CuPy passes its current stream to __dlpack__; the producer orders its writes before it
     # (on the device, without a host wait), and our kernels run on that stream.
     array = cupy.from_dlpack(obj)
-    with array.device:
-        stream = cupy.cuda.get_current_stream()
-    return DeviceArray(array, stream, array.dtype, obj)
+    return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, obj)
 
 
 def adopt(obj: object, argument: str) -> DeviceArray:
