@@ -407,3 +407,29 @@ def test_non_numeric_device_data_is_a_type_error(cp, tmp_path):
             writer.add_scalar("s", cp.asarray(np.arange(3.0)), 0)
         writer.add_scalar("s", cp.asarray(np.float32(2.5)), 0)  # the writer still works
     assert legacy_reader(tmp_path).Scalars("s")[0].value == 2.5
+
+
+def test_device_backend_provides_the_interface(emulated_cupy):
+    import inspect
+
+    from gpu_summary._backend import BACKEND_FUNCTIONS, cuda
+
+    for name in BACKEND_FUNCTIONS:
+        ours, reference = getattr(cuda, name), getattr(nb, name)
+        assert list(inspect.signature(ours).parameters) == list(
+            inspect.signature(reference).parameters
+        ), name
+
+
+@pytest.mark.gpu
+@_NEEDS_GPU
+def test_jax_arrays(monkeypatch):
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave memory to the others
+    jax = pytest.importorskip("jax")
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("JAX sees no GPU")
+    host = _sample(np.float32, 10_000)
+    backend, device = _device(jax.device_put(host, jax.devices("gpu")[0]))
+    got = backend.histogram_fixed(device, None).result()
+    want = nb.histogram_fixed(host, None).result()
+    np.testing.assert_array_equal(got.counts, want.counts)
