@@ -90,22 +90,41 @@ def _fields(descriptor):
         ("tensor_pb2.TensorProto", "tensor_pb2.TensorProto"),
         ("tensor_shape_pb2.TensorShapeProto", "tensor_shape_pb2.TensorShapeProto"),
         ("tensor_shape_pb2.TensorShapeProto.Dim", "tensor_shape_pb2.TensorShapeProto.Dim"),
+        ("graph_pb2.GraphDef", "graph_pb2.GraphDef"),
+        ("graph_pb2.NodeDef", "node_def_pb2.NodeDef"),
+        ("graph_pb2.AttrValue", "attr_value_pb2.AttrValue"),
+        ("graph_pb2.AttrValue.ListValue", "attr_value_pb2.AttrValue.ListValue"),
+        ("graph_pb2.NameAttrList", "attr_value_pb2.NameAttrList"),
+        ("graph_pb2.VersionDef", "versions_pb2.VersionDef"),
+        ("hparams_pb2.HParamsPluginData", "plugins.hparams.plugin_data_pb2.HParamsPluginData"),
+        ("hparams_pb2.SessionStartInfo", "plugins.hparams.plugin_data_pb2.SessionStartInfo"),
+        ("hparams_pb2.SessionEndInfo", "plugins.hparams.plugin_data_pb2.SessionEndInfo"),
+        ("hparams_pb2.Experiment", "plugins.hparams.api_pb2.Experiment"),
+        ("hparams_pb2.HParamInfo", "plugins.hparams.api_pb2.HParamInfo"),
+        ("hparams_pb2.Interval", "plugins.hparams.api_pb2.Interval"),
+        ("hparams_pb2.MetricName", "plugins.hparams.api_pb2.MetricName"),
+        ("hparams_pb2.MetricInfo", "plugins.hparams.api_pb2.MetricInfo"),
     ],
 )
 def test_field_numbers_match_tensorboard(ours, theirs):
     def resolve(package, dotted):
-        module_name, *path = dotted.split(".")
-        obj = importlib.import_module(f"{package}.{module_name}")
-        for part in path:
+        parts = dotted.split(".")
+        split = next(i for i, p in enumerate(parts) if p.endswith("_pb2")) + 1
+        obj = importlib.import_module(".".join([package, *parts[:split]]))
+        for part in parts[split:]:
             obj = getattr(obj, part)
         return obj.DESCRIPTOR
 
     mine = _fields(resolve("gpu_summary.proto", ours))
-    reference = _fields(resolve("tensorboard.compat.proto", theirs))
+    package = "tensorboard" if theirs.startswith("plugins.") else "tensorboard.compat.proto"
+    reference = _fields(resolve(package, theirs))
     for name, spec in mine.items():
         assert reference[name] == spec, name
-    # We may leave out fields we never write (resource handles, float8), nothing else.
-    assert set(reference) - set(mine) <= {"resource_handle_val", "variant_val", "float8_val"}
+    # We may leave out fields we never write (resource handles, float8; a graph's function
+    # library, debug info and full types), nothing else.
+    left_out = {"resource_handle_val", "variant_val", "float8_val", "library", "debug_info"}
+    left_out |= {"experimental_debug_info", "experimental_type"}
+    assert set(reference) - set(mine) <= left_out
 
 
 @pytest.mark.parametrize("plugin", ["image", "text", "histogram", "scalar"])
@@ -129,6 +148,14 @@ def test_enums_match_tensorboard():
         assert tb_types.DataType.Value(value.name) == value.number
     for value in summary_pb2.DataClass.DESCRIPTOR.values:
         assert tb_summary.DataClass.Value(value.name) == value.number
+    from tensorboard.plugins.hparams import api_pb2 as tb_hparams
+
+    from gpu_summary.proto import hparams_pb2
+
+    for enum in ("DataType", "DatasetType", "Status"):
+        theirs = getattr(tb_hparams, enum)
+        for value in getattr(hparams_pb2, enum).DESCRIPTOR.values:
+            assert theirs.Value(value.name) == value.number, (enum, value.name)
 
 
 def _allowed_protobuf_range():
@@ -169,6 +196,9 @@ def test_generated_code_imports_under_allowed_protobuf(tmp_path, end):
         import sys, google.protobuf
         from gpu_summary.proto import event_pb2, summary_pb2, tensor_pb2, histogram_pb2
         from gpu_summary.proto import plugin_data_pb2, types_pb2, tensor_shape_pb2
+        from gpu_summary.proto import graph_pb2, hparams_pb2
+        hparams_pb2.SessionStartInfo().hparams["lr"].number_value = 0.5
+        graph_pb2.NodeDef().attr["k"].list.i.extend([1, 2])
         e = event_pb2.Event(wall_time=1.5, step=3)
         v = e.summary.value.add(tag="t", simple_value=2.0)
         h = e.summary.value.add(tag="h").histo
