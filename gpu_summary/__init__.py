@@ -4,8 +4,18 @@ Public names only; see README.md for the API and the on-disk formats.
 """
 
 from gpu_summary._events import WriterError
+from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.writer import SummaryWriter
 
 __version__ = "0.1.0"
 
-__all__ = ["SummaryWriter", "WriterError", "__version__"]
+__all__ = [
+    "HParam",
+    "IntegerRange",
+    "Metric",
+    "RealRange",
+    "SummaryWriter",
+    "ValueSet",
+    "WriterError",
+    "__version__",
+]

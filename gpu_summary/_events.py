@@ -89,6 +89,8 @@ class _Channel:
         self._batch = bytearray()
         self._ends: list[int] = []  # end offset of each record in the batch
         self._deadline: float | None = None
+        # Jobs run once, last, when the file closes (however it closes), by key.
+        self.closing_jobs: dict[str, Callable] = {}
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -206,6 +208,8 @@ class _Channel:
             self._write_batch()
             payload.set()
         elif kind == "close":
+            for job in list(self.closing_jobs.values()):
+                self._run_job(job, ())
             self._write_batch()
             self._close_file()
             _open_channels.discard(self)
@@ -425,6 +429,17 @@ class EventFileWriter:
             channel = self._live_channel()
             self._raise_deferred_error(channel)
         channel.put(job, args, nbytes, self._max_queue, self._max_queue_bytes)
+
+    def at_close(self, key: str, job: Callable | None) -> None:
+        """Have ``job()`` build the file's last record when it closes — by ``close()``, at exit,
+        or when the writer is dropped; a later call with the same key replaces it, None removes
+        it. (A forked child's file starts with none.)"""
+        self.check_open()
+        jobs = self._live_channel().closing_jobs
+        if job is None:
+            jobs.pop(key, None)
+        else:
+            jobs[key] = job
 
     def flush(self) -> None:
         """Block until every job queued before this call is written to the file.

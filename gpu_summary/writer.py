@@ -20,10 +20,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gpu_summary import _ladder, _validate
+from gpu_summary import hparams as hp
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
 from gpu_summary._events import EventFileWriter
 from gpu_summary.proto import event_pb2, summary_pb2
+from gpu_summary.summaries import hparams as hparams_summaries
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
 from gpu_summary.summaries.scalar import scalar_event
@@ -151,6 +153,7 @@ class SummaryWriter:
         )
         self._steps: dict[str, int] = {}
         self._steps_lock = threading.Lock()
+        self._hparams: hp.Session | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -411,6 +414,76 @@ class SummaryWriter:
             )
         self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
 
+    def add_hparams(
+        self, hparams: dict, metrics: dict | None = None, walltime: float | None = None
+    ) -> None:
+        """Log this run's hyperparameters (and metrics) for TensorBoard's HParams dashboard.
+
+        Args:
+            hparams: ``{key: value}``; a key is a str (any str, bool or number value), an
+                :class:`~gpu_summary.HParam` (its domain checks the value) or a
+                :class:`~gpu_summary.Metric` (a metric, as in the seed's API). A bool stays a
+                bool, a str a str; numbers are float64.
+            metrics: ``{str or Metric: value or None}``: metrics the dashboard shows; a value
+                is logged now as a scalar under the metric's name (step: one more than the
+                last), None only declares it. Log later values with ``add_scalar(name, ...)``.
+            walltime: seconds since the epoch; default now.
+
+        Writes ``_hparams_/experiment`` (hparams with types and domains, metrics) and
+        ``_hparams_/session_start_info`` into this writer's own run, once; when the writer
+        closes (``close()``, the end of a ``with`` block, exit), ``_hparams_/session_end_info``
+        with status success, or failure if the ``with`` block raised. A later call must name
+        the same hparams with the same values (and declared metrics); it logs metric values.
+
+        Raises:
+            TypeError: a key that is not str/HParam/Metric, a value of the wrong type.
+            ValueError: a value outside its domain, a name used twice, or hparams that differ
+                from this run's (one run is one session: use a new writer in its own logdir).
+        """
+        self._events.check_open()
+        session = hp.session(hparams, metrics)
+        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        with self._steps_lock:
+            first = self._hparams is None
+            if first:
+                self._hparams = session
+            else:
+                self._check_same_session(session)
+        if first:
+            experiment = hparams_summaries.experiment_summary
+            start = hparams_summaries.session_start_summary
+            self._enqueue("hparams", hparams_summaries.EXPERIMENT_TAG, 0, wall,
+                          lambda: experiment(session, wall))  # fmt: skip
+            self._enqueue("hparams", hparams_summaries.SESSION_START_INFO_TAG, 0, wall,
+                          lambda: start(session, wall))  # fmt: skip
+            self._end_hparams_session("success")
+        for metric, value in session.metrics:
+            if value is not None:
+                self.add_scalar(metric.name, value, walltime=walltime)
+
+    def _check_same_session(self, session: hp.Session) -> None:
+        known = self._hparams
+        if session.values() != known.values():
+            raise ValueError(
+                f"this run already holds hparams {known.values()!r}; a run is one session, so "
+                f"log {session.values()!r} with a new SummaryWriter in its own logdir"
+            )
+        declared = {metric.name for metric, _ in known.metrics}
+        new = [metric.name for metric, _ in session.metrics if metric.name not in declared]
+        if new:
+            raise ValueError(
+                f"metrics {new!r} were not declared by this run's first add_hparams call; "
+                "declare every metric the first time (a value of None declares it)"
+            )
+
+    def _end_hparams_session(self, status: str) -> None:
+        def build() -> event_pb2.Event:
+            now = time.time()
+            summary = hparams_summaries.session_end_summary(status, now)
+            return event_pb2.Event(wall_time=now, step=0, summary=summary)
+
+        self._events.at_close("hparams", build)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -424,7 +497,9 @@ class SummaryWriter:
     def __enter__(self) -> SummaryWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is not None and self._hparams is not None and not self._events.closed:
+            self._end_hparams_session("failure")
         self.close()
 
 
