@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.parse
-import urllib.request
 
 import numpy as np
 import pytest
@@ -18,64 +10,9 @@ from PIL import Image
 
 import gpu_summary as gs
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def tensorboard(logdir, load_fast: bool):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            str(logdir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            f"--load_fast={str(load_fast).lower()}",
-            "--reload_interval",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _get(base, path, **query):
-    url = f"{base}{path}?{urllib.parse.urlencode(query)}" if query else f"{base}{path}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
-
-
-def _poll_json(base, path, ready, timeout=60, **query):
-    """GET until ``ready(json)`` holds; the server needs a moment to start and load."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = json.loads(_get(base, path, **query))
-            if ready(last):
-                return last
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{path} {query} never became ready; last answer: {last!r}")
+from tb_server import get as _get
+from tb_server import poll_json as _poll_json
+from tb_server import tensorboard
 
 
 @pytest.mark.slow
