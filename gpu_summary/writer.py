@@ -10,6 +10,7 @@ device it is only launched there.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import socket
@@ -24,7 +25,9 @@ from gpu_summary import hparams as hp
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
 from gpu_summary._events import EventFileWriter
+from gpu_summary._graph import model_nodes
 from gpu_summary.proto import event_pb2, summary_pb2
+from gpu_summary.summaries import graph as graph_summaries
 from gpu_summary.summaries import hparams as hparams_summaries
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
@@ -36,6 +39,10 @@ _IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
 
 
 _PLAIN_NUMBERS = (float, int)
+
+
+def _serialized_event(data: bytes) -> bytes:
+    return data
 
 
 def _pending_scalar_event(tag: str, pending: Pending[float], step: int, wall: float) -> bytes:
@@ -483,6 +490,45 @@ class SummaryWriter:
             return event_pb2.Event(wall_time=now, step=0, summary=summary)
 
         self._events.at_close("hparams", build)
+
+    def add_graph(
+        self, model: object, input_to_model: object = None, walltime: float | None = None
+    ) -> None:
+        """Log a model's structure for TensorBoard's Graphs dashboard and the seed's viewer.
+
+        Args:
+            model: a list of Keras-style layer dicts (``{"name", "class_name", "config",
+                "inbound_nodes"}``, as in the seed's structure graph), a ``torch.nn.Module``
+                (its torch.fx graph, or its module tree when it cannot be traced), or an ONNX
+                ``ModelProto``.
+            input_to_model: for a torch module, an example input (a tensor or a tuple of the
+                forward arguments); the graph then carries every operation's output shapes.
+            walltime: seconds since the epoch; default now.
+
+        Writes a GraphDef into an event of this writer's file (the dashboard shows the latest)
+        and ``<logdir>/graph/structure_graph.json`` (a Keras functional-model description,
+        replaced atomically by later calls).
+
+        Raises:
+            TypeError: a model of another kind; a malformed layer.
+            ValueError: two layers with one name, an input naming no layer, an
+                ``input_to_model`` the model fails on. Nothing is written then.
+        """
+        self._events.check_open()
+        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        nodes, name = model_nodes(model, input_to_model)
+        data = event_pb2.Event(
+            wall_time=wall, step=0, graph_def=graph_summaries.graph_def(nodes).SerializeToString()
+        ).SerializeToString()
+        text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)
+        folder = os.path.join(self._logdir, "graph")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "structure_graph.json")
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)  # readers see the old file or the new one, never a part
+        self._events.add(_serialized_event, (data,), len(data))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
