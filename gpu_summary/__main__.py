@@ -25,9 +25,23 @@ def _demo_images(step: int, size: int = 96) -> np.ndarray:
     return np.stack(images).astype(np.float32)
 
 
+# The demo network as the seed's Keras-style layer list (its structure graph).
+_DEMO_LAYERS = [
+    {"name": "inputs", "class_name": "InputLayer", "config": {"shape": [512, 16]},
+     "inbound_nodes": []},
+    {"name": "layer1", "class_name": "Dense", "config": {"units": 64, "activation": "relu"},
+     "inbound_nodes": [[["inputs", 0, 0, {}]]]},
+    {"name": "layer2", "class_name": "Dense", "config": {"units": 1},
+     "inbound_nodes": [[["layer1", 0, 0, {}]]]},
+    {"name": "loss", "class_name": "MeanSquaredError", "config": {},
+     "inbound_nodes": [[["layer2", 0, 0, {}]]]},
+]  # fmt: skip
+
+
 def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
     """Train a small two-layer network on a toy regression with NumPy and log every kind of
-    summary this version writes: scalars, histograms of weights and gradients, images, text."""
+    summary this version writes: scalars, histograms of weights and gradients, images, text,
+    hyperparameters and the model's structure graph."""
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((512, 16)).astype(np.float32)
     targets = np.sin(inputs @ rng.standard_normal((16, 1))).astype(np.float32)
@@ -37,6 +51,15 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
     started = time.perf_counter()
     with gs.SummaryWriter(logdir) as writer:
         writer.add_text("about", "A toy **two-layer network** trained by `gpu_summary demo`.", 0)
+        writer.add_graph(_DEMO_LAYERS)
+        writer.add_hparams(
+            {
+                gs.HParam("learning_rate", gs.RealRange(1e-3, 1e-1)): lr,
+                gs.HParam("hidden_units", gs.IntegerRange(8, 256)): 64,
+                gs.HParam("optimizer", gs.ValueSet(["sgd", "adam"])): "sgd",
+            },
+            {gs.Metric("train/loss"): None},
+        )
         for step in range(steps):
             hidden = np.maximum(inputs @ w1, 0)
             error = hidden @ w2 - targets
@@ -71,7 +94,7 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
             )
     elapsed = time.perf_counter() - started
     print(
-        f"\nwrote {steps} steps of scalars, histograms, images and text to "
+        f"\nwrote {steps} steps of scalars, histograms, images, text, hparams and the graph to "
         f"{os.path.abspath(logdir)} in {elapsed:.1f} s",
         file=out,
     )

@@ -28,6 +28,13 @@ def test_demo_writes_every_kind(tmp_path):
         assert tag in tags
     assert plugins.SummaryMetadata("samples").plugin_data.plugin_name == "images"
     assert plugins.SummaryMetadata("notes").plugin_data.plugin_name == "text"
+    assert set(plugins.PluginTagToContent("hparams")) == {
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    }
+    assert [node.name for node in acc.Graph().node] == ["inputs", "layer1", "layer2", "loss"]
+    assert (logdir / "graph" / "structure_graph.json").is_file()
 
 
 def test_demo_rejects_bad_steps(tmp_path):

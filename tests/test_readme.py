@@ -25,3 +25,5 @@ def test_python_example_runs(tmp_path, monkeypatch):
     assert len(legacy_reader(run).Scalars("loss/train")) == 100
     assert len(legacy_reader(run).Histograms("activations")) == 100
     assert {"samples", "notes"} <= set(plugin_reader(run).Tags()["tensors"])
+    assert "_hparams_/experiment" in plugin_reader(run).PluginTagToContent("hparams")
+    assert [node.name for node in legacy_reader(run).Graph().node] == ["x", "fc1"]
