@@ -47,63 +47,54 @@ def _plain(value: object) -> str | bool | float | int:
 
 
 @dataclasses.dataclass(frozen=True)
-class RealRange:
-    """Real values in ``[min_value, max_value]``."""
+class _Interval:
+    """Values in ``[min_value, max_value]`` that pass the subclass's ``_fits``."""
 
     min_value: float
     max_value: float
 
+    data_type = FLOAT64
+    _bounds = _takes = ""  # the subclass's words for its values
+
+    @staticmethod
+    def _fits(value: object) -> bool:
+        raise NotImplementedError
+
     def __post_init__(self) -> None:
+        kind = type(self).__name__
         for bound in (self.min_value, self.max_value):
-            if not _is_real(bound):
-                raise TypeError(f"RealRange bounds must be real numbers, got {bound!r}")
+            if not self._fits(bound):
+                raise TypeError(f"{kind} bounds must be {self._bounds}, got {bound!r}")
             if not math.isfinite(bound):
-                raise ValueError(f"RealRange bounds must be finite, got {bound!r}")
+                raise ValueError(f"{kind} bounds must be finite, got {bound!r}")
         if self.min_value > self.max_value:
             raise ValueError(
-                f"RealRange({self.min_value!r}, {self.max_value!r}): min_value must not exceed "
+                f"{kind}({self.min_value!r}, {self.max_value!r}): min_value must not exceed "
                 "max_value"
             )
 
-    data_type = FLOAT64
-
     def check(self, name: str, value: object) -> None:
-        if not _is_real(value):
-            raise TypeError(f"hparam {name!r} takes a real number, got {value!r}")
+        if not self._fits(value):
+            raise TypeError(f"hparam {name!r} takes {self._takes}, got {value!r}")
         if not self.min_value <= value <= self.max_value:
             raise ValueError(
                 f"hparam {name!r} = {value!r} is outside its domain "
-                f"RealRange({self.min_value!r}, {self.max_value!r})"
+                f"{type(self).__name__}({self.min_value!r}, {self.max_value!r})"
             )
 
 
-@dataclasses.dataclass(frozen=True)
-class IntegerRange:
+class RealRange(_Interval):
+    """Real values in ``[min_value, max_value]``."""
+
+    _bounds, _takes = "real numbers", "a real number"
+    _fits = staticmethod(_is_real)
+
+
+class IntegerRange(_Interval):
     """Integers in ``[min_value, max_value]``."""
 
-    min_value: int
-    max_value: int
-
-    def __post_init__(self) -> None:
-        for bound in (self.min_value, self.max_value):
-            if not _is_integer(bound):
-                raise TypeError(f"IntegerRange bounds must be integers, got {bound!r}")
-        if self.min_value > self.max_value:
-            raise ValueError(
-                f"IntegerRange({self.min_value!r}, {self.max_value!r}): min_value must not "
-                "exceed max_value"
-            )
-
-    data_type = FLOAT64
-
-    def check(self, name: str, value: object) -> None:
-        if not _is_integer(value):
-            raise TypeError(f"hparam {name!r} takes an integer, got {value!r}")
-        if not self.min_value <= value <= self.max_value:
-            raise ValueError(
-                f"hparam {name!r} = {value!r} is outside its domain "
-                f"IntegerRange({self.min_value!r}, {self.max_value!r})"
-            )
+    _bounds, _takes = "integers", "an integer"
+    _fits = staticmethod(_is_integer)
 
 
 @dataclasses.dataclass(frozen=True, init=False)

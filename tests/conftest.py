@@ -10,6 +10,8 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
 from tensorboard.util import tensor_util
 
+from gpu_summary import _kernels
+
 # The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py).
 # "emulated" runs the device backend on the CPU: tests/fake_cupy.py stands in for CuPy.
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu), "emulated"]
@@ -102,3 +104,42 @@ def tensor_values(logdir, tag):
         (e.step, tensor_util.make_ndarray(e.tensor_proto))
         for e in plugin_reader(logdir).Tensors(tag)
     ]
+
+
+# Moments of a device reduction differ from NumPy's by summation order only.
+MOMENT_RTOL = _kernels.MOMENT_RTOL
+
+
+def sample_values(dtype, n: int, seed: int = 0) -> np.ndarray:
+    """n values of ``dtype`` over its whole range; floats span 28 decades and hold NaN, ±Inf."""
+    rng = np.random.default_rng(seed)
+    if dtype == np.bool_:
+        return rng.random(n) < 0.3
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    with np.errstate(over="ignore"):  # float16 overflows to ±inf: more data to count
+        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
+    x[::97] = np.nan
+    x[::101] = np.inf
+    x[::103] = -np.inf
+    return x
+
+
+def assert_stats_match(got, want, values) -> None:
+    """Counts, min and max exactly; sums within MOMENT_RTOL of the sums of magnitudes."""
+    assert (got.count, got.nan, got.posinf, got.neginf) == (
+        want.count,
+        want.nan,
+        want.posinf,
+        want.neginf,
+    )
+    assert (got.min, got.max) == (want.min, want.max)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.asarray(values).astype(np.float64).ravel()
+        x = x[np.isfinite(x)]
+        scale, scale_sq = float(np.abs(x).sum()), float((x * x).sum())
+    if np.isfinite(scale):
+        assert abs(got.sum - want.sum) <= MOMENT_RTOL * scale
+    if np.isfinite(scale_sq):
+        assert abs(got.sum_squares - want.sum_squares) <= MOMENT_RTOL * scale_sq

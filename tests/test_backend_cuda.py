@@ -20,7 +20,7 @@ from gpu_summary import _kernels, _ladder
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as nb
 
-from conftest import DTYPES, _cuda_available, legacy_reader
+from conftest import DTYPES, _cuda_available, assert_stats_match, legacy_reader, sample_values
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 _NEEDS_GPU = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")
@@ -50,42 +50,6 @@ def _device(values):
     return backend, array
 
 
-def assert_same_stats(got, want, values):
-    assert (got.count, got.nan, got.posinf, got.neginf) == (
-        want.count,
-        want.nan,
-        want.posinf,
-        want.neginf,
-    )
-    assert got.min == want.min and got.max == want.max
-    from gpu_summary._backend import cuda
-
-    with np.errstate(invalid="ignore", over="ignore"):
-        x = np.asarray(values, dtype=np.float64).ravel()
-        x = x[np.isfinite(x)]
-        scale = float(np.abs(x).sum()) if x.size else 0.0
-        scale_sq = float((x * x).sum()) if x.size else 0.0
-    if np.isfinite(scale):
-        assert abs(got.sum - want.sum) <= cuda.MOMENT_RTOL * scale + 1e-300
-    if np.isfinite(scale_sq):
-        assert abs(got.sum_squares - want.sum_squares) <= cuda.MOMENT_RTOL * scale_sq + 1e-300
-
-
-def _sample(dtype, n, seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype == np.bool_:
-        return rng.random(n) < 0.3
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-    with np.errstate(over="ignore"):  # float16 overflows to ±inf: more data to count
-        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
-    x[::97] = np.nan
-    x[::101] = np.inf
-    x[::103] = -np.inf
-    return x
-
-
 def _size(cp, n: int) -> int:
     """n on a GPU; a tenth of it through the CPU emulation of the kernels."""
     return n // 10 if cp.__name__ == "fake_cupy" else n
@@ -102,13 +66,13 @@ def _compare(cp, host, bins="ladder"):
     got, want = got.result(), want.result()
     np.testing.assert_array_equal(got.limits, want.limits)
     np.testing.assert_array_equal(got.counts, want.counts)
-    assert_same_stats(got.stats, want.stats, host)
+    assert_stats_match(got.stats, want.stats, host)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bins", ["ladder", 1, 30, 10_000, "edges", "many_edges"])
 def test_histograms_equal_numpy_for_every_dtype(cp, dtype, bins):
-    host = _sample(dtype, _size(cp, 300_001))
+    host = sample_values(dtype, _size(cp, 300_001))
     if bins == "edges":
         bins = np.append(np.linspace(-1e3, 1e3, 101), _ladder.DBL_MAX)
     elif bins == "many_edges":  # more than fit in shared memory
@@ -153,7 +117,7 @@ def test_bfloat16_every_bit_pattern_from_torch(real_cp):
         as_f32 = (bits.astype(np.uint32) << 16).view(np.float32)
     want = nb.histogram_fixed(as_f32, None).result()
     np.testing.assert_array_equal(got.counts, want.counts)
-    assert_same_stats(got.stats, want.stats, as_f32)
+    assert_stats_match(got.stats, want.stats, as_f32)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +136,7 @@ def test_bfloat16_every_bit_pattern_from_torch(real_cp):
     ],
 )
 def test_strided_inputs_equal_numpy(cp, make):
-    host = _sample(np.float32, 240_000).reshape(400, 600)
+    host = sample_values(np.float32, 240_000).reshape(400, 600)
     device = cp.asarray(host)
     host_view, device_view = make(host), make(device)
     backend, wrapped = _device(device_view)
@@ -182,7 +146,7 @@ def test_strided_inputs_equal_numpy(cp, make):
     ]:
         got, want = got.result(), want.result()
         np.testing.assert_array_equal(got.counts, want.counts)
-        assert_same_stats(got.stats, want.stats, host_view)
+        assert_stats_match(got.stats, want.stats, host_view)
 
 
 @pytest.mark.parametrize("values", [[], [np.nan, np.inf], [3.0], [2.5, 2.5, 2.5], [-0.0, 0.0]])
@@ -200,7 +164,7 @@ def test_large_tensor_many_blocks(real_cp):
     _compare(cp, host)
     _compare(cp, host, 256)
     backend, device = _device(cp.asarray(host))
-    assert_same_stats(backend.tensor_stats(device).result(), nb.tensor_stats(host).result(), host)
+    assert_stats_match(backend.tensor_stats(device).result(), nb.tensor_stats(host).result(), host)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, np.float16, np.bool_])
@@ -246,7 +210,7 @@ class _ArrayInterfaceOnly:
 
 
 def test_cuda_array_interface_input(cp):
-    host = _sample(np.float64, 50_000).reshape(200, 250)
+    host = sample_values(np.float64, 50_000).reshape(200, 250)
     device = cp.asarray(host)[:, ::-2]
     backend, wrapped = _device(_ArrayInterfaceOnly(device))
     got = backend.histogram_fixed(wrapped, None).result()
@@ -262,7 +226,7 @@ def test_torch_tensors_on_their_current_stream(tmp_path):
 
     import gpu_summary as gs
 
-    host = _sample(np.float32, 100_000).reshape(250, 400)
+    host = sample_values(np.float32, 100_000).reshape(250, 400)
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream), gs.SummaryWriter(tmp_path) as writer:
         tensor = torch.from_numpy(host).cuda().requires_grad_(True)
@@ -428,7 +392,7 @@ def test_jax_arrays(monkeypatch):
     jax = pytest.importorskip("jax")
     if not any(d.platform == "gpu" for d in jax.devices()):
         pytest.skip("JAX sees no GPU")
-    host = _sample(np.float32, 10_000)
+    host = sample_values(np.float32, 10_000)
     backend, device = _device(jax.device_put(host, jax.devices("gpu")[0]))
     got = backend.histogram_fixed(device, None).result()
     want = nb.histogram_fixed(host, None).result()

@@ -25,7 +25,7 @@ from gpu_summary._backend import _layout
 from gpu_summary._backend import numpy as nb
 
 import emulator as emulator_module
-from conftest import DTYPES
+from conftest import DTYPES, assert_stats_match, sample_values
 
 
 @pytest.fixture(scope="module")
@@ -84,39 +84,6 @@ def run_reduce(emulator, values, mode, *, limits=None, bins=0, grid=3, dtype_nam
     return _kernels.parse_result(memory[: buffer.result_bytes], n_buckets)
 
 
-def assert_stats_match(got, want, values):
-    assert (got.count, got.nan, got.posinf, got.neginf) == (
-        want.count,
-        want.nan,
-        want.posinf,
-        want.neginf,
-    )
-    assert (got.min, got.max) == (want.min, want.max)
-    with np.errstate(invalid="ignore", over="ignore"):
-        x = np.asarray(values).astype(np.float64).ravel()
-        x = x[np.isfinite(x)]
-        scale, scale_sq = float(np.abs(x).sum()), float((x * x).sum())
-    if np.isfinite(scale):
-        assert abs(got.sum - want.sum) <= 1e-12 * scale
-    if np.isfinite(scale_sq):
-        assert abs(got.sum_squares - want.sum_squares) <= 1e-12 * scale_sq
-
-
-def _sample(dtype, n, seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype == np.bool_:
-        return rng.random(n) < 0.3
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
-    with np.errstate(over="ignore"):  # float16 overflows to ±inf: more data to count
-        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-14, 14, n)).astype(dtype)
-    x[::97] = np.nan
-    x[::101] = np.inf
-    x[::103] = -np.inf
-    return x
-
-
 def _check(emulator, values, mode, **kwargs):
     counts, stats = run_reduce(emulator, values, mode, **kwargs)
     if mode == _kernels.LADDER:
@@ -138,7 +105,7 @@ _MANY_EDGES = np.append(np.sort(np.random.default_rng(1).normal(size=3000)) * 1e
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_dtype_and_mode_equals_numpy(emulator, dtype):
-    values = _sample(dtype, 6_001)
+    values = sample_values(dtype, 6_001)
     _check(emulator, values, _kernels.STATS)
     _check(emulator, values, _kernels.LADDER)
     _check(emulator, values, _kernels.EDGES, limits=_EDGES)
@@ -146,7 +113,7 @@ def test_every_dtype_and_mode_equals_numpy(emulator, dtype):
 
 
 def test_global_memory_counts_paths(emulator):
-    values = _sample(np.float32, 5_000)
+    values = sample_values(np.float32, 5_000)
     _check(emulator, values, _kernels.EDGES, limits=_MANY_EDGES)  # limits beyond shared memory
     _check(emulator, values, _kernels.EVEN, bins=_kernels.SHARED_EVEN_BINS + 1)
 
@@ -182,7 +149,7 @@ def test_bfloat16_bits(emulator):
     ids=["transposed", "sliced", "reversed", "4-d strided", "0-d", "empty", "broadcast"],
 )
 def test_strided_layouts(emulator, make):
-    values = make(_sample(np.float64, 2400).reshape(60, 40))
+    values = make(sample_values(np.float64, 2400).reshape(60, 40))
     _check(emulator, values, _kernels.LADDER)
     _check(emulator, values, _kernels.EVEN, bins=7)
 

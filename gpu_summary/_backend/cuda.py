@@ -43,10 +43,7 @@ __all__ = [
     "thumbnails",
 ]
 
-# Moments may differ from the NumPy backend's by summation order only: for n finite values,
-# |sum_gpu - sum_numpy| <= MOMENT_RTOL * sum(|x|) (and likewise for sum_squares) up to
-# n = 2**31; min, max and all counts are equal exactly.
-MOMENT_RTOL = 1e-12
+MOMENT_RTOL = _kernels.MOMENT_RTOL
 
 _BLOCKS_PER_SM = 8
 _HOST_TO_DEVICE, _DEVICE_TO_HOST = 1, 2
