@@ -3,6 +3,7 @@
 Public names only; see README.md for the API and the on-disk formats.
 """
 
+from gpu_summary._anomaly import AnomalyHandle, AnomalyReport, Position
 from gpu_summary._events import WriterError
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.writer import SummaryWriter
@@ -10,9 +11,12 @@ from gpu_summary.writer import SummaryWriter
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyHandle",
+    "AnomalyReport",
     "HParam",
     "IntegerRange",
     "Metric",
+    "Position",
     "RealRange",
     "SummaryWriter",
     "ValueSet",

@@ -1,7 +1,7 @@
 """Event files: naming, the background writer thread, flush/close, fork safety.
 
 One :class:`EventFileWriter` owns one file. Callers hand it *jobs* — callables that return an
-``Event`` message — and return at once; the writer thread runs each job (waiting for device
+``Event`` message (or its bytes; None for a job that only acts) — and return at once; the writer thread runs each job (waiting for device
 results, encoding PNGs, serialising), frames the bytes as a record and appends whole records to
 the file. Nothing on the caller's thread touches the file.
 
@@ -249,6 +249,8 @@ class _Channel:
     def _run_job(self, job: Callable, args: tuple) -> None:
         try:
             data = job(*args)
+            if data is None:  # a job that only acts (a user callback) writes nothing
+                return
             if type(data) is not bytes:
                 data = data.SerializeToString()
         except BaseException as exc:  # noqa: BLE001 - must never kill the writer thread

@@ -52,3 +52,12 @@ def check_positive_int(value: object, argument: str, fix: str) -> int:
     if value <= 0:
         raise ValueError(f"{argument} must be > 0, got {value}; {fix}")
     return int(value)
+
+
+def check_count(value: object, argument: str, most: int) -> int:
+    """Return ``value`` if it is an int in [0, most] (bool rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be an int, got {type(value).__name__}: {value!r}")
+    if not 0 <= value <= most:
+        raise ValueError(f"{argument} must be between 0 and {most}, got {value}")
+    return int(value)

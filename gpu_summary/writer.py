@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from gpu_summary import _ladder, _validate
+from gpu_summary import _anomaly, _ladder, _validate
 from gpu_summary import hparams as hp
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
@@ -28,6 +28,7 @@ from gpu_summary._events import EventFileWriter
 from gpu_summary._graph import model_nodes
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import graph as graph_summaries
+from gpu_summary.summaries.anomaly import anomaly_summary
 from gpu_summary.summaries import hparams as hparams_summaries
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
@@ -120,6 +121,10 @@ class SummaryWriter:
             blocks instead of growing memory.
         filename_suffix: appended to the event file's name.
         max_queue_bytes: most bytes of pending results (image thumbnails mostly) waiting.
+        on_anomaly: ``callable(report)`` called on the writer thread with the
+            :class:`~gpu_summary.AnomalyReport` of each ``add_anomaly`` call that found
+            anything (NaN, ±Inf, values out of bounds), so a loop can react without a sync
+            per step. An exception it raises is raised from the next call on this writer.
 
     Steps: ``step=None`` logs at one more than the last step this writer logged under the same
     tag (0 the first time).
@@ -137,6 +142,7 @@ class SummaryWriter:
         filename_suffix: str = "",
         *,
         max_queue_bytes: int = 256 << 20,
+        on_anomaly: Callable[[_anomaly.AnomalyReport], object] | None = None,
     ) -> None:
         if logdir is None:
             logdir = _default_logdir()
@@ -150,6 +156,9 @@ class SummaryWriter:
         _validate.check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
         if not isinstance(filename_suffix, str) or "/" in filename_suffix:
             raise ValueError(f"filename_suffix must be a str without '/', got {filename_suffix!r}")
+        if on_anomaly is not None and not callable(on_anomaly):
+            raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")
+        self._on_anomaly = on_anomaly
         self._logdir = os.fspath(logdir)
         self._events = EventFileWriter(
             self._logdir,
@@ -421,6 +430,69 @@ class SummaryWriter:
             )
         self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
 
+    def add_anomaly(
+        self,
+        tag: str,
+        values: object,
+        step: int | None = None,
+        lower: float | None = None,
+        upper: float | None = None,
+        max_positions: int = 100,
+        walltime: float | None = None,
+    ) -> _anomaly.AnomalyHandle:
+        """Check a tensor for NaN, ±Inf and values out of bounds, and log what was found.
+
+        One reduction (on the device for device tensors, never syncing the caller) counts
+        NaN, +Inf, -Inf, finite values ``< lower`` and finite values ``> upper`` (a non-finite
+        value counts only as NaN/±Inf), keeps the first ``max_positions`` offending positions
+        in C order, finds the exact quantiles 0, 5, 10, 25, 50, 75, 90, 95 and 100 % of the
+        finite values (``numpy.quantile``'s linear method) and a heat map of the tensor laid
+        out on a near-square grid. Logged under ``<tag>/anomaly/...`` and
+        ``<tag>/quantile/...`` (see ``gpu_summary.summaries.anomaly``).
+
+        Args:
+            tag: the tensor's name, e.g. ``"grad/layer1.weight"``.
+            values: array or tensor of any shape and numeric dtype.
+            step: global step; None for one more than this tag's last step.
+            lower, upper: optional bounds (finite numbers, ``lower <= upper``), compared
+                in float64.
+            max_positions: most offending positions reported (0 .. 100000).
+            walltime: seconds since the epoch; default now.
+
+        Returns:
+            An :class:`~gpu_summary.AnomalyHandle`; ``.result()`` waits for and returns the
+            :class:`~gpu_summary.AnomalyReport`. The writer's ``on_anomaly`` callback gets
+            the same report without anyone waiting.
+
+        Raises:
+            TypeError: non-numeric ``values`` or bounds.
+            ValueError: NaN or infinite bounds, ``lower > upper``, ``max_positions`` out of
+                range, an empty tensor; the writer is closed.
+        """
+        tag, step, wall = self._begin(tag, step, walltime)
+        lower = _bound(lower, "lower")
+        upper = _bound(upper, "upper")
+        if lower is not None and upper is not None and lower > upper:
+            raise ValueError(f"lower ({lower}) must not exceed upper ({upper}); swap them")
+        max_positions = _validate.check_count(
+            max_positions, "max_positions", _anomaly.MAX_POSITIONS
+        )
+        backend, array = backend_for(values, "values")
+        if int(getattr(array, "size", 1)) == 0:
+            raise ValueError("values is empty; there is nothing to check")
+        pending = backend.anomaly(array, lower, upper, max_positions, _anomaly.HEATMAP_CELLS)
+        histogram = backend.histogram_fixed(array, None)
+        step = self._resolve_step(tag, step)
+        handle = _anomaly.AnomalyHandle(pending, histogram, tag, step, lower, upper)
+
+        def build() -> summary_pb2.Summary:
+            return anomaly_summary(*handle.summary_parts(), lower, upper)
+
+        self._enqueue("anomaly", tag, step, wall, build)
+        if self._on_anomaly is not None:
+            self._events.add(_anomaly.call_back, (handle, self._on_anomaly))
+        return handle
+
     def add_hparams(
         self, hparams: dict, metrics: dict | None = None, walltime: float | None = None
     ) -> None:
@@ -547,6 +619,19 @@ class SummaryWriter:
         if exc_type is not None and self._hparams is not None and not self._events.closed:
             self._end_hparams_session("failure")
         self.close()
+
+
+def _bound(bound: object, argument: str) -> float | None:
+    if bound is None:
+        return None
+    if isinstance(bound, (bool, np.bool_)) or not isinstance(bound, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{argument} must be a number or None, got {type(bound).__name__}")
+    number = float(bound)
+    if not math.isfinite(number):
+        raise ValueError(
+            f"{argument} must be finite, got {number}; NaN and ±Inf are always reported"
+        )
+    return number
 
 
 def _to_nhwc(array: np.ndarray, layout: str) -> object:

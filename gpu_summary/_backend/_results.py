@@ -71,3 +71,26 @@ class HistogramResult:
     limits: np.ndarray  # float64, nondecreasing (strictly increasing but for degenerate even bins)
     counts: np.ndarray  # int64, same length as limits
     stats: TensorStats
+
+
+@dataclasses.dataclass
+class AnomalyResult:
+    """What a backend's ``anomaly`` reduction brings back to the host.
+
+    ``positions`` are flat C-order indices of the first offending values (in index order),
+    ``position_values`` their values as float64; ``order_stats`` the finite values (float64)
+    at the ranks ``gpu_summary._anomaly.quantile_ranks(stats.count)``; ``heat_sum``,
+    ``heat_count`` and ``heat_nonfinite`` the per-cell sum (float64) and counts (int64) of the
+    heat map, shape (cell_rows, cell_columns).
+    """
+
+    shape: tuple[int, ...]
+    stats: TensorStats
+    below: int
+    above: int
+    positions: np.ndarray
+    position_values: np.ndarray
+    order_stats: np.ndarray
+    heat_sum: np.ndarray
+    heat_count: np.ndarray
+    heat_nonfinite: np.ndarray
