@@ -151,7 +151,7 @@ def report(
     """Build the report of one reduction (host arithmetic on compact results only)."""
     stats = result.stats
     values = quantiles_from_order_stats(stats.count, result.order_stats, quantiles)
-    by_q = {} if stats.count == 0 else dict(zip(quantiles, values.tolist()))
+    by_q = {} if stats.count == 0 else dict(zip(quantiles, values.tolist(), strict=True))
     whiskers = None
     if stats.count:
         q1, q3 = by_q.get(0.25), by_q.get(0.75)
@@ -160,7 +160,7 @@ def report(
             whiskers = (max(stats.min, q1 - 1.5 * iqr), min(stats.max, q3 + 1.5 * iqr))
     shape = result.shape
     positions = []
-    for flat, value in zip(result.positions.tolist(), result.position_values.tolist()):
+    for flat, value in zip(result.positions.tolist(), result.position_values.tolist(), strict=True):
         index = tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
         positions.append(Position(index, value, position_kind(value, lower, upper)))
     with np.errstate(invalid="ignore", divide="ignore"):

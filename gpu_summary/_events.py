@@ -1,9 +1,10 @@
 """Event files: naming, the background writer thread, flush/close, fork safety.
 
 One :class:`EventFileWriter` owns one file. Callers hand it *jobs* — callables that return an
-``Event`` message (or its bytes; None for a job that only acts) — and return at once; the writer thread runs each job (waiting for device
-results, encoding PNGs, serialising), frames the bytes as a record and appends whole records to
-the file. Nothing on the caller's thread touches the file.
+``Event`` message (or its bytes; None for a job that only acts) — and return at once; the
+writer thread runs each job (waiting for device results, encoding PNGs, serialising), frames
+the bytes as a record and appends whole records to the file. Nothing on the caller's thread
+touches the file.
 
 Guarantees:
 - The queue is bounded (items and bytes): a caller that outruns the disk blocks in ``add``

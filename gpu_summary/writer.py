@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from gpu_summary import _anomaly, _ladder, _validate
+from gpu_summary import _anomaly, _embedding, _ladder, _validate
 from gpu_summary import hparams as hp
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
@@ -28,8 +28,9 @@ from gpu_summary._events import EventFileWriter
 from gpu_summary._graph import model_nodes
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import graph as graph_summaries
-from gpu_summary.summaries.anomaly import anomaly_summary
 from gpu_summary.summaries import hparams as hparams_summaries
+from gpu_summary.summaries import projector as projector_files
+from gpu_summary.summaries.anomaly import anomaly_summary
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
 from gpu_summary.summaries.scalar import scalar_event
@@ -40,6 +41,7 @@ _IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
 
 
 _PLAIN_NUMBERS = (float, int)
+_BOUND_TYPES = (int, float, np.integer, np.floating)
 
 
 def _serialized_event(data: bytes) -> bytes:
@@ -170,6 +172,7 @@ class SummaryWriter:
         self._steps: dict[str, int] = {}
         self._steps_lock = threading.Lock()
         self._hparams: hp.Session | None = None
+        self._projector = _embedding.ProjectorFiles(self._logdir)
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -493,6 +496,119 @@ class SummaryWriter:
             self._events.add(_anomaly.call_back, (handle, self._on_anomaly))
         return handle
 
+    def add_embedding(
+        self,
+        mat: object,
+        metadata: object = None,
+        label_img: object = None,
+        tag: str = "default",
+        step: int | None = None,
+        metadata_header: Sequence[str] | None = None,
+        *,
+        label_img_format: str | None = None,
+        reduce: str | None = None,
+        components: int = 10,
+    ) -> None:
+        """Log points for TensorBoard's Projector (PCA, t-SNE, UMAP views of N vectors).
+
+        Args:
+            mat: N×D array or tensor (N×d1×d2... is flattened per row), host or device.
+            metadata: N labels (str or numbers), or N rows of several columns; a list, an
+                array or a tensor. Tabs, newlines and backslashes in labels are escaped.
+            label_img: one image per point for the sprite, N×C×H×W, N×H×W×C or N×H×W (uint8
+                0..255, float 0..1 or bool; 1, 3 or 4 channels); thumbnails are made on the
+                tensor's backend so the sprite fits 8192 px a side.
+            tag: the embedding's name; the dashboard lists ``<tag>:<step>``.
+            step: global step; None for one more than this tag's last step.
+            metadata_header: column names when rows have several columns (default
+                ``column_0, column_1, ...``); ignored for one column, which has no header.
+            label_img_format: ``"NCHW"``, ``"NHWC"`` or ``"NHW"``; default: NCHW when the
+                second dimension is 1, 3 or 4, else NHWC.
+            reduce: ``"pca"`` to store only the points' projection on their top
+                ``components`` principal axes, computed on the tensor's backend (the device
+                for device tensors), so a large D costs N×components floats on disk.
+            components: principal axes kept by ``reduce="pca"``.
+
+        Files go to ``<logdir>/embeddings/<step>/<tag>/`` and are listed in
+        ``<logdir>/projector_config.pbtxt`` once complete (written on the writer thread;
+        after ``flush()`` they are there). Every (tag, step) stays listed.
+
+        Raises:
+            TypeError: a non-numeric ``mat``/``label_img``, a label of another type.
+            ValueError: an empty ``mat``; metadata or images whose count is not N; rows of
+                unequal length; a bad format or ``reduce``; the writer is closed.
+        """
+        tag, step, _ = self._begin(tag, step, None)
+        if reduce is not None and reduce != "pca":
+            raise ValueError(f"reduce must be None or 'pca', got {reduce!r}")
+        if reduce is not None:
+            components = _validate.check_positive_int(
+                components, "components", "keep at least one axis, e.g. components=3"
+            )
+        backend, matrix = backend_for(mat, "mat")
+        shape = tuple(getattr(matrix, "shape", ()))
+        if len(shape) == 0 or shape[0] == 0 or 0 in shape:
+            raise ValueError(f"mat must be N×D with N, D >= 1, got shape {shape}")
+        n = shape[0]
+        labels = _embedding_labels(metadata, n)
+        header = None
+        if labels is not None:
+            columns = labels[1]
+            if metadata_header is not None:
+                header = tuple(_embedding_header(metadata_header, columns))
+            elif columns > 1:
+                header = tuple(f"column_{i}" for i in range(columns))
+        thumbnails = None
+        if label_img is not None:
+            thumbnails = self._sprite_thumbnails(label_img, label_img_format, n)
+        pending = backend.embedding(matrix, components if reduce else None)
+        step = self._resolve_step(tag, step)
+        files = self._projector
+
+        def write() -> None:
+            matrix_ = pending.result()
+            if not np.isfinite(matrix_).all() and reduce:
+                raise ValueError("mat holds NaN or ±Inf, which principal components cannot place")
+            rows = None if labels is None else _label_rows(labels[0].result())
+            images = None if thumbnails is None else thumbnails.result()
+            files.write(tag, step, matrix_, rows, header, images)
+
+        self._events.add(write)
+
+    def _sprite_thumbnails(self, label_img: object, layout: str | None, n: int) -> Pending:
+        backend, images = backend_for(label_img, "label_img")
+        shape = tuple(images.shape)
+        if layout is None:
+            if len(shape) == 3:
+                layout = "NHW"
+            elif len(shape) == 4:
+                layout = "NCHW" if shape[1] in (1, 3, 4) else "NHWC"
+            else:
+                raise ValueError(f"label_img must be N×C×H×W, N×H×W×C or N×H×W, got shape {shape}")
+        if not isinstance(layout, str) or layout.upper() not in _IMAGES_FORMATS:
+            raise ValueError(
+                f"label_img_format must be one of {list(_IMAGES_FORMATS)}, got {layout!r}"
+            )
+        layout = layout.upper()
+        if len(shape) != len(layout) or shape[0] != n:
+            raise ValueError(
+                f"label_img has shape {shape}; with label_img_format={layout!r} it needs "
+                f"{len(layout)} dimensions and one image per point ({n})"
+            )
+        if images.dtype.kind not in "fb" and images.dtype != np.uint8:
+            raise TypeError(
+                f"label_img must be uint8 (0..255), float (0..1) or bool, got {images.dtype}"
+            )
+        nhwc = _to_nhwc(images, layout)
+        _, height, width, channels = nhwc.shape
+        if channels not in (1, 3, 4) or height == 0 or width == 0:
+            raise ValueError(
+                f"label_img images are {height}×{width} with {channels} channels; they need "
+                "1, 3 or 4 channels and at least one pixel"
+            )
+        side = projector_files.sprite_side(n, height, width)
+        return backend.thumbnails(nhwc, side)
+
     def add_hparams(
         self, hparams: dict, metrics: dict | None = None, walltime: float | None = None
     ) -> None:
@@ -621,10 +737,75 @@ class SummaryWriter:
         self.close()
 
 
+def _embedding_labels(metadata: object, n: int) -> tuple[Pending, int] | None:
+    """(pending host copy of the labels, number of columns), after checking the count."""
+    if metadata is None:
+        return None
+    if isinstance(metadata, str):
+        raise TypeError("metadata must be a sequence of N labels, not one str")
+    if isinstance(metadata, (list, tuple)):
+        if len(metadata) != n:
+            raise ValueError(f"metadata has {len(metadata)} labels but mat has {n} rows")
+        widths = {len(row) if isinstance(row, (list, tuple)) else 1 for row in metadata}
+        if len(widths) != 1:
+            raise ValueError(
+                f"metadata rows must all have the same number of columns, found {sorted(widths)}"
+            )
+        return _Listed(list(metadata)), widths.pop()
+    backend, labels = backend_for(metadata, "metadata")
+    shape = tuple(labels.shape)
+    if len(shape) not in (1, 2) or shape[0] != n:
+        raise ValueError(f"metadata must be N or N×columns with N = {n}, got shape {shape}")
+    return backend.to_host(labels), (shape[1] if len(shape) == 2 else 1)
+
+
+class _Listed(Pending):
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list) -> None:
+        self.rows = rows
+
+    def result(self) -> list:
+        return self.rows
+
+
+def _label_cell(cell: object) -> str:
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, bytes):
+        return cell.decode("utf-8", errors="replace")
+    if isinstance(cell, np.generic):
+        cell = cell.item()
+    if isinstance(cell, (int, float, bool)):
+        return str(cell)
+    raise TypeError(f"metadata labels must be str, bytes or numbers, got {type(cell).__name__}")
+
+
+def _label_rows(labels: object) -> list[tuple[str, ...]]:
+    rows = []
+    for row in labels:
+        if isinstance(row, (list, tuple, np.ndarray)):
+            rows.append(tuple(_label_cell(cell) for cell in row))
+        else:
+            rows.append((_label_cell(row),))
+    return rows
+
+
+def _embedding_header(header: object, columns: int) -> list[str]:
+    if isinstance(header, str) or not isinstance(header, (list, tuple)):
+        raise TypeError("metadata_header must be a list of column names")
+    if len(header) != columns or not all(isinstance(h, str) for h in header):
+        raise ValueError(
+            f"metadata_header must name each of the {columns} metadata columns with a str, "
+            f"got {header!r}"
+        )
+    return list(header)
+
+
 def _bound(bound: object, argument: str) -> float | None:
     if bound is None:
         return None
-    if isinstance(bound, (bool, np.bool_)) or not isinstance(bound, (int, float, np.integer, np.floating)):
+    if isinstance(bound, (bool, np.bool_)) or not isinstance(bound, _BOUND_TYPES):
         raise TypeError(f"{argument} must be a number or None, got {type(bound).__name__}")
     number = float(bound)
     if not math.isfinite(number):

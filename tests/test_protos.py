@@ -104,6 +104,18 @@ def _fields(descriptor):
         ("hparams_pb2.Interval", "plugins.hparams.api_pb2.Interval"),
         ("hparams_pb2.MetricName", "plugins.hparams.api_pb2.MetricName"),
         ("hparams_pb2.MetricInfo", "plugins.hparams.api_pb2.MetricInfo"),
+        (
+            "projector_config_pb2.ProjectorConfig",
+            "plugins.projector.projector_config_pb2.ProjectorConfig",
+        ),
+        (
+            "projector_config_pb2.EmbeddingInfo",
+            "plugins.projector.projector_config_pb2.EmbeddingInfo",
+        ),
+        (
+            "projector_config_pb2.SpriteMetadata",
+            "plugins.projector.projector_config_pb2.SpriteMetadata",
+        ),
     ],
 )
 def test_field_numbers_match_tensorboard(ours, theirs):

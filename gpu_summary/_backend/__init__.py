@@ -28,6 +28,9 @@ BACKEND_FUNCTIONS = (
     "histogram_even",  # (values, bins) -> Pending[HistogramResult]
     "thumbnails",  # (NHWC images, max_size) -> Pending[uint8 NHWC ndarray on the host]
     "thumbnail_size",  # (height, width, max_size) -> (height, width); pure arithmetic
+    "anomaly",  # (values, lower, upper, max_positions, cells) -> Pending[AnomalyResult]
+    "to_host",  # (values) -> Pending[ndarray copy on the host]
+    "embedding",  # (N×D matrix, components | None) -> Pending[float32 N×D or N×k on the host]
 )
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from gpu_summary import _anomaly, _ladder
+from gpu_summary import _anomaly, _embedding, _ladder
 from gpu_summary._backend._results import (
     AnomalyResult,
     HistogramResult,
@@ -455,9 +455,9 @@ class _HeatCells:
 
     def add(self, start: int, x: np.ndarray, finite: np.ndarray) -> None:
         flat = np.arange(start, start + x.size, dtype=np.int64)
-        cell = self.row_cell[flat // self.width] * self.shape[1] + self.column_cell[
-            flat % self.width
-        ]
+        cell = (
+            self.row_cell[flat // self.width] * self.shape[1] + self.column_cell[flat % self.width]
+        )
         size = self.sum.size
         self.sum += np.bincount(cell, weights=np.where(finite, x, 0.0), minlength=size)
         self.count += np.bincount(cell, weights=finite, minlength=size).astype(np.int64)
@@ -524,12 +524,35 @@ def anomaly(
             below=below,
             above=above,
             positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
-            position_values=(
-                np.concatenate(position_values) if position_values else np.zeros(0)
-            ),
+            position_values=(np.concatenate(position_values) if position_values else np.zeros(0)),
             order_stats=order_stats,
             heat_sum=heat.sum.reshape(heat.shape),
             heat_count=heat.count.reshape(heat.shape),
             heat_nonfinite=heat.nonfinite.reshape(heat.shape),
         )
     )
+
+
+def to_host(values: np.ndarray) -> Pending[np.ndarray]:
+    """A copy of ``values`` on the host (the caller may change its array afterwards)."""
+    return Ready(np.array(values, copy=True))
+
+
+def embedding(matrix: np.ndarray, components: int | None) -> Pending[np.ndarray]:
+    """An N×D matrix (N×d1×... flattened per row) as float32 for the Projector, or its N×k
+    principal-component projection (``gpu_summary._embedding.principal_components``, in
+    float64) when ``components`` is set.
+
+    Raises:
+        ValueError: ``components`` is set and the matrix holds NaN or ±Inf.
+    """
+    matrix = matrix.reshape(len(matrix), -1)
+    if components is None:
+        return Ready(np.array(matrix, dtype=np.float32, copy=True))
+    x = matrix.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(
+            "mat holds NaN or ±Inf, which principal components cannot place; log it without "
+            "reduce='pca', or check it first with add_anomaly"
+        )
+    return Ready(_embedding.principal_components(x, components))

@@ -66,7 +66,8 @@ def positions_markdown(report: AnomalyReport) -> str:
     )
     if not report.positions:
         return counts
-    rows = [counts, f"first {len(report.positions)}:", "", "| index | value | kind |", "|---|---|---|"]
+    rows = [counts, f"first {len(report.positions)}:", "", "| index | value | kind |"]
+    rows.append("|---|---|---|")
     for position in report.positions:
         index = ", ".join(str(i) for i in position.index)
         rows.append(f"| ({index}) | {position.value!r} | {position.kind} |")

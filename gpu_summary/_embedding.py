@@ -1,0 +1,127 @@
+"""Embeddings on disk: the Projector's files of one run directory, written whole or not at all.
+
+:class:`ProjectorFiles` owns ``projector_config.pbtxt`` of one run directory. Each embedding's
+files go to ``<run>/projector/<step>/<tag>/`` first, each by write-to-temporary-then-rename,
+and only then is the config rewritten (also atomically) to list it: a reader (TensorBoard,
+polling) sees the old config or the new one, and every file the config names is complete.
+Embeddings already listed by an earlier process in the same directory are kept; one with the
+same name is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from gpu_summary.proto import projector_config_pb2
+from gpu_summary.summaries import image as image_summaries
+from gpu_summary.summaries import projector as projector_files
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (readers never see a
+    part); the directory is created if missing."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def principal_components(matrix: np.ndarray, components: int) -> np.ndarray:
+    """The rows of N×D float64 ``matrix`` projected on its top ``components`` principal axes.
+
+    Centred on the column means; axes are the eigenvectors of ``Xcᵀ Xc`` by decreasing
+    eigenvalue, each signed so that its largest-magnitude entry is positive (so both backends
+    and every run give the same picture). Returns N×k float32, k = min(components, D).
+    """
+    centred = matrix - matrix.mean(axis=0)
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    k = min(components, vectors.shape[1])
+    axes = vectors[:, np.argsort(values, kind="stable")[::-1][:k]]
+    return (centred @ orient(axes)).astype(np.float32)
+
+
+def orient(axes: np.ndarray) -> np.ndarray:
+    """``axes`` (D×k, one axis a column) each multiplied by the sign of its largest-|.| entry."""
+    largest = axes[np.argmax(np.abs(axes), axis=0), np.arange(axes.shape[1])]
+    return axes * np.where(largest < 0, -1.0, 1.0)
+
+
+class ProjectorFiles:
+    """The Projector's config and assets in one run directory; thread-safe."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self._lock = threading.Lock()
+        self._config: projector_config_pb2.ProjectorConfig | None = None
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.run_dir, projector_files.CONFIG_FILE)
+
+    def _load(self) -> projector_config_pb2.ProjectorConfig:
+        if self._config is None:
+            try:
+                with open(self.config_path, encoding="utf-8") as file:
+                    self._config = projector_files.read_config(file.read())
+            except (OSError, ValueError, UnicodeDecodeError):
+                self._config = projector_config_pb2.ProjectorConfig()  # none, or unreadable
+        return self._config
+
+    def write(
+        self,
+        tag: str,
+        step: int,
+        matrix: np.ndarray,
+        labels: list[tuple[str, ...]] | None,
+        header: tuple[str, ...] | None,
+        thumbnails: np.ndarray | None,
+    ) -> projector_config_pb2.EmbeddingInfo:
+        """Write one embedding's files, then list it in the config.
+
+        Args:
+            tag, step: name it ``<tag>:<step>`` in the dashboard.
+            matrix: N×D float32.
+            labels: N rows of str cells (same count each), or None.
+            header: column names for several columns.
+            thumbnails: N uint8 NHWC sample thumbnails for the sprite, or None.
+        """
+        folder = projector_files.asset_folder(tag, step)
+        info = projector_config_pb2.EmbeddingInfo(
+            tensor_name=projector_files.tensor_name(tag, step),
+            tensor_shape=list(matrix.shape),
+        )
+        data, name = projector_files.tensor_bytes(matrix)
+        info.tensor_path = f"{folder}/{name}"
+        self._write(info.tensor_path, data)
+        if labels is not None:
+            info.metadata_path = f"{folder}/metadata.tsv"
+            self._write(info.metadata_path, projector_files.metadata_tsv(labels, header))
+        if thumbnails is not None:
+            info.sprite.image_path = f"{folder}/sprite.png"
+            self._write(
+                info.sprite.image_path,
+                image_summaries.encode_png(projector_files.sprite(thumbnails)),
+            )
+            info.sprite.single_image_dim.extend([thumbnails.shape[2], thumbnails.shape[1]])
+        with self._lock:
+            config = self._load()
+            kept = [e for e in config.embeddings if e.tensor_name != info.tensor_name]
+            del config.embeddings[:]
+            config.embeddings.extend(kept)
+            config.embeddings.append(info)
+            write_atomically(self.config_path, projector_files.config_text(config).encode())
+        return info
+
+    def _write(self, relative: str, data: bytes) -> None:
+        write_atomically(os.path.join(self.run_dir, *relative.split("/")), data)

@@ -1,0 +1,106 @@
+"""The Projector's files: pure builders of their bytes from host arrays.
+
+TensorBoard's Projector reads ``projector_config.pbtxt`` (a text-format ``ProjectorConfig``) in a
+run directory; each embedding names its tensor file (raw little-endian float32, N×D, which the
+plugin reads when the file is not UTF-8 text; TSV otherwise), its metadata TSV (one label per
+line; with several columns, a header row first) and its sprite (a square grid of equal
+thumbnails, row-major, at most 8192 px a side). Paths are relative to the config file and must
+stay inside its directory, which the plugin enforces too.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+
+import numpy as np
+from google.protobuf import text_format
+
+from gpu_summary.proto import projector_config_pb2
+
+CONFIG_FILE = "projector_config.pbtxt"
+ASSETS_DIR = "embeddings"  # <run>/embeddings/<step>/<tag>/{tensors.bytes, metadata.tsv, sprite.png}
+MAX_SPRITE_SIDE = 8192
+
+
+def tensor_name(tag: str, step: int) -> str:
+    """The embedding's name in the dashboard: ``<tag>:<step, 5 digits>``."""
+    return f"{tag}:{step:05d}"
+
+
+def safe_component(name: str) -> str:
+    """``name`` as one path component that cannot leave its folder: every character but
+    letters, digits, ``-``, ``_`` and ``.`` percent-encoded, and a leading dot too (so neither
+    ``..`` nor hidden names survive)."""
+    quoted = urllib.parse.quote(name, safe="")
+    if quoted.startswith("."):
+        quoted = "%2E" + quoted[1:]
+    return quoted
+
+
+def asset_folder(tag: str, step: int) -> str:
+    """Relative folder of one embedding's files (forward slashes, inside the run)."""
+    return f"{ASSETS_DIR}/{step:05d}/{safe_component(tag)}"
+
+
+def escape_label(label: str) -> str:
+    """A TSV cell: backslash, tab, newline and carriage return written as ``\\\\``, ``\\t``,
+    ``\\n``, ``\\r`` so that every label stays in its row and column."""
+    return (
+        label.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def metadata_tsv(rows: list[tuple[str, ...]], header: tuple[str, ...] | None) -> bytes:
+    """UTF-8 TSV of the labels: one line per point; ``header`` first when there is one (the
+    Projector takes a first line holding a tab for a header, so one column never has one)."""
+    lines = []
+    if header is not None and len(header) > 1:
+        lines.append("\t".join(escape_label(h) for h in header))
+    lines.extend("\t".join(escape_label(cell) for cell in row) for row in rows)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def tensor_bytes(matrix: np.ndarray) -> tuple[bytes, str]:
+    """(file bytes, file name) of an N×D float32 matrix: raw little-endian float32, unless
+    those bytes happen to decode as UTF-8 (all zeros, for one), which the Projector would then
+    parse as TSV: TSV of the exact float32 values instead."""
+    data = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data, "tensors.bytes"
+    lines = ("\t".join(repr(float(v)) for v in row) for row in matrix.astype(np.float32))
+    return ("\n".join(lines) + "\n").encode("ascii"), "tensors.tsv"
+
+
+def sprite_side(n: int, height: int, width: int) -> int:
+    """Longest side of each thumbnail so that ``ceil(sqrt(n))`` of them fit in 8192 px."""
+    per_row = math.isqrt(n - 1) + 1
+    return max(1, min(max(height, width), MAX_SPRITE_SIDE // per_row))
+
+
+def sprite(thumbnails: np.ndarray) -> np.ndarray:
+    """A square grid (``ceil(sqrt(n))`` a side, row-major, black padding) of uint8 NHWC
+    thumbnails, as one HWC image."""
+    n, height, width, channels = thumbnails.shape
+    per_row = math.isqrt(n - 1) + 1
+    grid = np.zeros((per_row * per_row, height, width, channels), dtype=np.uint8)
+    grid[:n] = thumbnails
+    grid = grid.reshape(per_row, per_row, height, width, channels)
+    return grid.transpose(0, 2, 1, 3, 4).reshape(per_row * height, per_row * width, channels)
+
+
+def read_config(text: str) -> projector_config_pb2.ProjectorConfig:
+    """Parse a ``projector_config.pbtxt``; ValueError when it is not one."""
+    config = projector_config_pb2.ProjectorConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise ValueError(f"not a ProjectorConfig: {exc}") from None
+    return config
+
+
+def config_text(config: projector_config_pb2.ProjectorConfig) -> str:
+    """The text format the Projector parses."""
+    return text_format.MessageToString(config)
