@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gpu_summary import _anomaly, _embedding, _ladder, _validate
+from gpu_summary import _embedding_args as embedding_args
 from gpu_summary import hparams as hp
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
@@ -29,7 +30,6 @@ from gpu_summary._graph import model_nodes
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import graph as graph_summaries
 from gpu_summary.summaries import hparams as hparams_summaries
-from gpu_summary.summaries import projector as projector_files
 from gpu_summary.summaries.anomaly import anomaly_summary
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
@@ -382,7 +382,7 @@ class SummaryWriter:
                 f"{argument} must be uint8 (0..255), float (0..1) or bool, got {array.dtype}; "
                 "convert it, e.g. with .astype(np.uint8)"
             )
-        nhwc = _to_nhwc(array, layout)
+        nhwc = embedding_args.to_nhwc(array, layout)
         n, height, width, channels = nhwc.shape
         if channels not in (1, 3, 4):
             raise ValueError(
@@ -550,17 +550,17 @@ class SummaryWriter:
         if len(shape) == 0 or shape[0] == 0 or 0 in shape:
             raise ValueError(f"mat must be N×D with N, D >= 1, got shape {shape}")
         n = shape[0]
-        labels = _embedding_labels(metadata, n)
+        labels = embedding_args.labels(metadata, n)
         header = None
         if labels is not None:
             columns = labels[1]
             if metadata_header is not None:
-                header = tuple(_embedding_header(metadata_header, columns))
+                header = tuple(embedding_args.header(metadata_header, columns))
             elif columns > 1:
                 header = tuple(f"column_{i}" for i in range(columns))
         thumbnails = None
         if label_img is not None:
-            thumbnails = self._sprite_thumbnails(label_img, label_img_format, n)
+            thumbnails = embedding_args.sprite_thumbnails(label_img, label_img_format, n)
         pending = backend.embedding(matrix, components if reduce else None)
         step = self._resolve_step(tag, step)
         files = self._projector
@@ -569,45 +569,11 @@ class SummaryWriter:
             matrix_ = pending.result()
             if not np.isfinite(matrix_).all() and reduce:
                 raise ValueError("mat holds NaN or ±Inf, which principal components cannot place")
-            rows = None if labels is None else _label_rows(labels[0].result())
+            rows = None if labels is None else embedding_args.label_rows(labels[0].result())
             images = None if thumbnails is None else thumbnails.result()
             files.write(tag, step, matrix_, rows, header, images)
 
         self._events.add(write)
-
-    def _sprite_thumbnails(self, label_img: object, layout: str | None, n: int) -> Pending:
-        backend, images = backend_for(label_img, "label_img")
-        shape = tuple(images.shape)
-        if layout is None:
-            if len(shape) == 3:
-                layout = "NHW"
-            elif len(shape) == 4:
-                layout = "NCHW" if shape[1] in (1, 3, 4) else "NHWC"
-            else:
-                raise ValueError(f"label_img must be N×C×H×W, N×H×W×C or N×H×W, got shape {shape}")
-        if not isinstance(layout, str) or layout.upper() not in _IMAGES_FORMATS:
-            raise ValueError(
-                f"label_img_format must be one of {list(_IMAGES_FORMATS)}, got {layout!r}"
-            )
-        layout = layout.upper()
-        if len(shape) != len(layout) or shape[0] != n:
-            raise ValueError(
-                f"label_img has shape {shape}; with label_img_format={layout!r} it needs "
-                f"{len(layout)} dimensions and one image per point ({n})"
-            )
-        if images.dtype.kind not in "fb" and images.dtype != np.uint8:
-            raise TypeError(
-                f"label_img must be uint8 (0..255), float (0..1) or bool, got {images.dtype}"
-            )
-        nhwc = _to_nhwc(images, layout)
-        _, height, width, channels = nhwc.shape
-        if channels not in (1, 3, 4) or height == 0 or width == 0:
-            raise ValueError(
-                f"label_img images are {height}×{width} with {channels} channels; they need "
-                "1, 3 or 4 channels and at least one pixel"
-            )
-        side = projector_files.sprite_side(n, height, width)
-        return backend.thumbnails(nhwc, side)
 
     def add_hparams(
         self, hparams: dict, metrics: dict | None = None, walltime: float | None = None
@@ -737,71 +703,6 @@ class SummaryWriter:
         self.close()
 
 
-def _embedding_labels(metadata: object, n: int) -> tuple[Pending, int] | None:
-    """(pending host copy of the labels, number of columns), after checking the count."""
-    if metadata is None:
-        return None
-    if isinstance(metadata, str):
-        raise TypeError("metadata must be a sequence of N labels, not one str")
-    if isinstance(metadata, (list, tuple)):
-        if len(metadata) != n:
-            raise ValueError(f"metadata has {len(metadata)} labels but mat has {n} rows")
-        widths = {len(row) if isinstance(row, (list, tuple)) else 1 for row in metadata}
-        if len(widths) != 1:
-            raise ValueError(
-                f"metadata rows must all have the same number of columns, found {sorted(widths)}"
-            )
-        return _Listed(list(metadata)), widths.pop()
-    backend, labels = backend_for(metadata, "metadata")
-    shape = tuple(labels.shape)
-    if len(shape) not in (1, 2) or shape[0] != n:
-        raise ValueError(f"metadata must be N or N×columns with N = {n}, got shape {shape}")
-    return backend.to_host(labels), (shape[1] if len(shape) == 2 else 1)
-
-
-class _Listed(Pending):
-    __slots__ = ("rows",)
-
-    def __init__(self, rows: list) -> None:
-        self.rows = rows
-
-    def result(self) -> list:
-        return self.rows
-
-
-def _label_cell(cell: object) -> str:
-    if isinstance(cell, str):
-        return cell
-    if isinstance(cell, bytes):
-        return cell.decode("utf-8", errors="replace")
-    if isinstance(cell, np.generic):
-        cell = cell.item()
-    if isinstance(cell, (int, float, bool)):
-        return str(cell)
-    raise TypeError(f"metadata labels must be str, bytes or numbers, got {type(cell).__name__}")
-
-
-def _label_rows(labels: object) -> list[tuple[str, ...]]:
-    rows = []
-    for row in labels:
-        if isinstance(row, (list, tuple, np.ndarray)):
-            rows.append(tuple(_label_cell(cell) for cell in row))
-        else:
-            rows.append((_label_cell(row),))
-    return rows
-
-
-def _embedding_header(header: object, columns: int) -> list[str]:
-    if isinstance(header, str) or not isinstance(header, (list, tuple)):
-        raise TypeError("metadata_header must be a list of column names")
-    if len(header) != columns or not all(isinstance(h, str) for h in header):
-        raise ValueError(
-            f"metadata_header must name each of the {columns} metadata columns with a str, "
-            f"got {header!r}"
-        )
-    return list(header)
-
-
 def _bound(bound: object, argument: str) -> float | None:
     if bound is None:
         return None
@@ -813,14 +714,3 @@ def _bound(bound: object, argument: str) -> float | None:
             f"{argument} must be finite, got {number}; NaN and ±Inf are always reported"
         )
     return number
-
-
-def _to_nhwc(array: np.ndarray, layout: str) -> object:
-    """A view of ``array`` in NHWC order (no copy)."""
-    if "N" not in layout:
-        array = array[None]
-        layout = "N" + layout
-    if "C" not in layout:
-        array = array[..., None]
-        layout = layout + "C"
-    return array.transpose([layout.index(axis) for axis in "NHWC"])

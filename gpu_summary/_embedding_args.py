@@ -1,0 +1,122 @@
+"""Arguments of ``add_embedding`` (and the seed's ``Projector``): checked on the caller's thread,
+turned into pending host results for the writer thread."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpu_summary._backend import backend_for
+from gpu_summary._backend._results import Pending
+from gpu_summary.summaries import projector as projector_files
+
+IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
+
+
+def to_nhwc(array: object, layout: str) -> object:
+    """A view of ``array`` in NHWC order (no copy)."""
+    if "N" not in layout:
+        array = array[None]
+        layout = "N" + layout
+    if "C" not in layout:
+        array = array[..., None]
+        layout = layout + "C"
+    return array.transpose([layout.index(axis) for axis in "NHWC"])
+
+
+def sprite_thumbnails(label_img: object, layout: str | None, n: int) -> Pending:
+    """Launch the sprite thumbnails of ``n`` sample images (see ``add_embedding``)."""
+    backend, images = backend_for(label_img, "label_img")
+    shape = tuple(images.shape)
+    if layout is None:
+        if len(shape) == 3:
+            layout = "NHW"
+        elif len(shape) == 4:
+            layout = "NCHW" if shape[1] in (1, 3, 4) else "NHWC"
+        else:
+            raise ValueError(f"label_img must be N×C×H×W, N×H×W×C or N×H×W, got shape {shape}")
+    if not isinstance(layout, str) or layout.upper() not in IMAGES_FORMATS:
+        raise ValueError(f"label_img_format must be one of {list(IMAGES_FORMATS)}, got {layout!r}")
+    layout = layout.upper()
+    if len(shape) != len(layout) or shape[0] != n:
+        raise ValueError(
+            f"label_img has shape {shape}; with label_img_format={layout!r} it needs "
+            f"{len(layout)} dimensions and one image per point ({n})"
+        )
+    if images.dtype.kind not in "fb" and images.dtype != np.uint8:
+        raise TypeError(
+            f"label_img must be uint8 (0..255), float (0..1) or bool, got {images.dtype}"
+        )
+    nhwc = to_nhwc(images, layout)
+    _, height, width, channels = nhwc.shape
+    if channels not in (1, 3, 4) or height == 0 or width == 0:
+        raise ValueError(
+            f"label_img images are {height}×{width} with {channels} channels; they need "
+            "1, 3 or 4 channels and at least one pixel"
+        )
+    side = projector_files.sprite_side(n, height, width)
+    return backend.thumbnails(nhwc, side)
+
+
+def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
+    """(pending host copy of the labels, number of columns), after checking the count."""
+    if metadata is None:
+        return None
+    if isinstance(metadata, str):
+        raise TypeError("metadata must be a sequence of N labels, not one str")
+    if isinstance(metadata, (list, tuple)):
+        if len(metadata) != n:
+            raise ValueError(f"metadata has {len(metadata)} labels but mat has {n} rows")
+        widths = {len(row) if isinstance(row, (list, tuple)) else 1 for row in metadata}
+        if len(widths) != 1:
+            raise ValueError(
+                f"metadata rows must all have the same number of columns, found {sorted(widths)}"
+            )
+        return Listed(list(metadata)), widths.pop()
+    backend, labels = backend_for(metadata, "metadata")
+    shape = tuple(labels.shape)
+    if len(shape) not in (1, 2) or shape[0] != n:
+        raise ValueError(f"metadata must be N or N×columns with N = {n}, got shape {shape}")
+    return backend.to_host(labels), (shape[1] if len(shape) == 2 else 1)
+
+
+class Listed(Pending):
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list) -> None:
+        self.rows = rows
+
+    def result(self) -> list:
+        return self.rows
+
+
+def label_cell(cell: object) -> str:
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, bytes):
+        return cell.decode("utf-8", errors="replace")
+    if isinstance(cell, np.generic):
+        cell = cell.item()
+    if isinstance(cell, (int, float, bool)):
+        return str(cell)
+    raise TypeError(f"metadata labels must be str, bytes or numbers, got {type(cell).__name__}")
+
+
+def label_rows(labels: object) -> list[tuple[str, ...]]:
+    rows = []
+    for row in labels:
+        if isinstance(row, (list, tuple, np.ndarray)):
+            rows.append(tuple(label_cell(cell) for cell in row))
+        else:
+            rows.append((label_cell(row),))
+    return rows
+
+
+def header(header: object, columns: int) -> list[str]:
+    if isinstance(header, str) or not isinstance(header, (list, tuple)):
+        raise TypeError("metadata_header must be a list of column names")
+    if len(header) != columns or not all(isinstance(h, str) for h in header):
+        raise ValueError(
+            f"metadata_header must name each of the {columns} metadata columns with a str, "
+            f"got {header!r}"
+        )
+    return list(header)
