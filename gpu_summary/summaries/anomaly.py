@@ -46,7 +46,10 @@ def heatmap_pixels(report: AnomalyReport, nonfinite: np.ndarray) -> np.ndarray:
         lo, hi = float(means[finite].min()), float(means[finite].max())
         with np.errstate(over="ignore", invalid="ignore"):
             span = hi - lo
-            t = (means[finite] - lo) / span if span > 0 and np.isfinite(span) else 0.5
+            if span > 0 and np.isfinite(span):
+                t = (means[finite] - lo) / span
+            else:  # one value everywhere (or a span beyond float64): the middle colour
+                t = np.full(int(finite.sum()), 0.5)
         position = np.clip(np.nan_to_num(t, nan=0.5), 0.0, 1.0) * (len(_SCALE) - 1)
         low = np.minimum(position.astype(np.int64), len(_SCALE) - 2)
         weight = (position - low)[:, None]
