@@ -9,12 +9,13 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import DTYPES, legacy_reader, sample_values, tensor_values
 from PIL import Image
 
 import gpu_summary as gs
 from gpu_summary import _anomaly
 from gpu_summary.summaries import anomaly as anomaly_summaries
+
+from conftest import DTYPES, legacy_reader, sample_values, tensor_values
 
 
 @pytest.fixture
