@@ -1,0 +1,258 @@
+"""add_embedding and the seed's Projector: files TensorBoard's Projector reads, checked with its
+own config proto and a live server's projector API."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from PIL import Image
+from tensorboard.plugins.projector import projector_config_pb2 as tb_projector
+
+import gpu_summary as gs
+import gpu_summary.summary as summary
+from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary.proto import summary_projector_pb2
+from gpu_summary.summaries import projector as projector_files
+
+from conftest import legacy_reader
+from tb_server import get, poll, poll_json, tensorboard
+
+
+def _config(logdir):
+    config = tb_projector.ProjectorConfig()
+    with open(os.path.join(logdir, "projector_config.pbtxt"), encoding="utf-8") as file:
+        text_format.Parse(file.read(), config)
+    return config
+
+
+def _tensor(logdir, info):
+    path = os.path.join(logdir, info.tensor_path)
+    if path.endswith(".tsv"):
+        return np.loadtxt(path, dtype=np.float32, delimiter="\t", ndmin=2)
+    return np.fromfile(path, dtype="<f4").reshape(list(info.tensor_shape))
+
+
+def test_files_round_trip(tmp_path, xp):
+    rng = np.random.default_rng(3)
+    mat = rng.standard_normal((30, 4, 5)).astype(np.float32)
+    labels = [f"point {i}\twith a tab\nand a newline \\ {i}" for i in range(30)]
+    images = rng.random((30, 3, 20, 16))
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(xp.asarray(mat), labels, xp.asarray(images), tag="emb", step=4)
+    (info,) = _config(tmp_path).embeddings
+    assert info.tensor_name == "emb:00004"
+    assert list(info.tensor_shape) == [30, 20]
+    np.testing.assert_array_equal(_tensor(tmp_path, info), mat.reshape(30, 20))
+    lines = (tmp_path / info.metadata_path).read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == 31  # one label per line, no header
+    assert lines[0] == "point 0\\twith a tab\\nand a newline \\\\ 0"
+    sprite = np.asarray(Image.open(tmp_path / info.sprite.image_path))
+    width, height = info.sprite.single_image_dim
+    assert (width, height) == (16, 20)  # 6 a side × 20 px fits 8192: full size
+    assert sprite.shape == (6 * 20, 6 * 16, 3)
+    want = numpy_backend.thumbnails(images.transpose(0, 2, 3, 1), None).result()
+    np.testing.assert_array_equal(sprite[40:60, 16:32], want[13])  # row 2, column 1
+    assert not sprite[5 * 20 :, 0:16].any()  # padding after the 30th image is black
+
+
+def test_sprite_is_capped_at_8192_pixels(tmp_path):
+    images = np.zeros((300, 400, 500, 1), dtype=np.uint8)
+    images[:, :200] = 255
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(np.zeros((300, 2)) + 1, label_img=images)
+    (info,) = _config(tmp_path).embeddings
+    side = projector_files.sprite_side(300, 400, 500)
+    assert side == 8192 // 18 and list(info.sprite.single_image_dim) == [side, side * 4 // 5]
+    with Image.open(tmp_path / info.sprite.image_path) as sprite:
+        assert sprite.size == (18 * side, 18 * (side * 4 // 5)) and max(sprite.size) <= 8192
+
+
+def test_embeddings_accumulate_and_survive_a_new_writer(tmp_path):
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(np.ones((3, 2)), tag="a")
+        writer.add_embedding(np.ones((3, 2)) * 2, tag="a")
+        writer.add_embedding(np.ones((4, 2)), tag="b", step=9)
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(np.ones((3, 2)) * 5, tag="a", step=1)  # replaces a:00001
+    names = [e.tensor_name for e in _config(tmp_path).embeddings]
+    assert names == ["a:00000", "b:00009", "a:00001"]
+    info = _config(tmp_path).embeddings[2]
+    np.testing.assert_array_equal(_tensor(tmp_path, info), np.full((3, 2), 5, np.float32))
+
+
+def test_utf8_looking_tensors_are_written_as_tsv(tmp_path):
+    mat = np.zeros((5, 3), dtype=np.float32)  # zero bytes decode as UTF-8
+    mat[2, 1] = 10.0  # 00 00 20 41: ASCII bytes too
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(mat)
+    (info,) = _config(tmp_path).embeddings
+    assert info.tensor_path.endswith(".tsv")
+    np.testing.assert_array_equal(_tensor(tmp_path, info), mat)  # float32 values exactly
+
+
+def test_multi_column_metadata_and_array_labels(tmp_path, xp):
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(np.eye(3), [("a", 1), ("b", 2.5), ("c\t", True)], tag="rows",
+                             metadata_header=["name", "score"])  # fmt: skip
+        writer.add_embedding(np.eye(3), [(1, 2), (3, 4), (5, 6)], tag="default_header")
+        writer.add_embedding(np.eye(3), xp.asarray(np.array([7, 8, 2**40])), tag="ints")
+    rows, header, ints = _config(tmp_path).embeddings
+    assert (tmp_path / rows.metadata_path).read_text() == "name\tscore\na\t1\nb\t2.5\nc\\t\tTrue\n"
+    assert (tmp_path / header.metadata_path).read_text().startswith("column_0\tcolumn_1\n1\t2\n")
+    assert (tmp_path / ints.metadata_path).read_text() == "7\n8\n1099511627776\n"
+
+
+def _principal_components_by_svd(x, k):
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:k].T
+    axes *= np.where(axes[np.argmax(np.abs(axes), axis=0), np.arange(k)] < 0, -1, 1)
+    return centred @ axes
+
+
+def test_pca_keeps_the_top_components(tmp_path, xp):
+    rng = np.random.default_rng(8)
+    scales = np.array([9.0, 5.0, 3.0, 1.0, 0.5, 0.1])
+    x = rng.standard_normal((200, 6)) * scales @ np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(xp.asarray(x), tag="pca", reduce="pca", components=3)
+    (info,) = _config(tmp_path).embeddings
+    assert list(info.tensor_shape) == [200, 3]
+    got = _tensor(tmp_path, info)
+    np.testing.assert_allclose(got, _principal_components_by_svd(x, 3), rtol=1e-4, atol=1e-4)
+    assert np.all(np.diff(got.var(axis=0)) < 0)  # by decreasing variance
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"mat": np.zeros((0, 3))}, ValueError, "mat must be N×D"),
+        ({"mat": np.array(["x"])}, TypeError, "mat must hold"),
+        ({"metadata": ["a", "b"]}, ValueError, "metadata has 2 labels but mat has 3"),
+        ({"metadata": [("a",), ("b", "c"), ("d",)]}, ValueError, "same number of columns"),
+        ({"metadata": "abc"}, TypeError, "not one str"),
+        ({"metadata": [1, 2, 3], "metadata_header": ["a", "b"]}, ValueError, "name each"),
+        ({"label_img": np.zeros((2, 3, 4, 4))}, ValueError, "one image per point"),
+        ({"label_img": np.zeros((3, 5, 4, 2))}, ValueError, "1, 3 or 4 channels"),
+        ({"label_img": np.zeros((3, 3, 4, 4), np.int16)}, TypeError, "label_img must be"),
+        ({"reduce": "tsne"}, ValueError, "reduce must be None or 'pca'"),
+        ({"reduce": "pca", "components": 0}, ValueError, "components must be > 0"),
+        ({"reduce": "pca", "mat": np.full((3, 2), np.nan)}, ValueError, "NaN"),
+        ({"tag": ""}, ValueError, "tag must not be empty"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(tmp_path, kwargs, error, match):
+    arguments = {"mat": np.ones((3, 2)), **kwargs}
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(error, match=match):
+            writer.add_embedding(**arguments)
+    assert not (tmp_path / "projector_config.pbtxt").exists()
+
+
+@pytest.mark.parametrize("tag", ["../../escape", "/abs/path", "..", ".hidden", "a/b\\c"])
+def test_asset_paths_stay_inside_the_run(tmp_path, tag):
+    run = tmp_path / "run"
+    with gs.SummaryWriter(run) as writer:
+        writer.add_embedding(np.ones((2, 2)) * 3, ["x", "y"], tag=tag)
+    (info,) = _config(run).embeddings
+    assert info.tensor_name == f"{tag}:00000"
+    for relative in (info.tensor_path, info.metadata_path):
+        path = os.path.realpath(run / relative)
+        assert os.path.commonpath([path, os.path.realpath(run)]) == os.path.realpath(run)
+        assert os.path.isfile(path)
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+@pytest.mark.parametrize("load_fast", [False, True])
+def test_live_projector_lists_and_serves_the_embedding(tmp_path, load_fast):
+    rng = np.random.default_rng(4)
+    mat = rng.standard_normal((12, 5)).astype(np.float32)
+    images = (rng.random((12, 8, 8, 3)) * 255).astype(np.uint8)
+    with gs.SummaryWriter(tmp_path / "run1") as writer:
+        writer.add_scalar("loss", 1.0, 0)
+        writer.add_embedding(mat, [f"p{i}" for i in range(12)], images, tag="words", step=3)
+    api = "/data/plugin/projector"
+    with tensorboard(tmp_path, load_fast) as base:
+        runs = poll_json(base, f"{api}/runs", lambda r: "run1" in r)
+        assert runs == ["run1"]
+        config = poll_json(base, f"{api}/info", lambda c: "embeddings" in c, run="run1")
+        (embedding,) = config["embeddings"]
+        assert embedding["tensorName"] == "words:00003"
+        assert embedding["tensorShape"] == [12, 5]
+        served = get(base, f"{api}/tensor", run="run1", name="words:00003")
+        np.testing.assert_array_equal(np.frombuffer(served, "<f4").reshape(12, 5), mat)
+        labels = get(base, f"{api}/metadata", run="run1", name="words:00003").decode()
+        assert labels.split("\n")[:2] == ["p0", "p1"]
+        png = get(base, f"{api}/sprite_image", run="run1", name="words:00003")
+        with Image.open(io.BytesIO(png)) as sprite:
+            assert sprite.size == (4 * 8, 4 * 8)
+        scalars = poll(lambda: json.loads(get(base, "/data/plugin/scalars/tags")),
+                       lambda t: "loss" in t.get("run1", {}), "scalar tags")  # fmt: skip
+        assert "loss" in scalars["run1"]
+
+
+def test_seed_projector_example_runs_and_keeps_every_call(tmp_path):
+    logdir = str(tmp_path)
+    projecotr = summary.Projector(logdir)
+    projecotr.create_embedding_projector()
+    rng = np.random.default_rng(0)
+    value = rng.random((10, 10, 10)).astype(np.float32)
+    label = (rng.random(10) * 10).astype(np.int64)
+    x = (rng.random((10, 10, 10)) * 255).astype(np.uint8)
+    for step in (1, 2):
+        projecotr.embedding_projector(value=value, label=label, tag="embedding_projector",
+                                      step=step, sample_name="sample", sample_type="image",
+                                      x=x)  # fmt: skip
+    projecotr.create_exception_projector()
+    projecotr.exception_projector(value=value, tag=np.frombuffer(b"exception", np.int8),
+                                  step=np.array([5], np.int64), sample_name="sample",
+                                  sample_type="image", x=x)  # fmt: skip
+    assert os.path.basename(projecotr.embedding_filename).startswith("projector.")
+    assert os.path.basename(projecotr.exception_filename).startswith("projector.gradit.")
+    message = summary_projector_pb2.SummaryProjector.FromString(
+        open(projecotr.embedding_filename, "rb").read()
+    )
+    assert message.metadata.type == summary_projector_pb2.MetaData.EMBEDDING
+    assert [p.step for p in message.projector] == [1, 2]
+    first = message.projector[0]
+    assert first.tag == "embedding_projector" and first.value.dtype == "float32"
+    assert [d.size for d in first.value.shape.dim] == [10, 10, 10]
+    np.testing.assert_array_equal(np.frombuffer(first.value.content, np.float32), value.ravel())
+    np.testing.assert_array_equal(np.frombuffer(first.label.content, np.int64), label)
+    assert message.sample.name == "sample" and message.sample.type == 0
+    np.testing.assert_array_equal(np.frombuffer(message.sample.X.content, np.uint8), x.ravel())
+    exception = summary_projector_pb2.SummaryProjector.FromString(
+        open(projecotr.exception_filename, "rb").read()
+    )
+    assert exception.metadata.type == summary_projector_pb2.MetaData.EXCEPTION
+    assert [(p.tag, p.step) for p in exception.projector] == [("exception", 5)]
+    # The embedding also in TensorBoard's format, with labels and a sprite of the samples.
+    infos = _config(tmp_path).embeddings
+    assert [i.tensor_name for i in infos] == [
+        "embedding_projector:00001",
+        "embedding_projector:00002",
+    ]
+    np.testing.assert_array_equal(_tensor(tmp_path, infos[0]), value.reshape(10, 100))
+    assert (tmp_path / infos[0].metadata_path).read_text().split("\n")[:10] == [
+        str(v) for v in label
+    ]
+    assert infos[0].sprite.image_path
+    assert legacy_reader(tmp_path).Tags()["scalars"] == []
+
+
+def test_seed_projector_errors(tmp_path):
+    with pytest.raises(ValueError, match="needs a logdir"):
+        summary.Projector(None)
+    projector = summary.Projector(str(tmp_path))
+    with pytest.raises(ValueError, match=r"call create_embedding_projector\(\) before"):
+        projector.embedding_projector(value=np.ones((2, 2)))
+    projector.create_embedding_projector()
+    with pytest.raises(ValueError, match="already writes"):
+        projector.create_embedding_projector()
+    with pytest.raises(ValueError, match="sample_type must be one of"):
+        projector.embedding_projector(value=np.ones((2, 2)), sample_name="s", sample_type="video")
