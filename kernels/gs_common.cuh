@@ -98,6 +98,8 @@ GS_HD double positive_infinity() { return bits_to_double(0x7ff0000000000000ULL);
 
 GS_HD bool is_nan(double x) { return x != x; }
 
+GS_HD i64 min_i64(i64 a, i64 b) { return a < b ? a : b; }
+
 // ---- element decoding ---------------------------------------------------------------------
 
 // IEEE binary16 bits to float, exactly (normals, subnormals, signed zeros, infinities, NaN).
@@ -152,6 +154,50 @@ struct can_be_nonfinite<float> {
 template <>
 struct can_be_nonfinite<double> {
     static const bool value = true;
+};
+
+// ---- order keys ---------------------------------------------------------------------------
+
+// Unsigned integers that sort as the values do (finite values; -0.0 just below +0.0), so that
+// order statistics can be selected by radix, 8 bits at a time. Keys of 32-bit-or-narrower types
+// use the low 32 bits (order_key_bits), the others all 64.
+GS_HD u64 float_order_key(float f) {
+    u32 bits;
+#ifdef __CUDA_ARCH__
+    bits = (u32)__float_as_int(f);
+#else
+    memcpy(&bits, &f, sizeof bits);
+#endif
+    return (bits & 0x80000000u) ? (u64)(~bits) : (u64)(bits | 0x80000000u);
+}
+
+GS_HD u64 double_order_key(double d) {
+    u64 bits;
+#ifdef __CUDA_ARCH__
+    bits = (u64)__double_as_longlong(d);
+#else
+    memcpy(&bits, &d, sizeof bits);
+#endif
+    return (bits & 0x8000000000000000ULL) ? ~bits : (bits | 0x8000000000000000ULL);
+}
+
+GS_HD u64 order_key(bool v) { return v ? 1u : 0u; }
+GS_HD u64 order_key(signed char v) { return (u32)(int)v ^ 0x80000000u; }
+GS_HD u64 order_key(short v) { return (u32)(int)v ^ 0x80000000u; }
+GS_HD u64 order_key(int v) { return (u32)v ^ 0x80000000u; }
+GS_HD u64 order_key(long long v) { return (u64)v ^ 0x8000000000000000ULL; }
+GS_HD u64 order_key(unsigned char v) { return v; }
+GS_HD u64 order_key(unsigned short v) { return v; }
+GS_HD u64 order_key(unsigned int v) { return v; }
+GS_HD u64 order_key(unsigned long long v) { return v; }
+GS_HD u64 order_key(half16 v) { return float_order_key(half_to_float(v.bits)); }
+GS_HD u64 order_key(bfloat16 v) { return float_order_key(bfloat16_to_float(v.bits)); }
+GS_HD u64 order_key(float v) { return float_order_key(v); }
+GS_HD u64 order_key(double v) { return double_order_key(v); }
+
+template <typename T>
+struct order_key_bits {
+    static const int value = sizeof(T) > 4 ? 64 : 32;
 };
 
 // ---- element addressing -------------------------------------------------------------------

@@ -19,6 +19,7 @@ TYPE_CODES = {name: code for code, name in enumerate(_kernels.CUDA_TYPES)}
 _WRAPPERS = {
     _kernels.REDUCE_FILE: "emulate_gs_reduce.cpp",
     _kernels.THUMBNAILS_FILE: "emulate_gs_thumbnails.cpp",
+    _kernels.ANOMALY_FILE: "emulate_gs_anomaly.cpp",
 }
 
 
@@ -39,20 +40,25 @@ def build(filename: str, folder: Path) -> ctypes.CDLL:
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-5000:]
     lib = ctypes.CDLL(str(library))
-    for name in ("emu_gs_reduce", "emu_gs_thumbnails"):
+    for name in ("emu_gs_reduce", "emu_gs_thumbnails", *EMULATED_ANOMALY):
         if hasattr(lib, name):
             getattr(lib, name).restype = ctypes.c_int
     return lib
 
 
-_CTYPES = {"u": ctypes.c_uint64, "i": ctypes.c_int64}
+EMULATED_ANOMALY = tuple(
+    f"emu_{name}" for name in (*_kernels.ANOMALY_KERNELS, *_kernels.ANOMALY_PLAIN_KERNELS)
+)
+_CTYPES = {"u": ctypes.c_uint64, "i": ctypes.c_int64, "f": ctypes.c_double}
 
 
 def as_ctypes(args: tuple) -> list:
     """Launch arguments (NumPy scalars of exact widths) as ctypes values of the same widths."""
     out = []
     for arg in args:
-        if arg.dtype.itemsize == 4:
+        if arg.dtype.kind == "f":
+            out.append(ctypes.c_double(float(arg)))
+        elif arg.dtype.itemsize == 4:
             out.append(ctypes.c_int32(int(arg)))
         else:
             out.append(_CTYPES[arg.dtype.kind](int(arg)))

@@ -30,12 +30,13 @@ uint8 = np.uint8
 float32 = np.float32
 log: list[tuple] = []
 _libraries: dict[str, ctypes.CDLL] = {}
+_FILES = (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE, _kernels.ANOMALY_FILE)
 _GARBAGE = 0xAB  # fresh "device" memory is not zero, so a missing memset shows
 
 
 def install(folder) -> types.ModuleType:
     """Build the emulated kernels into ``folder``; return this module, ready to stand in."""
-    for filename in (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE):
+    for filename in _FILES:
         if filename not in _libraries:
             _libraries[filename] = emulator.build(filename, folder)
     return sys.modules[__name__]
@@ -101,6 +102,7 @@ class ndarray:
     ndim = property(lambda self: self._host.ndim)
     nbytes = property(lambda self: self._host.nbytes)
     device = property(lambda self: _Device(0))
+    flags = property(lambda self: self._host.flags)
 
     @property
     def data(self) -> _Data:
@@ -196,12 +198,14 @@ class _Kernel:
     """A compiled kernel: launches the CPU build of the same source."""
 
     def __init__(self, filename: str, expression: str) -> None:
-        match = re.fullmatch(r"(gs_\w+)<(.+?)(?:, (\d))?>", expression)
+        match = re.fullmatch(r"(gs_\w+)(?:<(.+?)(?:, (\d))?>)?", expression)
         assert match, expression
         self.name, type_name, mode = match.groups()
-        self.type_code = emulator.TYPE_CODES[
-            next(k for k, v in _kernels.CUDA_TYPES.items() if v == type_name)
-        ]
+        self.type_code = None
+        if type_name is not None:
+            self.type_code = emulator.TYPE_CODES[
+                next(k for k, v in _kernels.CUDA_TYPES.items() if v == type_name)
+            ]
         self.mode = None if mode is None else int(mode)
         self.library = _libraries[filename]
 
@@ -214,19 +218,20 @@ class _Kernel:
                 self.type_code, self.mode, ctypes.c_uint(grid[0]), ctypes.c_uint64(shared_mem),
                 *values,
             )  # fmt: skip
-        else:
+        elif self.name == "gs_thumbnails":
             assert shared_mem == 0
             size = self.library.emu_gs_thumbnails(self.type_code, ctypes.c_uint(grid[0]), *values)
+        else:
+            assert shared_mem == 0
+            function = getattr(self.library, f"emu_{self.name}")
+            typed = () if self.type_code is None else (self.type_code,)
+            size = function(*typed, ctypes.c_uint(grid[0]), *values)
         assert size > 0, f"no emulated instantiation for {self.name} type {self.type_code}"
 
 
 class RawModule:
     def __init__(self, code: str, options: tuple = (), name_expressions=None) -> None:
-        self.filename = next(
-            f
-            for f in (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE)
-            if _kernels.kernel_source(f) == code
-        )
+        self.filename = next(f for f in _FILES if _kernels.kernel_source(f) == code)
         assert options == _kernels.COMPILE_OPTIONS
         self.expressions = list(name_expressions or [])
 

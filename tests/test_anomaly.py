@@ -83,7 +83,7 @@ def test_every_dtype_against_numpy(writer, xp, dtype):
         lambda x: x[:, ::3],  # strided
         lambda x: x.T,  # transposed: positions are in the view's C order
         lambda x: x[::-1],  # reversed
-        lambda x: x[5, 7],  # 0-d
+        lambda x: x[5:6, 7:8].reshape(()),  # 0-d
         lambda x: x.reshape(2, 3, 5, 2, 3, 2, 2, 2, 2)[
             :, ::2, :, :, :, :, :, ::-1
         ],  # beyond six dimensions

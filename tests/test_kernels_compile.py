@@ -55,7 +55,9 @@ def _compile(filename: str, arch: str) -> tuple[str, int, list[str]]:
         nvrtc.nvrtcDestroyProgram(program)
 
 
-@pytest.mark.parametrize("filename", [_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE])
+@pytest.mark.parametrize(
+    "filename", [_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE, _kernels.ANOMALY_FILE]
+)
 def test_kernel_compiles_for_every_architecture(filename):
     with concurrent.futures.ThreadPoolExecutor(len(ARCHITECTURES)) as pool:
         results = list(pool.map(lambda arch: _compile(filename, arch), ARCHITECTURES))
@@ -91,6 +93,8 @@ def _width(parameter: str) -> tuple[str, int]:
         return "i", 8
     if parameter.split()[-1] == "int":
         return "i", 4
+    if parameter.split()[-1] == "double":
+        return "f", 8
     raise AssertionError(f"unexpected kernel parameter type {parameter!r}")
 
 

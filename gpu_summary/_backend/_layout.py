@@ -69,3 +69,36 @@ def kernel_view(
         return None
     offset, dims, strides = collapsed
     return pointer + offset * itemsize, dims, strides
+
+
+def c_order_view(
+    pointer: int, shape: tuple[int, ...], byte_strides: tuple[int, ...], itemsize: int
+) -> tuple[int, list[int], list[int]] | None:
+    """What a kernel that must visit elements in the tensor's C order is given.
+
+    Dimensions of size 1 are dropped and neighbours merged only where the outer one steps over
+    the inner one whole (so flat index i is still the tensor's i-th element in C order); strides
+    keep their signs, from the address of the first element.
+
+    Returns:
+        ``(address of element [0, ..., 0], shape, element strides)``, or None when the tensor
+        must first be copied to contiguous memory.
+    """
+    if any(s % itemsize for s in byte_strides):
+        return None
+    if any(size == 0 for size in shape):
+        return pointer, [0], [1]
+    merged: list[list[int]] = []
+    for size, stride in zip(shape, byte_strides, strict=True):
+        if size == 1:
+            continue
+        stride //= itemsize
+        if merged and merged[-1][1] == stride * size:
+            merged[-1] = [merged[-1][0] * size, stride]
+        else:
+            merged.append([size, stride])
+    if not merged:
+        return pointer, [1], [1]
+    if len(merged) > MAX_DIMS:
+        return None
+    return pointer, [size for size, _ in merged], [stride for _, stride in merged]

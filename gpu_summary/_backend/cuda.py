@@ -21,32 +21,36 @@ event has completed, so none is reused while a kernel or copy may still touch it
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 
 import cupy
 import numpy as np
 
-from gpu_summary import _kernels, _ladder
+from gpu_summary import _anomaly, _kernels, _ladder
 from gpu_summary._backend import _layout
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend._device_tensor import BFloat16, DeviceArray, adopt
-from gpu_summary._backend._results import HistogramResult, Pending, TensorStats
+from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
 
 __all__ = [
     "adopt",
+    "anomaly",
+    "embedding",
     "histogram_even",
     "histogram_fixed",
     "scalar",
     "tensor_stats",
     "thumbnail_size",
     "thumbnails",
+    "to_host",
 ]
 
 MOMENT_RTOL = _kernels.MOMENT_RTOL
 
 _BLOCKS_PER_SM = 8
-_HOST_TO_DEVICE, _DEVICE_TO_HOST = 1, 2
+_HOST_TO_DEVICE, _DEVICE_TO_HOST, _DEVICE_TO_DEVICE = 1, 2, 3
 
 _lock = threading.Lock()
 _functions: dict[tuple[int, str, str], cupy.RawKernel] = {}
@@ -296,3 +300,179 @@ def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]
             return raw.reshape(n, out_h, out_w, c)
 
         return _DevicePending(event, host, parse, (out, array, images.owner))
+
+
+def _c_order_source(values: DeviceArray) -> tuple[tuple, object]:
+    """(gs_anomaly layout arguments, array to keep) addressing ``values`` in C order."""
+    array = values.array
+    itemsize = array.dtype.itemsize
+    view = _layout.c_order_view(array.data.ptr, array.shape, array.strides, itemsize)
+    if view is None:  # odd strides or too many dimensions: copy, on the stream
+        array = cupy.ascontiguousarray(array)
+        view = _layout.c_order_view(array.data.ptr, array.shape, array.strides, itemsize)
+    pointer, shape, strides = view
+    return _kernels.layout_args(pointer, int(values.size), shape, strides), array
+
+
+def anomaly(
+    values: DeviceArray,
+    lower: float | None,
+    upper: float | None,
+    max_positions: int,
+    cells: int,
+) -> Pending[AnomalyResult]:
+    """The NumPy backend's ``anomaly`` on the device, without a host sync.
+
+    Launches, all on the producer's stream: a memset of one buffer (``_kernels.AnomalyBuffer``),
+    gs_reduce's stats pass, gs_anomaly_scan (+ gs_anomaly_offsets and gs_anomaly_collect when
+    positions are asked for), gs_heatmap, and the radix selection of the quantiles' order
+    statistics (gs_select_step, then per byte of the order keys gs_select_count and
+    gs_select_step: 4 rounds for 1-4 byte types, 8 for 8-byte ones); then one copy of the
+    compact result to pinned memory. The order statistics are exact (found by counting, never
+    by sorting a copy); the heat-map sums differ from NumPy's by summation order only.
+    """
+    dtype = values.dtype_name
+    n = int(values.size)
+    quantiles = np.asarray(_anomaly.QUANTILES, dtype=np.float64)
+    grid_shape = _anomaly.heat_grid(n, cells)
+    n_cells = grid_shape[2] * grid_shape[3]
+    device = values.device_id
+    with cupy.cuda.Device(device), values.stream:
+        stream = values.stream
+        stats = _Reduction(values, 0)
+        stats.launch(_kernels.STATS)
+        layout, keep = _c_order_source(values)
+        buffer = _kernels.AnomalyBuffer(max_positions, n_cells, -(-n // _kernels.TILE))
+        memory = cupy.cuda.alloc(buffer.total_bytes)
+        base = memory.ptr
+        cupy.cuda.runtime.memsetAsync(base, 0, buffer.total_bytes, stream.ptr)
+        staging = cupy.cuda.alloc_pinned_memory(quantiles.nbytes)
+        staged = np.frombuffer(staging, np.float64, quantiles.size)
+        staged[:] = quantiles
+        cupy.cuda.runtime.memcpyAsync(
+            base + buffer.quantiles, staged.ctypes.data, quantiles.nbytes, _HOST_TO_DEVICE,
+            stream.ptr,
+        )  # fmt: skip
+
+        def run(name: str, grid: int, args: tuple, templated: bool = True) -> None:
+            expression = _kernels.anomaly_expression(name, dtype) if templated else name
+            kernel = _kernel(device, _kernels.ANOMALY_FILE, expression)
+            kernel((max(1, grid),), (_kernels.THREADS,), args)
+
+        tiles_grid = min(buffer.tiles, _grid(device, n))
+        run("gs_anomaly_scan", tiles_grid,
+            _kernels.anomaly_scan_args(layout, lower, upper, base, buffer))  # fmt: skip
+        if max_positions:
+            run("gs_anomaly_offsets", 1, _kernels.anomaly_offsets_args(base, buffer), False)
+            run("gs_anomaly_collect", tiles_grid,
+                _kernels.anomaly_collect_args(layout, lower, upper, base, buffer))  # fmt: skip
+        run("gs_heatmap", n_cells, _kernels.heatmap_args(layout, grid_shape, base, buffer))
+        stats_pointer = stats.memory.ptr + stats.buffer.stats
+        passes = _kernels.order_key_bits(dtype) // 8
+        step = functools.partial(
+            _kernels.select_step_args, base, buffer, stats_pointer, quantiles.size
+        )
+        run("gs_select_step", 1, step(-1, passes), False)
+        for pass_ in range(passes):
+            run("gs_select_count", _grid(device, n),
+                _kernels.select_count_args(layout, base, buffer, pass_))  # fmt: skip
+            run("gs_select_step", 1, step(pass_, passes), False)
+        cupy.cuda.runtime.memcpyAsync(
+            base + buffer.stats, stats_pointer, 8 * _kernels.STATS_WORDS, _DEVICE_TO_DEVICE,
+            stream.ptr,
+        )  # fmt: skip
+        host, event = _launch_copy(memory, buffer.result_bytes, stream)
+        shape = tuple(values.shape)
+
+        def parse(raw: np.ndarray) -> AnomalyResult:
+            words = raw.view(np.uint64)
+            stats_ = _kernels.parse_stats(raw[buffer.stats : buffer.keys])
+            offending = stats_.nan + stats_.posinf + stats_.neginf + int(words[0] + words[1])
+            kept = min(offending, max_positions)
+
+            def region(offset: int, count: int, dtype_: type) -> np.ndarray:
+                return raw[offset : offset + 8 * count].view(dtype_).copy()
+
+            count = stats_.count
+            keys = region(buffer.keys, 2 * quantiles.size, np.uint64)
+            heat = (grid_shape[2], grid_shape[3])
+            return AnomalyResult(
+                shape=shape,
+                stats=stats_,
+                below=int(words[0]),
+                above=int(words[1]),
+                positions=region(buffer.positions, kept, np.int64),
+                position_values=region(buffer.values, kept, np.float64),
+                order_stats=_kernels.order_key_values(keys, dtype) if count else np.zeros(0),
+                heat_sum=region(buffer.heat_sum, n_cells, np.float64).reshape(heat),
+                heat_count=region(buffer.heat_count, n_cells, np.int64).reshape(heat),
+                heat_nonfinite=region(buffer.heat_nonfinite, n_cells, np.int64).reshape(heat),
+            )
+
+        keep_alive = (memory, staging, stats.memory, stats.keep, keep, values.owner)
+        return _DevicePending(event, host, parse, keep_alive)
+
+
+def to_host(values: DeviceArray) -> Pending[np.ndarray]:
+    """A host copy of a device tensor (bfloat16 as float32), copied asynchronously."""
+    dtype = values.dtype
+    shape = tuple(values.shape)
+    with cupy.cuda.Device(values.device_id), values.stream:
+        array = values.array
+        if not array.flags.c_contiguous:
+            array = cupy.ascontiguousarray(array)  # on the stream
+        host, event = _launch_copy(array.data, array.nbytes, values.stream)
+
+        def parse(raw: np.ndarray) -> np.ndarray:
+            if isinstance(dtype, BFloat16):
+                bits = raw.view(np.uint16).astype(np.uint32) << 16
+                return bits.view(np.float32).reshape(shape)
+            return raw.view(dtype).reshape(shape).copy()
+
+        return _DevicePending(event, host, parse, (array, values.owner))
+
+
+def embedding(matrix: DeviceArray, components: int | None) -> Pending[np.ndarray]:
+    """The NumPy backend's ``embedding`` for a device matrix.
+
+    Without ``components``: an asynchronous copy of the matrix, converted to float32 on the
+    writer thread. With it: the principal components on the device (centring, ``XᵀX`` and its
+    eigenvectors with cuSOLVER, in float64, on the stream, with CuPy's linalg error check off so
+    that the caller never waits), then a copy of the N×k projection.
+    """
+    n = int(matrix.shape[0])
+    if components is None:
+        pending = to_host(matrix)
+        return _Converted(pending, lambda m: np.asarray(m, dtype=np.float32).reshape(n, -1))
+    import cupyx
+
+    with cupy.cuda.Device(matrix.device_id), matrix.stream, cupyx.errstate(linalg="ignore"):
+        array = matrix.array
+        if isinstance(matrix.dtype, BFloat16):
+            array = (array.astype(cupy.uint32) << 16).view(cupy.float32)
+        x = array.reshape(n, -1).astype(cupy.float64)
+        centred = x - x.mean(axis=0)
+        eigenvalues, vectors = cupy.linalg.eigh(centred.T @ centred)
+        k = min(components, vectors.shape[1])
+        axes = vectors[:, cupy.argsort(eigenvalues)[::-1][:k]]
+        largest = axes[cupy.argmax(cupy.abs(axes), axis=0), cupy.arange(k)]
+        axes = axes * cupy.where(largest < 0, -1.0, 1.0)
+        projected = cupy.ascontiguousarray((centred @ axes).astype(cupy.float32))
+        host, event = _launch_copy(projected.data, projected.nbytes, matrix.stream)
+
+        def parse(raw: np.ndarray) -> np.ndarray:
+            return raw.view(np.float32).reshape(n, k).copy()
+
+        return _DevicePending(event, host, parse, (projected, matrix.owner))
+
+
+class _Converted(Pending):
+    """A pending result passed through a host function on first use."""
+
+    __slots__ = ("_convert", "_pending")
+
+    def __init__(self, pending: Pending, convert: Callable) -> None:
+        self._pending, self._convert = pending, convert
+
+    def result(self) -> object:
+        return self._convert(self._pending.result())
