@@ -273,3 +273,23 @@ def test_max_positions_zero_and_cap(writer):
     assert writer.add_anomaly("a", values, 0, max_positions=0).result().positions == ()
     report = writer.add_anomaly("b", values, 0, max_positions=999).result()
     assert len(report.positions) == 999 and report.nan == 1000
+
+
+def test_device_launches_stay_on_the_stream_and_copy_back_once(emulated_cupy, tmp_path):
+    """The whole report is launched on the producer's stream; the only device-to-host copy
+    is the last operation, and nothing waits for it on the caller's thread."""
+    fake = emulated_cupy
+    values = fake.asarray(np.linspace(-3, 3, 5000).reshape(50, 100))
+    stream = fake.cuda.Stream(ptr=77)
+    with gs.SummaryWriter(tmp_path) as writer, stream:
+        fake.log.clear()
+        handle = writer.add_anomaly("s", values, 0, lower=-2.0, max_positions=10)
+        operations = list(fake.log)
+    streams = {op[-1] for op in operations}
+    assert streams == {77}, operations
+    copies_back = [op for op in operations if op[0] == "memcpy" and op[2] == 2]
+    assert len(copies_back) == 2  # the report's result, and the histogram's
+    launches = [op[1] for op in operations if op[0] == "launch"]
+    assert launches.count("gs_select_count") == 8  # 8 bytes of float64 order keys
+    assert {"gs_anomaly_scan", "gs_anomaly_collect", "gs_heatmap"} <= set(launches)
+    assert handle.result().below == int((np.linspace(-3, 3, 5000) < -2).sum())

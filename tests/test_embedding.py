@@ -116,6 +116,8 @@ def _principal_components_by_svd(x, k):
 
 
 def test_pca_keeps_the_top_components(tmp_path, xp):
+    if xp.__name__ == "fake_cupy":
+        pytest.skip("device PCA uses CuPy's linear algebra, which the CPU stand-in lacks")
     rng = np.random.default_rng(8)
     scales = np.array([9.0, 5.0, 3.0, 1.0, 0.5, 0.1])
     x = rng.standard_normal((200, 6)) * scales @ np.linalg.qr(rng.standard_normal((6, 6)))[0]

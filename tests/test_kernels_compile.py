@@ -114,6 +114,17 @@ def test_launch_arguments_match_kernel_parameters():
             _kernels.thumbnails_args(1, (2, 3, 4, 3), (36, 12, 3, 1), 2, 2, 9),
         ),
     ]
+    buffer = _kernels.AnomalyBuffer(max_positions=5, cells=6, tiles=7)
+    layout = _kernels.layout_args(8, 10, [2, 5], [7, 1])
+    anomaly = _kernels.ANOMALY_FILE
+    cases += [
+        (anomaly, "gs_anomaly_scan", _kernels.anomaly_scan_args(layout, -1.0, None, 64, buffer)),
+        (anomaly, "gs_anomaly_offsets", _kernels.anomaly_offsets_args(64, buffer)),
+        (anomaly, "gs_anomaly_collect", _kernels.anomaly_collect_args(layout, None, 2, 64, buffer)),
+        (anomaly, "gs_heatmap", _kernels.heatmap_args(layout, (3, 4, 3, 4), 64, buffer)),
+        (anomaly, "gs_select_step", _kernels.select_step_args(64, buffer, 32, 9, -1, 4)),
+        (anomaly, "gs_select_count", _kernels.select_count_args(layout, 64, buffer, 0)),
+    ]
     for filename, kernel, args in cases:
         parameters = _parameters(filename, kernel)
         assert len(args) == len(parameters), (kernel, parameters)
