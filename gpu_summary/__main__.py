@@ -38,10 +38,24 @@ _DEMO_LAYERS = [
 ]  # fmt: skip
 
 
+def _log_embedding(writer, inputs, hidden, targets, step: int) -> None:
+    """The hidden layer's activations of 200 inputs, labelled by target sign and value, with
+    a small swatch per point (its first three inputs as a colour) for the sprite."""
+    points = slice(0, 200)
+    labels = [
+        ("positive" if t > 0 else "negative", f"{t:.3f}") for t in targets[points, 0].tolist()
+    ]
+    colour = 1 / (1 + np.exp(-inputs[points, :3]))  # squashed to 0..1
+    swatches = np.broadcast_to(colour[:, None, None, :], (200, 8, 8, 3))
+    writer.add_embedding(hidden[points], labels, swatches, tag="hidden", step=step,
+                         metadata_header=["sign", "target"], label_img_format="NHWC")  # fmt: skip
+
+
 def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
     """Train a small two-layer network on a toy regression with NumPy and log every kind of
-    summary this version writes: scalars, histograms of weights and gradients, images, text,
-    hyperparameters and the model's structure graph."""
+    summary: scalars, histograms of weights and gradients, images, text, hyperparameters, the
+    model's structure graph, an embedding of the hidden layer's activations and anomaly checks
+    of the gradients."""
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((512, 16)).astype(np.float32)
     targets = np.sin(inputs @ rng.standard_normal((16, 1))).astype(np.float32)
@@ -49,7 +63,8 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
     w2 = (rng.standard_normal((64, 1)) * 0.3).astype(np.float32)
     lr = 0.05
     started = time.perf_counter()
-    with gs.SummaryWriter(logdir) as writer:
+    anomalies: list[gs.AnomalyReport] = []
+    with gs.SummaryWriter(logdir, on_anomaly=anomalies.append) as writer:
         writer.add_text("about", "A toy **two-layer network** trained by `gpu_summary demo`.", 0)
         writer.add_graph(_DEMO_LAYERS)
         writer.add_hparams(
@@ -85,6 +100,8 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
                     "weights/layer1_as_image", (w1 - w1.min()) / np.ptp(w1), step, dataformats="HW"
                 )
                 writer.add_text("notes", [f"step {step}", f"loss {loss:.4f}"], step)
+                writer.add_anomaly("gradients/layer1", grad_w1, step, lower=-0.05, upper=0.05)
+                _log_embedding(writer, inputs, hidden, targets, step)
             done = (step + 1) * 30 // steps
             print(
                 f"\r[{'#' * done}{'.' * (30 - done)}] step {step + 1}/{steps} loss {loss:.4f}",
@@ -94,10 +111,17 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
             )
     elapsed = time.perf_counter() - started
     print(
-        f"\nwrote {steps} steps of scalars, histograms, images, text, hparams and the graph to "
-        f"{os.path.abspath(logdir)} in {elapsed:.1f} s",
+        f"\nwrote {steps} steps of scalars, histograms, images, text, hparams, the graph, "
+        f"embeddings and anomaly reports to {os.path.abspath(logdir)} in {elapsed:.1f} s",
         file=out,
     )
+    if anomalies:
+        last = anomalies[-1]
+        print(
+            f"anomaly checks flagged {len(anomalies)} step(s); the last, step {last.step}: "
+            f"{last.below} gradient(s) below -0.05, {last.above} above 0.05",
+            file=out,
+        )
     print(f"view them with:  tensorboard --logdir {logdir}", file=out)
 
 

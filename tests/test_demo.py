@@ -35,6 +35,13 @@ def test_demo_writes_every_kind(tmp_path):
     }
     assert [node.name for node in acc.Graph().node] == ["inputs", "layer1", "layer2", "loss"]
     assert (logdir / "graph" / "structure_graph.json").is_file()
+    # Anomaly reports of the gradients, and embeddings of the hidden layer.
+    assert "gradients/layer1/anomaly/above" in acc.Tags()["scalars"]
+    assert "gradients/layer1/quantile/p50" in acc.Tags()["scalars"]
+    assert "gradients/layer1/anomaly/heatmap" in tags
+    assert "anomaly checks flagged" in proc.stdout
+    config = (logdir / "projector_config.pbtxt").read_text()
+    assert config.count("embeddings {") == 7 and 'tensor_name: "hidden:00000"' in config
 
 
 def test_demo_rejects_bad_steps(tmp_path):
