@@ -9,6 +9,7 @@ element for element against the NumPy backend — the logic the GPU runs, minus 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import shutil
 import subprocess
@@ -45,6 +46,19 @@ _SIGNATURES = {
     "unit_to_u8": [_P(np.float64), _I64, _P(np.uint8)],
     "element_offsets": [_I64, ctypes.c_int, _P(np.int64), _P(np.int64), _P(np.int64)],
 }
+_ORDER_KEY_TYPES = {
+    "f32": np.float32,
+    "f64": np.float64,
+    "i8": np.int8,
+    "i32": np.int32,
+    "i64": np.int64,
+    "u32": np.uint32,
+    "u64": np.uint64,
+    "half": np.uint16,
+    "bfloat16": np.uint16,
+}
+for _kind, _dtype in _ORDER_KEY_TYPES.items():
+    _SIGNATURES[f"order_keys_{_kind}"] = [_P(_dtype), _I64, _P(np.uint64)]
 for _name in ("thumbnails_u8", "thumbnails_f64", "thumbnails_bool"):
     _SIGNATURES[_name] = [ctypes.c_void_p, *[_I64] * 10, _P(np.uint8)]
 
@@ -293,3 +307,90 @@ def test_thumbnail_sample_matches_numpy_thumbnails(native, shape, max_size, dtyp
     np.testing.assert_array_equal(
         _thumbnail(native, flipped, out_h, out_w), nb.thumbnails(flipped, max_size).result()
     )
+
+
+def _order_keys(native, kind, values):
+    values = np.ascontiguousarray(values)
+    out = np.empty(values.size, dtype=np.uint64)
+    getattr(native, f"order_keys_{kind}")(values, values.size, out)
+    return out
+
+
+def _bfloat16_values(bits):
+    with np.errstate(invalid="ignore"):  # signalling NaN patterns
+        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    ("kind", "dtype_name"),
+    [("f32", "float32"), ("f64", "float64"), ("i8", "int8"), ("i32", "int32"),
+     ("i64", "int64"), ("u32", "uint32"), ("u64", "uint64"), ("half", "float16"),
+     ("bfloat16", "bfloat16")],
+)  # fmt: skip
+def test_order_keys_sort_as_the_values_and_decode_back(native, kind, dtype_name):
+    """gs::order_key orders finite values as numbers (so radix selection picks the right order
+    statistic) and _kernels.order_key_values turns a key back into the value, exactly."""
+    rng = np.random.default_rng(21)
+    if kind in ("half", "bfloat16"):
+        bits = np.arange(1 << 16, dtype=np.uint16)  # every pattern
+        if kind == "half":
+            values = bits.view(np.float16).astype(np.float64)
+        else:
+            values = _bfloat16_values(bits)
+        keep = np.isfinite(values)
+        bits, values = bits[keep], values[keep]
+        keys = _order_keys(native, kind, bits)
+    elif kind in ("f32", "f64"):
+        dtype = np.float32 if kind == "f32" else np.float64
+        width = np.uint32 if kind == "f32" else np.uint64
+        raw = rng.integers(0, np.iinfo(width).max, 200_000, dtype=width, endpoint=True)
+        values = raw.view(dtype)
+        special = [0.0, -0.0, np.finfo(dtype).max, -np.finfo(dtype).max, np.finfo(dtype).tiny]
+        values = np.concatenate([values[np.isfinite(values)], np.array(special, dtype)])
+        keys = _order_keys(native, kind, values)
+        values = values.astype(np.float64)
+    else:
+        dtype = _ORDER_KEY_TYPES[kind]
+        info = np.iinfo(dtype)
+        values = rng.integers(info.min, info.max, 100_000, dtype=dtype, endpoint=True)
+        values = np.concatenate([values, np.array([info.min, info.max, 0], dtype)])
+        keys = _order_keys(native, kind, values)
+        exact = values.astype(object)  # compare int64 beyond 2**53 exactly
+        order = np.argsort(keys, kind="stable")
+        ordered = exact[order]
+        assert all(a <= b for a, b in itertools.pairwise(ordered))
+        decoded = _kernels.order_key_values(keys, dtype_name)
+        np.testing.assert_array_equal(decoded, values.astype(np.float64))
+        assert keys.max() < (1 << _kernels.order_key_bits(dtype_name))
+        return
+    order = np.argsort(keys, kind="stable")
+    assert np.all(np.diff(values[order]) >= 0)
+    decoded = _kernels.order_key_values(keys, dtype_name)
+    np.testing.assert_array_equal(decoded, values)
+    assert int(keys.max()) < (1 << _kernels.order_key_bits(dtype_name))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x,
+        lambda x: x[:, ::3],
+        lambda x: x.T,
+        lambda x: x[::-2, 1:],
+        lambda x: x.reshape(4, 5, 6, 8)[:, ::-1, :, ::2],
+        lambda x: x[3:4, 7:8],
+        lambda x: x[:, None, 5:9],
+    ],
+)
+def test_c_order_view_addresses_every_element_in_c_order(native, make):
+    base = np.arange(120 * 8, dtype=np.int64).reshape(120, 8)
+    view = make(base)
+    pointer, shape, strides = _layout.c_order_view(
+        view.ctypes.data, view.shape, view.strides, view.itemsize
+    )
+    offsets = np.empty(view.size, dtype=np.int64)
+    native.element_offsets(
+        view.size, len(shape), np.array(shape, np.int64), np.array(strides, np.int64), offsets
+    )
+    start = (pointer - base.ctypes.data) // 8
+    np.testing.assert_array_equal(base.reshape(-1)[start + offsets], view.reshape(-1))

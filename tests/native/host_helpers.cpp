@@ -47,6 +47,24 @@ void unit_to_u8(const double* x, long long n, unsigned char* out) {
     for (long long i = 0; i < n; ++i) out[i] = gs::unit_to_u8(x[i]);
 }
 
+// Order keys (gs::order_key) of arrays of each storage kind.
+#define GS_ORDER_KEYS(NAME, T, MAKE)                                              \
+    void NAME(const T* v, long long n, unsigned long long* out) {                 \
+        for (long long i = 0; i < n; ++i) out[i] = gs::order_key(MAKE(v[i]));     \
+    }
+#define GS_AS_IS(x) (x)
+#define GS_HALF(x) (gs::half16{x})
+#define GS_BFLOAT16(x) (gs::bfloat16{x})
+GS_ORDER_KEYS(order_keys_f32, float, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_f64, double, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_i8, signed char, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_i32, int, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_i64, long long, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_u32, unsigned int, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_u64, unsigned long long, GS_AS_IS)
+GS_ORDER_KEYS(order_keys_half, unsigned short, GS_HALF)
+GS_ORDER_KEYS(order_keys_bfloat16, unsigned short, GS_BFLOAT16)
+
 // Storage offsets of every element of a collapsed layout, in kernel order.
 void element_offsets(long long n, int ndim, const long long* shape, const long long* stride,
                      long long* out) {
