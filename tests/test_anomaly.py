@@ -3,6 +3,7 @@ read back through TensorBoard; the on_anomaly callback; bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import threading
@@ -15,7 +16,7 @@ import gpu_summary as gs
 from gpu_summary import _anomaly
 from gpu_summary.summaries import anomaly as anomaly_summaries
 
-from conftest import DTYPES, legacy_reader, sample_values, tensor_values
+from conftest import DTYPES, _cuda_available, legacy_reader, sample_values, tensor_values
 
 
 @pytest.fixture
@@ -293,3 +294,59 @@ def test_device_launches_stay_on_the_stream_and_copy_back_once(emulated_cupy, tm
     assert launches.count("gs_select_count") == 8  # 8 bytes of float64 order keys
     assert {"gs_anomaly_scan", "gs_anomaly_collect", "gs_heatmap"} <= set(launches)
     assert handle.result().below == int((np.linspace(-3, 3, 5000) < -2).sum())
+
+
+# -- on a GPU (pytest -m gpu; benchmarks/gpu_check.sh) ----------------------------------------
+
+_NEEDS_GPU = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")
+_HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.gpu
+@_NEEDS_GPU
+@pytest.mark.skipif(not _HAS_TORCH, reason="needs PyTorch")
+def test_torch_inputs_and_no_host_sync(tmp_path):
+    """bfloat16 and strided torch tensors against NumPy; no call syncs (torch's sync debug
+    mode raises on any synchronising CUDA call of the caller's thread)."""
+    import torch
+
+    host = sample_values(np.float32, 300_000, seed=9).reshape(600, 500)
+    tensor = torch.from_numpy(host).cuda()
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_anomaly("warm", tensor, 0, lower=-1e3, upper=1e3).result()  # compiles
+        writer.add_anomaly("warm16", tensor.to(torch.bfloat16), 0).result()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            handles = [
+                writer.add_anomaly("a", tensor.t(), 1, lower=-1e3, upper=1e3, max_positions=500),
+                writer.add_anomaly("b", tensor.to(torch.bfloat16)[::3], 1),
+            ]
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        _check_report(handles[0].result(), host.T, -1e3, 1e3, 500)
+        bf16 = tensor.to(torch.bfloat16)[::3].float().cpu().numpy()
+        _check_report(handles[1].result(), bf16, None, None, 100)
+
+
+@pytest.mark.gpu
+@_NEEDS_GPU
+def test_large_tensor_quantiles_and_positions(tmp_path):
+    import cupy
+
+    rng = np.random.default_rng(10)
+    host = rng.standard_normal(1 << 24).astype(np.float32)
+    host[rng.integers(0, host.size, 1000)] = np.nan
+    with gs.SummaryWriter(tmp_path) as writer:
+        report = writer.add_anomaly("big", cupy.asarray(host), 0, lower=-4, upper=4,
+                                    max_positions=100_000).result()  # fmt: skip
+    _check_report(report, host, -4, 4, 100_000)
+    means, _ = _heat_truth_fast(host, _anomaly.HEATMAP_CELLS)
+    np.testing.assert_allclose(report.heatmap, means, rtol=1e-9)
+
+
+def _heat_truth_fast(values, cells):
+    from gpu_summary._backend import numpy as numpy_backend
+
+    result = numpy_backend.anomaly(values, None, None, 0, cells).result()
+    with np.errstate(invalid="ignore"):
+        return result.heat_sum / result.heat_count, result.heat_nonfinite

@@ -3,6 +3,7 @@ own config proto and a live server's projector API."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -19,7 +20,7 @@ from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary.proto import summary_projector_pb2
 from gpu_summary.summaries import projector as projector_files
 
-from conftest import legacy_reader
+from conftest import _cuda_available, legacy_reader
 from tb_server import get, poll, poll_json, tensorboard
 
 
@@ -258,3 +259,25 @@ def test_seed_projector_errors(tmp_path):
         projector.create_embedding_projector()
     with pytest.raises(ValueError, match="sample_type must be one of"):
         projector.embedding_projector(value=np.ones((2, 2)), sample_name="s", sample_type="video")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_torch_embedding_with_pca_and_sprite_on_the_device(tmp_path):
+    import torch
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2000, 64)) * np.linspace(5, 0.1, 64)
+    images = torch.rand(2000, 3, 28, 28, device="cuda")
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(torch.from_numpy(x).cuda().to(torch.bfloat16), tag="bf16")
+        writer.add_embedding(torch.from_numpy(x).cuda(), label_img=images, tag="pca",
+                             reduce="pca", components=5)  # fmt: skip
+    bf16, pca = _config(tmp_path).embeddings
+    want = torch.from_numpy(x).to(torch.bfloat16).float().numpy()
+    np.testing.assert_array_equal(_tensor(tmp_path, bf16), want)
+    np.testing.assert_allclose(_tensor(tmp_path, pca), _principal_components_by_svd(x, 5),
+                               rtol=1e-4, atol=1e-3)  # fmt: skip
+    side = projector_files.sprite_side(2000, 28, 28)
+    assert list(pca.sprite.single_image_dim) == [side, side]

@@ -366,7 +366,8 @@ def anomaly(
             run("gs_anomaly_offsets", 1, _kernels.anomaly_offsets_args(base, buffer), False)
             run("gs_anomaly_collect", tiles_grid,
                 _kernels.anomaly_collect_args(layout, lower, upper, base, buffer))  # fmt: skip
-        run("gs_heatmap", n_cells, _kernels.heatmap_args(layout, grid_shape, base, buffer))
+        heat_grid = min(n_cells, _grid(device, n_cells * _kernels.THREADS * 4))  # a cell a block
+        run("gs_heatmap", heat_grid, _kernels.heatmap_args(layout, grid_shape, base, buffer))
         stats_pointer = stats.memory.ptr + stats.buffer.stats
         passes = _kernels.order_key_bits(dtype) // 8
         step = functools.partial(
