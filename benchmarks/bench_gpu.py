@@ -14,7 +14,11 @@ Needs a CUDA device, CuPy, PyTorch and tensorboardX. Prints the GPU and library 
    tensorboardX ``add_histogram`` on the CUDA tensor (``flush()`` included for both writers).
 3. Host time per ``add_histogram`` / ``add_scalar`` call on device tensors, and the no-sync
    proof: the calls return while a kernel queued before them is still running.
-4. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
+4. Anomaly reports: device time of one report (counts, positions, heat map, exact quantiles)
+   vs a fused histogram of the same tensor and vs the torch path a user writes today
+   (``isnan``/``isinf`` counts + ``torch.quantile`` on the finite values, each ``.item()``);
+   host time per ``add_anomaly`` call with the stream busy (the no-sync proof).
+5. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
    tensorboardX ``add_images`` (flush included); ``--tbx-images`` caps tensorboardX's batch
    (its time is then scaled per image, and the line says so).
 
@@ -162,6 +166,49 @@ def bench_host_time(calls: int) -> None:
             writer.flush()
 
 
+def bench_anomaly(n: int, repeat: int, calls: int) -> None:
+    label = f"{n >> 20}M float32"
+    x = cp.random.standard_normal(n, dtype=cp.float32)
+    backend, device = backend_for(x, "values")
+    t_report = device_seconds(lambda: backend.anomaly(device, -4.0, 4.0, 100, 64), repeat)
+    t_hist = device_seconds(lambda: backend.histogram_fixed(device, None), repeat)
+    tensor = torch.as_tensor(x, device="cuda")
+    q = torch.tensor([0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0], device="cuda")
+
+    def torch_path():
+        counts = [int(torch.isnan(tensor).sum().item()), int(torch.isinf(tensor).sum().item())]
+        finite = tensor[torch.isfinite(tensor)]
+        sample = finite if finite.numel() <= (1 << 24) else finite[: 1 << 24]  # quantile's cap
+        return counts, torch.quantile(sample, q).cpu()
+
+    ours = wall_seconds(lambda: backend.anomaly(device, -4.0, 4.0, 100, 64).result(), repeat)
+    theirs = wall_seconds(torch_path, repeat)
+    capped = " (torch.quantile on the first 16M only)" if n > (1 << 24) else ""
+    print(
+        f"anomaly report {label:<14} device {t_report * 1e6:9.1f} us "
+        f"(= {t_report / t_hist:5.2f} fused histograms)   round trip ours {ours * 1e3:8.3f} ms"
+        f"   torch isnan/isinf/quantile {theirs * 1e3:8.3f} ms{capped}   ratio "
+        f"{theirs / ours:6.2f}x"
+    )
+    stream = cp.cuda.Stream(non_blocking=True)
+    spin = cp.RawKernel(_SPIN, "spin")
+    with tempfile.TemporaryDirectory() as logdir, gs.SummaryWriter(logdir) as writer, stream:
+        writer.add_anomaly("warm", x, 0, lower=-4, upper=4).result()
+        writer.flush()
+        clock_hz = cp.cuda.Device().attributes["ClockRate"] * 1000
+        spin((1,), (1,), (np.int64(clock_hz * 2),))
+        start = time.perf_counter()
+        for i in range(calls):
+            writer.add_anomaly("a", x, i, lower=-4, upper=4)
+        elapsed = time.perf_counter() - start
+        busy = not stream.done
+        print(
+            f"host time per call            {'add_anomaly':<24} {elapsed / calls * 1e6:7.1f} us "
+            f"over {calls} calls; stream still busy when they returned: {busy}"
+        )
+        stream.synchronize()
+
+
 def bench_images(n_ours: int, n_tbx: int) -> None:
     shape = (n_ours, 2000, 2000, 4)
     batch = cp.random.randint(0, 256, shape, dtype=cp.uint8)
@@ -209,6 +256,7 @@ def main() -> None:
     for size in args.sizes.split(","):
         bench_histograms(size_arg(size), args.repeat)
     bench_host_time(args.calls)
+    bench_anomaly(size_arg(args.sizes.split(",")[0]), args.repeat, min(args.calls, 100))
     bench_images(args.images, min(args.images, args.tbx_images))
 
 
