@@ -83,11 +83,13 @@ def cell_bounds(length: int, parts: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Position:
-    """One offending value: its index in the tensor, its value and what made it offend."""
+    """One offending value: its index in the tensor (a distributed writer: in that rank's
+    shard), its value and what made it offend."""
 
     index: tuple[int, ...]
     value: float
     kind: str  # one of KINDS
+    rank: int | None = None  # the rank whose shard holds it (distributed writers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,19 +152,24 @@ def report(
 ) -> AnomalyReport:
     """Build the report of one reduction (host arithmetic on compact results only)."""
     stats = result.stats
-    values = quantiles_from_order_stats(stats.count, result.order_stats, quantiles)
-    by_q = {} if stats.count == 0 else dict(zip(quantiles, values.tolist(), strict=True))
+    order_count = stats.count if result.order_count is None else result.order_count
+    values = quantiles_from_order_stats(order_count, result.order_stats, quantiles)
+    by_q = {} if order_count == 0 else dict(zip(quantiles, values.tolist(), strict=True))
     whiskers = None
-    if stats.count:
+    if order_count:
         q1, q3 = by_q.get(0.25), by_q.get(0.75)
         if q1 is not None and q3 is not None:
             iqr = q3 - q1
             whiskers = (max(stats.min, q1 - 1.5 * iqr), min(stats.max, q3 + 1.5 * iqr))
     shape = result.shape
     positions = []
-    for flat, value in zip(result.positions.tolist(), result.position_values.tolist(), strict=True):
-        index = tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
-        positions.append(Position(index, value, position_kind(value, lower, upper)))
+    ranks = result.position_ranks
+    pairs = zip(result.positions.tolist(), result.position_values.tolist(), strict=True)
+    for k, (flat, value) in enumerate(pairs):
+        rank = None if ranks is None else int(ranks[k])
+        where = shape if rank is None or result.rank_shapes is None else result.rank_shapes[rank]
+        index = tuple(int(i) for i in np.unravel_index(flat, where)) if where else ()
+        positions.append(Position(index, value, position_kind(value, lower, upper), rank))
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(result.heat_count > 0, result.heat_sum / result.heat_count, np.nan)
     return AnomalyReport(

@@ -22,7 +22,9 @@ import numpy as np
 
 from gpu_summary import _anomaly, _embedding, _ladder, _validate
 from gpu_summary import _embedding_args as embedding_args
+from gpu_summary import distributed as _distributed
 from gpu_summary import hparams as hp
+from gpu_summary._aggregation import Aggregation
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
 from gpu_summary._events import EventFileWriter
@@ -48,8 +50,14 @@ def _serialized_event(data: bytes) -> bytes:
     return data
 
 
-def _pending_scalar_event(tag: str, pending: Pending[float], step: int, wall: float) -> bytes:
-    return scalar_event(tag, pending.result(), step, wall)
+def _pending_scalar_event(
+    tag: str, pending: Pending[float], step: int, wall: float
+) -> bytes | None:
+    try:
+        value = pending.result()
+    except _distributed.AggregationFailed:
+        return None  # the aggregation's own error reaches the caller
+    return scalar_event(tag, value, step, wall)
 
 
 class _SummaryJob:
@@ -69,8 +77,12 @@ class _SummaryJob:
         self.step = step
         self.build = build
 
-    def __call__(self) -> event_pb2.Event:  # runs on the writer thread
-        return event_pb2.Event(wall_time=self.wall_time, step=self.step, summary=self.build())
+    def __call__(self) -> event_pb2.Event | None:  # runs on the writer thread
+        try:
+            summary = self.build()
+        except _distributed.AggregationFailed:
+            return None  # the aggregation's own error reaches the caller
+        return event_pb2.Event(wall_time=self.wall_time, step=self.step, summary=summary)
 
 
 def _default_logdir() -> str:
@@ -127,6 +139,12 @@ class SummaryWriter:
             :class:`~gpu_summary.AnomalyReport` of each ``add_anomaly`` call that found
             anything (NaN, ±Inf, values out of bounds), so a loop can react without a sync
             per step. An exception it raises is raised from the next call on this writer.
+        distributed: ``"torch"``, ``"mpi"``, a ``torch.distributed`` process group or an
+            ``mpi4py`` communicator: every rank creates a writer and calls the same methods in
+            the same order with its shard; rank 0 alone writes files, the exact merge of all
+            shards for histograms, scalars (``add_scalar(reduce=...)``) and anomaly counts,
+            its own data for images, text, hparams, graphs and embeddings (see
+            ``gpu_summary.distributed``). Other ranks create no files.
 
     Steps: ``step=None`` logs at one more than the last step this writer logged under the same
     tag (0 the first time).
@@ -145,6 +163,7 @@ class SummaryWriter:
         *,
         max_queue_bytes: int = 256 << 20,
         on_anomaly: Callable[[_anomaly.AnomalyReport], object] | None = None,
+        distributed: object = None,
     ) -> None:
         if logdir is None:
             logdir = _default_logdir()
@@ -162,13 +181,21 @@ class SummaryWriter:
             raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")
         self._on_anomaly = on_anomaly
         self._logdir = os.fspath(logdir)
-        self._events = EventFileWriter(
-            self._logdir,
-            flush_secs=flush_secs,
-            max_queue=max_queue,
-            max_queue_bytes=max_queue_bytes,
-            filename_suffix=filename_suffix,
-        )
+        self._aggregation: Aggregation | None = None
+        if distributed is not None:
+            collective = _distributed.connect(distributed)
+            self._aggregation = Aggregation(_distributed.Aggregator(collective))
+        self._writes_files = self.rank == 0
+        if self._writes_files:
+            self._events = EventFileWriter(
+                self._logdir,
+                flush_secs=flush_secs,
+                max_queue=max_queue,
+                max_queue_bytes=max_queue_bytes,
+                filename_suffix=filename_suffix,
+            )
+        else:
+            self._events = _NoEvents()
         self._steps: dict[str, int] = {}
         self._steps_lock = threading.Lock()
         self._hparams: hp.Session | None = None
@@ -186,14 +213,21 @@ class SummaryWriter:
         return self._logdir
 
     @property
-    def file_path(self) -> str:
-        """Path of the event file this process writes."""
+    def file_path(self) -> str | None:
+        """Path of the event file this process writes (None on ranks other than 0)."""
         return self._events.path
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in the writer's group (0 without ``distributed``)."""
+        return 0 if self._aggregation is None else self._aggregation.rank
 
     # -- the common path ----------------------------------------------------------------------
 
     def _begin(self, tag: object, step: object, walltime: object) -> tuple[str, object, float]:
         self._events.check_open()
+        if self._aggregation is not None:
+            self._aggregation.aggregator.raise_error()
         tag = _validate.check_tag(tag)
         checked_step = None if step is None else _validate.check_step(step)
         wall = time.time() if walltime is None else _validate.check_walltime(walltime)
@@ -224,7 +258,12 @@ class SummaryWriter:
     # -- summaries ----------------------------------------------------------------------------
 
     def add_scalar(
-        self, tag: str, value: object, step: int | None = None, walltime: float | None = None
+        self,
+        tag: str,
+        value: object,
+        step: int | None = None,
+        walltime: float | None = None,
+        reduce: str = "mean",
     ) -> None:
         """Log one number.
 
@@ -234,14 +273,19 @@ class SummaryWriter:
                 as they are; magnitudes beyond float32 become ±Inf.
             step: global step (int64); None for one more than this tag's last step.
             walltime: seconds since the epoch; default now.
+            reduce: with ``distributed``, how the ranks' values combine: ``"mean"``,
+                ``"sum"``, ``"min"``, ``"max"``, or ``"rank0"`` (rank 0's value, no
+                collective). Ignored otherwise.
 
         Raises:
             TypeError: ``value`` is not numeric; ``tag`` is not a str.
-            ValueError: ``value`` has more than one element; the writer is closed.
+            ValueError: ``value`` has more than one element; an unknown ``reduce``; the
+                writer is closed.
         """
         # The hot path (a str tag, a Python number, an int step) checks just that much.
         if (
             type(value) in _PLAIN_NUMBERS
+            and self._aggregation is None
             and type(tag) is str
             and tag
             and walltime is None
@@ -258,15 +302,21 @@ class SummaryWriter:
             self._events.add(scalar_event, (tag, number, step, time.time()))
             return
         tag, step, wall = self._begin(tag, step, walltime)
+        if reduce not in _distributed.REDUCTIONS:
+            raise ValueError(
+                f"reduce must be one of {list(_distributed.REDUCTIONS)}, got {reduce!r}"
+            )
         backend, array = backend_for(value, "value")
         if getattr(array, "size", 1) != 1:
             raise ValueError(
                 f"value must be a single number, got an array of shape {tuple(array.shape)}; "
                 "reduce it first (e.g. .mean()) or log it with add_histogram"
             )
-        self._events.add(
-            _pending_scalar_event, (tag, backend.scalar(array), self._resolve_step(tag, step), wall)
-        )
+        step = self._resolve_step(tag, step)
+        pending = backend.scalar(array)
+        if self._aggregation is not None:
+            pending = self._aggregation.scalar(pending, tag, step, reduce)
+        self._events.add(_pending_scalar_event, (tag, pending, step, wall))
 
     def add_histogram(
         self,
@@ -299,7 +349,10 @@ class SummaryWriter:
         tag, step, wall = self._begin(tag, step, walltime)
         mode, spec = _bin_spec(bins)
         backend, array = backend_for(values, "values")
-        if mode == "even":
+        if self._aggregation is not None:
+            step = self._resolve_step(tag, step)
+            pending = self._aggregation.histogram(backend, array, tag, step, mode, spec)
+        elif mode == "even":
             pending = backend.histogram_even(array, spec)
         else:
             pending = backend.histogram_fixed(array, spec)
@@ -391,6 +444,8 @@ class SummaryWriter:
             )
         if n == 0 or height == 0 or width == 0:
             raise ValueError(f"{argument} is empty (shape {tuple(array.shape)})")
+        if not self._writes_files:
+            return  # rank 0's images only
         pending = backend.thumbnails(nhwc, max_size)
         out_h, out_w = backend.thumbnail_size(height, width, max_size)
         self._enqueue(
@@ -486,6 +541,10 @@ class SummaryWriter:
         pending = backend.anomaly(array, lower, upper, max_positions, _anomaly.HEATMAP_CELLS)
         histogram = backend.histogram_fixed(array, None)
         step = self._resolve_step(tag, step)
+        if self._aggregation is not None:
+            pending, histogram = self._aggregation.anomaly(
+                pending, histogram, tag, step, lower, upper, max_positions
+            )
         handle = _anomaly.AnomalyHandle(pending, histogram, tag, step, lower, upper)
 
         def build() -> summary_pb2.Summary:
@@ -558,6 +617,8 @@ class SummaryWriter:
                 header = tuple(embedding_args.header(metadata_header, columns))
             elif columns > 1:
                 header = tuple(f"column_{i}" for i in range(columns))
+        if not self._writes_files:
+            return  # rank 0's embedding only
         thumbnails = None
         if label_img is not None:
             thumbnails = embedding_args.sprite_thumbnails(label_img, label_img_format, n)
@@ -674,6 +735,8 @@ class SummaryWriter:
         data = event_pb2.Event(
             wall_time=wall, step=0, graph_def=graph_summaries.graph_def(nodes).SerializeToString()
         ).SerializeToString()
+        if not self._writes_files:
+            return  # rank 0's graph only
         text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)
         folder = os.path.join(self._logdir, "graph")
         os.makedirs(folder, exist_ok=True)
@@ -687,12 +750,21 @@ class SummaryWriter:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Block until everything logged so far is in the event file."""
+        """Block until everything logged so far is in the event file (distributed: and every
+        collective queued so far has run, on this rank)."""
+        if self._aggregation is not None:
+            self._aggregation.aggregator.wait()
+            self._aggregation.aggregator.raise_error()
         self._events.flush()
 
     def close(self) -> None:
         """Flush and close the file; later ``add_*`` calls raise ValueError. Idempotent."""
+        aggregation = self._aggregation
+        if aggregation is not None and not self._events.closed:
+            aggregation.aggregator.close()
         self._events.close()
+        if aggregation is not None:
+            aggregation.aggregator.raise_error()
 
     def __enter__(self) -> SummaryWriter:
         return self
@@ -714,3 +786,28 @@ def _bound(bound: object, argument: str) -> float | None:
             f"{argument} must be finite, got {number}; NaN and ±Inf are always reported"
         )
     return number
+
+
+class _NoEvents:
+    """The event file of a rank other than 0: there is none; jobs are dropped."""
+
+    path = None
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ValueError("this SummaryWriter is closed; create a new SummaryWriter to log more")
+
+    def add(self, job: Callable, args: tuple = (), nbytes: int = 0) -> None:
+        self.check_open()
+
+    def at_close(self, key: str, job: Callable | None) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.check_open()
+
+    def close(self) -> None:
+        self.closed = True

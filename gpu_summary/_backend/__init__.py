@@ -31,6 +31,7 @@ BACKEND_FUNCTIONS = (
     "anomaly",  # (values, lower, upper, max_positions, cells) -> Pending[AnomalyResult]
     "to_host",  # (values) -> Pending[ndarray copy on the host]
     "embedding",  # (N×D matrix, components | None) -> Pending[float32 N×D or N×k on the host]
+    "snapshot",  # (values) -> a private copy of the same kind (device: on the stream)
 )
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.

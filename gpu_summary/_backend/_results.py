@@ -94,3 +94,8 @@ class AnomalyResult:
     heat_sum: np.ndarray
     heat_count: np.ndarray
     heat_nonfinite: np.ndarray
+    # Merged across ranks: which rank each position is on, and how many finite values the
+    # order statistics and heat map (rank 0's shard) cover.
+    position_ranks: np.ndarray | None = None
+    rank_shapes: tuple[tuple[int, ...], ...] | None = None  # each rank's shard shape
+    order_count: int | None = None

@@ -41,6 +41,7 @@ __all__ = [
     "histogram_even",
     "histogram_fixed",
     "scalar",
+    "snapshot",
     "tensor_stats",
     "thumbnail_size",
     "thumbnails",
@@ -477,3 +478,11 @@ class _Converted(Pending):
 
     def result(self) -> object:
         return self._convert(self._pending.result())
+
+
+def snapshot(values: DeviceArray) -> DeviceArray:
+    """A private device copy of ``values``, made on the producer's stream (no sync), that later
+    launches on the same stream may read after the producer overwrote the original."""
+    with cupy.cuda.Device(values.device_id), values.stream:
+        copy = values.array.copy()
+    return DeviceArray(copy, values.stream, values.dtype, values.owner)

@@ -556,3 +556,9 @@ def embedding(matrix: np.ndarray, components: int | None) -> Pending[np.ndarray]
             "reduce='pca', or check it first with add_anomaly"
         )
     return Ready(_embedding.principal_components(x, components))
+
+
+def snapshot(values: np.ndarray) -> np.ndarray:
+    """A private copy of ``values`` that later reductions may read after the caller changed
+    its array (distributed ``bins=n`` counts once the global range is known)."""
+    return np.array(values, copy=True)

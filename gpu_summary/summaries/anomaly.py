@@ -69,11 +69,14 @@ def positions_markdown(report: AnomalyReport) -> str:
     )
     if not report.positions:
         return counts
-    rows = [counts, f"first {len(report.positions)}:", "", "| index | value | kind |"]
-    rows.append("|---|---|---|")
+    ranked = any(p.rank is not None for p in report.positions)
+    head = "| rank | index | value | kind |" if ranked else "| index | value | kind |"
+    rows = [counts, f"first {len(report.positions)}:", "", head]
+    rows.append("|---|---|---|---|" if ranked else "|---|---|---|")
     for position in report.positions:
         index = ", ".join(str(i) for i in position.index)
-        rows.append(f"| ({index}) | {position.value!r} | {position.kind} |")
+        cells = f"({index}) | {position.value!r} | {position.kind} |"
+        rows.append(f"| {position.rank} | {cells}" if ranked else f"| {cells}")
     return "\n".join(rows)
 
 

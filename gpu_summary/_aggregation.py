@@ -1,0 +1,216 @@
+"""The merges a distributed SummaryWriter runs: local compact results -> the exact global one.
+
+Each method launches (or, on the host, computes) the local reduction on the caller's thread,
+then queues the call's collectives on the writer's :class:`~gpu_summary.distributed.Aggregator`
+and returns a pending merged result that every rank receives (rank 0 writes it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+
+from gpu_summary import _ladder
+from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
+from gpu_summary.distributed import Aggregator, Merged, call_id
+
+_STATS_WORDS = 6  # count, sum, sum_squares, nan, posinf, neginf
+_MAX_NDIM = 64  # NumPy's most dimensions: room for any shard's shape
+
+
+def _stats_pack(stats: TensorStats) -> list[float]:
+    return [stats.count, stats.sum, stats.sum_squares, stats.nan, stats.posinf, stats.neginf]
+
+
+def _merged_stats(pack: np.ndarray, lo: float, hi: float) -> TensorStats:
+    count = int(pack[0])
+    return TensorStats(
+        count=count,
+        min=lo if count else 0.0,
+        max=hi if count else 0.0,
+        sum=float(pack[1]),
+        sum_squares=float(pack[2]),
+        nan=int(pack[3]),
+        posinf=int(pack[4]),
+        neginf=int(pack[5]),
+    )
+
+
+def _range(stats: TensorStats) -> tuple[float, float]:
+    """This shard's [min, max] of finite values, (+inf, -inf) when it has none."""
+    return (stats.min, stats.max) if stats.count else (math.inf, -math.inf)
+
+
+def even_limits(edges: np.ndarray) -> np.ndarray:
+    """Fixed limits whose buckets are exactly the even buckets of ``edges`` over [lo, hi]
+    (the last bucket closed at hi): ``edges[1:-1]`` then DBL_MAX."""
+    return np.append(edges[1:-1], _ladder.DBL_MAX)
+
+
+@dataclasses.dataclass
+class Aggregation:
+    """A distributed writer's merges over one aggregator."""
+
+    aggregator: Aggregator
+
+    @property
+    def rank(self) -> int:
+        return self.aggregator.rank
+
+    def _sum_histogram(
+        self, local: HistogramResult, lo: float, hi: float, limits: np.ndarray
+    ) -> HistogramResult:
+        pack = np.concatenate([local.counts.astype(np.float64), _stats_pack(local.stats)])
+        total = self.aggregator.collective.total(pack)
+        counts = total[: local.counts.size].astype(np.int64)
+        return HistogramResult(
+            limits=limits, counts=counts, stats=_merged_stats(total[local.counts.size :], lo, hi)
+        )
+
+    def histogram(
+        self,
+        backend: ModuleType,
+        array: object,
+        tag: str,
+        step: int,
+        mode: str,
+        spec: object,
+    ) -> Pending[HistogramResult]:
+        """The histogram of every rank's shard together (``mode``/``spec`` as in the writer)."""
+        key = spec if mode == "even" else (None if spec is None else call_id(*spec.tolist()))
+        identity = call_id("histogram", tag, step, mode, key)
+        description = f"add_histogram({tag!r}, step={step}, bins={mode} {key})"
+        merged = Merged()
+        aggregator = self.aggregator
+        if mode == "even":
+            bins = spec
+            shard = backend.snapshot(array)
+            stats = backend.tensor_stats(shard)
+
+            def task() -> None:
+                local_lo, local_hi = _range(stats.result())
+                lo, hi = aggregator.check(identity, description, local_lo, local_hi)
+                global_lo, global_hi = (lo, hi) if lo <= hi else (0.0, 1.0)
+                edges = numpy_backend.even_edges(global_lo, global_hi, bins)
+                local = backend.histogram_fixed(shard, even_limits(edges)).result()
+                merged.set(self._sum_histogram(local, lo, hi, edges[1:]))
+
+        else:
+            pending = backend.histogram_fixed(array, spec)
+
+            def task() -> None:
+                local = pending.result()
+                lo, hi = aggregator.check(identity, description, *_range(local.stats))
+                merged.set(self._sum_histogram(local, lo, hi, local.limits))
+
+        aggregator.submit(_delivering(task, merged))
+        return merged
+
+    def scalar(self, pending: Pending[float], tag: str, step: int, reduce: str) -> Pending[float]:
+        """One number from every rank, reduced (``mean``, ``sum``, ``min``, ``max``); for
+        ``rank0``, this rank's own (no collective)."""
+        if reduce == "rank0":
+            return pending
+        identity = call_id("scalar", tag, step, reduce)
+        description = f"add_scalar({tag!r}, step={step}, reduce={reduce!r})"
+        merged = Merged()
+        aggregator = self.aggregator
+
+        def task() -> None:
+            value = float(pending.result())
+            lo, hi = aggregator.check(identity, description, value, value)
+            if reduce == "min":
+                merged.set(lo)
+            elif reduce == "max":
+                merged.set(hi)
+            else:
+                total = float(aggregator.collective.total(np.array([value]))[0])
+                merged.set(total / aggregator.size if reduce == "mean" else total)
+
+        aggregator.submit(_delivering(task, merged))
+        return merged
+
+    def anomaly(
+        self,
+        pending: Pending[AnomalyResult],
+        histogram: Pending[HistogramResult],
+        tag: str,
+        step: int,
+        lower: float | None,
+        upper: float | None,
+        max_positions: int,
+    ) -> tuple[Pending[AnomalyResult], Pending[HistogramResult]]:
+        """The anomaly report of every shard: counts and moments summed, positions gathered
+        (tagged with their rank, in rank order, the first ``max_positions``), the histogram
+        merged; quantiles and heat map stay rank 0's shard's."""
+        identity = call_id("anomaly", tag, step, lower, upper, max_positions)
+        description = f"add_anomaly({tag!r}, step={step})"
+        merged, merged_histogram = Merged(), Merged()
+        aggregator = self.aggregator
+        collective = aggregator.collective
+
+        def task() -> None:
+            local, local_histogram = pending.result(), histogram.result()
+            lo, hi = aggregator.check(identity, description, *_range(local.stats))
+            pack = np.concatenate(
+                [
+                    [local.below, local.above],
+                    _stats_pack(local.stats),
+                    local_histogram.counts.astype(np.float64),
+                ]
+            )
+            total = collective.total(pack)
+            stats = _merged_stats(total[2 : 2 + _STATS_WORDS], lo, hi)
+            counts = total[2 + _STATS_WORDS :].astype(np.int64)
+            # [kept, ndim, shape padded to 64 dims, flat indices, values]
+            head = 2 + _MAX_NDIM
+            positions = np.zeros(head + 2 * max_positions)
+            kept = local.positions.size
+            positions[:2] = kept, len(local.shape)
+            positions[2 : 2 + len(local.shape)] = local.shape
+            positions[head : head + kept] = local.positions
+            positions[head + max_positions : head + max_positions + kept] = local.position_values
+            gathered = collective.gather(positions)
+            flat, values, ranks, shapes = [], [], [], []
+            for rank, part in enumerate(gathered):
+                k, ndim = int(part[0]), int(part[1])
+                shapes.append(tuple(int(n) for n in part[2 : 2 + ndim]))
+                flat.append(part[head : head + k].astype(np.int64))
+                values.append(part[head + max_positions : head + max_positions + k])
+                ranks.append(np.full(k, rank, dtype=np.int64))
+            keep = slice(0, max_positions)
+            merged_histogram.set(HistogramResult(local_histogram.limits, counts, stats))
+            merged.set(
+                dataclasses.replace(
+                    local,
+                    stats=stats,
+                    below=int(total[0]),
+                    above=int(total[1]),
+                    positions=np.concatenate(flat)[keep],
+                    position_values=np.concatenate(values)[keep],
+                    position_ranks=np.concatenate(ranks)[keep],
+                    rank_shapes=tuple(shapes),
+                    order_count=local.stats.count,
+                )
+            )
+
+        aggregator.submit(_delivering(_delivering(task, merged_histogram), merged))
+        return merged, merged_histogram
+
+
+def _delivering(task: Callable[[], None], merged: Merged) -> Callable[[], None]:
+    """``task`` that fails ``merged`` when it raises (so nobody waits on it forever)."""
+
+    def run() -> None:
+        try:
+            task()
+        except BaseException as exc:
+            merged.fail(exc)
+            raise
+
+    return run

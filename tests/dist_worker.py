@@ -1,0 +1,122 @@
+"""One rank of the distributed tests (tests/test_distributed.py): started as a process per rank,
+over torch.distributed (gloo, 127.0.0.1) or MPI (``mpiexec -n N python dist_worker.py ...``).
+
+Every rank logs the same calls with its own shard; the rank writes a JSON summary of what its
+calls returned to ``<out>/rank<r>.json`` for the test to compare with NumPy on the
+concatenated shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import numpy as np
+
+SHARD_SIZES = (1000, 1337, 64, 2500)
+
+
+def shard(rank: int) -> np.ndarray:
+    """Rank r's values: its own scale and offset, NaN and ±Inf sprinkled in."""
+    rng = np.random.default_rng(100 + rank)
+    values = rng.standard_normal(SHARD_SIZES[rank % len(SHARD_SIZES)]) * (rank + 1) + rank
+    values[:: 41 + rank] = np.nan
+    values[3 + rank] = np.inf
+    values[7] = -np.inf
+    return values.astype(np.float32)
+
+
+def scenario(writer_module, logdir: str, rank: int, size: int, distributed: object) -> dict:
+    """Every kind of call; returns what the handles and writer report on this rank."""
+    gs = writer_module
+    values = shard(rank)
+    out: dict = {"rank": rank}
+    with gs.SummaryWriter(logdir, distributed=distributed) as writer:
+        out["file"] = writer.file_path
+        writer.add_histogram("h/ladder", values, 0)
+        writer.add_histogram("h/edges", values, 0, bins=[-2.0, 0.0, 0.5, 3.0])
+        writer.add_histogram("h/even", values, 0, bins=17)
+        writer.add_scalar("s/mean", float(rank), 0)
+        writer.add_scalar("s/sum", rank + 1, 0, reduce="sum")
+        writer.add_scalar("s/min", 10.0 - rank, 0, reduce="min")
+        writer.add_scalar("s/max", np.float64(rank * 2.5), 0, reduce="max")
+        writer.add_scalar("s/rank0", 100.0 + rank, 0, reduce="rank0")
+        for step in range(3):
+            writer.add_scalar("s/steps", float(step * size + rank), reduce="mean")
+        writer.add_text("t", f"rank {rank} says hello", 0)
+        writer.add_image("i", np.full((4, 5), rank / max(1, size - 1)), 0, dataformats="HW")
+        writer.add_hparams({"lr": 0.1, "rank_specific": "same"}, {"s/mean": None})
+        writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
+        writer.add_embedding(np.eye(3) * (rank + 1), ["a", "b", "c"], tag="e")
+        report = writer.add_anomaly("a", values, 0, lower=-2.0, upper=3.0, max_positions=6)
+        result = report.result()
+        out["anomaly"] = {
+            "nan": result.nan,
+            "posinf": result.posinf,
+            "neginf": result.neginf,
+            "below": result.below,
+            "above": result.above,
+            "count": result.count,
+            "positions": [[p.rank, list(p.index), p.kind] for p in result.positions],
+            "quantile_count": len(result.quantiles),
+        }
+    return out
+
+
+def mismatch(writer_module, logdir: str, rank: int, size: int, distributed: object) -> dict:
+    """Rank 1 logs another tag in the second slot; every rank must raise, none may hang."""
+    gs = writer_module
+    errors = []
+    with gs.SummaryWriter(logdir, distributed=distributed) as writer:
+        writer.add_scalar("agree", 1.0, 0)
+        writer.add_histogram("b" if rank == 1 else "a", np.arange(10.0) + rank, 0)
+        try:
+            writer.flush()
+        except ValueError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        writer.add_scalar("after", float(rank), 0)  # the writer goes on, in step again
+        writer.flush()
+    return {"rank": rank, "errors": errors}
+
+
+SCENARIOS = {"scenario": scenario, "mismatch": mismatch}
+
+
+def run_torch(rank: int, size: int, port: int, logdir: str, out: str, name: str) -> None:
+    """multiprocessing entry point: gloo on 127.0.0.1."""
+    import torch.distributed as dist
+
+    import gpu_summary as gs
+
+    try:
+        dist.init_process_group(
+            "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size
+        )
+        result = SCENARIOS[name](gs, logdir, rank, size, "torch")
+        dist.destroy_process_group()
+    except BaseException:  # noqa: BLE001 - reported to the test
+        result = {"rank": rank, "crash": traceback.format_exc()}
+    with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as file:
+        json.dump(result, file)
+
+
+def run_mpi(logdir: str, out: str, name: str) -> None:
+    """mpiexec entry point."""
+    from mpi4py import MPI
+
+    import gpu_summary as gs
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    try:
+        result = SCENARIOS[name](gs, logdir, rank, size, "mpi")
+    except BaseException:  # noqa: BLE001 - reported to the test
+        result = {"rank": rank, "crash": traceback.format_exc()}
+    with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as file:
+        json.dump(result, file)
+
+
+if __name__ == "__main__":
+    run_mpi(*sys.argv[1:4])

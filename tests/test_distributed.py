@@ -1,0 +1,184 @@
+"""Rank-0 aggregation with real processes on 127.0.0.1: torch.distributed (gloo) and MPI
+(mpiexec from the mpich wheel); the merged logs equal NumPy on the concatenated shards."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dist_worker
+import numpy as np
+import pytest
+
+import gpu_summary as gs
+from gpu_summary import _anomaly
+from gpu_summary._backend import numpy as numpy_backend
+
+from conftest import legacy_reader, plugin_reader, tensor_values
+from tb_server import free_port
+
+torch_dist = pytest.importorskip("torch.distributed")
+_HAS_MPI = __import__("importlib").util.find_spec("mpi4py") is not None and shutil.which(
+    "mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+)
+
+
+def _run_torch(tmp_path, size: int, name: str) -> list[dict]:
+    logdir, out = tmp_path / "logs", tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=dist_worker.run_torch, args=(rank, size, port, str(logdir), str(out), name)
+        )
+        for rank in range(size)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(180)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            pytest.fail("a rank hung")
+    return _results(out, size)
+
+
+def _run_mpi(tmp_path, size: int, name: str) -> list[dict]:
+    logdir, out = tmp_path / "logs", tmp_path / "out"
+    out.mkdir()
+    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [mpiexec, "-n", str(size), sys.executable, dist_worker.__file__, str(logdir),
+               str(out), name]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _results(out, size)
+
+
+def _results(out: Path, size: int) -> list[dict]:
+    results = []
+    for rank in range(size):
+        result = json.loads((out / f"rank{rank}.json").read_text())
+        assert "crash" not in result, result["crash"]
+        results.append(result)
+    return results
+
+
+def _check_scenario(tmp_path, results, size):
+    logdir = tmp_path / "logs"
+    shards = [dist_worker.shard(rank) for rank in range(size)]
+    everything = np.concatenate(shards)
+    # Only rank 0 made files: one event file, its graph and projector files.
+    assert results[0]["file"] is not None
+    assert all(r["file"] is None for r in results[1:])
+    events = [p for p in logdir.iterdir() if "tfevents" in p.name]
+    assert [p.name for p in events] == [Path(results[0]["file"]).name]
+    acc = legacy_reader(logdir)
+
+    def histogram(tag):
+        (event,) = acc.Histograms(tag)
+        return event.histogram_value
+
+    # Fixed edges: exactly the histogram of the concatenated data.
+    want = numpy_backend.histogram_fixed(everything, None).result()
+    got = histogram("h/ladder")
+    nonzero = want.counts[want.counts > 0]
+    np.testing.assert_array_equal(np.asarray(got.bucket)[np.asarray(got.bucket) > 0], nonzero)
+    assert got.num == want.stats.count
+    assert (got.min, got.max) == (want.stats.min, want.stats.max)
+    assert got.sum == pytest.approx(want.stats.sum, rel=1e-9, abs=1e-9)
+    limits = np.array([-2.0, 0.0, 0.5, 3.0, np.finfo(np.float64).max])
+    want = numpy_backend.histogram_fixed(everything, limits).result()
+    np.testing.assert_array_equal(histogram("h/edges").bucket, want.counts)
+    # Even bins over the global range: numpy.histogram of everything.
+    want = numpy_backend.histogram_even(everything, 17).result()
+    got = histogram("h/even")
+    np.testing.assert_array_equal(got.bucket, want.counts)
+    np.testing.assert_array_equal(got.bucket_limit, want.limits)
+    finite = everything[np.isfinite(everything)].astype(np.float64)
+    assert np.asarray(got.bucket).sum() == finite.size
+
+    def scalar(tag):
+        return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+    assert scalar("s/mean") == [(0, pytest.approx((size - 1) / 2))]
+    assert scalar("s/sum") == [(0, size * (size + 1) / 2)]
+    assert scalar("s/min") == [(0, 10.0 - (size - 1))]
+    assert scalar("s/max") == [(0, (size - 1) * 2.5)]
+    assert scalar("s/rank0") == [(0, 100.0)]
+    assert [v for _, v in scalar("s/steps")] == [
+        pytest.approx(step * size + (size - 1) / 2) for step in range(3)
+    ]
+    ((_, text),) = tensor_values(logdir, "t")
+    assert text.item().decode() == "rank 0 says hello"
+    assert len(plugin_reader(logdir).Tensors("i")) == 1
+    assert "_hparams_/experiment" in plugin_reader(logdir).PluginTagToContent("hparams")
+    assert (logdir / "graph" / "structure_graph.json").is_file()
+    config = (logdir / "projector_config.pbtxt").read_text()
+    assert config.count("embeddings {") == 1
+    # Anomaly counts summed over ranks; positions tagged with their rank; on every rank.
+    x = everything.astype(np.float64)
+    fin = np.isfinite(x)
+    want_counts = {
+        "nan": int(np.isnan(x).sum()),
+        "posinf": int((x == np.inf).sum()),
+        "neginf": int((x == -np.inf).sum()),
+        "below": int((fin & (x < -2)).sum()),
+        "above": int((fin & (x > 3)).sum()),
+        "count": int(fin.sum()),
+    }
+    first = []
+    for rank, values in enumerate(shards):
+        v = values.astype(np.float64)
+        bad = ~np.isfinite(v) | (v < -2) | (v > 3)
+        first += [[rank, [int(i)]] for i in np.flatnonzero(bad)[:6]]
+    for result in results:
+        report = result["anomaly"]
+        assert {k: report[k] for k in want_counts} == want_counts
+        assert [p[:2] for p in report["positions"]] == first[:6]
+        assert report["quantile_count"] == len(_anomaly.QUANTILES)
+    assert acc.Scalars("a/anomaly/nan")[0].value == want_counts["nan"]
+    assert histogram("a/anomaly/values").num == want_counts["count"]
+    ((_, table),) = tensor_values(logdir, "a/anomaly/positions")
+    assert "| rank | index | value | kind |" in table.item().decode()
+
+
+@pytest.mark.parametrize("size", [2, 4])
+def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
+    results = _run_torch(tmp_path, size, "scenario")
+    _check_scenario(tmp_path, results, size)
+
+
+def test_torch_ranks_that_disagree_all_raise(tmp_path):
+    results = _run_torch(tmp_path, 2, "mismatch")
+    for result in results:
+        (error,) = result["errors"]
+        assert error.startswith("MismatchError: ranks disagree") and "add_histogram" in error
+    acc = legacy_reader(tmp_path / "logs")
+    assert [e.value for e in acc.Scalars("agree")] == [1.0]
+    assert [e.value for e in acc.Scalars("after")] == [0.5]
+    assert acc.Tags()["histograms"] == []  # nothing mixed was written
+
+
+@pytest.mark.skipif(not _HAS_MPI, reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
+def test_mpi_ranks_merge_exactly(tmp_path):
+    results = _run_mpi(tmp_path, 3, "scenario")
+    _check_scenario(tmp_path, results, 3)
+
+
+def test_bad_distributed_arguments(tmp_path):
+    with pytest.raises(ValueError, match="distributed must be 'torch', 'mpi'"):
+        gs.SummaryWriter(tmp_path, distributed="nccl")
+    if not torch_dist.is_initialized():
+        with pytest.raises(ValueError, match="init_process_group"):
+            gs.SummaryWriter(tmp_path, distributed="torch")
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match="reduce must be one of"):
+            writer.add_scalar("x", np.float64(1.0), 0, reduce="median")
