@@ -81,7 +81,28 @@ def mismatch(writer_module, logdir: str, rank: int, size: int, distributed: obje
     return {"rank": rank, "errors": errors}
 
 
-SCENARIOS = {"scenario": scenario, "mismatch": mismatch}
+def device(writer_module, logdir: str, rank: int, size: int, distributed: object) -> dict:
+    """Device tensors through the CUDA backend, on the CPU stand-in for CuPy (the kernels the
+    test process built, in $GS_EMULATED_KERNELS): reductions launched by the caller,
+    collectives run by the aggregation thread, the even-bins pass over a device snapshot."""
+    import fake_cupy
+
+    sys.modules["cupy"] = fake_cupy.install(os.environ["GS_EMULATED_KERNELS"], reuse=True)
+    gs = writer_module
+    values = fake_cupy.asarray(shard(rank))
+    out: dict = {"rank": rank}
+    with gs.SummaryWriter(logdir, distributed=distributed) as writer:
+        writer.add_histogram("h/ladder", values, 0)
+        writer.add_histogram("h/even", values, 0, bins=17)
+        writer.add_scalar("s/mean", fake_cupy.asarray(np.float32(rank)), 0)
+        result = writer.add_anomaly("a", values, 0, lower=-2.0, upper=3.0, max_positions=6)
+        report = result.result()
+        out["anomaly"] = {"nan": report.nan, "below": report.below, "count": report.count}
+        out["launches"] = sorted({op[1] for op in fake_cupy.log if op[0] == "launch"})
+    return out
+
+
+SCENARIOS = {"scenario": scenario, "mismatch": mismatch, "device": device}
 
 
 def run_torch(rank: int, size: int, port: int, logdir: str, out: str, name: str) -> None:

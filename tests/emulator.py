@@ -23,8 +23,12 @@ _WRAPPERS = {
 }
 
 
-def build(filename: str, folder: Path) -> ctypes.CDLL:
-    """Compile kernel module ``filename`` for the CPU into ``folder`` and load it."""
+def build(filename: str, folder: Path, reuse: bool = False) -> ctypes.CDLL:
+    """Compile kernel module ``filename`` for the CPU into ``folder`` and load it (``reuse``:
+    load the library an earlier call of this session built there, if any)."""
+    built = Path(folder) / f"{Path(filename).stem}_emulated.so"
+    if reuse and built.is_file():
+        return _load(built)
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     assert compiler, "a C++ compiler (c++ or g++) is needed to run the kernels on the CPU"
     source = _kernels.kernel_source(filename)
@@ -39,6 +43,10 @@ def build(filename: str, folder: Path) -> ctypes.CDLL:
     command += [str(unit), "-o", str(library)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-5000:]
+    return _load(library)
+
+
+def _load(library: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library))
     for name in ("emu_gs_reduce", "emu_gs_thumbnails", *EMULATED_ANOMALY):
         if hasattr(lib, name):

@@ -16,7 +16,9 @@ from __future__ import annotations
 import ctypes
 import re
 import sys
+import threading
 import types
+from pathlib import Path
 
 import numpy as np
 
@@ -29,16 +31,22 @@ uint16 = np.uint16
 uint8 = np.uint8
 float32 = np.float32
 log: list[tuple] = []
+_launch_lock = threading.Lock()
+built_in: Path | None = None  # the folder holding the emulated kernels
 _libraries: dict[str, ctypes.CDLL] = {}
 _FILES = (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE, _kernels.ANOMALY_FILE)
 _GARBAGE = 0xAB  # fresh "device" memory is not zero, so a missing memset shows
 
 
-def install(folder) -> types.ModuleType:
-    """Build the emulated kernels into ``folder``; return this module, ready to stand in."""
+def install(folder, reuse: bool = False) -> types.ModuleType:
+    """Build the emulated kernels into ``folder`` (``reuse``: load those already built there,
+    e.g. by the test process for its worker processes); return this module, ready to stand
+    in."""
+    global built_in
     for filename in _FILES:
         if filename not in _libraries:
-            _libraries[filename] = emulator.build(filename, folder)
+            _libraries[filename] = emulator.build(filename, Path(folder), reuse)
+    built_in = built_in or Path(folder)
     return sys.modules[__name__]
 
 
@@ -134,6 +142,10 @@ class ndarray:
     def get(self) -> np.ndarray:
         return self._host.copy()
 
+    def copy(self) -> ndarray:
+        log.append(("copy", self.shape, get_current_stream().ptr))
+        return ndarray(self._host.copy())
+
 
 def asarray(values, dtype=None) -> ndarray:
     return ndarray(np.array(values, dtype=dtype))
@@ -210,6 +222,10 @@ class _Kernel:
         self.library = _libraries[filename]
 
     def __call__(self, grid, block, args, *, shared_mem: int = 0) -> None:
+        with _launch_lock:  # the emulator's grid state is global: one launch at a time
+            self._launch(grid, block, args, shared_mem)
+
+    def _launch(self, grid, block, args, shared_mem: int) -> None:
         assert block == (_kernels.THREADS,), block
         log.append(("launch", self.name, self.mode, grid[0], shared_mem, get_current_stream().ptr))
         values = emulator.as_ctypes(args)

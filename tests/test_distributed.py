@@ -50,11 +50,11 @@ def _run_torch(tmp_path, size: int, name: str) -> list[dict]:
     return _results(out, size)
 
 
-def _run_mpi(tmp_path, size: int, name: str) -> list[dict]:
+def _run_mpi(tmp_path, size: int, name: str, **env_extra: str) -> list[dict]:
     logdir, out = tmp_path / "logs", tmp_path / "out"
     out.mkdir()
     mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env_extra}
     command = [mpiexec, "-n", str(size), sys.executable, dist_worker.__file__, str(logdir),
                str(out), name]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
@@ -171,6 +171,29 @@ def test_torch_ranks_that_disagree_all_raise(tmp_path):
 def test_mpi_ranks_merge_exactly(tmp_path):
     results = _run_mpi(tmp_path, 3, "scenario")
     _check_scenario(tmp_path, results, 3)
+
+
+@pytest.mark.skipif(not _HAS_MPI, reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
+def test_device_tensors_merge_through_the_aggregation_thread(tmp_path, _emulated_kernels):
+    """The CUDA backend's path (emulated kernels, 2 MPI ranks): equal to NumPy on everything."""
+    folder = _emulated_kernels.built_in
+    results = _run_mpi(tmp_path, 2, "device", GS_EMULATED_KERNELS=str(folder))
+    everything = np.concatenate([dist_worker.shard(rank) for rank in range(2)])
+    acc = legacy_reader(tmp_path / "logs")
+    want = numpy_backend.histogram_even(everything, 17).result()
+    (even,) = acc.Histograms("h/even")
+    np.testing.assert_array_equal(even.histogram_value.bucket, want.counts)
+    (ladder,) = acc.Histograms("h/ladder")
+    assert ladder.histogram_value.num == want.stats.count
+    assert acc.Scalars("s/mean")[0].value == 0.5
+    x = everything.astype(np.float64)
+    for result in results:
+        assert result["anomaly"] == {
+            "nan": int(np.isnan(x).sum()),
+            "below": int((np.isfinite(x) & (x < -2)).sum()),
+            "count": int(np.isfinite(x).sum()),
+        }
+        assert {"gs_reduce", "gs_anomaly_scan"} <= set(result["launches"])
 
 
 def test_bad_distributed_arguments(tmp_path):
