@@ -6,6 +6,7 @@ Public names only; see README.md for the API and the on-disk formats.
 from gpu_summary._anomaly import AnomalyHandle, AnomalyReport, Position
 from gpu_summary._events import WriterError
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
+from gpu_summary.monitor import GpuMonitor
 from gpu_summary.writer import SummaryWriter
 
 __version__ = "0.1.0"
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyHandle",
     "AnomalyReport",
+    "GpuMonitor",
     "HParam",
     "IntegerRange",
     "Metric",

@@ -29,6 +29,7 @@ from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
 from gpu_summary._events import EventFileWriter
 from gpu_summary._graph import model_nodes
+from gpu_summary.monitor import GpuMonitor
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import graph as graph_summaries
 from gpu_summary.summaries import hparams as hparams_summaries
@@ -200,6 +201,7 @@ class SummaryWriter:
         self._steps_lock = threading.Lock()
         self._hparams: hp.Session | None = None
         self._projector = _embedding.ProjectorFiles(self._logdir)
+        self._monitors: list = []
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -747,6 +749,21 @@ class SummaryWriter:
         os.replace(temporary, path)  # readers see the old file or the new one, never a part
         self._events.add(_serialized_event, (data,), len(data))
 
+    def monitor_gpus(
+        self, interval: float = 10.0, devices: list[int] | None = None, *, lenient: bool = False
+    ) -> GpuMonitor:
+        """Log NVML metrics of the GPUs every ``interval`` seconds until the writer closes
+        (see :class:`~gpu_summary.GpuMonitor`); returns the monitor."""
+        return GpuMonitor(self, interval, devices, lenient=lenient)
+
+    def _add_monitor(self, monitor: GpuMonitor) -> None:
+        self._events.check_open()
+        self._monitors.append(monitor)
+
+    def _add_sample(self, tag: str, value: float, step: int, wall: float) -> None:
+        """A scalar from a background sampler: no collective, only rank 0 writes it."""
+        self._events.add(scalar_event, (tag, value, step, wall))
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -759,6 +776,9 @@ class SummaryWriter:
 
     def close(self) -> None:
         """Flush and close the file; later ``add_*`` calls raise ValueError. Idempotent."""
+        for monitor in self._monitors:
+            monitor.stop()
+        self._monitors.clear()
         aggregation = self._aggregation
         if aggregation is not None and not self._events.closed:
             aggregation.aggregator.close()
