@@ -14,7 +14,6 @@ from types import ModuleType
 
 import numpy as np
 
-from gpu_summary import _ladder
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
 from gpu_summary.distributed import Aggregator, Merged, call_id
@@ -44,12 +43,6 @@ def _merged_stats(pack: np.ndarray, lo: float, hi: float) -> TensorStats:
 def _range(stats: TensorStats) -> tuple[float, float]:
     """This shard's [min, max] of finite values, (+inf, -inf) when it has none."""
     return (stats.min, stats.max) if stats.count else (math.inf, -math.inf)
-
-
-def even_limits(edges: np.ndarray) -> np.ndarray:
-    """Fixed limits whose buckets are exactly the even buckets of ``edges`` over [lo, hi]
-    (the last bucket closed at hi): ``edges[1:-1]`` then DBL_MAX."""
-    return np.append(edges[1:-1], _ladder.DBL_MAX)
 
 
 @dataclasses.dataclass
@@ -93,11 +86,17 @@ class Aggregation:
             stats = backend.tensor_stats(shard)
 
             def task() -> None:
-                local_lo, local_hi = _range(stats.result())
-                lo, hi = aggregator.check(identity, description, local_lo, local_hi)
-                global_lo, global_hi = (lo, hi) if lo <= hi else (0.0, 1.0)
-                edges = numpy_backend.even_edges(global_lo, global_hi, bins)
-                local = backend.histogram_fixed(shard, even_limits(edges)).result()
+                local_stats = stats.result()
+                lo, hi = aggregator.check(identity, description, *_range(local_stats))
+                if lo <= hi:
+                    edges = numpy_backend.even_edges(lo, hi, bins)
+                    counts = np.zeros(bins, dtype=np.int64)
+                    if local_stats.count:
+                        counts = backend.even_counts(shard, lo, hi, bins).result()
+                else:  # no finite value on any rank
+                    edges = numpy_backend.even_edges(0.0, 1.0, bins)
+                    counts = np.zeros(bins, dtype=np.int64)
+                local = HistogramResult(limits=edges[1:], counts=counts, stats=local_stats)
                 merged.set(self._sum_histogram(local, lo, hi, edges[1:]))
 
         else:

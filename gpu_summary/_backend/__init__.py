@@ -32,6 +32,7 @@ BACKEND_FUNCTIONS = (
     "to_host",  # (values) -> Pending[ndarray copy on the host]
     "embedding",  # (N×D matrix, components | None) -> Pending[float32 N×D or N×k on the host]
     "snapshot",  # (values) -> a private copy of the same kind (device: on the stream)
+    "even_counts",  # (values, lo, hi, bins) -> Pending[int64 counts over even buckets of [lo, hi]]
 )
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.

@@ -38,6 +38,7 @@ __all__ = [
     "adopt",
     "anomaly",
     "embedding",
+    "even_counts",
     "histogram_even",
     "histogram_fixed",
     "scalar",
@@ -249,6 +250,29 @@ def histogram_even(values: DeviceArray, bins: int) -> Pending[HistogramResult]:
             return HistogramResult(limits=edges[1:], counts=counts, stats=stats)
 
         return reduction.finish(parse)
+
+
+def even_counts(values: DeviceArray, lo: float, hi: float, bins: int) -> Pending[np.ndarray]:
+    """Counts over the even buckets of [lo, hi] (the NumPy backend's ``even_counts``): one
+    EVEN launch reading the range from the stats words, staged through pinned memory."""
+    with cupy.cuda.Device(values.device_id), values.stream:
+        reduction = _Reduction(values, bins)
+        staging = cupy.cuda.alloc_pinned_memory(8 * _kernels.STATS_WORDS)
+        words = np.frombuffer(staging, np.uint64, _kernels.STATS_WORDS)
+        words[:] = 0
+        words[0] = 1  # "there are finite values": the EVEN pass counts
+        words.view(np.float64)[4:6] = lo, hi
+        cupy.cuda.runtime.memcpyAsync(
+            reduction.memory.ptr + reduction.buffer.stats, words.ctypes.data, words.nbytes,
+            _HOST_TO_DEVICE, values.stream.ptr,
+        )  # fmt: skip
+        reduction.launch(_kernels.EVEN, bins=bins)
+
+        def parse(raw: np.ndarray) -> np.ndarray:
+            counts, _ = _kernels.parse_result(raw, bins)
+            return counts
+
+        return reduction.finish(parse, (staging,))
 
 
 def scalar(value: DeviceArray) -> Pending[float]:

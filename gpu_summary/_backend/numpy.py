@@ -318,15 +318,27 @@ def histogram_even(values: np.ndarray, bins: int) -> Pending[HistogramResult]:
     stats = tensor_stats(values).result()
     lo, hi = (stats.min, stats.max) if stats.count else (0.0, 1.0)
     edges = even_edges(lo, hi, bins)
-    counts = np.zeros(bins, dtype=np.int64)
     if stats.count:
-        for chunk in _flat_chunks(values):
-            x = _as_float(chunk).astype(np.float64, copy=False)
-            if stats.count < stats.size:  # NaN/±Inf present: counted in the first pass
-                x = x[np.isfinite(x)]
-            if x.size:
-                counts += np.bincount(_even_bucket_index(x, edges), minlength=bins)
+        counts = even_counts(values, lo, hi, bins).result()
+    else:
+        counts = np.zeros(bins, dtype=np.int64)
     return Ready(HistogramResult(limits=edges[1:], counts=counts, stats=stats))
+
+
+@_quiet_overflow
+def even_counts(values: np.ndarray, lo: float, hi: float, bins: int) -> Pending[np.ndarray]:
+    """Counts of the finite values over the ``bins`` even buckets of :func:`even_edges` (lo,
+    hi, bins), every finite value lying in [lo, hi] (the range of these values, or of a
+    larger set they belong to)."""
+    edges = even_edges(lo, hi, bins)
+    counts = np.zeros(bins, dtype=np.int64)
+    for chunk in _flat_chunks(values):
+        x = _as_float(chunk).astype(np.float64, copy=False)
+        if not np.isfinite(x).all():
+            x = x[np.isfinite(x)]
+        if x.size:
+            counts += np.bincount(_even_bucket_index(x, edges), minlength=bins)
+    return Ready(counts)
 
 
 def scalar(value: np.ndarray) -> Pending[float]:
