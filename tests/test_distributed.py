@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -11,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dist_worker
 import numpy as np
 import pytest
 
@@ -19,12 +19,17 @@ import gpu_summary as gs
 from gpu_summary import _anomaly
 from gpu_summary._backend import numpy as numpy_backend
 
+import dist_worker
 from conftest import legacy_reader, plugin_reader, tensor_values
 from tb_server import free_port
 
-torch_dist = pytest.importorskip("torch.distributed")
-_HAS_MPI = __import__("importlib").util.find_spec("mpi4py") is not None and shutil.which(
+_HAS_TORCH = importlib.util.find_spec("torch") is not None
+_HAS_MPI = importlib.util.find_spec("mpi4py") is not None and shutil.which(
     "mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+)
+needs_torch = pytest.mark.skipif(not _HAS_TORCH, reason="needs PyTorch (pip install torch)")
+needs_mpi = pytest.mark.skipif(
+    not _HAS_MPI, reason="needs mpi4py and mpiexec (pip install mpi4py mpich)"
 )
 
 
@@ -150,12 +155,14 @@ def _check_scenario(tmp_path, results, size):
     assert "| rank | index | value | kind |" in table.item().decode()
 
 
+@needs_torch
 @pytest.mark.parametrize("size", [2, 4])
 def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
     results = _run_torch(tmp_path, size, "scenario")
     _check_scenario(tmp_path, results, size)
 
 
+@needs_torch
 def test_torch_ranks_that_disagree_all_raise(tmp_path):
     results = _run_torch(tmp_path, 2, "mismatch")
     for result in results:
@@ -167,13 +174,22 @@ def test_torch_ranks_that_disagree_all_raise(tmp_path):
     assert acc.Tags()["histograms"] == []  # nothing mixed was written
 
 
-@pytest.mark.skipif(not _HAS_MPI, reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
+@needs_mpi
 def test_mpi_ranks_merge_exactly(tmp_path):
     results = _run_mpi(tmp_path, 3, "scenario")
     _check_scenario(tmp_path, results, 3)
 
 
-@pytest.mark.skipif(not _HAS_MPI, reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
+@needs_mpi
+def test_mpi_ranks_that_disagree_all_raise(tmp_path):
+    results = _run_mpi(tmp_path, 2, "mismatch")
+    for result in results:
+        (error,) = result["errors"]
+        assert error.startswith("MismatchError: ranks disagree") and "add_histogram" in error
+    assert legacy_reader(tmp_path / "logs").Tags()["histograms"] == []
+
+
+@needs_mpi
 def test_device_tensors_merge_through_the_aggregation_thread(tmp_path, _emulated_kernels):
     """The CUDA backend's path (emulated kernels, 2 MPI ranks): equal to NumPy on everything."""
     folder = _emulated_kernels.built_in
@@ -199,9 +215,12 @@ def test_device_tensors_merge_through_the_aggregation_thread(tmp_path, _emulated
 def test_bad_distributed_arguments(tmp_path):
     with pytest.raises(ValueError, match="distributed must be 'torch', 'mpi'"):
         gs.SummaryWriter(tmp_path, distributed="nccl")
-    if not torch_dist.is_initialized():
-        with pytest.raises(ValueError, match="init_process_group"):
-            gs.SummaryWriter(tmp_path, distributed="torch")
+    if _HAS_TORCH:
+        import torch.distributed
+
+        if not torch.distributed.is_initialized():
+            with pytest.raises(ValueError, match="init_process_group"):
+                gs.SummaryWriter(tmp_path, distributed="torch")
     with gs.SummaryWriter(tmp_path) as writer:
         with pytest.raises(ValueError, match="reduce must be one of"):
             writer.add_scalar("x", np.float64(1.0), 0, reduce="median")
