@@ -7,6 +7,7 @@ from gpu_summary._anomaly import AnomalyHandle, AnomalyReport, Position
 from gpu_summary._events import WriterError
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.monitor import GpuMonitor
+from gpu_summary.watch import Watch, unwatch, watch
 from gpu_summary.writer import SummaryWriter
 
 __version__ = "0.1.0"
@@ -22,6 +23,9 @@ __all__ = [
     "RealRange",
     "SummaryWriter",
     "ValueSet",
+    "Watch",
     "WriterError",
     "__version__",
+    "unwatch",
+    "watch",
 ]

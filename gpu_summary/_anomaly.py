@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending
+from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
 
 QUANTILES = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 HEATMAP_CELLS = 64  # most cells a side of the heat map
@@ -106,6 +106,9 @@ class AnomalyReport:
         whiskers: box-plot whiskers ``(q1 - 1.5 IQR, q3 + 1.5 IQR)`` clipped to [min, max]
             (None without finite values).
         heatmap: per-cell mean of the finite values (float64, NaN where a cell has none).
+        tensors: from ``add_histograms(check_nonfinite=True)`` (and ``gs.watch``): the tags
+            of every tensor holding NaN/±Inf, in the order given; ``tag`` is the first, and
+            the counts are its own.
     """
 
     tag: str
@@ -120,6 +123,7 @@ class AnomalyReport:
     quantiles: dict[float, float]
     whiskers: tuple[float, float] | None
     heatmap: np.ndarray
+    tensors: tuple[str, ...] = ()  # add_histograms(check_nonfinite=True): every offending tag
 
     @property
     def total(self) -> int:
@@ -237,3 +241,26 @@ def call_back(handle: AnomalyHandle, callback: Callable[[AnomalyReport], object]
     found = handle.result()
     if found:
         callback(found)
+
+
+def nonfinite_report(tags: list[str], stats: list[TensorStats], step: int) -> AnomalyReport | None:
+    """The report of a group of tensors' non-finite counts: None when all are finite."""
+    offending = [k for k, st in enumerate(stats) if st.nan or st.posinf or st.neginf]
+    if not offending:
+        return None
+    first = stats[offending[0]]
+    return AnomalyReport(
+        tag=tags[offending[0]],
+        step=step,
+        nan=first.nan,
+        posinf=first.posinf,
+        neginf=first.neginf,
+        below=0,
+        above=0,
+        count=first.count,
+        positions=(),
+        quantiles={},
+        whiskers=None,
+        heatmap=np.zeros((0, 0)),
+        tensors=tuple(tags[k] for k in offending),
+    )

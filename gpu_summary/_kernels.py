@@ -67,6 +67,11 @@ def reduce_expression(dtype: str, mode: int) -> str:
     return f"gs_reduce<{CUDA_TYPES[dtype]}, {mode}>"
 
 
+def multi_expression(dtype: str) -> str:
+    """The template instantiation of gs_multi_ladder for a dtype name."""
+    return f"gs_multi_ladder<{CUDA_TYPES[dtype]}>"
+
+
 def thumbnails_expression(dtype: str) -> str:
     """The template instantiation of gs_thumbnails for an image dtype name."""
     return f"gs_thumbnails<{CUDA_TYPES[dtype]}>"
@@ -272,7 +277,9 @@ def name_expressions(filename: str) -> list[str]:
     """Every instantiation the backend may ask a module for."""
     if filename == REDUCE_FILE:
         modes = (STATS, LADDER, EDGES, EVEN)
-        return [reduce_expression(t, m) for t in CUDA_TYPES for m in modes]
+        return [reduce_expression(t, m) for t in CUDA_TYPES for m in modes] + [
+            multi_expression(t) for t in CUDA_TYPES
+        ]
     if filename == THUMBNAILS_FILE:
         return [thumbnails_expression(t) for t in IMAGE_DTYPES]
     if filename == ANOMALY_FILE:
@@ -462,3 +469,99 @@ def thumbnails_args(
         np.int64(out_w),
         np.uint64(out),
     )
+
+
+MULTI_CHUNK = 1 << 16  # GS_CHUNK: elements per chunk of gs_multi_ladder
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiBuffer:
+    """Byte offsets of one gs_multi_ladder launch's device buffer::
+
+        [counts u64 x tensors x LADDER | stats u64 x 8 x tensors |
+         -- chunks_done u32 x tensors, padded to 8 bytes | chunk stats u64 x 8 x chunks |
+         table: pointers u64 x tensors | lengths i64 x tensors | strides i64 x tensors |
+         first_chunk i64 x (tensors + 1)]
+
+    The first ``zero_bytes`` must be zero before the launch; the first ``result_bytes`` are
+    copied back; the table (``table_bytes`` from ``table``) is copied in from the host.
+    """
+
+    tensors: int
+    chunks: int
+
+    @property
+    def stats(self) -> int:
+        return 8 * self.tensors * _ladder.N_LIMITS
+
+    @property
+    def result_bytes(self) -> int:
+        return self.stats + 8 * STATS_WORDS * self.tensors
+
+    @property
+    def chunks_done(self) -> int:
+        return self.result_bytes
+
+    @property
+    def zero_bytes(self) -> int:
+        return self.chunks_done + 8 * (-(-self.tensors // 2))
+
+    @property
+    def chunk_stats(self) -> int:
+        return self.zero_bytes
+
+    @property
+    def table(self) -> int:
+        return self.chunk_stats + 8 * STATS_WORDS * max(self.chunks, 1)
+
+    @property
+    def table_bytes(self) -> int:
+        return 8 * (4 * self.tensors + 1)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.table + self.table_bytes
+
+
+def multi_table(pointers: list[int], lengths: list[int], strides: list[int]) -> np.ndarray:
+    """The table gs_multi_ladder reads (uint64 words): pointers, lengths, strides, and the
+    first chunk of each tensor (with the total at the end)."""
+    chunks = [-(-n // MULTI_CHUNK) for n in lengths]
+    first = np.concatenate([[0], np.cumsum(chunks, dtype=np.int64)])
+    return np.concatenate(
+        [
+            np.asarray(pointers, dtype=np.uint64),
+            np.asarray(lengths, dtype=np.int64).view(np.uint64),
+            np.asarray(strides, dtype=np.int64).view(np.uint64),
+            first.astype(np.int64).view(np.uint64),
+        ]
+    )
+
+
+def multi_args(buffer: MultiBuffer, base: int) -> tuple:
+    """gs_multi_ladder's arguments for a buffer at device address ``base``."""
+    table = base + buffer.table
+    n = buffer.tensors
+    return (
+        np.uint64(table),
+        np.uint64(table + 8 * n),
+        np.uint64(table + 16 * n),
+        np.uint64(table + 24 * n),
+        np.int32(n),
+        np.uint64(base),
+        np.uint64(base + buffer.stats),
+        np.uint64(base + buffer.chunk_stats),
+        np.uint64(base + buffer.chunks_done),
+    )
+
+
+def parse_multi(raw: np.ndarray, tensors: int) -> list[tuple[np.ndarray, TensorStats]]:
+    """(int64 ladder counts, stats) of each tensor from a MultiBuffer's result bytes."""
+    counts = raw[: 8 * tensors * _ladder.N_LIMITS].view(np.uint64).astype(np.int64)
+    counts = counts.reshape(tensors, _ladder.N_LIMITS)
+    base = 8 * tensors * _ladder.N_LIMITS
+    words = 8 * STATS_WORDS
+    return [
+        (counts[t], parse_stats(raw[base + words * t : base + words * (t + 1)]))
+        for t in range(tensors)
+    ]

@@ -363,6 +363,92 @@ class SummaryWriter:
             "histogram", tag, step, wall, lambda: histogram_summary(tag, pending.result(), collapse)
         )
 
+    def add_histograms(
+        self,
+        named_tensors: object,
+        step: int | None = None,
+        prefix: str = "",
+        walltime: float | None = None,
+        *,
+        check_nonfinite: bool = False,
+    ) -> None:
+        """Log the ladder histogram of many tensors at once (e.g. every parameter or gradient).
+
+        Args:
+            named_tensors: a mapping ``{name: tensor}`` or an iterable of ``(name, tensor)``
+                pairs, e.g. ``model.named_parameters()`` or
+                ``((n, p.grad) for n, p in model.named_parameters())``; a None tensor (a
+                parameter without a gradient) is skipped.
+            step: global step; None for one more than each tag's last step.
+            prefix: prepended to every name to make its tag, e.g. ``"grad/"``.
+            walltime: seconds since the epoch; default now.
+            check_nonfinite: also log ``<prefix>nonfinite``, the number of NaN/±Inf over all
+                the tensors (free: the histograms count them), and when it is not 0 call the
+                writer's ``on_anomaly`` with a report naming the tensors that hold them, the
+                first one as ``tag`` (no sync: on the writer thread).
+
+        Device tensors of one device and dtype are reduced together in **one** kernel launch
+        over a device-side table of (address, length, stride) — the multi-tensor pattern of
+        PyTorch's ``_foreach`` kernels — with one asynchronous copy of every result; mixed
+        dtypes and devices make one launch per group. Host arrays are reduced one by one. The
+        histograms equal those of per-tensor ``add_histogram(prefix + name, tensor, step)``
+        calls (default buckets), written as one event per step.
+
+        Raises:
+            TypeError: ``named_tensors`` is not a mapping or pairs; a name that is not a str;
+                non-numeric data.
+            ValueError: no tensor at all; an empty name; the writer is closed.
+        """
+        self._events.check_open()
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        pairs = _named_pairs(named_tensors)
+        if self._aggregation is not None:  # each merges on its own: one collective pair each
+            for name, tensor in pairs:
+                self.add_histogram(prefix + name, tensor, step, walltime=walltime)
+            return
+        tags = [_validate.check_tag(prefix + name, "names") for name, _ in pairs]
+        checked_step = None if step is None else _validate.check_step(step)
+        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        groups: dict[tuple, list[int]] = {}
+        adopted = []
+        for k, (name, tensor) in enumerate(pairs):
+            backend, array = backend_for(tensor, f"named_tensors[{name!r}]")
+            adopted.append((backend, array))
+            stream = getattr(getattr(array, "stream", None), "ptr", None)
+            key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
+            groups.setdefault(key, []).append(k)
+        results: list = [None] * len(pairs)
+        for members in groups.values():
+            backend = adopted[members[0]][0]
+            pending = backend.histograms([adopted[k][1] for k in members])
+            for position, k in enumerate(members):
+                results[k] = (pending, position)
+        steps = [self._resolve_step(tag, checked_step) for tag in tags]
+        for event_step in dict.fromkeys(steps):
+            chosen = [k for k, s_ in enumerate(steps) if s_ == event_step]
+
+            def stats_of(chosen: list[int] = chosen) -> list:
+                return [results[k][0].result()[results[k][1]] for k in chosen]
+
+            def build(chosen: list[int] = chosen, stats_of=stats_of) -> summary_pb2.Summary:
+                summary = summary_pb2.Summary()
+                histograms = stats_of()
+                for k, histogram in zip(chosen, histograms, strict=True):
+                    summary.value.extend(histogram_summary(tags[k], histogram, True).value)
+                if check_nonfinite:
+                    total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in histograms)
+                    summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
+                return summary
+
+            job = _SummaryJob(f"histograms at step {event_step}", wall, event_step, build)
+            self._events.add(job, ())
+            if check_nonfinite and self._on_anomaly is not None:
+                self._events.add(
+                    _nonfinite_call_back,
+                    ([tags[k] for k in chosen], stats_of, event_step, self._on_anomaly),
+                )
+
     def add_image(
         self,
         tag: str,
@@ -793,6 +879,40 @@ class SummaryWriter:
         if exc_type is not None and self._hparams is not None and not self._events.closed:
             self._end_hparams_session("failure")
         self.close()
+
+
+def _nonfinite_call_back(
+    tags: list[str], histograms: Callable[[], list], step: int, callback: Callable
+) -> None:
+    """Writer-thread job: ``callback(report)`` when any of the tensors held NaN/±Inf."""
+    found = _anomaly.nonfinite_report(tags, [h.stats for h in histograms()], step)
+    if found is not None:
+        callback(found)
+
+
+def _named_pairs(named_tensors: object) -> list[tuple[str, object]]:
+    """``(name, tensor)`` pairs of a mapping or an iterable of pairs, None tensors dropped."""
+    if isinstance(named_tensors, dict) or hasattr(named_tensors, "items"):
+        items = list(named_tensors.items())
+    elif isinstance(named_tensors, (str, bytes)) or not hasattr(named_tensors, "__iter__"):
+        raise TypeError(
+            "named_tensors must be a mapping {name: tensor} or an iterable of (name, tensor) "
+            f"pairs such as model.named_parameters(), got {type(named_tensors).__name__}"
+        )
+    else:
+        items = list(named_tensors)
+    pairs = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise TypeError(f"named_tensors must hold (name, tensor) pairs, got {item!r:.80}")
+        name, tensor = item
+        if not isinstance(name, str):
+            raise TypeError(f"tensor names must be str, got {type(name).__name__}: {name!r}")
+        if tensor is not None:
+            pairs.append((name, tensor))
+    if not pairs:
+        raise ValueError("named_tensors holds no tensor (every value was None, or it is empty)")
+    return pairs
 
 
 def _bound(bound: object, argument: str) -> float | None:

@@ -248,3 +248,101 @@ __global__ void __launch_bounds__(GS_THREADS)
         store_partial(stats, total);
     }
 }
+
+// gs_multi_ladder<T>: the ladder histogram and moments of many tensors of storage type T in one
+// launch (the multi-tensor pattern of PyTorch's _foreach kernels). Tensor t has `lengths[t]`
+// elements at `pointers[t]`, `strides[t]` elements apart; it is cut into chunks of GS_CHUNK
+// elements, chunks first_chunk[t] .. first_chunk[t + 1] - 1, and blocks take chunks in a
+// grid-stride loop. A chunk's counts go to a shared histogram, then to counts[t][LADDER_SIZE]
+// (uint64, zero on entry); its moments to chunk_stats[chunk][8]; the block that finishes a
+// tensor's last chunk (chunks_done[t], uint32, zero on entry) reduces that tensor's chunk
+// moments in chunk order into stats[t][8] (gs_reduce's layout): results repeat run to run.
+// Dynamic shared memory: the ladder (double) and the block's counts (uint32), as MODE 1.
+#define GS_CHUNK (1 << 16)
+
+template <typename T>
+__global__ void __launch_bounds__(GS_THREADS)
+    gs_multi_ladder(const unsigned long long* __restrict__ pointers,
+                    const long long* __restrict__ lengths, const long long* __restrict__ strides,
+                    const long long* __restrict__ first_chunk, int n_tensors,
+                    unsigned long long* counts, unsigned long long* stats,
+                    unsigned long long* chunk_stats, unsigned int* chunks_done) {
+    extern __shared__ double shared[];
+    for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
+        shared[i] = gs_ladder[i];
+    }
+    unsigned int* block_counts = reinterpret_cast<unsigned int*>(shared + gs::LADDER_SIZE);
+    __shared__ bool last_chunk;
+    const long long n_chunks = first_chunk[n_tensors];
+    for (long long chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
+        int lo = 0, hi = n_tensors - 1;  // the tensor t with first_chunk[t] <= chunk
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) / 2;
+            if (first_chunk[mid] <= chunk) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        const int t = lo;
+        for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
+            block_counts[i] = 0;
+        }
+        __syncthreads();
+        const T* data = reinterpret_cast<const T*>(pointers[t]);
+        const long long stride = strides[t];
+        const long long start = (chunk - first_chunk[t]) * GS_CHUNK;
+        const long long end = gs::min_i64(start + GS_CHUNK, lengths[t]);
+        Partial p = empty_partial();
+        for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
+            const double x = gs::to_double(data[i * stride]);
+            if (gs::can_be_nonfinite<T>::value) {
+                if (gs::is_nan(x)) {
+                    ++p.nan;
+                    continue;
+                }
+                if (x > GS_DBL_MAX) {
+                    ++p.posinf;
+                    continue;
+                }
+                if (x < -GS_DBL_MAX) {
+                    ++p.neginf;
+                    continue;
+                }
+            }
+            ++p.count;
+            p.min = fmin(p.min, x);
+            p.max = fmax(p.max, x);
+            p.sum += x;
+            p.sum_squares += x * x;
+            atomicAdd(block_counts + gs::ladder_bucket(x, shared), 1u);
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
+            if (block_counts[i]) {
+                atomicAdd(counts + (long long)t * gs::LADDER_SIZE + i,
+                          (unsigned long long)block_counts[i]);
+            }
+        }
+        p = block_reduce(p);  // ends with a barrier: block_counts may be reset next chunk
+        if (threadIdx.x == 0) {
+            store_partial(chunk_stats + 8 * chunk, p);
+            __threadfence();
+            const unsigned int tensor_chunks = (unsigned int)(first_chunk[t + 1] - first_chunk[t]);
+            last_chunk = atomicAdd(chunks_done + t, 1u) == tensor_chunks - 1;
+        }
+        __syncthreads();
+        if (last_chunk) {
+            Partial total = empty_partial();
+            for (long long c = first_chunk[t] + threadIdx.x; c < first_chunk[t + 1];
+                 c += blockDim.x) {
+                combine(total, load_partial(chunk_stats + 8 * c));
+            }
+            total = block_reduce(total);
+            if (threadIdx.x == 0) {
+                store_partial(stats + 8 * t, total);
+            }
+        }
+        __syncthreads();  // last_chunk is rewritten by the next chunk
+    }
+}

@@ -48,7 +48,7 @@ def build(filename: str, folder: Path, reuse: bool = False) -> ctypes.CDLL:
 
 def _load(library: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library))
-    for name in ("emu_gs_reduce", "emu_gs_thumbnails", *EMULATED_ANOMALY):
+    for name in ("emu_gs_reduce", "emu_gs_multi_ladder", "emu_gs_thumbnails", *EMULATED_ANOMALY):
         if hasattr(lib, name):
             getattr(lib, name).restype = ctypes.c_int
     return lib

@@ -234,6 +234,10 @@ class _Kernel:
                 self.type_code, self.mode, ctypes.c_uint(grid[0]), ctypes.c_uint64(shared_mem),
                 *values,
             )  # fmt: skip
+        elif self.name == "gs_multi_ladder":
+            size = self.library.emu_gs_multi_ladder(
+                self.type_code, ctypes.c_uint(grid[0]), ctypes.c_uint64(shared_mem), *values
+            )
         elif self.name == "gs_thumbnails":
             assert shared_mem == 0
             size = self.library.emu_gs_thumbnails(self.type_code, ctypes.c_uint(grid[0]), *values)

@@ -70,7 +70,8 @@ def test_kernel_compiles_for_every_architecture(filename):
 
 def test_name_expressions_cover_every_dtype():
     reduce_names = _kernels.name_expressions(_kernels.REDUCE_FILE)
-    assert len(reduce_names) == 4 * len(_kernels.CUDA_TYPES)
+    assert len(reduce_names) == 5 * len(_kernels.CUDA_TYPES)
+    assert "gs_multi_ladder<gs::half16>" in reduce_names
     assert "gs_reduce<gs::bfloat16, 1>" in reduce_names
     assert len(_kernels.name_expressions(_kernels.THUMBNAILS_FILE)) == 6
     with pytest.raises(ValueError, match="unknown kernel file"):
@@ -125,6 +126,8 @@ def test_launch_arguments_match_kernel_parameters():
         (anomaly, "gs_select_step", _kernels.select_step_args(64, buffer, 32, 9, -1, 4)),
         (anomaly, "gs_select_count", _kernels.select_count_args(layout, 64, buffer, 0)),
     ]
+    multi = _kernels.MultiBuffer(tensors=3, chunks=5)
+    cases.append((_kernels.REDUCE_FILE, "gs_multi_ladder", _kernels.multi_args(multi, 64)))
     for filename, kernel, args in cases:
         parameters = _parameters(filename, kernel)
         assert len(args) == len(parameters), (kernel, parameters)

@@ -26,6 +26,7 @@ BACKEND_FUNCTIONS = (
     "tensor_stats",  # (values) -> Pending[TensorStats]
     "histogram_fixed",  # (values, limits | None for the ladder) -> Pending[HistogramResult]
     "histogram_even",  # (values, bins) -> Pending[HistogramResult]
+    "histograms",  # (list of values, one dtype and device) -> Pending[list[HistogramResult]]
     "thumbnails",  # (NHWC images, max_size) -> Pending[uint8 NHWC ndarray on the host]
     "thumbnail_size",  # (height, width, max_size) -> (height, width); pure arithmetic
     "anomaly",  # (values, lower, upper, max_positions, cells) -> Pending[AnomalyResult]

@@ -41,6 +41,7 @@ __all__ = [
     "even_counts",
     "histogram_even",
     "histogram_fixed",
+    "histograms",
     "scalar",
     "snapshot",
     "tensor_stats",
@@ -510,3 +511,57 @@ def snapshot(values: DeviceArray) -> DeviceArray:
     with cupy.cuda.Device(values.device_id), values.stream:
         copy = values.array.copy()
     return DeviceArray(copy, values.stream, values.dtype, values.owner)
+
+
+def histograms(tensors: list[DeviceArray]) -> Pending[list[HistogramResult]]:
+    """Ladder histograms of several device tensors of one dtype on one device, in one launch.
+
+    The tensors' addresses, lengths and strides go to the device as one small table (through
+    pinned memory, on the first tensor's stream); gs_multi_ladder reduces them all; one copy
+    brings every tensor's counts and stats back. A tensor that is not one run of memory (after
+    merging its dimensions) is copied to contiguous memory on the stream first. No host sync.
+    """
+    first = tensors[0]
+    device, stream = first.device_id, first.stream
+    with cupy.cuda.Device(device), stream:
+        pointers, lengths, strides, keep = [], [], [], []
+        for values in tensors:
+            pointer, shape, element_strides, array = _flat_source(values)
+            if len(shape) != 1:
+                array = cupy.ascontiguousarray(values.array)  # on the stream
+                pointer, shape, element_strides = array.data.ptr, [array.size], [1]
+            pointers.append(pointer)
+            lengths.append(int(values.size))
+            strides.append(int(element_strides[0]))
+            keep.append(array)
+        table = _kernels.multi_table(pointers, lengths, strides)
+        n_chunks = int(table[-1])
+        buffer = _kernels.MultiBuffer(len(tensors), n_chunks)
+        memory = cupy.cuda.alloc(buffer.total_bytes)
+        cupy.cuda.runtime.memsetAsync(memory.ptr, 0, buffer.zero_bytes, stream.ptr)
+        staging = cupy.cuda.alloc_pinned_memory(table.nbytes)
+        staged = np.frombuffer(staging, np.uint64, table.size)
+        staged[:] = table
+        cupy.cuda.runtime.memcpyAsync(
+            memory.ptr + buffer.table, staged.ctypes.data, table.nbytes, _HOST_TO_DEVICE,
+            stream.ptr,
+        )  # fmt: skip
+        if n_chunks:
+            kernel = _kernel(
+                device, _kernels.REDUCE_FILE, _kernels.multi_expression(first.dtype_name)
+            )
+            grid = min(n_chunks, _grid(device, n_chunks * _kernels.MULTI_CHUNK))
+            shared = _kernels.reduce_shared_bytes(_kernels.LADDER)
+            kernel((grid,), (_kernels.THREADS,), _kernels.multi_args(buffer, memory.ptr),
+                   shared_mem=shared)  # fmt: skip
+        host, event = _launch_copy(memory, buffer.result_bytes, stream)
+        n = len(tensors)
+
+        def parse(raw: np.ndarray) -> list[HistogramResult]:
+            return [
+                HistogramResult(limits=_ladder.LIMITS, counts=counts, stats=stats)
+                for counts, stats in _kernels.parse_multi(raw, n)
+            ]
+
+        owners = tuple(values.owner for values in tensors)
+        return _DevicePending(event, host, parse, (memory, staging, *keep, *owners))

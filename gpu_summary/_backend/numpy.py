@@ -574,3 +574,8 @@ def snapshot(values: np.ndarray) -> np.ndarray:
     """A private copy of ``values`` that later reductions may read after the caller changed
     its array (distributed ``bins=n`` counts once the global range is known)."""
     return np.array(values, copy=True)
+
+
+def histograms(arrays: list[np.ndarray]) -> Pending[list[HistogramResult]]:
+    """Ladder histograms of several arrays: exactly ``histogram_fixed(a, None)`` of each."""
+    return Ready([histogram_fixed(array, None).result() for array in arrays])

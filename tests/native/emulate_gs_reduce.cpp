@@ -59,3 +59,47 @@ extern "C" int emu_gs_reduce(int type, int mode, GS_EMU_PARAMS) {
     }
     return -1;
 }
+
+// gs_multi_ladder<T>: the same storage-type indices; returns sizeof(T), -1 if unknown.
+#define GS_EMU_MULTI_PARAMS                                                                  \
+    unsigned grid, unsigned long long shared_bytes, unsigned long long pointers,              \
+        unsigned long long lengths, unsigned long long strides, unsigned long long first_chunk, \
+        int n_tensors, unsigned long long counts, unsigned long long stats,                   \
+        unsigned long long chunk_stats, unsigned long long chunks_done
+
+template <typename T>
+int emulate_multi(GS_EMU_MULTI_PARAMS) {
+    gs_emu_launch(grid, GS_THREADS, shared_bytes, [&] {
+        gs_multi_ladder<T>(reinterpret_cast<const unsigned long long*>(pointers),
+                           reinterpret_cast<const long long*>(lengths),
+                           reinterpret_cast<const long long*>(strides),
+                           reinterpret_cast<const long long*>(first_chunk), n_tensors,
+                           reinterpret_cast<unsigned long long*>(counts),
+                           reinterpret_cast<unsigned long long*>(stats),
+                           reinterpret_cast<unsigned long long*>(chunk_stats),
+                           reinterpret_cast<unsigned int*>(chunks_done));
+    });
+    return (int)sizeof(T);
+}
+
+extern "C" int emu_gs_multi_ladder(int type, GS_EMU_MULTI_PARAMS) {
+#define GS_EMU_MULTI_ARGS                                                                    \
+    grid, shared_bytes, pointers, lengths, strides, first_chunk, n_tensors, counts, stats,    \
+        chunk_stats, chunks_done
+    switch (type) {
+        case 0: return emulate_multi<bool>(GS_EMU_MULTI_ARGS);
+        case 1: return emulate_multi<signed char>(GS_EMU_MULTI_ARGS);
+        case 2: return emulate_multi<short>(GS_EMU_MULTI_ARGS);
+        case 3: return emulate_multi<int>(GS_EMU_MULTI_ARGS);
+        case 4: return emulate_multi<long long>(GS_EMU_MULTI_ARGS);
+        case 5: return emulate_multi<unsigned char>(GS_EMU_MULTI_ARGS);
+        case 6: return emulate_multi<unsigned short>(GS_EMU_MULTI_ARGS);
+        case 7: return emulate_multi<unsigned int>(GS_EMU_MULTI_ARGS);
+        case 8: return emulate_multi<unsigned long long>(GS_EMU_MULTI_ARGS);
+        case 9: return emulate_multi<gs::half16>(GS_EMU_MULTI_ARGS);
+        case 10: return emulate_multi<gs::bfloat16>(GS_EMU_MULTI_ARGS);
+        case 11: return emulate_multi<float>(GS_EMU_MULTI_ARGS);
+        case 12: return emulate_multi<double>(GS_EMU_MULTI_ARGS);
+    }
+    return -1;
+}

@@ -1,0 +1,136 @@
+"""``gs.watch``: log a whole torch model every step, without a host sync.
+
+``watch(model, writer, log="gradients", every=1, anomaly=True)`` installs hooks:
+
+- gradients: a post-accumulate-grad hook on every trainable parameter notes that a backward
+  pass is running and queues one callback at its end (the autograd engine's
+  ``queue_callback``, as DistributedDataParallel does); that callback logs every gradient with
+  one ``add_histograms`` call (``gradients/<name>``), every ``every``-th backward pass;
+- parameters: a forward pre-hook on the model logs every parameter (``parameters/<name>``)
+  before every ``every``-th forward pass, i.e. as the last optimiser step left them.
+
+With ``anomaly=True`` each logging also writes ``gradients/nonfinite`` (or
+``parameters/nonfinite``), the number of NaN/±Inf over the model, and calls the writer's
+``on_anomaly`` with a report whose ``tag`` is the first tensor (in ``named_parameters()``
+order) holding one and whose ``tensors`` lists them all. Steps count the backward (forward)
+passes seen, from 0. ``unwatch()`` (or ``Watch.remove()``) removes every hook.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from gpu_summary import _validate
+
+LOGS = ("gradients", "parameters", "all")
+_watches: dict[int, list[Watch]] = {}
+_lock = threading.Lock()
+
+
+class Watch:
+    """The hooks ``watch`` installed on one model; ``remove()`` takes them all out."""
+
+    def __init__(self, model: object, writer: object, log: str, every: int, anomaly: bool) -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise TypeError("gs.watch needs PyTorch: model must be a torch.nn.Module") from exc
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if log not in LOGS:
+            raise ValueError(f"log must be one of {list(LOGS)}, got {log!r}")
+        self.every = _validate.check_positive_int(every, "every", "log every step: every=1")
+        self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
+        self.backward_passes = 0
+        self.forward_passes = 0
+        self._queued = False
+        self._engine = torch.autograd.Variable._execution_engine
+        self._handles: list = []
+        named = list(model.named_parameters())
+        if log in ("gradients", "all"):
+            self._trainable = [(name, p) for name, p in named if p.requires_grad]
+            if not hasattr(torch.Tensor, "register_post_accumulate_grad_hook"):
+                raise TypeError("gs.watch(log='gradients') needs PyTorch >= 2.1")
+            for _, parameter in self._trainable:
+                self._handles.append(parameter.register_post_accumulate_grad_hook(self._noted))
+        if log in ("parameters", "all"):
+            self._parameters = named
+            self._handles.append(model.register_forward_pre_hook(self._before_forward))
+        with _lock:
+            _watches.setdefault(id(model), []).append(self)
+
+    def _noted(self, parameter: object) -> None:
+        if not self._queued:
+            self._queued = True
+            self._engine.queue_callback(self._after_backward)
+
+    def _after_backward(self) -> None:
+        self._queued = False
+        step = self.backward_passes
+        self.backward_passes += 1
+        if step % self.every:
+            return
+        grads = [(name, p.grad) for name, p in self._trainable if p.grad is not None]
+        if grads:
+            self.writer.add_histograms(
+                grads, step, prefix="gradients/", check_nonfinite=self.anomaly
+            )
+
+    def _before_forward(self, module: object, args: object) -> None:
+        step = self.forward_passes
+        self.forward_passes += 1
+        if step % self.every:
+            return
+        tensors = [(name, p.detach()) for name, p in self._parameters]
+        self.writer.add_histograms(
+            tensors, step, prefix="parameters/", check_nonfinite=self.anomaly
+        )
+
+    def remove(self) -> None:
+        """Remove every hook of this watch (idempotent)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        with _lock:
+            watches = _watches.get(id(self.model), [])
+            if self in watches:
+                watches.remove(self)
+            if not watches:
+                _watches.pop(id(self.model), None)
+
+
+def watch(
+    model: object,
+    writer: object,
+    log: str = "gradients",
+    every: int = 1,
+    anomaly: bool = True,
+) -> Watch:
+    """Log ``model``'s gradients and/or parameters to ``writer`` (see the module docstring).
+
+    Args:
+        model: a ``torch.nn.Module``.
+        writer: a :class:`~gpu_summary.SummaryWriter`.
+        log: ``"gradients"`` (after each backward pass), ``"parameters"`` (before each
+            forward pass) or ``"all"``.
+        every: log every ``every``-th pass.
+        anomaly: also count NaN/±Inf per tensor and report them through ``on_anomaly``.
+
+    Returns:
+        The :class:`Watch`; ``unwatch(model)`` or ``watch.remove()`` removes its hooks.
+
+    Raises:
+        TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1).
+        ValueError: an unknown ``log``; ``every`` < 1.
+    """
+    return Watch(model, writer, log, every, anomaly)
+
+
+def unwatch(model: object = None) -> None:
+    """Remove the hooks of every ``watch`` on ``model`` (every model when None)."""
+    with _lock:
+        targets = [
+            w for key, ws in _watches.items() for w in ws if model is None or key == id(model)
+        ]
+    for target in targets:
+        target.remove()

@@ -1,0 +1,165 @@
+"""add_histograms (many tensors, one launch per dtype and device) and gs.watch (torch hooks)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import gpu_summary as gs
+from gpu_summary import _kernels
+
+from conftest import legacy_reader
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is optional; gs.watch needs it")
+
+
+def _histograms(logdir):
+    acc = legacy_reader(logdir)
+    return {
+        tag: [(e.step, e.histogram_value) for e in acc.Histograms(tag)]
+        for tag in acc.Tags()["histograms"]
+    }
+
+
+def _tensors(rng):
+    big = rng.standard_normal(_kernels.MULTI_CHUNK * 2 + 123).astype(np.float32)  # 3 chunks
+    big[::1000] = np.nan
+    return {
+        "w1": rng.standard_normal((64, 33)).astype(np.float32),
+        "w1_strided": rng.standard_normal((64, 66)).astype(np.float32)[:, ::2],
+        "big": big,
+        "b": rng.standard_normal(7).astype(np.float64),
+        "h": (rng.standard_normal(100) * 1e3).astype(np.float16),
+        "count": rng.integers(-5, 5, 50).astype(np.int64),
+        "flag": rng.random(9) < 0.5,
+        "scalar": np.float32(3.5).reshape(()),
+        "empty": np.zeros((0, 4), np.float32),
+        "transposed": rng.standard_normal((5, 6, 7)).astype(np.float32).transpose(2, 0, 1),
+    }
+
+
+def test_equal_to_one_add_histogram_per_tensor(tmp_path, xp):
+    host = _tensors(np.random.default_rng(1))
+    with gs.SummaryWriter(tmp_path / "many") as writer:
+        writer.add_histograms({n: xp.asarray(v) for n, v in host.items()}, 4, prefix="g/")
+        writer.add_histograms([("w1", None), ("b", xp.asarray(host["b"]))], prefix="g/")
+    with gs.SummaryWriter(tmp_path / "one") as writer:
+        for name, values in host.items():
+            writer.add_histogram(f"g/{name}", values, 4)
+        writer.add_histogram("g/b", host["b"], 5)
+    many, one = _histograms(tmp_path / "many"), _histograms(tmp_path / "one")
+    assert set(many) == set(one) == {f"g/{n}" for n in host}
+    for tag in one:
+        for (step_a, a), (step_b, b) in zip(many[tag], one[tag], strict=True):
+            assert step_a == step_b
+            assert (list(a.bucket), list(a.bucket_limit)) == (list(b.bucket), list(b.bucket_limit))
+            assert (a.num, a.min, a.max) == (b.num, b.min, b.max), tag
+            assert a.sum == pytest.approx(b.sum, rel=1e-12, abs=1e-12), tag
+            assert a.sum_squares == pytest.approx(b.sum_squares, rel=1e-12), tag
+
+
+def test_one_launch_and_one_copy_per_dtype_group(emulated_cupy, tmp_path):
+    fake = emulated_cupy
+    rng = np.random.default_rng(2)
+    named = {f"layer{i}": fake.asarray(rng.standard_normal(100 + i).astype(np.float32))
+             for i in range(20)}  # fmt: skip
+    named["half"] = fake.asarray(rng.standard_normal(10).astype(np.float16))
+    with gs.SummaryWriter(tmp_path) as writer:
+        fake.log.clear()
+        writer.add_histograms(named, 0)
+        operations = list(fake.log)
+    launches = [op for op in operations if op[0] == "launch"]
+    assert [op[1] for op in launches] == ["gs_multi_ladder", "gs_multi_ladder"]
+    copies_back = [op for op in operations if op[0] == "memcpy" and op[2] == 2]
+    assert len(copies_back) == 2
+    assert len(_histograms(tmp_path)) == 21
+
+
+def test_nonfinite_check_reports_the_first_tensor(tmp_path):
+    found = []
+    values = {"a": np.ones(3), "b": np.array([1.0, np.nan, np.inf]), "c": np.array([-np.inf])}
+    with gs.SummaryWriter(tmp_path, on_anomaly=found.append) as writer:
+        writer.add_histograms({"clean": np.ones(4)}, 0, prefix="g/", check_nonfinite=True)
+        writer.add_histograms(values, 1, prefix="g/", check_nonfinite=True)
+    (report,) = found
+    assert (report.tag, report.step, report.nan, report.posinf) == ("g/b", 1, 1, 1)
+    assert report.tensors == ("g/b", "g/c") and report.total == 2
+    acc = legacy_reader(tmp_path)
+    assert [(e.step, e.value) for e in acc.Scalars("g/nonfinite")] == [(0, 0.0), (1, 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("named", "error", "match"),
+    [
+        ("weights", TypeError, "mapping"),
+        (42, TypeError, "mapping"),
+        ([("a", np.ones(2), 3)], TypeError, r"\(name, tensor\) pairs"),
+        ({1: np.ones(2)}, TypeError, "names must be str"),
+        ({}, ValueError, "holds no tensor"),
+        ({"a": None}, ValueError, "holds no tensor"),
+        ({"": np.ones(2)}, ValueError, "must not be empty"),
+        ({"a": np.array(["x"])}, TypeError, "must hold"),
+    ],
+)
+def test_bad_input_writes_nothing(tmp_path, named, error, match):
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(error, match=match):
+            writer.add_histograms(named, 0)
+    assert legacy_reader(tmp_path).Tags()["histograms"] == []
+
+
+@needs_torch
+def test_watch_logs_gradients_and_parameters_and_unwatch_removes_every_hook(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    model[2].bias.requires_grad_(False)  # frozen: no gradient histogram
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    found = []
+    with gs.SummaryWriter(tmp_path, on_anomaly=found.append) as writer:
+        watched = gs.watch(model, writer, log="all", every=2)
+        grads = []
+        for _ in range(4):
+            loss = model(torch.randn(16, 4)).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                          if p.grad is not None})  # fmt: skip
+            optimizer.step()
+        x = torch.randn(16, 4)
+        x[0, 0] = float("inf")
+        model(x).sum().backward()  # backward pass 4 (logged): NaN/Inf gradients
+        gs.unwatch(model)
+        assert not watched._handles and not model._forward_pre_hooks
+        assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
+        model(x).sum().backward()  # not logged any more
+    histograms = _histograms(tmp_path)
+    assert "gradients/2.bias" not in histograms
+    assert [s for s, _ in histograms["gradients/0.weight"]] == [0, 2, 4]
+    assert [s for s, _ in histograms["parameters/0.weight"]] == [0, 2, 4]
+    # A logged gradient equals the histogram of that gradient by itself.
+    with gs.SummaryWriter(tmp_path / "ref") as reference:
+        reference.add_histogram("g", grads[2]["0.weight"].numpy(), 2)
+    ((_, want),) = _histograms(tmp_path / "ref")["g"]
+    (_, got) = histograms["gradients/0.weight"][1]
+    assert list(got.bucket) == list(want.bucket) and got.num == want.num
+    (report,) = found
+    assert report.step == 4 and report.tag.startswith("gradients/")
+    assert report.tensors[0] == report.tag and report.total > 0
+
+
+@needs_torch
+def test_watch_arguments():
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
+        gs.watch(object(), None)
+    with pytest.raises(ValueError, match="log must be one of"):
+        gs.watch(model, None, log="weights")
+    with pytest.raises(ValueError, match="every must be > 0"):
+        gs.watch(model, None, every=0)
