@@ -18,7 +18,13 @@ Needs a CUDA device, CuPy, PyTorch and tensorboardX. Prints the GPU and library 
    vs a fused histogram of the same tensor and vs the torch path a user writes today
    (``isnan``/``isinf`` counts + ``torch.quantile`` on the finite values, each ``.item()``);
    host time per ``add_anomaly`` call with the stream busy (the no-sync proof).
-5. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
+5. Whole-model logging (issue 9): the gradients of a 12-layer transformer's ~200 parameter
+   tensors (~110M values): host time per step of one ``add_histograms`` call vs a loop of
+   ``add_histogram`` vs tensorboardX's loop vs wandb.watch's method (``torch.histc`` over
+   ``min().item()``/``max().item()`` then ``.cpu()``, per tensor); and the step time of a
+   real forward/backward/step loop of a 12-layer ``nn.TransformerEncoder`` with and without
+   ``gs.watch(model, writer)`` (goal: < 2% added).
+6. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
    tensorboardX ``add_images`` (flush included); ``--tbx-images`` caps tensorboardX's batch
    (its time is then scaled per image, and the line says so).
 
@@ -209,6 +215,99 @@ def bench_anomaly(n: int, repeat: int, calls: int) -> None:
         stream.synchronize()
 
 
+def transformer_shapes(layers: int = 12, d: int = 768, ff: int = 3072) -> list[tuple]:
+    """Parameter shapes of a BERT-base-like encoder: embeddings, 16 tensors a layer."""
+    shapes = [(30522, d), (512, d), (d,), (d,)]
+    for _ in range(layers):
+        shapes += [(3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,)]
+        shapes += [(ff, d), (ff,), (d, ff), (d,), (d,), (d,)]
+        shapes += [(d,), (d,), (d,), (d,)]  # the 16 a layer, with the extra norms' weights
+    return shapes
+
+
+def bench_whole_model(repeat: int) -> None:
+    shapes = transformer_shapes()
+    grads = [torch.randn(shape, device="cuda") for shape in shapes]
+    named = [(f"layer{i}", g) for i, g in enumerate(grads)]
+    total = sum(g.numel() for g in grads)
+    label = f"{len(grads)} tensors, {total / 1e6:.0f}M values"
+    with tempfile.TemporaryDirectory() as logdir, gs.SummaryWriter(logdir) as writer:
+        writer.add_histograms(named, 0)
+        writer.flush()
+
+        def many():
+            writer.add_histograms(named)
+
+        def loop():
+            for name, g in named:
+                writer.add_histogram(name, g)
+
+        t_many = wall_seconds(many, repeat)
+        t_loop = wall_seconds(loop, repeat)
+        writer.flush()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        many()
+        writer.flush()
+        t_many_done = time.perf_counter() - start
+
+    def wandb_method():
+        for g in grads:
+            lo, hi = g.min().item(), g.max().item()
+            torch.histc(g, bins=64, min=lo, max=hi).cpu()
+
+    t_wandb = wall_seconds(wandb_method, repeat)
+    with tempfile.TemporaryDirectory() as tbx_dir:
+        tbx = tensorboardX.SummaryWriter(tbx_dir)
+        subset = named[:20]
+        start = time.perf_counter()
+        for name, g in subset:
+            tbx.add_histogram(name, g)
+        tbx.flush()
+        sub_values = sum(g.numel() for _, g in subset)
+        t_tbx = (time.perf_counter() - start) * total / sub_values  # scaled by values
+        tbx.close()
+    print(
+        f"whole model gradients {label}: host time per step   add_histograms "
+        f"{t_many * 1e3:8.3f} ms   add_histogram loop {t_loop * 1e3:8.3f} ms "
+        f"(x{t_loop / t_many:5.1f})   wandb histc+item {t_wandb * 1e3:9.2f} ms "
+        f"(x{t_wandb / t_many:6.1f})   tensorboardX {t_tbx * 1e3:9.1f} ms (x{t_tbx / t_many:7.1f},"
+        f" scaled from {len(subset)} tensors)   one call to flushed {t_many_done * 1e3:8.2f} ms"
+    )
+
+    model = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True), num_layers=12
+    ).cuda()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = torch.randn(16, 128, 768, device="cuda")
+
+    def train(steps: int) -> float:
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = model(batch).float().pow(2).mean()
+            optimizer.zero_grad(set_to_none=False)
+            loss.backward()
+            optimizer.step()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps
+
+    train(3)
+    plain = min(train(10) for _ in range(3))
+    with tempfile.TemporaryDirectory() as logdir, gs.SummaryWriter(logdir) as writer:
+        watched = gs.watch(model, writer, log="gradients")
+        train(3)
+        logged = min(train(10) for _ in range(3))
+        writer.flush()
+        watched.remove()
+    n_params = sum(p.numel() for p in model.parameters())
+    print(
+        f"training step, 12-layer TransformerEncoder ({n_params / 1e6:.0f}M params, batch "
+        f"16x128): plain {plain * 1e3:8.2f} ms   with gs.watch(gradients) {logged * 1e3:8.2f} ms"
+        f"   added {100 * (logged - plain) / plain:6.2f}%"
+    )
+
+
 def bench_images(n_ours: int, n_tbx: int) -> None:
     shape = (n_ours, 2000, 2000, 4)
     batch = cp.random.randint(0, 256, shape, dtype=cp.uint8)
@@ -257,6 +356,7 @@ def main() -> None:
         bench_histograms(size_arg(size), args.repeat)
     bench_host_time(args.calls)
     bench_anomaly(size_arg(args.sizes.split(",")[0]), args.repeat, min(args.calls, 100))
+    bench_whole_model(args.repeat)
     bench_images(args.images, min(args.images, args.tbx_images))
 
 

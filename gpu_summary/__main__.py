@@ -87,10 +87,11 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
 
             writer.add_scalar("train/loss", loss, step)
             writer.add_scalar("train/learning_rate", lr, step)
-            writer.add_histogram("weights/layer1", w1, step)
-            writer.add_histogram("weights/layer2", w2, step)
-            writer.add_histogram("gradients/layer1", grad_w1, step)
-            writer.add_histogram("gradients/layer2", grad_w2, step)
+            writer.add_histograms({"layer1": w1, "layer2": w2}, step, prefix="weights/")
+            writer.add_histograms(
+                {"layer1": grad_w1, "layer2": grad_w2}, step, prefix="gradients/",
+                check_nonfinite=True,
+            )  # fmt: skip
             writer.add_histogram("activations/hidden", hidden, step, bins=30)
             if step % max(1, steps // 5) == 0 or step == steps - 1:
                 writer.add_images(
