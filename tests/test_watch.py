@@ -10,7 +10,7 @@ import pytest
 import gpu_summary as gs
 from gpu_summary import _kernels
 
-from conftest import legacy_reader
+from conftest import _cuda_available, legacy_reader
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is optional; gs.watch needs it")
@@ -163,3 +163,38 @@ def test_watch_arguments():
         gs.watch(model, None, log="weights")
     with pytest.raises(ValueError, match="every must be > 0"):
         gs.watch(model, None, every=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available() or not HAS_TORCH, reason="needs a CUDA device and torch")
+def test_cuda_model_watched_without_a_sync(tmp_path):
+    """On a GPU: the gradients of a CUDA model (float32 and bfloat16 groups) logged by
+    gs.watch under torch's sync debug mode (any synchronising call raises), equal to
+    per-tensor histograms."""
+    import torch
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(),
+                                torch.nn.Linear(256, 10)).cuda()  # fmt: skip
+    model[2].to(torch.bfloat16)
+    x = torch.randn(32, 64, device="cuda")
+    with gs.SummaryWriter(tmp_path) as writer:
+        watched = gs.watch(model, writer)
+        model[2](model[1](model[0](x)).to(torch.bfloat16)).float().sum().backward()  # warm-up
+        writer.flush()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            model[2](model[1](model[0](x)).to(torch.bfloat16)).float().sum().backward()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        watched.remove()
+        grads = {n: p.grad.float().cpu().numpy() for n, p in model.named_parameters()}
+    histograms = _histograms(tmp_path)
+    with gs.SummaryWriter(tmp_path / "ref") as reference:
+        for name, grad in grads.items():
+            reference.add_histogram(name, grad, 1)
+    want = _histograms(tmp_path / "ref")
+    for name in grads:
+        (_, got) = histograms[f"gradients/{name}"][1]
+        ((_, expected),) = want[name]
+        assert list(got.bucket) == list(expected.bucket) and got.num == expected.num
