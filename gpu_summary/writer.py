@@ -14,6 +14,7 @@ import json
 import math
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from gpu_summary import _embedding_args as embedding_args
 from gpu_summary import distributed as _distributed
 from gpu_summary import hparams as hp
 from gpu_summary._aggregation import Aggregation
-from gpu_summary._backend import backend_for
+from gpu_summary._backend import _device_backend, backend_for
 from gpu_summary._backend._results import Pending
 from gpu_summary._events import EventFileWriter
 from gpu_summary._graph import model_nodes
@@ -411,14 +412,25 @@ class SummaryWriter:
         checked_step = None if step is None else _validate.check_step(step)
         wall = time.time() if walltime is None else _validate.check_walltime(walltime)
         groups: dict[tuple, list[int]] = {}
-        adopted = []
+        adopted: dict[int, tuple] = {}
+        torch = sys.modules.get("torch")
+        on_torch_devices = []  # CUDA torch tensors: read directly, never wrapped one by one
         for k, (name, tensor) in enumerate(pairs):
+            if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
+                on_torch_devices.append(k)
+                continue
             backend, array = backend_for(tensor, f"named_tensors[{name!r}]")
-            adopted.append((backend, array))
+            adopted[k] = (backend, array)
             stream = getattr(getattr(array, "stream", None), "ptr", None)
             key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
             groups.setdefault(key, []).append(k)
         results: list = [None] * len(pairs)
+        if on_torch_devices:
+            cuda = _device_backend(pairs[on_torch_devices[0]][1], "named_tensors")
+            tensors = [pairs[k][1] for k in on_torch_devices]
+            for members, pending in cuda.histograms_torch(tensors):
+                for position, m in enumerate(members):
+                    results[on_torch_devices[m]] = (pending, position)
         for members in groups.values():
             backend = adopted[members[0]][0]
             pending = backend.histograms([adopted[k][1] for k in members])

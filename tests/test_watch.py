@@ -198,3 +198,67 @@ def test_cuda_model_watched_without_a_sync(tmp_path):
         (_, got) = histograms[f"gradients/{name}"][1]
         ((_, expected),) = want[name]
         assert list(got.bucket) == list(expected.bucket) and got.num == expected.num
+
+
+class _FakeTorchTensor:
+    """Just what histograms_torch reads of a CUDA torch tensor, over host memory."""
+
+    def __init__(self, array: np.ndarray, torch_dtype: str) -> None:
+        self.array, self.dtype = array, torch_dtype
+        self.device = type("Device", (), {"index": 0})()
+        self.shape = array.shape
+
+    def data_ptr(self) -> int:
+        return self.array.__array_interface__["data"][0]
+
+    def stride(self) -> tuple:
+        return tuple(s // self.array.itemsize for s in self.array.strides)
+
+    def element_size(self) -> int:
+        return self.array.itemsize
+
+    def numel(self) -> int:
+        return self.array.size
+
+    def detach(self):
+        return self
+
+    def contiguous(self):
+        return _FakeTorchTensor(np.ascontiguousarray(self.array), self.dtype)
+
+
+def test_torch_tensors_are_read_without_wrapping(emulated_cupy, monkeypatch):
+    """cuda.histograms_torch on stand-ins for CUDA torch tensors (addresses into host memory,
+    the emulated kernels): grouped by dtype, strided and non-mergeable layouts, equal to NumPy."""
+    import sys
+    import types
+
+    from gpu_summary._backend import cuda
+    from gpu_summary._backend import numpy as numpy_backend
+
+    stream = types.SimpleNamespace(cuda_stream=5)
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(current_stream=lambda d: stream))
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    rng = np.random.default_rng(3)
+    arrays = [
+        rng.standard_normal((40, 30)).astype(np.float32),
+        rng.standard_normal(_kernels.MULTI_CHUNK + 5).astype(np.float32)[::2],  # strided
+        rng.standard_normal((9, 8)).astype(np.float32)[:, :5],  # two dimensions: copied
+        rng.standard_normal(77),  # float64: its own group
+    ]
+    dtypes = ["torch.float32"] * 3 + ["torch.float64"]
+    groups = cuda.histograms_torch(
+        [_FakeTorchTensor(a, d) for a, d in zip(arrays, dtypes, strict=True)]
+    )
+    assert [members for members, _ in groups] == [[0, 1, 2], [3]]
+    launches = [op for op in emulated_cupy.log if op[0] == "launch"]
+    assert [op[1] for op in launches] == ["gs_multi_ladder"] * 2
+    assert all(op[-1] == 5 for op in launches)  # on torch's current stream
+    for members, pending in groups:
+        for result, k in zip(pending.result(), members, strict=True):
+            want = numpy_backend.histogram_fixed(arrays[k], None).result()
+            np.testing.assert_array_equal(result.counts, want.counts)
+            assert (result.stats.count, result.stats.min, result.stats.max) == (
+                want.stats.count, want.stats.min, want.stats.max)  # fmt: skip
+    with pytest.raises(TypeError, match="cannot histogram"):
+        cuda.histograms_torch([_FakeTorchTensor(np.zeros(2, np.complex64), "torch.complex64")])

@@ -22,6 +22,7 @@ event has completed, so none is reused while a kernel or copy may still touch it
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ __all__ = [
     "histogram_even",
     "histogram_fixed",
     "histograms",
+    "histograms_torch",
     "scalar",
     "snapshot",
     "tensor_stats",
@@ -522,46 +524,99 @@ def histograms(tensors: list[DeviceArray]) -> Pending[list[HistogramResult]]:
     merging its dimensions) is copied to contiguous memory on the stream first. No host sync.
     """
     first = tensors[0]
-    device, stream = first.device_id, first.stream
-    with cupy.cuda.Device(device), stream:
+    with cupy.cuda.Device(first.device_id), first.stream:
         pointers, lengths, strides, keep = [], [], [], []
         for values in tensors:
             pointer, shape, element_strides, array = _flat_source(values)
             if len(shape) != 1:
                 array = cupy.ascontiguousarray(values.array)  # on the stream
-                pointer, shape, element_strides = array.data.ptr, [array.size], [1]
+                pointer, element_strides = array.data.ptr, [1]
             pointers.append(pointer)
             lengths.append(int(values.size))
             strides.append(int(element_strides[0]))
             keep.append(array)
-        table = _kernels.multi_table(pointers, lengths, strides)
-        n_chunks = int(table[-1])
-        buffer = _kernels.MultiBuffer(len(tensors), n_chunks)
-        memory = cupy.cuda.alloc(buffer.total_bytes)
-        cupy.cuda.runtime.memsetAsync(memory.ptr, 0, buffer.zero_bytes, stream.ptr)
-        staging = cupy.cuda.alloc_pinned_memory(table.nbytes)
-        staged = np.frombuffer(staging, np.uint64, table.size)
-        staged[:] = table
-        cupy.cuda.runtime.memcpyAsync(
-            memory.ptr + buffer.table, staged.ctypes.data, table.nbytes, _HOST_TO_DEVICE,
-            stream.ptr,
-        )  # fmt: skip
-        if n_chunks:
-            kernel = _kernel(
-                device, _kernels.REDUCE_FILE, _kernels.multi_expression(first.dtype_name)
+        keep += [values.owner for values in tensors]
+        return _launch_multi(first.device_id, first.stream, first.dtype_name,
+                             pointers, lengths, strides, keep)  # fmt: skip
+
+
+# torch dtypes by name, as the kernels know them (bool and bfloat16 read as stored).
+_TORCH_DTYPES = {f"torch.{name}": name for name in _kernels.CUDA_TYPES}
+
+
+def histograms_torch(tensors: list) -> list[tuple[list[int], Pending[list[HistogramResult]]]]:
+    """:func:`histograms` for CUDA torch tensors without wrapping each one: addresses,
+    lengths and strides come straight from the tensors (a tensor that is not one run of memory
+    is made contiguous by torch, on its stream), grouped by device and dtype; each group is one
+    launch on torch's current stream of its device. Returns ``(indices, pending)`` per group.
+    """
+    torch = sys.modules["torch"]
+    groups: dict[tuple[int, str], list[int]] = {}
+    for k, tensor in enumerate(tensors):
+        name = _TORCH_DTYPES.get(str(tensor.dtype))
+        if name is None:
+            raise TypeError(
+                f"tensor {k} has dtype {tensor.dtype}, which gpu_summary cannot histogram; "
+                "convert it (for example with .float())"
             )
-            grid = min(n_chunks, _grid(device, n_chunks * _kernels.MULTI_CHUNK))
-            shared = _kernels.reduce_shared_bytes(_kernels.LADDER)
-            kernel((grid,), (_kernels.THREADS,), _kernels.multi_args(buffer, memory.ptr),
-                   shared_mem=shared)  # fmt: skip
-        host, event = _launch_copy(memory, buffer.result_bytes, stream)
-        n = len(tensors)
+        groups.setdefault((tensor.device.index, name), []).append(k)
+    out = []
+    for (device, name), members in groups.items():
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream, device)
+        pointers, lengths, strides, keep = [], [], [], []
+        for k in members:
+            tensor = tensors[k]
+            view = _layout.kernel_view(
+                tensor.data_ptr(), tuple(tensor.shape),
+                tuple(s * tensor.element_size() for s in tensor.stride()), tensor.element_size(),
+            )  # fmt: skip
+            if view is None or len(view[1]) != 1:
+                tensor = tensor.detach().contiguous()
+                view = (tensor.data_ptr(), [tensor.numel()], [1])
+            pointers.append(view[0])
+            lengths.append(int(tensor.numel()))
+            strides.append(int(view[2][0]))
+            keep.append(tensor)
+        with cupy.cuda.Device(device), stream:
+            pending = _launch_multi(device, stream, name, pointers, lengths, strides, keep)
+        out.append((members, pending))
+    return out
 
-        def parse(raw: np.ndarray) -> list[HistogramResult]:
-            return [
-                HistogramResult(limits=_ladder.LIMITS, counts=counts, stats=stats)
-                for counts, stats in _kernels.parse_multi(raw, n)
-            ]
 
-        owners = tuple(values.owner for values in tensors)
-        return _DevicePending(event, host, parse, (memory, staging, *keep, *owners))
+def _launch_multi(
+    device: int,
+    stream: object,
+    dtype_name: str,
+    pointers: list[int],
+    lengths: list[int],
+    strides: list[int],
+    keep: list,
+) -> Pending[list[HistogramResult]]:
+    """Stage the table, launch gs_multi_ladder, queue the copy back (current device, stream)."""
+    table = _kernels.multi_table(pointers, lengths, strides)
+    n_chunks = int(table[-1])
+    n = len(pointers)
+    buffer = _kernels.MultiBuffer(n, n_chunks)
+    memory = cupy.cuda.alloc(buffer.total_bytes)
+    cupy.cuda.runtime.memsetAsync(memory.ptr, 0, buffer.zero_bytes, stream.ptr)
+    staging = cupy.cuda.alloc_pinned_memory(table.nbytes)
+    staged = np.frombuffer(staging, np.uint64, table.size)
+    staged[:] = table
+    cupy.cuda.runtime.memcpyAsync(
+        memory.ptr + buffer.table, staged.ctypes.data, table.nbytes, _HOST_TO_DEVICE, stream.ptr
+    )
+    if n_chunks:
+        kernel = _kernel(device, _kernels.REDUCE_FILE, _kernels.multi_expression(dtype_name))
+        grid = min(n_chunks, _grid(device, n_chunks * _kernels.MULTI_CHUNK))
+        shared = _kernels.reduce_shared_bytes(_kernels.LADDER)
+        kernel((grid,), (_kernels.THREADS,), _kernels.multi_args(buffer, memory.ptr),
+               shared_mem=shared)  # fmt: skip
+    host, event = _launch_copy(memory, buffer.result_bytes, stream)
+
+    def parse(raw: np.ndarray) -> list[HistogramResult]:
+        return [
+            HistogramResult(limits=_ladder.LIMITS, counts=counts, stats=stats)
+            for counts, stats in _kernels.parse_multi(raw, n)
+        ]
+
+    return _DevicePending(event, host, parse, (memory, staging, *keep))
