@@ -576,6 +576,6 @@ def snapshot(values: np.ndarray) -> np.ndarray:
     return np.array(values, copy=True)
 
 
-def histograms(arrays: list[np.ndarray]) -> Pending[list[HistogramResult]]:
+def histograms(tensors: list[np.ndarray]) -> Pending[list[HistogramResult]]:
     """Ladder histograms of several arrays: exactly ``histogram_fixed(a, None)`` of each."""
-    return Ready([histogram_fixed(array, None).result() for array in arrays])
+    return Ready([histogram_fixed(array, None).result() for array in tensors])
