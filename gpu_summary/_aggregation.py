@@ -16,7 +16,7 @@ import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
-from gpu_summary.distributed import Aggregator, Merged, call_id
+from gpu_summary.distributed import Aggregator, Merged, MismatchError, call_id
 
 _STATS_WORDS = 6  # count, sum, sum_squares, nan, posinf, neginf
 _MAX_NDIM = 64  # NumPy's most dimensions: room for any shard's shape
@@ -106,6 +106,45 @@ class Aggregation:
                 local = pending.result()
                 lo, hi = aggregator.check(identity, description, *_range(local.stats))
                 merged.set(self._sum_histogram(local, lo, hi, local.limits))
+
+        aggregator.submit(_delivering(task, merged))
+        return merged
+
+    def histograms(
+        self, local: Callable[[], list[HistogramResult]], tags: list[str], step: int
+    ) -> Merged:
+        """Many ladder histograms (``local()`` gives this rank's, in ``tags`` order) merged with
+        one MIN collective of every range and one SUM of every pack; a Merged list."""
+        identity = call_id("histograms", step, *tags)
+        description = f"add_histograms({len(tags)} tensors from {tags[0]!r}, step={step})"
+        merged = Merged()
+        aggregator = self.aggregator
+
+        def task() -> None:
+            results = local()
+            ranges = [_range(result.stats) for result in results]
+            lows = [lo for lo, _ in ranges]
+            highs = [-hi for _, hi in ranges]
+            got = aggregator.collective.minimum(np.array([identity, -identity, *lows, *highs]))
+            if got[0] != -got[1]:
+                raise MismatchError(
+                    "ranks disagree: every rank must call add_histograms with the same names, "
+                    f"in the same order and step; rank {self.rank} logged {description}"
+                )
+            n = len(results)
+            packs = [
+                np.concatenate([r.counts.astype(np.float64), _stats_pack(r.stats)]) for r in results
+            ]
+            total = aggregator.collective.total(np.concatenate(packs))
+            out, offset = [], 0
+            for k, result in enumerate(results):
+                size = result.counts.size
+                counts = total[offset : offset + size].astype(np.int64)
+                pack = total[offset + size : offset + size + _STATS_WORDS]
+                stats = _merged_stats(pack, got[2 + k], -got[2 + n + k])
+                out.append(HistogramResult(limits=result.limits, counts=counts, stats=stats))
+                offset += size + _STATS_WORDS
+            merged.set(out)
 
         aggregator.submit(_delivering(task, merged))
         return merged

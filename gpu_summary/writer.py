@@ -393,7 +393,8 @@ class SummaryWriter:
         PyTorch's ``_foreach`` kernels — with one asynchronous copy of every result; mixed
         dtypes and devices make one launch per group. Host arrays are reduced one by one. The
         histograms equal those of per-tensor ``add_histogram(prefix + name, tensor, step)``
-        calls (default buckets), written as one event per step.
+        calls (default buckets), written as one event per step. A distributed writer merges
+        all of them with one pair of collectives per call.
 
         Raises:
             TypeError: ``named_tensors`` is not a mapping or pairs; a name that is not a str;
@@ -404,11 +405,9 @@ class SummaryWriter:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         pairs = _named_pairs(named_tensors)
-        if self._aggregation is not None:  # each merges on its own: one collective pair each
-            for name, tensor in pairs:
-                self.add_histogram(prefix + name, tensor, step, walltime=walltime)
-            return
         tags = [_validate.check_tag(prefix + name, "names") for name, _ in pairs]
+        if self._aggregation is not None:
+            self._aggregation.aggregator.raise_error()
         checked_step = None if step is None else _validate.check_step(step)
         wall = time.time() if walltime is None else _validate.check_walltime(walltime)
         groups: dict[tuple, list[int]] = {}
@@ -442,6 +441,12 @@ class SummaryWriter:
 
             def stats_of(chosen: list[int] = chosen) -> list:
                 return [results[k][0].result()[results[k][1]] for k in chosen]
+
+            if self._aggregation is not None:  # all of them merged by one pair of collectives
+                merged = self._aggregation.histograms(
+                    stats_of, [tags[k] for k in chosen], event_step
+                )
+                stats_of = merged.result
 
             def build(chosen: list[int] = chosen, stats_of=stats_of) -> summary_pb2.Summary:
                 summary = summary_pb2.Summary()
@@ -897,7 +902,11 @@ def _nonfinite_call_back(
     tags: list[str], histograms: Callable[[], list], step: int, callback: Callable
 ) -> None:
     """Writer-thread job: ``callback(report)`` when any of the tensors held NaN/±Inf."""
-    found = _anomaly.nonfinite_report(tags, [h.stats for h in histograms()], step)
+    try:
+        merged = histograms()
+    except _distributed.AggregationFailed:
+        return  # the aggregation's own error reaches the caller
+    found = _anomaly.nonfinite_report(tags, [h.stats for h in merged], step)
     if found is not None:
         callback(found)
 

@@ -110,6 +110,17 @@ def _check_scenario(tmp_path, results, size):
     finite = everything[np.isfinite(everything)].astype(np.float64)
     assert np.asarray(got.bucket).sum() == finite.size
 
+    # add_histograms: every tensor merged by one pair of collectives.
+    for tag, part in (
+        ("many/a", everything),
+        ("many/b", np.concatenate([v[::3] * 2 for v in shards])),
+    ):
+        want = numpy_backend.histogram_fixed(part, None).result()
+        got = histogram(tag)
+        np.testing.assert_array_equal(np.asarray(got.bucket)[np.asarray(got.bucket) > 0],
+                                      want.counts[want.counts > 0])  # fmt: skip
+        assert (got.num, got.min, got.max) == (want.stats.count, want.stats.min, want.stats.max)
+
     def scalar(tag):
         return [(e.step, e.value) for e in acc.Scalars(tag)]
 
