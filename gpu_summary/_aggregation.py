@@ -16,7 +16,7 @@ import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
-from gpu_summary.distributed import Aggregator, Merged, MismatchError, call_id
+from gpu_summary.distributed import Aggregator, Merged, call_id
 
 _STATS_WORDS = 6  # count, sum, sum_squares, nan, posinf, neginf
 _MAX_NDIM = 64  # NumPy's most dimensions: room for any shard's shape
@@ -123,15 +123,9 @@ class Aggregation:
         def task() -> None:
             results = local()
             ranges = [_range(result.stats) for result in results]
-            lows = [lo for lo, _ in ranges]
-            highs = [-hi for _, hi in ranges]
-            got = aggregator.collective.minimum(np.array([identity, -identity, *lows, *highs]))
-            if got[0] != -got[1]:
-                raise MismatchError(
-                    "ranks disagree: every rank must call add_histograms with the same names, "
-                    f"in the same order and step; rank {self.rank} logged {description}"
-                )
-            n = len(results)
+            lows, highs = aggregator.check_ranges(
+                identity, description, [lo for lo, _ in ranges], [hi for _, hi in ranges]
+            )
             packs = [
                 np.concatenate([r.counts.astype(np.float64), _stats_pack(r.stats)]) for r in results
             ]
@@ -141,7 +135,7 @@ class Aggregation:
                 size = result.counts.size
                 counts = total[offset : offset + size].astype(np.int64)
                 pack = total[offset + size : offset + size + _STATS_WORDS]
-                stats = _merged_stats(pack, got[2 + k], -got[2 + n + k])
+                stats = _merged_stats(pack, float(lows[k]), float(highs[k]))
                 out.append(HistogramResult(limits=result.limits, counts=counts, stats=stats))
                 offset += size + _STATS_WORDS
             merged.set(out)

@@ -14,10 +14,11 @@ counts, moments and non-finite counts. Counts stay exact in float64 up to 2**53.
 Collectives run in call order on one aggregation thread per writer, so a device tensor's call
 returns once its reduction is launched: the thread waits for the compact result (a CUDA event),
 then runs the collectives. Collectives carry host buffers, over gloo (a gloo group is created
-beside an NCCL default group) or MPI. The caller blocks only where the data itself needs the
-global result first: ``bins=n`` on host data waits for the global range, then counts its
-shard. Errors found on the thread (a mismatch, a failed collective) are raised by the next call
-on the writer, on every rank.
+beside an NCCL default group, so the training's own NCCL traffic is never interleaved with
+ours) or MPI. ``bins=n`` needs the global range before counting: the call takes a private copy
+of the shard (on the device: on the stream) and the thread counts it once the range is known,
+so the caller never waits. Errors found on the thread (a mismatch, a failed collective) are
+raised by the next call on the writer, on every rank.
 
 Threads: a distributed writer must be called from one thread per rank (collectives must be
 issued in the same order everywhere).
@@ -219,28 +220,6 @@ class Aggregator:
             self._pending += 1
         self._tasks.put(task)
 
-    def run_now(self, task: Callable[[], object]) -> object:
-        """Queue ``task`` and wait for its value (collectives whose result the caller needs)."""
-        box = Merged()
-
-        def wrapped() -> None:
-            try:
-                box.set(task())
-            except BaseException as exc:
-                box.fail(exc)
-                raise
-
-        self.submit(wrapped)
-        try:
-            return box.result()
-        except AggregationFailed as failed:
-            self._forget_error()
-            raise failed.__cause__ from None
-
-    def _forget_error(self) -> None:
-        self.wait()
-        self._errors.clear()  # already raised to the caller
-
     def wait(self) -> None:
         """Block until every queued task ran."""
         with self._idle:
@@ -281,11 +260,21 @@ class Aggregator:
         Raises:
             MismatchError: the ranks are not in the same call.
         """
-        got = self.collective.minimum(np.array([identity, -identity, low, -high]))
+        lows, highs = self.check_ranges(identity, description, [low], [high])
+        return float(lows[0]), float(highs[0])
+
+    def check_ranges(
+        self, identity: float, description: str, lows: list[float], highs: list[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`check` for several ranges at once: (global minima, global maxima)."""
+        n = len(lows)
+        got = self.collective.minimum(
+            np.array([identity, -identity, *lows, *(-np.asarray(highs, dtype=np.float64))])
+        )
         if got[0] != -got[1]:
             raise MismatchError(
                 "ranks disagree: every rank must call the distributed SummaryWriter's add_* "
                 "methods in the same order with the same tags, steps and buckets; in this slot "
                 f"rank {self.rank} logged {description}, another rank something else"
             )
-        return float(got[2]), float(-got[3])
+        return got[2 : 2 + n], -got[2 + n : 2 + 2 * n]
