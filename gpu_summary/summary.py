@@ -145,14 +145,14 @@ class Projector:
         """
         tag = seed_tag(tag, "embedding_projector")
         step = seed_step(step)
-        points = self._entry(seed_pb2.MetaData.EMBEDDING, "embedding", value, label, tag, step)
-        samples = self._sample(seed_pb2.MetaData.EMBEDDING, sample_name, sample_type, x)
-        matrix = points.reshape(len(points), -1).astype(np.float32) if points.ndim else None
-        if matrix is None or matrix.size == 0:
-            raise ValueError(f"value must be N×D with N, D >= 1, got shape {points.shape}")
+        points, labels, samples = self._log(
+            seed_pb2.MetaData.EMBEDDING, "embedding", value, label, tag, step,
+            sample_name, sample_type, x,
+        )  # fmt: skip
+        matrix = points.reshape(len(points), -1).astype(np.float32)
         rows = None
-        if label is not None:
-            pending, _ = embedding_args.labels(_host(label, "label"), len(matrix))
+        if labels is not None:
+            pending, _ = embedding_args.labels(labels, len(matrix))
             rows = embedding_args.label_rows(pending.result())
         thumbnails = None
         if samples is not None and sample_type.lower() == "image" and samples.ndim in (3, 4):
@@ -177,8 +177,10 @@ class Projector:
         """
         tag = seed_tag(tag, "exception_projector")
         step = seed_step(step)
-        self._entry(seed_pb2.MetaData.EXCEPTION, "exception", value, None, tag, step)
-        self._sample(seed_pb2.MetaData.EXCEPTION, sample_name, sample_type, x)
+        self._log(
+            seed_pb2.MetaData.EXCEPTION, "exception", value, None, tag, step,
+            sample_name, sample_type, x,
+        )  # fmt: skip
 
     def _file(self, kind: int, name: str) -> tuple[str, seed_pb2.SummaryProjector]:
         entry = self._files.get(kind)
@@ -186,40 +188,52 @@ class Projector:
             raise ValueError(f"call create_{name}_projector() before {name}_projector()")
         return entry
 
-    def _entry(
-        self, kind: int, name: str, value: object, label: object, tag: str, step: int
-    ) -> np.ndarray:
+    def _log(
+        self,
+        kind: int,
+        name: str,
+        value: object,
+        label: object,
+        tag: str,
+        step: int,
+        sample_name: str | None,
+        sample_type: str | None,
+        x: object,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Check every argument, then add one Projector entry (and the sample, when named)
+        and rewrite the file once; returns (value, labels, samples) on the host."""
         self._file(kind, name)
         if value is None:
             raise ValueError(f"{name}_projector needs a value (the tensor to project)")
         if isinstance(value, (list, tuple)) and len(value) == 1:
             value = value[0]  # the seed passes one-element lists of arrays
+        with_sample = sample_name is not None and sample_type is not None
+        if with_sample and (
+            not isinstance(sample_type, str) or sample_type.lower() not in _SAMPLE_TYPES
+        ):
+            raise ValueError(
+                f"sample_type must be one of {sorted(_SAMPLE_TYPES)}, got {sample_type!r}"
+            )
         array = _host(value, "value")
+        if array.ndim == 0 or array.size == 0:
+            raise ValueError(f"value must be N×D with N, D >= 1, got shape {array.shape}")
         labels = None if label is None else _host(label, "label")
+        if labels is not None and (labels.ndim == 0 or len(labels) != len(array)):
+            raise ValueError(
+                f"label must hold one label per point: value has {len(array)} rows, label "
+                f"has shape {labels.shape}"
+            )
+        samples = None if not with_sample or x is None else _host(x, "x")
         with self._lock:
             path, message = self._files[kind]
             entry = message.projector.add(tag=tag, step=step, WALL_TIME=time.time())
             _set_tensor(entry.value, array)
             if labels is not None:
                 _set_tensor(entry.label, labels)
+            if with_sample:
+                message.sample.Clear()
+                message.sample.name = str(sample_name)
+                message.sample.type = _SAMPLE_TYPES[sample_type.lower()]
+                _set_tensor(message.sample.X, samples if samples is not None else np.zeros(0))
             _embedding.write_atomically(path, message.SerializeToString())
-        return array
-
-    def _sample(
-        self, kind: int, name: str | None, sample_type: str | None, x: object
-    ) -> np.ndarray | None:
-        if name is None or sample_type is None:
-            return None
-        if not isinstance(sample_type, str) or sample_type.lower() not in _SAMPLE_TYPES:
-            raise ValueError(
-                f"sample_type must be one of {sorted(_SAMPLE_TYPES)}, got {sample_type!r}"
-            )
-        samples = None if x is None else _host(x, "x")
-        with self._lock:
-            path, message = self._files[kind]
-            message.sample.Clear()
-            message.sample.name = str(name)
-            message.sample.type = _SAMPLE_TYPES[sample_type.lower()]
-            _set_tensor(message.sample.X, samples if samples is not None else np.zeros(0))
-            _embedding.write_atomically(path, message.SerializeToString())
-        return samples
+        return array, labels, samples

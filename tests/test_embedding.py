@@ -259,6 +259,9 @@ def test_seed_projector_errors(tmp_path):
         projector.create_embedding_projector()
     with pytest.raises(ValueError, match="sample_type must be one of"):
         projector.embedding_projector(value=np.ones((2, 2)), sample_name="s", sample_type="video")
+    with pytest.raises(ValueError, match="one label per point"):
+        projector.embedding_projector(value=np.ones((2, 2)), label=np.arange(3))
+    assert not os.path.exists(projector.embedding_filename)  # nothing half-written
 
 
 @pytest.mark.gpu
