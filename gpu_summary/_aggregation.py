@@ -170,24 +170,24 @@ class Aggregation:
     def anomaly(
         self,
         pending: Pending[AnomalyResult],
-        histogram: Pending[HistogramResult],
         tag: str,
         step: int,
         lower: float | None,
         upper: float | None,
         max_positions: int,
-    ) -> tuple[Pending[AnomalyResult], Pending[HistogramResult]]:
+    ) -> Pending[AnomalyResult]:
         """The anomaly report of every shard: counts and moments summed, positions gathered
         (tagged with their rank, in rank order, the first ``max_positions``), the histogram
         merged; quantiles and heat map stay rank 0's shard's."""
         identity = call_id("anomaly", tag, step, lower, upper, max_positions)
         description = f"add_anomaly({tag!r}, step={step})"
-        merged, merged_histogram = Merged(), Merged()
+        merged = Merged()
         aggregator = self.aggregator
         collective = aggregator.collective
 
         def task() -> None:
-            local, local_histogram = pending.result(), histogram.result()
+            local = pending.result()
+            local_histogram = local.histogram
             lo, hi = aggregator.check(identity, description, *_range(local.stats))
             pack = np.concatenate(
                 [
@@ -216,11 +216,11 @@ class Aggregation:
                 values.append(part[head + max_positions : head + max_positions + k])
                 ranks.append(np.full(k, rank, dtype=np.int64))
             keep = slice(0, max_positions)
-            merged_histogram.set(HistogramResult(local_histogram.limits, counts, stats))
             merged.set(
                 dataclasses.replace(
                     local,
                     stats=stats,
+                    histogram=HistogramResult(local_histogram.limits, counts, stats),
                     below=int(total[0]),
                     above=int(total[1]),
                     positions=np.concatenate(flat)[keep],
@@ -231,8 +231,8 @@ class Aggregation:
                 )
             )
 
-        aggregator.submit(_delivering(_delivering(task, merged_histogram), merged))
-        return merged, merged_histogram
+        aggregator.submit(_delivering(task, merged))
+        return merged
 
 
 def _delivering(task: Callable[[], None], merged: Merged) -> Callable[[], None]:

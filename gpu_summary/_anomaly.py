@@ -204,7 +204,6 @@ class AnomalyHandle:
     def __init__(
         self,
         pending: Pending[AnomalyResult],
-        histogram: Pending[HistogramResult],
         tag: str,
         step: int,
         lower: float | None,
@@ -212,7 +211,6 @@ class AnomalyHandle:
     ) -> None:
         self.tag, self.step, self.lower, self.upper = tag, step, lower, upper
         self._pending = pending
-        self._histogram = histogram
         self._lock = threading.Lock()
         self._report: AnomalyReport | None = None
         self._result: AnomalyResult | None = None
@@ -229,7 +227,7 @@ class AnomalyHandle:
     def summary_parts(self) -> tuple[AnomalyReport, HistogramResult, np.ndarray]:
         """(report, histogram of the finite values, per-cell non-finite counts)."""
         report_ = self.result()
-        return report_, self._histogram.result(), self._result.heat_nonfinite
+        return report_, self._result.histogram, self._result.heat_nonfinite
 
     def __repr__(self) -> str:
         state = "ready" if self._report is not None else "pending"

@@ -121,6 +121,7 @@ class AnomalyBuffer:
         [below, above u64 | stats u64 x 8 | keys u64 x MAX_TARGETS |
          positions i64 x max_positions | values f64 x max_positions |
          heat sum f64 x cells | heat count u64 x cells | heat non-finite u64 x cells |
+         ladder counts u64 x LADDER (copied from the stats pass's ladder histogram) |
          -- scratch: selection state u64 x SELECT_WORDS | quantiles f64 x MAX_TARGETS / 2 |
          tile offsets u64 x tiles | tile counts u32 x tiles]
 
@@ -155,8 +156,12 @@ class AnomalyBuffer:
         return self.heat_count + 8 * self.cells
 
     @property
-    def result_bytes(self) -> int:
+    def ladder(self) -> int:
         return self.heat_nonfinite + 8 * self.cells
+
+    @property
+    def result_bytes(self) -> int:
+        return self.ladder + 8 * _ladder.N_LIMITS
 
     @property
     def select(self) -> int:

@@ -644,13 +644,10 @@ class SummaryWriter:
         if int(getattr(array, "size", 1)) == 0:
             raise ValueError("values is empty; there is nothing to check")
         pending = backend.anomaly(array, lower, upper, max_positions, _anomaly.HEATMAP_CELLS)
-        histogram = backend.histogram_fixed(array, None)
         step = self._resolve_step(tag, step)
         if self._aggregation is not None:
-            pending, histogram = self._aggregation.anomaly(
-                pending, histogram, tag, step, lower, upper, max_positions
-            )
-        handle = _anomaly.AnomalyHandle(pending, histogram, tag, step, lower, upper)
+            pending = self._aggregation.anomaly(pending, tag, step, lower, upper, max_positions)
+        handle = _anomaly.AnomalyHandle(pending, tag, step, lower, upper)
 
         def build() -> summary_pb2.Summary:
             return anomaly_summary(*handle.summary_parts(), lower, upper)

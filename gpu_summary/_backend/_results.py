@@ -94,6 +94,7 @@ class AnomalyResult:
     heat_sum: np.ndarray
     heat_count: np.ndarray
     heat_nonfinite: np.ndarray
+    histogram: HistogramResult  # the ladder histogram of the finite values, from the same pass
     # Merged across ranks: which rank each position is on, and how many finite values the
     # order statistics and heat map (rank 0's shard) cover.
     position_ranks: np.ndarray | None = None

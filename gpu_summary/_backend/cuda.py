@@ -352,11 +352,13 @@ def anomaly(
     """The NumPy backend's ``anomaly`` on the device, without a host sync.
 
     Launches, all on the producer's stream: a memset of one buffer (``_kernels.AnomalyBuffer``),
-    gs_reduce's stats pass, gs_anomaly_scan (+ gs_anomaly_offsets and gs_anomaly_collect when
+    gs_reduce's ladder pass (moments, non-finite counts and the report's histogram),
+    gs_anomaly_scan (+ gs_anomaly_offsets and gs_anomaly_collect when
     positions are asked for), gs_heatmap, and the radix selection of the quantiles' order
     statistics (gs_select_step, then per byte of the order keys gs_select_count and
-    gs_select_step: 4 rounds for 1-4 byte types, 8 for 8-byte ones); then one copy of the
-    compact result to pinned memory. The order statistics are exact (found by counting, never
+    gs_select_step: 4 rounds for 1-4 byte types, 8 for 8-byte ones); then two device copies
+    (stats and ladder counts into the report's buffer) and one copy of the compact result to
+    pinned memory. The order statistics are exact (found by counting, never
     by sorting a copy); the heat-map sums differ from NumPy's by summation order only.
     """
     dtype = values.dtype_name
@@ -367,8 +369,8 @@ def anomaly(
     device = values.device_id
     with cupy.cuda.Device(device), values.stream:
         stream = values.stream
-        stats = _Reduction(values, 0)
-        stats.launch(_kernels.STATS)
+        stats = _Reduction(values, _ladder.N_LIMITS)  # moments and the report's histogram
+        stats.launch(_kernels.LADDER)
         layout, keep = _c_order_source(values)
         buffer = _kernels.AnomalyBuffer(max_positions, n_cells, -(-n // _kernels.TILE))
         memory = cupy.cuda.alloc(buffer.total_bytes)
@@ -410,6 +412,10 @@ def anomaly(
             base + buffer.stats, stats_pointer, 8 * _kernels.STATS_WORDS, _DEVICE_TO_DEVICE,
             stream.ptr,
         )  # fmt: skip
+        cupy.cuda.runtime.memcpyAsync(
+            base + buffer.ladder, stats.memory.ptr, 8 * _ladder.N_LIMITS, _DEVICE_TO_DEVICE,
+            stream.ptr,
+        )  # fmt: skip
         host, event = _launch_copy(memory, buffer.result_bytes, stream)
         shape = tuple(values.shape)
 
@@ -436,6 +442,11 @@ def anomaly(
                 heat_sum=region(buffer.heat_sum, n_cells, np.float64).reshape(heat),
                 heat_count=region(buffer.heat_count, n_cells, np.int64).reshape(heat),
                 heat_nonfinite=region(buffer.heat_nonfinite, n_cells, np.int64).reshape(heat),
+                histogram=HistogramResult(
+                    limits=_ladder.LIMITS,
+                    counts=region(buffer.ladder, _ladder.N_LIMITS, np.int64),
+                    stats=stats_,
+                ),
             )
 
         keep_alive = (memory, staging, stats.memory, stats.keep, keep, values.owner)

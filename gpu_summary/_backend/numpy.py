@@ -491,9 +491,11 @@ def anomaly(
     as such), or finite and ``< lower`` ("below") or ``> upper`` ("above"); the first
     ``max_positions`` offending flat indices are kept in index order. The quantiles' order
     statistics are found with ``numpy.partition`` over a float64 copy of the finite values
-    (this reference keeps them all; the device backend selects them without a copy).
+    (this reference keeps them all; the device backend selects them without a copy). The
+    ladder histogram of the finite values comes from the same pass.
     """
     moments = _Moments()
+    ladder = _LadderCounter(_Moments())  # its own non-finite tally: counted once, below
     heat = _HeatCells(int(values.size), cells)
     below = above = 0
     positions: list[np.ndarray] = []
@@ -518,11 +520,13 @@ def anomaly(
             positions.append(where + start)
             position_values.append(x[where])
             kept += where.size
+        ladder.add(x)
         finite_x = x[finite]
         moments.add(finite_x)
         finite_parts.append(finite_x)
         heat.add(start, x, finite)
     stats = moments.stats()
+    histogram = HistogramResult(limits=_ladder.LIMITS, counts=ladder.counts(), stats=stats)
     if stats.count:
         finite_values = np.concatenate(finite_parts)
         ranks = _anomaly.quantile_ranks(stats.count)
@@ -541,6 +545,7 @@ def anomaly(
             heat_sum=heat.sum.reshape(heat.shape),
             heat_count=heat.count.reshape(heat.shape),
             heat_nonfinite=heat.nonfinite.reshape(heat.shape),
+            histogram=histogram,
         )
     )
 
