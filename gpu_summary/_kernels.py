@@ -412,16 +412,9 @@ def reduce_args(
         limits: device address of ``n_limits`` caller limits (EDGES mode).
         bins: even buckets (EVEN mode).
     """
-    dims = len(shape)
-    padded_shape = [*shape, *[1] * (MAX_DIMS - dims)]
-    padded_strides = [*strides, *[0] * (MAX_DIMS - dims)]
     shared = in_shared_memory(mode, n_limits, bins)
     return (
-        np.uint64(data),
-        np.int64(n),
-        np.int32(dims),
-        *map(np.int64, padded_shape[1:]),
-        *map(np.int64, padded_strides),
+        *layout_args(data, n, shape, strides),
         np.uint64(limits),
         np.int32(n_limits),
         np.int32(shared and mode == EDGES),  # shared_limits

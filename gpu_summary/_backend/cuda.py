@@ -140,14 +140,17 @@ def _launch_copy(
     return host, event
 
 
-def _flat_source(values: DeviceArray) -> tuple[int, list[int], list[int], cupy.ndarray]:
-    """The input as gs_reduce reads it: (lowest address, shape, strides, array to keep)."""
+def _flat_source(
+    values: DeviceArray, view_of: Callable = _layout.kernel_view
+) -> tuple[int, list[int], list[int], cupy.ndarray]:
+    """The input as a kernel reads it: (address, shape, strides, array to keep), laid out by
+    ``view_of`` (any order for gs_reduce; ``_layout.c_order_view`` for gs_anomaly)."""
     array = values.array
     itemsize = array.dtype.itemsize
-    view = _layout.kernel_view(array.data.ptr, array.shape, array.strides, itemsize)
+    view = view_of(array.data.ptr, array.shape, array.strides, itemsize)
     if view is None:  # odd strides or too many dimensions: copy, on the stream
         array = cupy.ascontiguousarray(array)
-        view = _layout.kernel_view(array.data.ptr, array.shape, array.strides, itemsize)
+        view = view_of(array.data.ptr, array.shape, array.strides, itemsize)
     pointer, shape, strides = view
     return pointer, shape, strides, array
 
@@ -332,13 +335,7 @@ def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]
 
 def _c_order_source(values: DeviceArray) -> tuple[tuple, object]:
     """(gs_anomaly layout arguments, array to keep) addressing ``values`` in C order."""
-    array = values.array
-    itemsize = array.dtype.itemsize
-    view = _layout.c_order_view(array.data.ptr, array.shape, array.strides, itemsize)
-    if view is None:  # odd strides or too many dimensions: copy, on the stream
-        array = cupy.ascontiguousarray(array)
-        view = _layout.c_order_view(array.data.ptr, array.shape, array.strides, itemsize)
-    pointer, shape, strides = view
+    pointer, shape, strides, array = _flat_source(values, _layout.c_order_view)
     return _kernels.layout_args(pointer, int(values.size), shape, strides), array
 
 
