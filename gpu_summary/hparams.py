@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -168,10 +169,16 @@ class HParam:
                 f"None, got {type(self.domain).__name__}"
             )
 
-    def check(self, value: object) -> None:
-        """Raise TypeError/ValueError, naming this hparam, unless ``value`` fits it."""
+    def check(self, value: object, domains: bool = True) -> None:
+        """Raise TypeError/ValueError, naming this hparam, unless ``value`` fits it; with
+        ``domains=False`` a value of the right type outside the domain only warns."""
         if self.domain is not None:
-            self.domain.check(self.name, value)
+            try:
+                self.domain.check(self.name, value)
+            except ValueError as exc:
+                if domains:
+                    raise
+                warnings.warn(f"{exc}; logged as given", UserWarning, stacklevel=4)
         elif _value_type(value) is None:
             raise TypeError(
                 f"hparam {self.name!r} must be a str, bool or number, got {value!r} "
@@ -222,8 +229,10 @@ class Session:
         return {hparam.name: value for hparam, value in self.hparams}
 
 
-def session(hparams: object, metrics: object = None) -> Session:
+def session(hparams: object, metrics: object = None, domains: bool = True) -> Session:
     """Validate ``add_hparams``' arguments (see there); raise before anything is written.
+    ``domains=False`` (the seed's ``hparams()``, which never checked them) lets values outside
+    their domain through with a warning.
 
     Raises:
         TypeError: a key that is not str/HParam/Metric, a value of the wrong type.
@@ -256,7 +265,7 @@ def session(hparams: object, metrics: object = None) -> Session:
                 f"hparams keys must be str, HParam or Metric, got {key!r} ({type(key).__name__})"
             )
         claim(key.name)
-        key.check(value)
+        key.check(value, domains)
         found_hparams.append((key, _plain(value)))
     for key, value in (metrics or {}).items():
         if isinstance(key, str):

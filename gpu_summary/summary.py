@@ -1,20 +1,31 @@
-"""The seed document's ``flow.summary`` calls, for code written against OneFlow's API.
+"""The seed document's ``flow.summary`` API, for code written against OneFlow's.
 
-``import gpu_summary.summary as summary`` stands in for ``flow.summary``.
+``import gpu_summary.summary as summary`` stands in for ``flow.summary``; the seed's examples
+run as they are once OneFlow's job decorators are dropped (the calls they wrapped are made
+directly)::
 
-Projector (降维分析 / 异常检测)::
+    summary.create_summary_writer("runs/seed")             # the default writer
+    summary.scalar(np.array([0.5], np.float32), np.array([1], np.int64),
+                   np.frombuffer(b"loss", np.int8))         # or plain 0.5, 1, "loss"
+    summary.histogram(np.random.rand(100, 100), 1, "weights")
+    summary.image(images_nhwc_uint8, 1, "samples")
+    summary.pb(np.frombuffer(str(summary.text(["a", "b"])).encode(), np.int8), step=1)
+    summary.pb(summary.hparams({summary.HParam("lr", summary.RealRange(1e-3, 1e-1)): 0.01,
+                                summary.Metric("loss", float): 0.2}), step=0)
+    summary.Graph("runs/seed").write_structure_graph(model)
+    summary.Projector("runs/seed")                         # see gpu_summary._seed_projector
+    summary.flush_summary_writer()
 
-    projector = summary.Projector(logdir)
-    projector.create_embedding_projector()
-    projector.embedding_projector(value=v, label=l, tag="emb", step=1,
-                                  sample_name="sample", sample_type="image", x=x)
+Argument forms: tags as str, bytes or int8/uint8 arrays of UTF-8 bytes; steps as ints or
+one-element integer arrays; any argument may come wrapped in a one-element list, as OneFlow's
+jobs received them. The seed's ``np.fromstring(s, dtype=np.int8)`` is gone from NumPy 2: use
+``np.frombuffer(s.encode(), dtype=np.int8)``.
 
-writes ``<logdir>/projector/projector.<unix time>.log`` (embeddings) and
-``projector.gradit.<unix time>.log`` (exceptions): each one serialized ``SummaryProjector``
-that, unlike the original (which overwrote the file with the last call), holds every call's
-``Projector`` entry, with the latest sample. Each embedding is also written in TensorBoard's
-Projector format into ``logdir`` itself (``projector_config.pbtxt``), so ``tensorboard
---logdir <logdir>`` shows it.
+Differences from OneFlow, each deliberate: ``hparams`` returns TensorBoard's own hparams
+summaries (experiment and session start) so its HParams dashboard shows them, plus each
+metric's value as a scalar; a value outside its HParam's domain warns instead of being taken
+silently. ``Graph.write_structure_graph`` takes the model (OneFlow read its job's graph
+implicitly). Device tensors are accepted everywhere and reduced where they live.
 """
 
 from __future__ import annotations
@@ -24,216 +35,250 @@ import threading
 import time
 
 import numpy as np
+from google.protobuf import message as _message
+from google.protobuf import text_format
 
-from gpu_summary import _embedding, _validate
-from gpu_summary import _embedding_args as embedding_args
-from gpu_summary._backend import backend_for
-from gpu_summary.proto import summary_projector_pb2 as seed_pb2
+from gpu_summary import hparams as _hp
+from gpu_summary._seed import seed_step, seed_tag, unwrap
+from gpu_summary._seed_projector import Projector
+from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
+from gpu_summary.proto import summary_pb2
+from gpu_summary.summaries import hparams as _hparams_summaries
+from gpu_summary.summaries.scalar import scalar_summary
+from gpu_summary.summaries.text import text_summary
+from gpu_summary.writer import SummaryWriter
 
-__all__ = ["Projector"]
+__all__ = [
+    "Graph",
+    "HParam",
+    "Hparam",
+    "IntegerRange",
+    "Metric",
+    "Projector",
+    "RealRange",
+    "ValueSet",
+    "close_summary_writer",
+    "create_summary_writer",
+    "default_writer",
+    "flush_summary_writer",
+    "histogram",
+    "hparams",
+    "image",
+    "pb",
+    "scalar",
+    "text",
+]
 
-_SAMPLE_TYPES = {
-    "image": seed_pb2.Sample.IMAGE,
-    "audio": seed_pb2.Sample.AUDIO,
-    "text": seed_pb2.Sample.TEXT,
-}
+Hparam = HParam  # the name later OneFlow releases export
 
-
-def seed_tag(tag: object, default: str) -> str:
-    """A tag given as str, bytes or an int8/uint8 array of UTF-8 bytes (the seed's form)."""
-    if tag is None:
-        return default
-    if isinstance(tag, np.ndarray) and tag.dtype in (np.int8, np.uint8):
-        tag = tag.reshape(-1).view(np.uint8).tobytes()
-    if isinstance(tag, bytes):
-        tag = tag.decode("utf-8")
-    return _validate.check_tag(tag)
-
-
-def seed_step(step: object) -> int:
-    """A step given as an int or a one-element integer array (the seed's form); None is 0."""
-    if step is None:
-        return 0
-    if isinstance(step, (list, tuple)) and len(step) == 1:
-        step = step[0]
-    return _validate.check_step(step)
-
-
-def _host(value: object, argument: str) -> np.ndarray:
-    """``value`` on the host. A device tensor is copied back here: a sync of the device with
-    the caller (the seed's API is synchronous)."""
-    backend, array = backend_for(value, argument)
-    return backend.to_host(array).result()
+_lock = threading.Lock()
+_writer: SummaryWriter | None = None
 
 
-def _set_tensor(message: seed_pb2.Tensor, array: np.ndarray) -> None:
-    array = np.ascontiguousarray(array)
-    message.dtype = str(array.dtype)
-    for size in array.shape:
-        message.shape.dim.add(size=size)
-    message.content = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+def create_summary_writer(logdir: str | os.PathLike, **options: object) -> SummaryWriter:
+    """Open the default writer, in ``logdir``, for this module's functions; returns it.
+
+    ``options`` go to :class:`~gpu_summary.SummaryWriter` (``flush_secs``, ``max_queue``,
+    ``on_anomaly``, ...). Calling it again closes the previous default writer (flushing it)
+    and opens a new event file.
+    """
+    global _writer
+    writer = SummaryWriter(logdir, **options)
+    with _lock:
+        previous, _writer = _writer, writer
+    if previous is not None:
+        previous.close()
+    return writer
 
 
-class Projector:
-    """The seed's embedding and exception projector files in ``<logdir>/projector``.
+def default_writer() -> SummaryWriter:
+    """The writer :func:`create_summary_writer` opened.
 
-    Thread-safe; each call rewrites its file atomically (a reader sees the previous or the
-    new message, whole), so a file costs time linear in everything logged to it so far.
+    Raises:
+        RuntimeError: none is open (never created, or closed).
+    """
+    writer = _writer
+    if writer is None or writer._events.closed:
+        raise RuntimeError(
+            "no summary writer is open: call gpu_summary.summary.create_summary_writer(logdir) "
+            "before logging with the module's functions"
+        )
+    return writer
+
+
+def flush_summary_writer() -> None:
+    """Block until everything logged through the default writer is in its file."""
+    default_writer().flush()
+
+
+def close_summary_writer() -> None:
+    """Flush and close the default writer (also done at interpreter exit). Idempotent."""
+    global _writer
+    with _lock:
+        writer, _writer = _writer, None
+    if writer is not None:
+        writer.close()
+
+
+def scalar(value: object, step: object, tag: object) -> None:
+    """Log one number (a Python number or a one-element array/tensor) under ``tag``."""
+    default_writer().add_scalar(seed_tag(tag), unwrap(value), seed_step(step, None))
+
+
+def histogram(value: object, step: object, tag: object, bins: object = "tensorboard") -> None:
+    """Log the distribution of ``value``'s elements (see ``SummaryWriter.add_histogram``)."""
+    default_writer().add_histogram(seed_tag(tag), unwrap(value), seed_step(step, None), bins)
+
+
+def image(value: object, step: object, tag: object, max_size: int | None = None) -> None:
+    """Log images: a batch N×H×W×C (the seed's layout) or one image H×W×C, uint8 (0..255) or
+    float (0..1), with C = 1, 3 or 4. ``max_size`` shrinks the longer side to that many pixels
+    before the images leave their device."""
+    value = unwrap(value)
+    ndim = getattr(value, "ndim", None)
+    if ndim not in (3, 4):
+        raise ValueError(
+            f"value must be a batch of images N×H×W×C or one image H×W×C, got "
+            f"{'shape ' + str(tuple(value.shape)) if ndim is not None else type(value).__name__}"
+        )
+    writer = default_writer()
+    if ndim == 4:
+        writer.add_images(seed_tag(tag), value, seed_step(step, None), "NHWC", max_size)
+    else:
+        writer.add_image(seed_tag(tag), value, seed_step(step, None), "HWC", max_size)
+
+
+def text(strings: object, tag: str | None = None) -> summary_pb2.Summary:
+    """A Summary of ``strings`` (a list of str, shown as a one-column Markdown table; or one
+    str) under ``tag`` (default ``"text"``), for :func:`pb`. Nothing is written."""
+    tag = seed_tag(tag, "text")
+    if isinstance(strings, str):
+        return text_summary(tag, [strings], scalar=True)
+    if not isinstance(strings, (list, tuple)) or not strings:
+        raise ValueError(f"text takes a non-empty list of str, got {strings!r:.80}")
+    bad = [type(s).__name__ for s in strings if not isinstance(s, str)]
+    if bad:
+        raise TypeError(f"text takes a list of str, found a {bad[0]}")
+    return text_summary(tag, list(strings), scalar=False)
+
+
+def hparams(values: dict) -> summary_pb2.Summary:
+    """A Summary of this run's hyperparameters for TensorBoard's HParams dashboard, for
+    :func:`pb`. Nothing is written.
+
+    Args:
+        values: ``{key: value}`` with keys :class:`HParam` (its domain describes it), str, or
+            :class:`Metric` (the metric's value, logged as a scalar under its name).
+
+    Returns:
+        a Summary holding ``_hparams_/experiment`` (every hparam with its domain, every
+        metric), ``_hparams_/session_start_info`` (the values) and one scalar per metric value.
+        A writer that writes it adds ``_hparams_/session_end_info`` when it closes.
+
+    Raises:
+        TypeError: a key that is not HParam/Metric/str, a value of the wrong type.
+        ValueError: a name used twice. (A value outside its domain only warns.)
+    """
+    session = _hp.session(values, domains=False)
+    now = time.time()
+    summary = summary_pb2.Summary()
+    summary.MergeFrom(_hparams_summaries.experiment_summary(session, now))
+    summary.MergeFrom(_hparams_summaries.session_start_summary(session, now))
+    for metric, value in session.metrics:
+        summary.MergeFrom(scalar_summary(metric.name, value))
+    return summary
+
+
+def pb(value: object, step: object = None) -> None:
+    """Write a Summary message at ``step``: the message itself, or its protobuf text format
+    (``str(message)``) or serialized bytes, as str, bytes or an int8/uint8 array (the seed's
+    ``np.frombuffer(str(message).encode(), np.int8)``).
+
+    Raises:
+        ValueError: ``value`` holds no Summary, or one with no values.
+    """
+    default_writer().add_summary(_summary_message(unwrap(value)), seed_step(step, None))
+
+
+def _summary_message(value: object) -> summary_pb2.Summary:
+    if isinstance(value, _message.Message):
+        return value  # add_summary checks its type
+    if isinstance(value, np.ndarray):
+        if value.dtype not in (np.int8, np.uint8):
+            raise TypeError(
+                f"value as an array must be int8/uint8 bytes of a Summary, got {value.dtype}"
+            )
+        value = np.ascontiguousarray(value).reshape(-1).view(np.uint8).tobytes()
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, (bytes, bytearray)):
+        raise TypeError(
+            "value must be a Summary message, its text format or its serialized bytes (str, "
+            f"bytes or an int8 array), got {type(value).__name__}"
+        )
+    data = bytes(value).rstrip(b"\0")
+    summary = summary_pb2.Summary()
+    try:
+        text_format.Parse(data.decode("utf-8"), summary)
+        return summary
+    except (UnicodeDecodeError, text_format.ParseError):
+        pass
+    try:
+        summary.ParseFromString(data)
+    except _message.DecodeError:
+        raise ValueError(
+            "value holds neither the text format nor the serialized bytes of a Summary; pass "
+            "np.frombuffer(str(message).encode(), np.int8) for a message from text() or "
+            "hparams()"
+        ) from None
+    return summary
+
+
+class Graph:
+    """The model structure graph of the run in ``logdir``.
+
+    ``write_structure_graph(model)`` writes it for TensorBoard's Graphs dashboard (a GraphDef
+    event) and as the seed's ``<logdir>/graph/structure_graph.json``, through the default
+    writer when that writes to ``logdir`` (else through a writer of its own, closed at once).
     """
 
     def __init__(self, logdir: str | os.PathLike | None = None) -> None:
+        if logdir is not None and not isinstance(logdir, (str, os.PathLike)):
+            raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
+        self._logdir = None if logdir is None else os.fspath(logdir)
+        self._written = False
+
+    def write_structure_graph(self, model: object = None, input_to_model: object = None) -> None:
+        """Write ``model``'s structure: a ``torch.nn.Module`` (with ``input_to_model``, the
+        shapes too), an ONNX ``ModelProto`` or a list of Keras-style layer dicts (see
+        ``SummaryWriter.add_graph``). Once per Graph, as in the seed.
+
+        Raises:
+            TypeError: no model, or a model of another kind.
+            ValueError: this Graph already wrote its graph.
+        """
+        if model is None:
+            raise TypeError(
+                "write_structure_graph needs the model: a torch.nn.Module, an ONNX ModelProto "
+                "or a list of Keras-style layer dicts (OneFlow took it from its job; there is "
+                "no job here)"
+            )
+        if self._written:
+            raise ValueError(
+                "this Graph already wrote its structure graph; create only one per run, or a "
+                "new Graph for a new logdir"
+            )
+        writer = _writer
+        logdir = self._logdir
         if logdir is None:
-            raise ValueError("Projector needs a logdir, e.g. Projector('runs/demo')")
-        self._logdir = os.fspath(logdir)
-        self._folder = os.path.join(self._logdir, "projector")
-        os.makedirs(self._folder, exist_ok=True)
-        self._lock = threading.Lock()
-        self._files: dict[int, tuple[str, seed_pb2.SummaryProjector]] = {}
-        self._tensorboard = _embedding.ProjectorFiles(self._logdir)
+            logdir = default_writer().logdir
+        if writer is not None and not writer._events.closed and _same_folder(writer.logdir, logdir):
+            writer.add_graph(model, input_to_model)
+        else:
+            with SummaryWriter(logdir) as own:
+                own.add_graph(model, input_to_model)
+        self._written = True
 
-    @property
-    def logdir(self) -> str:
-        """The folder of the projector files (``<logdir>/projector``)."""
-        return self._folder
 
-    @property
-    def embedding_filename(self) -> str | None:
-        entry = self._files.get(seed_pb2.MetaData.EMBEDDING)
-        return entry and entry[0]
-
-    @property
-    def exception_filename(self) -> str | None:
-        entry = self._files.get(seed_pb2.MetaData.EXCEPTION)
-        return entry and entry[0]
-
-    def create_embedding_projector(self) -> None:
-        """Start ``projector.<unix time>.log`` for :meth:`embedding_projector`."""
-        self._create(seed_pb2.MetaData.EMBEDDING, "projector")
-
-    def create_exception_projector(self) -> None:
-        """Start ``projector.gradit.<unix time>.log`` for :meth:`exception_projector`."""
-        self._create(seed_pb2.MetaData.EXCEPTION, "projector.gradit")
-
-    def _create(self, kind: int, prefix: str) -> None:
-        with self._lock:
-            if kind in self._files:
-                raise ValueError(
-                    f"this Projector already writes {self._files[kind][0]}; create only one "
-                    "of each kind per Projector"
-                )
-            path = os.path.join(self._folder, f"{prefix}.{int(time.time())}.log")
-            message = seed_pb2.SummaryProjector()
-            message.metadata.type = kind
-            self._files[kind] = (path, message)
-
-    def embedding_projector(
-        self,
-        value: object = None,
-        label: object = None,
-        tag: object = None,
-        step: object = None,
-        sample_name: str | None = None,
-        sample_type: str | None = None,
-        x: object = None,
-    ) -> None:
-        """Log points ``value`` (N×...), with labels ``label`` (N) and samples ``x`` (N
-        images for ``sample_type="image"``), in the seed's file and TensorBoard's Projector.
-
-        Raises:
-            ValueError: :meth:`create_embedding_projector` was not called; no ``value``;
-                labels or samples whose count is not N; an unknown ``sample_type``.
-        """
-        tag = seed_tag(tag, "embedding_projector")
-        step = seed_step(step)
-        points, labels, samples = self._log(
-            seed_pb2.MetaData.EMBEDDING, "embedding", value, label, tag, step,
-            sample_name, sample_type, x,
-        )  # fmt: skip
-        matrix = points.reshape(len(points), -1).astype(np.float32)
-        rows = None
-        if labels is not None:
-            pending, _ = embedding_args.labels(labels, len(matrix))
-            rows = embedding_args.label_rows(pending.result())
-        thumbnails = None
-        if samples is not None and sample_type.lower() == "image" and samples.ndim in (3, 4):
-            if len(samples) == len(matrix):
-                thumbnails = embedding_args.sprite_thumbnails(samples, None, len(matrix)).result()
-        self._tensorboard.write(tag, step, matrix, rows, None, thumbnails)
-
-    def exception_projector(
-        self,
-        value: object = None,
-        tag: object = None,
-        step: object = None,
-        sample_name: str | None = None,
-        sample_type: str | None = None,
-        x: object = None,
-    ) -> None:
-        """Log an exception (anomaly) tensor ``value`` in the seed's exception file.
-
-        Raises:
-            ValueError: :meth:`create_exception_projector` was not called; no ``value``; an
-                unknown ``sample_type``.
-        """
-        tag = seed_tag(tag, "exception_projector")
-        step = seed_step(step)
-        self._log(
-            seed_pb2.MetaData.EXCEPTION, "exception", value, None, tag, step,
-            sample_name, sample_type, x,
-        )  # fmt: skip
-
-    def _file(self, kind: int, name: str) -> tuple[str, seed_pb2.SummaryProjector]:
-        entry = self._files.get(kind)
-        if entry is None:
-            raise ValueError(f"call create_{name}_projector() before {name}_projector()")
-        return entry
-
-    def _log(
-        self,
-        kind: int,
-        name: str,
-        value: object,
-        label: object,
-        tag: str,
-        step: int,
-        sample_name: str | None,
-        sample_type: str | None,
-        x: object,
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Check every argument, then add one Projector entry (and the sample, when named)
-        and rewrite the file once; returns (value, labels, samples) on the host."""
-        self._file(kind, name)
-        if value is None:
-            raise ValueError(f"{name}_projector needs a value (the tensor to project)")
-        if isinstance(value, (list, tuple)) and len(value) == 1:
-            value = value[0]  # the seed passes one-element lists of arrays
-        with_sample = sample_name is not None and sample_type is not None
-        if with_sample and (
-            not isinstance(sample_type, str) or sample_type.lower() not in _SAMPLE_TYPES
-        ):
-            raise ValueError(
-                f"sample_type must be one of {sorted(_SAMPLE_TYPES)}, got {sample_type!r}"
-            )
-        array = _host(value, "value")
-        if array.ndim == 0 or array.size == 0:
-            raise ValueError(f"value must be N×D with N, D >= 1, got shape {array.shape}")
-        labels = None if label is None else _host(label, "label")
-        if labels is not None and (labels.ndim == 0 or len(labels) != len(array)):
-            raise ValueError(
-                f"label must hold one label per point: value has {len(array)} rows, label "
-                f"has shape {labels.shape}"
-            )
-        samples = None if not with_sample or x is None else _host(x, "x")
-        with self._lock:
-            path, message = self._files[kind]
-            entry = message.projector.add(tag=tag, step=step, WALL_TIME=time.time())
-            _set_tensor(entry.value, array)
-            if labels is not None:
-                _set_tensor(entry.label, labels)
-            if with_sample:
-                message.sample.Clear()
-                message.sample.name = str(sample_name)
-                message.sample.type = _SAMPLE_TYPES[sample_type.lower()]
-                _set_tensor(message.sample.X, samples if samples is not None else np.zeros(0))
-            _embedding.write_atomically(path, message.SerializeToString())
-        return array, labels, samples
+def _same_folder(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)

@@ -201,6 +201,7 @@ class SummaryWriter:
         self._steps: dict[str, int] = {}
         self._steps_lock = threading.Lock()
         self._hparams: hp.Session | None = None
+        self._session_started = False  # an hparams session_start_info was written
         self._projector = _embedding.ProjectorFiles(self._logdir)
         self._monitors: list = []
 
@@ -593,6 +594,50 @@ class SummaryWriter:
             )
         self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
 
+    def add_summary(
+        self, summary: object, step: int | None = None, walltime: float | None = None
+    ) -> None:
+        """Write a ready-made ``Summary`` protobuf message as one event (the seed's
+        ``summary.pb``; tensorboardX's ``FileWriter.add_summary``).
+
+        Args:
+            summary: a ``Summary`` message: gpu_summary's, TensorBoard's or tensorboardX's
+                (any message named ``Summary`` is read through its wire format).
+            step: global step; None for one more than the last step of its first value's tag.
+            walltime: seconds since the epoch; default now.
+
+        A Summary holding ``_hparams_/session_start_info`` starts an hparams session: its
+        ``session_end_info`` is written when the writer closes, as after ``add_hparams``.
+
+        Raises:
+            TypeError: not a Summary message.
+            ValueError: a Summary with no values, or a value with an empty tag.
+        """
+        if not isinstance(summary, summary_pb2.Summary):
+            descriptor = getattr(summary, "DESCRIPTOR", None)
+            if getattr(descriptor, "name", None) != "Summary" or not hasattr(
+                summary, "SerializeToString"
+            ):
+                raise TypeError(
+                    f"summary must be a Summary protobuf message, got {type(summary).__name__}"
+                )
+            summary = summary_pb2.Summary.FromString(summary.SerializeToString())
+        if not summary.value:
+            raise ValueError("summary holds no values; add at least one Summary.Value")
+        for value in summary.value:
+            _validate.check_tag(value.tag, "summary value tag")
+        tag, step, wall = self._begin(summary.value[0].tag, step, walltime)
+        step = self._resolve_step(tag, step)
+        for value in summary.value[1:]:
+            self._steps[value.tag] = step
+        if not self._writes_files:
+            return  # rank 0's summaries only
+        data = event_pb2.Event(wall_time=wall, step=step, summary=summary).SerializeToString()
+        self._events.add(_serialized_event, (data,), len(data))
+        starts = hparams_summaries.SESSION_START_INFO_TAG
+        if not self._session_started and any(value.tag == starts for value in summary.value):
+            self._end_hparams_session("success")
+
     def add_anomaly(
         self,
         tag: str,
@@ -801,6 +846,7 @@ class SummaryWriter:
             )
 
     def _end_hparams_session(self, status: str) -> None:
+        self._session_started = True
         def build() -> event_pb2.Event:
             now = time.time()
             summary = hparams_summaries.session_end_summary(status, now)
@@ -890,7 +936,7 @@ class SummaryWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if exc_type is not None and self._hparams is not None and not self._events.closed:
+        if exc_type is not None and self._session_started and not self._events.closed:
             self._end_hparams_session("failure")
         self.close()
 
