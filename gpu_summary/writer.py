@@ -847,6 +847,7 @@ class SummaryWriter:
 
     def _end_hparams_session(self, status: str) -> None:
         self._session_started = True
+
         def build() -> event_pb2.Event:
             now = time.time()
             summary = hparams_summaries.session_end_summary(status, now)
