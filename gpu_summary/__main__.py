@@ -1,8 +1,16 @@
-"""Command line: ``python -m gpu_summary demo`` (also the ``gpu-summary`` console script)."""
+"""Command line (``python -m gpu_summary`` or the ``gpu-summary`` console script).
+
+- ``demo [--logdir runs/demo] [--steps N] [--device auto|cpu|cuda]``: train a toy network and
+  log every kind of summary, then print how to view it.
+- ``inspect LOGDIR [--json]``: list the runs under LOGDIR, their tags per plugin, step ranges
+  and record counts, and every corrupt or truncated record with its offset. Exit status 0 when
+  everything read cleanly, 1 when problems were found, 2 when LOGDIR is not a directory.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -10,6 +18,7 @@ import time
 import numpy as np
 
 import gpu_summary as gs
+from gpu_summary import reader
 
 
 def _demo_images(step: int, size: int = 96) -> np.ndarray:
@@ -38,32 +47,65 @@ _DEMO_LAYERS = [
 ]  # fmt: skip
 
 
-def _log_embedding(writer, inputs, hidden, targets, step: int) -> None:
+def _log_embedding(writer, xp, inputs, hidden, targets, step: int) -> None:
     """The hidden layer's activations of 200 inputs, labelled by target sign and value, with
     a small swatch per point (its first three inputs as a colour) for the sprite."""
     points = slice(0, 200)
     labels = [
         ("positive" if t > 0 else "negative", f"{t:.3f}") for t in targets[points, 0].tolist()
     ]
-    colour = 1 / (1 + np.exp(-inputs[points, :3]))  # squashed to 0..1
-    swatches = np.broadcast_to(colour[:, None, None, :], (200, 8, 8, 3))
+    colour = 1 / (1 + xp.exp(-inputs[points, :3]))  # squashed to 0..1
+    swatches = xp.broadcast_to(colour[:, None, None, :], (200, 8, 8, 3))
     writer.add_embedding(hidden[points], labels, swatches, tag="hidden", step=step,
                          metadata_header=["sign", "target"], label_img_format="NHWC")  # fmt: skip
 
 
-def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
-    """Train a small two-layer network on a toy regression with NumPy and log every kind of
-    summary: scalars, histograms of weights and gradients, images, text, hyperparameters, the
-    model's structure graph, an embedding of the hidden layer's activations and anomaly checks
-    of the gradients."""
+def array_module(device: str) -> tuple[object, str]:
+    """The array module the demo trains with, and its description: NumPy for ``cpu``, CuPy on
+    GPU 0 for ``cuda``; ``auto`` takes CuPy when it loads and sees a GPU.
+
+    Raises:
+        RuntimeError: ``cuda`` asked for and CuPy or a GPU missing (the message says which).
+    """
+    if device == "cpu":
+        return np, "cpu (NumPy)"
+    try:
+        import cupy
+
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count > 0:
+            name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            return cupy, f"cuda:0 {name} (CuPy)"
+        reason = "CuPy sees no CUDA device"
+    except ImportError:
+        reason = "CuPy is not installed (pip install 'gpu_summary[cuda12]' or '[cuda13]')"
+    except Exception as exc:  # noqa: BLE001 - a missing driver or library, in CuPy's words
+        reason = f"CuPy cannot reach a GPU ({type(exc).__name__}: {exc})"
+    if device == "cuda":
+        raise RuntimeError(f"--device cuda: {reason}")
+    return np, f"cpu (NumPy; no GPU: {reason})"
+
+
+def run_demo(logdir: str, steps: int, out=sys.stdout, device: str = "cpu") -> None:
+    """Train a small two-layer network on a toy regression and log every kind of summary:
+    scalars, histograms of weights and gradients, images, text, hyperparameters, the model's
+    structure graph, an embedding of the hidden layer's activations and anomaly checks of the
+    gradients. The network and every tensor logged live on ``device`` (see
+    :func:`array_module`): on a GPU the reductions run there and the loop never waits for
+    the log, except for the loss shown by the progress bar."""
+    xp, where = array_module(device)
+    print(f"device: {where}", file=out)
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((512, 16)).astype(np.float32)
     targets = np.sin(inputs @ rng.standard_normal((16, 1))).astype(np.float32)
     w1 = (rng.standard_normal((16, 64)) * 0.3).astype(np.float32)
     w2 = (rng.standard_normal((64, 1)) * 0.3).astype(np.float32)
+    inputs, targets, w1, w2 = (xp.asarray(a) for a in (inputs, targets, w1, w2))
     lr = 0.05
     started = time.perf_counter()
     anomalies: list[gs.AnomalyReport] = []
+    shown = -1
     with gs.SummaryWriter(logdir, on_anomaly=anomalies.append) as writer:
         writer.add_text("about", "A toy **two-layer network** trained by `gpu_summary demo`.", 0)
         writer.add_graph(_DEMO_LAYERS)
@@ -72,13 +114,14 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
                 gs.HParam("learning_rate", gs.RealRange(1e-3, 1e-1)): lr,
                 gs.HParam("hidden_units", gs.IntegerRange(8, 256)): 64,
                 gs.HParam("optimizer", gs.ValueSet(["sgd", "adam"])): "sgd",
+                "device": "cuda" if xp is not np else "cpu",
             },
             {gs.Metric("train/loss"): None},
         )
         for step in range(steps):
-            hidden = np.maximum(inputs @ w1, 0)
+            hidden = xp.maximum(inputs @ w1, 0)
             error = hidden @ w2 - targets
-            loss = float(np.mean(error**2))
+            loss = (error**2).mean()
             grad_out = 2 * error / len(inputs)
             grad_w2 = hidden.T @ grad_out
             grad_w1 = inputs.T @ ((grad_out @ w2.T) * (hidden > 0))
@@ -95,21 +138,25 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
             writer.add_histogram("activations/hidden", hidden, step, bins=30)
             if step % max(1, steps // 5) == 0 or step == steps - 1:
                 writer.add_images(
-                    "samples", _demo_images(step), step, dataformats="NCHW", max_size=64
-                )
-                writer.add_image(
-                    "weights/layer1_as_image", (w1 - w1.min()) / np.ptp(w1), step, dataformats="HW"
-                )
-                writer.add_text("notes", [f"step {step}", f"loss {loss:.4f}"], step)
+                    "samples", xp.asarray(_demo_images(step)), step, dataformats="NCHW",
+                    max_size=64,
+                )  # fmt: skip
+                span = w1.max() - w1.min()
+                writer.add_image("weights/layer1_as_image", (w1 - w1.min()) / span, step,
+                                 dataformats="HW")  # fmt: skip
+                writer.add_text("notes", [f"step {step}", f"learning rate {lr}"], step)
                 writer.add_anomaly("gradients/layer1", grad_w1, step, lower=-0.05, upper=0.05)
-                _log_embedding(writer, inputs, hidden, targets, step)
+                _log_embedding(writer, xp, inputs, hidden, targets, step)
             done = (step + 1) * 30 // steps
-            print(
-                f"\r[{'#' * done}{'.' * (30 - done)}] step {step + 1}/{steps} loss {loss:.4f}",
-                end="",
-                file=out,
-                flush=True,
-            )
+            if done != shown:  # the bar reads the loss (a device sync) only when it moves
+                shown = done
+                print(
+                    f"\r[{'#' * done}{'.' * (30 - done)}] step {step + 1}/{steps} "
+                    f"loss {float(loss):.4f}",
+                    end="",
+                    file=out,
+                    flush=True,
+                )
     elapsed = time.perf_counter() - started
     print(
         f"\nwrote {steps} steps of scalars, histograms, images, text, hparams, the graph, "
@@ -123,21 +170,50 @@ def run_demo(logdir: str, steps: int, out=sys.stdout) -> None:
             f"{last.below} gradient(s) below -0.05, {last.above} above 0.05",
             file=out,
         )
+    print(f"inspect them with:  python3 -m gpu_summary inspect {logdir}", file=out)
     print(f"view them with:  tensorboard --logdir {logdir}", file=out)
 
 
+def inspect(logdir: str, as_json: bool, out=sys.stdout) -> int:
+    """Print the inventory of ``logdir``; the exit status (0 clean, 1 problems found)."""
+    runs = reader.inspect_logdir(logdir)
+    if as_json:
+        json.dump(reader.report_json(runs), out, indent=1)
+        out.write("\n")
+    else:
+        out.write(reader.format_report(logdir, runs))
+    return 1 if any(run.all_problems() for run in runs) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gpu-summary", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="gpu-summary", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="simulate a small training run and log it")
+    demo = commands.add_parser("demo", help="simulate a small training run and log every kind")
     demo.add_argument("--logdir", default="runs/demo", help="where to write (default runs/demo)")
     demo.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
+    demo.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto",
+        help="where the network and its tensors live (default auto: a GPU when CuPy sees one)",
+    )  # fmt: skip
+    look = commands.add_parser("inspect", help="list runs, tags and steps; report damaged records")
+    look.add_argument("logdir", help="a log directory (or one run's directory)")
+    look.add_argument("--json", action="store_true", help="print the inventory as JSON")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.steps <= 0:
             parser.error("--steps must be > 0")
-        run_demo(args.logdir, args.steps)
-    return 0
+        try:
+            run_demo(args.logdir, args.steps, device=args.device)
+        except RuntimeError as exc:
+            if not str(exc).startswith("--device"):
+                raise
+            parser.error(str(exc))
+        return 0
+    if not os.path.isdir(args.logdir):
+        parser.error(f"inspect: {args.logdir!r} is not a directory")
+    return inspect(args.logdir, args.json)
 
 
 if __name__ == "__main__":

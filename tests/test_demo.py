@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import legacy_reader, plugin_reader
+import pytest
+
+from conftest import _cuda_available, legacy_reader, plugin_reader
 
 
 def test_demo_writes_every_kind(tmp_path):
@@ -18,6 +20,11 @@ def test_demo_writes_every_kind(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert f"tensorboard --logdir {logdir}" in proc.stdout
+    if not _cuda_available():  # --device auto falls back to the CPU
+        assert proc.stdout.startswith("device: cpu (NumPy")
+    inspected = _cli_inspect(logdir)
+    assert inspected.returncode == 0, inspected.stdout
+    assert "0 problem(s)" in inspected.stdout and "train/loss" in inspected.stdout
     acc = legacy_reader(logdir)
     losses = [e.value for e in acc.Scalars("train/loss")]
     assert len(losses) == 12 and losses[-1] < losses[0]
@@ -52,3 +59,41 @@ def test_demo_rejects_bad_steps(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and "--steps" in proc.stderr
+
+
+def test_demo_device_cuda_without_a_gpu_says_why(tmp_path):
+    if _cuda_available():
+        pytest.skip("a GPU is here: the demo would run on it")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "demo", "--device", "cuda", "--logdir",
+         str(tmp_path), "--steps", "2"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--device cuda: CuPy" in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.gpu
+def test_demo_on_the_gpu(tmp_path):
+    if not _cuda_available():
+        pytest.skip("needs a CUDA device and CuPy")
+    logdir = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "demo", "--device", "cuda", "--logdir",
+         str(logdir), "--steps", "12"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "device: cuda:0" in proc.stdout
+    acc = legacy_reader(logdir)
+    assert len(acc.Scalars("train/loss")) == 12
+    assert len(acc.Histograms("weights/layer1")) == 12
+    assert _cli_inspect(logdir).returncode == 0
+
+
+def _cli_inspect(logdir) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "inspect", str(logdir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
