@@ -56,7 +56,7 @@ def get(base, path, **query):
         return response.read()
 
 
-def poll(fetch, ready, what: str, timeout: float = 60) -> object:
+def poll(fetch, ready, what: str, timeout: float = 60, interval: float = 0.5) -> object:
     """Call ``fetch()`` until ``ready(answer)`` holds: the server needs a moment to start and
     load. Connection errors and unparsable answers count as not ready yet."""
     deadline = time.monotonic() + timeout
@@ -68,13 +68,17 @@ def poll(fetch, ready, what: str, timeout: float = 60) -> object:
                 return last
         except (OSError, ValueError):
             pass
-        time.sleep(0.5)
+        time.sleep(interval)
     raise AssertionError(f"{what} never became ready; last answer: {last!r}")
 
 
-def poll_json(base: str, path: str, ready, timeout: float = 60, **query) -> object:
+def poll_json(
+    base: str, path: str, ready, timeout: float = 60, interval: float = 0.5, **query
+) -> object:
     """GET ``path`` until its JSON answer satisfies ``ready``."""
-    return poll(lambda: json.loads(get(base, path, **query)), ready, f"{path} {query}", timeout)
+    return poll(
+        lambda: json.loads(get(base, path, **query)), ready, f"{path} {query}", timeout, interval
+    )
 
 
 def post_json(base: str, path: str, body: dict) -> object:

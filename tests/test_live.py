@@ -1,0 +1,126 @@
+"""Live viewing, end to end: a real ``tensorboard`` (both loaders) watching a logdir that a
+running writer fills, never flushed by hand; and the scalars dashboard in headless Chromium.
+
+The server is started with ``--reload_interval 1`` (its default is 5 s); the writer keeps its
+default ``flush_secs=1.0``. Latency here is from the ``add_*`` call to the HTTP API answering
+with the new step.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+
+import numpy as np
+import pytest
+from browser import DRAWN_LINES, Browser, chromium_path
+from PIL import Image
+
+import gpu_summary as gs
+
+from tb_server import get, poll, poll_json, poll_post, tensorboard
+
+# How soon a logged step must be served (the issue's "~5 s"); the median of the steps is held
+# to it, so one step delayed by a busy CI machine does not fail the run.
+LIVE_BUDGET_S = 5.0
+LAYERS = [
+    {"name": "x", "class_name": "InputLayer", "config": {"shape": [None, 4]}},
+    {"name": "dense", "class_name": "Dense", "config": {"units": 2}, "inbound_nodes": ["x"]},
+]
+
+
+def _last_step_is(step: int):
+    return lambda answer: bool(answer) and answer[-1][1] == step
+
+
+def _log_every_kind(writer, rng) -> tuple[np.ndarray, np.ndarray]:
+    image = rng.integers(0, 256, (2, 6, 9, 3), dtype=np.uint8)
+    points = rng.standard_normal((10, 4)).astype(np.float32)
+    writer.add_scalar("live/loss", 1.0, 0)
+    writer.add_histogram("live/weights", rng.standard_normal(1000), 0)
+    writer.add_images("samples", image, 0)
+    writer.add_text("notes", "live **text**", 0)
+    writer.add_hparams({gs.HParam("lr", gs.RealRange(1e-3, 1e-1)): 0.01, "opt": "adam"},
+                       {gs.Metric("live/loss"): None})  # fmt: skip
+    writer.add_graph(LAYERS)
+    writer.add_embedding(points, [f"p{i}" for i in range(10)], tag="emb", step=0)
+    return image, points
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load_fast", [False, True], ids=["python-loader", "rust-loader"])
+def test_a_running_writer_is_served_live(tmp_path, load_fast):
+    rng = np.random.default_rng(0)
+    writer = gs.SummaryWriter(tmp_path / "live")
+    latencies = []
+    try:
+        image, points = _log_every_kind(writer, rng)
+        with tensorboard(tmp_path, load_fast) as base:
+            scalars = "/data/plugin/scalars/scalars"
+            histograms = "/data/plugin/histograms/histograms"
+            poll_json(base, scalars, _last_step_is(0), timeout=120, run="live", tag="live/loss")
+            for step in range(1, 6):
+                values = rng.standard_normal(1000) + step
+                logged = time.monotonic()
+                writer.add_scalar("live/loss", 1.0 / (step + 1), step)
+                writer.add_histogram("live/weights", values, step)
+                seen = poll_json(base, scalars, _last_step_is(step), timeout=60, interval=0.05,
+                                 run="live", tag="live/loss")  # fmt: skip
+                scalar_latency = time.monotonic() - logged
+                shown = poll_json(base, histograms, _last_step_is(step), timeout=60,
+                                  interval=0.05, run="live", tag="live/weights")  # fmt: skip
+                latencies.append((scalar_latency, time.monotonic() - logged))
+                assert seen[-1][2] == pytest.approx(1.0 / (step + 1))
+                buckets = np.array(shown[-1][2])
+                assert buckets[:, 2].sum() == 1000
+                assert buckets[0, 0] == pytest.approx(values.min(), rel=1e-6)  # float32 there
+
+            # Every other kind, served while the writer is still open.
+            entries = poll_json(base, "/data/plugin/images/images", lambda d: d, run="live",
+                                tag="samples", sample=1)  # fmt: skip
+            png = get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
+            (text,) = poll_json(base, "/data/plugin/text/text", lambda d: d, run="live",
+                                tag="notes")  # fmt: skip
+            assert "<strong>text</strong>" in text["text"]
+            experiment = poll_post(
+                base, "/data/plugin/hparams/experiment", {"experimentName": ""},
+                lambda d: d.get("hparamInfos"),
+            )  # fmt: skip
+            assert {info["name"] for info in experiment["hparamInfos"]} == {"lr", "opt"}
+            assert experiment["metricInfos"][0]["name"]["tag"] == "live/loss"
+            graph = poll(
+                lambda: get(base, "/data/plugin/graphs/graph", run="live", conversions="false"),
+                lambda answer: b'name: "dense"' in answer, "graph",
+            )  # fmt: skip
+            assert b'input: "x"' in graph
+            projector = "/data/plugin/projector"
+            assert poll_json(base, f"{projector}/runs", lambda r: "live" in r) == ["live"]
+            served = get(base, f"{projector}/tensor", run="live", name="emb:00000")
+            np.testing.assert_array_equal(np.frombuffer(served, "<f4").reshape(10, 4), points)
+    finally:
+        writer.close()
+    worst = [max(pair) for pair in latencies]
+    print(f"live latency (scalar, histogram) in s: {latencies}")
+    assert statistics.median(worst) <= LIVE_BUDGET_S, latencies
+
+
+@pytest.mark.slow
+def test_the_scalars_dashboard_shows_the_tag_in_chromium(tmp_path):
+    executable = chromium_path()
+    with gs.SummaryWriter(tmp_path / "chromium_run") as writer:
+        for step in range(5):
+            writer.add_scalar("train/visible_in_chromium", 1.0 / (step + 1), step)
+    with tensorboard(tmp_path, load_fast=True) as base:
+        poll_json(base, "/data/plugin/scalars/tags", lambda t: "chromium_run" in t, timeout=120)
+        with Browser(executable) as browser:
+            browser.open(f"{base}/#scalars")
+            browser.wait_for_text("train/visible_in_chromium")  # the tag's card
+            # The chart is drawn: a line (raw and smoothed) through the 5 points.
+            browser.wait_for(DRAWN_LINES, lambda lines: lines and lines >= 1, "a drawn line")
+            text = browser.text()
+            browser.screenshot(str(tmp_path / "scalars.png"))
+    assert "chromium_run" in text  # the run selector lists the run
+    with Image.open(tmp_path / "scalars.png") as shot:
+        assert shot.width == 1280 and shot.height > 500
