@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 import pytest
-from browser import DRAWN_LINES, Browser, chromium_path
 from PIL import Image
 
 import gpu_summary as gs
 
+from browser import DRAWN_LINES, Browser, chromium_path
 from tb_server import get, poll, poll_json, poll_post, tensorboard
 
 # How soon a logged step must be served (the "~5 s"); the median of the steps is held
