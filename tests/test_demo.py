@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import pathlib
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -97,3 +100,15 @@ def _cli_inspect(logdir) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "gpu_summary", "inspect", str(logdir)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def test_the_console_script_is_declared_and_runs():
+    (entry,) = [
+        e for e in importlib.metadata.entry_points(group="console_scripts")
+        if e.name == "gpu-summary"
+    ]  # fmt: skip
+    assert entry.value == "gpu_summary.__main__:main"
+    script = pathlib.Path(sysconfig.get_path("scripts")) / "gpu-summary"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gpu_summary"]
+    proc = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "inspect LOGDIR" in proc.stdout and "demo" in proc.stdout

@@ -33,5 +33,13 @@ def test_python_example_runs(tmp_path, monkeypatch):
     assert "grad/fc1/anomaly/nan" in legacy_reader(run).Tags()["scalars"]
     config = (run / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "features:00099"' in config
-    assert 'tensor_name: "embedding_projector:00001"' in config
-    assert len(list((run / "projector").glob("projector.*.log"))) == 1
+    seed = tmp_path / "runs" / "seed"
+    namespace["summary"].close_summary_writer()
+    assert [e.value for e in legacy_reader(seed).Scalars("scalar")] == [0.5]
+    assert legacy_reader(seed).Histograms("histogram")[0].step == 1
+    assert {"image", "text"} <= set(plugin_reader(seed).Tags()["tensors"])
+    assert "_hparams_/session_start_info" in plugin_reader(seed).PluginTagToContent("hparams")
+    assert [node.name for node in legacy_reader(seed).Graph().node] == ["x"]
+    seed_config = (seed / "projector_config.pbtxt").read_text()
+    assert 'tensor_name: "embedding_projector:00001"' in seed_config
+    assert len(list((seed / "projector").glob("projector.*.log"))) == 1
