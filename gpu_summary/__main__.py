@@ -55,7 +55,7 @@ def _log_embedding(writer, xp, inputs, hidden, targets, step: int) -> None:
         ("positive" if t > 0 else "negative", f"{t:.3f}") for t in targets[points, 0].tolist()
     ]
     colour = 1 / (1 + xp.exp(-inputs[points, :3]))  # squashed to 0..1
-    swatches = xp.broadcast_to(colour[:, None, None, :], (200, 8, 8, 3))
+    swatches = xp.ascontiguousarray(xp.broadcast_to(colour[:, None, None, :], (200, 8, 8, 3)))
     writer.add_embedding(hidden[points], labels, swatches, tag="hidden", step=step,
                          metadata_header=["sign", "target"], label_img_format="NHWC")  # fmt: skip
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
+import os
 import struct
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import google_crc32c
 
@@ -64,42 +67,53 @@ class RecordProblem:
     reason: str
 
 
-def iter_records(buffer: bytes) -> Iterator[tuple[int, bytes] | RecordProblem]:
+def iter_records(source: bytes | BinaryIO) -> Iterator[tuple[int, bytes] | RecordProblem]:
     """Walk the records of an event file's contents.
 
     Yields ``(offset, data)`` for every record whose two checksums hold, and a
     :class:`RecordProblem` where they do not. A damaged length field makes the rest of the
-    buffer unreadable (there is no resynchronisation marker in the format), so the walk stops
+    file unreadable (there is no resynchronisation marker in the format), so the walk stops
     after reporting it; a record whose data checksum fails is reported and skipped, since its
     length is known good.
 
     Args:
-        buffer: the whole file's bytes.
+        source: the whole file's bytes, or a binary file open at its start. A file is read
+            one record at a time, up to the size it had when the walk began (a file that
+            shrinks meanwhile ends the walk with a truncation; one that grows is read up to
+            where it was), so memory holds one record, never the file.
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        file, end = io.BytesIO(source), len(source)
+    else:
+        file, end = source, os.fstat(source.fileno()).st_size
     offset = 0
-    end = len(buffer)
     while offset < end:
         if end - offset < HEADER_SIZE:
             yield RecordProblem(offset, "truncated header")
             return
-        header = buffer[offset : offset + _LENGTH.size]
-        (header_crc,) = _CRC.unpack_from(buffer, offset + _LENGTH.size)
-        if masked_crc32c(header) != header_crc:
+        header = file.read(HEADER_SIZE)
+        if len(header) < HEADER_SIZE:
+            yield RecordProblem(offset, "truncated header")
+            return
+        (header_crc,) = _CRC.unpack_from(header, _LENGTH.size)
+        if masked_crc32c(header[: _LENGTH.size]) != header_crc:
             yield RecordProblem(offset, "header checksum mismatch")
             return
-        (length,) = _LENGTH.unpack(header)
-        data_start = offset + HEADER_SIZE
-        data_end = data_start + length
-        if data_end + FOOTER_SIZE > end:
+        (length,) = _LENGTH.unpack_from(header)
+        if offset + HEADER_SIZE + length + FOOTER_SIZE > end:
             yield RecordProblem(offset, "truncated data")
             return
-        data = buffer[data_start:data_end]
-        (data_crc,) = _CRC.unpack_from(buffer, data_end)
+        body = file.read(length + FOOTER_SIZE)
+        if len(body) < length + FOOTER_SIZE:
+            yield RecordProblem(offset, "truncated data")
+            return
+        data = body[:length]
+        (data_crc,) = _CRC.unpack_from(body, length)
         if masked_crc32c(data) != data_crc:
             yield RecordProblem(offset, "data checksum mismatch")
         else:
-            yield offset, bytes(data)
-        offset = data_end + FOOTER_SIZE
+            yield offset, data
+        offset += HEADER_SIZE + length + FOOTER_SIZE
 
 
 def read_records(path: str) -> tuple[list[bytes], list[RecordProblem]]:
@@ -111,11 +125,11 @@ def read_records(path: str) -> tuple[list[bytes], list[RecordProblem]]:
     Returns:
         ``(records, problems)``; ``problems`` is empty for an intact file.
     """
-    with open(path, "rb") as f:
-        buffer = f.read()
     records: list[bytes] = []
     problems: list[RecordProblem] = []
-    for item in iter_records(buffer):
+    with open(path, "rb") as file:
+        items = list(iter_records(file))
+    for item in items:
         if isinstance(item, RecordProblem):
             problems.append(item)
         else:

@@ -12,7 +12,6 @@ itself).
 from __future__ import annotations
 
 import dataclasses
-import mmap
 import os
 from collections.abc import Iterator
 
@@ -72,29 +71,27 @@ def read_events(path: str | os.PathLike) -> Iterator[tuple[int, event_pb2.Event]
     """The events of an event file, in order: ``(offset, Event)`` for every whole, valid
     record that holds an Event, and a :class:`Problem` for everything else.
 
-    The file is mapped, not read into memory whole.
+    The file is read one record at a time (memory holds one record), up to the size it had
+    when the walk began.
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
-        if size == 0:
-            return
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            for item in iter_records(data):
-                if isinstance(item, RecordProblem):
-                    terminal = item.reason != "data checksum mismatch"
-                    reason = item.reason
-                    if item.reason.startswith("truncated"):
-                        reason += ": an incomplete record at the end (a writer may be appending)"
-                    yield Problem(path, item.offset, reason, size - item.offset if terminal else 0)
-                    continue
-                offset, record = item
-                try:
-                    event = event_pb2.Event.FromString(record)
-                except _message.DecodeError:
-                    yield Problem(path, offset, "valid record, but not an Event message")
-                    continue
-                yield offset, event
+        for item in iter_records(file):
+            if isinstance(item, RecordProblem):
+                terminal = item.reason != "data checksum mismatch"
+                reason = item.reason
+                if item.reason.startswith("truncated"):
+                    reason += ": an incomplete record at the end (a writer may be appending)"
+                yield Problem(path, item.offset, reason, size - item.offset if terminal else 0)
+                continue
+            offset, record = item
+            try:
+                event = event_pb2.Event.FromString(record)
+            except _message.DecodeError:
+                yield Problem(path, offset, "valid record, but not an Event message")
+                continue
+            yield offset, event
 
 
 @dataclasses.dataclass

@@ -98,7 +98,7 @@ def default_writer() -> SummaryWriter:
         RuntimeError: none is open (never created, or closed).
     """
     writer = _writer
-    if writer is None or writer._events.closed:
+    if writer is None or writer.closed:
         raise RuntimeError(
             "no summary writer is open: call gpu_summary.summary.create_summary_writer(logdir) "
             "before logging with the module's functions"
@@ -272,7 +272,7 @@ class Graph:
         logdir = self._logdir
         if logdir is None:
             logdir = default_writer().logdir
-        if writer is not None and not writer._events.closed and _same_folder(writer.logdir, logdir):
+        if writer is not None and not writer.closed and _same_folder(writer.logdir, logdir):
             writer.add_graph(model, input_to_model)
         else:
             with SummaryWriter(logdir) as own:

@@ -222,6 +222,11 @@ class SummaryWriter:
         return self._events.path
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (every ``add_*`` then raises ValueError)."""
+        return self._events.closed
+
+    @property
     def rank(self) -> int:
         """This process's rank in the writer's group (0 without ``distributed``)."""
         return 0 if self._aggregation is None else self._aggregation.rank
