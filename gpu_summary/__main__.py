@@ -87,13 +87,14 @@ def array_module(device: str) -> tuple[object, str]:
     return np, f"cpu (NumPy; no GPU: {reason})"
 
 
-def run_demo(logdir: str, steps: int, out=sys.stdout, device: str = "cpu") -> None:
+def run_demo(logdir: str, steps: int, out=None, device: str = "cpu") -> None:
     """Train a small two-layer network on a toy regression and log every kind of summary:
     scalars, histograms of weights and gradients, images, text, hyperparameters, the model's
     structure graph, an embedding of the hidden layer's activations and anomaly checks of the
     gradients. The network and every tensor logged live on ``device`` (see
     :func:`array_module`): on a GPU the reductions run there and the loop never waits for
     the log, except for the loss shown by the progress bar."""
+    out = out or sys.stdout
     xp, where = array_module(device)
     print(f"device: {where}", file=out)
     rng = np.random.default_rng(0)
@@ -174,8 +175,9 @@ def run_demo(logdir: str, steps: int, out=sys.stdout, device: str = "cpu") -> No
     print(f"view them with:  tensorboard --logdir {logdir}", file=out)
 
 
-def inspect(logdir: str, as_json: bool, out=sys.stdout) -> int:
+def inspect(logdir: str, as_json: bool, out=None) -> int:
     """Print the inventory of ``logdir``; the exit status (0 clean, 1 problems found)."""
+    out = out or sys.stdout
     runs = reader.inspect_logdir(logdir)
     if as_json:
         json.dump(reader.report_json(runs), out, indent=1)

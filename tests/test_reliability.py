@@ -1,0 +1,478 @@
+"""Reliability under faults and awkward input: nothing flushed is lost, no reader sees a corrupt
+record, and every failure is a clear error on the caller's side.
+
+Each test prints its figures (records written / recovered, peak memory) with ``-s``; the
+README's reliability section quotes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpu_summary as gs
+from gpu_summary import reader
+from gpu_summary.__main__ import main as cli
+from gpu_summary._records import encode_record, masked_crc32c, read_records
+from gpu_summary.proto import event_pb2, projector_config_pb2
+
+from conftest import legacy_reader, plugin_reader, tensor_values
+
+
+def _python(code: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, **kwargs,
+    )  # fmt: skip
+
+
+def _only_whole_records_and_a_tail(path) -> tuple[list, list]:
+    """The events of ``path``; asserts every problem is one truncated tail at the very end."""
+    items = list(reader.read_events(path))
+    problems = [item for item in items if isinstance(item, reader.Problem)]
+    events = [item[1] for item in items if not isinstance(item, reader.Problem)]
+    assert len(problems) <= 1, problems
+    if problems:
+        (tail,) = problems
+        assert tail.reason.startswith("truncated") and items[-1] is tail
+        assert tail.offset + tail.unread == os.path.getsize(path)
+    return events, problems
+
+
+# -- crash ------------------------------------------------------------------------------------
+
+_LOGGER = """
+    import sys
+    import numpy as np
+    import gpu_summary as gs
+    writer = gs.SummaryWriter(sys.argv[1], flush_secs=0.02)
+    values = np.random.default_rng(0).standard_normal(20_000)
+    step = 0
+    while True:  # full speed, until killed
+        writer.add_scalar("crash/loss", float(step), step)
+        writer.add_histogram("crash/weights", values + step, step)
+        step += 1
+        if step % 25 == 0:
+            writer.flush()
+            print(step, flush=True)  # every step below this is in the file
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [0.3, 1.0, 2.0])
+def test_sigkill_loses_nothing_flushed(tmp_path, kill_after):
+    pause = random.Random(kill_after).uniform(0, 0.05)  # into the next writes
+    logger = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_LOGGER), str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    flushed = 0
+    started = time.monotonic()
+    try:
+        for line in logger.stdout:
+            flushed = int(line)
+            if time.monotonic() - started > kill_after and flushed >= 25:
+                break
+        time.sleep(pause)
+        os.kill(logger.pid, signal.SIGKILL)  # mid-stride: the logger never stops on its own
+    finally:
+        logger.kill()
+        logger.wait()
+    (path,) = tmp_path.glob("events.*")
+    events, problems = _only_whole_records_and_a_tail(path)
+    steps = [e.step for e in events if e.HasField("summary")]
+    scalars = [s for e, s in zip(events[1:], steps, strict=True)
+               if e.summary.value[0].tag == "crash/loss"]  # fmt: skip
+    assert scalars == list(range(len(scalars))) and len(scalars) >= flushed
+    # TensorBoard and `gpu-summary inspect` read the same and skip the tail.
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("crash/loss")] == scalars
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cli(["inspect", str(tmp_path)])
+    assert status == (1 if problems else 0)
+    print(f"\nSIGKILL after {kill_after} s: {flushed} steps flushed, {len(events)} records "
+          f"recovered ({len(scalars)} steps), truncated tail: {bool(problems)}")  # fmt: skip
+    if not problems:  # a write torn by the kill, as a crash inside os.write would leave it
+        with open(path, "ab") as file:
+            file.write(encode_record(b"\x08" * 300)[:150])
+        _, problems = _only_whole_records_and_a_tail(path)
+        assert len(problems) == 1
+        assert [s.step for s in legacy_reader(tmp_path).Scalars("crash/loss")] == scalars
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli(["inspect", str(tmp_path)]) == 1
+
+
+# -- full disk --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs mounted for the test (needs root); skipped, saying why, elsewhere."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+_FILLER = """
+    import sys, time
+    import numpy as np
+    import gpu_summary as gs
+    writer = gs.SummaryWriter(sys.argv[1], flush_secs=0.05)
+    values = np.random.default_rng(0).standard_normal(5_000)
+    started = time.monotonic()
+    try:
+        for step in range(1_000_000):
+            writer.add_scalar("disk/loss", float(step), step)
+            writer.add_histogram("disk/weights", values + step, step)
+        print("never full")
+    except OSError as exc:
+        print("raised by add_*:", exc.errno, exc)
+    try:
+        writer.close()
+        print("closed")
+    except OSError as exc:
+        print("raised by close:", exc.errno, exc)
+    print("seconds", time.monotonic() - started)
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_a_clear_error_and_the_file_stays_whole(tiny_disk):
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_FILLER), str(tiny_disk)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr  # the process ends cleanly, nothing hangs
+    assert f"raised by add_*: {errno.ENOSPC}" in proc.stdout, proc.stdout
+    assert "No space left on device" in proc.stdout and "record(s) were dropped" in proc.stdout
+    (path,) = tiny_disk.glob("events.*")
+    records, problems = read_records(str(path))
+    assert problems == []  # cut back to its last whole record
+    steps = [s.step for s in legacy_reader(tiny_disk).Scalars("disk/loss")]
+    assert steps == list(range(len(steps))) and steps
+    print(f"\nfull disk: {len(records)} whole records kept in {os.path.getsize(path)} bytes; "
+          f"{proc.stdout.strip().splitlines()[-1]}")  # fmt: skip
+
+
+def test_a_disk_full_from_the_start_fails_at_creation(tiny_disk):
+    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    with pytest.raises(OSError, match="No space left") as info:
+        gs.SummaryWriter(tiny_disk / "run")
+    assert info.value.errno == errno.ENOSPC
+    assert not list((tiny_disk / "run").glob("events.*"))  # no empty or partial file left
+
+
+# -- many writers -----------------------------------------------------------------------------
+
+_THREADS = """
+    import sys, threading
+    import numpy as np
+    import gpu_summary as gs
+    process = int(sys.argv[2])
+    writer = gs.SummaryWriter(sys.argv[1], max_queue=32)
+    def log(thread):
+        values = np.arange(100.0) * thread
+        for step in range(200):
+            writer.add_scalar(f"p{process}/t{thread}", float(step), step)
+            if step % 20 == 0:
+                writer.add_histogram(f"p{process}/t{thread}/h", values, step)
+    threads = [threading.Thread(target=log, args=(t,)) for t in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    writer.close()
+"""
+
+
+@pytest.mark.slow
+def test_four_processes_and_eight_threads_on_one_logdir(tmp_path):
+    procs = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_THREADS), str(tmp_path), str(p)])
+        for p in range(4)
+    ]
+    assert [proc.wait(180) for proc in procs] == [0, 0, 0, 0]
+    files = sorted(tmp_path.glob("events.*"))
+    assert len(files) == 4  # one file each, none shared
+    for path in files:
+        records, problems = read_records(str(path))
+        assert problems == [] and len(records) == 1 + 8 * (200 + 10)
+    acc = legacy_reader(tmp_path)
+    for p in range(4):
+        for t in range(8):
+            assert [s.step for s in acc.Scalars(f"p{p}/t{t}")] == list(range(200))
+            assert len(acc.Histograms(f"p{p}/t{t}/h")) == 10
+
+
+# -- awkward arrays ---------------------------------------------------------------------------
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array = array.copy()
+    array.setflags(write=False)
+    return array
+
+
+AWKWARD = {
+    "strided": np.arange(200.0).reshape(10, 20)[::3, ::-2],
+    "fortran": np.asfortranarray(np.arange(60.0).reshape(3, 4, 5)),
+    "0-d": np.array(3.5),
+    "bool": np.arange(30) % 3 == 0,
+    "float16": np.linspace(-2, 2, 77).astype(np.float16),
+    "int64>2**53": np.array([2**53 + 1, 2**62, -(2**62) - 7], np.int64),
+    "read-only": _read_only(np.linspace(0, 1, 50)),
+    "empty": np.zeros((0, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(AWKWARD))
+def test_awkward_arrays_in_every_reduction(tmp_path, name):
+    values = AWKWARD[name]
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("h", values, 0)
+        writer.add_histogram("even", values, 0, bins=7)
+        if values.size == 0:
+            with pytest.raises(ValueError, match="values is empty"):
+                writer.add_anomaly("a", values, 0)
+            report = None
+        else:
+            report = writer.add_anomaly("a", values, 0, lower=0.5).result()
+        if values.size == 1:
+            writer.add_scalar("s", values, 0)
+    acc = legacy_reader(tmp_path)
+    (histogram,) = acc.Histograms("h")
+    flat = values.astype(np.float64).ravel()
+    assert histogram.histogram_value.num == flat.size
+    if flat.size:
+        assert histogram.histogram_value.min == flat.min()
+        assert histogram.histogram_value.sum == pytest.approx(flat.sum(), rel=1e-12)
+        assert report.quantiles[0.5] == np.quantile(flat, 0.5)
+        assert report.below == int((flat < 0.5).sum()) and report.count == flat.size
+    if values.size == 1:
+        assert acc.Scalars("s")[0].value == pytest.approx(float(values))
+
+
+@pytest.mark.slow
+def test_the_seeds_image_batch_is_never_copied(tmp_path):
+    """The seed's 100×2000×2000×4 uint8 batch (1.5 GiB) on the CPU with max_size: the peak
+    memory of the process grows by well under the batch's size."""
+    proc = _python(f"""
+        import resource
+        import numpy as np
+        import gpu_summary as gs
+        def peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        batch = np.empty((100, 2000, 2000, 4), np.uint8)
+        batch[...] = 40
+        batch[:, ::9, ::7, :3] = 220
+        before = peak()
+        with gs.SummaryWriter({str(tmp_path)!r}) as writer:
+            writer.add_images("seed", batch, 0, max_size=64)
+        print(batch.nbytes, peak() - before)
+    """, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    size, growth = map(int, proc.stdout.split())
+    assert growth < size // 10, (growth, size)
+    ((_, images),) = tensor_values(tmp_path, "seed")
+    assert len(images) == 2 + 100 and images[:2].tolist() == [b"64", b"64"]
+    print(f"\nseed batch {size / 2**20:.0f} MiB: peak memory grew {growth / 2**20:.1f} MiB")
+
+
+# -- steps and tags ---------------------------------------------------------------------------
+
+TAGS = ["损失/训练 loss", "a/b/c", "with space", "ünïcödé ✓", "trailing/"]
+STEPS = [2**62, -(2**62), -1, 0, 2**63 - 1, -(2**63)]
+
+
+def test_extreme_steps_and_odd_tags_round_trip(tmp_path):
+    with gs.SummaryWriter(tmp_path) as writer:
+        for tag in TAGS:
+            for step in STEPS:
+                writer.add_scalar(f"s/{tag}", 1.0, step)
+            writer.add_histogram(f"h/{tag}", np.arange(5), 2**62)
+            writer.add_image(f"i/{tag}", np.zeros((2, 2, 3), np.uint8), -(2**62))
+            writer.add_text(f"t/{tag}", tag, 2**62)
+    acc = legacy_reader(tmp_path)
+    plugins = plugin_reader(tmp_path)
+    for tag in TAGS:
+        assert sorted(s.step for s in acc.Scalars(f"s/{tag}")) == sorted(STEPS)
+        assert [h.step for h in acc.Histograms(f"h/{tag}")] == [2**62]
+        assert [e.step for e in plugins.Tensors(f"i/{tag}")] == [-(2**62)]
+        ((step, text),) = tensor_values(tmp_path, f"t/{tag}")
+        assert (step, text.item().decode()) == (2**62, tag)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda w: w.add_scalar("", 1.0, 0),
+        lambda w: w.add_histogram("", [1.0], 0),
+        lambda w: w.add_image("", np.zeros((2, 2, 3), np.uint8), 0),
+        lambda w: w.add_images("", np.zeros((1, 2, 2, 3), np.uint8), 0),
+        lambda w: w.add_text("", "x", 0),
+        lambda w: w.add_anomaly("", [1.0], 0),
+        lambda w: w.add_embedding(np.eye(2), tag="", step=0),
+        lambda w: w.add_scalar("x", 1.0, 2**63),
+    ],
+    ids=["scalar", "histogram", "image", "images", "text", "anomaly", "embedding", "step"],
+)
+def test_empty_tags_and_out_of_range_steps_are_refused(tmp_path, call):
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=r"must not be empty|int64"):
+            call(writer)
+        writer.add_scalar("after", 1.0, 0)  # the writer goes on
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("after")] == [0]
+
+
+# -- reader fuzzing ---------------------------------------------------------------------------
+
+
+def _sample_file() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        with gs.SummaryWriter(folder) as writer:
+            for step in range(6):
+                writer.add_scalar("loss", step / 3, step)
+            writer.add_histogram("w", np.arange(50.0), 0)
+            writer.add_text("notes", ["a", "b"], 0)
+            writer.add_image("img", np.full((3, 3, 3), 9, np.uint8), 0)
+        with open(writer.file_path, "rb") as file:
+            return file.read()
+
+
+SAMPLE = _sample_file()
+_edits = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "set", "cut", "insert", "delete"]),
+        st.integers(0, len(SAMPLE) - 1),
+        st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _corrupt(data: bytes, edits) -> bytes:
+    data = bytearray(data)
+    for kind, position, value in edits:
+        position %= max(len(data), 1)
+        if kind == "flip":
+            data[position] ^= 1 << (value % 8)
+        elif kind == "set":
+            data[position] = value
+        elif kind == "cut":
+            del data[position:]
+        elif kind == "insert":
+            data[position:position] = bytes([value]) * (1 + value % 13)
+        else:
+            del data[position : position + 1 + value % 40]
+        if not data:
+            break
+    return bytes(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=_edits)
+def test_corrupted_files_never_crash_the_readers(edits):
+    data = _corrupt(SAMPLE, edits)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "events.out.tfevents.1.fuzz")
+        with open(path, "wb") as file:
+            file.write(data)
+        for item in reader.read_events(path):
+            if isinstance(item, reader.Problem):
+                assert 0 <= item.offset < len(data) and item.unread <= len(data) - item.offset
+                continue
+            offset, event = item
+            # Only records whose checksums hold come back, from where they are in the file.
+            length = int.from_bytes(data[offset : offset + 8], "little")
+            payload = data[offset + 12 : offset + 12 + length]
+            footer = data[offset + 12 + length : offset + 16 + length]
+            assert int.from_bytes(footer, "little") == masked_crc32c(payload)
+            assert event_pb2.Event.FromString(payload) == event
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = cli(["inspect", folder])
+        assert status in (0, 1)
+        assert ("0 problem(s)" in out.getvalue()) == (status == 0)
+
+
+# -- projector paths --------------------------------------------------------------------------
+
+ESCAPES = ["../escape", "../../etc/passwd", "/absolute/path", "..", ".", "a/../../b", "~root",
+           "C:\\windows", "tab\tand\nnewline"]  # fmt: skip
+
+
+def test_projector_tags_cannot_leave_the_run_directory(tmp_path):
+    run = tmp_path / "run"
+    with gs.SummaryWriter(run) as writer:
+        for step, tag in enumerate(ESCAPES):
+            writer.add_embedding(np.eye(2), ["x\ty", "line\nbreak"], tag=tag, step=step - 3)
+    written = {os.path.realpath(os.path.join(folder, name))
+               for folder, _, names in os.walk(tmp_path) for name in names}  # fmt: skip
+    assert all(path.startswith(os.path.realpath(run) + os.sep) for path in written)
+    (inventory,) = reader.inspect_logdir(run)
+    assert not inventory.all_problems() and len(inventory.embeddings) == len(ESCAPES)
+    config = text_format.Parse(
+        (run / "projector_config.pbtxt").read_text(), projector_config_pb2.ProjectorConfig()
+    )
+    for embedding in config.embeddings:  # names keep the tag; paths stay inside the run
+        for path in (embedding.tensor_path, embedding.metadata_path):
+            assert not os.path.isabs(path) and ".." not in path.split("/")
+    assert [e.tensor_name for e in config.embeddings][:2] == ["../escape:-0003",
+                                                              "../../etc/passwd:-0002"]  # fmt: skip
+    labels = (run / "embeddings" / "-0003" / "%2E.%2Fescape" / "metadata.tsv").read_text()
+    assert labels == "x\\ty\nline\\nbreak\n"
+
+
+# -- writer-thread failures -------------------------------------------------------------------
+
+
+def test_failures_on_the_writer_thread_reach_the_next_call_with_their_cause(tmp_path):
+    calls = []
+
+    def callback(report):
+        calls.append(report.step)
+        raise KeyError("from the callback")
+
+    with gs.SummaryWriter(tmp_path, on_anomaly=callback) as writer:
+        writer.add_anomaly("grads", [np.nan, 1.0], 0)
+        writer.add_scalar("loss", 1.0, 0)
+        with pytest.raises(gs.WriterError) as info:
+            writer.flush()
+        assert isinstance(info.value.__cause__, KeyError)
+        writer.add_scalar("loss", 2.0, 1)  # the loop goes on; the error was raised once
+        errors = []
+        thread = threading.Thread(target=lambda: errors.append(writer.flush()))
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive() and errors == [None]
+    assert calls == [0]
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("loss")] == [0, 1]
+    assert legacy_reader(tmp_path).Scalars("grads/anomaly/nan")[0].value == 1.0
