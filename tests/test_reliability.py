@@ -25,6 +25,7 @@ import pytest
 from google.protobuf import text_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 import gpu_summary as gs
 from gpu_summary import reader
@@ -476,3 +477,30 @@ def test_failures_on_the_writer_thread_reach_the_next_call_with_their_cause(tmp_
     assert calls == [0]
     assert [s.step for s in legacy_reader(tmp_path).Scalars("loss")] == [0, 1]
     assert legacy_reader(tmp_path).Scalars("grads/anomaly/nan")[0].value == 1.0
+
+
+IMAGES = {
+    "strided": np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)[::2, ::-1],
+    "fortran": np.asfortranarray(np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)),
+    "read-only": _read_only(np.full((4, 4, 4), 200, np.uint8)),
+    "float16": np.linspace(0, 1, 4 * 5 * 3).astype(np.float16).reshape(4, 5, 3),
+    "bool": (np.arange(4 * 4).reshape(4, 4, 1) % 3 == 0),
+}
+
+
+@pytest.mark.parametrize("name", list(IMAGES))
+def test_awkward_images_round_trip(tmp_path, name):
+    image = IMAGES[name]
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_image("img", image, 0)
+    ((_, (width, height, png)),) = tensor_values(tmp_path, "img")
+    with Image.open(io.BytesIO(png)) as decoded:
+        pixels = np.asarray(decoded)
+    if image.dtype == np.uint8:
+        want = image
+    elif image.dtype == np.bool_:
+        want = image.astype(np.uint8) * 255
+    else:
+        want = np.floor(np.clip(image.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(pixels.reshape(want.shape), want)
+    assert (int(width), int(height)) == (image.shape[1], image.shape[0])
