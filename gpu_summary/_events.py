@@ -17,7 +17,8 @@ Guarantees:
   ``add``/``flush``/``close`` on the caller's thread, never lost and never raised in a way that
   kills the writer thread.
 - A job that raises (an unencodable image, a failing device copy) drops only its own record;
-  the exception surfaces the same way, with the original as ``__cause__``.
+  the exception surfaces the same way, as :class:`WriterError` with the original as
+  ``__cause__`` (an ``OSError`` with its errno when the job's own files could not be written).
 - After ``os.fork()`` the child neither writes into the parent's file nor inherits its queued
   or buffered records: its first ``add`` opens a file of its own (its pid is in the name).
 """
@@ -258,7 +259,14 @@ class _Channel:
             describe = getattr(job, "description", None) or getattr(job, "__name__", repr(job))
             if args and isinstance(args[0], str):  # function jobs take the tag first
                 describe = f"{describe} for tag {args[0]!r}"
-            error = WriterError(f"gpu_summary could not write {describe}: {exc!r}")
+            if isinstance(exc, OSError) and exc.errno is not None:
+                # An I/O error (a full disk under the projector's files) stays an OSError
+                # with its errno, as when the event file itself cannot be written.
+                error = OSError(
+                    exc.errno, f"gpu_summary could not write {describe}: {exc.strerror or exc}"
+                )
+            else:
+                error = WriterError(f"gpu_summary could not write {describe}: {exc!r}")
             error.__cause__ = exc
             self._set_error(error)
             return

@@ -786,6 +786,7 @@ class SummaryWriter:
             images = None if thumbnails is None else thumbnails.result()
             files.write(tag, step, matrix_, rows, header, images)
 
+        write.description = f"embedding {tag!r} at step {step}"
         self._events.add(write)
 
     def add_hparams(
@@ -892,13 +893,10 @@ class SummaryWriter:
         if not self._writes_files:
             return  # rank 0's graph only
         text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)
-        folder = os.path.join(self._logdir, "graph")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "structure_graph.json")
-        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)  # readers see the old file or the new one, never a part
+        path = os.path.join(self._logdir, "graph", "structure_graph.json")
+        # Readers see the old file or the new one, never a part; a failed write leaves neither
+        # a part nor a temporary file, and raises here (OSError) with nothing queued.
+        _embedding.write_atomically(path, text.encode("utf-8"))
         self._events.add(_serialized_event, (data,), len(data))
 
     def monitor_gpus(

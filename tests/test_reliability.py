@@ -504,3 +504,38 @@ def test_awkward_images_round_trip(tmp_path, name):
         want = np.floor(np.clip(image.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
     np.testing.assert_array_equal(pixels.reshape(want.shape), want)
     assert (int(width), int(height)) == (image.shape[1], image.shape[0])
+
+
+def test_a_full_disk_under_the_projector_files_is_an_os_error_and_leaves_no_part(tiny_disk):
+    run = tiny_disk / "run"
+    with gs.SummaryWriter(run) as writer:
+        writer.add_embedding(np.eye(4), ["a", "b", "c", "d"], tag="small", step=0)
+        writer.flush()
+        big = np.random.default_rng(0).standard_normal((400, 200))  # 320 KB of float32
+        writer.add_embedding(big, tag="big", step=1)
+        with pytest.raises(OSError, match="No space left on device") as info:
+            writer.flush()
+        assert info.value.errno == errno.ENOSPC and "embedding 'big'" in str(info.value)
+        writer.add_scalar("after", 1.0, 0)  # raised once; the writer goes on
+    leftovers = [name for _, _, names in os.walk(run) for name in names if name.endswith(".tmp")]
+    assert leftovers == []
+    (inventory,) = reader.inspect_logdir(run)
+    assert inventory.embeddings == ["small:00000"] and not inventory.all_problems()
+    assert [s.step for s in legacy_reader(run).Scalars("after")] == [0]
+
+
+def test_a_full_disk_under_the_structure_graph_raises_from_add_graph(tiny_disk):
+    run = tiny_disk / "run"
+    layers = [
+        {"name": f"layer{i}", "class_name": "Dense", "config": {"note": "x" * 2000}}
+        for i in range(200)
+    ]  # fmt: skip  (a JSON of ~400 KB)
+    with gs.SummaryWriter(run) as writer:
+        with pytest.raises(OSError, match="No space left on device"):
+            writer.add_graph(layers)
+        writer.add_scalar("after", 1.0, 0)
+    assert not (run / "graph" / "structure_graph.json").exists()
+    assert os.listdir(run / "graph") == []  # no temporary file left
+    acc = legacy_reader(run)
+    assert acc.Tags()["graph"] is False  # nothing half-logged: no GraphDef without its JSON
+    assert [s.step for s in acc.Scalars("after")] == [0]
