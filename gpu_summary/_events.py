@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import errno
 import itertools
 import os
 import socket
@@ -367,7 +368,14 @@ class EventFileWriter:
         self._closed = False
         self._open_lock = threading.Lock()
         self._channel: _Channel | None = None
-        os.makedirs(self._logdir, exist_ok=True)
+        try:
+            os.makedirs(self._logdir, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(
+                errno.ENOTDIR,
+                f"logdir {self._logdir!r} exists and is not a directory; give a folder for the "
+                "event files",
+            ) from None
         self._open()
         _live_writers.add(self)
 
@@ -387,10 +395,14 @@ class EventFileWriter:
         record = encode_record(first.SerializeToString())
         try:
             os.write(fd, record)
-        except OSError:
+        except OSError as exc:
             os.close(fd)
             os.unlink(path)
-            raise
+            raise OSError(
+                exc.errno,
+                f"gpu_summary could not start an event file in {self._logdir}: "
+                f"{exc.strerror}; no file was left",
+            ) from exc
         channel = _Channel(path, fd, len(record), self._flush_secs)
         _open_channels.add(channel)
         channel.thread.start()

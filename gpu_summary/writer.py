@@ -936,6 +936,12 @@ class SummaryWriter:
         if aggregation is not None:
             aggregation.aggregator.raise_error()
 
+    def __reduce__(self) -> tuple:
+        raise TypeError(
+            "a SummaryWriter cannot be sent to another process (pickled); create one in each "
+            "process — each writes its own file — or use SummaryWriter(..., distributed=...)"
+        )
+
     def __enter__(self) -> SummaryWriter:
         return self
 

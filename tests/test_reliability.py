@@ -11,6 +11,7 @@ import contextlib
 import errno
 import io
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -186,7 +187,7 @@ def test_a_disk_full_from_the_start_fails_at_creation(tiny_disk):
         while True:
             os.write(fd, b"\0" * 4096)
     os.close(fd)
-    with pytest.raises(OSError, match="No space left") as info:
+    with pytest.raises(OSError, match=r"could not start an event file.*No space left") as info:
         gs.SummaryWriter(tiny_disk / "run")
     assert info.value.errno == errno.ENOSPC
     assert not list((tiny_disk / "run").glob("events.*"))  # no empty or partial file left
@@ -539,3 +540,14 @@ def test_a_full_disk_under_the_structure_graph_raises_from_add_graph(tiny_disk):
     acc = legacy_reader(run)
     assert acc.Tags()["graph"] is False  # nothing half-logged: no GraphDef without its JSON
     assert [s.step for s in acc.Scalars("after")] == [0]
+
+
+def test_clear_errors_for_a_logdir_that_is_a_file_and_for_pickling(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
+        gs.SummaryWriter(tmp_path / "a_file")
+    with gs.SummaryWriter(tmp_path / "run") as writer:
+        with pytest.raises(TypeError, match="cannot be sent to another process"):
+            pickle.dumps(writer)
+        writer.add_scalar("after", 1.0, 0)
+    assert [s.step for s in legacy_reader(tmp_path / "run").Scalars("after")] == [0]
