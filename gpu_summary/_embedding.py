@@ -1,21 +1,28 @@
 """Embeddings on disk: the Projector's files of one run directory, written whole or not at all.
 
 :class:`ProjectorFiles` owns ``projector_config.pbtxt`` of one run directory. Each embedding's
-files go to ``<run>/projector/<step>/<tag>/`` first, each by write-to-temporary-then-rename,
+files go to ``<run>/embeddings/<step>/<tag>/`` first, each by write-to-temporary-then-rename,
 and only then is the config rewritten (also atomically) to list it: a reader (TensorBoard,
 polling) sees the old config or the new one, and every file the config names is complete.
-Embeddings already listed by an earlier process in the same directory are kept; one with the
-same name is replaced.
+Embeddings listed by other writers (other processes, a seed Projector) in the same directory
+are kept, under a lock; one with the same name is replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
 from gpu_summary.proto import projector_config_pb2
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: threads only
+    fcntl = None
 from gpu_summary.summaries import image as image_summaries
 from gpu_summary.summaries import projector as projector_files
 
@@ -58,25 +65,47 @@ def orient(axes: np.ndarray) -> np.ndarray:
 
 
 class ProjectorFiles:
-    """The Projector's config and assets in one run directory; thread-safe."""
+    """The Projector's config and assets in one run directory.
+
+    Safe across threads and processes: the config is read, changed and rewritten under a
+    lock — a thread lock, and ``flock`` on ``.projector_config.lock`` in the run directory (on
+    systems with ``fcntl``) — so writers in several processes (or a seed ``Projector`` beside a
+    ``SummaryWriter``) each add their embeddings without dropping the others'.
+    """
+
+    LOCK_FILE = ".projector_config.lock"
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
         self._lock = threading.Lock()
-        self._config: projector_config_pb2.ProjectorConfig | None = None
 
     @property
     def config_path(self) -> str:
         return os.path.join(self.run_dir, projector_files.CONFIG_FILE)
 
-    def _load(self) -> projector_config_pb2.ProjectorConfig:
-        if self._config is None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            if fcntl is None:
+                yield
+                return
+            os.makedirs(self.run_dir, exist_ok=True)
+            path = os.path.join(self.run_dir, self.LOCK_FILE)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                with open(self.config_path, encoding="utf-8") as file:
-                    self._config = projector_files.read_config(file.read())
-            except (OSError, ValueError, UnicodeDecodeError):
-                self._config = projector_config_pb2.ProjectorConfig()  # none, or unreadable
-        return self._config
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
+
+    def _load(self) -> projector_config_pb2.ProjectorConfig:
+        """The config on disk now (another process may have changed it); empty if none or
+        unreadable."""
+        try:
+            with open(self.config_path, encoding="utf-8") as file:
+                return projector_files.read_config(file.read())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return projector_config_pb2.ProjectorConfig()
 
     def write(
         self,
@@ -114,7 +143,7 @@ class ProjectorFiles:
                 image_summaries.encode_png(projector_files.sprite(thumbnails)),
             )
             info.sprite.single_image_dim.extend([thumbnails.shape[2], thumbnails.shape[1]])
-        with self._lock:
+        with self._locked():
             config = self._load()
             kept = [e for e in config.embeddings if e.tensor_name != info.tensor_name]
             del config.embeddings[:]

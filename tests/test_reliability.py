@@ -551,3 +551,31 @@ def test_clear_errors_for_a_logdir_that_is_a_file_and_for_pickling(tmp_path):
             pickle.dumps(writer)
         writer.add_scalar("after", 1.0, 0)
     assert [s.step for s in legacy_reader(tmp_path / "run").Scalars("after")] == [0]
+
+
+_EMBEDDER = """
+    import sys
+    import numpy as np
+    import gpu_summary as gs
+    process = int(sys.argv[2])
+    with gs.SummaryWriter(sys.argv[1]) as writer:
+        for step in range(10):
+            writer.add_embedding(np.eye(3) * step, ["a", "b", "c"], tag=f"p{process}", step=step)
+"""
+
+
+@pytest.mark.slow
+def test_processes_adding_embeddings_to_one_run_keep_each_others(tmp_path):
+    procs = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_EMBEDDER), str(tmp_path), str(p)])
+        for p in range(4)
+    ]
+    assert [proc.wait(180) for proc in procs] == [0, 0, 0, 0]
+    import gpu_summary.summary as summary
+
+    seed = summary.Projector(tmp_path)  # a seed Projector beside them, in this process
+    seed.create_embedding_projector()
+    seed.embedding_projector(value=np.ones((2, 2)), tag="seed", step=1)
+    (inventory,) = reader.inspect_logdir(tmp_path)
+    assert len(inventory.embeddings) == 4 * 10 + 1 and not inventory.all_problems()
+    assert {name.split(":")[0] for name in inventory.embeddings} == {"p0", "p1", "p2", "p3", "seed"}
