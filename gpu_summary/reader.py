@@ -242,6 +242,15 @@ def _steps(series: Series) -> str:
     return f"steps {series.first_step}..{series.last_step}"
 
 
+def _printable(text: str) -> str:
+    """``text`` safe to print anywhere: file names that are not UTF-8 (surrogate escapes) and
+    control characters shown as backslash escapes."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _records(count: int) -> str:
     return "1 record" if count == 1 else f"{count} records"
 
@@ -258,24 +267,25 @@ def format_report(logdir: str, runs: list[Run]) -> str:
     """The text ``gpu-summary inspect`` prints."""
     lines = []
     if not runs:
-        return f"{logdir}: no runs (no event file and no {PROJECTOR_CONFIG} under it)\n"
+        return f"{_printable(logdir)}: no runs (no event file and no {PROJECTOR_CONFIG} under it)\n"
     for run in runs:
         size = sum(file.size for file in run.files)
         lines.append(
-            f"run {run.name}: {len(run.files)} event file(s), {_records(run.records)}, "
+            f"run {_printable(run.name)}: {len(run.files)} event file(s), "
+            f"{_records(run.records)}, "
             f"{_size(size)}"
         )
-        width = max((len(tag) for _, tag in run.series), default=0)
+        width = max((len(_printable(tag)) for _, tag in run.series), default=0)
         for plugin, tag in sorted(run.series):
             series = run.series[(plugin, tag)]
-            lines.append(
-                f"  {plugin:<12} {tag:<{width}}  {_steps(series):<22} {_records(series.records)}"
-            )
+            name = f"{_printable(plugin):<12} {_printable(tag):<{width}}"
+            lines.append(f"  {name}  {_steps(series):<22} {_records(series.records)}")
         if run.embeddings:
             lines.append(f"  {'projector':<12} {len(run.embeddings)} embedding(s): "
-                         + ", ".join(run.embeddings))  # fmt: skip
+                         + ", ".join(map(_printable, run.embeddings)))  # fmt: skip
         for problem in run.all_problems():
-            lines.append(f"  PROBLEM {os.path.relpath(problem.path, logdir)}: {problem.describe()}")
+            where = _printable(os.path.relpath(problem.path, logdir))
+            lines.append(f"  PROBLEM {where}: {_printable(problem.describe())}")
     problems = sum(len(run.all_problems()) for run in runs)
     files = sum(len(run.files) for run in runs)
     records = sum(run.records for run in runs)

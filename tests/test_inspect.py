@@ -161,3 +161,19 @@ def test_a_live_file_is_read_while_the_writer_appends(tmp_path):
         writer.flush()
         second = reader.inspect_logdir(tmp_path)[0].series[("scalars", "loss")].records
     assert (first, second) == (1, 2)
+
+
+def test_names_that_are_not_utf8_or_printable_never_break_the_report(tmp_path):
+    run = os.fsdecode(b"run\xff")
+    with gs.SummaryWriter(tmp_path / run) as writer:
+        writer.add_scalar("tag\nwith\tcontrols", 1.0, 0)
+    (tmp_path / os.fsdecode(b"events.out.tfevents.\xfe")).write_bytes(b"junk")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "inspect", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "run run\\xff: 1 event file(s)" in proc.stdout
+    assert "tag\\nwith\\tcontrols" in proc.stdout
+    assert "PROBLEM events.out.tfevents.\\xfe: offset 0: truncated header" in proc.stdout
