@@ -159,7 +159,7 @@ class _Channel:
                     return
             except BaseException as exc:  # noqa: BLE001 - the thread must outlive any failure
                 self._set_error(exc)
-                if kind in ("flush", "close"):
+                if kind in ("flush", "sync", "close"):
                     payload.set()
                 if kind == "close":
                     _open_channels.discard(self)
@@ -207,8 +207,16 @@ class _Channel:
 
     def _handle(self, kind: str, payload: object) -> bool:
         """Process a marker or a tick; True once the file is closed."""
-        if kind == "flush":
+        if kind in ("flush", "sync"):
             self._write_batch()
+            if kind == "sync":
+                try:
+                    os.fsync(self.fd)
+                except OSError as exc:
+                    error = OSError(exc.errno, f"gpu_summary could not sync {self.path}: "
+                                    f"{exc.strerror}")  # fmt: skip
+                    error.__cause__ = exc
+                    self._set_error(error)
             payload.set()
         elif kind == "close":
             for job in list(self.closing_jobs.values()):
@@ -464,17 +472,19 @@ class EventFileWriter:
         else:
             jobs[key] = job
 
-    def flush(self) -> None:
-        """Block until every job queued before this call is written to the file.
+    def flush(self, fsync: bool = False) -> None:
+        """Block until every job queued before this call is written to the file: the OS has
+        it, so it survives this process dying (a kill, a crash). With ``fsync=True`` it is
+        also on the storage device (``os.fsync``), so it survives the machine losing power.
 
         Raises:
-            OSError, WriterError: an earlier write or job failed (raised once).
+            OSError, WriterError: an earlier write or job failed, or the sync did (raised once).
         """
         channel = self._channel
         if channel is None:
             return
         if not self._closed:
-            channel.send_marker("flush")
+            channel.send_marker("sync" if fsync else "flush")
         self._raise_deferred_error(channel)
 
     def close(self) -> None:

@@ -916,13 +916,15 @@ class SummaryWriter:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, fsync: bool = False) -> None:
         """Block until everything logged so far is in the event file (distributed: and every
-        collective queued so far has run, on this rank)."""
+        collective queued so far has run, on this rank). The OS then has it: it survives the
+        process being killed. ``fsync=True`` also waits for the storage device (``os.fsync``),
+        so that it survives a power loss; ``close()`` always does."""
         if self._aggregation is not None:
             self._aggregation.aggregator.wait()
             self._aggregation.aggregator.raise_error()
-        self._events.flush()
+        self._events.flush(fsync)
 
     def close(self) -> None:
         """Flush and close the file; later ``add_*`` calls raise ValueError. Idempotent."""
@@ -1020,7 +1022,7 @@ class _NoEvents:
     def at_close(self, key: str, job: Callable | None) -> None:
         pass
 
-    def flush(self) -> None:
+    def flush(self, fsync: bool = False) -> None:
         self.check_open()
 
     def close(self) -> None:

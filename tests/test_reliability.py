@@ -579,3 +579,31 @@ def test_processes_adding_embeddings_to_one_run_keep_each_others(tmp_path):
     (inventory,) = reader.inspect_logdir(tmp_path)
     assert len(inventory.embeddings) == 4 * 10 + 1 and not inventory.all_problems()
     assert {name.split(":")[0] for name in inventory.embeddings} == {"p0", "p1", "p2", "p3", "seed"}
+
+
+def test_flush_with_fsync_reaches_the_device_and_reports_a_failing_sync(tmp_path, monkeypatch):
+    from gpu_summary import _events
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(_events.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    writer = gs.SummaryWriter(tmp_path)
+    writer.add_scalar("x", 1.0, 0)
+    writer.flush()
+    assert synced == []  # a plain flush hands the records to the OS only
+    writer.add_scalar("x", 2.0, 1)
+    writer.flush(fsync=True)
+    assert len(synced) == 1
+
+    def broken(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(_events.os, "fsync", broken)
+    writer.add_scalar("x", 3.0, 2)
+    with pytest.raises(OSError, match="could not sync") as info:
+        writer.flush(fsync=True)
+    assert info.value.errno == errno.EIO
+    monkeypatch.setattr(_events.os, "fsync", real_fsync)
+    writer.add_scalar("x", 4.0, 3)
+    writer.close()
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("x")] == [0, 1, 2, 3]
