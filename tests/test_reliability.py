@@ -96,6 +96,7 @@ def test_sigkill_loses_nothing_flushed(tmp_path, kill_after):
     finally:
         logger.kill()
         logger.wait()
+    assert flushed >= 25 and logger.returncode == -signal.SIGKILL  # it ran, and was killed
     (path,) = tmp_path.glob("events.*")
     events, problems = _only_whole_records_and_a_tail(path)
     steps = [e.step for e in events if e.HasField("summary")]
