@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -142,6 +143,20 @@ def main() -> None:
         print("tensorboardX is not installed (pip install '.[bench]'): gpu_summary only")
     else:
         peers = ["gpu_summary", "tensorboardX"]
+    import importlib.metadata
+
+    import gpu_summary as gs
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "-"
+
+    print(f"machine: {platform.machine()} cpus={os.cpu_count()} python "
+          f"{platform.python_version()}  gpu_summary {gs.__version__}  tensorboard "
+          f"{version('tensorboard')}  data server {version('tensorboard-data-server')}  "
+          f"tensorboardX {version('tensorboardX')}")  # fmt: skip
     print(f"{args.steps} steps of one scalar + one 10k-value histogram; polled every 20 ms")
     for load_fast in (False, True):
         for reload_s in args.reload:
