@@ -175,7 +175,7 @@ def run_demo(logdir: str, steps: int, out=None, device: str = "cpu") -> None:
     print(f"view them with:  tensorboard --logdir {logdir}", file=out)
 
 
-def inspect(logdir: str, as_json: bool, out=None) -> int:
+def inspect_command(logdir: str, as_json: bool, out=None) -> int:
     """Print the inventory of ``logdir``; the exit status (0 clean, 1 problems found)."""
     out = out or sys.stdout
     runs = reader.inspect_logdir(logdir)
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not os.path.isdir(args.logdir):
         parser.error(f"inspect: {args.logdir!r} is not a directory")
-    return inspect(args.logdir, args.json)
+    return inspect_command(args.logdir, args.json)
 
 
 if __name__ == "__main__":

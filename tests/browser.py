@@ -9,6 +9,7 @@ network) on a fresh profile, and stops it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -184,8 +185,6 @@ class Browser:
                              f"{wanted!r} appearing", timeout)  # fmt: skip
 
     def screenshot(self, path: str) -> None:
-        import base64
-
         data = self.call("Page.captureScreenshot", format="png")["data"]
         with open(path, "wb") as file:
             file.write(base64.b64decode(data))

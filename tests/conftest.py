@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -143,3 +145,11 @@ def assert_stats_match(got, want, values) -> None:
         assert abs(got.sum - want.sum) <= MOMENT_RTOL * scale
     if np.isfinite(scale_sq):
         assert abs(got.sum_squares - want.sum_squares) <= MOMENT_RTOL * scale_sq
+
+
+def run_python(code: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    """Run dedented ``code`` in a fresh interpreter; its completed process (text output)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, **kwargs,
+    )  # fmt: skip

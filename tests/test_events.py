@@ -6,9 +6,6 @@ import errno
 import os
 import re
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -21,7 +18,7 @@ from gpu_summary._events import EventFileWriter
 from gpu_summary._records import read_records
 from gpu_summary.proto import event_pb2
 
-from conftest import legacy_reader, tensor_values
+from conftest import legacy_reader, run_python, tensor_values
 
 
 def _events_in(path):
@@ -118,18 +115,8 @@ def test_context_manager_closes(tmp_path):
         writer.add_scalar("x", 1.0, 1)
 
 
-def _run_python(code, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        **kwargs,
-    )
-
-
 def test_interpreter_exit_writes_everything(tmp_path):
-    proc = _run_python(f"""
+    proc = run_python(f"""
         import numpy as np
         import gpu_summary as gs
         w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
@@ -149,7 +136,7 @@ def test_interpreter_exit_writes_everything(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_child_gets_its_own_file(tmp_path):
-    proc = _run_python(f"""
+    proc = run_python(f"""
         import os, sys
         import gpu_summary as gs
         w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)

@@ -34,14 +34,7 @@ from gpu_summary.__main__ import main as cli
 from gpu_summary._records import encode_record, masked_crc32c, read_records
 from gpu_summary.proto import event_pb2, projector_config_pb2
 
-from conftest import legacy_reader, plugin_reader, tensor_values
-
-
-def _python(code: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, **kwargs,
-    )  # fmt: skip
+from conftest import legacy_reader, plugin_reader, run_python, tensor_values
 
 
 def _only_whole_records_and_a_tail(path) -> tuple[list, list]:
@@ -286,7 +279,7 @@ def test_awkward_arrays_in_every_reduction(tmp_path, name):
 def test_the_seeds_image_batch_is_never_copied(tmp_path):
     """The seed's 100×2000×2000×4 uint8 batch (1.5 GiB) on the CPU with max_size: the peak
     memory of the process grows by well under the batch's size."""
-    proc = _python(f"""
+    proc = run_python(f"""
         import resource
         import numpy as np
         import gpu_summary as gs
