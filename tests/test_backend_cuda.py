@@ -244,6 +244,27 @@ def test_torch_tensors_on_their_current_stream(tmp_path):
 @pytest.mark.gpu
 @_NEEDS_GPU
 @pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
+def test_torch_float8_on_the_device_reduces_as_its_float32_values(tmp_path):
+    import torch
+
+    import gpu_summary as gs
+
+    host = sample_values(np.float32, 50_000)
+    with gs.SummaryWriter(tmp_path) as writer:
+        for name in ("float8_e4m3fn", "float8_e5m2"):
+            narrow = torch.from_numpy(host).cuda().to(getattr(torch, name))
+            writer.add_histogram(f"device/{name}", narrow, 0)
+            writer.add_histogram(f"host/{name}", narrow.cpu(), 0)
+    acc = legacy_reader(tmp_path)
+    for name in ("float8_e4m3fn", "float8_e5m2"):
+        (got,), (want,) = acc.Histograms(f"device/{name}"), acc.Histograms(f"host/{name}")
+        assert list(got.histogram_value.bucket) == list(want.histogram_value.bucket)
+        assert got.histogram_value.num == want.histogram_value.num > 0
+
+
+@pytest.mark.gpu
+@_NEEDS_GPU
+@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
 def test_no_host_sync_under_torch_sync_debug_mode(tmp_path):
     import torch
 

@@ -43,3 +43,11 @@ def test_python_example_runs(tmp_path, monkeypatch):
     seed_config = (seed / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "embedding_projector:00001"' in seed_config
     assert len(list((seed / "projector").glob("projector.*.log"))) == 1
+
+
+def test_the_sigterm_recipe_is_the_one_the_reliability_test_runs():
+    (recipe,) = re.findall(r"```py\n(.*?)```", README, flags=re.DOTALL)
+    from test_reliability import _TERMINATED
+
+    for line in recipe.strip().splitlines():
+        assert line in _TERMINATED, line

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import io
 import os
 import pickle
@@ -114,6 +115,47 @@ def test_sigkill_loses_nothing_flushed(tmp_path, kill_after):
             assert cli(["inspect", str(tmp_path)]) == 1
 
 
+_TERMINATED = """
+    import signal, sys
+    import numpy as np
+    import gpu_summary as gs
+    # The README's recipe: SIGTERM raises SystemExit, so writers are closed at exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    writer = gs.SummaryWriter(sys.argv[1])  # flush_secs=1: records wait in memory
+    values = np.random.default_rng(0).standard_normal(20_000)
+    step = 0
+    while True:
+        writer.add_scalar("term/loss", float(step), step)
+        writer.add_histogram("term/weights", values + step, step)
+        print(step, flush=True)  # logged (not yet flushed) up to here
+        step += 1
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_with_the_readme_handler_keeps_every_logged_step(tmp_path):
+    logger = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_TERMINATED), str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for line in logger.stdout:
+            if int(line) >= 500:
+                break
+        logger.send_signal(signal.SIGTERM)
+        logged = max(int(line), *map(int, logger.stdout.read().split() or [0]))
+        logger.wait(60)
+    finally:
+        logger.kill()
+    assert logger.returncode == 128 + signal.SIGTERM
+    (path,) = tmp_path.glob("events.*")
+    records, problems = read_records(str(path))
+    assert problems == []  # closed, not cut
+    steps = [s.step for s in legacy_reader(tmp_path).Scalars("term/loss")]
+    assert steps == list(range(len(steps))) and len(steps) >= logged + 1
+    print(f"\nSIGTERM after step {logged}: {len(steps)} steps, {len(records)} whole records")
+
+
 # -- full disk --------------------------------------------------------------------------------
 
 
@@ -175,12 +217,41 @@ def test_a_full_disk_is_a_clear_error_and_the_file_stays_whole(tiny_disk):
           f"{proc.stdout.strip().splitlines()[-1]}")  # fmt: skip
 
 
-def test_a_disk_full_from_the_start_fails_at_creation(tiny_disk):
-    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
+def _fill(folder) -> None:
+    """Take every free byte of the tmpfs under ``folder``."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
     with contextlib.suppress(OSError):
         while True:
             os.write(fd, b"\0" * 4096)
     os.close(fd)
+
+
+def test_a_full_disk_raises_from_flush_and_from_close(tiny_disk):
+    writer = gs.SummaryWriter(tiny_disk / "run", flush_secs=3600)
+    writer.add_scalar("loss", 0.0, 0)
+    writer.flush()
+    _fill(tiny_disk)
+    for step in range(1, 300):  # ~12 KB of records: more than the file's last page holds
+        writer.add_scalar("loss", float(step), step)
+    with pytest.raises(OSError, match=r"No space left on device.*record.*dropped") as info:
+        writer.flush()
+    assert info.value.errno == errno.ENOSPC
+    for step in range(300, 600):
+        writer.add_scalar("loss", float(step), step)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        writer.close()
+    assert info.value.errno == errno.ENOSPC and writer.closed
+    writer.close()  # closing again is a no-op: the error was raised once
+    (path,) = (tiny_disk / "run").glob("events.*")
+    _, problems = read_records(str(path))
+    assert problems == []  # whole records only, whatever fitted before the disk filled
+    steps = [s.step for s in legacy_reader(tiny_disk / "run").Scalars("loss")]
+    assert steps == list(range(len(steps))) and 1 <= len(steps) < 600
+    print(f"\nfull disk at flush/close: {len(steps)} of 600 steps kept, whole")
+
+
+def test_a_disk_full_from_the_start_fails_at_creation(tiny_disk):
+    _fill(tiny_disk)
     with pytest.raises(OSError, match=r"could not start an event file.*No space left") as info:
         gs.SummaryWriter(tiny_disk / "run")
     assert info.value.errno == errno.ENOSPC
@@ -273,6 +344,66 @@ def test_awkward_arrays_in_every_reduction(tmp_path, name):
         assert report.below == int((flat < 0.5).sum()) and report.count == flat.size
     if values.size == 1:
         assert acc.Scalars("s")[0].value == pytest.approx(float(values))
+
+
+def _narrow_float_inputs() -> list:
+    """Floats narrower than float16, from ml_dtypes (NumPy arrays) and PyTorch, where present."""
+    cases = []
+    values = np.random.default_rng(3).standard_normal(3_000).astype(np.float32) * 4
+    values[:3] = [np.nan, np.inf, -np.inf]
+    if importlib.util.find_spec("ml_dtypes"):
+        import ml_dtypes
+
+        for name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+            cases.append(
+                pytest.param(values.astype(getattr(ml_dtypes, name)), id=f"ml_dtypes-{name}")
+            )
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        tensor = torch.from_numpy(values)
+        for name in ("bfloat16", "float8_e5m2"):
+            narrow = tensor.to(getattr(torch, name))
+            cases.append(pytest.param(narrow, id=f"torch-{name}"))
+        cases.append(pytest.param(tensor.to(torch.bfloat16).reshape(60, 50).t()[::2],
+                                  id="torch-bfloat16-strided"))  # fmt: skip
+    return cases or [pytest.param(None, marks=pytest.mark.skip(reason="needs ml_dtypes or torch"))]
+
+
+def _widened(narrow) -> np.ndarray:
+    if isinstance(narrow, np.ndarray):
+        return narrow.astype(np.float32)
+    return narrow.float().numpy()
+
+
+@pytest.mark.parametrize("narrow", _narrow_float_inputs())
+def test_floats_narrower_than_float16_are_widened_exactly(tmp_path, narrow):
+    """bfloat16 and float8 (which NumPy lacks) reduce exactly as their float32 values."""
+    wide = _widened(narrow)
+    with gs.SummaryWriter(tmp_path) as writer:
+        for tag, values in (("narrow", narrow), ("wide", wide)):
+            writer.add_histogram(f"{tag}/ladder", values, 0)
+            writer.add_histogram(f"{tag}/even", values, 0, bins=16)
+            flat = values.reshape(-1)
+            writer.add_scalar(f"{tag}/one", flat[5], 0)
+            writer.add_image(f"{tag}/image", abs(flat[:48]).reshape(4, 4, 3), 0)
+        report, want_report = (
+            writer.add_anomaly(f"{tag}/check", values, 0, upper=1.0).result()
+            for tag, values in (("narrow", narrow), ("wide", wide))
+        )
+    acc = legacy_reader(tmp_path)
+    for kind in ("ladder", "even"):
+        (got,), (want,) = acc.Histograms(f"narrow/{kind}"), acc.Histograms(f"wide/{kind}")
+        assert got.histogram_value == want.histogram_value
+    finite = int(np.isfinite(wide).sum())
+    assert acc.Histograms("narrow/ladder")[0].histogram_value.num == finite < wide.size
+    assert acc.Scalars("narrow/one")[0].value == acc.Scalars("wide/one")[0].value
+    ((_, got),), ((_, want),) = (tensor_values(tmp_path, f"{t}/image") for t in ("narrow", "wide"))
+    assert got.tolist() == want.tolist()  # the same PNG
+    for field in ("nan", "posinf", "neginf", "above", "count", "quantiles", "whiskers"):
+        assert getattr(report, field) == getattr(want_report, field), field
+    assert report.count == finite
+    np.testing.assert_array_equal(report.heatmap, want_report.heatmap)
 
 
 @pytest.mark.slow

@@ -62,10 +62,13 @@ def _host_array(obj: object, argument: str) -> np.ndarray:
         detach = getattr(obj, "detach", None)  # torch tensors that require grad
         if callable(detach):
             obj = detach()
+        widen = getattr(obj, "float", None)
+        if callable(widen) and numpy_backend.is_narrow_float(str(getattr(obj, "dtype", ""))):
+            obj = widen()  # a torch bfloat16/float8 tensor, which NumPy cannot view: exact copy
         try:
             return np.from_dlpack(obj)
         except (BufferError, TypeError, RuntimeError, ValueError):
-            pass  # e.g. bfloat16, which NumPy lacks: fall back to the array protocol
+            pass  # a dtype DLPack cannot carry: fall back to the array protocol
     return numpy_backend.as_array(obj, argument)
 
 
@@ -102,5 +105,4 @@ def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
         device_backend = _device_backend(values, argument)
         return device_backend, device_backend.adopt(values, argument)
     array = _host_array(values, argument)
-    numpy_backend.check_numeric(array, argument)
-    return numpy_backend, array
+    return numpy_backend, numpy_backend.numeric(array, argument)

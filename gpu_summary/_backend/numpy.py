@@ -249,6 +249,25 @@ def _even_bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return _correct(index, x, edges[:-1], edges[1:], bins - 1)
 
 
+# Floating-point types narrower than float16 that NumPy itself lacks (ml_dtypes' bfloat16 and
+# float8/6/4 kinds, as JAX and others hand them over; PyTorch's by name, without "torch."). Each
+# of their values is exactly a float32, so they are widened to it before any reduction.
+NARROW_FLOATS = ("bfloat16", "float8_", "float6_", "float4_")
+
+
+def is_narrow_float(dtype_name: str) -> bool:
+    """Whether a dtype name (``bfloat16``, ``torch.float8_e4m3fn``, ...) is a narrow float."""
+    return dtype_name.rpartition(".")[2].startswith(NARROW_FLOATS)
+
+
+def numeric(values: np.ndarray, argument: str) -> np.ndarray:
+    """``values``, narrow floats widened to float32; TypeError unless the data is numeric."""
+    if is_narrow_float(values.dtype.name):
+        values = values.astype(np.float32)
+    check_numeric(values, argument)
+    return values
+
+
 def check_numeric(values: np.ndarray, argument: str) -> None:
     """Raise TypeError unless ``values`` holds bool, integer or real floating-point data."""
     if values.dtype.kind not in "biuf":
@@ -267,8 +286,7 @@ def as_array(values: object, argument: str) -> np.ndarray:
             f"{argument} must be an array, a number or a list of numbers; "
             f"{type(values).__name__} could not be converted: {exc}"
         ) from None
-    check_numeric(array, argument)
-    return array
+    return numeric(array, argument)
 
 
 @_quiet_overflow
