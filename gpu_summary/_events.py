@@ -19,6 +19,9 @@ Guarantees:
 - A job that raises (an unencodable image, a failing device copy) drops only its own record;
   the exception surfaces the same way, as :class:`WriterError` with the original as
   ``__cause__`` (an ``OSError`` with its errno when the job's own files could not be written).
+- A file deleted while open (its run folder removed to start afresh) is noticed before the next
+  write: logging goes on in a new file in the same folder, made again if need be, with a
+  ``RuntimeWarning`` (TensorFlow's writer does the same); the records that were in it are gone.
 - After ``os.fork()`` the child neither writes into the parent's file nor inherits its queued
   or buffered records: its first ``add`` opens a file of its own (its pid is in the name).
 """
@@ -34,6 +37,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 
@@ -65,6 +69,42 @@ def event_file_name(suffix: str = "") -> str:
     )
 
 
+def _create_event_file(logdir: str, suffix: str) -> tuple[str, int, int]:
+    """Create a new event file in ``logdir`` (made if missing) holding its file-version record.
+
+    Returns:
+        Its path, a descriptor open for appending, and its size.
+
+    Raises:
+        OSError: the folder or the file could not be made, or the first record not written
+            (no file is left behind).
+    """
+    os.makedirs(logdir, exist_ok=True)
+    while True:
+        path = os.path.join(logdir, event_file_name(suffix))
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
+            )
+            break
+        except FileExistsError:
+            continue
+    first = event_pb2.Event(wall_time=time.time(), file_version=FILE_VERSION)
+    first.source_metadata.writer = "gpu_summary"
+    record = encode_record(first.SerializeToString())
+    try:
+        os.write(fd, record)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        raise OSError(
+            exc.errno,
+            f"gpu_summary could not start an event file in {logdir}: {exc.strerror}; "
+            "no file was left",
+        ) from exc
+    return path, fd, len(record)
+
+
 class _Channel:
     """What the caller's side and the writer thread share for one file.
 
@@ -72,7 +112,7 @@ class _Channel:
     records to write, so the thread holds this object, not the handle.
     """
 
-    def __init__(self, path: str, fd: int, size: int, flush_secs: float) -> None:
+    def __init__(self, path: str, fd: int, size: int, flush_secs: float, suffix: str) -> None:
         # The queue is a deque, whose append/popleft are atomic: the common path of both sides
         # takes no lock. The condition is only for sleeping: the writer on an empty queue,
         # producers on a full one, each announced by a flag the other side checks.
@@ -86,6 +126,7 @@ class _Channel:
         self.fd = fd
         self.size = size  # bytes of whole records in the file
         self.flush_secs = flush_secs
+        self.suffix = suffix  # of the file name, for a file made anew (see _replace_deleted_file)
         self.thread = threading.Thread(
             target=self._run, name=f"gpu_summary writer {os.path.basename(path)}", daemon=True
         )
@@ -298,18 +339,48 @@ class _Channel:
         data = bytes(self._batch)
         self._batch.clear()
         written = 0
+        deleted = None
         try:
+            if os.fstat(self.fd).st_nlink == 0:
+                deleted = self.path
+                self._replace_deleted_file()
             while written < len(data):
                 written += os.write(self.fd, memoryview(data)[written:])
         except OSError as exc:
-            self._recover_from_write_error(exc, written)
+            self._recover_from_write_error(exc, written, deleted)
         else:
             self.size += written
         finally:
             self._ends.clear()
+        if deleted is not None and written:
+            warnings.warn(
+                f"gpu_summary: the event file {deleted} was deleted while open; the records "
+                f"that were in it are gone, and logging goes on in {self.path}",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
-    def _recover_from_write_error(self, exc: OSError, written: int) -> None:
+    def _replace_deleted_file(self) -> None:
+        """The file was deleted (its run folder removed to start afresh, say): go on in a new
+        file in the same folder, made again if need be, as TensorFlow's writer does."""
+        path, fd, size = _create_event_file(os.path.dirname(self.path), self.suffix)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        self.path, self.fd, self.size = path, fd, size
+
+    def _recover_from_write_error(self, exc: OSError, written: int, deleted: str | None) -> None:
         """Cut the file back to its last whole record and keep the error for the caller."""
+        if deleted is not None and deleted == self.path:  # no new file could be made
+            error = OSError(
+                exc.errno,
+                f"gpu_summary: the event file {deleted} was deleted while open and no new one "
+                f"could be made: {exc.strerror}; {len(self._ends)} record(s) were dropped",
+            )
+            error.__cause__ = exc
+            self._set_error(error)
+            return
         kept = 0
         for end in self._ends:
             if end > written:
@@ -389,29 +460,8 @@ class EventFileWriter:
 
     def _open(self) -> None:
         """Create this process's file, write the file-version record, start the thread."""
-        while True:
-            path = os.path.join(self._logdir, event_file_name(self._suffix))
-            try:
-                fd = os.open(
-                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
-                )
-                break
-            except FileExistsError:
-                continue
-        first = event_pb2.Event(wall_time=time.time(), file_version=FILE_VERSION)
-        first.source_metadata.writer = "gpu_summary"
-        record = encode_record(first.SerializeToString())
-        try:
-            os.write(fd, record)
-        except OSError as exc:
-            os.close(fd)
-            os.unlink(path)
-            raise OSError(
-                exc.errno,
-                f"gpu_summary could not start an event file in {self._logdir}: "
-                f"{exc.strerror}; no file was left",
-            ) from exc
-        channel = _Channel(path, fd, len(record), self._flush_secs)
+        path, fd, size = _create_event_file(self._logdir, self._suffix)
+        channel = _Channel(path, fd, size, self._flush_secs, self._suffix)
         _open_channels.add(channel)
         channel.thread.start()
         # A writer dropped without close() still gets its records written (at exit,

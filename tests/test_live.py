@@ -9,6 +9,7 @@ with the new step.
 from __future__ import annotations
 
 import io
+import shutil
 import statistics
 import time
 
@@ -104,6 +105,35 @@ def test_a_running_writer_is_served_live(tmp_path, load_fast):
     worst = [max(pair) for pair in latencies]
     print(f"live latency (scalar, histogram) in s: {latencies}")
     assert statistics.median(worst) <= LIVE_BUDGET_S, latencies
+
+
+@pytest.mark.slow
+def test_a_run_folder_deleted_under_a_live_server_comes_back(tmp_path):
+    """`rm -rf` of the run while both the writer and TensorBoard run: the writer goes on in a
+    new file (warning once) and the Rust loader shows the steps logged after the deletion.
+    TensorBoard's Python loader re-reads its current file by name and, finding it gone while the
+    folder exists, stops advancing until it restarts; a fresh one shows the new steps."""
+    writer = gs.SummaryWriter(tmp_path / "live")
+    scalars = "/data/plugin/scalars/scalars"
+    try:
+        with tensorboard(tmp_path, load_fast=True) as base:
+            for step in range(3):
+                writer.add_scalar("live/loss", float(step), step)
+            poll_json(base, scalars, _last_step_is(2), timeout=120, run="live", tag="live/loss")
+            shutil.rmtree(tmp_path / "live")
+            with pytest.warns(RuntimeWarning, match="was deleted while open"):
+                for step in range(10, 13):
+                    writer.add_scalar("live/loss", float(step), step)
+                writer.flush()
+            served = poll_json(base, scalars, _last_step_is(12), timeout=60, run="live",
+                               tag="live/loss")  # fmt: skip
+            assert [entry[1] for entry in served][-3:] == [10, 11, 12]
+        with tensorboard(tmp_path, load_fast=False) as base:
+            served = poll_json(base, scalars, _last_step_is(12), timeout=120, run="live",
+                               tag="live/loss")  # fmt: skip
+            assert [entry[1] for entry in served] == [10, 11, 12]
+    finally:
+        writer.close()
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import io
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,6 +257,39 @@ def test_a_disk_full_from_the_start_fails_at_creation(tiny_disk):
         gs.SummaryWriter(tiny_disk / "run")
     assert info.value.errno == errno.ENOSPC
     assert not list((tiny_disk / "run").glob("events.*"))  # no empty or partial file left
+
+
+# -- files removed under an open writer ----------------------------------------------------
+
+
+def test_a_run_folder_deleted_while_logging_is_made_again(tmp_path):
+    run = tmp_path / "run"
+    writer = gs.SummaryWriter(run)
+    for step in range(10):
+        writer.add_scalar("loss", float(step), step)
+    writer.flush()
+    first = writer.file_path
+    shutil.rmtree(run)  # `rm -rf runs/*` to start afresh while training goes on
+    for step in range(10, 20):
+        writer.add_scalar("loss", float(step), step)
+    with pytest.warns(RuntimeWarning, match="was deleted while open.*goes on in"):
+        writer.flush()
+    assert writer.file_path != first and os.path.dirname(writer.file_path) == str(run)
+    assert [s.step for s in legacy_reader(run).Scalars("loss")] == list(range(10, 20))
+    # A folder that cannot be made again (a file took its name): an OSError, raised once.
+    shutil.rmtree(run)
+    run.write_text("in the way")
+    writer.add_scalar("loss", 20.0, 20)
+    with pytest.raises(OSError, match="was deleted while open and no new one could be made"):
+        writer.flush()
+    run.unlink()
+    writer.add_scalar("loss", 21.0, 21)
+    with pytest.warns(RuntimeWarning, match="was deleted while open"):
+        writer.close()
+    (path,) = run.glob("events.*")
+    records, problems = read_records(str(path))
+    assert problems == [] and len(records) == 2  # its own header, then step 21
+    assert [s.step for s in legacy_reader(run).Scalars("loss")] == [21]
 
 
 # -- many writers -----------------------------------------------------------------------------
