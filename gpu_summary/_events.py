@@ -57,6 +57,9 @@ _MANY_AT_ONCE = 4096  # most consecutive calls of one job built together
 _file_counter = itertools.count()
 
 
+CLOSED_MESSAGE = "this SummaryWriter is closed; create a new SummaryWriter to log more"
+
+
 class WriterError(RuntimeError):
     """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
 
@@ -122,6 +125,7 @@ class _Channel:
         self.writer_state = _AWAKE
         self.producers_waiting = 0
         self.error: BaseException | None = None
+        self.closed = False  # set by the writer thread once the file is closed
         self.path = path
         self.fd = fd
         self.size = size  # bytes of whole records in the file
@@ -159,12 +163,16 @@ class _Channel:
             self.producers_waiting += 1
             self.cond.notify_all()  # a dozing writer would otherwise take its time
             try:
-                while self.queue and (
-                    len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes
+                while (
+                    self.queue
+                    and not self.closed
+                    and (len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes)
                 ):
                     self.cond.wait()
             finally:
                 self.producers_waiting -= 1
+            if self.closed:  # closed by another thread while this one waited
+                raise ValueError(CLOSED_MESSAGE)
 
     def _wake(self) -> None:
         with self.cond:
@@ -177,7 +185,7 @@ class _Channel:
             self._wake()
         while wait and not done.wait(0.5):
             if not self.thread.is_alive():
-                if kind == "close":
+                if kind == "close" or self.closed:  # a flush racing a close: nothing to do
                     return
                 raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
 
@@ -203,7 +211,7 @@ class _Channel:
                 if kind in ("flush", "sync", "close"):
                     payload.set()
                 if kind == "close":
-                    _open_channels.discard(self)
+                    self._finish()
                     return
 
     def _run_jobs(self, job: Callable, args: tuple) -> None:
@@ -264,12 +272,24 @@ class _Channel:
                 self._run_job(job, ())
             self._write_batch()
             self._close_file()
-            _open_channels.discard(self)
             payload.set()
+            self._finish()
             return True
         else:  # "tick": the flush deadline passed
             self._write_batch()
         return False
+
+    def _finish(self) -> None:
+        """After the close: release producers waiting for room (another thread closed the
+        writer under them; they raise ValueError) and flushes queued behind the close."""
+        _open_channels.discard(self)
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        while self.queue:  # added by threads that raced the close: never written
+            kind, payload, _, _ = self.queue.popleft()
+            if kind != "job":
+                payload.set()
 
     def _next_item(self) -> tuple:
         queue = self.queue
@@ -510,6 +530,8 @@ class EventFileWriter:
             channel = self._live_channel()
             self._raise_deferred_error(channel)
         channel.put(job, args, nbytes, self._max_queue, self._max_queue_bytes)
+        if self._closed:  # closed by another thread meanwhile: the job may never run
+            raise ValueError(CLOSED_MESSAGE)
 
     def at_close(self, key: str, job: Callable | None) -> None:
         """Have ``job()`` build the file's last record when it closes — by ``close()``, at exit,
@@ -559,7 +581,7 @@ class EventFileWriter:
     def check_open(self) -> None:
         """Raise ValueError if the writer is closed."""
         if self._closed:
-            raise ValueError("this SummaryWriter is closed; create a new SummaryWriter to log more")
+            raise ValueError(CLOSED_MESSAGE)
 
     @staticmethod
     def _raise_deferred_error(channel: _Channel) -> None:

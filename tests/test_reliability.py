@@ -332,6 +332,47 @@ def test_four_processes_and_eight_threads_on_one_logdir(tmp_path):
             assert len(acc.Histograms(f"p{p}/t{t}/h")) == 10
 
 
+@pytest.mark.slow
+def test_closing_under_threads_that_still_log_never_hangs_them(tmp_path):
+    """close() from one thread while eight others log into a full queue, and another flushes:
+    each logger gets ValueError (closed) within seconds — none waits forever for room that a
+    closed writer will never make — and the file is whole."""
+    for trial in range(20):
+        writer = gs.SummaryWriter(tmp_path / str(trial), max_queue=4)
+        outcomes = []
+
+        def log(thread, writer=writer, outcomes=outcomes):
+            step = 0
+            try:
+                while True:
+                    writer.add_histogram(f"t{thread}", np.arange(1000.0), step)
+                    step += 1
+            except ValueError as exc:
+                outcomes.append(str(exc))
+
+        def flush(writer=writer, outcomes=outcomes):
+            while not writer.closed:
+                writer.flush()
+            outcomes.append("flushed")
+
+        threads = [threading.Thread(target=log, args=(t,), daemon=True) for t in range(8)]
+        threads.append(threading.Thread(target=flush, daemon=True))
+        for thread in threads:
+            thread.start()
+        time.sleep(0.02)
+        writer.close()
+        for thread in threads:
+            thread.join(10)
+        assert not any(thread.is_alive() for thread in threads), f"trial {trial}: hung"
+        assert sorted(outcomes)[0] == "flushed" and len(outcomes) == 9
+        assert all("is closed" in outcome for outcome in sorted(outcomes)[1:])
+        _, problems = read_records(writer.file_path)
+        assert problems == []
+        for t in range(8):
+            steps = [h.step for h in legacy_reader(tmp_path / str(trial)).Histograms(f"t{t}")]
+            assert steps == list(range(len(steps)))
+
+
 # -- awkward arrays ---------------------------------------------------------------------------
 
 
