@@ -382,43 +382,57 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _same(array):
+    return array
+
+
+# name: (the data, as made on the host, and the view taken of it where it lives)
 AWKWARD = {
-    "strided": np.arange(200.0).reshape(10, 20)[::3, ::-2],
-    "fortran": np.asfortranarray(np.arange(60.0).reshape(3, 4, 5)),
-    "0-d": np.array(3.5),
-    "bool": np.arange(30) % 3 == 0,
-    "float16": np.linspace(-2, 2, 77).astype(np.float16),
-    "int64>2**53": np.array([2**53 + 1, 2**62, -(2**62) - 7], np.int64),
-    "read-only": _read_only(np.linspace(0, 1, 50)),
-    "empty": np.zeros((0, 4)),
+    "strided": (np.arange(200.0).reshape(10, 20), lambda a: a[::3, ::-2]),
+    "fortran": (np.arange(60.0).reshape(5, 4, 3), lambda a: a.transpose(2, 1, 0)),
+    "0-d": (np.array(3.5), _same),
+    "bool": (np.arange(30) % 3 == 0, _same),
+    "float16": (np.linspace(-2, 2, 77).astype(np.float16), _same),
+    "int64>2**53": (np.array([2**53 + 1, 2**62, -(2**62) - 7], np.int64), _same),
+    "read-only": (_read_only(np.linspace(0, 1, 50)), _same),
+    "empty": (np.zeros((0, 4)), _same),
 }
 
 
 @pytest.mark.parametrize("name", list(AWKWARD))
-def test_awkward_arrays_in_every_reduction(tmp_path, name):
-    values = AWKWARD[name]
+def test_awkward_arrays_in_every_reduction(tmp_path, name, xp):
+    """On the host, and on the device (a GPU, or the CPU stand-in that runs the kernels)."""
+    base, view = AWKWARD[name]
+    host = view(base)
+    values = host if xp is np else view(xp.asarray(base))
+    if xp is np and name == "fortran":
+        assert host.flags.f_contiguous and not host.flags.c_contiguous
     with gs.SummaryWriter(tmp_path) as writer:
         writer.add_histogram("h", values, 0)
         writer.add_histogram("even", values, 0, bins=7)
-        if values.size == 0:
+        if host.size == 0:
             with pytest.raises(ValueError, match="values is empty"):
                 writer.add_anomaly("a", values, 0)
             report = None
         else:
             report = writer.add_anomaly("a", values, 0, lower=0.5).result()
-        if values.size == 1:
+        if host.size == 1:
             writer.add_scalar("s", values, 0)
     acc = legacy_reader(tmp_path)
     (histogram,) = acc.Histograms("h")
-    flat = values.astype(np.float64).ravel()
+    flat = host.astype(np.float64).ravel()
     assert histogram.histogram_value.num == flat.size
     if flat.size:
         assert histogram.histogram_value.min == flat.min()
-        assert histogram.histogram_value.sum == pytest.approx(flat.sum(), rel=1e-12)
+        assert histogram.histogram_value.sum == pytest.approx(
+            flat.sum(), rel=1e-12, abs=1e-12 * abs(flat).sum()
+        )
         assert report.quantiles[0.5] == np.quantile(flat, 0.5)
         assert report.below == int((flat < 0.5).sum()) and report.count == flat.size
-    if values.size == 1:
-        assert acc.Scalars("s")[0].value == pytest.approx(float(values))
+    (even,) = acc.Histograms("even")
+    assert sum(even.histogram_value.bucket) == flat.size
+    if host.size == 1:
+        assert acc.Scalars("s")[0].value == pytest.approx(float(host))
 
 
 def _narrow_float_inputs() -> list:
