@@ -361,7 +361,7 @@ class _Channel:
         written = 0
         deleted = None
         try:
-            if os.fstat(self.fd).st_nlink == 0:
+            if self._file_was_deleted():
                 deleted = self.path
                 self._replace_deleted_file()
             while written < len(data):
@@ -379,6 +379,19 @@ class _Channel:
                 RuntimeWarning,
                 stacklevel=1,
             )
+
+    def _file_was_deleted(self) -> bool:
+        """No name links to the open file any more, and its path names nothing (both, so that
+        a file system that reports no links for live files never starts a file per write)."""
+        if os.fstat(self.fd).st_nlink != 0:
+            return False
+        try:
+            os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):  # gone, or its folder is
+            return True
+        except OSError:
+            return False
+        return False
 
     def _replace_deleted_file(self) -> None:
         """The file was deleted (its run folder removed to start afresh, say): go on in a new

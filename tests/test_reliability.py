@@ -292,6 +292,27 @@ def test_a_run_folder_deleted_while_logging_is_made_again(tmp_path):
     assert [s.step for s in legacy_reader(run).Scalars("loss")] == [21]
 
 
+def test_a_file_system_that_reports_no_links_for_live_files_keeps_one_file(tmp_path, monkeypatch):
+    from gpu_summary import _events
+
+    real_fstat = os.fstat
+
+    def no_links(fd):  # as some FUSE file systems answer
+        result = list(real_fstat(fd))
+        result[3] = 0  # st_nlink
+        return os.stat_result(result)
+
+    writer = gs.SummaryWriter(tmp_path)
+    monkeypatch.setattr(_events.os, "fstat", no_links)
+    for step in range(5):
+        writer.add_scalar("loss", float(step), step)
+        writer.flush()
+    monkeypatch.undo()
+    writer.close()
+    assert len(list(tmp_path.glob("events.*"))) == 1
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("loss")] == list(range(5))
+
+
 # -- many writers -----------------------------------------------------------------------------
 
 _THREADS = """
