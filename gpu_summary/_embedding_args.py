@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gpu_summary import _validate
 from gpu_summary._backend import backend_for
 from gpu_summary._backend._results import Pending
 from gpu_summary.summaries import projector as projector_files
@@ -71,6 +72,10 @@ def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
             raise ValueError(
                 f"metadata rows must all have the same number of columns, found {sorted(widths)}"
             )
+        for row in metadata:  # here, not on the writer thread: the error names the argument
+            for cell in row if isinstance(row, (list, tuple)) else (row,):
+                if isinstance(cell, str):
+                    _validate.check_unicode(cell, "metadata label")
         return Listed(list(metadata)), widths.pop()
     backend, labels = backend_for(metadata, "metadata")
     shape = tuple(labels.shape)
@@ -91,7 +96,7 @@ class Listed(Pending):
 
 def label_cell(cell: object) -> str:
     if isinstance(cell, str):
-        return cell
+        return _validate.check_unicode(cell, "metadata label")
     if isinstance(cell, bytes):
         return cell.decode("utf-8", errors="replace")
     if isinstance(cell, np.generic):
@@ -119,4 +124,4 @@ def header(header: object, columns: int) -> list[str]:
             f"metadata_header must name each of the {columns} metadata columns with a str, "
             f"got {header!r}"
         )
-    return list(header)
+    return [_validate.check_unicode(h, "metadata_header") for h in header]

@@ -11,13 +11,29 @@ INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
 
+def check_unicode(text: str, argument: str) -> str:
+    """Return ``text`` if UTF-8 can encode it: no lone surrogates (which ``os.fsdecode`` leaves
+    for file-name bytes that are not UTF-8), so that nothing fails later on the writer thread."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            near = text[max(exc.start - 12, 0) : exc.start + 12]
+            raise ValueError(
+                f"{argument} holds a lone surrogate at index {exc.start} (near {near!r}), which "
+                "UTF-8 cannot encode; clean it first, e.g. "
+                "text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')"
+            ) from None
+    return text
+
+
 def check_tag(tag: object, argument: str = "tag") -> str:
-    """Return ``tag`` if it is a non-empty str."""
+    """Return ``tag`` if it is a non-empty str that UTF-8 can encode."""
     if not isinstance(tag, str):
         raise TypeError(f"{argument} must be a str, got {type(tag).__name__}: {tag!r}")
     if not tag:
         raise ValueError(f"{argument} must not be empty; give the series a name such as 'loss'")
-    return tag
+    return check_unicode(tag, argument)
 
 
 def check_step(step: object) -> int:

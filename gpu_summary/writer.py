@@ -92,6 +92,11 @@ def _default_logdir() -> str:
     return os.path.join("runs", f"{stamp}_{socket.gethostname()}")
 
 
+# Most buckets one histogram may ask for: a record of 2**20 buckets is already 16 MB; beyond
+# it the counts and the record grow without limit (bins=10**8 took 7 GB and 35 s).
+MAX_BINS = 1 << 20
+
+
 def _bin_spec(bins: object) -> tuple[str, object]:
     """Validate ``bins``: ("ladder", None), ("even", n) or ("edges", float64 limits)."""
     if isinstance(bins, str):
@@ -103,9 +108,15 @@ def _bin_spec(bins: object) -> tuple[str, object]:
     if isinstance(bins, (bool, np.bool_)):
         raise TypeError(f"bins must be 'tensorboard', a positive int or edges, got {bins!r}")
     if isinstance(bins, (int, np.integer)):
-        return "even", _validate.check_positive_int(
+        count = _validate.check_positive_int(
             bins, "bins", "ask for at least one bucket, e.g. bins=64"
         )
+        if count > MAX_BINS:
+            raise ValueError(
+                f"bins must be at most {MAX_BINS:,}, got {count:,}; TensorBoard shows about 30 "
+                "buckets per histogram, so ask for fewer, e.g. bins=64"
+            )
+        return "even", count
     try:
         edges = np.asarray(bins, dtype=np.float64)
     except (TypeError, ValueError):
@@ -115,6 +126,8 @@ def _bin_spec(bins: object) -> tuple[str, object]:
         ) from None
     if edges.ndim != 1 or edges.size == 0:
         raise ValueError(f"bins as edges must be a non-empty 1-D sequence, got shape {edges.shape}")
+    if edges.size > MAX_BINS:
+        raise ValueError(f"bins as edges must be at most {MAX_BINS:,} edges, got {edges.size:,}")
     if not np.isfinite(edges).all():
         raise ValueError("bins as edges must be finite numbers (NaN and ±Inf are counted apart)")
     if edges.size > 1 and not (np.diff(edges) > 0).all():
@@ -171,14 +184,21 @@ class SummaryWriter:
             logdir = _default_logdir()
         if not isinstance(logdir, (str, os.PathLike)):
             raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
+        if not os.fspath(logdir) or "\0" in os.fspath(logdir):
+            raise ValueError(
+                f"logdir must be a folder's path, got {os.fspath(logdir)!r}; give one such as "
+                "'runs/exp1', or None for runs/<date>_<host>"
+            )
         if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
             raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
         if not flush_secs > 0:
             raise ValueError(f"flush_secs must be > 0, got {flush_secs}")
         _validate.check_positive_int(max_queue, "max_queue", "use at least 1")
         _validate.check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
-        if not isinstance(filename_suffix, str) or "/" in filename_suffix:
-            raise ValueError(f"filename_suffix must be a str without '/', got {filename_suffix!r}")
+        if not isinstance(filename_suffix, str) or any(c in filename_suffix for c in "/\0"):
+            raise ValueError(
+                f"filename_suffix must be a str without '/' or NUL, got {filename_suffix!r}"
+            )
         if on_anomaly is not None and not callable(on_anomaly):
             raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")
         self._on_anomaly = on_anomaly
@@ -297,6 +317,7 @@ class SummaryWriter:
             and self._aggregation is None
             and type(tag) is str
             and tag
+            and tag.isascii()  # a flag of the str: others are checked for UTF-8 below
             and walltime is None
             and (
                 step is None
@@ -597,6 +618,8 @@ class SummaryWriter:
             raise TypeError(
                 f"text_string must be a str or a list of str, got {type(text_string).__name__}"
             )
+        for string in strings:
+            _validate.check_unicode(string, "text_string")
         self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
 
     def add_summary(
@@ -887,9 +910,12 @@ class SummaryWriter:
         self._events.check_open()
         wall = time.time() if walltime is None else _validate.check_walltime(walltime)
         nodes, name = model_nodes(model, input_to_model)
-        data = event_pb2.Event(
-            wall_time=wall, step=0, graph_def=graph_summaries.graph_def(nodes).SerializeToString()
-        ).SerializeToString()
+        try:
+            graph_def = graph_summaries.graph_def(nodes).SerializeToString()
+        except UnicodeEncodeError as exc:
+            _validate.check_unicode(exc.object, "a layer's name, type or input")
+            raise  # not reached: check_unicode raises for what UTF-8 cannot encode
+        data = event_pb2.Event(wall_time=wall, step=0, graph_def=graph_def).SerializeToString()
         if not self._writes_files:
             return  # rank 0's graph only
         text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)

@@ -588,6 +588,50 @@ def test_empty_tags_and_out_of_range_steps_are_refused(tmp_path, call):
     assert [s.step for s in legacy_reader(tmp_path).Scalars("after")] == [0]
 
 
+SURROGATE = "run/\udcff"  # os.fsdecode of a file name byte that is not UTF-8
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda w: w.add_scalar(SURROGATE, 1.0, 0),
+        lambda w: w.add_histograms({SURROGATE: [1.0]}, 0),
+        lambda w: w.add_text("t", ["fine", SURROGATE], 0),
+        lambda w: w.add_hparams({SURROGATE: 1.0}, {"m": 1.0}),
+        lambda w: w.add_hparams({"opt": SURROGATE}, {"m": 1.0}),
+        lambda w: w.add_hparams({"lr": 1.0}, {SURROGATE: 1.0}),
+        lambda w: w.add_embedding(np.eye(2), ["a", SURROGATE], tag="e", step=0),
+        lambda w: w.add_embedding(
+            np.eye(2), [["a", "b"], ["c", "d"]], metadata_header=["x", SURROGATE], tag="e", step=0
+        ),
+        lambda w: w.add_graph([{"name": SURROGATE, "class_name": "Dense", "config": {}}]),
+    ],
+    ids=["tag", "names", "text", "hparam", "hparam-value", "metric", "label", "header", "graph"],
+)
+def test_text_utf8_cannot_encode_is_refused_at_the_call(tmp_path, call):
+    """Lone surrogates used to pass the call and fail on the writer thread (a WriterError from
+    a later call); now the call itself raises ValueError naming the argument."""
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=r"lone surrogate at index 4.*UTF-8 cannot encode"):
+            call(writer)
+        writer.add_scalar("after", 1.0, 0)
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("after")] == [0]
+
+
+def test_absurd_sizes_and_names_are_refused_before_any_work(tmp_path):
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=r"bins must be at most 1,048,576, got 100,000,000"):
+            writer.add_histogram("h", [0.0, 1.0], 0, bins=10**8)  # was 7 GB and 35 s
+        with pytest.raises(ValueError, match="at most 1,048,576 edges"):
+            writer.add_histogram("h", [0.0, 1.0], 0, bins=np.arange(2.0**20 + 1))
+        writer.add_histogram("h", [0.0, 1.0], 0, bins=2**20)  # the limit itself is fine
+    assert legacy_reader(tmp_path).Histograms("h")[0].histogram_value.num == 2
+    with pytest.raises(ValueError, match="logdir must be a folder's path, got ''"):
+        gs.SummaryWriter("")
+    with pytest.raises(ValueError, match="filename_suffix must be a str without '/' or NUL"):
+        gs.SummaryWriter(tmp_path, filename_suffix="\0")
+
+
 # -- reader fuzzing ---------------------------------------------------------------------------
 
 
