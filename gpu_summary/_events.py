@@ -262,10 +262,7 @@ class _Channel:
                 try:
                     os.fsync(self.fd)
                 except OSError as exc:
-                    error = OSError(exc.errno, f"gpu_summary could not sync {self.path}: "
-                                    f"{exc.strerror}")  # fmt: skip
-                    error.__cause__ = exc
-                    self._set_error(error)
+                    self._set_os_error(exc, f"gpu_summary could not sync {self.path}")
             payload.set()
         elif kind == "close":
             for job in list(self.closing_jobs.values()):
@@ -406,13 +403,12 @@ class _Channel:
     def _recover_from_write_error(self, exc: OSError, written: int, deleted: str | None) -> None:
         """Cut the file back to its last whole record and keep the error for the caller."""
         if deleted is not None and deleted == self.path:  # no new file could be made
-            error = OSError(
-                exc.errno,
+            self._set_os_error(
+                exc,
                 f"gpu_summary: the event file {deleted} was deleted while open and no new one "
-                f"could be made: {exc.strerror}; {len(self._ends)} record(s) were dropped",
+                "could be made",
+                f"; {len(self._ends)} record(s) were dropped",
             )
-            error.__cause__ = exc
-            self._set_error(error)
             return
         kept = 0
         for end in self._ends:
@@ -425,13 +421,11 @@ class _Channel:
         except OSError:
             pass
         self.size += kept
-        error = OSError(
-            exc.errno,
-            f"gpu_summary could not write to {self.path}: {exc.strerror}; "
-            f"{dropped} record(s) were dropped and the file ends at its last whole record",
+        self._set_os_error(
+            exc,
+            f"gpu_summary could not write to {self.path}",
+            f"; {dropped} record(s) were dropped and the file ends at its last whole record",
         )
-        error.__cause__ = exc
-        self._set_error(error)
 
     def _close_file(self) -> None:
         try:
@@ -442,6 +436,12 @@ class _Channel:
             os.close(self.fd)
         except OSError as exc:
             self._set_error(exc)
+
+    def _set_os_error(self, exc: OSError, what: str, after: str = "") -> None:
+        """Keep ``OSError(exc.errno, "<what>: <exc.strerror><after>")`` caused by ``exc``."""
+        error = OSError(exc.errno, f"{what}: {exc.strerror or exc}{after}")
+        error.__cause__ = exc
+        self._set_error(error)
 
     def _set_error(self, error: BaseException) -> None:
         with self.cond:
