@@ -96,9 +96,8 @@ def _from_torch(tensor: object) -> DeviceArray:
     stream = cupy.cuda.ExternalStream(torch_stream.cuda_stream, device)
     dtype = None
     if str(tensor.dtype).startswith(("torch.float8_", "torch.float6_", "torch.float4_")):
-        tensor = (
-            tensor.float()
-        )  # no kernel reads 8-bit floats: an exact float32 copy, on the stream
+        # No kernel reads 8-bit floats: an exact float32 copy, made on the tensor's stream.
+        tensor = tensor.float()
     if tensor.dtype == torch.bfloat16:  # CuPy has no bfloat16: read the same memory as uint16
         dtype, storage, tensor = BFLOAT16, cupy.uint16, tensor.view(torch.int16)
     elif tensor.dtype == torch.bool:  # not every DLPack version carries bool
