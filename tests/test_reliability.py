@@ -334,13 +334,18 @@ _THREADS = """
 """
 
 
-@pytest.mark.slow
-def test_four_processes_and_eight_threads_on_one_logdir(tmp_path):
+def _in_four_processes(script: str, folder) -> None:
+    """Run ``script`` in 4 processes at once (argv: folder, process number); all must succeed."""
     procs = [
-        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_THREADS), str(tmp_path), str(p)])
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(folder), str(p)])
         for p in range(4)
     ]
     assert [proc.wait(180) for proc in procs] == [0, 0, 0, 0]
+
+
+@pytest.mark.slow
+def test_four_processes_and_eight_threads_on_one_logdir(tmp_path):
+    _in_four_processes(_THREADS, tmp_path)
     files = sorted(tmp_path.glob("events.*"))
     assert len(files) == 4  # one file each, none shared
     for path in files:
@@ -845,11 +850,7 @@ _EMBEDDER = """
 
 @pytest.mark.slow
 def test_processes_adding_embeddings_to_one_run_keep_each_others(tmp_path):
-    procs = [
-        subprocess.Popen([sys.executable, "-c", textwrap.dedent(_EMBEDDER), str(tmp_path), str(p)])
-        for p in range(4)
-    ]
-    assert [proc.wait(180) for proc in procs] == [0, 0, 0, 0]
+    _in_four_processes(_EMBEDDER, tmp_path)
     import gpu_summary.summary as summary
 
     seed = summary.Projector(tmp_path)  # a seed Projector beside them, in this process

@@ -55,9 +55,10 @@ def _is_device(obj: object) -> bool:
 
 
 def _host_array(obj: object, argument: str) -> np.ndarray:
-    """A NumPy view of host data from any library (zero-copy where the library allows)."""
+    """A NumPy view of host data from any library (zero-copy where the library allows),
+    checked numeric, narrow floats widened (``numpy_backend.numeric``)."""
     if isinstance(obj, np.ndarray):
-        return obj
+        return numpy_backend.numeric(obj, argument)
     if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.generic):
         detach = getattr(obj, "detach", None)  # torch tensors that require grad
         if callable(detach):
@@ -66,9 +67,11 @@ def _host_array(obj: object, argument: str) -> np.ndarray:
         if callable(widen) and numpy_backend.is_narrow_float(str(getattr(obj, "dtype", ""))):
             obj = widen()  # a torch bfloat16/float8 tensor, which NumPy cannot view: exact copy
         try:
-            return np.from_dlpack(obj)
+            array = np.from_dlpack(obj)
         except (BufferError, TypeError, RuntimeError, ValueError):
             pass  # a dtype DLPack cannot carry: fall back to the array protocol
+        else:
+            return numpy_backend.numeric(array, argument)
     return numpy_backend.as_array(obj, argument)
 
 
@@ -104,5 +107,4 @@ def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
     if _is_device(values):
         device_backend = _device_backend(values, argument)
         return device_backend, device_backend.adopt(values, argument)
-    array = _host_array(values, argument)
-    return numpy_backend, numpy_backend.numeric(array, argument)
+    return numpy_backend, _host_array(values, argument)
