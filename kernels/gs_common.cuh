@@ -7,6 +7,10 @@
 // Exactness rules (the NumPy backend is the specification):
 //  * values are converted to double before any comparison or sum (exact for bool, every float
 //    type and integers up to 2**53; larger int64 magnitudes round to nearest, as NumPy does);
+//  * no float32 arithmetic, comparison or conversion instruction touches data: CuPy compiles
+//    every RawModule with -ftz=true, which makes those flush subnormals to zero. 16- and 32-bit
+//    floats are widened from their bits with integer and float64 operations (never flushed),
+//    and tests/test_cupy_path.py fails on any .ftz instruction in the PTX of these modules;
 //  * bucket limits are compared exactly, in double; estimates from logarithms or divisions are
 //    only a starting point that an exact correction loop then fixes;
 //  * formulas that must reproduce NumPy's rounding (even-bin edges, pixel scaling) use
@@ -82,13 +86,23 @@ GS_HD double bits_to_double(u64 bits) {
 #endif
 }
 
-GS_HD float bits_to_float(u32 bits) {
+GS_HD u64 double_to_bits(double d) {
 #ifdef __CUDA_ARCH__
-    return __int_as_float((int)bits);
+    return (u64)__double_as_longlong(d);
 #else
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+    u64 bits;
+    memcpy(&bits, &d, sizeof bits);
+    return bits;
+#endif
+}
+
+GS_HD u32 float_to_bits(float f) {  // a move, not a conversion: nothing is flushed
+#ifdef __CUDA_ARCH__
+    return (u32)__float_as_int(f);
+#else
+    u32 bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
 #endif
 }
 
@@ -102,23 +116,45 @@ GS_HD i64 min_i64(i64 a, i64 b) { return a < b ? a : b; }
 
 // ---- element decoding ---------------------------------------------------------------------
 
-// IEEE binary16 bits to float, exactly (normals, subnormals, signed zeros, infinities, NaN).
-GS_HD float half_to_float(u16 h) {
-    const u32 sign = (u32)(h >> 15) << 31;
-    const u32 exponent = (h >> 10) & 0x1f;
-    const u32 mantissa = h & 0x3ff;
-    if (exponent == 0) {  // zero or subnormal: mantissa * 2**-24, exact in float
-        const float magnitude = (float)mantissa * 5.9604644775390625e-08f;
+// IEEE binary32 bits to double, exactly (normals, subnormals, signed zeros, infinities, NaN
+// with its payload), in integer and float64 operations only.
+GS_HD double float_bits_to_double(u32 bits) {
+    const u64 sign = (u64)(bits >> 31) << 63;
+    const u32 exponent = (bits >> 23) & 0xffu;
+    const u64 mantissa = bits & 0x7fffffu;
+    if (exponent == 0) {  // zero or subnormal: mantissa * 2**-149, exact in double
+        const double magnitude = (double)mantissa * 0x1p-149;
         return sign ? -magnitude : magnitude;
     }
+    const u64 biased = exponent == 0xffu ? 0x7ffu : exponent - 127u + 1023u;
+    return bits_to_double(sign | (biased << 52) | (mantissa << 29));
+}
+
+// IEEE binary16 bits to the bits of the same value as binary32 (every half value is exact in
+// float: half subnormals are float normals), in integers.
+GS_HD u32 half_to_float_bits(u16 h) {
+    const u32 sign = (u32)(h >> 15) << 31;
+    const u32 exponent = (h >> 10) & 0x1fu;
+    u32 mantissa = h & 0x3ffu;
     if (exponent == 0x1f) {  // infinity (mantissa 0) or NaN
-        return bits_to_float(sign | 0x7f800000u | (mantissa << 13));
+        return sign | 0x7f800000u | (mantissa << 13);
     }
-    return bits_to_float(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+    if (exponent != 0) {
+        return sign | ((exponent - 15u + 127u) << 23) | (mantissa << 13);
+    }
+    if (mantissa == 0) {
+        return sign;  // signed zero
+    }
+    u32 shift = 0;  // subnormal mantissa * 2**-24: normalise the leading 1 to bit 10
+    while (!(mantissa & 0x400u)) {
+        mantissa <<= 1;
+        ++shift;
+    }
+    return sign | ((113u - shift) << 23) | ((mantissa & 0x3ffu) << 13);
 }
 
 // bfloat16 is the top half of a float32.
-GS_HD float bfloat16_to_float(u16 b) { return bits_to_float((u32)b << 16); }
+GS_HD u32 bfloat16_to_float_bits(u16 b) { return (u32)b << 16; }
 
 GS_HD double to_double(bool v) { return v ? 1.0 : 0.0; }
 GS_HD double to_double(signed char v) { return (double)v; }
@@ -129,9 +165,9 @@ GS_HD double to_double(unsigned char v) { return (double)v; }
 GS_HD double to_double(unsigned short v) { return (double)v; }
 GS_HD double to_double(unsigned int v) { return (double)v; }
 GS_HD double to_double(unsigned long long v) { return (double)v; }
-GS_HD double to_double(half16 v) { return (double)half_to_float(v.bits); }
-GS_HD double to_double(bfloat16 v) { return (double)bfloat16_to_float(v.bits); }
-GS_HD double to_double(float v) { return (double)v; }
+GS_HD double to_double(half16 v) { return float_bits_to_double(half_to_float_bits(v.bits)); }
+GS_HD double to_double(bfloat16 v) { return float_bits_to_double(bfloat16_to_float_bits(v.bits)); }
+GS_HD double to_double(float v) { return float_bits_to_double(float_to_bits(v)); }
 GS_HD double to_double(double v) { return v; }
 
 // Whether a storage type can hold NaN or infinities (integers and bool skip those checks).
@@ -161,23 +197,12 @@ struct can_be_nonfinite<double> {
 // Unsigned integers that sort as the values do (finite values; -0.0 just below +0.0), so that
 // order statistics can be selected by radix, 8 bits at a time. Keys of 32-bit-or-narrower types
 // use the low 32 bits (order_key_bits), the others all 64.
-GS_HD u64 float_order_key(float f) {
-    u32 bits;
-#ifdef __CUDA_ARCH__
-    bits = (u32)__float_as_int(f);
-#else
-    memcpy(&bits, &f, sizeof bits);
-#endif
+GS_HD u64 float_order_key(u32 bits) {  // of float32 bits
     return (bits & 0x80000000u) ? (u64)(~bits) : (u64)(bits | 0x80000000u);
 }
 
 GS_HD u64 double_order_key(double d) {
-    u64 bits;
-#ifdef __CUDA_ARCH__
-    bits = (u64)__double_as_longlong(d);
-#else
-    memcpy(&bits, &d, sizeof bits);
-#endif
+    const u64 bits = double_to_bits(d);
     return (bits & 0x8000000000000000ULL) ? ~bits : (bits | 0x8000000000000000ULL);
 }
 
@@ -190,9 +215,9 @@ GS_HD u64 order_key(unsigned char v) { return v; }
 GS_HD u64 order_key(unsigned short v) { return v; }
 GS_HD u64 order_key(unsigned int v) { return v; }
 GS_HD u64 order_key(unsigned long long v) { return v; }
-GS_HD u64 order_key(half16 v) { return float_order_key(half_to_float(v.bits)); }
-GS_HD u64 order_key(bfloat16 v) { return float_order_key(bfloat16_to_float(v.bits)); }
-GS_HD u64 order_key(float v) { return float_order_key(v); }
+GS_HD u64 order_key(half16 v) { return float_order_key(half_to_float_bits(v.bits)); }
+GS_HD u64 order_key(bfloat16 v) { return float_order_key(bfloat16_to_float_bits(v.bits)); }
+GS_HD u64 order_key(float v) { return float_order_key(float_to_bits(v)); }
 GS_HD u64 order_key(double v) { return double_order_key(v); }
 
 template <typename T>
@@ -264,7 +289,8 @@ enum {
     LADDER_LAST = 1550,
 };
 
-// Closed-form guess of a finite x's ladder bucket from log(|x|), within a bucket or two.
+// Closed-form guess of a finite x's ladder bucket from log2(|x|), within a bucket or two, in
+// float64 and integers (no float32 log: -ftz=true would flush it).
 GS_HD int ladder_estimate(double x) {
     const double magnitude = x < 0 ? -x : x;
     if (magnitude < 1e-12) {
@@ -273,8 +299,14 @@ GS_HD int ladder_estimate(double x) {
     if (magnitude >= 1e20) {
         return x < 0 ? 1 : LADDER_LAST;
     }
+    // log2(|x| * 1e12) >= 0: the exponent plus log2(1 + f) ~ f + c f (1 - f) for the mantissa
+    // fraction f (|error| < 0.008, a twentieth of a bucket).
+    const u64 bits = double_to_bits(magnitude * 1e12);
+    const int exponent = (int)((bits >> 52) & 0x7ff) - 1023;
+    const double f = bits_to_double((bits & 0xfffffffffffffULL) | 0x3ff0000000000000ULL) - 1.0;
+    const double log2_value = (double)exponent + f * (1.0 + 0.3465735902799727 * (1.0 - f));
     // k: index of the positive limit just at or below |x| (1/log2(1.1) = 7.272540897341713)
-    int k = (int)floorf(log2f((float)(magnitude * 1e12)) * 7.272540897341713f);
+    int k = (int)floor(log2_value * 7.272540897341713);
     k = k < 0 ? 0 : (k > 773 ? 773 : k);
     // |x| in [v_k, v_k+1): x > 0 belongs under v_k+1, x < 0 under -v_k.
     return x < 0 ? LADDER_ZERO - 1 - k : LADDER_ZERO + 2 + k;
@@ -359,7 +391,7 @@ GS_HD u8 pixel_u8(u8 v) { return v; }
 GS_HD u8 pixel_u8(bool v) { return v ? 255 : 0; }
 GS_HD u8 pixel_u8(half16 v) { return unit_to_u8(to_double(v)); }
 GS_HD u8 pixel_u8(bfloat16 v) { return unit_to_u8(to_double(v)); }
-GS_HD u8 pixel_u8(float v) { return unit_to_u8((double)v); }
+GS_HD u8 pixel_u8(float v) { return unit_to_u8(to_double(v)); }
 GS_HD u8 pixel_u8(double v) { return unit_to_u8(v); }
 
 // Area averaging from n_in samples to n_out <= n_in, in integers: in units of 1/n_out of an

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -23,15 +25,23 @@ DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, 
 DTYPES += [np.uint64, np.float16, np.float32, np.float64]
 
 
+@functools.cache
 def _cuda_available() -> bool:
+    """Whether CuPy is installed and the CUDA driver sees a device.
+
+    Asks the driver library itself: importing the real CuPy into the test process would make
+    the ``emulated`` tests (which install tests/fake_cupy.py as ``cupy``) skip.
+    """
     if importlib.util.find_spec("cupy") is None:
         return False
-    import cupy
-
     try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - no driver
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:  # no driver on this machine
         return False
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return False
+    return count.value > 0
 
 
 def _forget_device_backend() -> None:
