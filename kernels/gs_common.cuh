@@ -239,15 +239,22 @@ struct Layout {
 };
 
 // The storage offset, in elements, of the i-th element in row-major order of the layout.
+// Every index into the layout is a constant once the loop is unrolled, so the struct stays in
+// registers (a loop over ndim would index it at run time and put it in local memory).
 GS_HD i64 element_offset(i64 i, const Layout& layout) {
     if (layout.ndim == 1) {
         return i * layout.stride[0];
     }
     i64 offset = 0;
-    for (int d = layout.ndim - 1; d > 0; --d) {
-        const i64 q = i / layout.shape[d];
-        offset += (i - q * layout.shape[d]) * layout.stride[d];
-        i = q;
+#ifdef __CUDA_ARCH__
+#pragma unroll
+#endif
+    for (int d = MAX_DIMS - 1; d > 0; --d) {
+        if (d < layout.ndim) {
+            const i64 q = i / layout.shape[d];
+            offset += (i - q * layout.shape[d]) * layout.stride[d];
+            i = q;
+        }
     }
     return offset + i * layout.stride[0];
 }

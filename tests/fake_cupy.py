@@ -73,10 +73,16 @@ class _Data:
         self.ptr = ptr
 
 
+# An H100 SXM's multiprocessors, and the blocks of 256 threads its occupancy calculator lets
+# reside per multiprocessor for kernels of 40-64 registers: the grids of a real launch.
+MULTIPROCESSORS = 132
+RESIDENT_BLOCKS = 4
+
+
 class _Device:
-    def __init__(self, device_id: int = 0) -> None:
-        self.id = device_id
-        self.attributes = {"MultiProcessorCount": 1}  # grids of up to 8 blocks
+    def __init__(self, device: int | None = None) -> None:
+        self.id = device or 0
+        self.attributes = {"MultiProcessorCount": MULTIPROCESSORS}
 
     def __enter__(self) -> _Device:
         return self
@@ -147,26 +153,33 @@ class ndarray:
         return ndarray(self._host.copy())
 
 
-def asarray(values, dtype=None) -> ndarray:
-    return ndarray(np.array(values, dtype=dtype))
+def asarray(a, dtype=None) -> ndarray:
+    return ndarray(np.array(a, dtype=dtype))
 
 
-def ascontiguousarray(array: ndarray) -> ndarray:
-    log.append(("copy", array.shape))
-    return ndarray(np.ascontiguousarray(array._host))
+def ascontiguousarray(a: ndarray) -> ndarray:
+    log.append(("copy", a.shape))
+    return ndarray(np.ascontiguousarray(a._host))
 
 
-def from_dlpack(obj) -> ndarray:
-    return ndarray(np.from_dlpack(obj))
+def from_dlpack(array) -> ndarray:
+    return ndarray(np.from_dlpack(array))
 
 
 class _Stream:
     _current: _Stream | None = None
+    _handles = iter(range(0x5000, 1 << 62))  # fake cudaStream_t values of new streams
 
-    def __init__(self, ptr: int = 0) -> None:
-        self.ptr = ptr
+    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
+        self.ptr = 0 if null else 2 if ptds else next(_Stream._handles)
         self.done = True
         self._previous: list[_Stream | None] = []
+
+    @classmethod
+    def _of_handle(cls, ptr: int) -> _Stream:
+        stream = cls()
+        stream.ptr = ptr
+        return stream
 
     def __enter__(self) -> _Stream:
         self._previous.append(_Stream._current)
@@ -180,9 +193,16 @@ class _Stream:
         pass
 
 
+    @classmethod
+    def from_external(cls, obj: object) -> _Stream:
+        version, ptr = obj.__cuda_stream__()
+        assert version == 0, version
+        return cls._of_handle(ptr)
+
+
 class _ExternalStream(_Stream):
     def __init__(self, ptr: int, device_id: int = -1) -> None:
-        super().__init__(ptr)
+        raise AssertionError("ExternalStream is deprecated in CuPy 14: use Stream.from_external")
 
 
 class _Event:
@@ -202,16 +222,24 @@ def get_current_stream(device_id: int = -1) -> _Stream:
     return _Stream._current or _Stream.null
 
 
-_Stream.null = _Stream(0)
-_Stream.ptds = _Stream(2)
+_Stream.null = _Stream(null=True)
+_Stream.ptds = _Stream(ptds=True)
+
+
+class _Function:
+    def __init__(self, ptr: int) -> None:
+        self.ptr = ptr
 
 
 class _Kernel:
-    """A compiled kernel: launches the CPU build of the same source."""
+    """A compiled kernel (``name``, an instantiation of a template of the kernel source
+    ``code``): launches the CPU build of the same source."""
 
-    def __init__(self, filename: str, expression: str) -> None:
-        match = re.fullmatch(r"(gs_\w+)(?:<(.+?)(?:, (\d))?>)?", expression)
-        assert match, expression
+    def __init__(self, code: str, name: str) -> None:
+        self.kernel = _Function(id(self))
+        filename = _file_of(code)
+        match = re.fullmatch(r"(gs_\w+)(?:<(.+?)(?:, (\d))?>)?", name)
+        assert match, name
         self.name, type_name, mode = match.groups()
         self.type_code = None
         if type_name is not None:
@@ -249,16 +277,22 @@ class _Kernel:
         assert size > 0, f"no emulated instantiation for {self.name} type {self.type_code}"
 
 
+def _file_of(code: str) -> str:
+    return next(f for f in _FILES if _kernels.kernel_source(f) == code)
+
+
 class RawModule:
-    def __init__(self, code: str, options: tuple = (), name_expressions=None) -> None:
-        self.filename = next(f for f in _FILES if _kernels.kernel_source(f) == code)
+    def __init__(self, code: str, *, options: tuple = (), name_expressions=None) -> None:
+        self.code = code
+        self.filename = _file_of(code)
         assert options == _kernels.COMPILE_OPTIONS
         self.expressions = list(name_expressions or [])
+        log.append(("compile", self.filename, tuple(self.expressions), threading.get_ident()))
 
-    def get_function(self, expression: str) -> _Kernel:
-        assert expression in self.expressions, "ask only for instantiated templates"
-        assert expression in _kernels.name_expressions(self.filename)
-        return _Kernel(self.filename, expression)
+    def get_function(self, name: str) -> _Kernel:
+        assert name in self.expressions, "ask only for instantiated templates"
+        assert name in _kernels.name_expressions(self.filename)
+        return _Kernel(self.code, name)
 
 
 RawKernel = _Kernel
@@ -268,8 +302,29 @@ def _alloc(size: int) -> MemoryPointer:
     return MemoryPointer(_Memory(size), 0)
 
 
-def _alloc_pinned_memory(size: int) -> np.ndarray:
-    return np.full(size, _GARBAGE, dtype=np.uint8)
+class _PinnedMemory:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class PinnedMemoryPointer(bytearray):
+    """What CuPy's pinned allocations return: a buffer (for np.frombuffer) of ``mem.size -
+    offset`` bytes, its address in ``ptr``."""
+
+    def __init__(self, mem: _PinnedMemory, offset: int) -> None:
+        self.size = mem.size - offset
+        super().__init__(bytes([_GARBAGE]) * max(self.size, 1))  # not zero: a missing fill shows
+        self.mem = mem
+        self.ptr = ctypes.addressof((ctypes.c_char * len(self)).from_buffer(self))
+
+
+def _alloc_pinned_memory(size: int) -> PinnedMemoryPointer:
+    return PinnedMemoryPointer(_PinnedMemory(size), 0)
+
+
+def _occupancy(func: int, blockSize: int, dynamicSMemSize: int) -> int:  # noqa: N803 - CuPy's
+    assert blockSize == _kernels.THREADS, blockSize
+    return RESIDENT_BLOCKS
 
 
 def _memset_async(ptr: int, value: int, size: int, stream: int) -> None:
@@ -297,6 +352,8 @@ cuda = types.SimpleNamespace(
     MemoryPointer=MemoryPointer,
     alloc=_alloc,
     alloc_pinned_memory=_alloc_pinned_memory,
+    PinnedMemoryPointer=PinnedMemoryPointer,
     get_current_stream=get_current_stream,
     runtime=_runtime,
+    driver=types.SimpleNamespace(occupancyMaxActiveBlocksPerMultiprocessor=_occupancy),
 )

@@ -281,13 +281,13 @@ def test_device_launches_stay_on_the_stream_and_copy_back_once(emulated_cupy, tm
     end brings all of it (the histogram comes from the report's own ladder pass)."""
     fake = emulated_cupy
     values = fake.asarray(np.linspace(-3, 3, 5000).reshape(50, 100))
-    stream = fake.cuda.Stream(ptr=77)
+    stream = fake.cuda.Stream(non_blocking=True)
     with gs.SummaryWriter(tmp_path) as writer, stream:
         fake.log.clear()
         handle = writer.add_anomaly("s", values, 0, lower=-2.0, max_positions=10)
         operations = list(fake.log)
     streams = {op[-1] for op in operations}
-    assert streams == {77}, operations
+    assert streams == {stream.ptr}, operations
     copies_back = [op for op in operations if op[0] == "memcpy" and op[2] == 2]
     assert len(copies_back) == 1  # the whole report, its histogram included
     assert operations[-1] == copies_back[0]  # the last operation of the call

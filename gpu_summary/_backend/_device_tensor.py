@@ -46,7 +46,7 @@ class DeviceArray:
 
     def __init__(self, array: cupy.ndarray, stream: object, dtype: object, owner: object) -> None:
         self.array = array  # bfloat16 data is a uint16 view
-        self.stream = stream  # cupy Stream or ExternalStream
+        self.stream = stream  # a cupy Stream (possibly of another library's stream)
         self.dtype = dtype  # np.dtype, or BFLOAT16
         self.owner = owner  # the producer's object, kept alive while the view is used
 
@@ -84,6 +84,31 @@ class DeviceArray:
         return self._view(self.array.reshape(*shape))
 
 
+class _StreamHandle:
+    """A raw ``cudaStream_t`` behind the CUDA stream protocol (``__cuda_stream__``)."""
+
+    __slots__ = ("_pointer",)
+
+    def __init__(self, pointer: int) -> None:
+        self._pointer = pointer
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self._pointer)
+
+
+def external_stream(pointer: int, device: int) -> object:
+    """A CuPy stream object for a stream another library created on ``device``.
+
+    CuPy 14 deprecates ``ExternalStream`` (it warns on every construction) for
+    ``Stream.from_external``, which CuPy 13 lacks: the first that exists is used.
+    """
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is None:
+        return cupy.cuda.ExternalStream(pointer, device)
+    with cupy.cuda.Device(device):
+        return from_external(_StreamHandle(pointer))
+
+
 def _from_cupy(array: cupy.ndarray) -> DeviceArray:
     return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, array)
 
@@ -93,7 +118,7 @@ def _from_torch(tensor: object) -> DeviceArray:
     tensor = tensor.detach()
     device = tensor.device.index
     torch_stream = torch.cuda.current_stream(tensor.device)
-    stream = cupy.cuda.ExternalStream(torch_stream.cuda_stream, device)
+    stream = external_stream(torch_stream.cuda_stream, device)
     dtype = None
     if str(tensor.dtype).startswith(("torch.float8_", "torch.float6_", "torch.float4_")):
         # No kernel reads 8-bit floats: an exact float32 copy, made on the tensor's stream.
@@ -124,7 +149,7 @@ def _stream_of_interface(stream: object, device: int) -> object:
         return cupy.cuda.Stream.null
     if stream == 2:
         return cupy.cuda.Stream.ptds
-    return cupy.cuda.ExternalStream(int(stream), device)
+    return external_stream(int(stream), device)
 
 
 def _from_array_interface(obj: object, argument: str) -> DeviceArray:

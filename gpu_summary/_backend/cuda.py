@@ -22,6 +22,7 @@ event has completed, so none is reused while a kernel or copy may still touch it
 from __future__ import annotations
 
 import functools
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -32,7 +33,7 @@ import numpy as np
 from gpu_summary import _anomaly, _kernels, _ladder
 from gpu_summary._backend import _layout
 from gpu_summary._backend import numpy as numpy_backend
-from gpu_summary._backend._device_tensor import BFloat16, DeviceArray, adopt
+from gpu_summary._backend._device_tensor import BFloat16, DeviceArray, adopt, external_stream
 from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
 
 __all__ = [
@@ -54,40 +55,83 @@ __all__ = [
 
 MOMENT_RTOL = _kernels.MOMENT_RTOL
 
-_BLOCKS_PER_SM = 8
 _HOST_TO_DEVICE, _DEVICE_TO_HOST, _DEVICE_TO_DEVICE = 1, 2, 3
 
 _lock = threading.Lock()
+_modules: dict[tuple[int, str, str], cupy.RawModule] = {}
 _functions: dict[tuple[int, str, str], cupy.RawKernel] = {}
 _multiprocessors: dict[int, int] = {}
+_resident_blocks: dict[tuple[int, int], int] = {}
 
 
-def _kernel(device: int, filename: str, expression: str) -> cupy.RawKernel:
-    """A compiled kernel, built once per device (and kept on disk by CuPy)."""
+def _kernel(device: int, filename: str, expression: str, dtype: str) -> cupy.RawKernel:
+    """A compiled kernel of one storage type ``dtype``.
+
+    The first request of a (module, dtype) on a device compiles every kernel of that module
+    for that dtype in one NVRTC program (``_kernels.module_expressions``), on the calling
+    thread: about 1.5 s for gs_reduce, 0.9 s for gs_anomaly, 0.3 s for gs_thumbnails on a
+    2-core x86 VM. CuPy keeps the binary in its on-disk kernel cache, so any later process
+    on the machine only loads it (milliseconds). :func:`warm_up` does the compiling ahead, off
+    the training thread. Neither synchronises a stream.
+    """
     key = (device, filename, expression)
     function = _functions.get(key)
     if function is None:
         with _lock:
             function = _functions.get(key)
             if function is None:
-                module = cupy.RawModule(
-                    code=_kernels.kernel_source(filename),
-                    options=_kernels.COMPILE_OPTIONS,
-                    name_expressions=[expression],
-                )
+                module_key = (device, filename, dtype)
+                module = _modules.get(module_key)
+                if module is None:
+                    module = cupy.RawModule(
+                        code=_kernels.kernel_source(filename),
+                        options=_kernels.COMPILE_OPTIONS,
+                        name_expressions=_kernels.module_expressions(filename, dtype),
+                    )
+                    _modules[module_key] = module
                 function = module.get_function(expression)
                 _functions[key] = function
     return function
 
 
-def _grid(device: int, work: int) -> int:
-    """Blocks for ``work`` items: enough to fill the device, at least one."""
+def warm_up(dtypes: tuple[str, ...], device: int) -> None:
+    """Compile (or load from CuPy's disk cache) every kernel module for ``dtypes`` on
+    ``device``, so that no later call compiles. Safe to run on any thread; no stream sync."""
+    with cupy.cuda.Device(device):
+        for dtype in dtypes:
+            for filename, expression in _kernels.first_expressions(dtype):
+                _kernel(device, filename, expression, dtype)
+
+
+def _grid(device: int, work: int, kernel: cupy.RawKernel, shared_bytes: int = 0) -> int:
+    """Blocks for ``work`` items (THREADS * 4 a block): at most one full wave of the device,
+    as many blocks per multiprocessor as the kernel's registers and shared memory let reside
+    at once (the driver's occupancy calculator), at least one."""
     sms = _multiprocessors.get(device)
     if sms is None:
         sms = cupy.cuda.Device(device).attributes["MultiProcessorCount"]
         _multiprocessors[device] = sms
+    key = (id(kernel), shared_bytes)
+    resident = _resident_blocks.get(key)
+    if resident is None:
+        resident = cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
+            kernel.kernel.ptr, _kernels.THREADS, shared_bytes
+        )
+        _resident_blocks[key] = resident
     per_block = _kernels.THREADS * 4
-    return max(1, min(sms * _BLOCKS_PER_SM, -(-work // per_block)))
+    return max(1, min(sms * max(resident, 1), -(-work // per_block)))
+
+
+def _stage(values: np.ndarray, device_pointer: int, stream: object) -> object:
+    """Queue a copy of host ``values`` to ``device_pointer`` on ``stream`` through pinned
+    memory (no sync); returns the pinned buffer, to keep until the copy has run."""
+    pinned = cupy.cuda.alloc_pinned_memory(max(values.nbytes, 1))
+    staged = np.frombuffer(pinned, values.dtype, values.size)
+    staged[:] = values.ravel()
+    cupy.cuda.runtime.memcpyAsync(
+        device_pointer, staged.ctypes.data, values.nbytes, _HOST_TO_DEVICE, stream.ptr
+    )
+    return pinned
 
 
 class _DevicePending(Pending):
@@ -95,8 +139,9 @@ class _DevicePending(Pending):
 
     ``result()`` (the writer thread) waits on the event recorded after the copy, then parses
     the pinned bytes once. Until then, the pending result keeps the input tensor, the device
-    buffer and the pinned buffer alive; if it is dropped unread, it waits for the event first,
-    so no buffer returns to a pool while the device may still use it.
+    buffer and the pinned buffer alive. If it is dropped unread, on whatever thread, it hands
+    its event and buffers to the release thread, which waits for the event and only then lets
+    the buffers return to their pools: dropping a result never waits for the device.
     """
 
     __slots__ = ("_event", "_host", "_keep", "_parse", "_value")
@@ -119,10 +164,36 @@ class _DevicePending(Pending):
 
     def __del__(self) -> None:
         if self._keep is not None:
-            try:
-                self._event.synchronize()
-            except Exception:  # noqa: BLE001 - interpreter shutdown: the device goes too
-                pass
+            _release_after(self._event, (self._keep, self._host))
+
+
+_dropped: queue.SimpleQueue = queue.SimpleQueue()  # (event, buffers) of unread results
+_release_thread: threading.Thread | None = None
+
+
+def _release_dropped() -> None:
+    while True:
+        event, buffers = _dropped.get()
+        try:
+            event.synchronize()  # the release thread sleeps here, never the caller
+        except Exception:  # noqa: BLE001 - a failed device: nothing left to protect
+            pass
+        del event, buffers
+
+
+def _release_after(event: object, buffers: tuple) -> None:
+    """Keep ``buffers`` until ``event`` has completed, without waiting here (``__del__`` runs
+    on any thread: SimpleQueue.put is safe there, and no lock is taken)."""
+    global _release_thread
+    _dropped.put((event, buffers))
+    thread = _release_thread
+    if thread is None or not thread.is_alive():  # first drop, or a child after fork()
+        thread = threading.Thread(target=_release_dropped, name="gpu_summary-release", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutdown: the device goes too
+            return
+        _release_thread = thread
 
 
 def _launch_copy(
@@ -156,15 +227,17 @@ def _flat_source(
 
 
 class _Reduction:
-    """One reduction: its device buffer (``_kernels.ReduceBuffer``), zeroed on the stream, and
-    the input in the collapsed layout the kernel reads."""
+    """One reduction: its device buffer (``_kernels.ReduceBuffer``, with room for the block
+    partials of a ``mode`` launch), zeroed on the stream, and the input in the collapsed
+    layout the kernel reads."""
 
-    def __init__(self, values: DeviceArray, n_buckets: int, n_limits: int = 0) -> None:
+    def __init__(self, values: DeviceArray, mode: int, n_buckets: int, n_limits: int = 0) -> None:
         self.values = values
         self.pointer, self.shape, self.strides, self.keep = _flat_source(values)
         self.n = int(values.size)
         self.device = values.device_id
-        self.buffer = _kernels.ReduceBuffer(n_buckets, _grid(self.device, self.n), n_limits)
+        _, grid, _ = self._launch_shape(mode, n_limits, 0)
+        self.buffer = _kernels.ReduceBuffer(n_buckets, grid, n_limits)
         self.memory = cupy.cuda.alloc(self.buffer.total_bytes)
         cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.buffer.zero_bytes, values.stream.ptr)
 
@@ -172,9 +245,18 @@ class _Reduction:
     def limits_pointer(self) -> int:
         return self.memory.ptr + self.buffer.limits
 
+    def _launch_shape(self, mode: int, n_limits: int, bins: int) -> tuple:
+        """(kernel, grid, dynamic shared bytes) of a launch of ``mode``."""
+        dtype = self.values.dtype_name
+        expression = _kernels.reduce_expression(dtype, mode)
+        kernel = _kernel(self.device, _kernels.REDUCE_FILE, expression, dtype)
+        shared = _kernels.reduce_shared_bytes(mode, n_limits, bins)
+        return kernel, _grid(self.device, self.n, kernel, shared), shared
+
     def launch(self, mode: int, n_limits: int = 0, bins: int = 0) -> None:
-        expression = _kernels.reduce_expression(self.values.dtype_name, mode)
-        kernel = _kernel(self.device, _kernels.REDUCE_FILE, expression)
+        kernel, grid, shared = self._launch_shape(mode, n_limits, bins)
+        if mode != _kernels.EVEN:  # block partials: as many as the buffer holds
+            grid = self.buffer.grid
         args = _kernels.reduce_args(
             self.buffer,
             self.memory.ptr,
@@ -187,8 +269,7 @@ class _Reduction:
             n_limits=n_limits,
             bins=bins,
         )
-        shared = _kernels.reduce_shared_bytes(mode, n_limits, bins)
-        kernel((self.buffer.grid,), (_kernels.THREADS,), args, shared_mem=shared)
+        kernel((grid,), (_kernels.THREADS,), args, shared_mem=shared)
 
     def finish(self, parse: Callable[[np.ndarray], object], extra: tuple = ()) -> _DevicePending:
         host, event = _launch_copy(self.memory, self.buffer.result_bytes, self.values.stream)
@@ -199,7 +280,7 @@ class _Reduction:
 def tensor_stats(values: DeviceArray) -> Pending[TensorStats]:
     """Moments and non-finite counts of a device tensor; launches one kernel, no sync."""
     with cupy.cuda.Device(values.device_id), values.stream:
-        reduction = _Reduction(values, 0)
+        reduction = _Reduction(values, _kernels.STATS, 0)
         reduction.launch(_kernels.STATS)
         return reduction.finish(_kernels.parse_stats)
 
@@ -211,20 +292,16 @@ def histogram_fixed(values: DeviceArray, limits: np.ndarray | None) -> Pending[H
     """
     with cupy.cuda.Device(values.device_id), values.stream:
         if limits is None:
-            reduction = _Reduction(values, _ladder.N_LIMITS)
+            reduction = _Reduction(values, _kernels.LADDER, _ladder.N_LIMITS)
             reduction.launch(_kernels.LADDER)
             extra: tuple = ()
             limits = _ladder.LIMITS
         else:
             n_limits = int(limits.size)
-            reduction = _Reduction(values, n_limits, n_limits)
-            staging = cupy.cuda.alloc_pinned_memory(8 * n_limits)
-            staged = np.frombuffer(staging, np.float64, n_limits)
-            staged[:] = limits
-            cupy.cuda.runtime.memcpyAsync(
-                reduction.limits_pointer, staged.ctypes.data, 8 * n_limits, _HOST_TO_DEVICE,
-                values.stream.ptr,
-            )  # fmt: skip
+            reduction = _Reduction(values, _kernels.EDGES, n_limits, n_limits)
+            staging = _stage(
+                np.asarray(limits, np.float64), reduction.limits_pointer, values.stream
+            )
             reduction.launch(_kernels.EDGES, n_limits=n_limits)
             extra = (staging,)
         host_limits = limits
@@ -245,7 +322,7 @@ def histogram_even(values: DeviceArray, bins: int) -> Pending[HistogramResult]:
     backend's ``even_edges`` (the kernels compute the identical doubles).
     """
     with cupy.cuda.Device(values.device_id), values.stream:
-        reduction = _Reduction(values, bins)
+        reduction = _Reduction(values, _kernels.STATS, bins)
         reduction.launch(_kernels.STATS)
         reduction.launch(_kernels.EVEN, bins=bins)
 
@@ -262,16 +339,11 @@ def even_counts(values: DeviceArray, lo: float, hi: float, bins: int) -> Pending
     """Counts over the even buckets of [lo, hi] (the NumPy backend's ``even_counts``): one
     EVEN launch reading the range from the stats words, staged through pinned memory."""
     with cupy.cuda.Device(values.device_id), values.stream:
-        reduction = _Reduction(values, bins)
-        staging = cupy.cuda.alloc_pinned_memory(8 * _kernels.STATS_WORDS)
-        words = np.frombuffer(staging, np.uint64, _kernels.STATS_WORDS)
-        words[:] = 0
+        reduction = _Reduction(values, _kernels.EVEN, bins)
+        words = np.zeros(_kernels.STATS_WORDS, np.uint64)
         words[0] = 1  # "there are finite values": the EVEN pass counts
         words.view(np.float64)[4:6] = lo, hi
-        cupy.cuda.runtime.memcpyAsync(
-            reduction.memory.ptr + reduction.buffer.stats, words.ctypes.data, words.nbytes,
-            _HOST_TO_DEVICE, values.stream.ptr,
-        )  # fmt: skip
+        staging = _stage(words, reduction.memory.ptr + reduction.buffer.stats, values.stream)
         reduction.launch(_kernels.EVEN, bins=bins)
 
         def parse(raw: np.ndarray) -> np.ndarray:
@@ -314,13 +386,12 @@ def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]
             array = cupy.ascontiguousarray(array)
         strides = tuple(s // itemsize for s in array.strides)
         out = cupy.cuda.alloc(max(total, 1))
+        dtype = images.dtype_name
         kernel = _kernel(
-            images.device_id,
-            _kernels.THUMBNAILS_FILE,
-            _kernels.thumbnails_expression(images.dtype_name),
+            images.device_id, _kernels.THUMBNAILS_FILE, _kernels.thumbnails_expression(dtype), dtype
         )
         if total:
-            grid = _grid(images.device_id, total)
+            grid = _grid(images.device_id, total, kernel)
             args = _kernels.thumbnails_args(
                 array.data.ptr, (n, h, w, c), strides, out_h, out_w, out.ptr
             )
@@ -366,45 +437,43 @@ def anomaly(
     device = values.device_id
     with cupy.cuda.Device(device), values.stream:
         stream = values.stream
-        stats = _Reduction(values, _ladder.N_LIMITS)  # moments and the report's histogram
+        stats = _Reduction(values, _kernels.LADDER, _ladder.N_LIMITS)  # + the report's histogram
         stats.launch(_kernels.LADDER)
         layout, keep = _c_order_source(values)
         buffer = _kernels.AnomalyBuffer(max_positions, n_cells, -(-n // _kernels.TILE))
         memory = cupy.cuda.alloc(buffer.total_bytes)
         base = memory.ptr
         cupy.cuda.runtime.memsetAsync(base, 0, buffer.total_bytes, stream.ptr)
-        staging = cupy.cuda.alloc_pinned_memory(quantiles.nbytes)
-        staged = np.frombuffer(staging, np.float64, quantiles.size)
-        staged[:] = quantiles
-        cupy.cuda.runtime.memcpyAsync(
-            base + buffer.quantiles, staged.ctypes.data, quantiles.nbytes, _HOST_TO_DEVICE,
-            stream.ptr,
-        )  # fmt: skip
+        staging = _stage(quantiles, base + buffer.quantiles, stream)
 
-        def run(name: str, grid: int, args: tuple, templated: bool = True) -> None:
+        def run(name: str, args: tuple, work: int = 0, most: int | None = None) -> None:
+            """Launch one kernel: one block without ``work``, else a grid for ``work`` items
+            (at most ``most`` blocks)."""
+            templated = name in _kernels.ANOMALY_KERNELS
             expression = _kernels.anomaly_expression(name, dtype) if templated else name
-            kernel = _kernel(device, _kernels.ANOMALY_FILE, expression)
+            kernel = _kernel(device, _kernels.ANOMALY_FILE, expression, dtype)
+            grid = _grid(device, work, kernel) if work else 1
+            grid = grid if most is None else min(grid, most)
             kernel((max(1, grid),), (_kernels.THREADS,), args)
 
-        tiles_grid = min(buffer.tiles, _grid(device, n))
-        run("gs_anomaly_scan", tiles_grid,
-            _kernels.anomaly_scan_args(layout, lower, upper, base, buffer))  # fmt: skip
+        run("gs_anomaly_scan", _kernels.anomaly_scan_args(layout, lower, upper, base, buffer),
+            n, buffer.tiles)  # fmt: skip
         if max_positions:
-            run("gs_anomaly_offsets", 1, _kernels.anomaly_offsets_args(base, buffer), False)
-            run("gs_anomaly_collect", tiles_grid,
-                _kernels.anomaly_collect_args(layout, lower, upper, base, buffer))  # fmt: skip
-        heat_grid = min(n_cells, _grid(device, n_cells * _kernels.THREADS * 4))  # a cell a block
-        run("gs_heatmap", heat_grid, _kernels.heatmap_args(layout, grid_shape, base, buffer))
+            run("gs_anomaly_offsets", _kernels.anomaly_offsets_args(base, buffer))
+            run("gs_anomaly_collect",
+                _kernels.anomaly_collect_args(layout, lower, upper, base, buffer), n,
+                buffer.tiles)  # fmt: skip
+        run("gs_heatmap", _kernels.heatmap_args(layout, grid_shape, base, buffer),
+            n_cells * _kernels.THREADS * 4, n_cells)  # a cell a block  # fmt: skip
         stats_pointer = stats.memory.ptr + stats.buffer.stats
         passes = _kernels.order_key_bits(dtype) // 8
         step = functools.partial(
             _kernels.select_step_args, base, buffer, stats_pointer, quantiles.size
         )
-        run("gs_select_step", 1, step(-1, passes), False)
+        run("gs_select_step", step(-1, passes))
         for pass_ in range(passes):
-            run("gs_select_count", _grid(device, n),
-                _kernels.select_count_args(layout, base, buffer, pass_))  # fmt: skip
-            run("gs_select_step", 1, step(pass_, passes), False)
+            run("gs_select_count", _kernels.select_count_args(layout, base, buffer, pass_), n)
+            run("gs_select_step", step(pass_, passes))
         cupy.cuda.runtime.memcpyAsync(
             base + buffer.stats, stats_pointer, 8 * _kernels.STATS_WORDS, _DEVICE_TO_DEVICE,
             stream.ptr,
@@ -570,7 +639,7 @@ def histograms_torch(tensors: list) -> list[tuple[list[int], Pending[list[Histog
         groups.setdefault((tensor.device.index, name), []).append(k)
     out = []
     for (device, name), members in groups.items():
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream, device)
+        stream = external_stream(torch.cuda.current_stream(device).cuda_stream, device)
         pointers, lengths, strides, keep = [], [], [], []
         for k in members:
             tensor = tensors[k]
@@ -607,16 +676,12 @@ def _launch_multi(
     buffer = _kernels.MultiBuffer(n, n_chunks)
     memory = cupy.cuda.alloc(buffer.total_bytes)
     cupy.cuda.runtime.memsetAsync(memory.ptr, 0, buffer.zero_bytes, stream.ptr)
-    staging = cupy.cuda.alloc_pinned_memory(table.nbytes)
-    staged = np.frombuffer(staging, np.uint64, table.size)
-    staged[:] = table
-    cupy.cuda.runtime.memcpyAsync(
-        memory.ptr + buffer.table, staged.ctypes.data, table.nbytes, _HOST_TO_DEVICE, stream.ptr
-    )
+    staging = _stage(table, memory.ptr + buffer.table, stream)
     if n_chunks:
-        kernel = _kernel(device, _kernels.REDUCE_FILE, _kernels.multi_expression(dtype_name))
-        grid = min(n_chunks, _grid(device, n_chunks * _kernels.MULTI_CHUNK))
+        expression = _kernels.multi_expression(dtype_name)
+        kernel = _kernel(device, _kernels.REDUCE_FILE, expression, dtype_name)
         shared = _kernels.reduce_shared_bytes(_kernels.LADDER)
+        grid = min(n_chunks, _grid(device, n_chunks * _kernels.MULTI_CHUNK, kernel, shared))
         kernel((grid,), (_kernels.THREADS,), _kernels.multi_args(buffer, memory.ptr),
                shared_mem=shared)  # fmt: skip
     host, event = _launch_copy(memory, buffer.result_bytes, stream)
