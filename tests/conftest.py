@@ -69,6 +69,8 @@ def emulated_cupy(request, monkeypatch):
     _forget_device_backend()
     monkeypatch.setitem(sys.modules, "cupy", fake)
     fake.log.clear()
+    fake.compiles.clear()
+    fake.waits.clear()
     yield fake
     _forget_device_backend()
 

@@ -75,7 +75,7 @@ def backend_uses() -> tuple[set[str], dict[str, set[str]]]:
         tree = ast.parse((ROOT / relative).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             name = chain(node) if isinstance(node, (ast.Attribute, ast.Name)) else None
-            if name and name not in ("cupy", "cupyx") or name == "cupyx":
+            if (name and name not in ("cupy", "cupyx")) or name == "cupyx":
                 chains.add(name)
             if isinstance(node, ast.Call) and (called := chain(node.func)):
                 keywords.setdefault(called, set()).update(k.arg for k in node.keywords if k.arg)

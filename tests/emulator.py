@@ -31,19 +31,35 @@ def build(filename: str, folder: Path, reuse: bool = False) -> ctypes.CDLL:
         return _load(built)
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     assert compiler, "a C++ compiler (c++ or g++) is needed to run the kernels on the CPU"
-    source = _kernels.kernel_source(filename)
-    dynamic = "extern __shared__ double shared[];"
-    source = source.replace(dynamic, "double* shared = gs_emu::dynamic_shared;")
+    unit = folder / f"{Path(filename).stem}_emulated.cpp"
+    unit.write_text(emulated_source(filename), encoding="utf-8")
     stem = Path(filename).stem
-    unit = folder / f"{stem}_emulated.cpp"
-    wrapper = (NATIVE / _WRAPPERS[filename]).read_text(encoding="utf-8")
-    unit.write_text(f'#include "cuda_on_cpu.h"\n{source}\n{wrapper}', encoding="utf-8")
     library = folder / f"{stem}_emulated.so"
     command = [compiler, "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", f"-I{NATIVE}"]
     command += [str(unit), "-o", str(library)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-5000:]
     return _load(library)
+
+
+TEAMS = 2  # GS_EMU_TEAMS in tests/native/cuda_on_cpu.h: blocks resident at once
+
+
+def emulated_source(filename: str) -> str:
+    """One translation unit: cuda_on_cpu.h, the module's text (NVRTC's, ladder spliced in)
+    with the shared header once and the kernels once per team (namespaces gs_emu_slot<k>, so
+    that each team has its own ``__shared__`` statics), then the module's C wrapper."""
+    source = _kernels.kernel_source(filename)
+    header = (_kernels.kernel_dir() / _kernels.HEADER).read_text(encoding="utf-8")
+    header = header.replace("#pragma once\n", "", 1)
+    prologue, found, body = source.partition(header)
+    assert found, "kernel_source splices the header in whole"
+    body = body.replace(
+        "extern __shared__ double shared[];", "double* shared = gs_emu::dynamic_shared;"
+    )
+    copies = "".join(f"namespace gs_emu_slot{k} {{\n{body}\n}}\n" for k in range(TEAMS))
+    wrapper = (NATIVE / _WRAPPERS[filename]).read_text(encoding="utf-8")
+    return f'#include "cuda_on_cpu.h"\n{prologue}{header}\n{copies}{wrapper}'
 
 
 def _load(library: Path) -> ctypes.CDLL:

@@ -31,6 +31,8 @@ uint16 = np.uint16
 uint8 = np.uint8
 float32 = np.float32
 log: list[tuple] = []
+compiles: list[tuple] = []  # (module, name expressions, compiling thread) of each RawModule
+waits: list[int] = []  # the thread of each Event.synchronize
 _launch_lock = threading.Lock()
 built_in: Path | None = None  # the folder holding the emulated kernels
 _libraries: dict[str, ctypes.CDLL] = {}
@@ -192,7 +194,6 @@ class _Stream:
     def synchronize(self) -> None:
         pass
 
-
     @classmethod
     def from_external(cls, obj: object) -> _Stream:
         version, ptr = obj.__cuda_stream__()
@@ -216,6 +217,7 @@ class _Event:
 
     def synchronize(self) -> None:
         assert self.recorded_on is not None, "waited on an event that was never recorded"
+        waits.append(threading.get_ident())
 
 
 def get_current_stream(device_id: int = -1) -> _Stream:
@@ -287,7 +289,7 @@ class RawModule:
         self.filename = _file_of(code)
         assert options == _kernels.COMPILE_OPTIONS
         self.expressions = list(name_expressions or [])
-        log.append(("compile", self.filename, tuple(self.expressions), threading.get_ident()))
+        compiles.append((self.filename, tuple(self.expressions), threading.get_ident()))
 
     def get_function(self, name: str) -> _Kernel:
         assert name in self.expressions, "ask only for instantiated templates"
@@ -322,7 +324,7 @@ def _alloc_pinned_memory(size: int) -> PinnedMemoryPointer:
     return PinnedMemoryPointer(_PinnedMemory(size), 0)
 
 
-def _occupancy(func: int, blockSize: int, dynamicSMemSize: int) -> int:  # noqa: N803 - CuPy's
+def _occupancy(func: int, blockSize: int, dynamicSMemSize: int) -> int:
     assert blockSize == _kernels.THREADS, blockSize
     return RESIDENT_BLOCKS
 

@@ -418,3 +418,87 @@ def test_jax_arrays(monkeypatch):
     got = backend.histogram_fixed(device, None).result()
     want = nb.histogram_fixed(host, None).result()
     np.testing.assert_array_equal(got.counts, want.counts)
+
+
+def test_grid_is_one_wave_of_resident_blocks(emulated_cupy):
+    # 132 multiprocessors x the occupancy calculator's blocks: more than 256 block partials,
+    # which the last block reduces (as on an H100), and results equal to NumPy's.
+    cp = emulated_cupy
+    wave = cp.MULTIPROCESSORS * cp.RESIDENT_BLOCKS
+    host = sample_values(np.float32, wave * _kernels.THREADS * 4 + 12_345, seed=4)
+    backend, device = _device(cp.asarray(host))
+    got = backend.histogram_fixed(device, None).result()
+    grids = [e[3] for e in cp.log if e[0] == "launch"]
+    assert grids == [wave] and wave > _kernels.THREADS
+    want = nb.histogram_fixed(host, None).result()
+    np.testing.assert_array_equal(got.counts, want.counts)
+    assert_stats_match(got.stats, want.stats, host)
+    small = cp.asarray(host[:5000])  # fewer items than a wave: a block per 1024
+    backend.histogram_fixed(_device(small)[1], None).result()
+    assert [e[3] for e in cp.log if e[0] == "launch"][-1] == 5
+
+
+def test_cross_block_results_repeat_whatever_the_block_order(emulated_cupy):
+    # Blocks run two at a time in a fresh order at every launch: counts, min, max and the
+    # fixed-order sums must come out the same every time.
+    cp = emulated_cupy
+    host = np.random.default_rng(8).standard_normal(260 * 1024).astype(np.float32)
+    backend, device = _device(cp.asarray(host))
+    runs = [backend.histogram_even(device, 50).result() for _ in range(3)]
+    multi = [backend.histograms([device, device]) for _ in range(2)]
+    want = nb.histogram_even(host, 50).result()
+    for got in runs:
+        np.testing.assert_array_equal(got.counts, want.counts)
+        assert got.stats == runs[0].stats
+    assert_stats_match(runs[0].stats, want.stats, host)
+    for pending in multi:
+        first, second = pending.result()
+        np.testing.assert_array_equal(first.counts, nb.histogram_fixed(host, None).result().counts)
+        assert first.stats == second.stats == multi[0].result()[0].stats
+
+
+def test_dropping_a_result_never_waits_on_the_caller(emulated_cupy):
+    import threading
+    import time as time_module
+
+    cp = emulated_cupy
+    backend, device = _device(cp.asarray(np.arange(1000.0)))
+    pending = backend.histogram_fixed(device, None)
+    del pending  # unread: its buffers must outlive the copy, but the caller must not wait
+    assert threading.get_ident() not in cp.waits
+    deadline = time_module.monotonic() + 60
+    while not cp.waits and time_module.monotonic() < deadline:
+        time_module.sleep(0.01)  # the release thread waits on the event instead
+    assert cp.waits and threading.get_ident() not in cp.waits
+
+
+def test_warm_up_compiles_off_the_calling_thread(emulated_cupy, tmp_path):
+    import threading
+
+    import gpu_summary as gs
+
+    cp = emulated_cupy
+    from gpu_summary._backend import cuda
+
+    cuda._functions.clear()
+    cuda._modules.clear()
+    thread = gs.warm_up(["float32", np.float16], device=0)
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    compiled = {(f, t) for f, _, t in cp.compiles}
+    assert {f for f, _ in compiled} == {
+        _kernels.REDUCE_FILE,
+        _kernels.ANOMALY_FILE,
+        _kernels.THUMBNAILS_FILE,
+    }
+    assert threading.get_ident() not in {t for _, t in compiled}
+    assert len(cp.compiles) == 6  # one program per module and dtype
+    cp.compiles.clear()
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("h", cp.asarray(np.ones(10, np.float32)), 0)
+        writer.add_histogram("e", cp.asarray(np.ones(10, np.float16)), 0, bins=4)
+    assert cp.compiles == []  # nothing left to compile on the training thread
+    with pytest.raises(ValueError, match="no kernel reads"):
+        gs.warm_up(["complex64"])
+    with pytest.raises(ValueError, match="device must be"):
+        gs.warm_up("float32", device=-1)

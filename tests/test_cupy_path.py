@@ -13,10 +13,10 @@ import importlib.util
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from gpu_summary import _kernels
 
@@ -207,7 +207,9 @@ def _requirements(extra: str) -> list[str]:
     return [r.replace(" ", "") for r in project["optional-dependencies"][extra]]
 
 
-@pytest.mark.parametrize(("extra", "cupy"), [("cuda12", "cupy-cuda12x"), ("cuda13", "cupy-cuda13x")])
+@pytest.mark.parametrize(
+    ("extra", "cupy"), [("cuda12", "cupy-cuda12x"), ("cuda13", "cupy-cuda13x")]
+)
 def test_cuda_extras_bring_what_raw_module_needs(extra, cupy):
     # CuPy 14 wheels bring neither NVRTC nor the CUDA libraries the PCA path uses (cuBLAS,
     # cuSOLVER): the [ctk] extra of CuPy pulls NVIDIA's toolkit wheels for its CUDA major.

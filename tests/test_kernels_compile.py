@@ -9,6 +9,7 @@ import pytest
 
 from gpu_summary import _kernels
 
+
 def test_name_expressions_cover_every_dtype():
     reduce_names = _kernels.name_expressions(_kernels.REDUCE_FILE)
     assert len(reduce_names) == 5 * len(_kernels.CUDA_TYPES)

@@ -108,3 +108,62 @@ def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
         device_backend = _device_backend(values, argument)
         return device_backend, device_backend.adopt(values, argument)
     return numpy_backend, _host_array(values, argument)
+
+
+def warm_up(dtypes: object = ("float32",), device: int = 0, *, background: bool = True):
+    """Compile (or load from CuPy's on-disk cache) the device kernels of ``dtypes`` ahead of the
+    first device call, so that no training step pays for it.
+
+    Without it, the first reduction of a dtype on a device compiles that dtype's kernels on the
+    calling thread (about 1.5 s for histograms and moments, 0.9 s for anomaly reports, 0.3 s
+    for thumbnails, on a 2-core x86 VM; once per machine, as CuPy caches the binaries on disk).
+
+    Args:
+        dtypes: dtype names ("float32", "bfloat16", ...), NumPy dtypes or torch dtypes.
+        device: the CUDA device ordinal.
+        background: compile on a daemon thread (returned, started) instead of the caller's.
+
+    Returns:
+        The started thread, or None when ``background`` is False.
+
+    Raises:
+        ValueError: a dtype the kernels do not read, or a bad device ordinal.
+        TypeError: CuPy is missing.
+    """
+    import threading
+
+    from gpu_summary import _kernels
+
+    if isinstance(dtypes, (str, np.dtype, type)) or not hasattr(dtypes, "__iter__"):
+        dtypes = (dtypes,)
+    names = []
+    for dtype in dtypes:
+        name = str(dtype).removeprefix("torch.")
+        if name not in _kernels.CUDA_TYPES:
+            try:
+                name = np.dtype(dtype).name
+            except TypeError:
+                pass
+        if name not in _kernels.CUDA_TYPES:
+            raise ValueError(
+                f"dtypes holds {dtype!r}, which no kernel reads; use names from "
+                f"{sorted(_kernels.CUDA_TYPES)}"
+            )
+        names.append(name)
+    if isinstance(device, bool) or not isinstance(device, int) or device < 0:
+        raise ValueError(f"device must be a CUDA device ordinal (an int >= 0), got {device!r}")
+    try:
+        from gpu_summary._backend import cuda
+    except ImportError as exc:
+        raise TypeError(
+            f"warm_up compiles CUDA kernels, but the device backend cannot load ({exc}); "
+            "install it with pip install 'gpu_summary[cuda12]' (or [cuda13])"
+        ) from exc
+    if not background:
+        cuda.warm_up(tuple(names), device)
+        return None
+    thread = threading.Thread(
+        target=cuda.warm_up, args=(tuple(names), device), name="gpu_summary-warm-up", daemon=True
+    )
+    thread.start()
+    return thread

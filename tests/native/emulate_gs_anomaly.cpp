@@ -44,9 +44,9 @@ extern "C" int emu_gs_anomaly_scan(int type, unsigned grid, GS_EMU_LAYOUT, doubl
     return by_type(type, [&](auto tag) {
         using T = decltype(tag);
         gs_emu_launch(grid, GS_THREADS, 0, [&] {
-            gs_anomaly_scan<T>(GS_EMU_LAYOUT_ARGS(T), lower, upper, has_lower, has_upper,
+            GS_EMU_SLOTS(gs_anomaly_scan<T>(GS_EMU_LAYOUT_ARGS(T), lower, upper, has_lower, has_upper,
                                as<unsigned long long>(counts), as<unsigned int>(tile_counts),
-                               n_tiles);
+                               n_tiles));
         });
         return (int)sizeof(T);
     });
@@ -55,8 +55,8 @@ extern "C" int emu_gs_anomaly_scan(int type, unsigned grid, GS_EMU_LAYOUT, doubl
 extern "C" int emu_gs_anomaly_offsets(unsigned grid, unsigned long long tile_counts,
                                       unsigned long long tile_offsets, long long n_tiles) {
     gs_emu_launch(grid, GS_THREADS, 0, [&] {
-        gs_anomaly_offsets(as<const unsigned int>(tile_counts),
-                           as<unsigned long long>(tile_offsets), n_tiles);
+        GS_EMU_SLOTS(gs_anomaly_offsets(as<const unsigned int>(tile_counts),
+                           as<unsigned long long>(tile_offsets), n_tiles));
     });
     return 1;
 }
@@ -70,10 +70,10 @@ extern "C" int emu_gs_anomaly_collect(int type, unsigned grid, GS_EMU_LAYOUT, do
     return by_type(type, [&](auto tag) {
         using T = decltype(tag);
         gs_emu_launch(grid, GS_THREADS, 0, [&] {
-            gs_anomaly_collect<T>(GS_EMU_LAYOUT_ARGS(T), lower, upper, has_lower, has_upper,
+            GS_EMU_SLOTS(gs_anomaly_collect<T>(GS_EMU_LAYOUT_ARGS(T), lower, upper, has_lower, has_upper,
                                   as<const unsigned int>(tile_counts),
                                   as<const unsigned long long>(tile_offsets), n_tiles,
-                                  max_positions, as<long long>(positions), as<double>(values));
+                                  max_positions, as<long long>(positions), as<double>(values)));
         });
         return (int)sizeof(T);
     });
@@ -86,9 +86,9 @@ extern "C" int emu_gs_heatmap(int type, unsigned grid, GS_EMU_LAYOUT, long long 
     return by_type(type, [&](auto tag) {
         using T = decltype(tag);
         gs_emu_launch(grid, GS_THREADS, 0, [&] {
-            gs_heatmap<T>(GS_EMU_LAYOUT_ARGS(T), rows, width, cell_rows, cell_columns,
+            GS_EMU_SLOTS(gs_heatmap<T>(GS_EMU_LAYOUT_ARGS(T), rows, width, cell_rows, cell_columns,
                           as<double>(heat_sum), as<unsigned long long>(heat_count),
-                          as<unsigned long long>(heat_nonfinite));
+                          as<unsigned long long>(heat_nonfinite)));
         });
         return (int)sizeof(T);
     });
@@ -99,9 +99,9 @@ extern "C" int emu_gs_select_step(unsigned grid, unsigned long long state,
                                   int n_quantiles, int pass, int passes,
                                   unsigned long long keys) {
     gs_emu_launch(grid, GS_THREADS, 0, [&] {
-        gs_select_step(as<unsigned long long>(state), as<const unsigned long long>(stats),
+        GS_EMU_SLOTS(gs_select_step(as<unsigned long long>(state), as<const unsigned long long>(stats),
                        as<const double>(quantiles), n_quantiles, pass, passes,
-                       as<unsigned long long>(keys));
+                       as<unsigned long long>(keys)));
     });
     return 1;
 }
@@ -111,7 +111,7 @@ extern "C" int emu_gs_select_count(int type, unsigned grid, GS_EMU_LAYOUT,
     return by_type(type, [&](auto tag) {
         using T = decltype(tag);
         gs_emu_launch(grid, GS_THREADS, 0, [&] {
-            gs_select_count<T>(GS_EMU_LAYOUT_ARGS(T), as<unsigned long long>(state), pass);
+            GS_EMU_SLOTS(gs_select_count<T>(GS_EMU_LAYOUT_ARGS(T), as<unsigned long long>(state), pass));
         });
         return (int)sizeof(T);
     });

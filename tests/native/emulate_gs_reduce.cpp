@@ -18,13 +18,13 @@
 template <typename T, int MODE>
 void emulate(GS_EMU_PARAMS) {
     gs_emu_launch(grid, GS_THREADS, shared_bytes, [&] {
-        gs_reduce<T, MODE>(reinterpret_cast<const T*>(data), n, ndim, shape1, shape2, shape3,
+        GS_EMU_SLOTS(gs_reduce<T, MODE>(reinterpret_cast<const T*>(data), n, ndim, shape1, shape2, shape3,
                            shape4, shape5, stride0, stride1, stride2, stride3, stride4, stride5,
                            reinterpret_cast<const double*>(limits), n_limits, shared_limits,
                            shared_counts, bins, reinterpret_cast<unsigned long long*>(counts),
                            reinterpret_cast<unsigned long long*>(stats),
                            reinterpret_cast<unsigned long long*>(block_stats),
-                           reinterpret_cast<unsigned int*>(blocks_done));
+                           reinterpret_cast<unsigned int*>(blocks_done)));
     });
 }
 
@@ -70,14 +70,14 @@ extern "C" int emu_gs_reduce(int type, int mode, GS_EMU_PARAMS) {
 template <typename T>
 int emulate_multi(GS_EMU_MULTI_PARAMS) {
     gs_emu_launch(grid, GS_THREADS, shared_bytes, [&] {
-        gs_multi_ladder<T>(reinterpret_cast<const unsigned long long*>(pointers),
+        GS_EMU_SLOTS(gs_multi_ladder<T>(reinterpret_cast<const unsigned long long*>(pointers),
                            reinterpret_cast<const long long*>(lengths),
                            reinterpret_cast<const long long*>(strides),
                            reinterpret_cast<const long long*>(first_chunk), n_tensors,
                            reinterpret_cast<unsigned long long*>(counts),
                            reinterpret_cast<unsigned long long*>(stats),
                            reinterpret_cast<unsigned long long*>(chunk_stats),
-                           reinterpret_cast<unsigned int*>(chunks_done));
+                           reinterpret_cast<unsigned int*>(chunks_done)));
     });
     return (int)sizeof(T);
 }

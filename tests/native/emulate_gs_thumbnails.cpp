@@ -9,8 +9,8 @@
 template <typename T>
 int emulate(GS_EMU_PARAMS) {
     gs_emu_launch(grid, GS_THREADS, 0, [&] {
-        gs_thumbnails<T>(reinterpret_cast<const T*>(src), n, h, w, c, stride_n, stride_h,
-                         stride_w, stride_c, out_h, out_w, reinterpret_cast<unsigned char*>(out));
+        GS_EMU_SLOTS(gs_thumbnails<T>(reinterpret_cast<const T*>(src), n, h, w, c, stride_n, stride_h,
+                         stride_w, stride_c, out_h, out_w, reinterpret_cast<unsigned char*>(out)));
     });
     return (int)sizeof(T);
 }
