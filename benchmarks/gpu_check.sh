@@ -4,9 +4,11 @@
 # Usage (from the repository root, on a machine with a CUDA GPU, CuPy, PyTorch, pytest and
 # TensorBoard): bash benchmarks/gpu_check.sh [OUTDIR]
 # OUTDIR defaults to $OUT, else ./gpu_check_out; it receives environment.txt, gpu_tests.txt
-# and bench_gpu.txt. The two timeouts add up to under the device tool's 600 s a command. Python packages the machine lacks (google-crc32c, tensorboardX) are
-# installed from .whl/ when it holds wheels: `bash benchmarks/fetch_gpu_wheels.sh` fetches them
-# on a machine that reaches a package registry.
+# and bench_gpu.txt. The two timeouts add up to under the device tool's 600 s a command. The
+# GPU image has CuPy (CUDA 13), PyTorch, NumPy, protobuf, Pillow, nvidia-ml-py and pytest; what
+# else the run imports is listed in benchmarks/gpu_wheels.txt: `bash benchmarks/fetch_gpu_wheels.sh`
+# fetches those wheels into .whl/ (on a machine that reaches a package registry), carry .whl,
+# and this script installs them. It stops at once, naming what to carry, if an import fails.
 set -u -o pipefail
 out="${1:-${OUT:-gpu_check_out}}"
 mkdir -p "$out"
@@ -17,6 +19,21 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         --target /tmp/gpu_summary_site .whl/*.whl || exit 1
     export PYTHONPATH="$PYTHONPATH:/tmp/gpu_summary_site"
 fi
+python3 - <<'PY' || exit 1
+import importlib, sys
+missing = []
+for name in ("cupy", "torch", "numpy", "google.protobuf", "PIL", "pynvml", "pytest",
+             "google_crc32c", "tensorboard", "tensorboardX", "hypothesis"):
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        missing.append(f"{name} ({exc})")
+if missing:
+    print("gpu_check: cannot import " + ", ".join(missing) + ". Carry the wheels of "
+          "benchmarks/gpu_wheels.txt: bash benchmarks/fetch_gpu_wheels.sh, then carry .whl",
+          file=sys.stderr)
+    sys.exit(1)
+PY
 
 {
     date -u

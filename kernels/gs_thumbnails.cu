@@ -11,6 +11,9 @@
 // Launch: 1-D grid of any size, GS_THREADS threads per block; one thread per output sample
 // (grid-stride loop), consecutive threads on consecutive channels and columns.
 // Reads: src. Writes: out. No shared memory, no atomics.
+// Flush-to-zero: a subnormal pixel would round to 0 either way, but pixels are widened from
+// their bits like every kernel's values (gs::to_double), so the PTX under CuPy's -ftz=true
+// holds no .ftz instruction here either (tests/test_cupy_path.py).
 #include "gs_common.cuh"
 
 #define GS_THREADS 256

@@ -39,6 +39,7 @@ _SIGNATURES = {
         ctypes.c_int,
         _P(np.int32),
     ],
+    "float_to_double": [_P(np.uint32), _I64, _P(np.float64)],
     "half_to_double": [_P(np.uint16), _I64, _P(np.float64)],
     "bfloat16_to_double": [_P(np.uint16), _I64, _P(np.float64)],
     "int64_to_double": [_P(np.int64), _I64, _P(np.float64)],
@@ -201,6 +202,23 @@ def test_half_and_bfloat16_decode_every_bit_pattern(native):
     with np.errstate(invalid="ignore"):  # signalling NaN patterns
         expected = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_float32_widens_exactly_subnormals_included(native):
+    # The device computes this in integers and float64 (no float32 instruction, which
+    # CuPy's -ftz=true would flush): every subnormal, zero, infinity and NaN as NumPy widens it.
+    rng = np.random.default_rng(11)
+    subnormal = np.arange(0, 1 << 23, 7, dtype=np.uint32)
+    edges = np.array([0, 1, 0x7FFFFF, 0x800000, 0x7F7FFFFF, 0x7F800000, 0x7FC00000, 0x7F800001],
+                     dtype=np.uint32)  # fmt: skip
+    bits = np.concatenate([subnormal, edges, rng.integers(0, 1 << 32, 200_000, dtype=np.uint32)])
+    bits = np.concatenate([bits, bits | np.uint32(0x80000000)])
+    out = np.empty(bits.size, dtype=np.float64)
+    native.float_to_double(bits, bits.size, out)
+    with np.errstate(invalid="ignore"):
+        expected = bits.view(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expected))  # -0.0 stays -0.0
 
 
 def test_64_bit_integers_round_like_numpy(native):

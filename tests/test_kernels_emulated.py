@@ -167,3 +167,15 @@ def test_results_repeat_exactly(emulator):
     second = run_reduce(emulator, values, _kernels.LADDER, grid=6)
     np.testing.assert_array_equal(first[0], second[0])
     assert first[1] == second[1]  # sums too: a fixed reduction order
+
+
+def test_more_block_partials_than_threads_repeat_exactly(emulator):
+    # 300 blocks (the last block reduces more partials than it has threads), run two at a
+    # time in a new order at each launch: the same counts and the same fixed-order sums.
+    values = np.random.default_rng(9).standard_normal(300 * 1024 + 77)
+    runs = [run_reduce(emulator, values, _kernels.LADDER, grid=300) for _ in range(3)]
+    want = nb.histogram_fixed(values, None).result()
+    for counts, stats in runs:
+        np.testing.assert_array_equal(counts, want.counts)
+        assert stats == runs[0][1]
+    assert_stats_match(runs[0][1], want.stats, values)

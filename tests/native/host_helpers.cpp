@@ -27,6 +27,14 @@ void even_buckets(const double* x, long long n, double lo, double hi, int bins, 
     for (long long i = 0; i < n; ++i) out[i] = gs::even_bucket(x[i], e);
 }
 
+void float_to_double(const unsigned int* bits, long long n, double* out) {
+    for (long long i = 0; i < n; ++i) {
+        float f;
+        memcpy(&f, &bits[i], sizeof f);
+        out[i] = gs::to_double(f);
+    }
+}
+
 void half_to_double(const unsigned short* h, long long n, double* out) {
     for (long long i = 0; i < n; ++i) out[i] = gs::to_double(gs::half16{h[i]});
 }
