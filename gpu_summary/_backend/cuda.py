@@ -164,7 +164,10 @@ class _DevicePending(Pending):
 
     def __del__(self) -> None:
         if self._keep is not None:
-            _release_after(self._event, (self._keep, self._host))
+            try:
+                _release_after(self._event, (self._keep, self._host))
+            except Exception:  # noqa: BLE001 - interpreter shutdown: the device goes too
+                pass
 
 
 _dropped: queue.SimpleQueue = queue.SimpleQueue()  # (event, buffers) of unread results
