@@ -25,6 +25,8 @@ THUMBNAILS_FILE = "gs_thumbnails.cu"
 ANOMALY_FILE = "gs_anomaly.cu"
 
 # Options for every kernel module (NVRTC's dialect default differs between CUDA versions).
+# CuPy's RawModule appends -ftz=true, the architecture and --device-as-default-execution-
+# space; the kernels are written to be exact under -ftz=true (tests/test_cupy_path.py).
 COMPILE_OPTIONS = ("--std=c++17",)
 
 # The kernels' moments differ from the NumPy backend's by summation order only: for n finite
