@@ -2,15 +2,16 @@
 
 The kernel module's exact source (the text NVRTC compiles, ladder spliced in) is compiled with
 the host C++ compiler after tests/native/cuda_on_cpu.h, which runs each CUDA thread of a block
-as a real thread (barriers for __syncthreads, per-warp exchanges for shuffles, atomic builtins
-for atomics). The test drives it as the device backend does — the same buffer layout
+as a fiber from barrier to barrier (__syncthreads, per-warp exchanges for shuffles), two blocks
+at a time on two real threads in an order shuffled at every launch (atomic builtins for
+atomics). The test drives it as the device backend does — the same buffer layout
 (``_kernels.ReduceBuffer``), launch arguments (``_kernels.reduce_args``), collapsed layouts
 (``_layout.kernel_view``) and result parsing (``_kernels.parse_result``) — so the per-block
 shared-memory histograms, the fixed-order reduction of block partials by the last block, the
 even-bin pass that reads min and max from the stats pass, strided addressing and every dtype
-are checked on every CI run, without a GPU. What it cannot check: timing, memory coherence
-between concurrently running blocks, and CuPy's launch itself (tests/test_backend_cuda.py does,
-on a GPU).
+are checked on every CI run, without a GPU. What it cannot check: timing, the weaker memory
+ordering of a GPU between concurrently running blocks, and CuPy's launch itself
+(tests/test_backend_cuda.py does, on a GPU).
 """
 
 from __future__ import annotations
