@@ -75,19 +75,25 @@ def _host_array(obj: object, argument: str) -> np.ndarray:
     return numpy_backend.as_array(obj, argument)
 
 
-def _device_backend(values: object, argument: str) -> ModuleType:
-    """The CUDA backend module (imports CuPy, on first device input only)."""
+def _load_device_backend(why: str, fix: str = "") -> ModuleType:
+    """The CUDA backend module (imports CuPy); TypeError saying ``why`` it was needed."""
     try:
         from gpu_summary._backend import cuda
     except ImportError as exc:
-        kind = type(values)
         raise TypeError(
-            f"{argument} is on a CUDA device ({kind.__module__}.{kind.__qualname__}) but the "
-            f"device backend cannot load ({exc}); install it with "
-            "pip install 'gpu_summary[cuda12]' (or [cuda13]), or copy the tensor to the host "
-            "first (for example tensor.cpu())"
+            f"{why} but the device backend cannot load ({exc}); install it with "
+            f"pip install 'gpu_summary[cuda12]' (or [cuda13]){fix}"
         ) from exc
     return cuda
+
+
+def _device_backend(values: object, argument: str) -> ModuleType:
+    """The CUDA backend module (imports CuPy, on first device input only)."""
+    kind = type(values)
+    return _load_device_backend(
+        f"{argument} is on a CUDA device ({kind.__module__}.{kind.__qualname__})",
+        ", or copy the tensor to the host first (for example tensor.cpu())",
+    )
 
 
 def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
@@ -152,13 +158,7 @@ def warm_up(dtypes: object = ("float32",), device: int = 0, *, background: bool 
         names.append(name)
     if isinstance(device, bool) or not isinstance(device, int) or device < 0:
         raise ValueError(f"device must be a CUDA device ordinal (an int >= 0), got {device!r}")
-    try:
-        from gpu_summary._backend import cuda
-    except ImportError as exc:
-        raise TypeError(
-            f"warm_up compiles CUDA kernels, but the device backend cannot load ({exc}); "
-            "install it with pip install 'gpu_summary[cuda12]' (or [cuda13])"
-        ) from exc
+    cuda = _load_device_backend("warm_up compiles CUDA kernels,")
     if not background:
         cuda.warm_up(tuple(names), device)
         return None
