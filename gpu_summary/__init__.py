@@ -3,9 +3,9 @@
 Public names only; see README.md for the API and the on-disk formats.
 """
 
-from gpu_summary._anomaly import AnomalyHandle, AnomalyReport, Position
 from gpu_summary._backend import warm_up
-from gpu_summary._events import WriterError
+from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, Position
+from gpu_summary._events.writer import WriterError
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.monitor import GpuMonitor
 from gpu_summary.watch import Watch, unwatch, watch

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gpu_summary._backend._results import Pending
+from gpu_summary._core.results import Pending
 
 REDUCTIONS = ("mean", "sum", "min", "max", "rank0")
 

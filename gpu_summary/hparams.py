@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from gpu_summary import _validate
+from gpu_summary._core import arguments
 
 # The value types TensorBoard's dashboard knows (hparams DataType).
 STRING, BOOL, FLOAT64 = "string", "bool", "float64"
@@ -149,7 +149,7 @@ def _check_name(name: object, what: str) -> str:
         raise TypeError(f"{what} names must be str, got {name!r} ({type(name).__name__})")
     if not name:
         raise ValueError(f"{what} names must not be empty")
-    return _validate.check_unicode(name, f"{what} name")
+    return arguments.check_unicode(name, f"{what} name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +189,7 @@ class HParam:
         if _is_real(value) and not math.isfinite(value):
             raise ValueError(f"hparam {self.name!r} = {value!r}: values must be finite")
         if isinstance(value, str):
-            _validate.check_unicode(value, f"hparam {self.name!r}")
+            arguments.check_unicode(value, f"hparam {self.name!r}")
 
 
 @dataclasses.dataclass(frozen=True)

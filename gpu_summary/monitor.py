@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 
-from gpu_summary import _validate
+from gpu_summary._core import arguments
 
 # metric name -> (NVML query, converter); each query takes (pynvml, handle).
 METRICS = {
@@ -91,7 +91,7 @@ class GpuMonitor:
         count = self._nvml.nvmlDeviceGetCount()
         if devices is None:
             devices = list(range(count))
-        devices = [_validate.check_count(d, "devices", count - 1) for d in devices]
+        devices = [arguments.check_count(d, "devices", count - 1) for d in devices]
         self.devices = devices
         self._handles = [self._nvml.nvmlDeviceGetHandleByIndex(i) for i in devices]
         writer._add_monitor(self)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from google.protobuf import message as _message
 from google.protobuf import text_format
 
-from gpu_summary._records import RecordProblem, iter_records
+from gpu_summary._events.records import RecordProblem, iter_records
 from gpu_summary.proto import event_pb2, projector_config_pb2
 
 __all__ = [

@@ -13,7 +13,7 @@ directly)::
     summary.pb(summary.hparams({summary.HParam("lr", summary.RealRange(1e-3, 1e-1)): 0.01,
                                 summary.Metric("loss", float): 0.2}), step=0)
     summary.Graph("runs/seed").write_structure_graph(model)
-    summary.Projector("runs/seed")                         # see gpu_summary._seed_projector
+    summary.Projector("runs/seed")                         # see gpu_summary._seed.projector
     summary.flush_summary_writer()
 
 Argument forms: tags as str, bytes or int8/uint8 arrays of UTF-8 bytes; steps as ints or
@@ -39,8 +39,8 @@ from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from gpu_summary import hparams as _hp
-from gpu_summary._seed import seed_step, seed_tag, unwrap
-from gpu_summary._seed_projector import Projector
+from gpu_summary._seed.arguments import seed_step, seed_tag, unwrap
+from gpu_summary._seed.projector import Projector
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import hparams as _hparams_summaries

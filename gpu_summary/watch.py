@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 
-from gpu_summary import _validate
+from gpu_summary._core import arguments
 
 LOGS = ("gradients", "parameters", "all")
 _watches: dict[int, list[Watch]] = {}
@@ -39,7 +39,7 @@ class Watch:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if log not in LOGS:
             raise ValueError(f"log must be one of {list(LOGS)}, got {log!r}")
-        self.every = _validate.check_positive_int(every, "every", "log every step: every=1")
+        self.every = arguments.check_positive_int(every, "every", "log every step: every=1")
         self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
         self.backward_passes = 0
         self.forward_passes = 0

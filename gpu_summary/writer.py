@@ -21,15 +21,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from gpu_summary import _anomaly, _embedding, _ladder, _validate
-from gpu_summary import _embedding_args as embedding_args
 from gpu_summary import distributed as _distributed
 from gpu_summary import hparams as hp
-from gpu_summary._aggregation import Aggregation
 from gpu_summary._backend import _device_backend, backend_for
-from gpu_summary._backend._results import Pending
-from gpu_summary._events import EventFileWriter
+from gpu_summary._core import anomaly as _anomaly
+from gpu_summary._core import arguments
+from gpu_summary._core import ladder as _ladder
+from gpu_summary._core.results import Pending
+from gpu_summary._embedding import arguments as embedding_args
+from gpu_summary._embedding import files as _embedding
+from gpu_summary._events.writer import EventFileWriter
 from gpu_summary._graph import model_nodes
+from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary.monitor import GpuMonitor
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import graph as graph_summaries
@@ -108,7 +111,7 @@ def _bin_spec(bins: object) -> tuple[str, object]:
     if isinstance(bins, (bool, np.bool_)):
         raise TypeError(f"bins must be 'tensorboard', a positive int or edges, got {bins!r}")
     if isinstance(bins, (int, np.integer)):
-        count = _validate.check_positive_int(
+        count = arguments.check_positive_int(
             bins, "bins", "ask for at least one bucket, e.g. bins=64"
         )
         if count > MAX_BINS:
@@ -193,8 +196,8 @@ class SummaryWriter:
             raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
         if not flush_secs > 0:
             raise ValueError(f"flush_secs must be > 0, got {flush_secs}")
-        _validate.check_positive_int(max_queue, "max_queue", "use at least 1")
-        _validate.check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
+        arguments.check_positive_int(max_queue, "max_queue", "use at least 1")
+        arguments.check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
         if not isinstance(filename_suffix, str) or any(c in filename_suffix for c in "/\0"):
             raise ValueError(
                 f"filename_suffix must be a str without '/' or NUL, got {filename_suffix!r}"
@@ -257,9 +260,9 @@ class SummaryWriter:
         self._events.check_open()
         if self._aggregation is not None:
             self._aggregation.aggregator.raise_error()
-        tag = _validate.check_tag(tag)
-        checked_step = None if step is None else _validate.check_step(step)
-        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        tag = arguments.check_tag(tag)
+        checked_step = None if step is None else arguments.check_step(step)
+        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
         return tag, checked_step, wall
 
     def _resolve_step(self, tag: str, step: int | None) -> int:
@@ -321,7 +324,7 @@ class SummaryWriter:
             and walltime is None
             and (
                 step is None
-                or (type(step) is int and _validate.INT64_MIN <= step <= _validate.INT64_MAX)
+                or (type(step) is int and arguments.INT64_MIN <= step <= arguments.INT64_MAX)
             )
         ):
             try:
@@ -432,11 +435,11 @@ class SummaryWriter:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         pairs = _named_pairs(named_tensors)
-        tags = [_validate.check_tag(prefix + name, "names") for name, _ in pairs]
+        tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
         if self._aggregation is not None:
             self._aggregation.aggregator.raise_error()
-        checked_step = None if step is None else _validate.check_step(step)
-        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        checked_step = None if step is None else arguments.check_step(step)
+        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
         groups: dict[tuple, list[int]] = {}
         adopted: dict[int, tuple] = {}
         torch = sys.modules.get("torch")
@@ -553,7 +556,7 @@ class SummaryWriter:
             raise ValueError(f"dataformats must be one of {list(formats)}, got {dataformats!r}")
         layout = dataformats.upper()
         if max_size is not None:
-            max_size = _validate.check_positive_int(
+            max_size = arguments.check_positive_int(
                 max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
             )
         backend, array = backend_for(images, argument)
@@ -619,7 +622,7 @@ class SummaryWriter:
                 f"text_string must be a str or a list of str, got {type(text_string).__name__}"
             )
         for string in strings:
-            _validate.check_unicode(string, "text_string")
+            arguments.check_unicode(string, "text_string")
         self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
 
     def add_summary(
@@ -653,7 +656,7 @@ class SummaryWriter:
         if not summary.value:
             raise ValueError("summary holds no values; add at least one Summary.Value")
         for value in summary.value:
-            _validate.check_tag(value.tag, "summary value tag")
+            arguments.check_tag(value.tag, "summary value tag")
         tag, step, wall = self._begin(summary.value[0].tag, step, walltime)
         step = self._resolve_step(tag, step)
         for value in summary.value[1:]:
@@ -710,7 +713,7 @@ class SummaryWriter:
         upper = _bound(upper, "upper")
         if lower is not None and upper is not None and lower > upper:
             raise ValueError(f"lower ({lower}) must not exceed upper ({upper}); swap them")
-        max_positions = _validate.check_count(
+        max_positions = arguments.check_count(
             max_positions, "max_positions", _anomaly.MAX_POSITIONS
         )
         backend, array = backend_for(values, "values")
@@ -776,7 +779,7 @@ class SummaryWriter:
         if reduce is not None and reduce != "pca":
             raise ValueError(f"reduce must be None or 'pca', got {reduce!r}")
         if reduce is not None:
-            components = _validate.check_positive_int(
+            components = arguments.check_positive_int(
                 components, "components", "keep at least one axis, e.g. components=3"
             )
         backend, matrix = backend_for(mat, "mat")
@@ -840,7 +843,7 @@ class SummaryWriter:
         """
         self._events.check_open()
         session = hp.session(hparams, metrics)
-        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
         with self._steps_lock:
             first = self._hparams is None
             if first:
@@ -908,12 +911,12 @@ class SummaryWriter:
                 ``input_to_model`` the model fails on. Nothing is written then.
         """
         self._events.check_open()
-        wall = time.time() if walltime is None else _validate.check_walltime(walltime)
+        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
         nodes, name = model_nodes(model, input_to_model)
         try:
             graph_def = graph_summaries.graph_def(nodes).SerializeToString()
         except UnicodeEncodeError as exc:
-            _validate.check_unicode(exc.object, "a layer's name, type or input")
+            arguments.check_unicode(exc.object, "a layer's name, type or input")
             raise  # not reached: check_unicode raises for what UTF-8 cannot encode
         data = event_pb2.Event(wall_time=wall, step=0, graph_def=graph_def).SerializeToString()
         if not self._writes_files:

@@ -14,12 +14,12 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
 from tensorboard.util import tensor_util
 
-from gpu_summary import _kernels
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
 # The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py).
 # "emulated" runs the device backend on the CPU: tests/fake_cupy.py stands in for CuPy.
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu), "emulated"]
-_DEVICE_MODULES = ("gpu_summary._backend.cuda", "gpu_summary._backend._device_tensor")
+_DEVICE_MODULES = "gpu_summary._backend.cuda"
 # Every dtype a reduction must accept.
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32]
 DTYPES += [np.uint64, np.float16, np.float32, np.float64]
@@ -47,10 +47,10 @@ def _cuda_available() -> bool:
 def _forget_device_backend() -> None:
     import gpu_summary._backend as package
 
-    for name in _DEVICE_MODULES:
-        sys.modules.pop(name, None)
-        if hasattr(package, name.rsplit(".", 1)[1]):
-            delattr(package, name.rsplit(".", 1)[1])
+    for name in [m for m in sys.modules if m.split(".")[:3] == _DEVICE_MODULES.split(".")]:
+        del sys.modules[name]
+    if hasattr(package, "cuda"):
+        delattr(package, "cuda")
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +121,7 @@ def tensor_values(logdir, tag):
 
 
 # Moments of a device reduction differ from NumPy's by summation order only.
-MOMENT_RTOL = _kernels.MOMENT_RTOL
+MOMENT_RTOL = kernel_sources.MOMENT_RTOL
 
 
 def sample_values(dtype, n: int, seed: int = 0) -> np.ndarray:

@@ -106,7 +106,8 @@ def main(out: Path, architectures: list[str]) -> int:
     from cupy.cuda import compiler
     from cupy_backends.cuda.libs import nvrtc
 
-    from gpu_summary import _kernels
+    from gpu_summary._backend.cuda_kernels import catalogue
+    from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
     # CuPy memoises this per device (which needs a driver); call the function it wraps.
     compiler._get_arch_for_options_for_nvrtc = compiler._get_arch_for_options_for_nvrtc.__wrapped__
@@ -125,15 +126,15 @@ def main(out: Path, architectures: list[str]) -> int:
     report: dict = {"cupy": cupy.__version__, "nvrtc": list(compiler._get_nvrtc_version())}
     report["modules"] = {}
     for filename in MODULES:
-        source = _kernels.kernel_source(filename)
-        expressions = _kernels.name_expressions(filename)
+        source = kernel_sources.kernel_source(filename)
+        expressions = catalogue.name_expressions(filename)
         for arch in architectures:
             log = io.StringIO()
             programs.clear()
             load_error = None
             try:
                 core.compile_with_cache(
-                    source, _kernels.COMPILE_OPTIONS, arch=arch, name_expressions=expressions,
+                    source, kernel_sources.COMPILE_OPTIONS, arch=arch, name_expressions=expressions,
                     log_stream=log,
                 )  # fmt: skip
             except cupy.cuda.runtime.CUDARuntimeError as error:  # Module.load: no driver here

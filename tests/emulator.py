@@ -12,14 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gpu_summary import _kernels
+from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
 NATIVE = Path(__file__).with_name("native")
-TYPE_CODES = {name: code for code, name in enumerate(_kernels.CUDA_TYPES)}
+TYPE_CODES = {name: code for code, name in enumerate(kernel_sources.CUDA_TYPES)}
 _WRAPPERS = {
-    _kernels.REDUCE_FILE: "emulate_gs_reduce.cpp",
-    _kernels.THUMBNAILS_FILE: "emulate_gs_thumbnails.cpp",
-    _kernels.ANOMALY_FILE: "emulate_gs_anomaly.cpp",
+    kernel_sources.REDUCE_FILE: "emulate_gs_reduce.cpp",
+    kernel_sources.THUMBNAILS_FILE: "emulate_gs_thumbnails.cpp",
+    kernel_sources.ANOMALY_FILE: "emulate_gs_anomaly.cpp",
 }
 
 
@@ -49,8 +50,8 @@ def emulated_source(filename: str) -> str:
     """One translation unit: cuda_on_cpu.h, the module's text (NVRTC's, ladder spliced in)
     with the shared header once and the kernels once per team (namespaces gs_emu_slot<k>, so
     that each team has its own ``__shared__`` statics), then the module's C wrapper."""
-    source = _kernels.kernel_source(filename)
-    header = (_kernels.kernel_dir() / _kernels.HEADER).read_text(encoding="utf-8")
+    source = kernel_sources.kernel_source(filename)
+    header = (kernel_sources.kernel_dir() / kernel_sources.HEADER).read_text(encoding="utf-8")
     header = header.replace("#pragma once\n", "", 1)
     prologue, found, body = source.partition(header)
     assert found, "kernel_source splices the header in whole"
@@ -71,7 +72,7 @@ def _load(library: Path) -> ctypes.CDLL:
 
 
 EMULATED_ANOMALY = tuple(
-    f"emu_{name}" for name in (*_kernels.ANOMALY_KERNELS, *_kernels.ANOMALY_PLAIN_KERNELS)
+    f"emu_{name}" for name in (*anomaly_abi.ANOMALY_KERNELS, *anomaly_abi.ANOMALY_PLAIN_KERNELS)
 )
 _CTYPES = {"u": ctypes.c_uint64, "i": ctypes.c_int64, "f": ctypes.c_double}
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpu_summary import _kernels
+from gpu_summary._backend.cuda_kernels import catalogue
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
 import emulator
 
@@ -36,7 +37,7 @@ waits: list[int] = []  # the thread of each Event.synchronize
 _launch_lock = threading.Lock()
 built_in: Path | None = None  # the folder holding the emulated kernels
 _libraries: dict[str, ctypes.CDLL] = {}
-_FILES = (_kernels.REDUCE_FILE, _kernels.THUMBNAILS_FILE, _kernels.ANOMALY_FILE)
+_FILES = (kernel_sources.REDUCE_FILE, kernel_sources.THUMBNAILS_FILE, kernel_sources.ANOMALY_FILE)
 _GARBAGE = 0xAB  # fresh "device" memory is not zero, so a missing memset shows
 
 
@@ -246,7 +247,7 @@ class _Kernel:
         self.type_code = None
         if type_name is not None:
             self.type_code = emulator.TYPE_CODES[
-                next(k for k, v in _kernels.CUDA_TYPES.items() if v == type_name)
+                next(k for k, v in kernel_sources.CUDA_TYPES.items() if v == type_name)
             ]
         self.mode = None if mode is None else int(mode)
         self.library = _libraries[filename]
@@ -256,7 +257,7 @@ class _Kernel:
             self._launch(grid, block, args, shared_mem)
 
     def _launch(self, grid, block, args, shared_mem: int) -> None:
-        assert block == (_kernels.THREADS,), block
+        assert block == (kernel_sources.THREADS,), block
         log.append(("launch", self.name, self.mode, grid[0], shared_mem, get_current_stream().ptr))
         values = emulator.as_ctypes(args)
         if self.name == "gs_reduce":
@@ -280,20 +281,20 @@ class _Kernel:
 
 
 def _file_of(code: str) -> str:
-    return next(f for f in _FILES if _kernels.kernel_source(f) == code)
+    return next(f for f in _FILES if kernel_sources.kernel_source(f) == code)
 
 
 class RawModule:
     def __init__(self, code: str, *, options: tuple = (), name_expressions=None) -> None:
         self.code = code
         self.filename = _file_of(code)
-        assert options == _kernels.COMPILE_OPTIONS
+        assert options == kernel_sources.COMPILE_OPTIONS
         self.expressions = list(name_expressions or [])
         compiles.append((self.filename, tuple(self.expressions), threading.get_ident()))
 
     def get_function(self, name: str) -> _Kernel:
         assert name in self.expressions, "ask only for instantiated templates"
-        assert name in _kernels.name_expressions(self.filename)
+        assert name in catalogue.name_expressions(self.filename)
         return _Kernel(self.code, name)
 
 
@@ -325,7 +326,7 @@ def _alloc_pinned_memory(size: int) -> PinnedMemoryPointer:
 
 
 def _occupancy(func: int, blockSize: int, dynamicSMemSize: int) -> int:
-    assert blockSize == _kernels.THREADS, blockSize
+    assert blockSize == kernel_sources.THREADS, blockSize
     return RESIDENT_BLOCKS
 
 

@@ -16,9 +16,11 @@ import time
 import numpy as np
 import pytest
 
-from gpu_summary import _kernels, _ladder
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as nb
+from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._core import ladder as _ladder
 
 from conftest import DTYPES, _cuda_available, assert_stats_match, legacy_reader, sample_values
 
@@ -353,8 +355,8 @@ def test_even_bins_range_never_visits_the_host(emulated_cupy):
     # zero the buffer, stats pass, counting pass, then the only copy: the result, to the host
     assert ops == [
         "memset",
-        ("launch", "gs_reduce", _kernels.STATS),
-        ("launch", "gs_reduce", _kernels.EVEN),
+        ("launch", "gs_reduce", reduce_abi.STATS),
+        ("launch", "gs_reduce", reduce_abi.EVEN),
         "memcpy",
     ]
     assert {entry[-1] for entry in cp.log} == {7}, "every operation on the producer's stream"
@@ -425,11 +427,11 @@ def test_grid_is_one_wave_of_resident_blocks(emulated_cupy):
     # which the last block reduces (as on an H100), and results equal to NumPy's.
     cp = emulated_cupy
     wave = cp.MULTIPROCESSORS * cp.RESIDENT_BLOCKS
-    host = sample_values(np.float32, wave * _kernels.THREADS * 4 + 12_345, seed=4)
+    host = sample_values(np.float32, wave * kernel_sources.THREADS * 4 + 12_345, seed=4)
     backend, device = _device(cp.asarray(host))
     got = backend.histogram_fixed(device, None).result()
     grids = [e[3] for e in cp.log if e[0] == "launch"]
-    assert grids == [wave] and wave > _kernels.THREADS
+    assert grids == [wave] and wave > kernel_sources.THREADS
     want = nb.histogram_fixed(host, None).result()
     np.testing.assert_array_equal(got.counts, want.counts)
     assert_stats_match(got.stats, want.stats, host)
@@ -478,18 +480,18 @@ def test_warm_up_compiles_off_the_calling_thread(emulated_cupy, tmp_path):
     import gpu_summary as gs
 
     cp = emulated_cupy
-    from gpu_summary._backend import cuda
+    from gpu_summary._backend.cuda import runtime
 
-    cuda._functions.clear()
-    cuda._modules.clear()
+    runtime._functions.clear()
+    runtime._modules.clear()
     thread = gs.warm_up(["float32", np.float16], device=0)
     thread.join(timeout=120)
     assert not thread.is_alive()
     compiled = {(f, t) for f, _, t in cp.compiles}
     assert {f for f, _ in compiled} == {
-        _kernels.REDUCE_FILE,
-        _kernels.ANOMALY_FILE,
-        _kernels.THUMBNAILS_FILE,
+        kernel_sources.REDUCE_FILE,
+        kernel_sources.ANOMALY_FILE,
+        kernel_sources.THUMBNAILS_FILE,
     }
     assert threading.get_ident() not in {t for _, t in compiled}
     assert len(cp.compiles) == 6  # one program per module and dtype

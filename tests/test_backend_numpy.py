@@ -8,8 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from gpu_summary import _ladder
 from gpu_summary._backend import numpy as nb
+from gpu_summary._core import ladder as _ladder
 
 from conftest import DTYPES
 

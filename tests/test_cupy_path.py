@@ -18,13 +18,16 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from gpu_summary import _kernels
+from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
+from gpu_summary._backend.cuda_kernels import catalogue
+from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
 import cupy_path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURES = ("80", "90")
-MODULES = (_kernels.REDUCE_FILE, _kernels.ANOMALY_FILE, _kernels.THUMBNAILS_FILE)
+MODULES = (kernel_sources.REDUCE_FILE, kernel_sources.ANOMALY_FILE, kernel_sources.THUMBNAILS_FILE)
 # Modules whose every instantiation must be exact whatever the FTZ mode (gs_thumbnails too:
 # its uint8 result could not change, but it needs no flushing instruction either).
 EXACT_MODULES = MODULES
@@ -69,7 +72,7 @@ def test_cupy_path_compiles_every_module_as_raw_module_would(cupy_build, filenam
         # CuPy's own options, in its order: ours, -ftz=true, the architecture (a cubin), and
         # --device-as-default-execution-space; plus its include folders.
         assert entry["options"] == [
-            *_kernels.COMPILE_OPTIONS, "-ftz=true", f"-arch=sm_{arch}",
+            *kernel_sources.COMPILE_OPTIONS, "-ftz=true", f"-arch=sm_{arch}",
             "--device-as-default-execution-space",
         ]  # fmt: skip
         assert entry["include_folders"] >= 1
@@ -81,7 +84,7 @@ def test_cupy_path_compiles_every_module_as_raw_module_would(cupy_build, filenam
 
 @pytest.mark.parametrize("filename", MODULES)
 def test_lowered_names_are_those_the_backend_looks_up(cupy_build, filename):
-    expressions = _kernels.name_expressions(filename)
+    expressions = catalogue.name_expressions(filename)
     for arch in ARCHITECTURES:
         entry = cupy_build[filename][arch]
         mapping = entry["mapping"]
@@ -89,8 +92,8 @@ def test_lowered_names_are_those_the_backend_looks_up(cupy_build, filename):
         assert len(set(mapping.values())) == len(expressions)  # one kernel each
         entries = cupy_path.ptx_entries(entry["ptx"])
         assert set(mapping.values()) == set(entries)
-        for dtype in _kernels.CUDA_TYPES:  # what one module build of a dtype asks for
-            assert set(_kernels.module_expressions(filename, dtype)) <= set(mapping)
+        for dtype in kernel_sources.CUDA_TYPES:  # what one module build of a dtype asks for
+            assert set(catalogue.module_expressions(filename, dtype)) <= set(mapping)
 
 
 @pytest.mark.parametrize("filename", EXACT_MODULES)
@@ -120,9 +123,11 @@ def _max_dynamic_shared(expression: str) -> int:
     """The most dynamic shared memory the backend launches an instantiation with."""
     if expression.startswith("gs_reduce<"):
         mode = int(expression.rsplit(",", 1)[1].rstrip("> "))
-        return _kernels.reduce_shared_bytes(mode, _kernels.SHARED_EDGES, _kernels.SHARED_EVEN_BINS)
+        return reduce_abi.reduce_shared_bytes(
+            mode, reduce_abi.SHARED_EDGES, reduce_abi.SHARED_EVEN_BINS
+        )
     if expression.startswith("gs_multi_ladder<"):
-        return _kernels.reduce_shared_bytes(_kernels.LADDER)
+        return reduce_abi.reduce_shared_bytes(reduce_abi.LADDER)
     return 0
 
 
@@ -162,7 +167,7 @@ def test_resources_every_kernel_keeps_two_blocks_resident(resources):
     # blocks, tests/test_backend_cuda.py); this keeps each kernel able to hide latency.
     for arch, rows in resources.items():
         few = {e: (r["REG"], r["BLOCKS"]) for e, r in rows.items()
-               if r["BLOCKS"] < 2 and e not in _kernels.ANOMALY_PLAIN_KERNELS}  # fmt: skip
+               if r["BLOCKS"] < 2 and e not in anomaly_abi.ANOMALY_PLAIN_KERNELS}  # fmt: skip
         assert not few, f"sm_{arch}: fewer than 2 resident blocks of 256: {few}"
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import gpu_summary as gs
-from gpu_summary import _anomaly
 from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._core import anomaly as _anomaly
 
 import dist_worker
 from conftest import legacy_reader, plugin_reader, tensor_values

@@ -17,8 +17,8 @@ from tensorboard.plugins.projector import projector_config_pb2 as tb_projector
 import gpu_summary as gs
 import gpu_summary.summary as summary
 from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._embedding import projector_format as projector_files
 from gpu_summary.proto import summary_projector_pb2
-from gpu_summary.summaries import projector as projector_files
 
 from conftest import _cuda_available, legacy_reader
 from tb_server import get, poll, poll_json, tensorboard

@@ -13,9 +13,9 @@ import pytest
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 import gpu_summary as gs
-from gpu_summary import _events
-from gpu_summary._events import EventFileWriter
-from gpu_summary._records import read_records
+from gpu_summary._events.records import read_records
+from gpu_summary._events.writer import EventFileWriter
+from gpu_summary._events.writer import writer as _events
 from gpu_summary.proto import event_pb2
 
 from conftest import legacy_reader, run_python, tensor_values

@@ -10,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import gpu_summary as gs
-from gpu_summary._records import read_records
+from gpu_summary._events.records import read_records
 from gpu_summary.summaries.graph import attr_value
 
 from tb_server import get, poll, tensorboard

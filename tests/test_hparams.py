@@ -12,7 +12,7 @@ import pytest
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 import gpu_summary as gs
-from gpu_summary._records import read_records
+from gpu_summary._events.records import read_records
 
 from conftest import legacy_reader, plugin_reader
 from tb_server import poll_post, tensorboard

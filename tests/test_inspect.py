@@ -14,7 +14,7 @@ import pytest
 
 import gpu_summary as gs
 from gpu_summary import reader
-from gpu_summary._records import encode_record, iter_records
+from gpu_summary._events.records import encode_record, iter_records
 
 from conftest import legacy_reader
 

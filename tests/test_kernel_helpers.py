@@ -18,9 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpu_summary import _kernels, _ladder
-from gpu_summary._backend import _layout
 from gpu_summary._backend import numpy as nb
+from gpu_summary._backend.numpy import reduce as numpy_reduce
+from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
+from gpu_summary._backend.cuda_kernels import layout as kernel_layout
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._core import ladder as _ladder
 
 NATIVE = Path(__file__).with_name("native") / "host_helpers.cpp"
 
@@ -79,7 +82,7 @@ def native(tmp_path_factory):
         "-Werror",
         "-shared",
         "-fPIC",
-        f"-I{_kernels.kernel_dir()}",
+        f"-I{kernel_sources.kernel_dir()}",
         str(NATIVE),
         "-o",
         str(library),
@@ -139,7 +142,7 @@ def test_ladder_estimate_is_within_two_buckets(native):
 
 
 def test_ladder_in_kernel_source_is_the_python_ladder():
-    source = _kernels.kernel_source(_kernels.REDUCE_FILE)
+    source = kernel_sources.kernel_source(kernel_sources.REDUCE_FILE)
     line = next(s for s in source.splitlines() if s.startswith("#define GS_LADDER_VALUES"))
     values = [float.fromhex(v) for v in line.split(" ", 2)[2].split(", ")]
     np.testing.assert_array_equal(values, _ladder.LIMITS)
@@ -190,7 +193,7 @@ def test_even_edges_and_buckets_match_numpy(native, lo, hi, bins):
     x = x[(x >= lo) & (x <= hi)]  # a kernel only sees values within [min, max]
     out = np.empty(x.size, dtype=np.int32)
     native.even_buckets(x, x.size, lo, hi, bins, out)
-    np.testing.assert_array_equal(out, nb._even_bucket_index(x, reference_edges))
+    np.testing.assert_array_equal(out, numpy_reduce._even_bucket_index(x, reference_edges))
 
 
 def test_half_and_bfloat16_decode_every_bit_pattern(native):
@@ -269,12 +272,12 @@ def _views():
 def test_collapsed_layouts_address_every_element_once(native, view):
     itemsize = view.dtype.itemsize
     strides = tuple(s // itemsize for s in view.strides)
-    collapsed = _layout.collapse(view.shape, strides)
+    collapsed = kernel_layout.collapse(view.shape, strides)
     if collapsed is None:  # too many dimensions: the backend copies first
-        assert view.ndim > _layout.MAX_DIMS
+        assert view.ndim > kernel_layout.MAX_DIMS
         return
     offset, shape, layout_strides = collapsed
-    assert len(shape) <= _layout.MAX_DIMS and min(layout_strides) >= 0
+    assert len(shape) <= kernel_layout.MAX_DIMS and min(layout_strides) >= 0
     n = int(np.prod(shape))
     assert n == view.size
     out = np.empty(n, dtype=np.int64)
@@ -347,7 +350,7 @@ def _bfloat16_values(bits):
 )  # fmt: skip
 def test_order_keys_sort_as_the_values_and_decode_back(native, kind, dtype_name):
     """gs::order_key orders finite values as numbers (so radix selection picks the right order
-    statistic) and _kernels.order_key_values turns a key back into the value, exactly."""
+    statistic) and anomaly_abi.order_key_values turns a key back into the value, exactly."""
     rng = np.random.default_rng(21)
     if kind in ("half", "bfloat16"):
         bits = np.arange(1 << 16, dtype=np.uint16)  # every pattern
@@ -377,15 +380,15 @@ def test_order_keys_sort_as_the_values_and_decode_back(native, kind, dtype_name)
         order = np.argsort(keys, kind="stable")
         ordered = exact[order]
         assert all(a <= b for a, b in itertools.pairwise(ordered))
-        decoded = _kernels.order_key_values(keys, dtype_name)
+        decoded = anomaly_abi.order_key_values(keys, dtype_name)
         np.testing.assert_array_equal(decoded, values.astype(np.float64))
-        assert keys.max() < (1 << _kernels.order_key_bits(dtype_name))
+        assert keys.max() < (1 << anomaly_abi.order_key_bits(dtype_name))
         return
     order = np.argsort(keys, kind="stable")
     assert np.all(np.diff(values[order]) >= 0)
-    decoded = _kernels.order_key_values(keys, dtype_name)
+    decoded = anomaly_abi.order_key_values(keys, dtype_name)
     np.testing.assert_array_equal(decoded, values)
-    assert int(keys.max()) < (1 << _kernels.order_key_bits(dtype_name))
+    assert int(keys.max()) < (1 << anomaly_abi.order_key_bits(dtype_name))
 
 
 @pytest.mark.parametrize(
@@ -403,7 +406,7 @@ def test_order_keys_sort_as_the_values_and_decode_back(native, kind, dtype_name)
 def test_c_order_view_addresses_every_element_in_c_order(native, make):
     base = np.arange(120 * 8, dtype=np.int64).reshape(120, 8)
     view = make(base)
-    pointer, shape, strides = _layout.c_order_view(
+    pointer, shape, strides = kernel_layout.c_order_view(
         view.ctypes.data, view.shape, view.strides, view.itemsize
     )
     offsets = np.empty(view.size, dtype=np.int64)

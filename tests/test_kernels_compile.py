@@ -7,22 +7,27 @@ import re
 
 import pytest
 
-from gpu_summary import _kernels
+from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
+from gpu_summary._backend.cuda_kernels import catalogue
+from gpu_summary._backend.cuda_kernels import layout as kernel_layout
+from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._backend.cuda_kernels import thumbnails as thumbnails_abi
 
 
 def test_name_expressions_cover_every_dtype():
-    reduce_names = _kernels.name_expressions(_kernels.REDUCE_FILE)
-    assert len(reduce_names) == 5 * len(_kernels.CUDA_TYPES)
+    reduce_names = catalogue.name_expressions(kernel_sources.REDUCE_FILE)
+    assert len(reduce_names) == 5 * len(kernel_sources.CUDA_TYPES)
     assert "gs_multi_ladder<gs::half16>" in reduce_names
     assert "gs_reduce<gs::bfloat16, 1>" in reduce_names
-    assert len(_kernels.name_expressions(_kernels.THUMBNAILS_FILE)) == 6
+    assert len(catalogue.name_expressions(kernel_sources.THUMBNAILS_FILE)) == 6
     with pytest.raises(ValueError, match="unknown kernel file"):
-        _kernels.name_expressions("nope.cu")
+        catalogue.name_expressions("nope.cu")
 
 
 def _parameters(filename: str, kernel: str) -> list[str]:
     """The parameter types of a kernel, read from its source."""
-    source = _kernels.kernel_source(filename)
+    source = kernel_sources.kernel_source(filename)
     match = re.search(rf"\b{kernel}\(([^)]*)\)\s*{{", source)
     assert match, kernel
     return [" ".join(p.split()[:-1]) for p in match.group(1).split(",")]
@@ -45,31 +50,35 @@ def test_launch_arguments_match_kernel_parameters():
     # CuPy passes each argument's bytes as they are: a width mismatch would read garbage.
     cases = [
         (
-            _kernels.REDUCE_FILE,
+            kernel_sources.REDUCE_FILE,
             "gs_reduce",
-            _kernels.reduce_args(
-                _kernels.ReduceBuffer(3, 2), 64, _kernels.EVEN, 8, 10, [2, 5], [7, 1], bins=3
+            reduce_abi.reduce_args(
+                reduce_abi.ReduceBuffer(3, 2), 64, reduce_abi.EVEN, 8, 10, [2, 5], [7, 1], bins=3
             ),
         ),
         (
-            _kernels.THUMBNAILS_FILE,
+            kernel_sources.THUMBNAILS_FILE,
             "gs_thumbnails",
-            _kernels.thumbnails_args(1, (2, 3, 4, 3), (36, 12, 3, 1), 2, 2, 9),
+            thumbnails_abi.thumbnails_args(1, (2, 3, 4, 3), (36, 12, 3, 1), 2, 2, 9),
         ),
     ]
-    buffer = _kernels.AnomalyBuffer(max_positions=5, cells=6, tiles=7)
-    layout = _kernels.layout_args(8, 10, [2, 5], [7, 1])
-    anomaly = _kernels.ANOMALY_FILE
+    buffer = anomaly_abi.AnomalyBuffer(max_positions=5, cells=6, tiles=7)
+    layout = kernel_layout.layout_args(8, 10, [2, 5], [7, 1])
+    anomaly = kernel_sources.ANOMALY_FILE
     cases += [
-        (anomaly, "gs_anomaly_scan", _kernels.anomaly_scan_args(layout, -1.0, None, 64, buffer)),
-        (anomaly, "gs_anomaly_offsets", _kernels.anomaly_offsets_args(64, buffer)),
-        (anomaly, "gs_anomaly_collect", _kernels.anomaly_collect_args(layout, None, 2, 64, buffer)),
-        (anomaly, "gs_heatmap", _kernels.heatmap_args(layout, (3, 4, 3, 4), 64, buffer)),
-        (anomaly, "gs_select_step", _kernels.select_step_args(64, buffer, 32, 9, -1, 4)),
-        (anomaly, "gs_select_count", _kernels.select_count_args(layout, 64, buffer, 0)),
+        (anomaly, "gs_anomaly_scan", anomaly_abi.anomaly_scan_args(layout, -1.0, None, 64, buffer)),
+        (anomaly, "gs_anomaly_offsets", anomaly_abi.anomaly_offsets_args(64, buffer)),
+        (
+            anomaly,
+            "gs_anomaly_collect",
+            anomaly_abi.anomaly_collect_args(layout, None, 2, 64, buffer),
+        ),
+        (anomaly, "gs_heatmap", anomaly_abi.heatmap_args(layout, (3, 4, 3, 4), 64, buffer)),
+        (anomaly, "gs_select_step", anomaly_abi.select_step_args(64, buffer, 32, 9, -1, 4)),
+        (anomaly, "gs_select_count", anomaly_abi.select_count_args(layout, 64, buffer, 0)),
     ]
-    multi = _kernels.MultiBuffer(tensors=3, chunks=5)
-    cases.append((_kernels.REDUCE_FILE, "gs_multi_ladder", _kernels.multi_args(multi, 64)))
+    multi = reduce_abi.MultiBuffer(tensors=3, chunks=5)
+    cases.append((kernel_sources.REDUCE_FILE, "gs_multi_ladder", reduce_abi.multi_args(multi, 64)))
     for filename, kernel, args in cases:
         parameters = _parameters(filename, kernel)
         assert len(args) == len(parameters), (kernel, parameters)
@@ -78,8 +87,8 @@ def test_launch_arguments_match_kernel_parameters():
 
 
 def test_reduce_args_pad_the_layout_and_place_the_buffer():
-    buffer = _kernels.ReduceBuffer(n_buckets=3, grid=2, n_limits=4)
-    args = _kernels.reduce_args(buffer, 1000, _kernels.EDGES, 8, 10, [2, 5], [7, 1], n_limits=4)
+    buffer = reduce_abi.ReduceBuffer(n_buckets=3, grid=2, n_limits=4)
+    args = reduce_abi.reduce_args(buffer, 1000, reduce_abi.EDGES, 8, 10, [2, 5], [7, 1], n_limits=4)
     assert [int(a) for a in args[2:14]] == [2, 5, 1, 1, 1, 1, 7, 1, 0, 0, 0, 0]
     assert [int(a) for a in args[-4:]] == [1000, 1024, 1096, 1088]  # counts, stats, ...
     assert (buffer.result_bytes, buffer.zero_bytes, buffer.limits) == (88, 96, 224)

@@ -5,7 +5,7 @@ import struct
 import pytest
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_masked_crc
 
-from gpu_summary._records import (
+from gpu_summary._events.records import (
     HEADER_SIZE,
     RecordProblem,
     encode_record,

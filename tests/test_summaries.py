@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gpu_summary._backend._results import HistogramResult, TensorStats
+from gpu_summary._core.results import HistogramResult, TensorStats
 from gpu_summary.proto import event_pb2
 from gpu_summary.summaries.histogram import histogram_proto
 from gpu_summary.summaries.scalar import scalar_event, scalar_events, scalar_summary

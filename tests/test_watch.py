@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gpu_summary as gs
-from gpu_summary import _kernels
+from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 
 from conftest import _cuda_available, legacy_reader
 
@@ -25,7 +25,7 @@ def _histograms(logdir):
 
 
 def _tensors(rng):
-    big = rng.standard_normal(_kernels.MULTI_CHUNK * 2 + 123).astype(np.float32)  # 3 chunks
+    big = rng.standard_normal(reduce_abi.MULTI_CHUNK * 2 + 123).astype(np.float32)  # 3 chunks
     big[::1000] = np.nan
     return {
         "w1": rng.standard_normal((64, 33)).astype(np.float32),
@@ -242,7 +242,7 @@ def test_torch_tensors_are_read_without_wrapping(emulated_cupy, monkeypatch):
     rng = np.random.default_rng(3)
     arrays = [
         rng.standard_normal((40, 30)).astype(np.float32),
-        rng.standard_normal(_kernels.MULTI_CHUNK + 5).astype(np.float32)[::2],  # strided
+        rng.standard_normal(reduce_abi.MULTI_CHUNK + 5).astype(np.float32)[::2],  # strided
         rng.standard_normal((9, 8)).astype(np.float32)[:, :5],  # two dimensions: copied
         rng.standard_normal(77),  # float64: its own group
     ]

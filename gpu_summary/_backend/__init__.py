@@ -138,22 +138,22 @@ def warm_up(dtypes: object = ("float32",), device: int = 0, *, background: bool 
     """
     import threading
 
-    from gpu_summary import _kernels
+    from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
     if isinstance(dtypes, (str, np.dtype, type)) or not hasattr(dtypes, "__iter__"):
         dtypes = (dtypes,)
     names = []
     for dtype in dtypes:
         name = str(dtype).removeprefix("torch.")
-        if name not in _kernels.CUDA_TYPES:
+        if name not in kernel_sources.CUDA_TYPES:
             try:
                 name = np.dtype(dtype).name
             except TypeError:
                 pass
-        if name not in _kernels.CUDA_TYPES:
+        if name not in kernel_sources.CUDA_TYPES:
             raise ValueError(
                 f"dtypes holds {dtype!r}, which no kernel reads; use names from "
-                f"{sorted(_kernels.CUDA_TYPES)}"
+                f"{sorted(kernel_sources.CUDA_TYPES)}"
             )
         names.append(name)
     if isinstance(device, bool) or not isinstance(device, int) or device < 0:

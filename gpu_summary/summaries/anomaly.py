@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_summary._anomaly import AnomalyReport
-from gpu_summary._backend._results import HistogramResult
+from gpu_summary._core.anomaly import AnomalyReport
+from gpu_summary._core.results import HistogramResult
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.histogram import histogram_proto
 from gpu_summary.summaries.image import image_summary

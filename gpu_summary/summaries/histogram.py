@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_summary._backend._results import HistogramResult
+from gpu_summary._core.results import HistogramResult
 from gpu_summary.proto import histogram_pb2, summary_pb2
 
 

@@ -41,7 +41,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 
-from gpu_summary._records import encode_record
+from gpu_summary._events.records import encode_record
 from gpu_summary.proto import event_pb2
 
 FILE_VERSION = "brain.Event:2"

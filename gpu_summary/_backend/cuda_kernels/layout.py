@@ -8,7 +8,10 @@ a slice of a matrix is two dimensions at most. The kernel (``gs::Layout`` in
 
 from __future__ import annotations
 
-from gpu_summary._kernels import MAX_DIMS
+import numpy as np
+
+# Dimensions a kernel indexes (gs::MAX_DIMS).
+MAX_DIMS = 6
 
 
 def collapse(
@@ -102,3 +105,18 @@ def c_order_view(
     if len(merged) > MAX_DIMS:
         return None
     return pointer, [size for size, _ in merged], [stride for _, stride in merged]
+
+
+def layout_args(data: int, n: int, shape: list[int], strides: list[int]) -> tuple:
+    """The layout parameters every strided kernel takes (GS_LAYOUT_PARAMS): the address of the
+    lowest element, the element count and a collapsed layout (:func:`collapse`)."""
+    dims = len(shape)
+    padded_shape = [*shape, *[1] * (MAX_DIMS - dims)]
+    padded_strides = [*strides, *[0] * (MAX_DIMS - dims)]
+    return (
+        np.uint64(data),
+        np.int64(n),
+        np.int32(dims),
+        *map(np.int64, padded_shape[1:]),
+        *map(np.int64, padded_strides),
+    )

@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from gpu_summary import _embedding
-from gpu_summary import _embedding_args as embedding_args
-from gpu_summary._seed import host, seed_step, seed_tag, unwrap
+from gpu_summary._embedding import arguments as embedding_args
+from gpu_summary._embedding import files as _embedding
+from gpu_summary._seed.arguments import host, seed_step, seed_tag, unwrap
 from gpu_summary.proto import summary_projector_pb2 as seed_pb2
 
 _SAMPLE_TYPES = {

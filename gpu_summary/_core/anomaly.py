@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
+from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, TensorStats
 
 QUANTILES = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 HEATMAP_CELLS = 64  # most cells a side of the heat map

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_summary import _validate
 from gpu_summary._backend import backend_for
-from gpu_summary._backend._results import Pending
-from gpu_summary.summaries import projector as projector_files
+from gpu_summary._core import arguments
+from gpu_summary._core.results import Pending
+from gpu_summary._embedding import projector_format as projector_files
 
 IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
 
@@ -75,7 +75,7 @@ def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
         for row in metadata:  # here, not on the writer thread: the error names the argument
             for cell in row if isinstance(row, (list, tuple)) else (row,):
                 if isinstance(cell, str):
-                    _validate.check_unicode(cell, "metadata label")
+                    arguments.check_unicode(cell, "metadata label")
         return Listed(list(metadata)), widths.pop()
     backend, labels = backend_for(metadata, "metadata")
     shape = tuple(labels.shape)
@@ -96,7 +96,7 @@ class Listed(Pending):
 
 def label_cell(cell: object) -> str:
     if isinstance(cell, str):
-        return _validate.check_unicode(cell, "metadata label")
+        return arguments.check_unicode(cell, "metadata label")
     if isinstance(cell, bytes):
         return cell.decode("utf-8", errors="replace")
     if isinstance(cell, np.generic):
@@ -124,4 +124,4 @@ def header(header: object, columns: int) -> list[str]:
             f"metadata_header must name each of the {columns} metadata columns with a str, "
             f"got {header!r}"
         )
-    return [_validate.check_unicode(h, "metadata_header") for h in header]
+    return [arguments.check_unicode(h, "metadata_header") for h in header]

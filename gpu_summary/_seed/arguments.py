@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_summary import _validate
 from gpu_summary._backend import backend_for
+from gpu_summary._core import arguments
 
 
 def unwrap(value: object) -> object:
@@ -46,7 +46,7 @@ def seed_tag(tag: object, default: str | None = None, argument: str = "tag") -> 
             tag = tag.rstrip(b"\0").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"{argument} bytes are not UTF-8 text: {exc}") from None
-    return _validate.check_tag(tag, argument)
+    return arguments.check_tag(tag, argument)
 
 
 def seed_step(step: object, default: int | None = 0) -> int | None:
@@ -57,7 +57,7 @@ def seed_step(step: object, default: int | None = 0) -> int | None:
         return default
     if isinstance(step, np.ndarray) and step.size != 1:
         raise ValueError(f"step must hold one integer, got an array of shape {step.shape}")
-    return _validate.check_step(step)
+    return arguments.check_step(step)
 
 
 def host(value: object, argument: str) -> np.ndarray:

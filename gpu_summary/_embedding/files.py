@@ -23,8 +23,8 @@ try:
     import fcntl
 except ImportError:  # not on Windows: threads only
     fcntl = None
+from gpu_summary._embedding import projector_format as projector_files
 from gpu_summary.summaries import image as image_summaries
-from gpu_summary.summaries import projector as projector_files
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -42,26 +42,6 @@ def write_atomically(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
-
-
-def principal_components(matrix: np.ndarray, components: int) -> np.ndarray:
-    """The rows of N×D float64 ``matrix`` projected on its top ``components`` principal axes.
-
-    Centred on the column means; axes are the eigenvectors of ``Xcᵀ Xc`` by decreasing
-    eigenvalue, each signed so that its largest-magnitude entry is positive (so both backends
-    and every run give the same picture). Returns N×k float32, k = min(components, D).
-    """
-    centred = matrix - matrix.mean(axis=0)
-    values, vectors = np.linalg.eigh(centred.T @ centred)
-    k = min(components, vectors.shape[1])
-    axes = vectors[:, np.argsort(values, kind="stable")[::-1][:k]]
-    return (centred @ orient(axes)).astype(np.float32)
-
-
-def orient(axes: np.ndarray) -> np.ndarray:
-    """``axes`` (D×k, one axis a column) each multiplied by the sign of its largest-|.| entry."""
-    largest = axes[np.argmax(np.abs(axes), axis=0), np.arange(axes.shape[1])]
-    return axes * np.where(largest < 0, -1.0, 1.0)
 
 
 class ProjectorFiles:

@@ -15,7 +15,7 @@ from types import ModuleType
 import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
-from gpu_summary._backend._results import AnomalyResult, HistogramResult, Pending, TensorStats
+from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, TensorStats
 from gpu_summary.distributed import Aggregator, Merged, call_id
 
 _STATS_WORDS = 6  # count, sum, sum_squares, nan, posinf, neginf

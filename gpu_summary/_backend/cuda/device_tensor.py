@@ -68,7 +68,7 @@ class DeviceArray:
 
     @property
     def dtype_name(self) -> str:
-        """The dtype's name as the kernels know it (``_kernels.CUDA_TYPES``)."""
+        """The dtype's name as the kernels know it (``kernel_sources.CUDA_TYPES``)."""
         return self.dtype.name if isinstance(self.dtype, BFloat16) else np.dtype(self.dtype).name
 
     def _view(self, array: cupy.ndarray) -> DeviceArray:

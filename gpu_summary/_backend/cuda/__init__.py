@@ -1,0 +1,44 @@
+"""The device backend: CUDA kernels launched on the producer's stream, results copied back
+asynchronously. Importing it imports CuPy.
+
+It satisfies :class:`gpu_summary._backend.protocol.Backend` with the NumPy backend's
+signatures and semantics (that backend is the specification; tests compare counts exactly and
+moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launches*; nothing
+there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
+plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
+and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``.
+"""
+
+from gpu_summary._backend.cuda.anomaly import anomaly
+from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
+from gpu_summary._backend.cuda.device_tensor import adopt
+from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
+from gpu_summary._backend.cuda.reduce import (
+    even_counts,
+    histogram_even,
+    histogram_fixed,
+    histograms,
+    histograms_torch,
+    scalar,
+    tensor_stats,
+)
+from gpu_summary._backend.cuda.runtime import MOMENT_RTOL, warm_up
+
+__all__ = [
+    "MOMENT_RTOL",
+    "adopt",
+    "anomaly",
+    "embedding",
+    "even_counts",
+    "histogram_even",
+    "histogram_fixed",
+    "histograms",
+    "histograms_torch",
+    "scalar",
+    "snapshot",
+    "tensor_stats",
+    "thumbnail_size",
+    "thumbnails",
+    "to_host",
+    "warm_up",
+]

@@ -1,0 +1,219 @@
+"""CUDA runtime plumbing of the device backend: compiled kernels cached per device, launch
+grids sized to one wave, host data staged through pinned memory, and pending results copied
+back asynchronously and released without waiting.
+
+On the caller's thread nothing here waits for the device: a reduction queues a memset, its
+kernels, a ``cudaMemcpyAsync`` of the compact result into pinned host memory and a CUDA event,
+all on the stream that orders the producer's writes. The writer thread's
+``DevicePending.result()`` waits on the event, then reads the pinned buffer.
+
+.. note:: The first use of a dtype and kernel on a device compiles it with NVRTC (CuPy caches
+   the binary on disk, so later processes only load it); the first launch on a device also
+   reads its multiprocessor count. Neither synchronises a stream.
+
+Buffers: device results come from CuPy's stream-ordered memory pool; pinned host buffers from
+CuPy's pinned memory pool. A :class:`DevicePending` holds both (and the input tensor) until its
+event has completed, so none is reused while a kernel or copy may still touch it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+import cupy
+import numpy as np
+
+from gpu_summary._backend.cuda.device_tensor import DeviceArray
+from gpu_summary._backend.cuda_kernels import catalogue
+from gpu_summary._backend.cuda_kernels import layout as kernel_layout
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._core.results import Pending
+
+MOMENT_RTOL = kernel_sources.MOMENT_RTOL
+
+HOST_TO_DEVICE, DEVICE_TO_HOST, DEVICE_TO_DEVICE = 1, 2, 3
+
+_lock = threading.Lock()
+_modules: dict[tuple[int, str, str], cupy.RawModule] = {}
+_functions: dict[tuple[int, str, str], cupy.RawKernel] = {}
+_multiprocessors: dict[int, int] = {}
+_resident_blocks: dict[tuple[int, int], int] = {}
+
+
+def kernel(device: int, filename: str, expression: str, dtype: str) -> cupy.RawKernel:
+    """A compiled kernel of one storage type ``dtype``.
+
+    The first request of a (module, dtype) on a device compiles every kernel of that module
+    for that dtype in one NVRTC program (``catalogue.module_expressions``), on the calling
+    thread: about 1.5 s for gs_reduce, 0.9 s for gs_anomaly, 0.3 s for gs_thumbnails on a
+    2-core x86 VM. CuPy keeps the binary in its on-disk kernel cache, so any later process
+    on the machine only loads it (milliseconds). :func:`warm_up` does the compiling ahead, off
+    the training thread. Neither synchronises a stream.
+    """
+    key = (device, filename, expression)
+    function = _functions.get(key)
+    if function is None:
+        with _lock:
+            function = _functions.get(key)
+            if function is None:
+                module_key = (device, filename, dtype)
+                module = _modules.get(module_key)
+                if module is None:
+                    module = cupy.RawModule(
+                        code=kernel_sources.kernel_source(filename),
+                        options=kernel_sources.COMPILE_OPTIONS,
+                        name_expressions=catalogue.module_expressions(filename, dtype),
+                    )
+                    _modules[module_key] = module
+                function = module.get_function(expression)
+                _functions[key] = function
+    return function
+
+
+def warm_up(dtypes: tuple[str, ...], device: int) -> None:
+    """Compile (or load from CuPy's disk cache) every kernel module for ``dtypes`` on
+    ``device``, so that no later call compiles. Safe to run on any thread; no stream sync."""
+    with cupy.cuda.Device(device):
+        for dtype in dtypes:
+            for filename, expression in catalogue.first_expressions(dtype):
+                kernel(device, filename, expression, dtype)
+
+
+def grid_for(device: int, work: int, kernel: cupy.RawKernel, shared_bytes: int = 0) -> int:
+    """Blocks for ``work`` items (THREADS * 4 a block): at most one full wave of the device,
+    as many blocks per multiprocessor as the kernel's registers and shared memory let reside
+    at once (the driver's occupancy calculator), at least one."""
+    sms = _multiprocessors.get(device)
+    if sms is None:
+        sms = cupy.cuda.Device(device).attributes["MultiProcessorCount"]
+        _multiprocessors[device] = sms
+    key = (id(kernel), shared_bytes)
+    resident = _resident_blocks.get(key)
+    if resident is None:
+        resident = cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
+            kernel.kernel.ptr, kernel_sources.THREADS, shared_bytes
+        )
+        _resident_blocks[key] = resident
+    per_block = kernel_sources.THREADS * 4
+    return max(1, min(sms * max(resident, 1), -(-work // per_block)))
+
+
+def stage(values: np.ndarray, device_pointer: int, stream: object) -> object:
+    """Queue a copy of host ``values`` to ``device_pointer`` on ``stream`` through pinned
+    memory (no sync); returns the pinned buffer, to keep until the copy has run."""
+    pinned = cupy.cuda.alloc_pinned_memory(max(values.nbytes, 1))
+    staged = np.frombuffer(pinned, values.dtype, values.size)
+    staged[:] = values.ravel()
+    cupy.cuda.runtime.memcpyAsync(
+        device_pointer, staged.ctypes.data, values.nbytes, HOST_TO_DEVICE, stream.ptr
+    )
+    return pinned
+
+
+class DevicePending(Pending):
+    """A result whose bytes are being copied into pinned host memory on some stream.
+
+    ``result()`` (the writer thread) waits on the event recorded after the copy, then parses
+    the pinned bytes once. Until then, the pending result keeps the input tensor, the device
+    buffer and the pinned buffer alive. If it is dropped unread, on whatever thread, it hands
+    its event and buffers to the release thread, which waits for the event and only then lets
+    the buffers return to their pools: dropping a result never waits for the device.
+    """
+
+    __slots__ = ("_event", "_host", "_keep", "_parse", "_value")
+
+    def __init__(
+        self, event: cupy.cuda.Event, host: np.ndarray, parse: Callable, keep: tuple
+    ) -> None:
+        self._event = event
+        self._host = host
+        self._parse = parse
+        self._keep = keep
+        self._value = None
+
+    def result(self) -> object:
+        if self._keep is not None:
+            self._event.synchronize()  # the writer thread sleeps here, never the caller
+            self._value = self._parse(self._host)
+            self._keep = self._host = None
+        return self._value
+
+    def __del__(self) -> None:
+        if self._keep is not None:
+            try:
+                release_after(self._event, (self._keep, self._host))
+            except Exception:  # noqa: BLE001 - interpreter shutdown: the device goes too
+                pass
+
+
+_dropped: queue.SimpleQueue = queue.SimpleQueue()  # (event, buffers) of unread results
+_release_thread: threading.Thread | None = None
+
+
+def _release_dropped() -> None:
+    while True:
+        event, buffers = _dropped.get()
+        try:
+            event.synchronize()  # the release thread sleeps here, never the caller
+        except Exception:  # noqa: BLE001 - a failed device: nothing left to protect
+            pass
+        del event, buffers
+
+
+def release_after(event: object, buffers: tuple) -> None:
+    """Keep ``buffers`` until ``event`` has completed, without waiting here (``__del__`` runs
+    on any thread: SimpleQueue.put is safe there, and no lock is taken)."""
+    global _release_thread
+    _dropped.put((event, buffers))
+    thread = _release_thread
+    if thread is None or not thread.is_alive():  # first drop, or a child after fork()
+        thread = threading.Thread(target=_release_dropped, name="gpu_summary-release", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutdown: the device goes too
+            return
+        _release_thread = thread
+
+
+def launch_copy(
+    device_buffer: cupy.cuda.MemoryPointer, nbytes: int, stream: object
+) -> tuple[np.ndarray, cupy.cuda.Event]:
+    """Queue a copy of ``nbytes`` to pinned memory and an event after it."""
+    pinned = cupy.cuda.alloc_pinned_memory(max(nbytes, 1))
+    host = np.frombuffer(pinned, np.uint8, max(nbytes, 1))[:nbytes]
+    if nbytes:
+        cupy.cuda.runtime.memcpyAsync(
+            host.ctypes.data, device_buffer.ptr, nbytes, DEVICE_TO_HOST, stream.ptr
+        )
+    event = cupy.cuda.Event(block=True, disable_timing=True)
+    event.record(stream)
+    return host, event
+
+
+def flat_source(
+    values: DeviceArray, view_of: Callable = kernel_layout.kernel_view
+) -> tuple[int, list[int], list[int], cupy.ndarray]:
+    """The input as a kernel reads it: (address, shape, strides, array to keep), laid out by
+    ``view_of`` (any order for gs_reduce; ``kernel_layout.c_order_view`` for gs_anomaly)."""
+    array = values.array
+    itemsize = array.dtype.itemsize
+    view = view_of(array.data.ptr, array.shape, array.strides, itemsize)
+    if view is None:  # odd strides or too many dimensions: copy, on the stream
+        array = cupy.ascontiguousarray(array)
+        view = view_of(array.data.ptr, array.shape, array.strides, itemsize)
+    pointer, shape, strides = view
+    return pointer, shape, strides, array
+
+
+class Converted(Pending):
+    """A pending result passed through a host function on first use."""
+
+    __slots__ = ("_convert", "_pending")
+
+    def __init__(self, pending: Pending, convert: Callable) -> None:
+        self._pending, self._convert = pending, convert
+
+    def result(self) -> object:
+        return self._convert(self._pending.result())

@@ -1,0 +1,256 @@
+"""gs_reduce.cu's ABI: its instantiations, the layout of its result buffers, its arguments
+and how the bytes copied back are read (``gs_reduce`` for one tensor, ``gs_multi_ladder`` for
+many)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from gpu_summary._backend.cuda_kernels.layout import layout_args
+from gpu_summary._backend.cuda_kernels.sources import CUDA_TYPES
+from gpu_summary._core import ladder as _ladder
+from gpu_summary._core.results import TensorStats
+
+STATS_WORDS = 8  # u64 count, nan, posinf, neginf; double min, max, sum, sum_squares
+
+# gs_reduce's MODE template argument.
+STATS, LADDER, EDGES, EVEN = 0, 1, 2, 3
+
+
+def reduce_expression(dtype: str, mode: int) -> str:
+    """The template instantiation of gs_reduce for a dtype name and mode."""
+    return f"gs_reduce<{CUDA_TYPES[dtype]}, {mode}>"
+
+
+def multi_expression(dtype: str) -> str:
+    """The template instantiation of gs_multi_ladder for a dtype name."""
+    return f"gs_multi_ladder<{CUDA_TYPES[dtype]}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReduceBuffer:
+    """Byte offsets of one reduction's device buffer, as gs_reduce reads and writes it::
+
+        [counts u64 x n_buckets | stats u64 x 8 | blocks_done u32, padded to 8 bytes |
+         block partials u64 x 8 x grid | caller limits f64 x n_limits]
+
+    The first ``zero_bytes`` must be zero before the first launch; the first ``result_bytes``
+    (counts and stats) are what is copied back to the host.
+    """
+
+    n_buckets: int
+    grid: int
+    n_limits: int = 0
+
+    @property
+    def stats(self) -> int:
+        return 8 * self.n_buckets
+
+    @property
+    def blocks_done(self) -> int:
+        return self.stats + 8 * STATS_WORDS
+
+    @property
+    def result_bytes(self) -> int:
+        return self.blocks_done
+
+    @property
+    def zero_bytes(self) -> int:
+        return self.blocks_done + 8
+
+    @property
+    def block_stats(self) -> int:
+        return self.zero_bytes
+
+    @property
+    def limits(self) -> int:
+        return self.block_stats + 8 * STATS_WORDS * self.grid
+
+    @property
+    def total_bytes(self) -> int:
+        return self.limits + 8 * self.n_limits
+
+
+SHARED_EDGES = 2048  # caller limits (and their counts) kept in shared memory up to this many
+SHARED_EVEN_BINS = 8192  # even-bin counts kept in shared memory up to this many
+
+
+def in_shared_memory(mode: int, n_limits: int = 0, bins: int = 0) -> bool:
+    """Whether a gs_reduce launch keeps its counts (and limits) in shared memory."""
+    if mode == LADDER:
+        return True
+    if mode == EDGES:
+        return n_limits <= SHARED_EDGES
+    if mode == EVEN:
+        return bins <= SHARED_EVEN_BINS
+    return False
+
+
+def reduce_shared_bytes(mode: int, n_limits: int = 0, bins: int = 0) -> int:
+    """Dynamic shared memory of a gs_reduce launch: limits as double, then uint32 counts."""
+    if not in_shared_memory(mode, n_limits, bins):
+        return 0
+    if mode == LADDER:
+        return _ladder.N_LIMITS * 12
+    if mode == EDGES:
+        return n_limits * 12
+    return bins * 4
+
+
+def reduce_args(
+    buffer: ReduceBuffer,
+    base: int,
+    mode: int,
+    data: int,
+    n: int,
+    shape: list[int],
+    strides: list[int],
+    *,
+    limits: int = 0,
+    n_limits: int = 0,
+    bins: int = 0,
+) -> tuple:
+    """gs_reduce's arguments, each a NumPy scalar of the parameter's exact width.
+
+    Args:
+        buffer: the layout of the result buffer at device address ``base``.
+        mode: STATS, LADDER, EDGES or EVEN.
+        data: device address of the lowest element; ``n`` elements in the collapsed layout
+            ``shape``/``strides`` (``_backend/_layout.py``; at most MAX_DIMS dimensions).
+        limits: device address of ``n_limits`` caller limits (EDGES mode).
+        bins: even buckets (EVEN mode).
+    """
+    shared = in_shared_memory(mode, n_limits, bins)
+    return (
+        *layout_args(data, n, shape, strides),
+        np.uint64(limits),
+        np.int32(n_limits),
+        np.int32(shared and mode == EDGES),  # shared_limits
+        np.int32(shared),  # shared_counts
+        np.int32(bins),
+        np.uint64(base),
+        np.uint64(base + buffer.stats),
+        np.uint64(base + buffer.block_stats),
+        np.uint64(base + buffer.blocks_done),
+    )
+
+
+def parse_stats(raw: np.ndarray) -> TensorStats:
+    """TensorStats from the 64 stats bytes gs_reduce writes."""
+    words = raw.view(np.uint64)
+    doubles = raw.view(np.float64)
+    count = int(words[0])
+    return TensorStats(
+        count=count,
+        min=float(doubles[4]) if count else 0.0,
+        max=float(doubles[5]) if count else 0.0,
+        sum=float(doubles[6]),
+        sum_squares=float(doubles[7]),
+        nan=int(words[1]),
+        posinf=int(words[2]),
+        neginf=int(words[3]),
+    )
+
+
+def parse_result(raw: np.ndarray, n_buckets: int) -> tuple[np.ndarray, TensorStats]:
+    """(int64 counts, stats) from the ``result_bytes`` copied back from a ReduceBuffer."""
+    counts = raw[: 8 * n_buckets].view(np.uint64).astype(np.int64)
+    return counts, parse_stats(raw[8 * n_buckets : 8 * n_buckets + 8 * STATS_WORDS])
+
+
+MULTI_CHUNK = 1 << 16  # GS_CHUNK: elements per chunk of gs_multi_ladder
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiBuffer:
+    """Byte offsets of one gs_multi_ladder launch's device buffer::
+
+        [counts u64 x tensors x LADDER | stats u64 x 8 x tensors |
+         -- chunks_done u32 x tensors, padded to 8 bytes | chunk stats u64 x 8 x chunks |
+         table: pointers u64 x tensors | lengths i64 x tensors | strides i64 x tensors |
+         first_chunk i64 x (tensors + 1)]
+
+    The first ``zero_bytes`` must be zero before the launch; the first ``result_bytes`` are
+    copied back; the table (``table_bytes`` from ``table``) is copied in from the host.
+    """
+
+    tensors: int
+    chunks: int
+
+    @property
+    def stats(self) -> int:
+        return 8 * self.tensors * _ladder.N_LIMITS
+
+    @property
+    def result_bytes(self) -> int:
+        return self.stats + 8 * STATS_WORDS * self.tensors
+
+    @property
+    def chunks_done(self) -> int:
+        return self.result_bytes
+
+    @property
+    def zero_bytes(self) -> int:
+        return self.chunks_done + 8 * (-(-self.tensors // 2))
+
+    @property
+    def chunk_stats(self) -> int:
+        return self.zero_bytes
+
+    @property
+    def table(self) -> int:
+        return self.chunk_stats + 8 * STATS_WORDS * max(self.chunks, 1)
+
+    @property
+    def table_bytes(self) -> int:
+        return 8 * (4 * self.tensors + 1)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.table + self.table_bytes
+
+
+def multi_table(pointers: list[int], lengths: list[int], strides: list[int]) -> np.ndarray:
+    """The table gs_multi_ladder reads (uint64 words): pointers, lengths, strides, and the
+    first chunk of each tensor (with the total at the end)."""
+    chunks = [-(-n // MULTI_CHUNK) for n in lengths]
+    first = np.concatenate([[0], np.cumsum(chunks, dtype=np.int64)])
+    return np.concatenate(
+        [
+            np.asarray(pointers, dtype=np.uint64),
+            np.asarray(lengths, dtype=np.int64).view(np.uint64),
+            np.asarray(strides, dtype=np.int64).view(np.uint64),
+            first.astype(np.int64).view(np.uint64),
+        ]
+    )
+
+
+def multi_args(buffer: MultiBuffer, base: int) -> tuple:
+    """gs_multi_ladder's arguments for a buffer at device address ``base``."""
+    table = base + buffer.table
+    n = buffer.tensors
+    return (
+        np.uint64(table),
+        np.uint64(table + 8 * n),
+        np.uint64(table + 16 * n),
+        np.uint64(table + 24 * n),
+        np.int32(n),
+        np.uint64(base),
+        np.uint64(base + buffer.stats),
+        np.uint64(base + buffer.chunk_stats),
+        np.uint64(base + buffer.chunks_done),
+    )
+
+
+def parse_multi(raw: np.ndarray, tensors: int) -> list[tuple[np.ndarray, TensorStats]]:
+    """(int64 ladder counts, stats) of each tensor from a MultiBuffer's result bytes."""
+    counts = raw[: 8 * tensors * _ladder.N_LIMITS].view(np.uint64).astype(np.int64)
+    counts = counts.reshape(tensors, _ladder.N_LIMITS)
+    base = 8 * tensors * _ladder.N_LIMITS
+    words = 8 * STATS_WORDS
+    return [
+        (counts[t], parse_stats(raw[base + words * t : base + words * (t + 1)]))
+        for t in range(tensors)
+    ]

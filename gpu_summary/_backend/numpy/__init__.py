@@ -1,0 +1,50 @@
+"""The NumPy backend: host reductions, and the specification every device kernel must match.
+
+It satisfies :class:`gpu_summary._backend.protocol.Backend`, as the CUDA backend does; each
+function has a twin with the same signature there. Results come back as
+:class:`~gpu_summary._core.results.Pending` (always ready here). Arithmetic is float64 over
+cache-sized chunks (``arrays``); statistics and histograms are in ``reduce``, images in
+``images``, the anomaly report in ``anomaly``.
+"""
+
+from gpu_summary._backend.numpy.anomaly import anomaly
+from gpu_summary._backend.numpy.arrays import (
+    as_array,
+    check_numeric,
+    embedding,
+    is_narrow_float,
+    numeric,
+    snapshot,
+    to_host,
+)
+from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size, thumbnails
+from gpu_summary._backend.numpy.reduce import (
+    even_counts,
+    even_edges,
+    histogram_even,
+    histogram_fixed,
+    histograms,
+    scalar,
+    tensor_stats,
+)
+
+__all__ = [
+    "anomaly",
+    "as_array",
+    "check_numeric",
+    "embedding",
+    "even_counts",
+    "even_edges",
+    "histogram_even",
+    "histogram_fixed",
+    "histograms",
+    "image_to_uint8",
+    "is_narrow_float",
+    "numeric",
+    "scalar",
+    "snapshot",
+    "tensor_stats",
+    "thumbnail_size",
+    "thumbnails",
+    "to_host",
+]

@@ -1,0 +1,113 @@
+"""The NumPy backend's images: conversion to uint8 and area-averaged thumbnails."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpu_summary._backend.numpy.arrays import CHUNK
+from gpu_summary._core.results import (
+    Pending,
+    Ready,
+)
+
+
+def image_to_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels: uint8 as is, bool as 0/255, floats in [0, 1] scaled by 255.
+
+    Floats: ``floor(clip(x, 0, 1) * 255 + 0.5)`` in float64; NaN becomes 0.
+    """
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype == np.bool_:
+        return images.astype(np.uint8) * np.uint8(255)
+    x = images.astype(np.float64)
+    np.fmax(x, 0.0, out=x)  # fmax/fmin also turn NaN into the other operand
+    np.fmin(x, 1.0, out=x)
+    x *= 255.0
+    x += 0.5
+    np.floor(x, out=x)
+    return x.astype(np.uint8)
+
+
+def thumbnail_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    """Output (height, width): the longer side shrunk to ``max_size``, aspect kept (rounded
+    half up, at least 1); unchanged when it already fits or ``max_size`` is None."""
+    longest = max(height, width)
+    if max_size is None or longest <= max_size:
+        return height, width
+
+    def scale(n: int) -> int:
+        return max(1, (2 * n * max_size + longest) // (2 * longest))
+
+    return scale(height), scale(width)
+
+
+def _shrink_axis(x: np.ndarray, axis: int, n_out: int, dtype: type) -> np.ndarray:
+    """Area-weighted integer sums along ``axis``, from ``n_in`` samples down to ``n_out``.
+
+    In units of 1/n_out of an input pixel, input pixel y spans [y * n_out, (y + 1) * n_out) and
+    output i spans [a, b) = [i * n_in, (i + 1) * n_in); each input contributes its overlap
+    (an integer) times its value. Output i covers the whole pixels y0 <= y < y1
+    (y0 = ceil(a / n_out), y1 = floor(b / n_out)), each of weight n_out, plus the partial
+    pixels y0 - 1 (weight y0 * n_out - a) and y1 (weight b - y1 * n_out).
+
+    The whole-pixel runs are summed by gathering each run's rows into a block of equal length
+    (the longest run; shorter runs padded with a zero row) and reducing the blocks, which NumPy
+    vectorises well; the partial pixels are one gathered row each.
+    """
+    n_in = x.shape[axis]
+    i = np.arange(n_out, dtype=np.int64)
+    a, b = i * n_in, (i + 1) * n_in
+    y0, y1 = -(-a // n_out), b // n_out  # y0 <= y1 whenever n_out <= n_in
+    longest = int((y1 - y0).max())
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    if longest:
+        padded = np.concatenate([x, np.zeros_like(np.take(x, [0], axis=axis))], axis=axis)
+        rows = y0[:, None] + np.arange(longest)[None, :]
+        rows = np.where(rows < y1[:, None], rows, n_in)  # n_in: the zero row
+        blocks = np.take(padded, rows.ravel(), axis=axis)
+        block_shape = [*x.shape[:axis], n_out, longest, *x.shape[axis + 1 :]]
+        whole = blocks.reshape(block_shape).sum(axis=axis + 1, dtype=dtype)
+        whole *= n_out
+    else:
+        whole = np.zeros([*x.shape[:axis], n_out, *x.shape[axis + 1 :]], dtype=dtype)
+    left = (y0 * n_out - a).astype(dtype).reshape(shape)
+    right = (b - y1 * n_out).astype(dtype).reshape(shape)
+    whole += np.take(x, np.maximum(y0 - 1, 0), axis=axis).astype(dtype) * left
+    whole += np.take(x, np.minimum(y1, n_in - 1), axis=axis).astype(dtype) * right
+    return whole
+
+
+def _area_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-average uint8 NHWC images to (height, width), exactly, in integers.
+
+    ``out = round_half_up(sum(w_y * w_x * pixel) / (H * W))`` with the integer overlap weights
+    of :func:`_shrink_axis`; the device kernel computes the same integers.
+    """
+    _, h, w, _ = images.shape
+    # Row sums stay below h * 255; full sums below h * w * 255 (int64 beyond int32's range).
+    rows = _shrink_axis(images, 1, height, np.int32)
+    wide = np.int32 if h * w * 255 * 2 < 2**31 else np.int64
+    sums = _shrink_axis(rows, 2, width, wide)
+    area = h * w
+    return ((2 * sums + area) // (2 * area)).astype(np.uint8)
+
+
+def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
+    """uint8 NHWC thumbnails of NHWC ``images`` (uint8, bool or float in [0, 1]).
+
+    The result is a new C-contiguous array the caller may keep; ``images`` (which may be a
+    strided view of a batch) is read a few images at a time, so peak extra memory stays near
+    one image's float64 copy, not the batch's.
+    """
+    n, h, w, c = images.shape
+    out_h, out_w = thumbnail_size(h, w, max_size)
+    out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
+    per_group = max(1, CHUNK * 64 // max(1, h * w * c))
+    for start in range(0, n, per_group):
+        group = image_to_uint8(images[start : start + per_group])
+        if (out_h, out_w) != (h, w):
+            group = _area_resize(group, out_h, out_w)
+        out[start : start + per_group] = group
+    return Ready(out)
