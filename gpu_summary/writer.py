@@ -14,7 +14,6 @@ import json
 import math
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,122 +22,33 @@ import numpy as np
 
 from gpu_summary import distributed as _distributed
 from gpu_summary import hparams as hp
-from gpu_summary._backend import _device_backend, backend_for
+from gpu_summary._backend import backend_for
 from gpu_summary._core import anomaly as _anomaly
 from gpu_summary._core import arguments
-from gpu_summary._core import ladder as _ladder
-from gpu_summary._core.results import Pending
+from gpu_summary._core.results import Derived
 from gpu_summary._embedding import arguments as embedding_args
-from gpu_summary._embedding import files as _embedding
-from gpu_summary._events.writer import EventFileWriter
+from gpu_summary._events.writer import EventFileWriter, NullEventWriter
 from gpu_summary._graph import model_nodes
+from gpu_summary._writer import jobs
 from gpu_summary._writer.aggregation import Aggregation
+from gpu_summary._writer.session import RunSession
+from gpu_summary._writer.tensor_groups import launch_ladder_histograms
+from gpu_summary._embedding.files import ProjectorFiles, write_atomically
 from gpu_summary.monitor import GpuMonitor
-from gpu_summary.proto import event_pb2, summary_pb2
+from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import graph as graph_summaries
 from gpu_summary.summaries import hparams as hparams_summaries
 from gpu_summary.summaries.anomaly import anomaly_summary
 from gpu_summary.summaries.histogram import histogram_summary
 from gpu_summary.summaries.image import image_summary
-from gpu_summary.summaries.scalar import scalar_event
 from gpu_summary.summaries.text import text_summary
 
-_IMAGE_FORMATS = ("HWC", "CHW", "HW")
-_IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
-
-
 _PLAIN_NUMBERS = (float, int)
-_BOUND_TYPES = (int, float, np.integer, np.floating)
-
-
-def _serialized_event(data: bytes) -> bytes:
-    return data
-
-
-def _pending_scalar_event(
-    tag: str, pending: Pending[float], step: int, wall: float
-) -> bytes | None:
-    try:
-        value = pending.result()
-    except _distributed.AggregationFailed:
-        return None  # the aggregation's own error reaches the caller
-    return scalar_event(tag, value, step, wall)
-
-
-class _SummaryJob:
-    """Builds one Event on the writer thread from a pending backend result."""
-
-    __slots__ = ("build", "description", "step", "wall_time")
-
-    def __init__(
-        self,
-        description: str,
-        wall_time: float,
-        step: int,
-        build: Callable[[], summary_pb2.Summary],
-    ) -> None:
-        self.description = description
-        self.wall_time = wall_time
-        self.step = step
-        self.build = build
-
-    def __call__(self) -> event_pb2.Event | None:  # runs on the writer thread
-        try:
-            summary = self.build()
-        except _distributed.AggregationFailed:
-            return None  # the aggregation's own error reaches the caller
-        return event_pb2.Event(wall_time=self.wall_time, step=self.step, summary=summary)
 
 
 def _default_logdir() -> str:
     stamp = datetime.datetime.now().strftime("%b%d_%H-%M-%S")
     return os.path.join("runs", f"{stamp}_{socket.gethostname()}")
-
-
-# Most buckets one histogram may ask for: a record of 2**20 buckets is already 16 MB; beyond
-# it the counts and the record grow without limit (bins=10**8 took 7 GB and 35 s).
-MAX_BINS = 1 << 20
-
-
-def _bin_spec(bins: object) -> tuple[str, object]:
-    """Validate ``bins``: ("ladder", None), ("even", n) or ("edges", float64 limits)."""
-    if isinstance(bins, str):
-        if bins.lower() in ("tensorboard", "tensorflow", "default"):
-            return "ladder", None
-        raise ValueError(
-            f"bins must be 'tensorboard', a positive int or a sequence of edges, got {bins!r}"
-        )
-    if isinstance(bins, (bool, np.bool_)):
-        raise TypeError(f"bins must be 'tensorboard', a positive int or edges, got {bins!r}")
-    if isinstance(bins, (int, np.integer)):
-        count = arguments.check_positive_int(
-            bins, "bins", "ask for at least one bucket, e.g. bins=64"
-        )
-        if count > MAX_BINS:
-            raise ValueError(
-                f"bins must be at most {MAX_BINS:,}, got {count:,}; TensorBoard shows about 30 "
-                "buckets per histogram, so ask for fewer, e.g. bins=64"
-            )
-        return "even", count
-    try:
-        edges = np.asarray(bins, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"bins must be 'tensorboard', a positive int or a sequence of edges, "
-            f"got {type(bins).__name__}"
-        ) from None
-    if edges.ndim != 1 or edges.size == 0:
-        raise ValueError(f"bins as edges must be a non-empty 1-D sequence, got shape {edges.shape}")
-    if edges.size > MAX_BINS:
-        raise ValueError(f"bins as edges must be at most {MAX_BINS:,} edges, got {edges.size:,}")
-    if not np.isfinite(edges).all():
-        raise ValueError("bins as edges must be finite numbers (NaN and ±Inf are counted apart)")
-    if edges.size > 1 and not (np.diff(edges) > 0).all():
-        raise ValueError("bins as edges must be strictly increasing; sort them and drop repeats")
-    if edges[-1] < _ladder.DBL_MAX:
-        edges = np.append(edges, _ladder.DBL_MAX)  # the bucket of values above the last edge
-    edges.setflags(write=False)
-    return "edges", edges
 
 
 class SummaryWriter:
@@ -183,25 +93,8 @@ class SummaryWriter:
         on_anomaly: Callable[[_anomaly.AnomalyReport], object] | None = None,
         distributed: object = None,
     ) -> None:
-        if logdir is None:
-            logdir = _default_logdir()
-        if not isinstance(logdir, (str, os.PathLike)):
-            raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
-        if not os.fspath(logdir) or "\0" in os.fspath(logdir):
-            raise ValueError(
-                f"logdir must be a folder's path, got {os.fspath(logdir)!r}; give one such as "
-                "'runs/exp1', or None for runs/<date>_<host>"
-            )
-        if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
-            raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
-        if not flush_secs > 0:
-            raise ValueError(f"flush_secs must be > 0, got {flush_secs}")
-        arguments.check_positive_int(max_queue, "max_queue", "use at least 1")
-        arguments.check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
-        if not isinstance(filename_suffix, str) or any(c in filename_suffix for c in "/\0"):
-            raise ValueError(
-                f"filename_suffix must be a str without '/' or NUL, got {filename_suffix!r}"
-            )
+        logdir = _default_logdir() if logdir is None else arguments.check_logdir(logdir)
+        arguments.check_writer_options(flush_secs, max_queue, max_queue_bytes, filename_suffix)
         if on_anomaly is not None and not callable(on_anomaly):
             raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")
         self._on_anomaly = on_anomaly
@@ -220,13 +113,12 @@ class SummaryWriter:
                 filename_suffix=filename_suffix,
             )
         else:
-            self._events = _NoEvents()
+            self._events = NullEventWriter()
         self._steps: dict[str, int] = {}
         self._steps_lock = threading.Lock()
-        self._hparams: hp.Session | None = None
-        self._session_started = False  # an hparams session_start_info was written
-        self._projector = _embedding.ProjectorFiles(self._logdir)
-        self._monitors: list = []
+        self._session = RunSession(self._events)
+        self._projector = ProjectorFiles(self._logdir)
+        self._monitors: list[GpuMonitor] = []
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -284,8 +176,7 @@ class SummaryWriter:
         nbytes: int = 0,
     ) -> None:
         step = self._resolve_step(tag, step)
-        job = _SummaryJob(f"{kind} {tag!r} at step {step}", wall, step, build)
-        self._events.add(job, (), nbytes)
+        self._events.add(jobs.summary(kind, tag, step, wall, build, nbytes))
 
     # -- summaries ----------------------------------------------------------------------------
 
@@ -332,7 +223,7 @@ class SummaryWriter:
             except OverflowError:  # an int beyond float64
                 number = math.copysign(math.inf, value)
             step = self._resolve_step(tag, step)
-            self._events.add(scalar_event, (tag, number, step, time.time()))
+            self._events.add(jobs.scalar(tag, number, step, time.time()))
             return
         tag, step, wall = self._begin(tag, step, walltime)
         if reduce not in _distributed.REDUCTIONS:
@@ -349,7 +240,7 @@ class SummaryWriter:
         pending = backend.scalar(array)
         if self._aggregation is not None:
             pending = self._aggregation.scalar(pending, tag, step, reduce)
-        self._events.add(_pending_scalar_event, (tag, pending, step, wall))
+        self._events.add(jobs.pending_scalar(tag, pending, step, wall))
 
     def add_histogram(
         self,
@@ -380,11 +271,21 @@ class SummaryWriter:
             ValueError: ``bins`` <= 0, unsorted or non-finite edges; the writer is closed.
         """
         tag, step, wall = self._begin(tag, step, walltime)
-        mode, spec = _bin_spec(bins)
+        mode, spec = arguments.bin_spec(bins)
         backend, array = backend_for(values, "values")
         if self._aggregation is not None:
             step = self._resolve_step(tag, step)
-            pending = self._aggregation.histogram(backend, array, tag, step, mode, spec)
+            if mode == "even":
+                shard = backend.snapshot(array)  # counted once the global range is known
+
+                def count(lo: float, hi: float, shard: object = shard) -> object:
+                    return backend.even_counts(shard, lo, hi, spec)
+
+                stats = backend.tensor_stats(shard)
+                pending = self._aggregation.histogram_even(stats, count, tag, step, spec)
+            else:
+                local = backend.histogram_fixed(array, spec)
+                pending = self._aggregation.histogram(local, tag, step, spec)
         elif mode == "even":
             pending = backend.histogram_even(array, spec)
         else:
@@ -434,66 +335,41 @@ class SummaryWriter:
         self._events.check_open()
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        pairs = _named_pairs(named_tensors)
+        pairs = arguments.named_pairs(named_tensors)
         tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
         if self._aggregation is not None:
             self._aggregation.aggregator.raise_error()
         checked_step = None if step is None else arguments.check_step(step)
         wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-        groups: dict[tuple, list[int]] = {}
-        adopted: dict[int, tuple] = {}
-        torch = sys.modules.get("torch")
-        on_torch_devices = []  # CUDA torch tensors: read directly, never wrapped one by one
-        for k, (name, tensor) in enumerate(pairs):
-            if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
-                on_torch_devices.append(k)
-                continue
-            backend, array = backend_for(tensor, f"named_tensors[{name!r}]")
-            adopted[k] = (backend, array)
-            stream = getattr(getattr(array, "stream", None), "ptr", None)
-            key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
-            groups.setdefault(key, []).append(k)
-        results: list = [None] * len(pairs)
-        if on_torch_devices:
-            cuda = _device_backend(pairs[on_torch_devices[0]][1], "named_tensors")
-            tensors = [pairs[k][1] for k in on_torch_devices]
-            for members, pending in cuda.histograms_torch(tensors):
-                for position, m in enumerate(members):
-                    results[on_torch_devices[m]] = (pending, position)
-        for members in groups.values():
-            backend = adopted[members[0]][0]
-            pending = backend.histograms([adopted[k][1] for k in members])
-            for position, k in enumerate(members):
-                results[k] = (pending, position)
+        placed = launch_ladder_histograms(pairs)
         steps = [self._resolve_step(tag, checked_step) for tag in tags]
         for event_step in dict.fromkeys(steps):
             chosen = [k for k, s_ in enumerate(steps) if s_ == event_step]
 
-            def stats_of(chosen: list[int] = chosen) -> list:
-                return [results[k][0].result()[results[k][1]] for k in chosen]
+            def gather(chosen: list[int] = chosen) -> list:
+                return [placed[k][0].result()[placed[k][1]] for k in chosen]
 
+            histograms = Derived(gather)
             if self._aggregation is not None:  # all of them merged by one pair of collectives
-                merged = self._aggregation.histograms(
-                    stats_of, [tags[k] for k in chosen], event_step
+                histograms = self._aggregation.histograms(
+                    histograms, [tags[k] for k in chosen], event_step
                 )
-                stats_of = merged.result
 
-            def build(chosen: list[int] = chosen, stats_of=stats_of) -> summary_pb2.Summary:
+            def build(chosen: list[int] = chosen, histograms=histograms) -> summary_pb2.Summary:
                 summary = summary_pb2.Summary()
-                histograms = stats_of()
-                for k, histogram in zip(chosen, histograms, strict=True):
+                results = histograms.result()
+                for k, histogram in zip(chosen, results, strict=True):
                     summary.value.extend(histogram_summary(tags[k], histogram, True).value)
                 if check_nonfinite:
-                    total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in histograms)
+                    total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in results)
                     summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
                 return summary
 
-            job = _SummaryJob(f"histograms at step {event_step}", wall, event_step, build)
-            self._events.add(job, ())
+            self._events.add(jobs.summary("histograms", tags[chosen[0]], event_step, wall, build))
             if check_nonfinite and self._on_anomaly is not None:
+                chosen_tags = [tags[k] for k in chosen]
                 self._events.add(
-                    _nonfinite_call_back,
-                    ([tags[k] for k in chosen], stats_of, event_step, self._on_anomaly),
+                    jobs.nonfinite_call_back(chosen_tags, histograms, event_step, self._on_anomaly)
                 )
 
     def add_image(
@@ -517,7 +393,7 @@ class SummaryWriter:
                 averaging (aspect kept) before they leave the backend.
             walltime: seconds since the epoch; default now.
         """
-        self._log_images(tag, img, step, dataformats, max_size, walltime, _IMAGE_FORMATS, "img")
+        self._log_images(tag, img, step, dataformats, max_size, walltime, "img")
 
     def add_images(
         self,
@@ -538,7 +414,7 @@ class SummaryWriter:
             max_size: as in :meth:`add_image`; with it, the batch is never copied whole.
             walltime: seconds since the epoch; default now.
         """
-        self._log_images(tag, imgs, step, dataformats, max_size, walltime, _IMAGES_FORMATS, "imgs")
+        self._log_images(tag, imgs, step, dataformats, max_size, walltime, "imgs")
 
     def _log_images(
         self,
@@ -548,37 +424,18 @@ class SummaryWriter:
         dataformats: object,
         max_size: object,
         walltime: object,
-        formats: tuple[str, ...],
         argument: str,
     ) -> None:
         tag, step, wall = self._begin(tag, step, walltime)
-        if not isinstance(dataformats, str) or dataformats.upper() not in formats:
-            raise ValueError(f"dataformats must be one of {list(formats)}, got {dataformats!r}")
-        layout = dataformats.upper()
+        formats = arguments.IMAGE_FORMATS if argument == "img" else arguments.IMAGES_FORMATS
+        layout = arguments.check_dataformats(dataformats, formats, "dataformats")
         if max_size is not None:
             max_size = arguments.check_positive_int(
                 max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
             )
         backend, array = backend_for(images, argument)
-        if array.ndim != len(layout):
-            raise ValueError(
-                f"{argument} has shape {tuple(array.shape)} but dataformats={layout!r} needs "
-                f"{len(layout)} dimensions; pass the dataformats that matches the layout"
-            )
-        if array.dtype.kind not in "fb" and array.dtype != np.uint8:
-            raise TypeError(
-                f"{argument} must be uint8 (0..255), float (0..1) or bool, got {array.dtype}; "
-                "convert it, e.g. with .astype(np.uint8)"
-            )
-        nhwc = embedding_args.to_nhwc(array, layout)
+        nhwc = arguments.check_images(array, layout, argument, "dataformats")
         n, height, width, channels = nhwc.shape
-        if channels not in (1, 3, 4):
-            raise ValueError(
-                f"{argument} has {channels} channels in dataformats={layout!r}; images need 1 "
-                "(gray), 3 (RGB) or 4 (RGBA) — check the dataformats"
-            )
-        if n == 0 or height == 0 or width == 0:
-            raise ValueError(f"{argument} is empty (shape {tuple(array.shape)})")
         if not self._writes_files:
             return  # rank 0's images only
         pending = backend.thumbnails(nhwc, max_size)
@@ -608,21 +465,7 @@ class SummaryWriter:
             walltime: seconds since the epoch; default now.
         """
         tag, step, wall = self._begin(tag, step, walltime)
-        if isinstance(text_string, str):
-            strings, scalar = [text_string], True
-        elif isinstance(text_string, (list, tuple)):
-            strings, scalar = list(text_string), False
-            bad = [type(s).__name__ for s in strings if not isinstance(s, str)]
-            if bad:
-                raise TypeError(f"text_string must hold only str, found {bad[0]}")
-            if not strings:
-                raise ValueError("text_string is an empty list; log at least one string")
-        else:
-            raise TypeError(
-                f"text_string must be a str or a list of str, got {type(text_string).__name__}"
-            )
-        for string in strings:
-            arguments.check_unicode(string, "text_string")
+        strings, scalar = arguments.check_text(text_string)
         self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
 
     def add_summary(
@@ -663,11 +506,10 @@ class SummaryWriter:
             self._steps[value.tag] = step
         if not self._writes_files:
             return  # rank 0's summaries only
-        data = event_pb2.Event(wall_time=wall, step=step, summary=summary).SerializeToString()
-        self._events.add(_serialized_event, (data,), len(data))
+        self._events.add(jobs.ready_summary(summary, step, wall))
         starts = hparams_summaries.SESSION_START_INFO_TAG
-        if not self._session_started and any(value.tag == starts for value in summary.value):
-            self._end_hparams_session("success")
+        if not self._session.started and any(value.tag == starts for value in summary.value):
+            self._session.end_at_close("success")
 
     def add_anomaly(
         self,
@@ -709,8 +551,8 @@ class SummaryWriter:
                 range, an empty tensor; the writer is closed.
         """
         tag, step, wall = self._begin(tag, step, walltime)
-        lower = _bound(lower, "lower")
-        upper = _bound(upper, "upper")
+        lower = arguments.check_bound(lower, "lower")
+        upper = arguments.check_bound(upper, "upper")
         if lower is not None and upper is not None and lower > upper:
             raise ValueError(f"lower ({lower}) must not exceed upper ({upper}); swap them")
         max_positions = arguments.check_count(
@@ -730,7 +572,7 @@ class SummaryWriter:
 
         self._enqueue("anomaly", tag, step, wall, build)
         if self._on_anomaly is not None:
-            self._events.add(_anomaly.call_back, (handle, self._on_anomaly))
+            self._events.add(jobs.anomaly_call_back(handle, self._on_anomaly))
         return handle
 
     def add_embedding(
@@ -812,8 +654,7 @@ class SummaryWriter:
             images = None if thumbnails is None else thumbnails.result()
             files.write(tag, step, matrix_, rows, header, images)
 
-        write.description = f"embedding {tag!r} at step {step}"
-        self._events.add(write)
+        self._events.add(jobs.files(write, f"embedding {tag!r} at step {step}"))
 
     def add_hparams(
         self, hparams: dict, metrics: dict | None = None, walltime: float | None = None
@@ -844,48 +685,17 @@ class SummaryWriter:
         self._events.check_open()
         session = hp.session(hparams, metrics)
         wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-        with self._steps_lock:
-            first = self._hparams is None
-            if first:
-                self._hparams = session
-            else:
-                self._check_same_session(session)
-        if first:
+        if self._session.open(session):
             experiment = hparams_summaries.experiment_summary
             start = hparams_summaries.session_start_summary
             self._enqueue("hparams", hparams_summaries.EXPERIMENT_TAG, 0, wall,
                           lambda: experiment(session, wall))  # fmt: skip
             self._enqueue("hparams", hparams_summaries.SESSION_START_INFO_TAG, 0, wall,
                           lambda: start(session, wall))  # fmt: skip
-            self._end_hparams_session("success")
+            self._session.end_at_close("success")
         for metric, value in session.metrics:
             if value is not None:
                 self.add_scalar(metric.name, value, walltime=walltime)
-
-    def _check_same_session(self, session: hp.Session) -> None:
-        known = self._hparams
-        if session.values() != known.values():
-            raise ValueError(
-                f"this run already holds hparams {known.values()!r}; a run is one session, so "
-                f"log {session.values()!r} with a new SummaryWriter in its own logdir"
-            )
-        declared = {metric.name for metric, _ in known.metrics}
-        new = [metric.name for metric, _ in session.metrics if metric.name not in declared]
-        if new:
-            raise ValueError(
-                f"metrics {new!r} were not declared by this run's first add_hparams call; "
-                "declare every metric the first time (a value of None declares it)"
-            )
-
-    def _end_hparams_session(self, status: str) -> None:
-        self._session_started = True
-
-        def build() -> event_pb2.Event:
-            now = time.time()
-            summary = hparams_summaries.session_end_summary(status, now)
-            return event_pb2.Event(wall_time=now, step=0, summary=summary)
-
-        self._events.at_close("hparams", build)
 
     def add_graph(
         self, model: object, input_to_model: object = None, walltime: float | None = None
@@ -918,15 +728,14 @@ class SummaryWriter:
         except UnicodeEncodeError as exc:
             arguments.check_unicode(exc.object, "a layer's name, type or input")
             raise  # not reached: check_unicode raises for what UTF-8 cannot encode
-        data = event_pb2.Event(wall_time=wall, step=0, graph_def=graph_def).SerializeToString()
         if not self._writes_files:
             return  # rank 0's graph only
         text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)
         path = os.path.join(self._logdir, "graph", "structure_graph.json")
         # Readers see the old file or the new one, never a part; a failed write leaves neither
         # a part nor a temporary file, and raises here (OSError) with nothing queued.
-        _embedding.write_atomically(path, text.encode("utf-8"))
-        self._events.add(_serialized_event, (data,), len(data))
+        write_atomically(path, text.encode("utf-8"))
+        self._events.add(jobs.graph(graph_def, wall))
 
     def monitor_gpus(
         self, interval: float = 10.0, devices: list[int] | None = None, *, lenient: bool = False
@@ -941,7 +750,7 @@ class SummaryWriter:
 
     def _add_sample(self, tag: str, value: float, step: int, wall: float) -> None:
         """A scalar from a background sampler: no collective, only rank 0 writes it."""
-        self._events.add(scalar_event, (tag, value, step, wall))
+        self._events.add(jobs.scalar(tag, value, step, wall))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -977,82 +786,6 @@ class SummaryWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if exc_type is not None and self._session_started and not self._events.closed:
-            self._end_hparams_session("failure")
+        if exc_type is not None and self._session.started and not self._events.closed:
+            self._session.end_at_close("failure")
         self.close()
-
-
-def _nonfinite_call_back(
-    tags: list[str], histograms: Callable[[], list], step: int, callback: Callable
-) -> None:
-    """Writer-thread job: ``callback(report)`` when any of the tensors held NaN/±Inf."""
-    try:
-        merged = histograms()
-    except _distributed.AggregationFailed:
-        return  # the aggregation's own error reaches the caller
-    found = _anomaly.nonfinite_report(tags, [h.stats for h in merged], step)
-    if found is not None:
-        callback(found)
-
-
-def _named_pairs(named_tensors: object) -> list[tuple[str, object]]:
-    """``(name, tensor)`` pairs of a mapping or an iterable of pairs, None tensors dropped."""
-    if isinstance(named_tensors, dict) or hasattr(named_tensors, "items"):
-        items = list(named_tensors.items())
-    elif isinstance(named_tensors, (str, bytes)) or not hasattr(named_tensors, "__iter__"):
-        raise TypeError(
-            "named_tensors must be a mapping {name: tensor} or an iterable of (name, tensor) "
-            f"pairs such as model.named_parameters(), got {type(named_tensors).__name__}"
-        )
-    else:
-        items = list(named_tensors)
-    pairs = []
-    for item in items:
-        if not isinstance(item, tuple) or len(item) != 2:
-            raise TypeError(f"named_tensors must hold (name, tensor) pairs, got {item!r:.80}")
-        name, tensor = item
-        if not isinstance(name, str):
-            raise TypeError(f"tensor names must be str, got {type(name).__name__}: {name!r}")
-        if tensor is not None:
-            pairs.append((name, tensor))
-    if not pairs:
-        raise ValueError("named_tensors holds no tensor (every value was None, or it is empty)")
-    return pairs
-
-
-def _bound(bound: object, argument: str) -> float | None:
-    if bound is None:
-        return None
-    if isinstance(bound, (bool, np.bool_)) or not isinstance(bound, _BOUND_TYPES):
-        raise TypeError(f"{argument} must be a number or None, got {type(bound).__name__}")
-    number = float(bound)
-    if not math.isfinite(number):
-        raise ValueError(
-            f"{argument} must be finite, got {number}; NaN and ±Inf are always reported"
-        )
-    return number
-
-
-class _NoEvents:
-    """The event file of a rank other than 0: there is none; jobs are dropped."""
-
-    path = None
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def check_open(self) -> None:
-        if self.closed:
-            raise ValueError("this SummaryWriter is closed; create a new SummaryWriter to log more")
-
-    def add(self, job: Callable, args: tuple = (), nbytes: int = 0) -> None:
-        self.check_open()
-
-    def at_close(self, key: str, job: Callable | None) -> None:
-        pass
-
-    def flush(self, fsync: bool = False) -> None:
-        self.check_open()
-
-    def close(self) -> None:
-        self.closed = True

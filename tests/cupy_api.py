@@ -29,7 +29,12 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKEND = ("gpu_summary/_backend/cuda.py", "gpu_summary/_backend/_device_tensor.py")
+# The device backend's modules, and the principal components it shares with the NumPy backend
+# (written against an array module ``xp``: read as ``cupy`` here).
+BACKEND = (
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "gpu_summary/_backend/cuda").glob("*.py")),
+    "gpu_summary/_backend/pca.py",
+)
 # Used only by the principal-components path of ``embedding``, which runs on a GPU alone
 # (tests/test_embedding.py, marked gpu): the stand-in has no linear algebra.
 GPU_ONLY = {
@@ -67,8 +72,8 @@ def backend_uses() -> tuple[set[str], dict[str, set[str]]]:
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
-        if isinstance(node, ast.Name) and node.id in ("cupy", "cupyx"):
-            return ".".join([node.id, *reversed(parts)])
+        if isinstance(node, ast.Name) and node.id in ("cupy", "cupyx", "xp"):
+            return ".".join(["cupy" if node.id == "xp" else node.id, *reversed(parts)])
         return None
 
     for relative in BACKEND:

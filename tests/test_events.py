@@ -13,9 +13,10 @@ import pytest
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 import gpu_summary as gs
+from gpu_summary._events import writer as _events
+from gpu_summary._events.jobs import Job, JobKind
 from gpu_summary._events.records import read_records
 from gpu_summary._events.writer import EventFileWriter
-from gpu_summary._events.writer import writer as _events
 from gpu_summary.proto import event_pb2
 
 from conftest import legacy_reader, run_python, tensor_values
@@ -27,13 +28,17 @@ def _events_in(path):
     return [tb_event_pb2.Event.FromString(r) for r in records]
 
 
+def _job(build, *args, nbytes=0, description=""):
+    return Job(JobKind(getattr(build, "__name__", "job"), build), args, nbytes, description)
+
+
 def _scalar_job(tag, step, value=1.0):
     def job():
         event = event_pb2.Event(wall_time=time.time(), step=step)
         event.summary.value.add(tag=tag, simple_value=value)
         return event
 
-    return job
+    return _job(job)
 
 
 def test_file_name_and_first_record(tmp_path):
@@ -84,9 +89,9 @@ def test_queue_is_bounded(tmp_path, limit, nbytes, queued):
         return event_pb2.Event(step=0)
 
     for _ in range(queued):  # the first runs (and waits) on the writer thread; the rest queue
-        writer.add(slow_job, (), nbytes)
+        writer.add(_job(slow_job, nbytes=nbytes))
         time.sleep(0.05)
-    blocked = threading.Thread(target=writer.add, args=(slow_job, (), nbytes))
+    blocked = threading.Thread(target=writer.add, args=(_job(slow_job, nbytes=nbytes),))
     blocked.start()
     blocked.join(0.3)
     assert blocked.is_alive(), "add() should block while the queue is full"
@@ -214,8 +219,7 @@ def test_failing_job_never_kills_the_writer(tmp_path):
     def broken():
         raise ZeroDivisionError("boom")
 
-    broken.description = "image 'bad' at step 3"
-    writer.add(broken)
+    writer.add(_job(broken, description="image 'bad' at step 3"))
     writer.add(_scalar_job("ok", 1))
     with pytest.raises(gs.WriterError, match="image 'bad' at step 3") as info:
         writer.flush()
@@ -249,13 +253,13 @@ def test_bulk_jobs_fall_back_to_one_by_one_on_failure(tmp_path):
     def job(step):
         if step == 3:
             raise ValueError("step 3 is cursed")
-        return _scalar_job("x", step)()
+        return _scalar_job("x", step).build()
 
-    job.many = lambda calls: [job(*args) for args in calls]  # fails as a whole at step 3
+    kind = JobKind("x", job, lambda calls: [job(*args) for args in calls])  # fails at step 3
     release = threading.Event()
-    writer.add(lambda: (release.wait(), event_pb2.Event(step=-1))[1])  # hold the writer back
+    writer.add(_job(lambda: (release.wait(), event_pb2.Event(step=-1))[1]))  # hold the writer
     for step in range(6):
-        writer.add(job, (step,))  # queued together: built by one call of job.many
+        writer.add(Job(kind, (step,)))  # queued together: built by one build_many call
     release.set()
     with pytest.raises(gs.WriterError, match="cursed"):
         writer.flush()  # reported by the one-by-one retry

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from gpu_summary._backend import numpy as nb
-from gpu_summary._backend.numpy import reduce as numpy_reduce
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._backend.numpy import reduce as numpy_reduce
 from gpu_summary._core import ladder as _ladder
 
 NATIVE = Path(__file__).with_name("native") / "host_helpers.cpp"

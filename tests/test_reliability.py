@@ -293,7 +293,7 @@ def test_a_run_folder_deleted_while_logging_is_made_again(tmp_path):
 
 
 def test_a_file_system_that_reports_no_links_for_live_files_keeps_one_file(tmp_path, monkeypatch):
-    from gpu_summary._events.writer import writer as _events
+    from gpu_summary._events import writer as _events
 
     real_fstat = os.fstat
 
@@ -862,7 +862,7 @@ def test_processes_adding_embeddings_to_one_run_keep_each_others(tmp_path):
 
 
 def test_flush_with_fsync_reaches_the_device_and_reports_a_failing_sync(tmp_path, monkeypatch):
-    from gpu_summary._events.writer import writer as _events
+    from gpu_summary._events import writer as _events
 
     synced = []
     real_fsync = os.fsync

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from gpu_summary._core.results import HistogramResult, TensorStats
+from gpu_summary._writer.jobs import scalar_event, scalar_events
 from gpu_summary.proto import event_pb2
 from gpu_summary.summaries.histogram import histogram_proto
-from gpu_summary.summaries.scalar import scalar_event, scalar_events, scalar_summary
+from gpu_summary.summaries.scalar import scalar_summary
 
 CASES = [
     ("loss", 0.5, 0, 0.0),

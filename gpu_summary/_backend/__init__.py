@@ -87,7 +87,7 @@ def _load_device_backend(why: str, fix: str = "") -> ModuleType:
     return cuda
 
 
-def _device_backend(values: object, argument: str) -> ModuleType:
+def device_backend(values: object, argument: str) -> ModuleType:
     """The CUDA backend module (imports CuPy, on first device input only)."""
     kind = type(values)
     return _load_device_backend(
@@ -111,8 +111,8 @@ def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
         array = numpy_backend.as_array(values, argument)
         return numpy_backend, array
     if _is_device(values):
-        device_backend = _device_backend(values, argument)
-        return device_backend, device_backend.adopt(values, argument)
+        backend = device_backend(values, argument)
+        return backend, backend.adopt(values, argument)
     return numpy_backend, _host_array(values, argument)
 
 

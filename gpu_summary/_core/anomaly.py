@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable
 
 import numpy as np
 
@@ -232,13 +231,6 @@ class AnomalyHandle:
     def __repr__(self) -> str:
         state = "ready" if self._report is not None else "pending"
         return f"<AnomalyHandle {self.tag!r} step {self.step} ({state})>"
-
-
-def call_back(handle: AnomalyHandle, callback: Callable[[AnomalyReport], object]) -> None:
-    """Writer-thread job: call ``callback(report)`` when anything offended; writes nothing."""
-    found = handle.result()
-    if found:
-        callback(found)
 
 
 def nonfinite_report(tags: list[str], stats: list[TensorStats], step: int) -> AnomalyReport | None:

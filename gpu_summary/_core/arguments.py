@@ -1,11 +1,18 @@
-"""Argument checks shared by the writer's methods: clear errors before any work is queued."""
+"""Argument checks shared by every public method: clear errors before any work is queued.
+
+Each check names the argument, what was expected and how to fix it, and raises TypeError or
+ValueError on the caller's thread, so a bad call leaves the writer and its files as they were.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
+
+from gpu_summary._core import ladder
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -77,3 +84,200 @@ def check_count(value: object, argument: str, most: int) -> int:
     if not 0 <= value <= most:
         raise ValueError(f"{argument} must be between 0 and {most}, got {value}")
     return int(value)
+
+
+# Most buckets one histogram may ask for: a record of 2**20 buckets is already 16 MB; beyond
+# it the counts and the record grow without limit (bins=10**8 took 7 GB and 35 s).
+MAX_BINS = 1 << 20
+
+
+def bin_spec(bins: object) -> tuple[str, object]:
+    """Validate ``bins``: ("ladder", None), ("even", n) or ("edges", float64 limits)."""
+    if isinstance(bins, str):
+        if bins.lower() in ("tensorboard", "tensorflow", "default"):
+            return "ladder", None
+        raise ValueError(
+            f"bins must be 'tensorboard', a positive int or a sequence of edges, got {bins!r}"
+        )
+    if isinstance(bins, (bool, np.bool_)):
+        raise TypeError(f"bins must be 'tensorboard', a positive int or edges, got {bins!r}")
+    if isinstance(bins, (int, np.integer)):
+        count = check_positive_int(bins, "bins", "ask for at least one bucket, e.g. bins=64")
+        if count > MAX_BINS:
+            raise ValueError(
+                f"bins must be at most {MAX_BINS:,}, got {count:,}; TensorBoard shows about 30 "
+                "buckets per histogram, so ask for fewer, e.g. bins=64"
+            )
+        return "even", count
+    try:
+        edges = np.asarray(bins, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"bins must be 'tensorboard', a positive int or a sequence of edges, "
+            f"got {type(bins).__name__}"
+        ) from None
+    if edges.ndim != 1 or edges.size == 0:
+        raise ValueError(f"bins as edges must be a non-empty 1-D sequence, got shape {edges.shape}")
+    if edges.size > MAX_BINS:
+        raise ValueError(f"bins as edges must be at most {MAX_BINS:,} edges, got {edges.size:,}")
+    if not np.isfinite(edges).all():
+        raise ValueError("bins as edges must be finite numbers (NaN and ±Inf are counted apart)")
+    if edges.size > 1 and not (np.diff(edges) > 0).all():
+        raise ValueError("bins as edges must be strictly increasing; sort them and drop repeats")
+    if edges[-1] < ladder.DBL_MAX:
+        edges = np.append(edges, ladder.DBL_MAX)  # the bucket of values above the last edge
+    edges.setflags(write=False)
+    return "edges", edges
+
+
+def check_bound(bound: object, argument: str) -> float | None:
+    """Return ``bound`` (``lower``/``upper`` of add_anomaly) as a finite float, or None."""
+    if bound is None:
+        return None
+    if isinstance(bound, (bool, np.bool_)) or not isinstance(
+        bound, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{argument} must be a number or None, got {type(bound).__name__}")
+    number = float(bound)
+    if not math.isfinite(number):
+        raise ValueError(
+            f"{argument} must be finite, got {number}; NaN and ±Inf are always reported"
+        )
+    return number
+
+
+def named_pairs(named_tensors: object) -> list[tuple[str, object]]:
+    """``(name, tensor)`` pairs of a mapping or an iterable of pairs, None tensors dropped."""
+    if isinstance(named_tensors, dict) or hasattr(named_tensors, "items"):
+        items = list(named_tensors.items())
+    elif isinstance(named_tensors, (str, bytes)) or not hasattr(named_tensors, "__iter__"):
+        raise TypeError(
+            "named_tensors must be a mapping {name: tensor} or an iterable of (name, tensor) "
+            f"pairs such as model.named_parameters(), got {type(named_tensors).__name__}"
+        )
+    else:
+        items = list(named_tensors)
+    pairs = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise TypeError(f"named_tensors must hold (name, tensor) pairs, got {item!r:.80}")
+        name, tensor = item
+        if not isinstance(name, str):
+            raise TypeError(f"tensor names must be str, got {type(name).__name__}: {name!r}")
+        if tensor is not None:
+            pairs.append((name, tensor))
+    if not pairs:
+        raise ValueError("named_tensors holds no tensor (every value was None, or it is empty)")
+    return pairs
+
+
+IMAGE_FORMATS = ("HWC", "CHW", "HW")
+IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
+
+
+def check_dataformats(dataformats: object, formats: tuple[str, ...], argument: str) -> str:
+    """Return ``dataformats`` upper-cased if it is one of ``formats``."""
+    if not isinstance(dataformats, str) or dataformats.upper() not in formats:
+        raise ValueError(f"{argument} must be one of {list(formats)}, got {dataformats!r}")
+    return dataformats.upper()
+
+
+def to_nhwc(array: object, layout: str) -> object:
+    """A view of ``array`` in NHWC order (no copy)."""
+    if "N" not in layout:
+        array = array[None]
+        layout = "N" + layout
+    if "C" not in layout:
+        array = array[..., None]
+        layout = layout + "C"
+    return array.transpose([layout.index(axis) for axis in "NHWC"])
+
+
+def check_images(
+    array: object, layout: str, argument: str, format_argument: str, count: int | None = None
+) -> object:
+    """Check images (``add_image(s)``' ``img``/``imgs``, ``add_embedding``'s ``label_img``)
+    laid out as ``layout`` and return their NHWC view.
+
+    Args:
+        array: a backend array (``shape``, ``dtype``, ``transpose``).
+        layout: one of IMAGE_FORMATS or IMAGES_FORMATS, checked.
+        argument, format_argument: the caller's names for the images and their layout.
+        count: the number of images required (one per embedded point), or None.
+
+    Raises:
+        ValueError: dimensions that do not match the layout, a wrong count, other than 1, 3
+            or 4 channels, no pixel. TypeError: not uint8, float or bool.
+    """
+    shape = tuple(array.shape)
+    if len(shape) != len(layout) or (count is not None and shape[0] != count):
+        per_point = "" if count is None else f" and one image per point ({count})"
+        raise ValueError(
+            f"{argument} has shape {shape} but {format_argument}={layout!r} needs "
+            f"{len(layout)} dimensions{per_point}; pass the {format_argument} that matches "
+            "its layout"
+        )
+    if array.dtype.kind not in "fb" and array.dtype != np.uint8:
+        raise TypeError(
+            f"{argument} must be uint8 (0..255), float (0..1) or bool, got {array.dtype}; "
+            "convert it, e.g. with .astype(np.uint8)"
+        )
+    nhwc = to_nhwc(array, layout)
+    n, height, width, channels = nhwc.shape
+    if channels not in (1, 3, 4):
+        raise ValueError(
+            f"{argument} has {channels} channels in {format_argument}={layout!r}; images need "
+            f"1, 3 or 4 channels (gray, RGB, RGBA) — check the {format_argument}"
+        )
+    if n == 0 or height == 0 or width == 0:
+        raise ValueError(f"{argument} is empty (shape {shape}); images need at least one pixel")
+    return nhwc
+
+
+def check_text(text_string: object) -> tuple[list[str], bool]:
+    """(the strings, whether one str was given) of ``add_text``'s ``text_string``."""
+    if isinstance(text_string, str):
+        strings, scalar = [text_string], True
+    elif isinstance(text_string, (list, tuple)):
+        strings, scalar = list(text_string), False
+        bad = [type(s).__name__ for s in strings if not isinstance(s, str)]
+        if bad:
+            raise TypeError(f"text_string must hold only str, found {bad[0]}")
+        if not strings:
+            raise ValueError("text_string is an empty list; log at least one string")
+    else:
+        raise TypeError(
+            f"text_string must be a str or a list of str, got {type(text_string).__name__}"
+        )
+    for string in strings:
+        check_unicode(string, "text_string")
+    return strings, scalar
+
+
+def check_logdir(logdir: object) -> str:
+    """Return ``logdir`` (a str or path naming a folder) as a str."""
+    if not isinstance(logdir, (str, os.PathLike)):
+        raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
+    path = os.fspath(logdir)
+    if not path or "\0" in path:
+        raise ValueError(
+            f"logdir must be a folder's path, got {path!r}; give one such as "
+            "'runs/exp1', or None for runs/<date>_<host>"
+        )
+    return path
+
+
+def check_writer_options(
+    flush_secs: object, max_queue: object, max_queue_bytes: object, filename_suffix: object
+) -> None:
+    """Check SummaryWriter's queue and file options."""
+    if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
+        raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
+    if not flush_secs > 0:
+        raise ValueError(f"flush_secs must be > 0, got {flush_secs}")
+    check_positive_int(max_queue, "max_queue", "use at least 1")
+    check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
+    if not isinstance(filename_suffix, str) or any(c in filename_suffix for c in "/\0"):
+        raise ValueError(
+            f"filename_suffix must be a str without '/' or NUL, got {filename_suffix!r}"
+        )

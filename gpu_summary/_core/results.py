@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -36,6 +37,23 @@ class Ready(Pending[T]):
         return self._value
 
 
+class Derived(Pending[T]):
+    """A result computed on first use, once, by ``compute()`` (on the writer thread): a
+    function of other pending results, e.g. a device copy converted on the host."""
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute: Callable[[], T] | None = compute
+        self._value: T | None = None
+
+    def result(self) -> T:
+        if self._compute is not None:
+            self._value = self._compute()
+            self._compute = None
+        return self._value
+
+
 @dataclasses.dataclass
 class TensorStats:
     """Moments and non-finite counts of a tensor, in float64 / int.
@@ -52,6 +70,32 @@ class TensorStats:
     nan: int
     posinf: int
     neginf: int
+
+    @classmethod
+    def of(
+        cls,
+        count: int,
+        lowest: float,
+        highest: float,
+        sum: float,
+        sum_squares: float,
+        nan: int,
+        posinf: int,
+        neginf: int,
+    ) -> TensorStats:
+        """Stats from a reduction's raw fields: ``lowest``/``highest`` are kept only when there
+        are finite values (``count``), else ``min``/``max`` are 0.0 (the one place of that rule,
+        for every backend and for the merge across ranks)."""
+        return cls(
+            count=int(count),
+            min=float(lowest) if count else 0.0,
+            max=float(highest) if count else 0.0,
+            sum=float(sum),
+            sum_squares=float(sum_squares),
+            nan=int(nan),
+            posinf=int(posinf),
+            neginf=int(neginf),
+        )
 
     @property
     def size(self) -> int:

@@ -7,21 +7,8 @@ import numpy as np
 
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
-from gpu_summary._core.results import Pending
+from gpu_summary._core.results import Pending, Ready
 from gpu_summary._embedding import projector_format as projector_files
-
-IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
-
-
-def to_nhwc(array: object, layout: str) -> object:
-    """A view of ``array`` in NHWC order (no copy)."""
-    if "N" not in layout:
-        array = array[None]
-        layout = "N" + layout
-    if "C" not in layout:
-        array = array[..., None]
-        layout = layout + "C"
-    return array.transpose([layout.index(axis) for axis in "NHWC"])
 
 
 def sprite_thumbnails(label_img: object, layout: str | None, n: int) -> Pending:
@@ -35,25 +22,9 @@ def sprite_thumbnails(label_img: object, layout: str | None, n: int) -> Pending:
             layout = "NCHW" if shape[1] in (1, 3, 4) else "NHWC"
         else:
             raise ValueError(f"label_img must be N×C×H×W, N×H×W×C or N×H×W, got shape {shape}")
-    if not isinstance(layout, str) or layout.upper() not in IMAGES_FORMATS:
-        raise ValueError(f"label_img_format must be one of {list(IMAGES_FORMATS)}, got {layout!r}")
-    layout = layout.upper()
-    if len(shape) != len(layout) or shape[0] != n:
-        raise ValueError(
-            f"label_img has shape {shape}; with label_img_format={layout!r} it needs "
-            f"{len(layout)} dimensions and one image per point ({n})"
-        )
-    if images.dtype.kind not in "fb" and images.dtype != np.uint8:
-        raise TypeError(
-            f"label_img must be uint8 (0..255), float (0..1) or bool, got {images.dtype}"
-        )
-    nhwc = to_nhwc(images, layout)
-    _, height, width, channels = nhwc.shape
-    if channels not in (1, 3, 4) or height == 0 or width == 0:
-        raise ValueError(
-            f"label_img images are {height}×{width} with {channels} channels; they need "
-            "1, 3 or 4 channels and at least one pixel"
-        )
+    layout = arguments.check_dataformats(layout, arguments.IMAGES_FORMATS, "label_img_format")
+    nhwc = arguments.check_images(images, layout, "label_img", "label_img_format", count=n)
+    _, height, width, _ = nhwc.shape
     side = projector_files.sprite_side(n, height, width)
     return backend.thumbnails(nhwc, side)
 
@@ -76,22 +47,12 @@ def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
             for cell in row if isinstance(row, (list, tuple)) else (row,):
                 if isinstance(cell, str):
                     arguments.check_unicode(cell, "metadata label")
-        return Listed(list(metadata)), widths.pop()
+        return Ready(list(metadata)), widths.pop()
     backend, labels = backend_for(metadata, "metadata")
     shape = tuple(labels.shape)
     if len(shape) not in (1, 2) or shape[0] != n:
         raise ValueError(f"metadata must be N or N×columns with N = {n}, got shape {shape}")
     return backend.to_host(labels), (shape[1] if len(shape) == 2 else 1)
-
-
-class Listed(Pending):
-    __slots__ = ("rows",)
-
-    def __init__(self, rows: list) -> None:
-        self.rows = rows
-
-    def result(self) -> list:
-        return self.rows
 
 
 def label_cell(cell: object) -> str:

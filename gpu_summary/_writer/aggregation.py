@@ -1,7 +1,7 @@
 """The merges a distributed SummaryWriter runs: local compact results -> the exact global one.
 
-Each method launches (or, on the host, computes) the local reduction on the caller's thread,
-then queues the call's collectives on the writer's :class:`~gpu_summary.distributed.Aggregator`
+Each method takes the local reduction the caller's thread launched (a pending result), queues
+the call's collectives on the writer's :class:`~gpu_summary.distributed.Aggregator`
 and returns a pending merged result that every rank receives (rank 0 writes it).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from types import ModuleType
 
 import numpy as np
 
@@ -27,17 +26,7 @@ def _stats_pack(stats: TensorStats) -> list[float]:
 
 
 def _merged_stats(pack: np.ndarray, lo: float, hi: float) -> TensorStats:
-    count = int(pack[0])
-    return TensorStats(
-        count=count,
-        min=lo if count else 0.0,
-        max=hi if count else 0.0,
-        sum=float(pack[1]),
-        sum_squares=float(pack[2]),
-        nan=int(pack[3]),
-        posinf=int(pack[4]),
-        neginf=int(pack[5]),
-    )
+    return TensorStats.of(pack[0], lo, hi, pack[1], pack[2], pack[3], pack[4], pack[5])
 
 
 def _range(stats: TensorStats) -> tuple[float, float]:
@@ -66,54 +55,61 @@ class Aggregation:
         )
 
     def histogram(
-        self,
-        backend: ModuleType,
-        array: object,
-        tag: str,
-        step: int,
-        mode: str,
-        spec: object,
+        self, local: Pending[HistogramResult], tag: str, step: int, limits: np.ndarray | None
     ) -> Pending[HistogramResult]:
-        """The histogram of every rank's shard together (``mode``/``spec`` as in the writer)."""
-        key = spec if mode == "even" else (None if spec is None else call_id(*spec.tolist()))
+        """Every rank's ``local`` histogram over the same fixed ``limits`` (None: the ladder),
+        summed."""
+        mode, key = ("ladder", None) if limits is None else ("edges", call_id(*limits.tolist()))
         identity = call_id("histogram", tag, step, mode, key)
         description = f"add_histogram({tag!r}, step={step}, bins={mode} {key})"
         merged = Merged()
         aggregator = self.aggregator
-        if mode == "even":
-            bins = spec
-            shard = backend.snapshot(array)
-            stats = backend.tensor_stats(shard)
 
-            def task() -> None:
-                local_stats = stats.result()
-                lo, hi = aggregator.check(identity, description, *_range(local_stats))
-                if lo <= hi:
-                    edges = numpy_backend.even_edges(lo, hi, bins)
-                    counts = np.zeros(bins, dtype=np.int64)
-                    if local_stats.count:
-                        counts = backend.even_counts(shard, lo, hi, bins).result()
-                else:  # no finite value on any rank
-                    edges = numpy_backend.even_edges(0.0, 1.0, bins)
-                    counts = np.zeros(bins, dtype=np.int64)
-                local = HistogramResult(limits=edges[1:], counts=counts, stats=local_stats)
-                merged.set(self._sum_histogram(local, lo, hi, edges[1:]))
+        def task() -> None:
+            result = local.result()
+            lo, hi = aggregator.check(identity, description, *_range(result.stats))
+            merged.set(self._sum_histogram(result, lo, hi, result.limits))
 
-        else:
-            pending = backend.histogram_fixed(array, spec)
+        aggregator.submit(_delivering(task, merged))
+        return merged
 
-            def task() -> None:
-                local = pending.result()
-                lo, hi = aggregator.check(identity, description, *_range(local.stats))
-                merged.set(self._sum_histogram(local, lo, hi, local.limits))
+    def histogram_even(
+        self,
+        stats: Pending[TensorStats],
+        count: Callable[[float, float], Pending[np.ndarray]],
+        tag: str,
+        step: int,
+        bins: int,
+    ) -> Pending[HistogramResult]:
+        """``bins`` even buckets over the global [min, max]: ``stats`` is this rank's shard's,
+        ``count(lo, hi)`` launches its counts once the global range is known (on the
+        aggregation thread, over a private snapshot of the shard)."""
+        identity = call_id("histogram", tag, step, "even", bins)
+        description = f"add_histogram({tag!r}, step={step}, bins=even {bins})"
+        merged = Merged()
+        aggregator = self.aggregator
+
+        def task() -> None:
+            local_stats = stats.result()
+            lo, hi = aggregator.check(identity, description, *_range(local_stats))
+            if lo <= hi:
+                edges = numpy_backend.even_edges(lo, hi, bins)
+                counts = np.zeros(bins, dtype=np.int64)
+                if local_stats.count:
+                    counts = count(lo, hi).result()
+            else:  # no finite value on any rank
+                edges = numpy_backend.even_edges(0.0, 1.0, bins)
+                counts = np.zeros(bins, dtype=np.int64)
+            local = HistogramResult(limits=edges[1:], counts=counts, stats=local_stats)
+            merged.set(self._sum_histogram(local, lo, hi, edges[1:]))
 
         aggregator.submit(_delivering(task, merged))
         return merged
 
     def histograms(
-        self, local: Callable[[], list[HistogramResult]], tags: list[str], step: int
+        self, local: Pending[list[HistogramResult]], tags: list[str], step: int
     ) -> Merged:
-        """Many ladder histograms (``local()`` gives this rank's, in ``tags`` order) merged with
+        """Many ladder histograms (``local`` holds this rank's, in ``tags`` order) merged with
         one MIN collective of every range and one SUM of every pack; a Merged list."""
         identity = call_id("histograms", step, *tags)
         description = f"add_histograms({len(tags)} tensors from {tags[0]!r}, step={step})"
@@ -121,7 +117,7 @@ class Aggregation:
         aggregator = self.aggregator
 
         def task() -> None:
-            results = local()
+            results = local.result()
             ranges = [_range(result.stats) for result in results]
             lows, highs = aggregator.check_ranges(
                 identity, description, [lo for lo, _ in ranges], [hi for _, hi in ranges]

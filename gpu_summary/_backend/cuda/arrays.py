@@ -9,7 +9,7 @@ import numpy as np
 from gpu_summary._backend.cuda import runtime
 from gpu_summary._backend.cuda.device_tensor import BFloat16, DeviceArray
 from gpu_summary._backend.pca import principal_components
-from gpu_summary._core.results import Pending
+from gpu_summary._core.results import Derived, Pending
 
 
 def to_host(values: DeviceArray) -> Pending[np.ndarray]:
@@ -42,7 +42,7 @@ def embedding(matrix: DeviceArray, components: int | None) -> Pending[np.ndarray
     n = int(matrix.shape[0])
     if components is None:
         pending = to_host(matrix)
-        return runtime.Converted(pending, lambda m: np.asarray(m, dtype=np.float32).reshape(n, -1))
+        return Derived(lambda: np.asarray(pending.result(), dtype=np.float32).reshape(n, -1))
     import cupyx
 
     with cupy.cuda.Device(matrix.device_id), matrix.stream, cupyx.errstate(linalg="ignore"):

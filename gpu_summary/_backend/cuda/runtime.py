@@ -205,15 +205,3 @@ def flat_source(
         view = view_of(array.data.ptr, array.shape, array.strides, itemsize)
     pointer, shape, strides = view
     return pointer, shape, strides, array
-
-
-class Converted(Pending):
-    """A pending result passed through a host function on first use."""
-
-    __slots__ = ("_convert", "_pending")
-
-    def __init__(self, pending: Pending, convert: Callable) -> None:
-        self._pending, self._convert = pending, convert
-
-    def result(self) -> object:
-        return self._convert(self._pending.result())

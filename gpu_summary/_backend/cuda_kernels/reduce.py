@@ -141,17 +141,8 @@ def parse_stats(raw: np.ndarray) -> TensorStats:
     """TensorStats from the 64 stats bytes gs_reduce writes."""
     words = raw.view(np.uint64)
     doubles = raw.view(np.float64)
-    count = int(words[0])
-    return TensorStats(
-        count=count,
-        min=float(doubles[4]) if count else 0.0,
-        max=float(doubles[5]) if count else 0.0,
-        sum=float(doubles[6]),
-        sum_squares=float(doubles[7]),
-        nan=int(words[1]),
-        posinf=int(words[2]),
-        neginf=int(words[3]),
-    )
+    return TensorStats.of(words[0], doubles[4], doubles[5], doubles[6], doubles[7],
+                          words[1], words[2], words[3])  # fmt: skip
 
 
 def parse_result(raw: np.ndarray, n_buckets: int) -> tuple[np.ndarray, TensorStats]:

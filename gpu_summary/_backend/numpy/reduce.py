@@ -73,17 +73,10 @@ class Moments:
         return x
 
     def stats(self) -> TensorStats:
-        empty = self.count == 0
-        return TensorStats(
-            count=self.count,
-            min=0.0 if empty else self.min,
-            max=0.0 if empty else self.max,
-            sum=self.sum,
-            sum_squares=self.sum_squares,
-            nan=self.nan,
-            posinf=self.posinf,
-            neginf=self.neginf,
-        )
+        return TensorStats.of(
+            self.count, self.min, self.max, self.sum, self.sum_squares,
+            self.nan, self.posinf, self.neginf,
+        )  # fmt: skip
 
 
 def _correct(

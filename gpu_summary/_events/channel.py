@@ -1,0 +1,292 @@
+"""The queue between the callers and the writer thread of one event file, and that thread.
+
+Callers put :class:`~gpu_summary._events.jobs.Job` s and return at once; the writer thread
+builds each job's Event (waiting for device results, encoding PNGs, serialising), frames it
+into the file's batch, and writes batches at most ``flush_secs`` after their first record (or
+at once when a batch reaches 1 MiB, or on a flush marker).
+
+- The queue is bounded (items and bytes): a caller that outruns the disk blocks in ``put``.
+- A job that raises drops only its own record; the first failure is kept and raised from the
+  caller's next call (:class:`WriterError` with the original as ``__cause__``, or an
+  ``OSError`` with its errno), never in a way that kills the writer thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+
+from gpu_summary._events.event_file import EventFile
+from gpu_summary._events.jobs import Job, Marker
+from gpu_summary.proto import event_pb2
+
+CLOSED_MESSAGE = "this SummaryWriter is closed; create a new SummaryWriter to log more"
+# A batch of records is written once it reaches this size, without waiting for flush_secs.
+_WRITE_BATCH_BYTES = 1 << 20
+# Writer-thread states. Dozing (records buffered), it polls the queue every _DOZE_SECS and
+# producers wake it only once _WAKE_AT jobs wait, so that bursts of small jobs are handled in
+# bulk instead of costing a thread switch each.
+_AWAKE, _DOZING, _ASLEEP = 0, 1, 2
+_DOZE_SECS = 0.02
+_WAKE_AT = 1024
+_MANY_AT_ONCE = 4096  # most consecutive jobs of one kind built together
+_TICK = Marker("tick")
+
+
+class WriterError(RuntimeError):
+    """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
+
+
+class Channel:
+    """What the caller's side and the writer thread share for one file.
+
+    The handle (``EventFileWriter``) may be garbage-collected while the thread still has
+    records to write, so the thread holds this object, not the handle.
+    """
+
+    def __init__(self, file: EventFile, flush_secs: float) -> None:
+        # The queue is a deque, whose append/popleft are atomic: the common path of both sides
+        # takes no lock. The condition is only for sleeping: the writer on an empty queue,
+        # producers on a full one, each announced by a flag the other side checks.
+        self.cond = threading.Condition(threading.Lock())
+        self.queue: collections.deque[Job | Marker] = collections.deque()
+        self.queued_bytes = 0
+        self.writer_state = _AWAKE
+        self.producers_waiting = 0
+        self.error: BaseException | None = None
+        self.closed = False  # set by the writer thread once the file is closed
+        self.file = file
+        self.flush_secs = flush_secs
+        self.thread = threading.Thread(
+            target=self._run, name=f"gpu_summary writer {os.path.basename(file.path)}", daemon=True
+        )
+        self._deadline: float | None = None
+        # Jobs run once, last, when the file closes (however it closes), by key.
+        self.closing_jobs: dict[str, Job] = {}
+        self.on_finish = None  # called by the writer thread once the file is closed
+
+    # -- caller side -------------------------------------------------------------------------
+
+    def put(self, job: Job, max_items: int, max_bytes: int) -> None:
+        queue = self.queue
+        nbytes = job.nbytes
+        if nbytes or len(queue) >= max_items:
+            if len(queue) >= max_items or self.queued_bytes + nbytes > max_bytes:
+                self._wait_for_room(nbytes, max_items, max_bytes)
+            with self.cond:
+                self.queued_bytes += nbytes
+        queue.append(job)
+        state = self.writer_state
+        # A dozing writer (records buffered, polling) is left to collect small jobs in bulk;
+        # jobs that hold memory, a long queue, or an idle writer get it up now.
+        if state == _ASLEEP or (
+            state == _DOZING and (nbytes or len(queue) >= _WAKE_AT or 2 * len(queue) >= max_items)
+        ):
+            self._wake()
+
+    def _wait_for_room(self, nbytes: int, max_items: int, max_bytes: int) -> None:
+        with self.cond:
+            self.producers_waiting += 1
+            self.cond.notify_all()  # a dozing writer would otherwise take its time
+            try:
+                while (
+                    self.queue
+                    and not self.closed
+                    and (len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes)
+                ):
+                    self.cond.wait()
+            finally:
+                self.producers_waiting -= 1
+            if self.closed:  # closed by another thread while this one waited
+                raise ValueError(CLOSED_MESSAGE)
+
+    def _wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    def send_marker(self, kind: str, wait: bool = True) -> None:
+        done = threading.Event()
+        self.queue.append(Marker(kind, done))
+        if self.writer_state != _AWAKE:
+            self._wake()
+        while wait and not done.wait(0.5):
+            if not self.thread.is_alive():
+                if kind == "close" or self.closed:  # a flush racing a close: nothing to do
+                    return
+                raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
+
+    def take_error(self) -> BaseException | None:
+        if self.error is None:
+            return None
+        with self.cond:
+            error, self.error = self.error, None
+        return error
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._next_item()
+            try:
+                if type(item) is Job:
+                    self._run_jobs(item)
+                elif self._handle(item):
+                    return
+            except BaseException as exc:  # noqa: BLE001 - the thread must outlive any failure
+                self._set_error(exc)
+                if type(item) is Marker and item.done is not None:
+                    item.done.set()
+                if type(item) is Marker and item.kind == "close":
+                    self._finish()
+                    return
+
+    def _run_jobs(self, job: Job) -> None:
+        """Run ``job`` and the jobs queued behind it, without going back through
+        ``_next_item``: bursts of small jobs are the common case. Consecutive jobs of a kind
+        that offers ``build_many`` (scalars do) are built by one call of it."""
+        queue = self.queue
+        while True:
+            kind = job.kind
+            if kind.build_many is None:
+                self._run_job(job)
+            else:
+                batch = [job]
+                while len(batch) < _MANY_AT_ONCE and queue:
+                    head = queue[0]
+                    if type(head) is not Job or head.kind is not kind:
+                        break
+                    queue.popleft()
+                    if head.nbytes:
+                        self._release(head.nbytes)
+                    batch.append(head)
+                self._run_many(batch)
+            if self.file.batch_bytes >= _WRITE_BATCH_BYTES:
+                self._write_batch()
+            if not queue or type(queue[0]) is not Job or self.producers_waiting:
+                return
+            job = queue.popleft()
+            if job.nbytes:
+                self._release(job.nbytes)
+
+    def _run_many(self, batch: list[Job]) -> None:
+        try:
+            events = batch[0].kind.build_many([job.args for job in batch])
+        except BaseException:  # noqa: BLE001 - redo one by one to report the failing job
+            for job in batch:
+                self._run_job(job)
+            return
+        for event in events:
+            self._append(event)
+
+    def _release(self, nbytes: int) -> None:
+        with self.cond:
+            self.queued_bytes -= nbytes
+            self.cond.notify_all()
+
+    def _handle(self, marker: Marker) -> bool:
+        """Carry out a marker; True once the file is closed."""
+        kind = marker.kind
+        if kind in ("flush", "sync"):
+            self._write_batch()
+            if kind == "sync":
+                try:
+                    self.file.sync()
+                except OSError as exc:
+                    self._set_error(exc)
+            marker.done.set()
+        elif kind == "close":
+            for job in list(self.closing_jobs.values()):
+                self._run_job(job)
+            self._write_batch()
+            try:
+                self.file.close()
+            except OSError as exc:
+                self._set_error(exc)
+            marker.done.set()
+            self._finish()
+            return True
+        else:  # "tick": the flush deadline passed
+            self._write_batch()
+        return False
+
+    def _finish(self) -> None:
+        """After the close: release producers waiting for room (another thread closed the
+        writer under them; they raise ValueError) and flushes queued behind the close."""
+        if self.on_finish is not None:
+            self.on_finish(self)
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        while self.queue:  # added by threads that raced the close: never written
+            item = self.queue.popleft()
+            if type(item) is Marker and item.done is not None:
+                item.done.set()
+
+    def _next_item(self) -> Job | Marker:
+        queue = self.queue
+        while True:
+            if queue:
+                item = queue.popleft()
+                nbytes = item.nbytes if type(item) is Job else 0
+                if nbytes or self.producers_waiting:
+                    self._release(nbytes)
+                return item
+            with self.cond:
+                # Announce the sleep first, then look again: a producer that appended before
+                # the state changed is seen here; one that appends after it sees the state.
+                if self._deadline is None:  # nothing buffered: sleep until woken
+                    self.writer_state = _ASLEEP
+                    timeout = None
+                else:  # records buffered: doze, polling, until the flush deadline
+                    self.writer_state = _DOZING
+                    remaining = self._deadline - time.monotonic()
+                    timeout = min(remaining, _DOZE_SECS)
+                try:
+                    if queue:
+                        continue
+                    if timeout is not None and timeout <= 0:
+                        return _TICK
+                    self.cond.wait(timeout)
+                finally:
+                    self.writer_state = _AWAKE
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            data = job.build()
+            if data is None:  # a job that only acts (a user callback) writes nothing
+                return
+            if type(data) is not bytes:
+                data = data.SerializeToString()
+        except BaseException as exc:  # noqa: BLE001 - must never kill the writer thread
+            describe = job.describe()
+            if isinstance(exc, OSError) and exc.errno is not None:
+                # An I/O error (a full disk under the projector's files) stays an OSError
+                # with its errno, as when the event file itself cannot be written.
+                error = OSError(
+                    exc.errno, f"gpu_summary could not write {describe}: {exc.strerror or exc}"
+                )
+            else:
+                error = WriterError(f"gpu_summary could not write {describe}: {exc!r}")
+            error.__cause__ = exc
+            self._set_error(error)
+            return
+        self._append(data)
+
+    def _append(self, data: bytes | event_pb2.Event) -> None:
+        self.file.append(data if type(data) is bytes else data.SerializeToString())
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.flush_secs
+
+    def _write_batch(self) -> None:
+        self._deadline = None
+        try:
+            self.file.write_batch()
+        except OSError as exc:
+            self._set_error(exc)
+
+    def _set_error(self, error: BaseException) -> None:
+        with self.cond:
+            if self.error is None:  # the first failure is the one worth reporting
+                self.error = error

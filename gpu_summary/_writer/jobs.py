@@ -1,0 +1,195 @@
+"""Every job a SummaryWriter queues, and the one place their Events are assembled.
+
+Each function returns a :class:`~gpu_summary._events.jobs.Job` for the writer thread; nothing
+here waits for a device on the caller's thread: pending results are read when the job is built.
+A job whose pending result failed to merge across ranks (``AggregationFailed``) writes nothing:
+that failure reaches the caller from its next call.
+
+Scalars are logged far more often than anything else, so their Event bytes are assembled from
+pieces that protobuf's generated code serialised, instead of building four nested messages per
+call. Protobuf writes fields in field-number order, so::
+
+    Event(wall_time, step, summary=Summary(value=[Value(tag, simple_value)]))
+
+serialises as ``Event(wall_time, step)`` (fields 1-2) followed by ``Event(summary=...)``
+(field 5); and in the latter, ``simple_value`` is the last 4 bytes (a little-endian float32, its
+length fixed), with nothing before it depending on the value. So one template per tag, made by
+protobuf, plus the 4 value bytes, gives the very bytes protobuf would (tests compare them).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Callable
+
+from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, nonfinite_report
+from gpu_summary._core.results import HistogramResult, Pending
+from gpu_summary._events.jobs import Job, JobKind
+from gpu_summary.distributed import AggregationFailed
+from gpu_summary.proto import event_pb2, summary_pb2
+from gpu_summary.summaries import hparams as hparams_summaries
+from gpu_summary.summaries.scalar import scalar_summary
+
+_FLOAT32 = struct.Struct("<f")
+_templates: dict[str, bytes] = {}
+
+
+def _template(tag: str) -> bytes:
+    """Serialized ``Event(summary=Summary(value=[Value(tag, simple_value=0)]))`` minus the last
+    4 bytes (the value)."""
+    template = _templates.get(tag)
+    if template is None:
+        whole = event_pb2.Event(summary=scalar_summary(tag, 0.0)).SerializeToString()
+        template = _templates.setdefault(tag, whole[:-4])
+    return template
+
+
+def scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
+    """Serialized Event holding one scalar, identical to what protobuf would produce."""
+    return scalar_events([(tag, value, step, wall_time)])[0]
+
+
+def scalar_events(calls: list[tuple[str, float, int, float]]) -> list[bytes]:
+    """:func:`scalar_event` for each ``(tag, value, step, wall_time)``, in one loop (the
+    writer thread hands over bursts of scalars this way)."""
+    head = event_pb2.Event()
+    events = []
+    for tag, value, step, wall_time in calls:
+        head.wall_time = wall_time
+        head.step = step
+        template = _templates.get(tag) or _template(tag)
+        try:
+            number = _FLOAT32.pack(value)
+        except OverflowError:  # beyond float32: protobuf stores ±inf, so do we
+            number = _FLOAT32.pack(math.copysign(math.inf, value))
+        events.append(head.SerializeToString() + template + number)
+    return events
+
+
+def _pending_scalar_event(
+    tag: str, pending: Pending[float], step: int, wall_time: float
+) -> bytes | None:
+    try:
+        value = pending.result()
+    except AggregationFailed:
+        return None
+    return scalar_event(tag, value, step, wall_time)
+
+
+def _summary_event(
+    wall_time: float, step: int, build: Callable[[], summary_pb2.Summary]
+) -> event_pb2.Event | None:
+    try:
+        summary = build()
+    except AggregationFailed:
+        return None
+    return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
+
+
+def _session_end_event(status: str) -> event_pb2.Event:
+    now = time.time()
+    summary = hparams_summaries.session_end_summary(status, now)
+    return event_pb2.Event(wall_time=now, step=0, summary=summary)
+
+
+def _serialized(data: bytes) -> bytes:
+    return data
+
+
+def _call_back_anomaly(handle: AnomalyHandle, callback: Callable[[AnomalyReport], object]) -> None:
+    found = handle.result()
+    if found:
+        callback(found)
+
+
+def _call_back_nonfinite(
+    tags: list[str],
+    histograms: Pending[list[HistogramResult]],
+    step: int,
+    callback: Callable[[AnomalyReport], object],
+) -> None:
+    try:
+        merged = histograms.result()
+    except AggregationFailed:
+        return
+    found = nonfinite_report(tags, [h.stats for h in merged], step)
+    if found is not None:
+        callback(found)
+
+
+def _act(action: Callable[[], None]) -> None:
+    action()
+
+
+_SCALAR = JobKind("scalar", scalar_event, scalar_events)
+_PENDING_SCALAR = JobKind("scalar", _pending_scalar_event)
+_SUMMARY = JobKind("summary", _summary_event)
+_SESSION_END = JobKind("hparams session end", _session_end_event)
+_SERIALIZED = JobKind("event", _serialized)
+_ANOMALY_CALL_BACK = JobKind("on_anomaly call back", _call_back_anomaly)
+_NONFINITE_CALL_BACK = JobKind("on_anomaly call back", _call_back_nonfinite)
+_FILES = JobKind("files", _act)
+
+
+def scalar(tag: str, value: float, step: int, wall_time: float) -> Job:
+    """One scalar known on the host (the hot path: no message is built on the caller's
+    thread)."""
+    return Job(_SCALAR, (tag, value, step, wall_time))
+
+
+def pending_scalar(tag: str, pending: Pending[float], step: int, wall_time: float) -> Job:
+    """One scalar read from a backend (or a merge across ranks) on the writer thread."""
+    return Job(_PENDING_SCALAR, (tag, pending, step, wall_time))
+
+
+def summary(
+    what: str,
+    tag: str,
+    step: int,
+    wall_time: float,
+    build: Callable[[], summary_pb2.Summary],
+    nbytes: int = 0,
+) -> Job:
+    """An Event of the Summary ``build()`` makes on the writer thread; ``what`` (``"image"``,
+    ...) and ``tag`` name it in errors; ``nbytes``: memory its pending results hold."""
+    return Job(_SUMMARY, (wall_time, step, build), nbytes, f"{what} {tag!r} at step {step}")
+
+
+def ready_summary(message: summary_pb2.Summary, step: int, wall_time: float) -> Job:
+    """An Event of a Summary the caller made, serialised now (a bad message fails here)."""
+    data = event_pb2.Event(wall_time=wall_time, step=step, summary=message).SerializeToString()
+    return Job(_SERIALIZED, (data,), len(data), f"summary at step {step}")
+
+
+def graph(graph_def: bytes, wall_time: float) -> Job:
+    """An Event holding a serialized GraphDef (TensorBoard shows the latest one)."""
+    data = event_pb2.Event(wall_time=wall_time, step=0, graph_def=graph_def).SerializeToString()
+    return Job(_SERIALIZED, (data,), len(data), "graph")
+
+
+def session_end(status: str) -> Job:
+    """The hparams ``session_end_info`` Event, stamped when the file closes."""
+    return Job(_SESSION_END, (status,))
+
+
+def anomaly_call_back(handle: AnomalyHandle, callback: Callable[[AnomalyReport], object]) -> Job:
+    """``callback(report)`` when ``add_anomaly`` found anything; writes nothing."""
+    return Job(_ANOMALY_CALL_BACK, (handle, callback), 0, f"on_anomaly for tag {handle.tag!r}")
+
+
+def nonfinite_call_back(
+    tags: list[str],
+    histograms: Pending[list[HistogramResult]],
+    step: int,
+    callback: Callable[[AnomalyReport], object],
+) -> Job:
+    """``callback(report)`` when any of ``add_histograms``' tensors held NaN/±Inf."""
+    return Job(_NONFINITE_CALL_BACK, (tags, histograms, step, callback), 0,
+               f"on_anomaly for the histograms at step {step}")  # fmt: skip
+
+
+def files(action: Callable[[], None], description: str) -> Job:
+    """Files of their own written on the writer thread (the Projector's); no record."""
+    return Job(_FILES, (action,), 0, description)
