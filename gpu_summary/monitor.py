@@ -94,7 +94,7 @@ class GpuMonitor:
         devices = [arguments.check_count(d, "devices", count - 1) for d in devices]
         self.devices = devices
         self._handles = [self._nvml.nvmlDeviceGetHandleByIndex(i) for i in devices]
-        writer._add_monitor(self)
+        writer._state.add_monitor(self)
         self._thread = threading.Thread(
             target=self._run, name="gpu_summary GPU monitor", daemon=True
         )
@@ -117,7 +117,7 @@ class GpuMonitor:
                     continue
                 values[f"system/gpu{index}/{name}"] = value
         for tag, value in values.items():
-            self._writer._add_sample(tag, value, self._step, wall)
+            self._writer._state.add_sample(tag, value, self._step, wall)
         self._step += 1
         return values
 

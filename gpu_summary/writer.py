@@ -9,46 +9,27 @@ device it is only launched there.
 
 from __future__ import annotations
 
-import datetime
-import json
 import math
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
-from gpu_summary import distributed as _distributed
-from gpu_summary import hparams as hp
-from gpu_summary._backend import backend_for
-from gpu_summary._core import anomaly as _anomaly
 from gpu_summary._core import arguments
-from gpu_summary._core.results import Derived
-from gpu_summary._embedding import arguments as embedding_args
-from gpu_summary._events.writer import EventFileWriter, NullEventWriter
-from gpu_summary._graph import model_nodes
-from gpu_summary._writer import jobs
-from gpu_summary._writer.aggregation import Aggregation
-from gpu_summary._writer.session import RunSession
-from gpu_summary._writer.tensor_groups import launch_ladder_histograms
-from gpu_summary._embedding.files import ProjectorFiles, write_atomically
+from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport
+from gpu_summary._writer import (
+    anomaly,
+    embedding,
+    graph,
+    histograms,
+    images,
+    jobs,
+    messages,
+    scalars,
+)
+from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.monitor import GpuMonitor
-from gpu_summary.proto import summary_pb2
-from gpu_summary.summaries import graph as graph_summaries
-from gpu_summary.summaries import hparams as hparams_summaries
-from gpu_summary.summaries.anomaly import anomaly_summary
-from gpu_summary.summaries.histogram import histogram_summary
-from gpu_summary.summaries.image import image_summary
-from gpu_summary.summaries.text import text_summary
 
 _PLAIN_NUMBERS = (float, int)
-
-
-def _default_logdir() -> str:
-    stamp = datetime.datetime.now().strftime("%b%d_%H-%M-%S")
-    return os.path.join("runs", f"{stamp}_{socket.gethostname()}")
 
 
 class SummaryWriter:
@@ -90,93 +71,41 @@ class SummaryWriter:
         filename_suffix: str = "",
         *,
         max_queue_bytes: int = 256 << 20,
-        on_anomaly: Callable[[_anomaly.AnomalyReport], object] | None = None,
+        on_anomaly: Callable[[AnomalyReport], object] | None = None,
         distributed: object = None,
     ) -> None:
-        logdir = _default_logdir() if logdir is None else arguments.check_logdir(logdir)
-        arguments.check_writer_options(flush_secs, max_queue, max_queue_bytes, filename_suffix)
-        if on_anomaly is not None and not callable(on_anomaly):
-            raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")
-        self._on_anomaly = on_anomaly
-        self._logdir = os.fspath(logdir)
-        self._aggregation: Aggregation | None = None
-        if distributed is not None:
-            collective = _distributed.connect(distributed)
-            self._aggregation = Aggregation(_distributed.Aggregator(collective))
-        self._writes_files = self.rank == 0
-        if self._writes_files:
-            self._events = EventFileWriter(
-                self._logdir,
-                flush_secs=flush_secs,
-                max_queue=max_queue,
-                max_queue_bytes=max_queue_bytes,
-                filename_suffix=filename_suffix,
-            )
-        else:
-            self._events = NullEventWriter()
-        self._steps: dict[str, int] = {}
-        self._steps_lock = threading.Lock()
-        self._session = RunSession(self._events)
-        self._projector = ProjectorFiles(self._logdir)
-        self._monitors: list[GpuMonitor] = []
+        logdir = default_logdir() if logdir is None else arguments.check_logdir(logdir)
+        arguments.check_writer_options(
+            flush_secs, max_queue, max_queue_bytes, filename_suffix, on_anomaly
+        )
+        self._state = WriterState(logdir, flush_secs, max_queue, filename_suffix,
+                                  max_queue_bytes, on_anomaly, distributed)  # fmt: skip
 
     # -- properties ---------------------------------------------------------------------------
 
     @property
     def logdir(self) -> str:
         """The directory this writer writes into."""
-        return self._logdir
+        return self._state.logdir
 
     def get_logdir(self) -> str:
         """The directory this writer writes into (as torch's SummaryWriter names it)."""
-        return self._logdir
+        return self._state.logdir
 
     @property
     def file_path(self) -> str | None:
         """Path of the event file this process writes (None on ranks other than 0)."""
-        return self._events.path
+        return self._state.events.path
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called (every ``add_*`` then raises ValueError)."""
-        return self._events.closed
+        return self._state.events.closed
 
     @property
     def rank(self) -> int:
         """This process's rank in the writer's group (0 without ``distributed``)."""
-        return 0 if self._aggregation is None else self._aggregation.rank
-
-    # -- the common path ----------------------------------------------------------------------
-
-    def _begin(self, tag: object, step: object, walltime: object) -> tuple[str, object, float]:
-        self._events.check_open()
-        if self._aggregation is not None:
-            self._aggregation.aggregator.raise_error()
-        tag = arguments.check_tag(tag)
-        checked_step = None if step is None else arguments.check_step(step)
-        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-        return tag, checked_step, wall
-
-    def _resolve_step(self, tag: str, step: int | None) -> int:
-        if step is None:
-            with self._steps_lock:
-                step = self._steps.get(tag, -1) + 1
-                self._steps[tag] = step
-        else:
-            self._steps[tag] = step  # a single dict store is atomic
-        return step
-
-    def _enqueue(
-        self,
-        kind: str,
-        tag: str,
-        step: int | None,
-        wall: float,
-        build: Callable[[], summary_pb2.Summary],
-        nbytes: int = 0,
-    ) -> None:
-        step = self._resolve_step(tag, step)
-        self._events.add(jobs.summary(kind, tag, step, wall, build, nbytes))
+        return self._state.rank
 
     # -- summaries ----------------------------------------------------------------------------
 
@@ -206,9 +135,10 @@ class SummaryWriter:
                 writer is closed.
         """
         # The hot path (a str tag, a Python number, an int step) checks just that much.
+        state = self._state
         if (
             type(value) in _PLAIN_NUMBERS
-            and self._aggregation is None
+            and state.aggregation is None
             and type(tag) is str
             and tag
             and tag.isascii()  # a flag of the str: others are checked for UTF-8 below
@@ -222,25 +152,10 @@ class SummaryWriter:
                 number = float(value)
             except OverflowError:  # an int beyond float64
                 number = math.copysign(math.inf, value)
-            step = self._resolve_step(tag, step)
-            self._events.add(jobs.scalar(tag, number, step, time.time()))
+            step = state.resolve_step(tag, step)
+            state.add(jobs.scalar(tag, number, step, time.time()))
             return
-        tag, step, wall = self._begin(tag, step, walltime)
-        if reduce not in _distributed.REDUCTIONS:
-            raise ValueError(
-                f"reduce must be one of {list(_distributed.REDUCTIONS)}, got {reduce!r}"
-            )
-        backend, array = backend_for(value, "value")
-        if getattr(array, "size", 1) != 1:
-            raise ValueError(
-                f"value must be a single number, got an array of shape {tuple(array.shape)}; "
-                "reduce it first (e.g. .mean()) or log it with add_histogram"
-            )
-        step = self._resolve_step(tag, step)
-        pending = backend.scalar(array)
-        if self._aggregation is not None:
-            pending = self._aggregation.scalar(pending, tag, step, reduce)
-        self._events.add(jobs.pending_scalar(tag, pending, step, wall))
+        scalars.log_scalar(state, tag, value, step, walltime, reduce)
 
     def add_histogram(
         self,
@@ -270,30 +185,7 @@ class SummaryWriter:
             TypeError: non-numeric ``values`` or ``bins`` of the wrong type.
             ValueError: ``bins`` <= 0, unsorted or non-finite edges; the writer is closed.
         """
-        tag, step, wall = self._begin(tag, step, walltime)
-        mode, spec = arguments.bin_spec(bins)
-        backend, array = backend_for(values, "values")
-        if self._aggregation is not None:
-            step = self._resolve_step(tag, step)
-            if mode == "even":
-                shard = backend.snapshot(array)  # counted once the global range is known
-
-                def count(lo: float, hi: float, shard: object = shard) -> object:
-                    return backend.even_counts(shard, lo, hi, spec)
-
-                stats = backend.tensor_stats(shard)
-                pending = self._aggregation.histogram_even(stats, count, tag, step, spec)
-            else:
-                local = backend.histogram_fixed(array, spec)
-                pending = self._aggregation.histogram(local, tag, step, spec)
-        elif mode == "even":
-            pending = backend.histogram_even(array, spec)
-        else:
-            pending = backend.histogram_fixed(array, spec)
-        collapse = mode == "ladder"
-        self._enqueue(
-            "histogram", tag, step, wall, lambda: histogram_summary(tag, pending.result(), collapse)
-        )
+        histograms.log_histogram(self._state, tag, values, step, bins, walltime)
 
     def add_histograms(
         self,
@@ -332,45 +224,8 @@ class SummaryWriter:
                 non-numeric data.
             ValueError: no tensor at all; an empty name; the writer is closed.
         """
-        self._events.check_open()
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        pairs = arguments.named_pairs(named_tensors)
-        tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
-        if self._aggregation is not None:
-            self._aggregation.aggregator.raise_error()
-        checked_step = None if step is None else arguments.check_step(step)
-        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-        placed = launch_ladder_histograms(pairs)
-        steps = [self._resolve_step(tag, checked_step) for tag in tags]
-        for event_step in dict.fromkeys(steps):
-            chosen = [k for k, s_ in enumerate(steps) if s_ == event_step]
-
-            def gather(chosen: list[int] = chosen) -> list:
-                return [placed[k][0].result()[placed[k][1]] for k in chosen]
-
-            histograms = Derived(gather)
-            if self._aggregation is not None:  # all of them merged by one pair of collectives
-                histograms = self._aggregation.histograms(
-                    histograms, [tags[k] for k in chosen], event_step
-                )
-
-            def build(chosen: list[int] = chosen, histograms=histograms) -> summary_pb2.Summary:
-                summary = summary_pb2.Summary()
-                results = histograms.result()
-                for k, histogram in zip(chosen, results, strict=True):
-                    summary.value.extend(histogram_summary(tags[k], histogram, True).value)
-                if check_nonfinite:
-                    total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in results)
-                    summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
-                return summary
-
-            self._events.add(jobs.summary("histograms", tags[chosen[0]], event_step, wall, build))
-            if check_nonfinite and self._on_anomaly is not None:
-                chosen_tags = [tags[k] for k in chosen]
-                self._events.add(
-                    jobs.nonfinite_call_back(chosen_tags, histograms, event_step, self._on_anomaly)
-                )
+        histograms.log_histograms(self._state, named_tensors, step, prefix, walltime,
+                                  check_nonfinite=check_nonfinite)  # fmt: skip
 
     def add_image(
         self,
@@ -393,7 +248,7 @@ class SummaryWriter:
                 averaging (aspect kept) before they leave the backend.
             walltime: seconds since the epoch; default now.
         """
-        self._log_images(tag, img, step, dataformats, max_size, walltime, "img")
+        images.log_images(self._state, tag, img, step, dataformats, max_size, walltime, "img")
 
     def add_images(
         self,
@@ -414,40 +269,7 @@ class SummaryWriter:
             max_size: as in :meth:`add_image`; with it, the batch is never copied whole.
             walltime: seconds since the epoch; default now.
         """
-        self._log_images(tag, imgs, step, dataformats, max_size, walltime, "imgs")
-
-    def _log_images(
-        self,
-        tag: object,
-        images: object,
-        step: object,
-        dataformats: object,
-        max_size: object,
-        walltime: object,
-        argument: str,
-    ) -> None:
-        tag, step, wall = self._begin(tag, step, walltime)
-        formats = arguments.IMAGE_FORMATS if argument == "img" else arguments.IMAGES_FORMATS
-        layout = arguments.check_dataformats(dataformats, formats, "dataformats")
-        if max_size is not None:
-            max_size = arguments.check_positive_int(
-                max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
-            )
-        backend, array = backend_for(images, argument)
-        nhwc = arguments.check_images(array, layout, argument, "dataformats")
-        n, height, width, channels = nhwc.shape
-        if not self._writes_files:
-            return  # rank 0's images only
-        pending = backend.thumbnails(nhwc, max_size)
-        out_h, out_w = backend.thumbnail_size(height, width, max_size)
-        self._enqueue(
-            "image",
-            tag,
-            step,
-            wall,
-            lambda: image_summary(tag, pending.result()),
-            nbytes=n * out_h * out_w * channels,
-        )
+        images.log_images(self._state, tag, imgs, step, dataformats, max_size, walltime, "imgs")
 
     def add_text(
         self,
@@ -464,9 +286,7 @@ class SummaryWriter:
             step: global step; None for one more than this tag's last step.
             walltime: seconds since the epoch; default now.
         """
-        tag, step, wall = self._begin(tag, step, walltime)
-        strings, scalar = arguments.check_text(text_string)
-        self._enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
+        messages.log_text(self._state, tag, text_string, step, walltime)
 
     def add_summary(
         self, summary: object, step: int | None = None, walltime: float | None = None
@@ -487,29 +307,7 @@ class SummaryWriter:
             TypeError: not a Summary message.
             ValueError: a Summary with no values, or a value with an empty tag.
         """
-        if not isinstance(summary, summary_pb2.Summary):
-            descriptor = getattr(summary, "DESCRIPTOR", None)
-            if getattr(descriptor, "name", None) != "Summary" or not hasattr(
-                summary, "SerializeToString"
-            ):
-                raise TypeError(
-                    f"summary must be a Summary protobuf message, got {type(summary).__name__}"
-                )
-            summary = summary_pb2.Summary.FromString(summary.SerializeToString())
-        if not summary.value:
-            raise ValueError("summary holds no values; add at least one Summary.Value")
-        for value in summary.value:
-            arguments.check_tag(value.tag, "summary value tag")
-        tag, step, wall = self._begin(summary.value[0].tag, step, walltime)
-        step = self._resolve_step(tag, step)
-        for value in summary.value[1:]:
-            self._steps[value.tag] = step
-        if not self._writes_files:
-            return  # rank 0's summaries only
-        self._events.add(jobs.ready_summary(summary, step, wall))
-        starts = hparams_summaries.SESSION_START_INFO_TAG
-        if not self._session.started and any(value.tag == starts for value in summary.value):
-            self._session.end_at_close("success")
+        messages.log_summary(self._state, summary, step, walltime)
 
     def add_anomaly(
         self,
@@ -520,7 +318,7 @@ class SummaryWriter:
         upper: float | None = None,
         max_positions: int = 100,
         walltime: float | None = None,
-    ) -> _anomaly.AnomalyHandle:
+    ) -> AnomalyHandle:
         """Check a tensor for NaN, ±Inf and values out of bounds, and log what was found.
 
         One reduction (on the device for device tensors, never syncing the caller) counts
@@ -550,30 +348,8 @@ class SummaryWriter:
             ValueError: NaN or infinite bounds, ``lower > upper``, ``max_positions`` out of
                 range, an empty tensor; the writer is closed.
         """
-        tag, step, wall = self._begin(tag, step, walltime)
-        lower = arguments.check_bound(lower, "lower")
-        upper = arguments.check_bound(upper, "upper")
-        if lower is not None and upper is not None and lower > upper:
-            raise ValueError(f"lower ({lower}) must not exceed upper ({upper}); swap them")
-        max_positions = arguments.check_count(
-            max_positions, "max_positions", _anomaly.MAX_POSITIONS
-        )
-        backend, array = backend_for(values, "values")
-        if int(getattr(array, "size", 1)) == 0:
-            raise ValueError("values is empty; there is nothing to check")
-        pending = backend.anomaly(array, lower, upper, max_positions, _anomaly.HEATMAP_CELLS)
-        step = self._resolve_step(tag, step)
-        if self._aggregation is not None:
-            pending = self._aggregation.anomaly(pending, tag, step, lower, upper, max_positions)
-        handle = _anomaly.AnomalyHandle(pending, tag, step, lower, upper)
-
-        def build() -> summary_pb2.Summary:
-            return anomaly_summary(*handle.summary_parts(), lower, upper)
-
-        self._enqueue("anomaly", tag, step, wall, build)
-        if self._on_anomaly is not None:
-            self._events.add(jobs.anomaly_call_back(handle, self._on_anomaly))
-        return handle
+        return anomaly.log_anomaly(self._state, tag, values, step, lower, upper, max_positions,
+                                   walltime)  # fmt: skip
 
     def add_embedding(
         self,
@@ -617,44 +393,9 @@ class SummaryWriter:
             ValueError: an empty ``mat``; metadata or images whose count is not N; rows of
                 unequal length; a bad format or ``reduce``; the writer is closed.
         """
-        tag, step, _ = self._begin(tag, step, None)
-        if reduce is not None and reduce != "pca":
-            raise ValueError(f"reduce must be None or 'pca', got {reduce!r}")
-        if reduce is not None:
-            components = arguments.check_positive_int(
-                components, "components", "keep at least one axis, e.g. components=3"
-            )
-        backend, matrix = backend_for(mat, "mat")
-        shape = tuple(getattr(matrix, "shape", ()))
-        if len(shape) == 0 or shape[0] == 0 or 0 in shape:
-            raise ValueError(f"mat must be N×D with N, D >= 1, got shape {shape}")
-        n = shape[0]
-        labels = embedding_args.labels(metadata, n)
-        header = None
-        if labels is not None:
-            columns = labels[1]
-            if metadata_header is not None:
-                header = tuple(embedding_args.header(metadata_header, columns))
-            elif columns > 1:
-                header = tuple(f"column_{i}" for i in range(columns))
-        if not self._writes_files:
-            return  # rank 0's embedding only
-        thumbnails = None
-        if label_img is not None:
-            thumbnails = embedding_args.sprite_thumbnails(label_img, label_img_format, n)
-        pending = backend.embedding(matrix, components if reduce else None)
-        step = self._resolve_step(tag, step)
-        files = self._projector
-
-        def write() -> None:
-            matrix_ = pending.result()
-            if not np.isfinite(matrix_).all() and reduce:
-                raise ValueError("mat holds NaN or ±Inf, which principal components cannot place")
-            rows = None if labels is None else embedding_args.label_rows(labels[0].result())
-            images = None if thumbnails is None else thumbnails.result()
-            files.write(tag, step, matrix_, rows, header, images)
-
-        self._events.add(jobs.files(write, f"embedding {tag!r} at step {step}"))
+        embedding.log_embedding(self._state, mat, metadata, label_img, tag, step, metadata_header,
+                                label_img_format=label_img_format, reduce=reduce,
+                                components=components)  # fmt: skip
 
     def add_hparams(
         self, hparams: dict, metrics: dict | None = None, walltime: float | None = None
@@ -682,17 +423,7 @@ class SummaryWriter:
             ValueError: a value outside its domain, a name used twice, or hparams that differ
                 from this run's (one run is one session: use a new writer in its own logdir).
         """
-        self._events.check_open()
-        session = hp.session(hparams, metrics)
-        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-        if self._session.open(session):
-            experiment = hparams_summaries.experiment_summary
-            start = hparams_summaries.session_start_summary
-            self._enqueue("hparams", hparams_summaries.EXPERIMENT_TAG, 0, wall,
-                          lambda: experiment(session, wall))  # fmt: skip
-            self._enqueue("hparams", hparams_summaries.SESSION_START_INFO_TAG, 0, wall,
-                          lambda: start(session, wall))  # fmt: skip
-            self._session.end_at_close("success")
+        session = messages.log_hparams(self._state, hparams, metrics, walltime)
         for metric, value in session.metrics:
             if value is not None:
                 self.add_scalar(metric.name, value, walltime=walltime)
@@ -720,22 +451,7 @@ class SummaryWriter:
             ValueError: two layers with one name, an input naming no layer, an
                 ``input_to_model`` the model fails on. Nothing is written then.
         """
-        self._events.check_open()
-        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-        nodes, name = model_nodes(model, input_to_model)
-        try:
-            graph_def = graph_summaries.graph_def(nodes).SerializeToString()
-        except UnicodeEncodeError as exc:
-            arguments.check_unicode(exc.object, "a layer's name, type or input")
-            raise  # not reached: check_unicode raises for what UTF-8 cannot encode
-        if not self._writes_files:
-            return  # rank 0's graph only
-        text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)
-        path = os.path.join(self._logdir, "graph", "structure_graph.json")
-        # Readers see the old file or the new one, never a part; a failed write leaves neither
-        # a part nor a temporary file, and raises here (OSError) with nothing queued.
-        write_atomically(path, text.encode("utf-8"))
-        self._events.add(jobs.graph(graph_def, wall))
+        graph.log_graph(self._state, model, input_to_model, walltime)
 
     def monitor_gpus(
         self, interval: float = 10.0, devices: list[int] | None = None, *, lenient: bool = False
@@ -744,14 +460,6 @@ class SummaryWriter:
         (see :class:`~gpu_summary.GpuMonitor`); returns the monitor."""
         return GpuMonitor(self, interval, devices, lenient=lenient)
 
-    def _add_monitor(self, monitor: GpuMonitor) -> None:
-        self._events.check_open()
-        self._monitors.append(monitor)
-
-    def _add_sample(self, tag: str, value: float, step: int, wall: float) -> None:
-        """A scalar from a background sampler: no collective, only rank 0 writes it."""
-        self._events.add(jobs.scalar(tag, value, step, wall))
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def flush(self, fsync: bool = False) -> None:
@@ -759,22 +467,11 @@ class SummaryWriter:
         collective queued so far has run, on this rank). The OS then has it: it survives the
         process being killed. ``fsync=True`` also waits for the storage device (``os.fsync``),
         so that it survives a power loss; ``close()`` always does."""
-        if self._aggregation is not None:
-            self._aggregation.aggregator.wait()
-            self._aggregation.aggregator.raise_error()
-        self._events.flush(fsync)
+        self._state.flush(fsync)
 
     def close(self) -> None:
         """Flush and close the file; later ``add_*`` calls raise ValueError. Idempotent."""
-        for monitor in self._monitors:
-            monitor.stop()
-        self._monitors.clear()
-        aggregation = self._aggregation
-        if aggregation is not None and not self._events.closed:
-            aggregation.aggregator.close()
-        self._events.close()
-        if aggregation is not None:
-            aggregation.aggregator.raise_error()
+        self._state.close()
 
     def __reduce__(self) -> tuple:
         raise TypeError(
@@ -786,6 +483,6 @@ class SummaryWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if exc_type is not None and self._session.started and not self._events.closed:
-            self._session.end_at_close("failure")
+        if exc_type is not None:
+            self._state.fail_session()
         self.close()

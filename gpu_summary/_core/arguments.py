@@ -268,9 +268,13 @@ def check_logdir(logdir: object) -> str:
 
 
 def check_writer_options(
-    flush_secs: object, max_queue: object, max_queue_bytes: object, filename_suffix: object
+    flush_secs: object,
+    max_queue: object,
+    max_queue_bytes: object,
+    filename_suffix: object,
+    on_anomaly: object = None,
 ) -> None:
-    """Check SummaryWriter's queue and file options."""
+    """Check SummaryWriter's queue, file and call-back options."""
     if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
         raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
     if not flush_secs > 0:
@@ -281,3 +285,5 @@ def check_writer_options(
         raise ValueError(
             f"filename_suffix must be a str without '/' or NUL, got {filename_suffix!r}"
         )
+    if on_anomaly is not None and not callable(on_anomaly):
+        raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")

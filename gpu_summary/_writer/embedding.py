@@ -1,0 +1,69 @@
+"""``add_embedding``: the matrix (or its principal components) reduced where it lives, the
+labels and sprite prepared on the caller's thread, the Projector's files written on the
+writer thread."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from gpu_summary._backend import backend_for
+from gpu_summary._core import arguments
+from gpu_summary._embedding import arguments as embedding_args
+from gpu_summary._writer import jobs
+from gpu_summary._writer.state import WriterState
+
+
+def log_embedding(
+    state: WriterState,
+    mat: object,
+    metadata: object = None,
+    label_img: object = None,
+    tag: str = "default",
+    step: int | None = None,
+    metadata_header: Sequence[str] | None = None,
+    *,
+    label_img_format: str | None = None,
+    reduce: str | None = None,
+    components: int = 10,
+) -> None:
+    """SummaryWriter.add_embedding, on a writer's state."""
+    tag, step, _ = state.begin(tag, step, None)
+    if reduce is not None and reduce != "pca":
+        raise ValueError(f"reduce must be None or 'pca', got {reduce!r}")
+    if reduce is not None:
+        components = arguments.check_positive_int(
+            components, "components", "keep at least one axis, e.g. components=3"
+        )
+    backend, matrix = backend_for(mat, "mat")
+    shape = tuple(getattr(matrix, "shape", ()))
+    if len(shape) == 0 or shape[0] == 0 or 0 in shape:
+        raise ValueError(f"mat must be N×D with N, D >= 1, got shape {shape}")
+    n = shape[0]
+    labels = embedding_args.labels(metadata, n)
+    header = None
+    if labels is not None:
+        columns = labels[1]
+        if metadata_header is not None:
+            header = tuple(embedding_args.header(metadata_header, columns))
+        elif columns > 1:
+            header = tuple(f"column_{i}" for i in range(columns))
+    if not state.writes_files:
+        return  # rank 0's embedding only
+    thumbnails = None
+    if label_img is not None:
+        thumbnails = embedding_args.sprite_thumbnails(label_img, label_img_format, n)
+    pending = backend.embedding(matrix, components if reduce else None)
+    step = state.resolve_step(tag, step)
+    files = state.projector
+
+    def write() -> None:
+        matrix_ = pending.result()
+        if not np.isfinite(matrix_).all() and reduce:
+            raise ValueError("mat holds NaN or ±Inf, which principal components cannot place")
+        rows = None if labels is None else embedding_args.label_rows(labels[0].result())
+        images = None if thumbnails is None else thumbnails.result()
+        files.write(tag, step, matrix_, rows, header, images)
+
+    state.events.add(jobs.files(write, f"embedding {tag!r} at step {step}"))

@@ -1,0 +1,44 @@
+"""``add_image`` and ``add_images``: checked, thumbnails launched on the backend that holds
+the pixels (so a device batch never crosses whole), PNGs encoded on the writer thread."""
+
+from __future__ import annotations
+
+from gpu_summary._backend import backend_for
+from gpu_summary._core import arguments
+from gpu_summary._writer.state import WriterState
+from gpu_summary.summaries.image import image_summary
+
+
+def log_images(
+    state: WriterState,
+    tag: object,
+    images: object,
+    step: object,
+    dataformats: object,
+    max_size: object,
+    walltime: object,
+    argument: str,
+) -> None:
+    """SummaryWriter.add_image(s); ``argument`` is ``"img"`` or ``"imgs"``."""
+    tag, step, wall = state.begin(tag, step, walltime)
+    formats = arguments.IMAGE_FORMATS if argument == "img" else arguments.IMAGES_FORMATS
+    layout = arguments.check_dataformats(dataformats, formats, "dataformats")
+    if max_size is not None:
+        max_size = arguments.check_positive_int(
+            max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
+        )
+    backend, array = backend_for(images, argument)
+    nhwc = arguments.check_images(array, layout, argument, "dataformats")
+    n, height, width, channels = nhwc.shape
+    if not state.writes_files:
+        return  # rank 0's images only
+    pending = backend.thumbnails(nhwc, max_size)
+    out_h, out_w = backend.thumbnail_size(height, width, max_size)
+    state.enqueue(
+        "image",
+        tag,
+        step,
+        wall,
+        lambda: image_summary(tag, pending.result()),
+        nbytes=n * out_h * out_w * channels,
+    )

@@ -1,0 +1,153 @@
+"""What one SummaryWriter holds, and the path every ``add_*`` call shares.
+
+:class:`WriterState` owns the event file (none on ranks other than 0), the last step of each
+tag, the merge across ranks, the hparams session, the Projector's files and the GPU monitors.
+``begin`` checks the arguments every call has, ``resolve_step`` fills in a missing step, and
+``enqueue`` queues a Summary built on the writer thread.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gpu_summary import distributed as _distributed
+from gpu_summary._core import arguments
+from gpu_summary._core.anomaly import AnomalyReport
+from gpu_summary._embedding.files import ProjectorFiles
+from gpu_summary._events.jobs import Job
+from gpu_summary._events.writer import EventFileWriter, NullEventWriter
+from gpu_summary._writer import jobs
+from gpu_summary._writer.aggregation import Aggregation
+from gpu_summary._writer.session import RunSession
+from gpu_summary.proto import summary_pb2
+
+if TYPE_CHECKING:
+    from gpu_summary.monitor import GpuMonitor
+
+
+def default_logdir() -> str:
+    """``runs/<Mon><DD>_<HH>-<MM>-<SS>_<host>``, as torch's SummaryWriter names a run."""
+    stamp = datetime.datetime.now().strftime("%b%d_%H-%M-%S")
+    return os.path.join("runs", f"{stamp}_{socket.gethostname()}")
+
+
+class WriterState:
+    """One writer's files, steps and collaborators (arguments already checked).
+
+    Thread safety: every method may be called from several threads.
+    """
+
+    def __init__(
+        self,
+        logdir: str,
+        flush_secs: float,
+        max_queue: int,
+        filename_suffix: str,
+        max_queue_bytes: int,
+        on_anomaly: Callable[[AnomalyReport], object] | None,
+        distributed: object,
+    ) -> None:
+        self.logdir = logdir
+        self.on_anomaly = on_anomaly
+        self.aggregation: Aggregation | None = None
+        if distributed is not None:
+            collective = _distributed.connect(distributed)
+            self.aggregation = Aggregation(_distributed.Aggregator(collective))
+        self.rank = 0 if self.aggregation is None else self.aggregation.rank
+        self.writes_files = self.rank == 0
+        self.events: EventFileWriter | NullEventWriter
+        if self.writes_files:
+            self.events = EventFileWriter(
+                logdir,
+                flush_secs=flush_secs,
+                max_queue=max_queue,
+                max_queue_bytes=max_queue_bytes,
+                filename_suffix=filename_suffix,
+            )
+        else:
+            self.events = NullEventWriter()
+        self.steps: dict[str, int] = {}
+        self.steps_lock = threading.Lock()
+        self.session = RunSession(self.events)
+        self.projector = ProjectorFiles(logdir)
+        self.monitors: list[GpuMonitor] = []
+
+    def check_open(self) -> None:
+        """Raise ValueError if the writer is closed, or an earlier merge's error."""
+        self.events.check_open()
+        if self.aggregation is not None:
+            self.aggregation.aggregator.raise_error()
+
+    def begin(self, tag: object, step: object, walltime: object) -> tuple[str, int | None, float]:
+        """The checks every ``add_*`` makes first: (tag, step or None, wall time)."""
+        self.check_open()
+        tag = arguments.check_tag(tag)
+        checked_step = None if step is None else arguments.check_step(step)
+        wall = time.time() if walltime is None else arguments.check_walltime(walltime)
+        return tag, checked_step, wall
+
+    def resolve_step(self, tag: str, step: int | None) -> int:
+        """``step``, or one more than ``tag``'s last (0 the first time); remembered."""
+        if step is None:
+            with self.steps_lock:
+                step = self.steps.get(tag, -1) + 1
+                self.steps[tag] = step
+        else:
+            self.steps[tag] = step  # a single dict store is atomic
+        return step
+
+    def enqueue(
+        self,
+        kind: str,
+        tag: str,
+        step: int | None,
+        wall: float,
+        build: Callable[[], summary_pb2.Summary],
+        nbytes: int = 0,
+    ) -> None:
+        """Queue the Summary ``build()`` makes on the writer thread, at ``step`` (resolved)."""
+        step = self.resolve_step(tag, step)
+        self.events.add(jobs.summary(kind, tag, step, wall, build, nbytes))
+
+    def add(self, job: Job) -> None:
+        """Queue a job for the writer thread (blocks while the queue is full)."""
+        self.events.add(job)
+
+    def add_monitor(self, monitor: GpuMonitor) -> None:
+        """Stop ``monitor`` when the writer closes."""
+        self.events.check_open()
+        self.monitors.append(monitor)
+
+    def add_sample(self, tag: str, value: float, step: int, wall: float) -> None:
+        """A scalar from a background sampler: no collective, only rank 0 writes it."""
+        self.events.add(jobs.scalar(tag, value, step, wall))
+
+    def flush(self, fsync: bool) -> None:
+        """Every collective queued so far run (this rank), then the file flushed."""
+        if self.aggregation is not None:
+            self.aggregation.aggregator.wait()
+            self.aggregation.aggregator.raise_error()
+        self.events.flush(fsync)
+
+    def close(self) -> None:
+        """Stop the monitors, end the collectives, close the file. Idempotent."""
+        for monitor in self.monitors:
+            monitor.stop()
+        self.monitors.clear()
+        aggregation = self.aggregation
+        if aggregation is not None and not self.events.closed:
+            aggregation.aggregator.close()
+        self.events.close()
+        if aggregation is not None:
+            aggregation.aggregator.raise_error()
+
+    def fail_session(self) -> None:
+        """A ``with`` block raised: an open hparams session ends with status failure."""
+        if self.session.started and not self.events.closed:
+            self.session.end_at_close("failure")
