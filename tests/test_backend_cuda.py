@@ -399,8 +399,9 @@ def test_non_numeric_device_data_is_a_type_error(cp, tmp_path):
 def test_device_backend_provides_the_interface(emulated_cupy):
     import inspect
 
-    from gpu_summary._backend import BACKEND_FUNCTIONS, cuda
+    from gpu_summary._backend import BACKEND_FUNCTIONS, Backend, cuda
 
+    assert isinstance(cuda, Backend)
     for name in BACKEND_FUNCTIONS:
         ours, reference = getattr(cuda, name), getattr(nb, name)
         assert list(inspect.signature(ours).parameters) == list(

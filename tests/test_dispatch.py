@@ -94,3 +94,15 @@ def test_numpy_backend_provides_the_interface():
         assert callable(getattr(numpy_backend, name)), name
     params = inspect.signature(numpy_backend.histogram_fixed).parameters
     assert list(params) == ["values", "limits"]
+
+
+def test_numpy_backend_satisfies_the_protocol():
+    import inspect
+
+    from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
+
+    assert isinstance(numpy_backend, Backend)
+    assert len(BACKEND_FUNCTIONS) == 12
+    for name in BACKEND_FUNCTIONS:
+        declared = list(inspect.signature(getattr(Backend, name)).parameters)[1:]  # no self
+        assert list(inspect.signature(getattr(numpy_backend, name)).parameters) == declared, name

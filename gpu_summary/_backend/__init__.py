@@ -11,30 +11,13 @@ CuPy, and a type's verdict is cached when the type alone decides it.
 from __future__ import annotations
 
 import numbers
-from types import ModuleType
 
 import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
 
-# What every backend module provides, with the NumPy module's signatures and semantics (it is
-# the specification; tests/test_dispatch.py checks the list against each backend present).
-# Reductions return a ``Pending`` whose ``result()`` the writer thread calls; on a device they
-# only launch work and queue the copy of the compact result to the host.
-BACKEND_FUNCTIONS = (
-    "scalar",  # (value) -> Pending[float]
-    "tensor_stats",  # (values) -> Pending[TensorStats]
-    "histogram_fixed",  # (values, limits | None for the ladder) -> Pending[HistogramResult]
-    "histogram_even",  # (values, bins) -> Pending[HistogramResult]
-    "histograms",  # (list of values, one dtype and device) -> Pending[list[HistogramResult]]
-    "thumbnails",  # (NHWC images, max_size) -> Pending[uint8 NHWC ndarray on the host]
-    "thumbnail_size",  # (height, width, max_size) -> (height, width); pure arithmetic
-    "anomaly",  # (values, lower, upper, max_positions, cells) -> Pending[AnomalyResult]
-    "to_host",  # (values) -> Pending[ndarray copy on the host]
-    "embedding",  # (N×D matrix, components | None) -> Pending[float32 N×D or N×k on the host]
-    "snapshot",  # (values) -> a private copy of the same kind (device: on the stream)
-    "even_counts",  # (values, lo, hi, bins) -> Pending[int64 counts over even buckets of [lo, hi]]
-)
+__all__ = ["BACKEND_FUNCTIONS", "Backend", "backend_for", "device_backend", "warm_up"]
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.
 _DLPACK_CPU = 1
@@ -75,7 +58,7 @@ def _host_array(obj: object, argument: str) -> np.ndarray:
     return numpy_backend.as_array(obj, argument)
 
 
-def _load_device_backend(why: str, fix: str = "") -> ModuleType:
+def _load_device_backend(why: str, fix: str = "") -> Backend:
     """The CUDA backend module (imports CuPy); TypeError saying ``why`` it was needed."""
     try:
         from gpu_summary._backend import cuda
@@ -87,7 +70,7 @@ def _load_device_backend(why: str, fix: str = "") -> ModuleType:
     return cuda
 
 
-def device_backend(values: object, argument: str) -> ModuleType:
+def device_backend(values: object, argument: str) -> Backend:
     """The CUDA backend module (imports CuPy, on first device input only)."""
     kind = type(values)
     return _load_device_backend(
@@ -96,7 +79,7 @@ def device_backend(values: object, argument: str) -> ModuleType:
     )
 
 
-def backend_for(values: object, argument: str) -> tuple[ModuleType, object]:
+def backend_for(values: object, argument: str) -> tuple[Backend, object]:
     """The backend that reduces ``values``, and ``values`` in the form that backend takes.
 
     Args:

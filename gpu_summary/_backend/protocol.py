@@ -1,0 +1,86 @@
+"""The one interface both backends implement: ``gpu_summary._backend.numpy`` (the host, and the
+specification) and ``gpu_summary._backend.cuda`` (CUDA kernels, matching it).
+
+Each backend is a module whose functions have these signatures and semantics; the dispatch
+(``gpu_summary._backend.backend_for``) hands one back with the array in the form it takes, and
+the writer never knows which it got. Reductions return a ``Pending`` whose ``result()`` the
+writer thread calls; on a device they only launch work and queue the copy of the compact result
+to the host, never waiting on the caller's thread. ``Array`` is a NumPy array for the host
+backend, a ``DeviceArray`` (CuPy array + stream) for the device one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, TensorStats
+
+Array = object
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A reduction backend (a module satisfying this protocol)."""
+
+    def scalar(self, value: Array) -> Pending[float]:
+        """The one number of a one-element array."""
+        ...
+
+    def tensor_stats(self, values: Array) -> Pending[TensorStats]:
+        """Moments and non-finite counts."""
+        ...
+
+    def histogram_fixed(self, values: Array, limits: np.ndarray | None) -> Pending[HistogramResult]:
+        """Counts over fixed bucket limits (None: TensorBoard's ladder), with the stats."""
+        ...
+
+    def histogram_even(self, values: Array, bins: int) -> Pending[HistogramResult]:
+        """``bins`` even buckets over [min, max] of the finite values, with the stats."""
+        ...
+
+    def even_counts(self, values: Array, lo: float, hi: float, bins: int) -> Pending[np.ndarray]:
+        """int64 counts over ``bins`` even buckets of [lo, hi] (a range known beforehand)."""
+        ...
+
+    def histograms(self, tensors: list[Array]) -> Pending[list[HistogramResult]]:
+        """Ladder histograms of several arrays of one dtype (and device), together."""
+        ...
+
+    def thumbnails(self, images: Array, max_size: int | None) -> Pending[np.ndarray]:
+        """NHWC images as uint8 on the host, area-shrunk so the longer side is ``max_size``."""
+        ...
+
+    def thumbnail_size(self, height: int, width: int, max_size: int | None) -> tuple[int, int]:
+        """The size :meth:`thumbnails` makes (pure arithmetic)."""
+        ...
+
+    def anomaly(
+        self,
+        values: Array,
+        lower: float | None,
+        upper: float | None,
+        max_positions: int,
+        cells: int,
+    ) -> Pending[AnomalyResult]:
+        """Counts, first positions, quantiles and heat map of what is wrong in ``values``."""
+        ...
+
+    def to_host(self, values: Array) -> Pending[np.ndarray]:
+        """A copy on the host."""
+        ...
+
+    def embedding(self, matrix: Array, components: int | None) -> Pending[np.ndarray]:
+        """An N×D matrix as float32 on the host, or its N×k principal components."""
+        ...
+
+    def snapshot(self, values: Array) -> Array:
+        """A private copy of the same kind (on a device: made on the producer's stream)."""
+        ...
+
+
+# The protocol's functions, for checks that a module provides each with its signature.
+BACKEND_FUNCTIONS = tuple(
+    name for name in vars(Backend) if not name.startswith("_") and callable(vars(Backend)[name])
+)

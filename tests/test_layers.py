@@ -1,0 +1,121 @@
+"""The package's shape, checked from outside: layers (import-linter's contracts in
+pyproject.toml), no import cycles, small modules, and a writer module of public methods."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import grimp
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "gpu_summary"
+MOST_LINES = 500
+_LINT = "import sys; from importlinter.cli import lint_imports_command; lint_imports_command()"
+
+
+def _lint_imports(root: pathlib.Path) -> subprocess.CompletedProcess:
+    """lint-imports on the package found first on ``root`` (its pyproject.toml's contracts)."""
+    return subprocess.run(
+        [sys.executable, "-c", _LINT, "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "PYTHONNOUSERSITE": "1"},
+    )
+
+
+def test_every_import_runs_down_the_layers():
+    proc = _lint_imports(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 kept, 0 broken" in proc.stdout, proc.stdout
+
+
+def test_an_import_back_up_a_layer_breaks_the_contract(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "gpu_summary", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    results = tmp_path / "gpu_summary" / "_core" / "results.py"
+    results.write_text(results.read_text() + "\nfrom gpu_summary import writer  # noqa\n")
+    proc = _lint_imports(tmp_path)
+    assert proc.returncode != 0
+    assert "gpu_summary._core.results -> gpu_summary.writer" in proc.stdout, proc.stdout
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm)."""
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in edges[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles():
+    graph = grimp.build_graph("gpu_summary", exclude_type_checking_imports=True)
+    assert len(graph.modules) > 50
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = grimp.ImportGraph()
+    for module in ("p", "p.a", "p.b", "p.c"):
+        graph.add_module(module)
+    graph.add_import(importer="p.a", imported="p.b")
+    graph.add_import(importer="p.b", imported="p.a")
+    graph.add_import(importer="p.c", imported="p.a")
+    assert _cycles(graph) == [["p.a", "p.b"]]
+
+
+def test_no_module_is_over_500_lines():
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+        if not path.name.endswith("_pb2.py")
+    }
+    assert len(sizes) > 50
+    assert {path: n for path, n in sizes.items() if n > MOST_LINES} == {}
+
+
+def test_the_writer_module_holds_the_public_methods_only():
+    tree = ast.parse((PACKAGE / "writer.py").read_text(encoding="utf-8"))
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    assert [c.name for c in classes] == ["SummaryWriter"] and functions == []
+    methods = [n for n in classes[0].body if isinstance(n, ast.FunctionDef)]
+    private = [m.name for m in methods if m.name.startswith("_") and not m.name.endswith("__")]
+    assert private == []
+    undocumented = [
+        m.name for m in methods if not m.name.startswith("__") and not ast.get_docstring(m)
+    ]
+    assert undocumented == []
+    assert {"add_scalar", "add_histogram", "add_image", "flush", "close"} <= {
+        m.name for m in methods
+    }
