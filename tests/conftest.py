@@ -5,19 +5,22 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+from tensorboard.plugins.projector import projector_config_pb2 as tb_projector
 from tensorboard.util import tensor_util
 
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
 # The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py).
-# "emulated" runs the device backend on the CPU: tests/fake_cupy.py stands in for CuPy.
+# "emulated" runs the device backend on the CPU: tests/support/fake_cupy.py stands in for CuPy.
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu), "emulated"]
 _DEVICE_MODULES = "gpu_summary._backend.cuda"
 # Every dtype a reduction must accept.
@@ -30,7 +33,7 @@ def _cuda_available() -> bool:
     """Whether CuPy is installed and the CUDA driver sees a device.
 
     Asks the driver library itself: importing the real CuPy into the test process would make
-    the ``emulated`` tests (which install tests/fake_cupy.py as ``cupy``) skip.
+    the ``emulated`` tests (which install tests/support/fake_cupy.py as ``cupy``) skip.
     """
     if importlib.util.find_spec("cupy") is None:
         return False
@@ -55,14 +58,14 @@ def _forget_device_backend() -> None:
 
 @pytest.fixture(scope="session")
 def _emulated_kernels(tmp_path_factory):
-    import fake_cupy
+    from support import fake_cupy
 
     return fake_cupy.install(tmp_path_factory.mktemp("emulated_kernels"))
 
 
 @pytest.fixture
 def emulated_cupy(request, monkeypatch):
-    """tests/fake_cupy.py installed as ``cupy``; the device backend re-imported over it."""
+    """tests/support/fake_cupy.py installed as ``cupy``; the device backend re-imported over it."""
     fake = request.getfixturevalue("_emulated_kernels")
     if "cupy" in sys.modules and sys.modules["cupy"] is not fake:
         pytest.skip("the real CuPy is loaded in this process")
@@ -165,3 +168,19 @@ def run_python(code: str, timeout: float = 60, **kwargs) -> subprocess.Completed
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True, text=True, timeout=timeout, **kwargs,
     )  # fmt: skip
+
+
+def projector_config(logdir):
+    """The run's projector_config.pbtxt, parsed with TensorBoard's own message."""
+    config = tb_projector.ProjectorConfig()
+    with open(os.path.join(logdir, "projector_config.pbtxt"), encoding="utf-8") as file:
+        text_format.Parse(file.read(), config)
+    return config
+
+
+def projector_tensor(logdir, info):
+    """The points of one embedding of the config, as the projector plugin reads them."""
+    path = os.path.join(logdir, info.tensor_path)
+    if path.endswith(".tsv"):
+        return np.loadtxt(path, dtype=np.float32, delimiter="\t", ndmin=2)
+    return np.fromfile(path, dtype="<f4").reshape(list(info.tensor_shape))

@@ -3,7 +3,7 @@
 Counts, min, max and non-finite counts must be equal exactly; sums within
 ``cuda.MOMENT_RTOL`` of sum(|x|). The ``cp`` fixture runs each test twice: on a GPU with the
 real CuPy (marked ``gpu``, skipped cleanly without a device; ``pytest -m gpu`` runs them all,
-as ``benchmarks/gpu_check.sh`` does), and on the CPU with tests/fake_cupy.py, which runs the
+as ``benchmarks/gpu_check.sh`` does), and on the CPU with tests/support/fake_cupy.py, which runs the
 same backend code with the kernels compiled for the CPU. Tests of streams, asynchrony and
 PyTorch need the real device only.
 """
@@ -54,7 +54,7 @@ def _device(values):
 
 def _size(cp, n: int) -> int:
     """n on a GPU; a tenth of it through the CPU emulation of the kernels."""
-    return n // 10 if cp.__name__ == "fake_cupy" else n
+    return n // 10 if cp.__name__ == "support.fake_cupy" else n
 
 
 def _compare(cp, host, bins="ladder"):

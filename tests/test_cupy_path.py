@@ -3,8 +3,8 @@ PTX it produces under CuPy's ``-ftz=true``, the machine code's resources, and th
 held against the real CuPy's API.
 
 The real CuPy (``cupy-cuda12x``, test extra) imports without a driver; it runs in helper
-processes (tests/cupy_path.py, tests/cupy_api.py) so that this process keeps the stand-in
-(tests/fake_cupy.py) for the ``emulated`` tests.
+processes (tests/support/cupy_path.py, tests/support/cupy_api.py) so that this process keeps
+the stand-in (tests/support/fake_cupy.py) for the ``emulated`` tests.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
-import cupy_path
+from support import cupy_path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURES = ("80", "90")
@@ -181,7 +181,7 @@ def test_resident_blocks_follow_the_occupancy_rules():
 
 
 def test_conformance_stand_in_and_backend_match_the_real_cupy():
-    process = subprocess.run([sys.executable, str(ROOT / "tests" / "cupy_api.py")],
+    process = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "cupy_api.py")],
                              capture_output=True, text=True, timeout=300)  # fmt: skip
     assert process.returncode == 0, process.stderr[-5000:]
     report = json.loads(process.stdout)
@@ -195,7 +195,7 @@ def test_conformance_stand_in_and_backend_match_the_real_cupy():
 
 
 def test_conformance_checker_reports_drift(monkeypatch):
-    import cupy_api
+    from support import cupy_api
 
     real = cupy_api.real_signature
     doc = type("Doc", (), {"__doc__": "alloc_pinned_memory(size_t size) -> PinnedMemoryPointer"})

@@ -19,9 +19,9 @@ import gpu_summary as gs
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import anomaly as _anomaly
 
-import dist_worker
 from conftest import legacy_reader, plugin_reader, tensor_values
-from tb_server import free_port
+from support import dist_worker
+from support.tb_server import free_port
 
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
 _HAS_MPI = importlib.util.find_spec("mpi4py") is not None and shutil.which(

@@ -10,32 +10,16 @@ import os
 
 import numpy as np
 import pytest
-from google.protobuf import text_format
 from PIL import Image
-from tensorboard.plugins.projector import projector_config_pb2 as tb_projector
 
 import gpu_summary as gs
-import gpu_summary.summary as summary
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._embedding import projector_format as projector_files
-from gpu_summary.proto import summary_projector_pb2
 
-from conftest import _cuda_available, legacy_reader
-from tb_server import get, poll, poll_json, tensorboard
-
-
-def _config(logdir):
-    config = tb_projector.ProjectorConfig()
-    with open(os.path.join(logdir, "projector_config.pbtxt"), encoding="utf-8") as file:
-        text_format.Parse(file.read(), config)
-    return config
-
-
-def _tensor(logdir, info):
-    path = os.path.join(logdir, info.tensor_path)
-    if path.endswith(".tsv"):
-        return np.loadtxt(path, dtype=np.float32, delimiter="\t", ndmin=2)
-    return np.fromfile(path, dtype="<f4").reshape(list(info.tensor_shape))
+from conftest import _cuda_available
+from conftest import projector_config as _config
+from conftest import projector_tensor as _tensor
+from support.tb_server import get, poll, poll_json, tensorboard
 
 
 def test_files_round_trip(tmp_path, xp):
@@ -117,7 +101,7 @@ def _principal_components_by_svd(x, k):
 
 
 def test_pca_keeps_the_top_components(tmp_path, xp):
-    if xp.__name__ == "fake_cupy":
+    if xp.__name__ == "support.fake_cupy":
         pytest.skip("device PCA uses CuPy's linear algebra, which the CPU stand-in lacks")
     rng = np.random.default_rng(8)
     scales = np.array([9.0, 5.0, 3.0, 1.0, 0.5, 0.1])
@@ -197,71 +181,6 @@ def test_live_projector_lists_and_serves_the_embedding(tmp_path, load_fast):
         scalars = poll(lambda: json.loads(get(base, "/data/plugin/scalars/tags")),
                        lambda t: "loss" in t.get("run1", {}), "scalar tags")  # fmt: skip
         assert "loss" in scalars["run1"]
-
-
-def test_seed_projector_example_runs_and_keeps_every_call(tmp_path):
-    logdir = str(tmp_path)
-    projecotr = summary.Projector(logdir)
-    projecotr.create_embedding_projector()
-    rng = np.random.default_rng(0)
-    value = rng.random((10, 10, 10)).astype(np.float32)
-    label = (rng.random(10) * 10).astype(np.int64)
-    x = (rng.random((10, 10, 10)) * 255).astype(np.uint8)
-    for step in (1, 2):
-        projecotr.embedding_projector(value=value, label=label, tag="embedding_projector",
-                                      step=step, sample_name="sample", sample_type="image",
-                                      x=x)  # fmt: skip
-    projecotr.create_exception_projector()
-    projecotr.exception_projector(value=value, tag=np.frombuffer(b"exception", np.int8),
-                                  step=np.array([5], np.int64), sample_name="sample",
-                                  sample_type="image", x=x)  # fmt: skip
-    assert os.path.basename(projecotr.embedding_filename).startswith("projector.")
-    assert os.path.basename(projecotr.exception_filename).startswith("projector.gradit.")
-    message = summary_projector_pb2.SummaryProjector.FromString(
-        open(projecotr.embedding_filename, "rb").read()
-    )
-    assert message.metadata.type == summary_projector_pb2.MetaData.EMBEDDING
-    assert [p.step for p in message.projector] == [1, 2]
-    first = message.projector[0]
-    assert first.tag == "embedding_projector" and first.value.dtype == "float32"
-    assert [d.size for d in first.value.shape.dim] == [10, 10, 10]
-    np.testing.assert_array_equal(np.frombuffer(first.value.content, np.float32), value.ravel())
-    np.testing.assert_array_equal(np.frombuffer(first.label.content, np.int64), label)
-    assert message.sample.name == "sample" and message.sample.type == 0
-    np.testing.assert_array_equal(np.frombuffer(message.sample.X.content, np.uint8), x.ravel())
-    exception = summary_projector_pb2.SummaryProjector.FromString(
-        open(projecotr.exception_filename, "rb").read()
-    )
-    assert exception.metadata.type == summary_projector_pb2.MetaData.EXCEPTION
-    assert [(p.tag, p.step) for p in exception.projector] == [("exception", 5)]
-    # The embedding also in TensorBoard's format, with labels and a sprite of the samples.
-    infos = _config(tmp_path).embeddings
-    assert [i.tensor_name for i in infos] == [
-        "embedding_projector:00001",
-        "embedding_projector:00002",
-    ]
-    np.testing.assert_array_equal(_tensor(tmp_path, infos[0]), value.reshape(10, 100))
-    assert (tmp_path / infos[0].metadata_path).read_text().split("\n")[:10] == [
-        str(v) for v in label
-    ]
-    assert infos[0].sprite.image_path
-    assert legacy_reader(tmp_path).Tags()["scalars"] == []
-
-
-def test_seed_projector_errors(tmp_path):
-    with pytest.raises(ValueError, match="needs a logdir"):
-        summary.Projector(None)
-    projector = summary.Projector(str(tmp_path))
-    with pytest.raises(ValueError, match=r"call create_embedding_projector\(\) before"):
-        projector.embedding_projector(value=np.ones((2, 2)))
-    projector.create_embedding_projector()
-    with pytest.raises(ValueError, match="already writes"):
-        projector.create_embedding_projector()
-    with pytest.raises(ValueError, match="sample_type must be one of"):
-        projector.embedding_projector(value=np.ones((2, 2)), sample_name="s", sample_type="video")
-    with pytest.raises(ValueError, match="one label per point"):
-        projector.embedding_projector(value=np.ones((2, 2)), label=np.arange(3))
-    assert not os.path.exists(projector.embedding_filename)  # nothing half-written
 
 
 @pytest.mark.gpu

@@ -50,9 +50,9 @@ def module_level_imports(path: Path) -> set[str]:
 
 
 def gpu_run_imports() -> set[str]:
-    files = [*ROOT.joinpath("gpu_summary").rglob("*.py"), *ROOT.joinpath("tests").glob("*.py"),
+    files = [*ROOT.joinpath("gpu_summary").rglob("*.py"), *ROOT.joinpath("tests").rglob("*.py"),
              ROOT / "benchmarks" / "bench_gpu.py"]  # fmt: skip
-    local = {p.stem for p in ROOT.joinpath("tests").glob("*.py")} | {"gpu_summary"}
+    local = {p.stem for p in ROOT.joinpath("tests").glob("*.py")} | {"gpu_summary", "support"}
     names = set().union(*map(module_level_imports, files))
     return names - set(sys.stdlib_module_names) - local
 

@@ -13,7 +13,7 @@ import gpu_summary as gs
 from gpu_summary._events.records import read_records
 from gpu_summary.summaries.graph import attr_value
 
-from tb_server import get, poll, tensorboard
+from support.tb_server import get, poll, tensorboard
 
 # The seed's Keras-style layers: a functional model with a branch and a merge, inbound nodes in
 # Keras 2 form, Keras 3 form and as plain names.

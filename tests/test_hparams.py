@@ -15,7 +15,7 @@ import gpu_summary as gs
 from gpu_summary._events.records import read_records
 
 from conftest import legacy_reader, plugin_reader
-from tb_server import poll_post, tensorboard
+from support.tb_server import poll_post, tensorboard
 
 SEED_HPARAMS = {  # the seed document's example, with "accuracy" inside its domain
     gs.HParam("learning_rate", gs.RealRange(1e-2, 1e-1)): 0.02,

@@ -27,8 +27,8 @@ from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import ladder as _ladder
 
-import emulator as emulator_module
 from conftest import DTYPES, assert_stats_match, sample_values
+from support import emulator as emulator_module
 
 
 @pytest.fixture(scope="module")

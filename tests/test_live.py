@@ -19,8 +19,8 @@ from PIL import Image
 
 import gpu_summary as gs
 
-from browser import DRAWN_LINES, Browser, chromium_path
-from tb_server import get, poll, poll_json, poll_post, tensorboard
+from support.browser import DRAWN_LINES, Browser, chromium_path
+from support.tb_server import get, poll, poll_json, poll_post, tensorboard
 
 # How soon a logged step must be served (the "~5 s"); the median of the steps is held
 # to it, so one step delayed by a busy CI machine does not fail the run.

@@ -10,9 +10,9 @@ from PIL import Image
 
 import gpu_summary as gs
 
-from tb_server import get as _get
-from tb_server import poll_json as _poll_json
-from tb_server import tensorboard
+from support.tb_server import get as _get
+from support.tb_server import poll_json as _poll_json
+from support.tb_server import tensorboard
 
 
 @pytest.mark.slow

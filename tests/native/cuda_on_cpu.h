@@ -1,6 +1,6 @@
 // cuda_on_cpu.h - just enough of CUDA's execution model to run a kernel source on the CPU.
 //
-// tests/emulator.py compiles a kernel module (the same text NVRTC compiles) after this header,
+// tests/support/emulator.py compiles a kernel module (the same text NVRTC compiles) after this header,
 // with the host C++ compiler. A grid's blocks run GS_EMU_TEAMS at a time, concurrently, as on
 // a GPU's multiprocessors, in an order shuffled afresh at every launch: each team, one real
 // thread, takes the next block of the shuffled order when its previous block is done. A
@@ -37,7 +37,7 @@
 #define __shared__ static
 #define __launch_bounds__(...)
 
-#define GS_EMU_TEAMS 2  // blocks resident at once (tests/emulator.py makes one copy each)
+#define GS_EMU_TEAMS 2  // blocks resident at once (tests/support/emulator.py makes one copy each)
 
 struct gs_emu_dim3 {
     unsigned x, y, z;

@@ -1,5 +1,5 @@
 // gs_anomaly.cu's kernels launched on the CPU (cuda_on_cpu.h), behind a C interface for
-// ctypes. The kernel source is spliced in before this file by tests/emulator.py. Pointers
+// ctypes. The kernel source is spliced in before this file by tests/support/emulator.py. Pointers
 // arrive as integers, as the device backend passes device addresses; templated kernels take
 // the storage type's index in gpu_summary._kernels.CUDA_TYPES first and return sizeof(T).
 

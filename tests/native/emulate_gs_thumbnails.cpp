@@ -1,5 +1,5 @@
 // gs_thumbnails launched on the CPU (cuda_on_cpu.h), behind a C interface for ctypes. The
-// kernel source is spliced in before this file by tests/emulator.py.
+// kernel source is spliced in before this file by tests/support/emulator.py.
 
 #define GS_EMU_PARAMS                                                                        \
     unsigned grid, unsigned long long src, long long n, long long h, long long w, long long c, \

@@ -1,10 +1,10 @@
 """A stand-in for the part of CuPy the device backend uses, on the CPU.
 
 "Device memory" is host memory; the stream operations (memset, copies, events) run at once;
-kernels are the real kernel sources compiled for the CPU (tests/emulator.py), launched with the
-grid, block, arguments and shared memory size the backend passes. Installed as ``cupy`` in
-``sys.modules`` by the ``emulated`` backend fixture, it runs gpu_summary/_backend/cuda.py and
-_device_tensor.py end to end without a GPU: buffer layouts, launch arguments, strided and
+kernels are the real kernel sources compiled for the CPU (tests/support/emulator.py),
+launched with the grid, block, arguments and shared memory size the backend passes. Installed
+as ``cupy`` in ``sys.modules`` by the ``emulated`` backend fixture, it runs the device backend
+(gpu_summary/_backend/cuda/) end to end without a GPU: buffer layouts, launch arguments, strided and
 foreign inputs, result parsing, writer integration. What it cannot show: asynchrony, streams,
 real CUDA memory semantics (tests/test_backend_cuda.py does, on a GPU).
 
@@ -25,7 +25,7 @@ import numpy as np
 from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
-import emulator
+from support import emulator
 
 bool_ = np.bool_
 uint16 = np.uint16

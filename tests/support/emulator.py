@@ -1,6 +1,6 @@
 """Kernel modules compiled for the CPU: the exact NVRTC source after tests/native/cuda_on_cpu.h.
 
-Used by tests/test_kernels_emulated.py (gs_reduce against NumPy) and tests/fake_cupy.py (the
+Used by tests/test_kernels_emulated.py (gs_reduce against NumPy) and tests/support/fake_cupy.py (the
 whole device backend on the CPU).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 
-NATIVE = Path(__file__).with_name("native")
+NATIVE = Path(__file__).resolve().parent.parent / "native"
 TYPE_CODES = {name: code for code, name in enumerate(kernel_sources.CUDA_TYPES)}
 _WRAPPERS = {
     kernel_sources.REDUCE_FILE: "emulate_gs_reduce.cpp",

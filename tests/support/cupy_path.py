@@ -3,7 +3,7 @@
 Run as a script (in its own process, so that the test process never imports the real CuPy and
 the ``emulated`` tests keep their stand-in)::
 
-    python3 tests/cupy_path.py OUTDIR 80 90
+    python3 tests/support/cupy_path.py OUTDIR 80 90
 
 For each module and architecture it calls ``cupy._core.core.compile_with_cache`` — the function
 ``RawModule`` compiles with — with the backend's source, options and every name expression the
@@ -100,7 +100,7 @@ def resident_blocks(arch: str, registers: int, shared_bytes: int, threads: int =
 
 def main(out: Path, architectures: list[str]) -> int:
     os.environ["CUPY_CACHE_DIR"] = tempfile.mkdtemp(prefix="gs_cupy_cache_")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import cupy
     import cupy._core.core as core
     from cupy.cuda import compiler

@@ -1,8 +1,9 @@
-"""Hold tests/fake_cupy.py and the device backend against the real CuPy's API, without a GPU.
+"""Hold the stand-in (tests/support/fake_cupy.py) and the device backend against the real
+CuPy's API, without a GPU.
 
 Run as a script (its own process: the test process must not import the real CuPy)::
 
-    python3 tests/cupy_api.py
+    python3 tests/support/cupy_api.py
 
 Prints a JSON object: ``problems`` (empty when all is well) and what was checked. Checks:
 
@@ -28,7 +29,7 @@ import sys
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The device backend's modules, and the principal components it shares with the NumPy backend
 # (written against an array module ``xp``: read as ``cupy`` here).
 BACKEND = (
@@ -144,7 +145,7 @@ def main() -> int:
     import cupy
     import cupyx
 
-    import fake_cupy
+    from support import fake_cupy
 
     problems: list[str] = []
     chains, keywords = backend_uses()
@@ -160,7 +161,7 @@ def main() -> int:
             try:
                 resolve(fake_cupy, rest)
             except AttributeError:
-                problems.append(f"the backend uses {name}, which tests/fake_cupy.py lacks")
+                problems.append(f"the backend uses {name}, which tests/support/fake_cupy.py lacks")
         used = keywords.get(name, set())
         signature = real_signature(real) if used else None
         if used and signature is not None and not used <= signature[1]:
@@ -171,7 +172,7 @@ def main() -> int:
         try:
             real = resolve(cupy, path)
         except AttributeError:
-            problems.append(f"tests/fake_cupy.py mirrors cupy.{path}, which CuPy lacks")
+            problems.append(f"tests/support/fake_cupy.py mirrors cupy.{path}, which CuPy lacks")
             continue
         fake = resolve(fake_cupy, path)
         if not callable(fake) or isinstance(fake, types.SimpleNamespace):

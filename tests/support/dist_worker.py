@@ -15,6 +15,11 @@ import traceback
 
 import numpy as np
 
+# Under mpiexec this file runs as a script: its siblings are imported as ``support.*``.
+_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
 SHARD_SIZES = (1000, 1337, 64, 2500)
 
 
@@ -86,7 +91,7 @@ def device(writer_module, logdir: str, rank: int, size: int, distributed: object
     """Device tensors through the CUDA backend, on the CPU stand-in for CuPy (the kernels the
     test process built, in $GS_EMULATED_KERNELS): reductions launched by the caller,
     collectives run by the aggregation thread, the even-bins pass over a device snapshot."""
-    import fake_cupy
+    from support import fake_cupy
 
     sys.modules["cupy"] = fake_cupy.install(os.environ["GS_EMULATED_KERNELS"], reuse=True)
     gs = writer_module

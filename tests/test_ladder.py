@@ -1,0 +1,44 @@
+"""gpu_summary._core.ladder: TensorBoard's bucket limits and the cell table built from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpu_summary._core import ladder as _ladder
+
+
+def test_ladder_matches_tensorflow_construction():
+    assert _ladder.N_POSITIVE == 774
+    assert _ladder.LIMITS.size == 1551
+    assert _ladder.LIMITS[0] == -_ladder.DBL_MAX and _ladder.LIMITS[-1] == _ladder.DBL_MAX
+    assert _ladder.LIMITS[_ladder.ZERO_INDEX] == 0.0
+    assert (np.diff(_ladder.LIMITS) > 0).all()
+    np.testing.assert_array_equal(_ladder.LIMITS, -_ladder.LIMITS[::-1])
+    assert _ladder.LIMITS[_ladder.ZERO_INDEX + 1] == 1e-12
+    assert _ladder.LIMITS[-2] < 1e20 <= _ladder.LIMITS[-2] * 1.1
+
+
+def test_the_reference_bucket_is_the_first_limit_above():
+    limits = _ladder.LIMITS
+    x = np.array([limits[10], np.nextafter(limits[10], -np.inf), 0.0, -0.0, _ladder.DBL_MAX])
+    assert _ladder.bucket_index_reference(x).tolist() == [
+        11, 10, _ladder.ZERO_INDEX + 1, _ladder.ZERO_INDEX + 1, _ladder.LAST_INDEX,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cell_table_agrees_with_the_reference(dtype):
+    table = _ladder.cell_table(np.dtype(dtype))
+    assert table.size == 1 << _ladder.CELL_BITS and not table.flags.writeable
+    rng = np.random.default_rng(7)
+    unsigned = np.uint32 if dtype == np.float32 else np.uint64
+    bits = rng.integers(0, np.iinfo(unsigned).max, 50_000, dtype=unsigned, endpoint=True)
+    with np.errstate(invalid="ignore"):
+        x = bits.view(dtype).astype(np.float64)
+    finite = np.isfinite(x)
+    cells = (bits >> unsigned(_ladder.CELL_SHIFT[np.dtype(dtype)])).astype(np.int64)[finite]
+    decided = table[cells] != _ladder.EXACT
+    assert decided.mean() > 0.9  # the table settles most values without a comparison
+    reference = _ladder.bucket_index_reference(x[finite])
+    np.testing.assert_array_equal(table[cells][decided], reference[decided])
