@@ -14,6 +14,8 @@ import json
 import os
 import sys
 import time
+from types import ModuleType
+from typing import TextIO
 
 import numpy as np
 
@@ -47,7 +49,14 @@ _DEMO_LAYERS = [
 ]  # fmt: skip
 
 
-def _log_embedding(writer, xp, inputs, hidden, targets, step: int) -> None:
+def _log_embedding(
+    writer: gs.SummaryWriter,
+    xp: ModuleType,
+    inputs: object,
+    hidden: object,
+    targets: object,
+    step: int,
+) -> None:
     """The hidden layer's activations of 200 inputs, labelled by target sign and value, with
     a small swatch per point (its first three inputs as a colour) for the sprite."""
     points = slice(0, 200)
@@ -87,7 +96,7 @@ def array_module(device: str) -> tuple[object, str]:
     return np, f"cpu (NumPy; no GPU: {reason})"
 
 
-def run_demo(logdir: str, steps: int, out=None, device: str = "cpu") -> None:
+def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "cpu") -> None:
     """Train a small two-layer network on a toy regression and log every kind of summary:
     scalars, histograms of weights and gradients, images, text, hyperparameters, the model's
     structure graph, an embedding of the hidden layer's activations and anomaly checks of the
@@ -175,7 +184,7 @@ def run_demo(logdir: str, steps: int, out=None, device: str = "cpu") -> None:
     print(f"view them with:  tensorboard --logdir {logdir}", file=out)
 
 
-def inspect_command(logdir: str, as_json: bool, out=None) -> int:
+def inspect_command(logdir: str, as_json: bool, out: TextIO | None = None) -> int:
     """Print the inventory of ``logdir``; the exit status (0 clean, 1 problems found)."""
     out = out or sys.stdout
     runs = reader.inspect_logdir(logdir)

@@ -14,8 +14,12 @@ import importlib
 import threading
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
+
+if TYPE_CHECKING:
+    from gpu_summary.writer import SummaryWriter
 
 # metric name -> (NVML query, converter); each query takes (pynvml, handle).
 METRICS = {
@@ -55,7 +59,7 @@ class GpuMonitor:
 
     def __init__(
         self,
-        writer: object,
+        writer: SummaryWriter,
         interval: float = 10.0,
         devices: list[int] | None = None,
         *,

@@ -19,7 +19,7 @@ from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from gpu_summary._events.records import RecordProblem, iter_records
-from gpu_summary.proto import event_pb2, projector_config_pb2
+from gpu_summary.proto import event_pb2, projector_config_pb2, summary_pb2
 
 __all__ = [
     "EventFile",
@@ -147,7 +147,7 @@ class Run:
         series.add(step)
 
 
-def _value_plugin(value, known: dict[str, str]) -> str:
+def _value_plugin(value: summary_pb2.Summary.Value, known: dict[str, str]) -> str:
     """The plugin that shows ``value``: its metadata's, else the one an earlier value of the
     same tag named (TensorBoard writers send metadata with a tag's first value only), else
     the kind of value it holds."""

@@ -19,8 +19,12 @@ passes seen, from 0. ``unwatch()`` (or ``Watch.remove()``) removes every hook.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
+
+if TYPE_CHECKING:
+    from gpu_summary.writer import SummaryWriter
 
 LOGS = ("gradients", "parameters", "all")
 _watches: dict[int, list[Watch]] = {}
@@ -30,7 +34,9 @@ _lock = threading.Lock()
 class Watch:
     """The hooks ``watch`` installed on one model; ``remove()`` takes them all out."""
 
-    def __init__(self, model: object, writer: object, log: str, every: int, anomaly: bool) -> None:
+    def __init__(
+        self, model: object, writer: SummaryWriter, log: str, every: int, anomaly: bool
+    ) -> None:
         try:
             import torch
         except ImportError as exc:
@@ -101,7 +107,7 @@ class Watch:
 
 def watch(
     model: object,
-    writer: object,
+    writer: SummaryWriter,
     log: str = "gradients",
     every: int = 1,
     anomaly: bool = True,

@@ -14,6 +14,8 @@ from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 import gpu_summary as gs
 from gpu_summary._events import writer as _events
+from gpu_summary._events.channel import Channel
+from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job, JobKind
 from gpu_summary._events.records import read_records
 from gpu_summary._events.writer import EventFileWriter
@@ -265,3 +267,37 @@ def test_bulk_jobs_fall_back_to_one_by_one_on_failure(tmp_path):
         writer.flush()  # reported by the one-by-one retry
     writer.close()
     assert [e.step for e in _events_in(writer.path)[1:]] == [-1, 0, 1, 2, 4, 5]
+
+
+def test_draining_a_full_queue_in_bulk_wakes_a_waiting_producer(tmp_path):
+    """The writer thread builds bursts of one kind in bulk; emptying the queue that way must
+    wake a producer blocked on the full queue (it once slept forever: 1 run in 7 of 200k
+    scalars through a 1024-job queue). Driven step by step: the writer's loop runs here."""
+    channel = Channel(EventFile(str(tmp_path)), flush_secs=3600)  # its thread never starts
+
+    def build_many(calls):
+        return [event_pb2.Event(step=step).SerializeToString() for (step,) in calls]
+
+    kind = JobKind("x", lambda step: event_pb2.Event(step=step), build_many)
+    for step in range(4):
+        channel.put(Job(kind, (step,)), max_items=4, max_bytes=1 << 20)
+    producer = threading.Thread(target=channel.put, args=(Job(kind, (4,)), 4, 1 << 20))
+    producer.start()
+    deadline = time.monotonic() + 30
+    while channel.producers_waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until it waits for room (a state, not a guess at scheduling)
+    assert channel.producers_waiting == 1
+    first = channel.queue.popleft()  # the job the writer had taken before the producer waited
+    channel._run_jobs(first)  # builds the other three in one bulk call
+    producer.join(30)
+    stuck = producer.is_alive()
+    if stuck:  # let it go, so the test ends either way
+        with channel.cond:
+            channel.closed = True
+            channel.cond.notify_all()
+        producer.join(30)
+    assert not stuck, "the producer was never told that the queue had room"
+    assert [job.args for job in channel.queue] == [(4,)]
+    channel.file.write_batch()
+    assert [e.step for e in _events_in(channel.file.path)[1:]] == [0, 1, 2, 3]
+    channel.file.close()

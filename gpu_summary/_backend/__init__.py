@@ -11,6 +11,7 @@ CuPy, and a type's verdict is cached when the type alone decides it.
 from __future__ import annotations
 
 import numbers
+import threading
 
 import numpy as np
 
@@ -99,7 +100,9 @@ def backend_for(values: object, argument: str) -> tuple[Backend, object]:
     return numpy_backend, _host_array(values, argument)
 
 
-def warm_up(dtypes: object = ("float32",), device: int = 0, *, background: bool = True):
+def warm_up(
+    dtypes: object = ("float32",), device: int = 0, *, background: bool = True
+) -> threading.Thread | None:
     """Compile (or load from CuPy's on-disk cache) the device kernels of ``dtypes`` ahead of the
     first device call, so that no training step pays for it.
 
@@ -119,7 +122,6 @@ def warm_up(dtypes: object = ("float32",), device: int = 0, *, background: bool 
         ValueError: a dtype the kernels do not read, or a bad device ordinal.
         TypeError: CuPy is missing.
     """
-    import threading
 
     from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 

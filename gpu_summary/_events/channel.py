@@ -158,7 +158,7 @@ class Channel:
                     if type(head) is not Job or head.kind is not kind:
                         break
                     queue.popleft()
-                    if head.nbytes:
+                    if head.nbytes or self.producers_waiting:  # room made: tell the waiters
                         self._release(head.nbytes)
                     batch.append(head)
                 self._run_many(batch)
@@ -246,6 +246,8 @@ class Channel:
                 try:
                     if queue:
                         continue
+                    if self.producers_waiting:  # never sleep on an empty queue they wait on
+                        self.cond.notify_all()
                     if timeout is not None and timeout <= 0:
                         return _TICK
                     self.cond.wait(timeout)

@@ -17,7 +17,7 @@ import functools
 import io
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import google_crc32c
@@ -42,7 +42,11 @@ def _header(length: int) -> bytes:
     return header + _CRC.pack(masked_crc32c(header))
 
 
-def encode_record(data: bytes, _crc32c=google_crc32c.value, _pack=_CRC.pack) -> bytes:
+def encode_record(
+    data: bytes,
+    _crc32c: Callable[[bytes], int] = google_crc32c.value,
+    _pack: Callable[[int], bytes] = _CRC.pack,
+) -> bytes:
     """Frame ``data`` as one record (header, payload and footer in one bytes object).
 
     The masking of :func:`masked_crc32c` is inlined: this runs once per record written.

@@ -127,7 +127,9 @@ def log_histograms(
                 histograms, [tags[k] for k in chosen], event_step
             )
 
-        def build(chosen: list[int] = chosen, histograms=histograms) -> summary_pb2.Summary:
+        def build(
+            chosen: list[int] = chosen, histograms: Pending = histograms
+        ) -> summary_pb2.Summary:
             summary = summary_pb2.Summary()
             results = histograms.result()
             for k, histogram in zip(chosen, results, strict=True):

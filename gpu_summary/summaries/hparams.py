@@ -9,6 +9,8 @@ and the metric values from the run's scalars of the metrics' tags.
 
 from __future__ import annotations
 
+from google.protobuf import struct_pb2
+
 from gpu_summary import hparams as hp
 from gpu_summary.proto import hparams_pb2, summary_pb2, tensor_pb2, types_pb2
 
@@ -35,7 +37,7 @@ def _summary(tag: str, data: hparams_pb2.HParamsPluginData) -> summary_pb2.Summa
     return summary_pb2.Summary(value=[value])
 
 
-def _set_value(target, value: str | bool | float | int) -> None:
+def _set_value(target: struct_pb2.Value, value: str | bool | float | int) -> None:
     """Store an hparam value in a google.protobuf.Value, keeping its kind."""
     if isinstance(value, bool):
         target.bool_value = value
