@@ -12,7 +12,7 @@
 //   gs_anomaly_collect<T>  positions/values of the first max_positions offending values, in
 //                          flat-index order: each tile with offenders before max_positions
 //                          writes them at its offset, in order within the tile (block scan).
-//   gs_heatmap<T>          per cell of the near-square grid (gpu_summary/_anomaly.py): sum and
+//   gs_heatmap<T>          per cell of the near-square grid (gpu_summary/_core/anomaly.py): sum and
 //                          count of its finite values, count of its others; one block a cell,
 //                          reduced in a fixed order (the same result on every run).
 //   gs_select_step         radix selection of the order statistics of the finite values at the

@@ -228,7 +228,7 @@ struct order_key_bits {
 // ---- element addressing -------------------------------------------------------------------
 
 // A strided tensor, its dimensions merged and ordered by the host (gpu_summary/_backend/
-// _layout.py) so that most tensors have ndim == 1. Strides are in elements and may be negative
+// cuda_kernels/layout.py) so that most tensors have ndim == 1. Strides are in elements and may be negative
 // only through the base pointer's offset, which the host has already applied.
 enum { MAX_DIMS = 6 };
 
@@ -288,7 +288,7 @@ GS_HD int first_greater(double x, const double* limits, int n) {
     return lo;
 }
 
-// TensorBoard's ladder (see gpu_summary/_ladder.py): 1551 limits,
+// TensorBoard's ladder (see gpu_summary/_core/ladder.py): 1551 limits,
 // [-DBL_MAX, -v_773 .. -v_0, 0, v_0 .. v_773, DBL_MAX], v_k ~ 1e-12 * 1.1**k.
 enum {
     LADDER_SIZE = 1551,

@@ -118,7 +118,7 @@ def reduce_args(
         buffer: the layout of the result buffer at device address ``base``.
         mode: STATS, LADDER, EDGES or EVEN.
         data: device address of the lowest element; ``n`` elements in the collapsed layout
-            ``shape``/``strides`` (``_backend/_layout.py``; at most MAX_DIMS dimensions).
+            ``shape``/``strides`` (``cuda_kernels/layout.py``; at most MAX_DIMS dimensions).
         limits: device address of ``n_limits`` caller limits (EDGES mode).
         bins: even buckets (EVEN mode).
     """
