@@ -39,7 +39,7 @@ from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from gpu_summary import hparams as _hp
-from gpu_summary._seed.arguments import seed_step, seed_tag, unwrap
+from gpu_summary._seed.arguments import array_bytes, seed_step, seed_tag, unwrap
 from gpu_summary._seed.projector import Projector
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.proto import summary_pb2
@@ -204,11 +204,7 @@ def _summary_message(value: object) -> summary_pb2.Summary:
     if isinstance(value, _message.Message):
         return value  # add_summary checks its type
     if isinstance(value, np.ndarray):
-        if value.dtype not in (np.int8, np.uint8):
-            raise TypeError(
-                f"value as an array must be int8/uint8 bytes of a Summary, got {value.dtype}"
-            )
-        value = np.ascontiguousarray(value).reshape(-1).view(np.uint8).tobytes()
+        value = array_bytes(value, "value as an array must be int8/uint8 bytes of a Summary")
     if isinstance(value, str):
         value = value.encode("utf-8")
     if not isinstance(value, (bytes, bytearray)):

@@ -13,10 +13,9 @@ import pytest
 from PIL import Image
 
 import gpu_summary as gs
+from conftest import DTYPES, _cuda_available, legacy_reader, sample_values, tensor_values
 from gpu_summary._core import anomaly as _anomaly
 from gpu_summary.summaries import anomaly as anomaly_summaries
-
-from conftest import DTYPES, _cuda_available, legacy_reader, sample_values, tensor_values
 
 
 @pytest.fixture

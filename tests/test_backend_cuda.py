@@ -16,13 +16,12 @@ import time
 import numpy as np
 import pytest
 
+from conftest import DTYPES, _cuda_available, assert_stats_match, legacy_reader, sample_values
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as nb
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import ladder as _ladder
-
-from conftest import DTYPES, _cuda_available, assert_stats_match, legacy_reader, sample_values
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 _NEEDS_GPU = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")

@@ -8,10 +8,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from conftest import DTYPES
 from gpu_summary._backend import numpy as nb
 from gpu_summary._core import ladder as _ladder
-
-from conftest import DTYPES
 
 
 def _near_every_limit() -> np.ndarray:

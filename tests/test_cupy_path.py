@@ -22,7 +22,6 @@ from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
-
 from support import cupy_path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 import gpu_summary as gs
+from conftest import legacy_reader, plugin_reader, tensor_values
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import anomaly as _anomaly
-
-from conftest import legacy_reader, plugin_reader, tensor_values
 from support import dist_worker
 from support.tb_server import free_port
 

@@ -13,12 +13,11 @@ import pytest
 from PIL import Image
 
 import gpu_summary as gs
-from gpu_summary._backend import numpy as numpy_backend
-from gpu_summary._embedding import projector_format as projector_files
-
 from conftest import _cuda_available
 from conftest import projector_config as _config
 from conftest import projector_tensor as _tensor
+from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._embedding import projector_format as projector_files
 from support.tb_server import get, poll, poll_json, tensorboard
 
 

@@ -13,6 +13,7 @@ import pytest
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 import gpu_summary as gs
+from conftest import legacy_reader, run_python, tensor_values
 from gpu_summary._events import writer as _events
 from gpu_summary._events.channel import Channel
 from gpu_summary._events.event_file import EventFile
@@ -20,8 +21,6 @@ from gpu_summary._events.jobs import Job, JobKind
 from gpu_summary._events.records import read_records
 from gpu_summary._events.writer import EventFileWriter
 from gpu_summary.proto import event_pb2
-
-from conftest import legacy_reader, run_python, tensor_values
 
 
 def _events_in(path):

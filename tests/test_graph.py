@@ -12,7 +12,6 @@ from tensorboard.backend.event_processing import event_accumulator
 import gpu_summary as gs
 from gpu_summary._events.records import read_records
 from gpu_summary.summaries.graph import attr_value
-
 from support.tb_server import get, poll, tensorboard
 
 # The seed's Keras-style layers: a functional model with a branch and a merge, inbound nodes in

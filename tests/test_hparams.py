@@ -12,9 +12,8 @@ import pytest
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 import gpu_summary as gs
-from gpu_summary._events.records import read_records
-
 from conftest import legacy_reader, plugin_reader
+from gpu_summary._events.records import read_records
 from support.tb_server import poll_post, tensorboard
 
 SEED_HPARAMS = {  # the seed document's example, with "accuracy" inside its domain

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 import gpu_summary as gs
+from conftest import legacy_reader
 from gpu_summary import reader
 from gpu_summary._events.records import encode_record, iter_records
-
-from conftest import legacy_reader
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -21,13 +21,12 @@ import ctypes
 import numpy as np
 import pytest
 
+from conftest import DTYPES, assert_stats_match, sample_values
 from gpu_summary._backend import numpy as nb
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import ladder as _ladder
-
-from conftest import DTYPES, assert_stats_match, sample_values
 from support import emulator as emulator_module
 
 

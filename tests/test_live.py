@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 import gpu_summary as gs
-
 from support.browser import DRAWN_LINES, Browser, chromium_path
 from support.tb_server import get, poll, poll_json, poll_post, tensorboard
 

@@ -9,9 +9,8 @@ import types
 import pytest
 
 import gpu_summary as gs
-from gpu_summary import monitor as monitor_module
-
 from conftest import _cuda_available, legacy_reader
+from gpu_summary import monitor as monitor_module
 
 
 class _NVMLError(Exception):

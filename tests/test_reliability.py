@@ -31,12 +31,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import gpu_summary as gs
+from conftest import legacy_reader, plugin_reader, run_python, tensor_values
 from gpu_summary import reader
 from gpu_summary.__main__ import main as cli
 from gpu_summary._events.records import encode_record, masked_crc32c, read_records
 from gpu_summary.proto import event_pb2, projector_config_pb2
-
-from conftest import legacy_reader, plugin_reader, run_python, tensor_values
 
 
 def _only_whole_records_and_a_tail(path) -> tuple[list, list]:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import gpu_summary.summary as summary
-from gpu_summary.proto import summary_projector_pb2
-
 from conftest import legacy_reader
 from conftest import projector_config as _config
 from conftest import projector_tensor as _tensor
+from gpu_summary.proto import summary_projector_pb2
 
 
 def test_seed_projector_example_runs_and_keeps_every_call(tmp_path):

@@ -14,9 +14,8 @@ from tensorboard.compat.proto import summary_pb2 as tb_summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 import gpu_summary.summary as summary
-from gpu_summary.proto import summary_pb2
-
 from conftest import legacy_reader, plugin_reader, tensor_values
+from gpu_summary.proto import summary_pb2
 
 LAYERS = [
     {"name": "x", "class_name": "InputLayer", "config": {"shape": [None, 4]}},

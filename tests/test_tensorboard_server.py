@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 import gpu_summary as gs
-
 from support.tb_server import get as _get
 from support.tb_server import poll_json as _poll_json
 from support.tb_server import tensorboard

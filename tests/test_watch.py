@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 import gpu_summary as gs
-from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
-
 from conftest import _cuda_available, legacy_reader
+from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is optional; gs.watch needs it")

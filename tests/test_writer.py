@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 
 import gpu_summary as gs
+from conftest import DTYPES, legacy_reader, plugin_reader, tensor_values
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._events.records import read_records
-
-from conftest import DTYPES, legacy_reader, plugin_reader, tensor_values
 
 
 @pytest.fixture

@@ -23,6 +23,14 @@ def unwrap(value: object) -> object:
     return value
 
 
+def array_bytes(array: np.ndarray, expected: str, fix: str = "") -> bytes:
+    """The bytes an int8/uint8 array holds (the seed passes text and serialized messages so);
+    TypeError ``"<expected>, got <dtype><fix>"`` for another dtype."""
+    if array.dtype not in (np.int8, np.uint8):
+        raise TypeError(f"{expected}, got {array.dtype}{fix}")
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).tobytes()
+
+
 def seed_tag(tag: object, default: str | None = None, argument: str = "tag") -> str:
     """A tag given as str, bytes or an int8/uint8 array of UTF-8 bytes (NUL padding at the end
     dropped); ``default`` when None, or ValueError when there is no default."""
@@ -35,12 +43,10 @@ def seed_tag(tag: object, default: str | None = None, argument: str = "tag") -> 
             )
         return default
     if isinstance(tag, np.ndarray):
-        if tag.dtype not in (np.int8, np.uint8):
-            raise TypeError(
-                f"{argument} as an array must be int8 or uint8 bytes of UTF-8 text, got "
-                f"{tag.dtype}; build it with np.frombuffer(b'loss', dtype=np.int8)"
-            )
-        tag = np.ascontiguousarray(tag).reshape(-1).view(np.uint8).tobytes()
+        tag = array_bytes(
+            tag, f"{argument} as an array must be int8 or uint8 bytes of UTF-8 text",
+            "; build it with np.frombuffer(b'loss', dtype=np.int8)",
+        )  # fmt: skip
     if isinstance(tag, bytes):
         try:
             tag = tag.rstrip(b"\0").decode("utf-8")

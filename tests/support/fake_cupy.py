@@ -24,7 +24,6 @@ import numpy as np
 
 from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
-
 from support import emulator
 
 bool_ = np.bool_
