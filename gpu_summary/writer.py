@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport
+from gpu_summary._events.jobs import Job
 from gpu_summary._writer import (
     anomaly,
     embedding,
@@ -153,7 +154,7 @@ class SummaryWriter:
             except OverflowError:  # an int beyond float64
                 number = math.copysign(math.inf, value)
             step = state.resolve_step(tag, step)
-            state.add(jobs.scalar(tag, number, step, time.time()))
+            state.events.add(Job(jobs.SCALAR, (tag, number, step, time.time())))
             return
         scalars.log_scalar(state, tag, value, step, walltime, reduce)
 

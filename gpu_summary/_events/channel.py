@@ -177,8 +177,9 @@ class Channel:
             for job in batch:
                 self._run_job(job)
             return
-        for event in events:
-            self._append(event)
+        self.file.extend(events)
+        if self._deadline is None and events:
+            self._deadline = time.monotonic() + self.flush_secs
 
     def _release(self, nbytes: int) -> None:
         with self.cond:

@@ -97,6 +97,13 @@ class EventFile:
         self._batch += encode_record(data)
         self._ends.append(len(self._batch))
 
+    def extend(self, events: list[bytes]) -> None:
+        """:meth:`append` each of many serialized Events (a burst of scalars) in one loop."""
+        batch, ends = self._batch, self._ends
+        for data in events:
+            batch += encode_record(data)
+            ends.append(len(batch))
+
     def write_batch(self) -> None:
         """Write the batch; the file ends at a whole record whatever happens.
 

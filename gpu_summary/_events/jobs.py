@@ -22,7 +22,8 @@ Built = event_pb2.Event | bytes | None
 class JobKind:
     """One kind of job: ``name`` (``"scalar"``, ``"histogram"``, ...) for error messages,
     ``build(*args)`` run on the writer thread, and ``build_many(list of args)`` returning the
-    serialized Events of consecutive jobs of this kind in one call (scalars come in bursts)."""
+    serialized Events (bytes) of consecutive jobs of this kind in one call (scalars come in
+    bursts)."""
 
     name: str
     build: Callable[..., Built]

@@ -123,7 +123,9 @@ def _act(action: Callable[[], None]) -> None:
     action()
 
 
-_SCALAR = JobKind("scalar", scalar_event, scalar_events)
+# Scalars known on the host: SummaryWriter.add_scalar queues Job(SCALAR, (tag, value, step,
+# wall_time)) itself, its hot path.
+SCALAR = JobKind("scalar", scalar_event, scalar_events)
 _PENDING_SCALAR = JobKind("scalar", _pending_scalar_event)
 _SUMMARY = JobKind("summary", _summary_event)
 _SESSION_END = JobKind("hparams session end", _session_end_event)
@@ -136,7 +138,7 @@ _FILES = JobKind("files", _act)
 def scalar(tag: str, value: float, step: int, wall_time: float) -> Job:
     """One scalar known on the host (the hot path: no message is built on the caller's
     thread)."""
-    return Job(_SCALAR, (tag, value, step, wall_time))
+    return Job(SCALAR, (tag, value, step, wall_time))
 
 
 def pending_scalar(tag: str, pending: Pending[float], step: int, wall_time: float) -> Job:

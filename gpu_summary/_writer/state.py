@@ -20,7 +20,6 @@ from gpu_summary import distributed as _distributed
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._embedding.files import ProjectorFiles
-from gpu_summary._events.jobs import Job
 from gpu_summary._events.writer import EventFileWriter, NullEventWriter
 from gpu_summary._writer import jobs
 from gpu_summary._writer.aggregation import Aggregation
@@ -114,10 +113,6 @@ class WriterState:
         """Queue the Summary ``build()`` makes on the writer thread, at ``step`` (resolved)."""
         step = self.resolve_step(tag, step)
         self.events.add(jobs.summary(kind, tag, step, wall, build, nbytes))
-
-    def add(self, job: Job) -> None:
-        """Queue a job for the writer thread (blocks while the queue is full)."""
-        self.events.add(job)
 
     def add_monitor(self, monitor: GpuMonitor) -> None:
         """Stop ``monitor`` when the writer closes."""
