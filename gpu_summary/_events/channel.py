@@ -158,9 +158,11 @@ class Channel:
                     if type(head) is not Job or head.kind is not kind:
                         break
                     queue.popleft()
-                    if head.nbytes or self.producers_waiting:  # room made: tell the waiters
+                    if head.nbytes:
                         self._release(head.nbytes)
                     batch.append(head)
+                if self.producers_waiting:  # the burst made room: tell those waiting for it
+                    self._wake()
                 self._run_many(batch)
             if self.file.batch_bytes >= _WRITE_BATCH_BYTES:
                 self._write_batch()
