@@ -314,10 +314,10 @@ def bench_images(n_ours: int, n_tbx: int) -> None:
     tensor = torch.as_tensor(batch, device="cuda")
     with tempfile.TemporaryDirectory() as ours_dir, tempfile.TemporaryDirectory() as tbx_dir:
         writer = gs.SummaryWriter(ours_dir)
-        writer.add_images("warm", batch[:2], 0, max_size=512)
+        writer.add_images("warm", batch[:2], 0, max_size=512, dataformats="NHWC")
         writer.flush()
         start = time.perf_counter()
-        writer.add_images("seed", batch, 0, max_size=512)
+        writer.add_images("seed", batch, 0, max_size=512, dataformats="NHWC")
         returned = time.perf_counter() - start
         writer.flush()
         ours = time.perf_counter() - start

@@ -143,9 +143,11 @@ def image(value: object, step: object, tag: object, max_size: int | None = None)
         )
     writer = default_writer()
     if ndim == 4:
-        writer.add_images(seed_tag(tag), value, seed_step(step, None), "NHWC", max_size)
+        writer.add_images(seed_tag(tag), value, seed_step(step, None), dataformats="NHWC",
+                          max_size=max_size)  # fmt: skip
     else:
-        writer.add_image(seed_tag(tag), value, seed_step(step, None), "HWC", max_size)
+        writer.add_image(seed_tag(tag), value, seed_step(step, None), dataformats="HWC",
+                         max_size=max_size)  # fmt: skip
 
 
 def text(strings: object, tag: str | None = None) -> summary_pb2.Summary:

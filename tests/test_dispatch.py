@@ -28,7 +28,7 @@ def test_numpy_input_never_imports_cupy():
             w.add_scalar("s", np.float32(1), 0)
             w.add_histogram("h", np.arange(10), 0)
             w.add_histogram("e", np.arange(10), 0, bins=4)
-            w.add_image("i", np.zeros((4, 4, 3), np.uint8), 0, max_size=2)
+            w.add_image("i", np.zeros((4, 4, 3), np.uint8), 0, dataformats="HWC", max_size=2)
             w.add_text("t", "x", 0)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "torch", "jax")))
     """)

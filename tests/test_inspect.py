@@ -42,7 +42,7 @@ def test_inventory_matches_tensorboards_reader(tmp_path):
             writer.add_scalar("loss", 1.0 / step, step)
             writer.add_histogram("w", np.arange(10.0), step)
         writer.add_text("notes", "hi", 2)
-        writer.add_image("img", np.zeros((4, 4, 3), np.uint8), 0)
+        writer.add_image("img", np.zeros((4, 4, 3), np.uint8), 0, dataformats="HWC")
         writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
         writer.add_embedding(np.eye(3), ["a", "b", "c"], tag="emb", step=4)
     _scalar_run(tmp_path / "b" / "nested", steps=2)

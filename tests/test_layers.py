@@ -113,7 +113,7 @@ def test_the_writer_module_holds_the_public_methods_only():
     assert [c.name for c in classes] == ["SummaryWriter"] and functions == []
     methods = [n for n in classes[0].body if isinstance(n, ast.FunctionDef)]
     private = [m.name for m in methods if m.name.startswith("_") and not m.name.endswith("__")]
-    assert private == []
+    assert private == ["_get_file_writer"]  # torch's name for file_writer; Lightning calls it
     undocumented = [
         m.name for m in methods if not m.name.startswith("__") and not ast.get_docstring(m)
     ]

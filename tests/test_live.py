@@ -39,7 +39,7 @@ def _log_every_kind(writer, rng) -> tuple[np.ndarray, np.ndarray]:
     points = rng.standard_normal((10, 4)).astype(np.float32)
     writer.add_scalar("live/loss", 1.0, 0)
     writer.add_histogram("live/weights", rng.standard_normal(1000), 0)
-    writer.add_images("samples", image, 0)
+    writer.add_images("samples", image, 0, dataformats="NHWC")
     writer.add_text("notes", "live **text**", 0)
     writer.add_hparams({gs.HParam("lr", gs.RealRange(1e-3, 1e-1)): 0.01, "opt": "adam"},
                        {gs.Metric("live/loss"): None})  # fmt: skip

@@ -502,7 +502,7 @@ def test_floats_narrower_than_float16_are_widened_exactly(tmp_path, narrow):
             writer.add_histogram(f"{tag}/even", values, 0, bins=16)
             flat = values.reshape(-1)
             writer.add_scalar(f"{tag}/one", flat[5], 0)
-            writer.add_image(f"{tag}/image", abs(flat[:48]).reshape(4, 4, 3), 0)
+            writer.add_image(f"{tag}/image", abs(flat[:48]).reshape(4, 4, 3), 0, dataformats="HWC")
         report, want_report = (
             writer.add_anomaly(f"{tag}/check", values, 0, upper=1.0).result()
             for tag, values in (("narrow", narrow), ("wide", wide))
@@ -560,7 +560,7 @@ def test_extreme_steps_and_odd_tags_round_trip(tmp_path):
             for step in STEPS:
                 writer.add_scalar(f"s/{tag}", 1.0, step)
             writer.add_histogram(f"h/{tag}", np.arange(5), 2**62)
-            writer.add_image(f"i/{tag}", np.zeros((2, 2, 3), np.uint8), -(2**62))
+            writer.add_image(f"i/{tag}", np.zeros((2, 2, 3), np.uint8), -(2**62), dataformats="HWC")
             writer.add_text(f"t/{tag}", tag, 2**62)
     acc = legacy_reader(tmp_path)
     plugins = plugin_reader(tmp_path)
@@ -577,8 +577,8 @@ def test_extreme_steps_and_odd_tags_round_trip(tmp_path):
     [
         lambda w: w.add_scalar("", 1.0, 0),
         lambda w: w.add_histogram("", [1.0], 0),
-        lambda w: w.add_image("", np.zeros((2, 2, 3), np.uint8), 0),
-        lambda w: w.add_images("", np.zeros((1, 2, 2, 3), np.uint8), 0),
+        lambda w: w.add_image("", np.zeros((2, 2, 3), np.uint8), 0, dataformats="HWC"),
+        lambda w: w.add_images("", np.zeros((1, 2, 2, 3), np.uint8), 0, dataformats="NHWC"),
         lambda w: w.add_text("", "x", 0),
         lambda w: w.add_anomaly("", [1.0], 0),
         lambda w: w.add_embedding(np.eye(2), tag="", step=0),
@@ -648,7 +648,7 @@ def _sample_file() -> bytes:
                 writer.add_scalar("loss", step / 3, step)
             writer.add_histogram("w", np.arange(50.0), 0)
             writer.add_text("notes", ["a", "b"], 0)
-            writer.add_image("img", np.full((3, 3, 3), 9, np.uint8), 0)
+            writer.add_image("img", np.full((3, 3, 3), 9, np.uint8), 0, dataformats="HWC")
         with open(writer.file_path, "rb") as file:
             return file.read()
 
@@ -778,7 +778,7 @@ IMAGES = {
 def test_awkward_images_round_trip(tmp_path, name):
     image = IMAGES[name]
     with gs.SummaryWriter(tmp_path) as writer:
-        writer.add_image("img", image, 0)
+        writer.add_image("img", image, 0, dataformats="HWC")
     ((_, (width, height, png)),) = tensor_values(tmp_path, "img")
     with Image.open(io.BytesIO(png)) as decoded:
         pixels = np.asarray(decoded)

@@ -26,7 +26,7 @@ def test_server_shows_every_kind(tmp_path, load_fast):
             writer.add_scalar("loss", 1.0 / (step + 1), step)
         writer.add_histogram("weights", values, 0)
         writer.add_histogram("empty", np.array([np.nan, np.inf]), 0)
-        writer.add_images("samples", image, 0)
+        writer.add_images("samples", image, 0, dataformats="NHWC")
         writer.add_text("notes", "hello *world*", 0)
 
     with tensorboard(tmp_path, load_fast) as base:

@@ -262,7 +262,7 @@ def test_images_batch(writer, tmp_path, layout):
 
 def test_images_max_size(writer, tmp_path):
     batch = np.random.default_rng(1).integers(0, 256, (3, 40, 100, 4), dtype=np.uint8)
-    writer.add_images("small", batch, 0, max_size=25)
+    writer.add_images("small", batch, 0, max_size=25, dataformats="NHWC")
     writer.flush()
     ((_, width, height, decoded),) = _decode(tmp_path, "small")
     assert (width, height) == (25, 10)
@@ -304,17 +304,41 @@ BAD_CALLS = [
     (lambda w: w.add_histogram("h", [1.0], bins=[0.0, np.nan]), ValueError, "bins"),
     (lambda w: w.add_histogram("h", ["a", "b"]), TypeError, "values"),
     (lambda w: w.add_histogram("h", np.array([1 + 1j])), TypeError, "values"),
-    (lambda w: w.add_image("i", np.zeros((4, 4, 2), np.uint8)), ValueError, "channels"),
-    (lambda w: w.add_image("i", np.zeros((4, 4), np.uint8)), ValueError, "dataformats"),
+    (
+        lambda w: w.add_image("i", np.zeros((4, 4, 2), np.uint8), dataformats="HWC"),
+        ValueError,
+        "channels",
+    ),
+    (
+        lambda w: w.add_image("i", np.zeros((4, 4), np.uint8), dataformats="HWC"),
+        ValueError,
+        "dataformats",
+    ),
     (
         lambda w: w.add_image("i", np.zeros((4, 4, 3), np.uint8), dataformats="XYZ"),
         ValueError,
         "dataformats",
     ),
-    (lambda w: w.add_image("i", np.zeros((4, 4, 3), np.int32)), TypeError, "img"),
-    (lambda w: w.add_image("i", np.zeros((0, 4, 3), np.uint8)), ValueError, "empty"),
-    (lambda w: w.add_image("i", np.zeros((4, 4, 3)), max_size=0), ValueError, "max_size"),
-    (lambda w: w.add_images("i", np.zeros((4, 4, 3), np.uint8)), ValueError, "dataformats"),
+    (
+        lambda w: w.add_image("i", np.zeros((4, 4, 3), np.int32), dataformats="HWC"),
+        TypeError,
+        "img",
+    ),
+    (
+        lambda w: w.add_image("i", np.zeros((0, 4, 3), np.uint8), dataformats="HWC"),
+        ValueError,
+        "empty",
+    ),
+    (
+        lambda w: w.add_image("i", np.zeros((4, 4, 3)), max_size=0, dataformats="HWC"),
+        ValueError,
+        "max_size",
+    ),
+    (
+        lambda w: w.add_images("i", np.zeros((4, 4, 3), np.uint8), dataformats="NHWC"),
+        ValueError,
+        "dataformats",
+    ),
     (lambda w: w.add_text("t", 5), TypeError, "text_string"),
     (lambda w: w.add_text("t", ["a", 5]), TypeError, "text_string"),
     (lambda w: w.add_text("t", []), ValueError, "text_string"),
@@ -350,13 +374,15 @@ def test_unencodable_image_surfaces_on_next_call(writer, tmp_path, monkeypatch):
         raise OSError("encoder exploded")
 
     monkeypatch.setattr(image, "encode_png", broken)
-    writer.add_image("img", np.zeros((4, 4, 3), np.uint8), 0)  # fails on the writer thread
+    writer.add_image(
+        "img", np.zeros((4, 4, 3), np.uint8), 0, dataformats="HWC"
+    )  # fails on the writer thread
     writer.add_scalar("s", 0.0, 0)
     with pytest.raises(gs.WriterError, match="image 'img' at step 0") as info:
         writer.flush()  # the next call reports it, once, with its cause
     assert "encoder exploded" in str(info.value.__cause__)
     monkeypatch.undo()
-    writer.add_image("img", np.zeros((4, 4, 3), np.uint8), 1)
+    writer.add_image("img", np.zeros((4, 4, 3), np.uint8), 1, dataformats="HWC")
     writer.add_scalar("s", 1.0, 1)
     writer.flush()
     assert [e.step for e in legacy_reader(tmp_path).Scalars("s")] == [0, 1]

@@ -9,11 +9,16 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Callable
 
 import numpy as np
 
 from gpu_summary._core import ladder
 
+NOT_PICKLED = (
+    "a SummaryWriter cannot be sent to another process (pickled); create one in each process "
+    "— each writes its own file — or use SummaryWriter(..., distributed=...)"
+)
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
@@ -267,14 +272,48 @@ def check_logdir(logdir: object) -> str:
     return path
 
 
+def check_log_dir(
+    log_dir: object, logdir: object, comment: object, default: Callable[[], str]
+) -> str:
+    """The run folder of ``SummaryWriter(log_dir, comment, ..., logdir=...)``: ``log_dir``
+    (torch's name) or ``logdir`` (tensorboardX's), else ``default()`` with ``comment`` appended,
+    as both peers name a run (``comment`` is ignored when a folder is given, as there)."""
+    if not isinstance(comment, str):
+        raise TypeError(f"comment must be a str, got {type(comment).__name__}")
+    if log_dir is not None and logdir is not None and log_dir != logdir:
+        raise TypeError(
+            f"give the folder once: log_dir={log_dir!r} and logdir={logdir!r} are both set "
+            "(they are the same argument, torch's and tensorboardX's names)"
+        )
+    folder = log_dir if log_dir is not None else logdir
+    if folder is None:
+        return check_logdir(default() + comment)
+    return check_logdir(folder)
+
+
+def either_step(global_step: object, step: object) -> object:
+    """``global_step`` or its alias ``step``: the one given (None if neither)."""
+    if step is None:
+        return global_step
+    if global_step is not None:
+        raise TypeError(
+            f"give the step once: global_step={global_step!r} and step={step!r} are the same "
+            "argument (step= is gpu_summary's name for torch's global_step)"
+        )
+    return step
+
+
 def check_writer_options(
     flush_secs: object,
     max_queue: object,
     max_queue_bytes: object,
     filename_suffix: object,
     on_anomaly: object = None,
+    write_to_disk: object = True,
 ) -> None:
     """Check SummaryWriter's queue, file and call-back options."""
+    if not isinstance(write_to_disk, (bool, np.bool_)):
+        raise TypeError(f"write_to_disk must be True or False, got {write_to_disk!r}")
     if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
         raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
     if not flush_secs > 0:

@@ -18,7 +18,7 @@ from gpu_summary._core.results import Derived, HistogramResult, Pending
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
-from gpu_summary.summaries.histogram import histogram_summary
+from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
 
 # Where each tensor's histogram is: (the pending list of its group, its position in it).
 Placed = tuple[Pending[list[HistogramResult]], int]
@@ -64,12 +64,17 @@ def log_histogram(
     tag: str,
     values: object,
     step: int | None = None,
-    bins: str | int | Sequence[float] = "tensorboard",
+    bins: str | int | Sequence[float] = "tensorflow",
     walltime: float | None = None,
+    max_bins: int | None = None,
 ) -> None:
     """SummaryWriter.add_histogram, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
     mode, spec = arguments.bin_spec(bins)
+    if max_bins is not None:
+        max_bins = arguments.check_positive_int(
+            max_bins, "max_bins", "ask for at least one bucket, e.g. max_bins=64"
+        )
     backend, array = backend_for(values, "values")
     if state.aggregation is not None:
         step = state.resolve_step(tag, step)
@@ -89,9 +94,14 @@ def log_histogram(
     else:
         pending = backend.histogram_fixed(array, spec)
     collapse = mode == "ladder"
-    state.enqueue(
-        "histogram", tag, step, wall, lambda: histogram_summary(tag, pending.result(), collapse)
-    )
+
+    def build() -> summary_pb2.Summary:
+        result = pending.result()
+        if max_bins is not None:
+            result = merge_buckets(result, max_bins)
+        return histogram_summary(tag, result, collapse)
+
+    state.enqueue("histogram", tag, step, wall, build)
 
 
 def log_histograms(

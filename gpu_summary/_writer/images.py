@@ -6,7 +6,7 @@ from __future__ import annotations
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._writer.state import WriterState
-from gpu_summary.summaries.image import image_summary
+from gpu_summary.summaries.image import image_summary, legacy_image_summary
 
 
 def log_images(
@@ -17,11 +17,13 @@ def log_images(
     dataformats: object,
     max_size: object,
     walltime: object,
-    argument: str,
+    *,
+    batch: bool,
 ) -> None:
-    """SummaryWriter.add_image(s); ``argument`` is ``"img"`` or ``"imgs"``."""
+    """SummaryWriter.add_image (``batch=False``) or add_images (``batch=True``)."""
+    argument = "img_tensor"
     tag, step, wall = state.begin(tag, step, walltime)
-    formats = arguments.IMAGE_FORMATS if argument == "img" else arguments.IMAGES_FORMATS
+    formats = arguments.IMAGES_FORMATS if batch else arguments.IMAGE_FORMATS
     layout = arguments.check_dataformats(dataformats, formats, "dataformats")
     if max_size is not None:
         max_size = arguments.check_positive_int(
@@ -34,11 +36,10 @@ def log_images(
         return  # rank 0's images only
     pending = backend.thumbnails(nhwc, max_size)
     out_h, out_w = backend.thumbnail_size(height, width, max_size)
+    # One image as torch writes it (Summary.Image: every reader knows it); a batch as one
+    # tensor of PNGs under one tag (the dashboard's sample slider).
+    build = image_summary if batch else legacy_image_summary
     state.enqueue(
-        "image",
-        tag,
-        step,
-        wall,
-        lambda: image_summary(tag, pending.result()),
+        "image", tag, step, wall, lambda: build(tag, pending.result()),
         nbytes=n * out_h * out_w * channels,
-    )
+    )  # fmt: skip

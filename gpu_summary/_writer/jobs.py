@@ -30,7 +30,7 @@ from gpu_summary._events.jobs import Job, JobKind
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import hparams as hparams_summaries
-from gpu_summary.summaries.scalar import scalar_summary
+from gpu_summary.summaries.scalar import scalar_summary, scalar_tensor_summary
 
 _FLOAT32 = struct.Struct("<f")
 _templates: dict[str, bytes] = {}
@@ -76,6 +76,23 @@ def _pending_scalar_event(
     except AggregationFailed:
         return None
     return scalar_event(tag, value, step, wall_time)
+
+
+def _pending_tensor_scalar_event(
+    tag: str, pending: Pending[float], step: int, wall_time: float, double_precision: bool
+) -> event_pb2.Event | None:
+    try:
+        value = pending.result()
+    except AggregationFailed:
+        return None
+    summary = scalar_tensor_summary(tag, value, double_precision)
+    return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
+
+
+def _session_start_event(step: int) -> event_pb2.Event:
+    event = event_pb2.Event(wall_time=time.time(), step=step)
+    event.session_log.status = event_pb2.SessionLog.START
+    return event
 
 
 def _summary_event(
@@ -127,6 +144,8 @@ def _act(action: Callable[[], None]) -> None:
 # wall_time)) itself, its hot path.
 SCALAR = JobKind("scalar", scalar_event, scalar_events)
 _PENDING_SCALAR = JobKind("scalar", _pending_scalar_event)
+_TENSOR_SCALAR = JobKind("scalar", _pending_tensor_scalar_event)
+_SESSION_START = JobKind("session start", _session_start_event)
 _SUMMARY = JobKind("summary", _summary_event)
 _SESSION_END = JobKind("hparams session end", _session_end_event)
 _SERIALIZED = JobKind("event", _serialized)
@@ -144,6 +163,24 @@ def scalar(tag: str, value: float, step: int, wall_time: float) -> Job:
 def pending_scalar(tag: str, pending: Pending[float], step: int, wall_time: float) -> Job:
     """One scalar read from a backend (or a merge across ranks) on the writer thread."""
     return Job(_PENDING_SCALAR, (tag, pending, step, wall_time))
+
+
+def pending_tensor_scalar(
+    tag: str, pending: Pending[float], step: int, wall_time: float, double_precision: bool
+) -> Job:
+    """One scalar as torch's ``new_style``: a tensor summary of the scalars plugin."""
+    return Job(_TENSOR_SCALAR, (tag, pending, step, wall_time, double_precision))
+
+
+def session_start(step: int) -> Job:
+    """``SessionLog(START)`` at ``step``: TensorBoard discards what the run logged after
+    ``step`` before it (``purge_step``: a restart from a checkpoint)."""
+    return Job(_SESSION_START, (step,), 0, f"session start at step {step}")
+
+
+def ready_event(data: bytes, description: str) -> Job:
+    """An Event serialised by the caller (``FileWriter.add_event``)."""
+    return Job(_SERIALIZED, (data,), len(data), description)
 
 
 def summary(

@@ -16,19 +16,24 @@ def log_scalar(
     step: int | None = None,
     walltime: float | None = None,
     reduce: str = "mean",
+    new_style: bool = False,
+    double_precision: bool = False,
 ) -> None:
-    """SummaryWriter.add_scalar for values other than plain numbers, on a writer's state."""
+    """SummaryWriter.add_scalar for values other than plain numbers (or ``new_style``)."""
     tag, step, wall = state.begin(tag, step, walltime)
     if reduce not in _distributed.REDUCTIONS:
         raise ValueError(f"reduce must be one of {list(_distributed.REDUCTIONS)}, got {reduce!r}")
-    backend, array = backend_for(value, "value")
+    backend, array = backend_for(value, "scalar_value")
     if getattr(array, "size", 1) != 1:
         raise ValueError(
-            f"value must be a single number, got an array of shape {tuple(array.shape)}; "
+            f"scalar_value must be a single number, got an array of shape {tuple(array.shape)}; "
             "reduce it first (e.g. .mean()) or log it with add_histogram"
         )
     step = state.resolve_step(tag, step)
     pending = backend.scalar(array)
     if state.aggregation is not None:
         pending = state.aggregation.scalar(pending, tag, step, reduce)
-    state.events.add(jobs.pending_scalar(tag, pending, step, wall))
+    if new_style:
+        state.events.add(jobs.pending_tensor_scalar(tag, pending, step, wall, double_precision))
+    else:
+        state.events.add(jobs.pending_scalar(tag, pending, step, wall))

@@ -51,6 +51,8 @@ class WriterState:
         max_queue_bytes: int,
         on_anomaly: Callable[[AnomalyReport], object] | None,
         distributed: object,
+        write_to_disk: bool = True,
+        purge_step: int | None = None,
     ) -> None:
         self.logdir = logdir
         self.on_anomaly = on_anomaly
@@ -59,7 +61,8 @@ class WriterState:
             collective = _distributed.connect(distributed)
             self.aggregation = Aggregation(_distributed.Aggregator(collective))
         self.rank = 0 if self.aggregation is None else self.aggregation.rank
-        self.writes_files = self.rank == 0
+        # Rank 0 writes (others only take part in the merges); write_to_disk=False: nobody.
+        self.writes_files = self.rank == 0 and bool(write_to_disk)
         self.events: EventFileWriter | NullEventWriter
         if self.writes_files:
             self.events = EventFileWriter(
@@ -69,6 +72,8 @@ class WriterState:
                 max_queue_bytes=max_queue_bytes,
                 filename_suffix=filename_suffix,
             )
+            if purge_step is not None:  # TensorBoard drops what an earlier run logged past it
+                self.events.add(jobs.session_start(purge_step))
         else:
             self.events = NullEventWriter()
         self.steps: dict[str, int] = {}

@@ -60,3 +60,19 @@ def histogram_summary(
     value = summary_pb2.Summary.Value(tag=tag)
     value.histo.CopyFrom(histogram_proto(result, collapse_empty_runs))
     return summary_pb2.Summary(value=[value])
+
+
+def merge_buckets(result: HistogramResult, max_bins: int) -> HistogramResult:
+    """``result`` with runs of neighbouring buckets summed so that at most ``max_bins`` remain
+    (torch's ``max_bins``): each run of ceil(n / max_bins) buckets becomes one whose upper limit
+    is the run's last. Counts are exact; the stats are the same."""
+    n = result.counts.size
+    if n <= max_bins:
+        return result
+    run = -(-n // max_bins)
+    groups = -(-n // run)
+    padded = np.zeros(groups * run, dtype=np.int64)
+    padded[:n] = result.counts
+    counts = padded.reshape(groups, run).sum(axis=1)
+    limits = result.limits[np.minimum(np.arange(1, groups + 1) * run, n) - 1]
+    return HistogramResult(limits=limits, counts=counts, stats=result.stats)

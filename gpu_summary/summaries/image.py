@@ -86,3 +86,15 @@ def image_summary(tag: str, images: np.ndarray) -> summary_pb2.Summary:
     value = summary_pb2.Summary.Value(tag=tag, metadata=image_metadata())
     value.tensor.CopyFrom(tensor)
     return summary_pb2.Summary(value=[value])
+
+
+def legacy_image_summary(tag: str, images: np.ndarray) -> summary_pb2.Summary:
+    """A Summary holding one uint8 HWC image (``images`` is 1×H×W×C) as ``Summary.Image``, the
+    form torch's ``add_image`` writes: ``EventAccumulator.Images`` and tbparse read it, and
+    TensorBoard's images plugin shows it (its data_compat makes it the tensor form above).
+    ``colorspace`` is the channel count: 1 gray, 3 RGB, 4 RGBA."""
+    _, height, width, channels = images.shape
+    image = summary_pb2.Summary.Image(
+        height=height, width=width, colorspace=channels, encoded_image_string=encode_png(images[0])
+    )
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])

@@ -1,0 +1,92 @@
+"""``SummaryWriter.file_writer`` (and ``_get_file_writer()``): torch's and tensorboardX's
+``FileWriter`` methods on the writer's own event file, through its writer thread.
+
+Clients that build their own messages use it: Lightning's ``TensorBoardLogger`` writes its
+hparams Summaries with ``_get_file_writer().add_summary(...)``. Messages of any protobuf
+package are taken by their wire format (TensorBoard's, tensorboardX's, torch's), which is the
+same as ours.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gpu_summary._core import arguments
+from gpu_summary._writer import jobs, messages
+from gpu_summary._writer.state import WriterState
+from gpu_summary.proto import event_pb2
+
+
+def _message_bytes(message: object, kind: str, argument: str) -> bytes:
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    if getattr(descriptor, "name", None) != kind or not hasattr(message, "SerializeToString"):
+        raise TypeError(
+            f"{argument} must be a {kind} protobuf message, got {type(message).__name__}"
+        )
+    return message.SerializeToString()
+
+
+class FileWriter:
+    """Torch's ``FileWriter`` interface on a SummaryWriter's event file. Thread-safe."""
+
+    def __init__(self, state: WriterState) -> None:
+        self._state = state
+
+    def get_logdir(self) -> str:
+        """The directory of the event file."""
+        return self._state.logdir
+
+    def add_event(
+        self, event: object, step: int | None = None, walltime: float | None = None
+    ) -> None:
+        """Write an ``Event`` message as it is, with ``step`` and ``walltime`` (default now)
+        set on it as torch does.
+
+        Raises:
+            TypeError: not an Event message. ValueError: the writer is closed.
+        """
+        self._state.check_open()
+        parsed = event_pb2.Event.FromString(_message_bytes(event, "Event", "event"))
+        parsed.wall_time = time.time() if walltime is None else arguments.check_walltime(walltime)
+        if step is not None:
+            parsed.step = arguments.check_step(step)
+        if not self._state.writes_files:
+            return
+        what = parsed.WhichOneof("what") or "event"
+        self._state.events.add(
+            jobs.ready_event(parsed.SerializeToString(), f"{what} at step {parsed.step}")
+        )
+
+    def add_summary(
+        self, summary: object, global_step: int | None = None, walltime: float | None = None
+    ) -> None:
+        """Write a ``Summary`` message as one event (``SummaryWriter.add_summary``)."""
+        messages.log_summary(self._state, summary, global_step, walltime)
+
+    def add_graph(self, graph_profile: object, walltime: float | None = None) -> None:
+        """Write a ``GraphDef`` message — or torch's ``(GraphDef, RunMetadata)`` pair, the
+        run metadata then tagged ``step1`` as torch writes it — for the Graphs dashboard."""
+        if isinstance(graph_profile, (tuple, list)) and len(graph_profile) == 2:
+            graph_def, run_metadata = graph_profile
+        else:
+            graph_def, run_metadata = graph_profile, None
+        event = event_pb2.Event(graph_def=_message_bytes(graph_def, "GraphDef", "graph_profile"))
+        self.add_event(event, None, walltime)
+        if run_metadata is not None:
+            tagged = event_pb2.TaggedRunMetadata(
+                tag="step1", run_metadata=_message_bytes(run_metadata, "RunMetadata", "graph")
+            )
+            self.add_event(event_pb2.Event(tagged_run_metadata=tagged), None, walltime)
+
+    def flush(self) -> None:
+        """Block until everything logged so far is in the file (``SummaryWriter.flush``)."""
+        self._state.flush(False)
+
+    def close(self) -> None:
+        """Close the writer's event file (``SummaryWriter.close``)."""
+        self._state.close()
+
+    def reopen(self) -> None:
+        """Torch's ``reopen``: the file stays open until ``close``, so there is nothing to do
+        while it is open."""
+        self._state.check_open()

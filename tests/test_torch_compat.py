@@ -1,0 +1,174 @@
+"""``from gpu_summary import SummaryWriter`` in place of torch's: the constructor, the
+``global_step`` names, CHW images and the file writer, held against torch's own writer on the
+same calls and read back through TensorBoard's readers and tbparse."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+
+import gpu_summary as gs
+from conftest import legacy_reader, plugin_reader, tensor_values
+from gpu_summary._core.results import HistogramResult, TensorStats
+from gpu_summary.summaries.histogram import merge_buckets
+
+torch = pytest.importorskip("torch", reason="torch's writer is the reference (pip install torch)")
+from torch.utils.tensorboard import SummaryWriter as TorchWriter  # noqa: E402
+
+
+def test_the_constructor_takes_torchs_arguments_in_torchs_order(tmp_path, monkeypatch):
+    writer = gs.SummaryWriter(str(tmp_path / "a"), "_ignored", None, 10, 2.0, ".v2")
+    assert writer.log_dir == writer.logdir == writer.get_logdir() == str(tmp_path / "a")
+    assert writer.file_path.endswith(".v2")
+    writer.close()
+    assert gs.SummaryWriter(logdir=tmp_path / "b").log_dir == str(tmp_path / "b")
+    with pytest.raises(TypeError, match="give the folder once"):
+        gs.SummaryWriter(tmp_path / "c", logdir=tmp_path / "d")
+    monkeypatch.chdir(tmp_path)
+    with gs.SummaryWriter(comment="_lr0.1") as commented:
+        folder = commented.log_dir
+    assert folder.startswith("runs" + os.sep) and folder.endswith("_lr0.1")
+    assert os.path.isdir(tmp_path / folder)
+
+
+def test_write_to_disk_false_writes_nothing(tmp_path):
+    with gs.SummaryWriter(tmp_path / "off", write_to_disk=False) as writer:
+        writer.add_scalar("x", 1.0, 0)
+        writer.add_image("i", np.zeros((3, 4, 4), np.uint8), 0)
+        writer.flush()
+        assert writer.file_path is None
+    assert not (tmp_path / "off").exists() or os.listdir(tmp_path / "off") == []
+    with pytest.raises(TypeError, match="write_to_disk"):
+        gs.SummaryWriter(tmp_path, write_to_disk="no")
+
+
+def test_purge_step_discards_what_a_crashed_run_logged_after_it(tmp_path):
+    with gs.SummaryWriter(tmp_path) as first:
+        for step in range(10):
+            first.add_scalar("loss", float(step), step)
+    with gs.SummaryWriter(tmp_path, purge_step=5) as resumed:  # restarted from step 5
+        for step in range(5, 8):
+            resumed.add_scalar("loss", 100.0 + step, step)
+    scalars = legacy_reader(tmp_path).Scalars("loss")
+    assert [(s.step, s.value) for s in scalars] == [(s, float(s)) for s in range(5)] + [
+        (s, 100.0 + s) for s in range(5, 8)
+    ]
+
+
+def test_global_step_is_the_name_and_step_its_alias(tmp_path):
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_scalar("a", 1.0, global_step=3)
+        writer.add_scalar("a", 2.0, step=4)
+        writer.add_histogram("h", np.arange(5.0), global_step=2)
+        writer.add_text("t", "x", global_step=6)
+        with pytest.raises(TypeError, match="give the step once"):
+            writer.add_scalar("a", 1.0, global_step=1, step=1)
+    reader = legacy_reader(tmp_path)
+    assert [s.step for s in reader.Scalars("a")] == [3, 4]
+    assert [h.step for h in reader.Histograms("h")] == [2]
+
+
+def _images(logdir, tag):
+    reader = event_accumulator.EventAccumulator(str(logdir), size_guidance={"images": 0})
+    reader.Reload()
+    return [
+        (e.step, e.width, e.height, np.asarray(Image.open(io.BytesIO(e.encoded_image_string))))
+        for e in reader.Images(tag)
+    ]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_add_image_is_chw_and_reads_back_as_torchs(tmp_path, channels):
+    chw = np.random.default_rng(channels).integers(0, 256, (channels, 9, 13), dtype=np.uint8)
+    with gs.SummaryWriter(tmp_path / "ours") as ours:
+        ours.add_image("img", torch.from_numpy(chw), 7)
+    peer = TorchWriter(str(tmp_path / "torch"))
+    peer.add_image("img", torch.from_numpy(chw), 7)
+    peer.close()
+    ((step, width, height, pixels),) = _images(tmp_path / "ours", "img")
+    ((t_step, t_width, t_height, t_pixels),) = _images(tmp_path / "torch", "img")
+    assert (step, width, height) == (t_step, t_width, t_height) == (7, 13, 9)
+    hwc = chw.transpose(1, 2, 0)
+    np.testing.assert_array_equal(pixels.reshape(hwc.shape), hwc)
+    if channels == 1:  # torch repeats gray into RGB; ours stays a gray PNG of the same pixels
+        np.testing.assert_array_equal(t_pixels, np.repeat(hwc, 3, axis=2))
+    else:
+        np.testing.assert_array_equal(pixels, t_pixels)
+
+
+def test_tbparse_reads_scalars_and_histograms(tmp_path):
+    tbparse = pytest.importorskip("tbparse")
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_scalar("loss", 0.25, 2)
+        writer.add_histogram("w", np.arange(10.0), 2)
+    reader = tbparse.SummaryReader(str(tmp_path))
+    assert reader.scalars[["step", "tag", "value"]].values.tolist() == [[2, "loss", 0.25]]
+    assert list(reader.histograms["tag"]) == ["w"]
+
+
+@pytest.mark.parametrize("double_precision", [False, True])
+def test_new_style_scalars_equal_torchs(tmp_path, double_precision):
+    value = 1 / 3
+    with gs.SummaryWriter(tmp_path / "ours") as ours:
+        ours.add_scalar("s", value, 1, new_style=True, double_precision=double_precision)
+    peer = TorchWriter(str(tmp_path / "torch"))
+    peer.add_scalar("s", value, 1, new_style=True, double_precision=double_precision)
+    peer.close()
+    ((step, got),) = tensor_values(tmp_path / "ours", "s")
+    ((_, expected),) = tensor_values(tmp_path / "torch", "s")
+    assert step == 1 and got.dtype == expected.dtype and got == expected
+
+
+def test_the_file_writer_takes_torchs_messages(tmp_path):
+    from tensorboard.compat.proto import event_pb2, graph_pb2, node_def_pb2, summary_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    from torch.utils.tensorboard.summary import hparams
+
+    with gs.SummaryWriter(tmp_path) as writer:
+        file_writer = writer._get_file_writer()  # as Lightning's TensorBoardLogger calls it
+        assert file_writer is writer.file_writer and file_writer.get_logdir() == str(tmp_path)
+        for message in hparams({"lr": 0.1, "opt": "adam"}, {"hp_metric": 0.5}):
+            file_writer.add_summary(message)
+        scalar = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="x", simple_value=2)])
+        file_writer.add_event(event_pb2.Event(summary=scalar), step=9, walltime=5.0)
+        file_writer.add_graph(graph_pb2.GraphDef(node=[node_def_pb2.NodeDef(name="n", op="Op")]))
+        with pytest.raises(TypeError, match="event must be a Event protobuf message"):
+            file_writer.add_event("not an event")
+        file_writer.flush()
+    reader = legacy_reader(tmp_path)
+    (event,) = reader.Scalars("x")
+    assert (event.step, event.wall_time, event.value) == (9, 5.0, 2.0)
+    assert [n.name for n in reader.Graph().node] == ["n"]
+    contents = plugin_reader(tmp_path).PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/experiment"])
+    assert sorted(h.name for h in experiment.experiment.hparam_infos) == ["lr", "opt"]
+    assert "_hparams_/session_start_info" in contents
+
+
+def test_max_bins_merges_neighbours_exactly():
+    counts = np.arange(10, dtype=np.int64)
+    result = HistogramResult(
+        limits=np.arange(1.0, 11.0),
+        counts=counts,
+        stats=TensorStats.of(45, 0.0, 9.0, 0.0, 0.0, 0, 0, 0),
+    )
+    merged = merge_buckets(result, 4)
+    assert merged.counts.tolist() == [0 + 1 + 2, 3 + 4 + 5, 6 + 7 + 8, 9]
+    assert merged.limits.tolist() == [3.0, 6.0, 9.0, 10.0]
+    assert merge_buckets(result, 10) is result
+
+
+def test_max_bins_through_the_writer(tmp_path):
+    values = np.random.default_rng(0).standard_normal(1000)
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("h", values, 0, bins=100, max_bins=7)
+        with pytest.raises(ValueError, match="max_bins must be > 0"):
+            writer.add_histogram("h", values, 1, max_bins=0)
+    (event,) = legacy_reader(tmp_path).Histograms("h")
+    histogram = event.histogram_value
+    assert len(histogram.bucket) <= 8 and sum(histogram.bucket) == 1000
