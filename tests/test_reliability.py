@@ -537,7 +537,7 @@ def test_the_seeds_image_batch_is_never_copied(tmp_path):
         batch[:, ::9, ::7, :3] = 220
         before = peak()
         with gs.SummaryWriter({str(tmp_path)!r}) as writer:
-            writer.add_images("seed", batch, 0, max_size=64)
+            writer.add_images("seed", batch, 0, dataformats="NHWC", max_size=64)
         print(batch.nbytes, peak() - before)
     """, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
