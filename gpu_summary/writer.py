@@ -182,7 +182,8 @@ class SummaryWriter:
             values: array or tensor of any shape and numeric dtype (bool, int, float).
             global_step: global step; None for one more than this tag's last step.
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
-                1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); an int n: n even
+                1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's ``"auto"``,
+                ``"fd"``, ... (host data: counts as ``numpy.histogram``); an int n: n even
                 buckets over [min, max]; increasing edges e_0 < ... < e_k: [e_i, e_i+1), one
                 bucket below e_0 and one from e_k up.
             walltime: seconds since the epoch; default now.

@@ -28,7 +28,7 @@ def test_bin_spec_even_and_edges():
 @pytest.mark.parametrize(
     ("bins", "error", "match"),
     [
-        ("auto", ValueError, "bins must be 'tensorboard'"),
+        ("blocks", ValueError, "bins must be 'tensorflow', one of numpy's"),
         (True, TypeError, "bins must be"),
         (0, ValueError, "bins must be > 0"),
         (arguments.MAX_BINS + 1, ValueError, "TensorBoard shows about 30"),

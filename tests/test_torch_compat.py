@@ -172,3 +172,30 @@ def test_max_bins_through_the_writer(tmp_path):
     (event,) = legacy_reader(tmp_path).Histograms("h")
     histogram = event.histogram_value
     assert len(histogram.bucket) <= 8 and sum(histogram.bucket) == 1000
+
+
+@pytest.mark.parametrize(
+    "rule", ["auto", "fd", "doane", "scott", "stone", "rice", "sturges", "sqrt"]
+)
+def test_numpys_bin_rules_count_as_numpy_histogram(tmp_path, rule):
+    values = np.random.default_rng(5).gamma(2.0, size=2000)
+    values[:3] = [np.nan, np.inf, -np.inf]  # counted apart, as always
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("h", values, 0, bins=rule)
+    (event,) = legacy_reader(tmp_path).Histograms("h")
+    histogram = event.histogram_value
+    expected, edges = np.histogram(values[3:], bins=rule)
+    got = dict(zip(histogram.bucket_limit, histogram.bucket, strict=True))
+    inner = [got.get(limit, 0.0) for limit in edges[1:-1]]
+    assert inner == expected[:-1].tolist()  # bucket [e_i, e_i+1) ends at e_i+1
+    assert sum(histogram.bucket) == expected.sum() == 1997  # the last, closed one included
+    assert (histogram.min, histogram.max) == (values[3:].min(), values[3:].max())
+
+
+def test_numpys_bin_rules_on_a_device_tensor_are_refused_clearly(tmp_path, emulated_cupy):
+    device = emulated_cupy.asarray(np.ones(4, np.float32))
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=r"numpy's estimator\) needs the whole tensor"):
+            writer.add_histogram("h", device, 0, bins="auto")
+        writer.add_histogram("h", device, 0, bins=4)  # the writer goes on
+    assert len(legacy_reader(tmp_path).Histograms("h")) == 1

@@ -96,13 +96,33 @@ def check_count(value: object, argument: str, most: int) -> int:
 MAX_BINS = 1 << 20
 
 
+# numpy.histogram's bin estimators, which torch's add_histogram passes through.
+NUMPY_BIN_RULES = ("auto", "fd", "doane", "scott", "stone", "rice", "sturges", "sqrt")
+
+
+def numpy_rule_edges(values: np.ndarray, rule: str) -> np.ndarray:
+    """``bins`` for ``numpy_rule`` on host values: ``numpy.histogram``'s own edges for
+    ``rule`` over the finite values, as limits (its closed last bin is the bucket from the
+    last inner edge up), so the counts equal ``numpy.histogram(finite, bins=rule)``."""
+    finite = np.asarray(values, dtype=np.float64).ravel()
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        finite = np.zeros(1)
+    edges = np.histogram_bin_edges(finite, bins=rule)
+    return bin_spec(np.append(edges[:-1], ladder.DBL_MAX))[1]
+
+
 def bin_spec(bins: object) -> tuple[str, object]:
-    """Validate ``bins``: ("ladder", None), ("even", n) or ("edges", float64 limits)."""
+    """Validate ``bins``: ("ladder", None), ("even", n), ("edges", float64 limits) or
+    ("numpy_rule", one of NUMPY_BIN_RULES)."""
     if isinstance(bins, str):
         if bins.lower() in ("tensorboard", "tensorflow", "default"):
             return "ladder", None
+        if bins in NUMPY_BIN_RULES:
+            return "numpy_rule", bins
         raise ValueError(
-            f"bins must be 'tensorboard', a positive int or a sequence of edges, got {bins!r}"
+            f"bins must be 'tensorflow', one of numpy's {list(NUMPY_BIN_RULES)}, a positive int "
+            f"or a sequence of edges, got {bins!r}"
         )
     if isinstance(bins, (bool, np.bool_)):
         raise TypeError(f"bins must be 'tensorboard', a positive int or edges, got {bins!r}")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from gpu_summary._backend import backend_for, device_backend
+from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
 from gpu_summary._core.results import Derived, HistogramResult, Pending
 from gpu_summary._writer import jobs
@@ -76,6 +77,13 @@ def log_histogram(
             max_bins, "max_bins", "ask for at least one bucket, e.g. max_bins=64"
         )
     backend, array = backend_for(values, "values")
+    if mode == "numpy_rule":
+        if backend is not numpy_backend or state.aggregation is not None:
+            raise ValueError(
+                f"bins={spec!r} (numpy's estimator) needs the whole tensor on one host; for a "
+                "device or distributed tensor pass bins='tensorflow', a number of bins or edges"
+            )
+        mode, spec = "edges", arguments.numpy_rule_edges(array, spec)
     if state.aggregation is not None:
         step = state.resolve_step(tag, step)
         if mode == "even":
