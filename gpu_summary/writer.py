@@ -87,7 +87,7 @@ class SummaryWriter:
         """The directory this writer writes into (as torch's SummaryWriter names it)."""
         return self._state.logdir
 
-    def _get_file_writer(self) -> FileWriter:  # noqa: RUF100 - torch's name, Lightning calls it
+    def _get_file_writer(self) -> FileWriter:  # torch's name: Lightning calls it
         """``file_writer``: torch's ``FileWriter`` methods on this writer's event file."""
         return self.file_writer
 
