@@ -100,18 +100,6 @@ MAX_BINS = 1 << 20
 NUMPY_BIN_RULES = ("auto", "fd", "doane", "scott", "stone", "rice", "sturges", "sqrt")
 
 
-def numpy_rule_edges(values: np.ndarray, rule: str) -> np.ndarray:
-    """``bins`` for ``numpy_rule`` on host values: ``numpy.histogram``'s own edges for
-    ``rule`` over the finite values, as limits (its closed last bin is the bucket from the
-    last inner edge up), so the counts equal ``numpy.histogram(finite, bins=rule)``."""
-    finite = np.asarray(values, dtype=np.float64).ravel()
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        finite = np.zeros(1)
-    edges = np.histogram_bin_edges(finite, bins=rule)
-    return bin_spec(np.append(edges[:-1], ladder.DBL_MAX))[1]
-
-
 def bin_spec(bins: object) -> tuple[str, object]:
     """Validate ``bins``: ("ladder", None), ("even", n), ("edges", float64 limits) or
     ("numpy_rule", one of NUMPY_BIN_RULES)."""
@@ -346,3 +334,14 @@ def check_writer_options(
         )
     if on_anomaly is not None and not callable(on_anomaly):
         raise TypeError(f"on_anomaly must be a callable taking a report, got {on_anomaly!r}")
+
+
+def message_bytes(message: object, kind: str, argument: str) -> bytes:
+    """The wire format of a protobuf message named ``kind`` (``"Summary"``, ``"Event"``, ...)
+    of any package — ours, TensorBoard's, tensorboardX's, torch's: the same fields."""
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    if getattr(descriptor, "name", None) != kind or not hasattr(message, "SerializeToString"):
+        raise TypeError(
+            f"{argument} must be a {kind} protobuf message, got {type(message).__name__}"
+        )
+    return message.SerializeToString()

@@ -17,15 +17,6 @@ from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import event_pb2
 
 
-def _message_bytes(message: object, kind: str, argument: str) -> bytes:
-    descriptor = getattr(message, "DESCRIPTOR", None)
-    if getattr(descriptor, "name", None) != kind or not hasattr(message, "SerializeToString"):
-        raise TypeError(
-            f"{argument} must be a {kind} protobuf message, got {type(message).__name__}"
-        )
-    return message.SerializeToString()
-
-
 class FileWriter:
     """Torch's ``FileWriter`` interface on a SummaryWriter's event file. Thread-safe."""
 
@@ -46,7 +37,7 @@ class FileWriter:
             TypeError: not an Event message. ValueError: the writer is closed.
         """
         self._state.check_open()
-        parsed = event_pb2.Event.FromString(_message_bytes(event, "Event", "event"))
+        parsed = event_pb2.Event.FromString(arguments.message_bytes(event, "Event", "event"))
         parsed.wall_time = time.time() if walltime is None else arguments.check_walltime(walltime)
         if step is not None:
             parsed.step = arguments.check_step(step)
@@ -70,11 +61,14 @@ class FileWriter:
             graph_def, run_metadata = graph_profile
         else:
             graph_def, run_metadata = graph_profile, None
-        event = event_pb2.Event(graph_def=_message_bytes(graph_def, "GraphDef", "graph_profile"))
+        event = event_pb2.Event(
+            graph_def=arguments.message_bytes(graph_def, "GraphDef", "graph_profile")
+        )
         self.add_event(event, None, walltime)
         if run_metadata is not None:
             tagged = event_pb2.TaggedRunMetadata(
-                tag="step1", run_metadata=_message_bytes(run_metadata, "RunMetadata", "graph")
+                tag="step1",
+                run_metadata=arguments.message_bytes(run_metadata, "RunMetadata", "graph"),
             )
             self.add_event(event_pb2.Event(tagged_run_metadata=tagged), None, walltime)
 

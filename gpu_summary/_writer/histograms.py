@@ -83,7 +83,7 @@ def log_histogram(
                 f"bins={spec!r} (numpy's estimator) needs the whole tensor on one host; for a "
                 "device or distributed tensor pass bins='tensorflow', a number of bins or edges"
             )
-        mode, spec = "edges", arguments.numpy_rule_edges(array, spec)
+        mode, spec = "edges", numpy_backend.rule_limits(array, spec)
     if state.aggregation is not None:
         step = state.resolve_step(tag, step)
         if mode == "even":

@@ -19,14 +19,9 @@ def log_summary(
 ) -> None:
     """SummaryWriter.add_summary, on a writer's state."""
     if not isinstance(summary, summary_pb2.Summary):
-        descriptor = getattr(summary, "DESCRIPTOR", None)
-        if getattr(descriptor, "name", None) != "Summary" or not hasattr(
-            summary, "SerializeToString"
-        ):
-            raise TypeError(
-                f"summary must be a Summary protobuf message, got {type(summary).__name__}"
-            )
-        summary = summary_pb2.Summary.FromString(summary.SerializeToString())
+        summary = summary_pb2.Summary.FromString(
+            arguments.message_bytes(summary, "Summary", "summary")
+        )
     if not summary.value:
         raise ValueError("summary holds no values; add at least one Summary.Value")
     for value in summary.value:

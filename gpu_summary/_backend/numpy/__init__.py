@@ -24,6 +24,7 @@ from gpu_summary._backend.numpy.reduce import (
     histogram_even,
     histogram_fixed,
     histograms,
+    rule_limits,
     scalar,
     tensor_stats,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "image_to_uint8",
     "is_narrow_float",
     "numeric",
+    "rule_limits",
     "scalar",
     "snapshot",
     "tensor_stats",

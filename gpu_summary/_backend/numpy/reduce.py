@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from gpu_summary._backend.numpy.arrays import as_float, flat_chunks, quiet_overflow
+from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import (
     HistogramResult,
@@ -269,3 +270,16 @@ def scalar(value: np.ndarray) -> Pending[float]:
 def histograms(tensors: list[np.ndarray]) -> Pending[list[HistogramResult]]:
     """Ladder histograms of several arrays: exactly ``histogram_fixed(a, None)`` of each."""
     return Ready([histogram_fixed(array, None).result() for array in tensors])
+
+
+def rule_limits(values: np.ndarray, rule: str) -> np.ndarray:
+    """Bucket limits for ``numpy.histogram``'s bin estimator ``rule`` (``"auto"``, ``"fd"``,
+    ...; ``arguments.NUMPY_BIN_RULES``) on host values: numpy's own edges for
+    ``rule`` over the finite values, as limits (its closed last bin is the bucket from the
+    last inner edge up), so the counts equal ``numpy.histogram(finite, bins=rule)``."""
+    finite = np.asarray(values, dtype=np.float64).ravel()
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        finite = np.zeros(1)
+    edges = np.histogram_bin_edges(finite, bins=rule)
+    return arguments.bin_spec(np.append(edges[:-1], _ladder.DBL_MAX))[1]
