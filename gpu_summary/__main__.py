@@ -127,6 +127,7 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
                 "device": "cuda" if xp is not np else "cpu",
             },
             {gs.Metric("train/loss"): None},
+            run_name=".",  # this run's own session: the training curve is its metric
         )
         for step in range(steps):
             hidden = xp.maximum(inputs @ w1, 0)

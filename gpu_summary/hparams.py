@@ -233,6 +233,77 @@ class Session:
         return {hparam.name: value for hparam, value in self.hparams}
 
 
+def _item(value: object, what: str) -> object:
+    """A one-element array or tensor (NumPy, torch, CuPy) as the Python value it holds; other
+    values as they are."""
+    if isinstance(value, (str, bytes, bool, int, float, np.generic)) or value is None:
+        return value
+    if hasattr(value, "item") and hasattr(value, "shape"):
+        count = math.prod(value.shape)
+        if count != 1:
+            raise ValueError(
+                f"{what} must be a single value, got an array of shape {tuple(value.shape)}"
+            )
+        return value.item()
+    return value
+
+
+def torch_session(
+    hparam_dict: object, metric_dict: object, hparam_domain_discrete: object = None
+) -> Session:
+    """:func:`session` of ``add_hparams``' arguments as torch's ``SummaryWriter.add_hparams``
+    takes them.
+
+    Under a plain str key, a None value is skipped, a one-element tensor gives its value, and
+    a bool is stored as torch stores it, the number 1.0 or 0.0 (key it ``HParam(name)`` to keep
+    a bool); ``hparam_domain_discrete[key]``, a list of values of the value's type, becomes
+    the key's ``ValueSet`` domain. ``HParam`` and ``Metric`` keys are taken as they are.
+
+    Raises:
+        TypeError: not dicts; a domain for a key that is not in ``hparam_dict`` or not a list
+            of values of its type; as :func:`session`. ValueError: as :func:`session`.
+    """
+    if not isinstance(hparam_dict, dict):
+        raise TypeError(f"hparam_dict must be a dict, got {type(hparam_dict).__name__}")
+    if metric_dict is not None and not isinstance(metric_dict, dict):
+        raise TypeError(f"metric_dict must be a dict, got {type(metric_dict).__name__}")
+    domains = {} if hparam_domain_discrete is None else hparam_domain_discrete
+    if not isinstance(domains, dict):
+        raise TypeError(
+            "hparam_domain_discrete must be a dict {name: [values]}, got "
+            f"{type(domains).__name__}"
+        )
+    hparams: list[tuple] = []
+    for key, value in hparam_dict.items():
+        if not isinstance(key, str):
+            hparams.append((key, value))
+            continue
+        value = _item(value, f"hparam {key!r}")
+        if value is None:
+            continue  # torch skips it
+        choices = domains.get(key)
+        if choices is not None:
+            if not isinstance(choices, list) or not all(
+                _value_type(_plain(c)) == _value_type(_plain(value)) for c in choices
+            ):
+                raise TypeError(
+                    f"hparam_domain_discrete[{key!r}] must be a list of values of the type of "
+                    f"hparam_dict[{key!r}] ({type(value).__name__}), got {choices!r}"
+                )
+        if isinstance(value, (bool, np.bool_)):  # torch's isinstance(v, (int, float)) holds
+            value = float(value)
+            choices = None if choices is None else [float(c) for c in choices]
+        hparams.append((HParam(key, None if choices is None else ValueSet(choices)), value))
+    unknown = [key for key in domains if key not in hparam_dict or hparam_dict[key] is None]
+    if unknown:
+        raise TypeError(
+            f"hparam_domain_discrete names {unknown!r}, which hparam_dict gives no value; "
+            "a domain is for a hyperparameter logged in the same call"
+        )
+    metrics = [(key, _item(value, f"metric {key!r}")) for key, value in (metric_dict or {}).items()]
+    return _session(hparams, metrics, True)
+
+
 def session(hparams: object, metrics: object = None, domains: bool = True) -> Session:
     """Validate ``add_hparams``' arguments (see there); raise before anything is written.
     ``domains=False`` (the seed's ``hparams()``, which never checked them) lets values outside
@@ -246,6 +317,11 @@ def session(hparams: object, metrics: object = None, domains: bool = True) -> Se
         raise TypeError(f"hparams must be a dict, got {type(hparams).__name__}")
     if metrics is not None and not isinstance(metrics, dict):
         raise TypeError(f"metrics must be a dict or None, got {type(metrics).__name__}")
+    return _session(list(hparams.items()), list((metrics or {}).items()), domains)
+
+
+def _session(hparams: list[tuple], metrics: list[tuple], domains: bool) -> Session:
+    """:func:`session` of (key, value) pairs."""
     found_hparams: list[tuple[HParam, object]] = []
     found_metrics: list[tuple[Metric, float | None]] = []
     names: set[str] = set()
@@ -257,7 +333,7 @@ def session(hparams: object, metrics: object = None, domains: bool = True) -> Se
             )
         names.add(name)
 
-    for key, value in hparams.items():
+    for key, value in hparams:
         if isinstance(key, Metric):  # the seed puts metrics among the hparams
             claim(key.name)
             found_metrics.append((key, key.check(value)))
@@ -271,7 +347,7 @@ def session(hparams: object, metrics: object = None, domains: bool = True) -> Se
         claim(key.name)
         key.check(value, domains)
         found_hparams.append((key, _plain(value)))
-    for key, value in (metrics or {}).items():
+    for key, value in metrics:
         if isinstance(key, str):
             key = Metric(key)
         elif not isinstance(key, Metric):

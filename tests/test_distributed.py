@@ -158,6 +158,7 @@ def _check_scenario(tmp_path, results, size):
         report = result["anomaly"]
         assert {k: report[k] for k in want_counts} == want_counts
         assert [p[:2] for p in report["positions"]] == first[:6]
+        assert "distributed writer does not reopen" in result["after_close"]
         assert report["quantile_count"] == len(_anomaly.QUANTILES)
     assert acc.Scalars("a/anomaly/nan")[0].value == want_counts["nan"]
     assert histogram("a/anomaly/values").num == want_counts["count"]

@@ -9,11 +9,12 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 from tensorboard.compat.proto import event_pb2 as tb_event_pb2
 
 import gpu_summary as gs
-from conftest import legacy_reader, run_python, tensor_values
+from conftest import legacy_reader, run_python
 from gpu_summary._events import writer as _events
 from gpu_summary._events.channel import Channel
 from gpu_summary._events.event_file import EventFile
@@ -103,22 +104,46 @@ def test_queue_is_bounded(tmp_path, limit, nbytes, queued):
     assert len(_events_in(writer.path)) == 1 + queued + 1
 
 
-def test_close_is_idempotent_and_final(tmp_path):
+def test_close_is_idempotent_and_logging_after_it_reopens(tmp_path):
     writer = gs.SummaryWriter(str(tmp_path))
     writer.add_scalar("x", 1.0, 0)
+    first = writer.file_path
     writer.close()
     writer.close()
     writer.flush()  # harmless after close
-    with pytest.raises(ValueError, match="closed"):
-        writer.add_scalar("x", 2.0, 1)
+    assert writer.closed
     assert [s.value for s in legacy_reader(tmp_path).Scalars("x")] == [1.0]
+    writer.add_scalar("x", 2.0, 1)  # as torch's and tensorboardX's: a new file, same folder
+    assert not writer.closed and writer.file_path != first
+    writer.add_histogram("h", np.arange(3.0), 1)
+    writer.close()
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(p) for p in (first, writer.file_path)
+    )
+    for path in (first, writer.file_path):
+        assert read_records(path)[1] == []  # both whole
+    assert [s.value for s in legacy_reader(tmp_path).Scalars("x")] == [1.0, 2.0]
 
 
-def test_context_manager_closes(tmp_path):
+def test_files_reopened_in_one_second_are_read_in_the_order_made(tmp_path):
+    writer = gs.SummaryWriter(str(tmp_path))
+    for step in range(12):  # the counter passes from one digit to two
+        writer.add_scalar("x", float(step), step)
+        writer.close()
+    names = sorted(os.listdir(tmp_path))
+    assert len(names) == 12 and all(re.search(r"\.\d{6}$", name) for name in names)
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("x")] == list(range(12))
+
+
+def test_context_manager_closes_and_a_later_call_reopens(tmp_path):
     with gs.SummaryWriter(str(tmp_path)) as writer:
         writer.add_scalar("x", 1.0, 0)
-    with pytest.raises(ValueError):
-        writer.add_scalar("x", 1.0, 1)
+        first = writer.file_path
+    assert writer.closed and read_records(first)[1] == []
+    writer.add_scalar("x", 1.0, 1)
+    writer.flush()
+    assert [s.step for s in legacy_reader(tmp_path).Scalars("x")] == [0, 1]
+    writer.close()
 
 
 def test_interpreter_exit_writes_everything(tmp_path):
@@ -135,8 +160,8 @@ def test_interpreter_exit_writes_everything(tmp_path):
     """)
     assert proc.returncode == 0, proc.stderr
     assert len(legacy_reader(tmp_path).Scalars("x")) == 500
-    ((_, batch),) = tensor_values(tmp_path, "batch")
-    assert len(batch) == 2 + 3
+    acc = legacy_reader(tmp_path)
+    assert [len(acc.Images(f"batch/image/{i}")) for i in range(3)] == [1, 1, 1]
     assert len(legacy_reader(tmp_path / "dropped").Scalars("y")) == 1
 
 
@@ -172,9 +197,9 @@ def test_fork_child_gets_its_own_file(tmp_path):
         pid = int(name.split(".")[-2])  # host names may hold dots
         events = _events_in(str(tmp_path / name))
         tags[pid] = [v.tag for e in events if e.HasField("summary") for v in e.summary.value]
-    assert tags[child_pid] == ["child", "child_images"]
+    assert tags[child_pid] == ["child", "child_images/image/0", "child_images/image/1"]
     (parent_pid,) = set(tags) - {child_pid}
-    assert tags[parent_pid] == ["parent_images"] + ["parent"] * 51
+    assert tags[parent_pid] == ["parent_images/image/0", "parent_images/image/1"] + ["parent"] * 51
 
 
 def _fail_after(limit, real_write=os.write):

@@ -36,7 +36,9 @@ def _content(logdir):
 
 def test_experiment_session_and_metric_round_trip(tmp_path):
     with gs.SummaryWriter(tmp_path) as writer:
-        writer.add_hparams(SEED_HPARAMS, {"accuracy/val": None, gs.Metric("steps", int): 7})
+        writer.add_hparams(
+            SEED_HPARAMS, {"accuracy/val": None, gs.Metric("steps", int): 7}, run_name="."
+        )
         writer.add_scalar("loss", 0.01, 5)
     content = _content(tmp_path)
     experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
@@ -82,7 +84,7 @@ def test_experiment_session_and_metric_round_trip(tmp_path):
 
 def test_a_failing_with_block_ends_the_session_as_failure(tmp_path):
     with pytest.raises(RuntimeError), gs.SummaryWriter(tmp_path) as writer:
-        writer.add_hparams({"lr": 0.1})
+        writer.add_hparams({"lr": 0.1}, run_name=".")
         raise RuntimeError("training diverged")
     end = metadata.parse_session_end_info_plugin_data(
         _content(tmp_path)[metadata.SESSION_END_INFO_TAG]
@@ -94,7 +96,7 @@ def test_a_dropped_writer_still_ends_its_session(tmp_path):
     code = textwrap.dedent(f"""
         import gpu_summary as gs
         writer = gs.SummaryWriter({str(tmp_path)!r})
-        writer.add_hparams({{"lr": 0.1}})
+        writer.add_hparams({{"lr": 0.1}}, run_name=".")
         # no close(): the interpreter exits with the writer open
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -104,12 +106,12 @@ def test_a_dropped_writer_still_ends_its_session(tmp_path):
 
 def test_repeated_calls_log_metrics_and_refuse_other_hparams(tmp_path):
     with gs.SummaryWriter(tmp_path) as writer:
-        writer.add_hparams({"lr": 0.1, "opt": "sgd"}, {"loss": 1.0})
-        writer.add_hparams({"lr": 0.1, "opt": "sgd"}, {"loss": 0.5})
+        writer.add_hparams({"lr": 0.1, "opt": "sgd"}, {"loss": 1.0}, run_name=".")
+        writer.add_hparams({"lr": 0.1, "opt": "sgd"}, {"loss": 0.5}, run_name=".", global_step=1)
         with pytest.raises(ValueError, match="new SummaryWriter in its own logdir"):
-            writer.add_hparams({"lr": 0.2, "opt": "sgd"}, {"loss": 0.4})
+            writer.add_hparams({"lr": 0.2, "opt": "sgd"}, {"loss": 0.4}, run_name=".")
         with pytest.raises(ValueError, match="not declared"):
-            writer.add_hparams({"lr": 0.1, "opt": "sgd"}, {"acc": 0.4})
+            writer.add_hparams({"lr": 0.1, "opt": "sgd"}, {"acc": 0.4}, run_name=".")
     assert [e.value for e in legacy_reader(tmp_path).Scalars("loss")] == [1.0, 0.5]
     assert sum(1 for tag in _content(tmp_path) if tag == metadata.EXPERIMENT_TAG) == 1
 
@@ -134,7 +136,7 @@ def test_repeated_calls_log_metrics_and_refuse_other_hparams(tmp_path):
         ({"lr": float("nan")}, ValueError, "'lr' = nan: values must be finite"),
         ({gs.Metric("loss"): "low"}, TypeError, "metric 'loss' takes a real number"),
         ({gs.Metric("loss"): 0.1}, ValueError, "no hyperparameter"),
-        ([("lr", 0.1)], TypeError, "hparams must be a dict"),
+        ([("lr", 0.1)], TypeError, "hparam_dict must be a dict"),
     ],
 )  # fmt: skip
 def test_bad_hparams_are_refused_and_nothing_is_written(tmp_path, hparams, error, match):
@@ -144,8 +146,9 @@ def test_bad_hparams_are_refused_and_nothing_is_written(tmp_path, hparams, error
         writer.add_scalar("after", 1.0, 0)  # the writer still works
         path = writer.file_path
     records, problems = read_records(path)
-    # the file-version record and "after": no hparams, no session end
+    # the file-version record and "after": no hparams, no session end, no run of its own
     assert len(records) == 2 and not problems
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []
 
 
 @pytest.mark.parametrize(
@@ -183,9 +186,10 @@ def test_dashboard_lists_the_session(tmp_path, load_fast):
                 {
                     gs.HParam("lr", gs.RealRange(1e-2, 1e-1)): lr,
                     gs.HParam("opt", gs.ValueSet(["adam", "sgd"])): opt,
-                    "magic": run == "a",
+                    gs.HParam("magic"): run == "a",  # a bool stays a bool under HParam
                 },
                 {gs.Metric("loss"): None},
+                run_name=".",
             )
             for step in range(3):
                 writer.add_scalar("loss", loss + step, step)

@@ -106,12 +106,25 @@ def test_no_module_is_over_500_lines():
     assert {path: n for path, n in sizes.items() if n > MOST_LINES} == {}
 
 
-def test_the_writer_module_holds_the_public_methods_only():
-    tree = ast.parse((PACKAGE / "writer.py").read_text(encoding="utf-8"))
+def _methods_of(path: pathlib.Path) -> tuple[list[str], list[ast.FunctionDef]]:
+    """The classes a module defines at the top and the methods of them all (no functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
-    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    assert [c.name for c in classes] == ["SummaryWriter"] and functions == []
-    methods = [n for n in classes[0].body if isinstance(n, ast.FunctionDef)]
+    assert [n for n in tree.body if isinstance(n, ast.FunctionDef)] == [], path
+    methods = [n for c in classes for n in c.body if isinstance(n, ast.FunctionDef)]
+    return [c.name for c in classes], methods
+
+
+def test_the_writer_and_its_method_modules_hold_public_methods_only():
+    names, methods = _methods_of(PACKAGE / "writer.py")
+    assert names == ["SummaryWriter"]
+    families = sorted((PACKAGE / "_methods").glob("[!_]*.py"))
+    assert len(families) >= 5
+    for path in families:
+        family, family_methods = _methods_of(path)
+        assert len(family) == 1 and family[0].endswith("Methods"), (path, family)
+        assert all(m.name.startswith("add_") for m in family_methods), path
+        methods += family_methods
     private = [m.name for m in methods if m.name.startswith("_") and not m.name.endswith("__")]
     assert private == ["_get_file_writer"]  # torch's name for file_writer; Lightning calls it
     undocumented = [
@@ -121,3 +134,12 @@ def test_the_writer_module_holds_the_public_methods_only():
     assert {"add_scalar", "add_histogram", "add_image", "flush", "close"} <= {
         m.name for m in methods
     }
+
+
+def test_summary_writer_inherits_every_family():
+    import gpu_summary
+    from gpu_summary import _methods
+
+    bases = {base.__module__ for base in gpu_summary.SummaryWriter.__mro__[1:-1]}
+    package = pathlib.Path(_methods.__file__).parent
+    assert bases == {f"gpu_summary._methods.{p.stem}" for p in package.glob("[!_]*.py")}

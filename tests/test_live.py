@@ -42,7 +42,7 @@ def _log_every_kind(writer, rng) -> tuple[np.ndarray, np.ndarray]:
     writer.add_images("samples", image, 0, dataformats="NHWC")
     writer.add_text("notes", "live **text**", 0)
     writer.add_hparams({gs.HParam("lr", gs.RealRange(1e-3, 1e-1)): 0.01, "opt": "adam"},
-                       {gs.Metric("live/loss"): None})  # fmt: skip
+                       {gs.Metric("live/loss"): None}, run_name=".")  # fmt: skip
     writer.add_graph(LAYERS)
     writer.add_embedding(points, [f"p{i}" for i in range(10)], tag="emb", step=0)
     return image, points
@@ -78,7 +78,7 @@ def test_a_running_writer_is_served_live(tmp_path, load_fast):
 
             # Every other kind, served while the writer is still open.
             entries = poll_json(base, "/data/plugin/images/images", lambda d: d, run="live",
-                                tag="samples", sample=1)  # fmt: skip
+                                tag="samples/image/1", sample=0)  # fmt: skip
             png = get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
             np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
             (text,) = poll_json(base, "/data/plugin/text/text", lambda d: d, run="live",

@@ -26,7 +26,9 @@ def test_server_shows_every_kind(tmp_path, load_fast):
             writer.add_scalar("loss", 1.0 / (step + 1), step)
         writer.add_histogram("weights", values, 0)
         writer.add_histogram("empty", np.array([np.nan, np.inf]), 0)
-        writer.add_images("samples", image, 0, dataformats="NHWC")
+        writer.add_images("samples", image, 0, dataformats="NHWC", one_tag=True)
+        writer.add_images("batch", image, 0, dataformats="NHWC")  # batch/image/0, batch/image/1
+        writer.add_image("one", image[0], 0, dataformats="HWC")
         writer.add_text("notes", "hello *world*", 0)
 
     with tensorboard(tmp_path, load_fast) as base:
@@ -52,6 +54,13 @@ def test_server_shows_every_kind(tmp_path, load_fast):
         )
         png = _get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
+        for tag, want in (("batch/image/0", image[0]), ("batch/image/1", image[1]),
+                          ("one", image[0])):  # fmt: skip
+            entries = _poll_json(
+                base, "/data/plugin/images/images", lambda d: d, run="run", tag=tag, sample=0
+            )
+            png = _get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)
 
         (text,) = _poll_json(base, "/data/plugin/text/text", lambda d: d, run="run", tag="notes")
         assert "<em>world</em>" in text["text"]

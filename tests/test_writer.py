@@ -248,26 +248,56 @@ def test_image_float_and_bool_and_gray(writer, tmp_path):
     np.testing.assert_array_equal(decoded, np.where(gray > 0.5, 255, 0))
 
 
+def _legacy_images(tmp_path, tag):
+    """{tag: [(step, width, height, HWC array)]} of Summary.Image events, as
+    EventAccumulator.Images reads them."""
+    reader = legacy_reader(tmp_path)
+    return [
+        (e.step, e.width, e.height, np.asarray(Image.open(io.BytesIO(e.encoded_image_string))))
+        for e in reader.Images(tag)
+    ]
+
+
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_images_batch(writer, tmp_path, layout):
+def test_images_batch_is_a_summary_image_per_sample(writer, tmp_path, layout):
     nhwc = np.random.default_rng(9).random((5, 10, 14, 3)).astype(np.float32)
     batch = nhwc if layout == "NHWC" else nhwc.transpose(0, 3, 1, 2)
     writer.add_images("batch", batch, 1, dataformats=layout)
     writer.flush()
-    ((step, width, height, decoded),) = _decode(tmp_path, "batch")
-    assert (step, width, height, len(decoded)) == (1, 14, 10, 5)
     expected = np.floor(nhwc.astype(np.float64) * 255 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(np.stack(decoded), expected)
+    assert sorted(legacy_reader(tmp_path).Tags()["images"]) == [
+        f"batch/image/{i}" for i in range(5)
+    ]
+    for i in range(5):
+        ((step, width, height, decoded),) = _legacy_images(tmp_path, f"batch/image/{i}")
+        assert (step, width, height) == (1, 14, 10)
+        np.testing.assert_array_equal(decoded, expected[i])
+    ((_, _, _, samples),) = _decode(tmp_path, "batch/image/3")  # the dashboard's form
+    np.testing.assert_array_equal(samples[0], expected[3])
+    records, _ = read_records(writer.file_path)
+    assert len(records) == 2  # the file version and one event holding the five
+
+
+def test_images_one_tag_is_one_tensor_of_samples(writer, tmp_path):
+    nhwc = np.random.default_rng(9).integers(0, 256, (4, 6, 7, 3), dtype=np.uint8)
+    writer.add_images("batch", nhwc, 2, dataformats="NHWC", one_tag=True)
+    writer.flush()
+    ((step, width, height, decoded),) = _decode(tmp_path, "batch")
+    assert (step, width, height, len(decoded)) == (2, 7, 6, 4)
+    np.testing.assert_array_equal(np.stack(decoded), nhwc)
+    with pytest.raises(TypeError, match="one_tag must be True or False"):
+        writer.add_images("batch", nhwc, 3, dataformats="NHWC", one_tag="yes")
 
 
 def test_images_max_size(writer, tmp_path):
     batch = np.random.default_rng(1).integers(0, 256, (3, 40, 100, 4), dtype=np.uint8)
     writer.add_images("small", batch, 0, max_size=25, dataformats="NHWC")
     writer.flush()
-    ((_, width, height, decoded),) = _decode(tmp_path, "small")
-    assert (width, height) == (25, 10)
     block = batch.reshape(3, 10, 4, 25, 4, 4).astype(np.int64).sum(axis=(2, 4))
-    np.testing.assert_array_equal(np.stack(decoded), (2 * block + 16) // 32)
+    for i in range(3):
+        ((_, width, height, decoded),) = _legacy_images(tmp_path, f"small/image/{i}")
+        assert (width, height) == (25, 10)
+        np.testing.assert_array_equal(decoded, (2 * block[i] + 16) // 32)
 
 
 # -- text --------------------------------------------------------------------------------------

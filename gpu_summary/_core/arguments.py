@@ -299,6 +299,33 @@ def check_log_dir(
     return check_logdir(folder)
 
 
+def check_run_name(run_name: object) -> str | None:
+    """``add_hparams``' ``run_name``: None (or "") for a new run of its own, ``"."`` for the
+    writer's own run, else a folder below the writer's, named relatively and staying inside."""
+    if run_name is None or run_name == "":
+        return None
+    if not isinstance(run_name, str):
+        raise TypeError(f"run_name must be a str or None, got {type(run_name).__name__}")
+    check_unicode(run_name, "run_name")
+    parts = run_name.replace(os.sep, "/").split("/")
+    if "\0" in run_name or os.path.isabs(run_name) or ".." in parts:
+        raise ValueError(
+            f"run_name must name a folder inside the writer's log_dir (relative, no '..', no "
+            f"NUL), got {run_name!r}; '.' logs into the writer's own run"
+        )
+    return os.path.normpath(run_name)
+
+
+def either_name(run_name: object, name: object) -> object:
+    """``add_hparams``' ``run_name`` or its alias ``name`` (tensorboardX's)."""
+    if run_name is not None and run_name != name:
+        raise TypeError(
+            f"give the run's name once: run_name={run_name!r} and name={name!r} are the same "
+            "argument (torch's and tensorboardX's names)"
+        )
+    return name
+
+
 def either_step(global_step: object, step: object) -> object:
     """``global_step`` or its alias ``step``: the one given (None if neither)."""
     if step is None:

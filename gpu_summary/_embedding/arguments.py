@@ -43,11 +43,8 @@ def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
             raise ValueError(
                 f"metadata rows must all have the same number of columns, found {sorted(widths)}"
             )
-        for row in metadata:  # here, not on the writer thread: the error names the argument
-            for cell in row if isinstance(row, (list, tuple)) else (row,):
-                if isinstance(cell, str):
-                    arguments.check_unicode(cell, "metadata label")
-        return Ready(list(metadata)), widths.pop()
+        # Made str here, not on the writer thread: a bad label raises at the call.
+        return Ready(label_rows(metadata)), widths.pop()
     backend, labels = backend_for(metadata, "metadata")
     shape = tuple(labels.shape)
     if len(shape) not in (1, 2) or shape[0] != n:
@@ -62,9 +59,15 @@ def label_cell(cell: object) -> str:
         return cell.decode("utf-8", errors="replace")
     if isinstance(cell, np.generic):
         cell = cell.item()
+    elif hasattr(cell, "item") and getattr(cell, "shape", None) is not None:
+        if int(np.prod(cell.shape)) == 1:  # a one-element tensor or array: its number
+            cell = cell.item()
     if isinstance(cell, (int, float, bool)):
         return str(cell)
-    raise TypeError(f"metadata labels must be str, bytes or numbers, got {type(cell).__name__}")
+    raise TypeError(
+        f"metadata labels must be str, bytes, numbers or one-element tensors, got "
+        f"{type(cell).__name__}: {cell!r:.80}"
+    )
 
 
 def label_rows(labels: object) -> list[tuple[str, ...]]:

@@ -22,7 +22,14 @@ from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job, Marker
 from gpu_summary.proto import event_pb2
 
-CLOSED_MESSAGE = "this SummaryWriter is closed; create a new SummaryWriter to log more"
+CLOSED_MESSAGE = (
+    "this SummaryWriter was closed by another thread during the call, which may not have been "
+    "logged; log again (a closed writer reopens), or close it after its last call"
+)
+FINAL_MESSAGE = (
+    "this SummaryWriter is closed, and a distributed writer does not reopen (its ranks' "
+    "collectives ended with close()); create a new SummaryWriter to log more"
+)
 # A batch of records is written once it reaches this size, without waiting for flush_secs.
 _WRITE_BATCH_BYTES = 1 << 20
 # Writer-thread states. Dozing (records buffered), it polls the queue every _DOZE_SECS and

@@ -24,10 +24,12 @@ _file_counter = itertools.count()
 
 
 def event_file_name(suffix: str = "") -> str:
-    """``events.out.tfevents.<10-digit unix time>.<host>.<pid>.<counter><suffix>``."""
+    """``events.out.tfevents.<10-digit unix time>.<host>.<pid>.<counter><suffix>``, the
+    counter of 6 digits: TensorBoard reads a run's files in the order of their names, so files
+    a process made in one second (a writer reopened after close) are read in the order made."""
     return (
         f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
-        f"{os.getpid()}.{next(_file_counter)}{suffix}"
+        f"{os.getpid()}.{next(_file_counter):06d}{suffix}"
     )
 
 
@@ -211,3 +213,18 @@ class EventFile:
             f"gpu_summary could not write to {self.path}",
             f"; {dropped} record(s) were dropped and the file ends at its last whole record",
         )
+
+
+def write_event_file(logdir: str, events: list[bytes]) -> str:
+    """A whole new event file in ``logdir`` (made if missing) holding ``events``; its path.
+
+    Raises:
+        OSError: the folder or the file could not be made or written (no partial record).
+    """
+    file = EventFile(logdir)
+    try:
+        file.extend(events)
+        file.write_batch()
+    finally:
+        file.close()
+    return file.path

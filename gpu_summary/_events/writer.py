@@ -22,6 +22,9 @@ Guarantees:
 - A file deleted while open (its run folder removed to start afresh) is noticed before the next
   write: logging goes on in a new file in the same folder, made again if need be, with a
   ``RuntimeWarning`` (TensorFlow's writer does the same); the records that were in it are gone.
+- Logging after ``close()`` reopens: a new file in the same folder, as torch's and
+  tensorboardX's writers do (unless made with ``reopens=False``). A call racing ``close()``
+  from another thread raises ValueError; every call that returns was written.
 - After ``os.fork()`` the child neither writes into the parent's file nor inherits its queued
   or buffered records: its first ``add`` opens a file of its own (its pid is in the name).
 """
@@ -35,11 +38,11 @@ import sys
 import threading
 import weakref
 
-from gpu_summary._events.channel import CLOSED_MESSAGE, Channel, WriterError
+from gpu_summary._events.channel import CLOSED_MESSAGE, FINAL_MESSAGE, Channel, WriterError
 from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job
 
-__all__ = ["CLOSED_MESSAGE", "EventFileWriter", "NullEventWriter", "WriterError"]
+__all__ = ["CLOSED_MESSAGE", "FINAL_MESSAGE", "EventFileWriter", "NullEventWriter", "WriterError"]
 
 
 class EventFileWriter:
@@ -52,6 +55,7 @@ class EventFileWriter:
         max_queue: most jobs waiting for the writer thread before ``add`` blocks.
         max_queue_bytes: most bytes (as the callers declare them) waiting before ``add`` blocks.
         filename_suffix: appended to the file name.
+        reopens: whether a use after ``close()`` opens a new file (else ValueError).
 
     Thread safety: every public method may be called from any thread.
     """
@@ -64,8 +68,11 @@ class EventFileWriter:
         max_queue: int = 1024,
         max_queue_bytes: int = 256 << 20,
         filename_suffix: str = "",
+        reopens: bool = True,
     ) -> None:
         self._logdir = os.fspath(logdir)
+        self._reopens = reopens
+        self.generation = 0  # files this process opened: a new one starts with nothing open
         self._flush_secs = float(flush_secs)
         self._max_queue = int(max_queue)
         self._max_queue_bytes = int(max_queue_bytes)
@@ -94,6 +101,7 @@ class EventFileWriter:
         # _close_all_at_exit waits for them).
         weakref.finalize(self, channel.send_marker, "close", False).atexit = False
         self._channel = channel
+        self.generation += 1
 
     def _live_channel(self) -> Channel:
         channel = self._channel
@@ -128,8 +136,8 @@ class EventFileWriter:
             channel = self._live_channel()
             self._raise_deferred_error(channel)
         channel.put(job, self._max_queue, self._max_queue_bytes)
-        if self._closed:  # closed by another thread meanwhile: the job may never run
-            raise ValueError(CLOSED_MESSAGE)
+        if self._closed or self._channel is not channel:  # closed by another thread meanwhile:
+            raise ValueError(CLOSED_MESSAGE)  # the job may never run
 
     def at_close(self, key: str, job: Job | None) -> None:
         """Have ``job`` build the file's last record when it closes — by ``close()``, at exit,
@@ -167,8 +175,8 @@ class EventFileWriter:
             if self._closed:
                 return
             self._closed = True
+            channel = self._channel
         _live_writers.discard(self)
-        channel = self._channel
         if channel is None:
             return
         if channel.thread.is_alive():
@@ -177,9 +185,16 @@ class EventFileWriter:
         self._raise_deferred_error(channel)
 
     def check_open(self) -> None:
-        """Raise ValueError if the writer is closed."""
+        """Reopen a closed writer — a new file in the same folder — or, made with
+        ``reopens=False``, raise ValueError."""
         if self._closed:
-            raise ValueError(CLOSED_MESSAGE)
+            if not self._reopens:
+                raise ValueError(FINAL_MESSAGE)
+            with self._open_lock:
+                if self._closed:
+                    self._open()
+                    self._closed = False
+            _live_writers.add(self)
 
     @staticmethod
     def _raise_deferred_error(channel: Channel) -> None:
@@ -200,13 +215,17 @@ class NullEventWriter:
     """The event file of a rank other than 0: there is none; jobs are dropped."""
 
     path = None
+    generation = 1
 
-    def __init__(self) -> None:
+    def __init__(self, reopens: bool = True) -> None:
         self.closed = False
+        self._reopens = reopens
 
     def check_open(self) -> None:
         if self.closed:
-            raise ValueError(CLOSED_MESSAGE)
+            if not self._reopens:
+                raise ValueError(FINAL_MESSAGE)
+            self.closed = False
 
     def add(self, job: Job) -> None:
         self.check_open()
@@ -215,7 +234,7 @@ class NullEventWriter:
         pass
 
     def flush(self, fsync: bool = False) -> None:
-        self.check_open()
+        pass
 
     def close(self) -> None:
         self.closed = True

@@ -60,6 +60,11 @@ def _shapes(fx_node: object) -> list[list[int]] | None:
     return shapes or None
 
 
+class ModelInputError(ValueError, RuntimeError):
+    """``input_to_model`` failed in the model: a ValueError, and a RuntimeError as torch's
+    ``add_graph`` raises then (its tracer's error), so either ``except`` catches it."""
+
+
 def _propagate_shapes(traced: object, input_to_model: object) -> None:
     from torch.fx.passes.shape_prop import ShapeProp
 
@@ -67,7 +72,7 @@ def _propagate_shapes(traced: object, input_to_model: object) -> None:
     try:
         ShapeProp(traced).propagate(*inputs)
     except Exception as exc:
-        raise ValueError(
+        raise ModelInputError(
             f"input_to_model could not run through the model ({type(exc).__name__}: {exc}); "
             "pass an input the model accepts (a tensor or a tuple of its arguments), or None"
         ) from exc
@@ -130,7 +135,8 @@ def nodes_from_module(module: object, input_to_model: object = None) -> list[Nod
     """Nodes of a torch module (see the module docstring).
 
     Raises:
-        ValueError: ``input_to_model`` was given and the traced model fails on it.
+        ModelInputError: ``input_to_model`` was given and the traced model fails on it (a
+            ValueError and a RuntimeError).
     """
     import torch.fx
 

@@ -38,6 +38,7 @@ class FileWriter:
         """
         self._state.check_open()
         parsed = event_pb2.Event.FromString(arguments.message_bytes(event, "Event", "event"))
+        step, walltime = self._state.defaults(step, walltime)
         parsed.wall_time = time.time() if walltime is None else arguments.check_walltime(walltime)
         if step is not None:
             parsed.step = arguments.check_step(step)
@@ -81,6 +82,6 @@ class FileWriter:
         self._state.close()
 
     def reopen(self) -> None:
-        """Torch's ``reopen``: the file stays open until ``close``, so there is nothing to do
-        while it is open."""
+        """Torch's ``reopen``: after ``close``, a new event file in the same folder; nothing
+        while the file is open."""
         self._state.check_open()

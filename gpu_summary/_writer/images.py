@@ -6,6 +6,7 @@ from __future__ import annotations
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._writer.state import WriterState
+from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.image import image_summary, legacy_image_summary
 
 
@@ -19,8 +20,10 @@ def log_images(
     walltime: object,
     *,
     batch: bool,
+    one_tag: bool = False,
 ) -> None:
-    """SummaryWriter.add_image (``batch=False``) or add_images (``batch=True``)."""
+    """SummaryWriter.add_image (``batch=False``) or add_images (``batch=True``; ``one_tag``:
+    the batch as one tensor of PNGs under ``tag``)."""
     argument = "img_tensor"
     tag, step, wall = state.begin(tag, step, walltime)
     formats = arguments.IMAGES_FORMATS if batch else arguments.IMAGE_FORMATS
@@ -36,10 +39,13 @@ def log_images(
         return  # rank 0's images only
     pending = backend.thumbnails(nhwc, max_size)
     out_h, out_w = backend.thumbnail_size(height, width, max_size)
-    # One image as torch writes it (Summary.Image: every reader knows it); a batch as one
-    # tensor of PNGs under one tag (the dashboard's sample slider).
-    build = image_summary if batch else legacy_image_summary
-    state.enqueue(
-        "image", tag, step, wall, lambda: build(tag, pending.result()),
-        nbytes=n * out_h * out_w * channels,
-    )  # fmt: skip
+    if batch and one_tag:  # one tensor of PNGs under one tag: the samples of one card
+
+        def build() -> summary_pb2.Summary:
+            return image_summary(tag, pending.result())
+    else:  # Summary.Image, as torch writes an image: every reader knows it
+
+        def build() -> summary_pb2.Summary:
+            return legacy_image_summary(tag, pending.result(), batch)
+
+    state.enqueue("image", tag, step, wall, build, nbytes=n * out_h * out_w * channels)

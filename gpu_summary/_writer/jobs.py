@@ -24,8 +24,10 @@ import struct
 import time
 from collections.abc import Callable
 
+from gpu_summary import hparams as hp
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
+from gpu_summary._events.event_file import write_event_file
 from gpu_summary._events.jobs import Job, JobKind
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
@@ -232,3 +234,20 @@ def nonfinite_call_back(
 def files(action: Callable[[], None], description: str) -> Job:
     """Files of their own written on the writer thread (the Projector's); no record."""
     return Job(_FILES, (action,), 0, description)
+
+
+def hparams_run(folder: str, session: hp.Session, step: int, wall_time: float) -> Job:
+    """A run of its own in ``folder`` for one ``add_hparams`` call, as torch makes one: a new
+    event file holding the experiment, the session's start, each metric value as a scalar at
+    ``step``, and the session's end (success), written on the writer thread."""
+    summaries = [
+        hparams_summaries.experiment_summary(session, wall_time),
+        hparams_summaries.session_start_summary(session, wall_time),
+    ]
+    summaries += [scalar_summary(metric.name, value) for metric, value in session.metrics]
+    summaries.append(hparams_summaries.session_end_summary("success", wall_time))
+    events = [
+        event_pb2.Event(wall_time=wall_time, step=step, summary=s).SerializeToString()
+        for s in summaries
+    ]
+    return files(lambda: write_event_file(folder, events), f"hparams run {folder!r}")

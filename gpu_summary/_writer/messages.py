@@ -3,6 +3,7 @@ one event) and ``add_hparams``."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from gpu_summary import hparams as hp
@@ -48,19 +49,40 @@ def log_text(
 
 
 def log_hparams(
-    state: WriterState, hparams: object, metrics: object, walltime: object
-) -> hp.Session:
-    """SummaryWriter.add_hparams up to the metrics' values, which the caller logs as scalars:
-    the experiment and session start written once per run, the session's end at close."""
+    state: WriterState,
+    hparam_dict: object,
+    metric_dict: object,
+    hparam_domain_discrete: object,
+    run_name: object,
+    step: object,
+    walltime: object,
+) -> hp.Session | None:
+    """SummaryWriter.add_hparams. With ``run_name="."`` the session is the writer's own run's
+    (written once; later calls must agree; ended at close) and the caller logs the metric
+    values returned; otherwise a run of its own below the writer's, written whole (None)."""
     state.events.check_open()
-    session = hp.session(hparams, metrics)
+    run = arguments.check_run_name(run_name)
+    session = hp.torch_session(hparam_dict, metric_dict, hparam_domain_discrete)
+    step, walltime = state.defaults(step, walltime)
+    step = 0 if step is None else arguments.check_step(step)
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-    if state.session.open(session):
-        experiment = hparams_summaries.experiment_summary
-        start = hparams_summaries.session_start_summary
-        state.enqueue("hparams", hparams_summaries.EXPERIMENT_TAG, 0, wall,
-                      lambda: experiment(session, wall))  # fmt: skip
-        state.enqueue("hparams", hparams_summaries.SESSION_START_INFO_TAG, 0, wall,
-                      lambda: start(session, wall))  # fmt: skip
-        state.session.end_at_close("success")
-    return session
+    if run == os.curdir:
+        if state.session.open(session):
+            experiment = hparams_summaries.experiment_summary
+            start = hparams_summaries.session_start_summary
+            state.enqueue("hparams", hparams_summaries.EXPERIMENT_TAG, step, wall,
+                          lambda: experiment(session, wall))  # fmt: skip
+            state.enqueue("hparams", hparams_summaries.SESSION_START_INFO_TAG, step, wall,
+                          lambda: start(session, wall))  # fmt: skip
+            state.session.end_at_close("success")
+        return session
+    declared = [metric.name for metric, value in session.metrics if value is None]
+    if declared:
+        raise ValueError(
+            f"metrics {declared!r} have no value: a run of its own is written whole, so give "
+            "each metric its value, or log the hparams into this writer's run with "
+            "run_name='.' (then None declares a metric you log with add_scalar)"
+        )
+    if state.writes_files:
+        state.events.add(jobs.hparams_run(state.hparams_folder(run), session, step, wall))
+    return None

@@ -1,6 +1,7 @@
 """The hparams session of one run: the first ``add_hparams`` (or a Summary holding
 ``session_start_info``) opens it, later calls must agree with it, and the file's last record
-ends it (success, or failure when the writer's ``with`` block raised)."""
+ends it (success, or failure when the writer's ``with`` block raised). A writer reopened after
+``close()`` (a new file) starts with no session."""
 
 from __future__ import annotations
 
@@ -18,7 +19,21 @@ class RunSession:
         self._events = events
         self._lock = threading.Lock()
         self._hparams: hp.Session | None = None
-        self.started = False  # a session_start_info was written
+        self._started = False  # a session_start_info was written
+        self._generation = events.generation  # of the file the session is in
+
+    def _forget_ended(self) -> None:
+        """A session of a file since closed has ended: none is open in the new file."""
+        if self._events.generation != self._generation:
+            self._hparams, self._started = None, False
+            self._generation = self._events.generation
+
+    @property
+    def started(self) -> bool:
+        """Whether a ``session_start_info`` is in the current file."""
+        with self._lock:
+            self._forget_ended()
+            return self._started
 
     def open(self, session: hp.Session) -> bool:
         """Whether ``session`` is the run's first; else check it agrees with the first.
@@ -27,8 +42,10 @@ class RunSession:
             ValueError: other hparams values, or a metric the first call did not declare.
         """
         with self._lock:
+            self._forget_ended()
             if self._hparams is None:
                 self._hparams = session
+                self._generation = self._events.generation
                 return True
             known = self._hparams
         if session.values() != known.values():
@@ -47,5 +64,8 @@ class RunSession:
 
     def end_at_close(self, status: str) -> None:
         """Have the file's last record end the session with ``status``."""
-        self.started = True
+        self._events.check_open()
+        with self._lock:
+            self._forget_ended()
+            self._started = True
         self._events.at_close("hparams", jobs.session_end(status))

@@ -63,6 +63,9 @@ class WriterState:
         self.rank = 0 if self.aggregation is None else self.aggregation.rank
         # Rank 0 writes (others only take part in the merges); write_to_disk=False: nobody.
         self.writes_files = self.rank == 0 and bool(write_to_disk)
+        # Logging after close() reopens (a new file), as torch's writer does; not a
+        # distributed writer: its collectives end at close.
+        reopens = self.aggregation is None
         self.events: EventFileWriter | NullEventWriter
         if self.writes_files:
             self.events = EventFileWriter(
@@ -71,14 +74,18 @@ class WriterState:
                 max_queue=max_queue,
                 max_queue_bytes=max_queue_bytes,
                 filename_suffix=filename_suffix,
+                reopens=reopens,
             )
             if purge_step is not None:  # TensorBoard drops what an earlier run logged past it
                 self.events.add(jobs.session_start(purge_step))
         else:
-            self.events = NullEventWriter()
+            self.events = NullEventWriter(reopens)
         self.steps: dict[str, int] = {}
         self.steps_lock = threading.Lock()
         self.session = RunSession(self.events)
+        self.hparams_runs: set[str] = set()  # add_hparams' run folders so far
+        # (global_step, walltime) defaults of a use_metadata block, or None outside one
+        self.metadata: tuple[int | None, float | None] | None = None
         self.projector = ProjectorFiles(logdir)
         self.monitors: list[GpuMonitor] = []
 
@@ -92,9 +99,18 @@ class WriterState:
         """The checks every ``add_*`` makes first: (tag, step or None, wall time)."""
         self.check_open()
         tag = arguments.check_tag(tag)
+        step, walltime = self.defaults(step, walltime)
         checked_step = None if step is None else arguments.check_step(step)
         wall = time.time() if walltime is None else arguments.check_walltime(walltime)
         return tag, checked_step, wall
+
+    def defaults(self, step: object, walltime: object) -> tuple[object, object]:
+        """``step`` and ``walltime``, each the ``use_metadata`` block's default when None."""
+        metadata = self.metadata
+        if metadata is None:
+            return step, walltime
+        return (metadata[0] if step is None else step,
+                metadata[1] if walltime is None else walltime)  # fmt: skip
 
     def resolve_step(self, tag: str, step: int | None) -> int:
         """``step``, or one more than ``tag``'s last (0 the first time); remembered."""
@@ -118,6 +134,19 @@ class WriterState:
         """Queue the Summary ``build()`` makes on the writer thread, at ``step`` (resolved)."""
         step = self.resolve_step(tag, step)
         self.events.add(jobs.summary(kind, tag, step, wall, build, nbytes))
+
+    def hparams_folder(self, run: str | None) -> str:
+        """The folder of an ``add_hparams`` run below this writer's: ``run``, or (None) a new
+        name from the clock, as torch names it, never one this writer used before."""
+        with self.steps_lock:
+            if run is None:
+                run = base = repr(time.time())
+                count = 0
+                while run in self.hparams_runs:
+                    count += 1
+                    run = f"{base}_{count}"
+            self.hparams_runs.add(run)
+        return os.path.join(self.logdir, run)
 
     def add_monitor(self, monitor: GpuMonitor) -> None:
         """Stop ``monitor`` when the writer closes."""

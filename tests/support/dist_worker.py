@@ -53,7 +53,7 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
             writer.add_scalar("s/steps", float(step * size + rank), reduce="mean")
         writer.add_text("t", f"rank {rank} says hello", 0)
         writer.add_image("i", np.full((4, 5), rank / max(1, size - 1)), 0, dataformats="HW")
-        writer.add_hparams({"lr": 0.1, "rank_specific": "same"}, {"s/mean": None})
+        writer.add_hparams({"lr": 0.1, "rank_specific": "same"}, {"s/mean": None}, run_name=".")
         writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
         writer.add_embedding(np.eye(3) * (rank + 1), ["a", "b", "c"], tag="e")
         report = writer.add_anomaly("a", values, 0, lower=-2.0, upper=3.0, max_positions=6)
@@ -68,6 +68,10 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
             "positions": [[p.rank, list(p.index), p.kind] for p in result.positions],
             "quantile_count": len(result.quantiles),
         }
+    try:  # a distributed writer does not reopen after close(), unlike a lone one
+        writer.add_scalar("after", 1.0, 0)
+    except ValueError as exc:
+        out["after_close"] = str(exc)
     return out
 
 

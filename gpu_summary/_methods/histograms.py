@@ -1,0 +1,88 @@
+"""Histograms: one tensor, or many in one launch.
+
+A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
+arguments here and delegate to ``gpu_summary._writer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gpu_summary._core import arguments
+from gpu_summary._writer import histograms
+from gpu_summary._writer.state import WriterState
+
+
+class HistogramMethods:
+    """The histogram methods of :class:`gpu_summary.SummaryWriter`."""
+
+    _state: WriterState
+
+    def add_histogram(
+        self,
+        tag: str,
+        values: object,
+        global_step: int | None = None,
+        bins: str | int | Sequence[float] = "tensorflow",
+        walltime: float | None = None,
+        max_bins: int | None = None,
+        *,
+        step: int | None = None,
+    ) -> None:
+        """Log the distribution of a tensor's values.
+
+        Args:
+            tag: series name.
+            values: array or tensor of any shape and numeric dtype (bool, int, float).
+            global_step: global step; None for one more than this tag's last step.
+            bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
+                1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's ``"auto"``,
+                ``"fd"``, ... (host data: counts as ``numpy.histogram``); an int n: n even
+                buckets over [min, max]; increasing edges e_0 < ... < e_k: [e_i, e_i+1), one
+                bucket below e_0 and one from e_k up.
+            walltime: seconds since the epoch; default now.
+            max_bins: at most this many buckets written: neighbours merged, exactly (torch's).
+
+        NaN and ±Inf are counted apart; buckets, ``num`` and the sums cover finite values.
+
+        Raises:
+            TypeError: non-numeric ``values`` or ``bins`` of the wrong type.
+            ValueError: ``bins`` <= 0, unsorted or non-finite edges; the writer is closed.
+        """
+        global_step = arguments.either_step(global_step, step)
+        histograms.log_histogram(self._state, tag, values, global_step, bins, walltime, max_bins)
+
+    def add_histograms(
+        self,
+        named_tensors: object,
+        global_step: int | None = None,
+        prefix: str = "",
+        walltime: float | None = None,
+        *,
+        check_nonfinite: bool = False,
+        step: int | None = None,
+    ) -> None:
+        """Log the ladder histogram of many tensors at once (e.g. every parameter or gradient).
+
+        Args:
+            named_tensors: ``{name: tensor}`` or ``(name, tensor)`` pairs, e.g.
+                ``model.named_parameters()``; a None tensor (no gradient) is skipped.
+            global_step: global step; None for one more than each tag's last step.
+            prefix: prepended to every name to make its tag, e.g. ``"grad/"``.
+            walltime: seconds since the epoch; default now.
+            check_nonfinite: also log ``<prefix>nonfinite`` (NaN/±Inf over all the tensors,
+                counted by the histograms) and report those holding any to ``on_anomaly``.
+
+        Device tensors of one device and dtype are reduced in **one** kernel launch over a
+        device-side table of (address, length, stride), as PyTorch's ``_foreach`` kernels, with
+        one asynchronous copy back; host arrays one by one. The histograms equal per-tensor
+        ``add_histogram(prefix + name, tensor, step)`` calls, written as one event per step
+        (distributed: merged by one pair of collectives per call).
+
+        Raises:
+            TypeError: not a mapping or pairs, a name not a str, non-numeric data.
+            ValueError: no tensor at all; an empty name; the writer is closed.
+        """
+        global_step = arguments.either_step(global_step, step)
+        histograms.log_histograms(self._state, named_tensors, global_step, prefix, walltime,
+                                  check_nonfinite=check_nonfinite)  # fmt: skip

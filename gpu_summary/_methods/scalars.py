@@ -1,0 +1,83 @@
+"""Scalars: one number per call, the hot path kept short.
+
+A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
+arguments here and delegate to ``gpu_summary._writer``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from gpu_summary._core import arguments
+from gpu_summary._events.jobs import Job
+from gpu_summary._writer import scalars
+from gpu_summary._writer.jobs import SCALAR
+from gpu_summary._writer.state import WriterState
+
+_PLAIN_NUMBERS = (float, int)
+
+
+class ScalarMethods:
+    """The scalar methods of :class:`gpu_summary.SummaryWriter`."""
+
+    _state: WriterState
+
+    def add_scalar(
+        self,
+        tag: str,
+        scalar_value: object,
+        global_step: int | None = None,
+        walltime: float | None = None,
+        new_style: bool = False,
+        double_precision: bool = False,
+        *,
+        reduce: str = "mean",
+        step: int | None = None,
+    ) -> None:
+        """Log one number.
+
+        Args:
+            tag: series name, e.g. ``"loss/train"``.
+            scalar_value: a Python number, or a one-element array or tensor. NaN and ±Inf are
+                logged as they are; magnitudes beyond float32 become ±Inf.
+            global_step: global step (int64); None for one more than this tag's last step.
+                ``step=`` is the same (every ``add_*`` takes either).
+            walltime: seconds since the epoch; default now.
+            new_style: write a tensor summary of the scalars plugin (as torch does) instead of
+                ``simple_value``; ``double_precision`` keeps it float64 there.
+            reduce: with ``distributed``, how ranks' values combine: ``"mean"``, ``"sum"``,
+                ``"min"``, ``"max"`` or ``"rank0"`` (no collective).
+
+        Raises:
+            TypeError: a non-numeric value or a tag not a str. ValueError: more than one
+                element, an unknown ``reduce``, the writer is closed.
+        """
+        # The hot path (a str tag, a Python number, an int step) checks just that much.
+        value = scalar_value
+        if step is not None:
+            global_step = arguments.either_step(global_step, step)
+        step = global_step
+        state = self._state
+        if (
+            not new_style
+            and type(value) in _PLAIN_NUMBERS
+            and state.aggregation is None
+            and state.metadata is None
+            and type(tag) is str
+            and tag
+            and tag.isascii()  # a flag of the str: others are checked for UTF-8 below
+            and walltime is None
+            and (
+                step is None
+                or (type(step) is int and arguments.INT64_MIN <= step <= arguments.INT64_MAX)
+            )
+        ):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond float64
+                number = math.copysign(math.inf, value)
+            step = state.resolve_step(tag, step)
+            state.events.add(Job(SCALAR, (tag, number, step, time.time())))
+            return
+        scalars.log_scalar(state, tag, value, step, walltime, reduce, new_style, double_precision)

@@ -1,0 +1,93 @@
+"""A model's structure and its embeddings: the Graphs and Projector dashboards.
+
+A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
+arguments here and delegate to ``gpu_summary._writer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gpu_summary._core import arguments
+from gpu_summary._writer import embedding, graph
+from gpu_summary._writer.state import WriterState
+
+
+class StructureMethods:
+    """Graph and embedding methods of :class:`gpu_summary.SummaryWriter`."""
+
+    _state: WriterState
+
+    def add_embedding(
+        self,
+        mat: object,
+        metadata: object = None,
+        label_img: object = None,
+        global_step: int | None = None,
+        tag: str = "default",
+        metadata_header: Sequence[str] | None = None,
+        *,
+        step: int | None = None,
+        label_img_format: str | None = None,
+        reduce: str | None = None,
+        components: int = 10,
+    ) -> None:
+        """Log points for TensorBoard's Projector (PCA, t-SNE, UMAP views of N vectors).
+
+        Args:
+            mat: N×D array or tensor (N×d1×d2... is flattened per row), host or device.
+            metadata: N labels (str or numbers), or N rows of several columns; a list, an
+                array or a tensor. Tabs, newlines and backslashes in labels are escaped.
+            label_img: one image per point for the sprite (N×C×H×W, N×H×W×C or N×H×W; as
+                in :meth:`add_image`), shrunk on its backend to fit 8192 px a side.
+            global_step: global step; None for one more than this tag's last step.
+            tag: the embedding's name; the dashboard lists ``<tag>:<step>``.
+            metadata_header: column names of rows of several columns (default ``column_i``).
+            label_img_format: ``"NCHW"``, ``"NHWC"`` or ``"NHW"``; default: NCHW when the
+                second dimension is 1, 3 or 4, else NHWC.
+            reduce: ``"pca"`` stores only the projection on the top ``components`` principal
+                axes, computed on the tensor's backend (N×components floats on disk).
+            components: principal axes kept by ``reduce="pca"``.
+
+        Files go to ``<logdir>/embeddings/<step>/<tag>/``, listed in
+        ``<logdir>/projector_config.pbtxt`` once complete (after ``flush()``).
+
+        Raises:
+            TypeError: a non-numeric ``mat``/``label_img``, a label of another type.
+            ValueError: an empty ``mat``; metadata or images whose count is not N; rows of
+                unequal length; a bad format or ``reduce``; the writer is closed.
+        """
+        global_step = arguments.either_step(global_step, step)
+        embedding.log_embedding(self._state, mat, metadata, label_img, tag, global_step,
+                                metadata_header,
+                                label_img_format=label_img_format, reduce=reduce,
+                                components=components)  # fmt: skip
+
+    def add_graph(
+        self,
+        model: object,
+        input_to_model: object = None,
+        verbose: bool = False,
+        use_strict_trace: bool = True,
+        *,
+        walltime: float | None = None,
+    ) -> None:
+        """Log a model's structure for TensorBoard's Graphs dashboard and the seed's viewer.
+
+        Args:
+            model: Keras-style layer dicts (the seed's structure graph), a ``torch.nn.Module``
+                (its torch.fx graph, or its module tree) or an ONNX ``ModelProto``.
+            input_to_model: a torch module's example input (a tensor or a tuple of the
+                forward arguments); the graph then carries every output shape.
+            verbose, use_strict_trace: torch's, accepted (the graph comes from torch.fx).
+            walltime: seconds since the epoch; default now.
+
+        Writes a GraphDef event and ``<logdir>/graph/structure_graph.json`` (replaced
+        atomically by later calls).
+
+        Raises:
+            TypeError: a model of another kind. ValueError: a malformed model, or an
+                ``input_to_model`` it fails on (then also a RuntimeError, as torch's raises).
+                Nothing is written then.
+        """
+        graph.log_graph(self._state, model, input_to_model, walltime)
