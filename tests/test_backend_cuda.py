@@ -81,6 +81,26 @@ def test_histograms_equal_numpy_for_every_dtype(cp, dtype, bins):
     _compare(cp, host, bins)
 
 
+@pytest.mark.parametrize(
+    "rule,dtype",
+    [("auto", np.float16), ("auto", np.float64), ("auto", np.int32), ("sqrt", np.float32),
+     ("sturges", np.int64), ("rice", np.float32)],
+)  # fmt: skip
+def test_numpys_summary_rules_equal_the_host(cp, dtype, rule):
+    from gpu_summary._writer.histograms import rule_histogram
+
+    host = sample_values(dtype, _size(cp, 20_001))
+    backend, device = _device(cp.asarray(host))
+    got = rule_histogram(backend, device, rule).result()
+    want = rule_histogram(nb, host, rule).result()
+    np.testing.assert_array_equal(got.limits, want.limits)
+    np.testing.assert_array_equal(got.counts, want.counts)
+    assert_stats_match(got.stats, want.stats, host)
+    finite = host.astype(np.float64)
+    finite = finite[np.isfinite(finite)]
+    np.testing.assert_array_equal(got.counts[1:], np.histogram(finite, bins=rule)[0])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_ladder_exact_at_every_limit(cp, dtype):
     limits = _ladder.LIMITS[1:-1]
@@ -276,6 +296,7 @@ def test_no_host_sync_under_torch_sync_debug_mode(tmp_path):
     with gs.SummaryWriter(tmp_path) as writer:
         writer.add_histogram("warm", tensor, 0)  # compiles outside the checked region
         writer.add_histogram("warm", tensor, 1, bins=10)
+        writer.add_histogram("warm", tensor, 2, bins="auto")
         writer.add_images("warm", images, 0, dataformats="NCHW", max_size=32)
         writer.flush()
         torch.cuda.set_sync_debug_mode("error")
@@ -283,6 +304,7 @@ def test_no_host_sync_under_torch_sync_debug_mode(tmp_path):
             for step in range(3):
                 writer.add_histogram("h", tensor, step)
                 writer.add_histogram("e", tensor, step, bins=64)
+                writer.add_histogram("rule", tensor, step, bins="auto")  # quartiles on the GPU
                 writer.add_scalar("s", tensor[0], step)
                 writer.add_images("i", images, step, dataformats="NCHW", max_size=32)
         finally:

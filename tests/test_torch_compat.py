@@ -101,14 +101,31 @@ def test_add_image_is_chw_and_reads_back_as_torchs(tmp_path, channels):
         np.testing.assert_array_equal(pixels, t_pixels)
 
 
-def test_tbparse_reads_scalars_and_histograms(tmp_path):
+def test_tbparse_reads_scalars_histograms_and_text_as_torchs(tmp_path):
     tbparse = pytest.importorskip("tbparse")
-    with gs.SummaryWriter(tmp_path) as writer:
-        writer.add_scalar("loss", 0.25, 2)
-        writer.add_histogram("w", np.arange(10.0), 2)
-    reader = tbparse.SummaryReader(str(tmp_path))
-    assert reader.scalars[["step", "tag", "value"]].values.tolist() == [[2, "loss", 0.25]]
-    assert list(reader.histograms["tag"]) == ["w"]
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.standard_normal(10_000), [0.0, 1e-13, -1e-13, 5.0]])
+    for writer_type, run in ((gs.SummaryWriter, "ours"), (TorchWriter, "torch")):
+        with writer_type(str(tmp_path / run)) as writer:
+            writer.add_scalar("loss", 0.25, 2)
+            writer.add_histogram("normal", values, 3)  # bins="tensorflow", both defaults
+            writer.add_histogram("ints", np.arange(100), 3)
+            writer.add_text("plain", "hello *markdown*", 1)
+            writer.add_text("table", "a|b\n-|-\nc|d", 1)
+    stats = {"min", "max", "num", "sum", "sum_squares"}
+    ours, theirs = (tbparse.SummaryReader(str(tmp_path / run), extra_columns=stats)
+                    for run in ("ours", "torch"))  # fmt: skip
+    assert ours.scalars.values.tolist() == theirs.scalars.values.tolist() == [[2, "loss", 0.25]]
+    assert ours.text.values.tolist() == theirs.text.values.tolist()
+    mine, torchs = ours.histograms, theirs.histograms
+    assert sorted(mine["tag"]) == sorted(torchs["tag"]) == ["ints", "normal"]
+    for tag in ("ints", "normal"):
+        a, b = mine[mine.tag == tag].iloc[0], torchs[torchs.tag == tag].iloc[0]
+        assert {k: a[k] for k in stats} == {k: b[k] for k in stats}
+        # the same ladder, the same count in every bucket (each writer lists empty ones its way)
+        assert {x: n for x, n in zip(a.limits, a.counts, strict=True) if n} == {
+            x: n for x, n in zip(b.limits, b.counts, strict=True) if n
+        }
 
 
 @pytest.mark.parametrize("double_precision", [False, True])
@@ -192,10 +209,102 @@ def test_numpys_bin_rules_count_as_numpy_histogram(tmp_path, rule):
     assert (histogram.min, histogram.max) == (values[3:].min(), values[3:].max())
 
 
-def test_numpys_bin_rules_on_a_device_tensor_are_refused_clearly(tmp_path, emulated_cupy):
+def _same_counts(got, want):
+    """Buckets, limits, count, min and max equal; the sums within the moments' tolerance."""
+    assert list(got.bucket_limit) == list(want.bucket_limit)
+    assert list(got.bucket) == list(want.bucket)
+    assert (got.num, got.min, got.max) == (want.num, want.min, want.max)
+    assert got.sum == pytest.approx(want.sum, rel=1e-12)
+    assert got.sum_squares == pytest.approx(want.sum_squares, rel=1e-12)
+
+
+@pytest.mark.parametrize(  # a cube, a power of two, a prime
+    "rule,size", [("auto", 1000), ("sqrt", 4099), ("sturges", 1024), ("rice", 1000)]
+)
+def test_numpys_summary_rules_on_a_device_tensor_equal_the_host(tmp_path, emulated_cupy, rule,
+                                                                 size):  # fmt: skip
+    import threading
+
+    values = np.random.default_rng(size).gamma(2.0, size=size).astype(np.float32)
+    values[:3] = [np.nan, np.inf, -np.inf]
+    device = emulated_cupy.asarray(values)
+    emulated_cupy.waits.clear()
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("host", values, 0, bins=rule)
+        writer.add_histogram("device", device, 0, bins=rule)
+        assert threading.get_ident() not in emulated_cupy.waits  # no sync on the caller
+        device._host[...] = 0  # the producer overwrites the tensor: counted is what was logged
+    acc = legacy_reader(tmp_path)
+    (host,), (on_device,) = acc.Histograms("host"), acc.Histograms("device")
+    _same_counts(on_device.histogram_value, host.histogram_value)
+    expected, _ = np.histogram(values[3:].astype(np.float64), bins=rule)
+    assert list(on_device.histogram_value.bucket)[-len(expected) :] == expected.tolist()
+
+
+@pytest.mark.parametrize("rule", ["fd", "doane", "scott", "stone"])
+def test_numpys_host_only_rules_on_a_device_tensor_are_refused_clearly(tmp_path, emulated_cupy,
+                                                                       rule):  # fmt: skip
     device = emulated_cupy.asarray(np.ones(4, np.float32))
     with gs.SummaryWriter(tmp_path) as writer:
-        with pytest.raises(ValueError, match=r"numpy's estimator\) needs the whole tensor"):
-            writer.add_histogram("h", device, 0, bins="auto")
-        writer.add_histogram("h", device, 0, bins=4)  # the writer goes on
+        with pytest.raises(ValueError, match=r"for a device tensor use one of \['auto'"):
+            writer.add_histogram("h", device, 0, bins=rule)
+        writer.add_histogram("h", device, 0, bins="auto")  # the writer goes on
     assert len(legacy_reader(tmp_path).Histograms("h")) == 1
+
+
+def test_a_range_too_narrow_for_the_rules_bins_halves_them_on_both_backends(
+    tmp_path, emulated_cupy
+):
+    values = np.full(1000, 1.0)
+    values[::2] = np.nextafter(1.0, 2.0)  # two adjacent doubles: numpy refuses 11 bins here
+    with pytest.raises(ValueError, match="Too many bins"):
+        np.histogram(values, bins="sturges")
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.warns(RuntimeWarning, match="distinct edges"):
+            writer.add_histogram("host", values, 0, bins="sturges")
+        writer.add_histogram("device", emulated_cupy.asarray(values), 0, bins="sturges")
+        with pytest.warns(RuntimeWarning, match="distinct edges"):
+            writer.flush()  # the device's bin count is known on the writer thread
+    acc = legacy_reader(tmp_path)
+    (host,), (on_device,) = acc.Histograms("host"), acc.Histograms("device")
+    _same_counts(on_device.histogram_value, host.histogram_value)
+    assert sum(host.histogram_value.bucket) == 1000
+    with gs.SummaryWriter(tmp_path / "refused") as writer:
+        for rule in ("fd", "scott", "doane", "stone"):  # numpy's own refusal, reworded
+            with pytest.raises(ValueError, match="numpy cannot make its bins over this data"):
+                writer.add_histogram("h", values, 0, bins=rule)
+
+
+def _sample(rng, kind, size):
+    if kind == 0:
+        return rng.standard_normal(size)
+    if kind == 1:
+        return rng.integers(-5, 5, size).astype(np.float64)
+    if kind == 2:
+        return rng.standard_cauchy(size) * 1e300  # the span may overflow float64
+    if kind == 3:
+        return rng.random(size).astype(np.float32).astype(np.float64)
+    return np.full(size, -2.5)
+
+
+def test_the_summary_rules_bin_count_is_numpys_bit_for_bit():
+    from gpu_summary._core import bin_rules
+
+    rng = np.random.default_rng(11)
+    sizes = [1, 2, 3, 7, 8, 27, 64, 100, 125, 343, 1000, 1024, 4096, 8000, 10007, 2**15 + 1]
+    compared = 0
+    for trial in range(300):
+        size = sizes[trial % len(sizes)]
+        x = _sample(rng, trial % 5, size)
+        x = x[np.isfinite(x)]
+        q25, q75 = np.percentile(x, [25, 75])
+        for rule in bin_rules.SUMMARY_RULES:
+            got = bin_rules.bin_count(rule, x.size, x.min(), x.max(), q25, q75)
+            assert got >= 1
+            try:  # numpy fails where the span overflows, or ±0.5 is lost at 1e299
+                want = len(np.histogram_bin_edges(x, bins=rule)) - 1
+            except ValueError:
+                continue
+            assert got == want, (rule, size, trial)
+            compared += 1
+    assert compared > 1000

@@ -36,10 +36,13 @@ class HistogramMethods:
             values: array or tensor of any shape and numeric dtype (bool, int, float).
             global_step: global step; None for one more than this tag's last step.
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
-                1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's ``"auto"``,
-                ``"fd"``, ... (host data: counts as ``numpy.histogram``); an int n: n even
-                buckets over [min, max]; increasing edges e_0 < ... < e_k: [e_i, e_i+1), one
-                bucket below e_0 and one from e_k up.
+                1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's
+                estimators, counted as ``numpy.histogram`` of the finite values — ``"auto"``,
+                ``"sqrt"``, ``"sturges"``, ``"rice"`` on any backend (on a device from its
+                count, min, max and exact quartiles: no sync, nothing copied whole), ``"fd"``,
+                ``"scott"``, ``"doane"``, ``"stone"`` on host data; an int n: n even buckets
+                over [min, max]; increasing edges e_0 < ... < e_k: [e_i, e_i+1), one bucket
+                below e_0 and one from e_k up.
             walltime: seconds since the epoch; default now.
             max_bins: at most this many buckets written: neighbours merged, exactly (torch's).
 
@@ -47,7 +50,8 @@ class HistogramMethods:
 
         Raises:
             TypeError: non-numeric ``values`` or ``bins`` of the wrong type.
-            ValueError: ``bins`` <= 0, unsorted or non-finite edges; the writer is closed.
+            ValueError: ``bins`` <= 0, unsorted or non-finite edges, a host-only estimator
+                for a device tensor, an estimator with ``distributed``; the writer is closed.
         """
         global_step = arguments.either_step(global_step, step)
         histograms.log_histogram(self._state, tag, values, global_step, bins, walltime, max_bins)

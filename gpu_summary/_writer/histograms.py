@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
+
+import numpy as np
 
 from gpu_summary._backend import backend_for, device_backend
 from gpu_summary._backend import numpy as numpy_backend
-from gpu_summary._core import arguments
-from gpu_summary._core.results import Derived, HistogramResult, Pending
+from gpu_summary._core import arguments, bin_rules
+from gpu_summary._core import ladder as _ladder
+from gpu_summary._core.anomaly import QUANTILES, quantiles_from_order_stats
+from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
@@ -77,14 +82,26 @@ def log_histogram(
             max_bins, "max_bins", "ask for at least one bucket, e.g. max_bins=64"
         )
     backend, array = backend_for(values, "values")
+    pending: Pending[HistogramResult] | None = None
     if mode == "numpy_rule":
-        if backend is not numpy_backend or state.aggregation is not None:
+        if state.aggregation is not None:
             raise ValueError(
-                f"bins={spec!r} (numpy's estimator) needs the whole tensor on one host; for a "
-                "device or distributed tensor pass bins='tensorflow', a number of bins or edges"
+                f"bins={spec!r} (numpy's estimator) needs the whole tensor on one process; "
+                "with distributed, pass bins='tensorflow', a number of bins or edges"
             )
-        mode, spec = "edges", numpy_backend.rule_limits(array, spec)
-    if state.aggregation is not None:
+        if spec in bin_rules.SUMMARY_RULES:
+            pending = rule_histogram(backend, array, spec)
+        elif backend is numpy_backend:
+            mode, spec = "edges", numpy_backend.rule_limits(array, spec)
+        else:
+            raise ValueError(
+                f"bins={spec!r} needs every value at once (numpy computes it on the host); "
+                f"for a device tensor use one of {list(bin_rules.SUMMARY_RULES)} (computed "
+                "on the device, 'auto' holding Freedman-Diaconis), 'tensorflow', an int or edges"
+            )
+    if pending is not None:
+        pass
+    elif state.aggregation is not None:
         step = state.resolve_step(tag, step)
         if mode == "even":
             shard = backend.snapshot(array)  # counted once the global range is known
@@ -102,14 +119,64 @@ def log_histogram(
     else:
         pending = backend.histogram_fixed(array, spec)
     collapse = mode == "ladder"
+    final = pending
 
     def build() -> summary_pb2.Summary:
-        result = pending.result()
+        result = final.result()
         if max_bins is not None:
             result = merge_buckets(result, max_bins)
         return histogram_summary(tag, result, collapse)
 
     state.enqueue("histogram", tag, step, wall, build)
+
+
+def rule_histogram(backend: object, array: object, rule: str) -> Pending[HistogramResult]:
+    """``numpy.histogram(finite, bins=rule)`` for a rule of ``bin_rules.SUMMARY_RULES``,
+    counted on ``array``'s backend: the count, min and max (and, for ``"auto"``, the exact
+    quartiles, by the anomaly report's selection), then NumPy's bin count from them, then the
+    counts over those even edges. On a device the first pass runs on a private copy of the
+    tensor (the caller may overwrite it) and the rest on the writer thread: no sync here.
+
+    The limits are those of ``numpy_backend.rule_limits``: numpy's edges, the last bucket open.
+    When numpy would refuse the bin count because the range is too narrow for that many
+    distinct edges ("Too many bins for data range"), the count is halved until the edges
+    increase, with a RuntimeWarning (on a device this is known only on the writer thread).
+    """
+    host = backend is numpy_backend
+    source = array if host else backend.snapshot(array)
+    quartiles = rule in bin_rules.NEEDS_QUARTILES
+    found = backend.anomaly(source, None, None, 0, 1) if quartiles else backend.tensor_stats(source)
+
+    def count() -> HistogramResult:
+        result = found.result()
+        stats = result.stats if quartiles else result
+        q25 = q75 = 0.0
+        if quartiles and stats.count:
+            q = quantiles_from_order_stats(stats.count, result.order_stats)
+            q25, q75 = float(q[QUANTILES.index(0.25)]), float(q[QUANTILES.index(0.75)])
+        lo, hi = stats.min, stats.max
+        bins = bin_rules.bin_count(rule, stats.count, lo, hi, q25, q75)
+        edges = numpy_backend.even_edges(lo, hi, bins)
+        while bins > 1 and not bool(np.all(edges[1:] > edges[:-1])):
+            bins = max(1, bins // 2)
+            edges = numpy_backend.even_edges(lo, hi, bins)
+            if bins == 1 or bool(np.all(edges[1:] > edges[:-1])):
+                warnings.warn(
+                    f"gpu_summary: bins={rule!r} asks for more buckets than the range "
+                    f"[{lo!r}, {hi!r}] has distinct edges (numpy refuses it); {bins} used",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        if stats.count:
+            counts = np.asarray(backend.even_counts(source, lo, hi, bins).result(), np.int64)
+        else:
+            counts = np.zeros(bins, dtype=np.int64)
+        limits = np.append(edges[:-1], _ladder.DBL_MAX)  # rule_limits' limits: one below min
+        return HistogramResult(limits=limits, counts=np.concatenate([[0], counts]), stats=stats)
+
+    if host:  # the caller's array may change once this returns: count it now
+        return Ready(count())
+    return Derived(count)
 
 
 def log_histograms(

@@ -281,5 +281,11 @@ def rule_limits(values: np.ndarray, rule: str) -> np.ndarray:
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         finite = np.zeros(1)
-    edges = np.histogram_bin_edges(finite, bins=rule)
+    try:
+        edges = np.histogram_bin_edges(finite, bins=rule)
+    except ValueError as exc:  # "Too many bins for data range": numpy's own refusal
+        raise ValueError(
+            f"bins={rule!r}: numpy cannot make its bins over this data ({exc}); use 'auto', "
+            "'sqrt', 'sturges' or 'rice' (fewer bins then, with a warning), an int or edges"
+        ) from None
     return arguments.bin_spec(np.append(edges[:-1], _ladder.DBL_MAX))[1]
