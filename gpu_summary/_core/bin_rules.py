@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 # The estimators a backend computes from (count, min, max[, quartiles]).
-SUMMARY_RULES = ("auto", "sqrt", "sturges", "rice")
+SUMMARY_RULES = ("auto", "fd", "sqrt", "sturges", "rice")
 # Those of them that need the quartiles 0.25 and 0.75 (numpy.percentile's, linear).
-NEEDS_QUARTILES = ("auto",)
+NEEDS_QUARTILES = ("auto", "fd")
 
 
 def bin_count(
@@ -46,9 +46,10 @@ def bin_count(
         width = sturges_width
     elif rule == "rice":
         width = ptp / (2.0 * count ** (1.0 / 3))
-    else:  # auto: Freedman-Diaconis, kept from going below half the sqrt width, or Sturges
-        fd_width = 2.0 * np.subtract(np.float64(q75), np.float64(q25)) * count ** (-1.0 / 3.0)
-        width = min(max(fd_width, sqrt_width / 2), sturges_width)
+    else:  # Freedman-Diaconis; auto keeps it from going below half the sqrt width, or Sturges
+        width = 2.0 * np.subtract(np.float64(q75), np.float64(q25)) * count ** (-1.0 / 3.0)
+        if rule == "auto":
+            width = min(max(width, sqrt_width / 2), sturges_width)
     if not width:
         return 1
     first, last = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)

@@ -138,9 +138,10 @@ def rule_histogram(backend: object, array: object, rule: str) -> Pending[Histogr
     tensor (the caller may overwrite it) and the rest on the writer thread: no sync here.
 
     The limits are those of ``numpy_backend.rule_limits``: numpy's edges, the last bucket open.
-    When numpy would refuse the bin count because the range is too narrow for that many
-    distinct edges ("Too many bins for data range"), the count is halved until the edges
-    increase, with a RuntimeWarning (on a device this is known only on the writer thread).
+    A bin count over ``arguments.MAX_BINS`` (``fd`` on data with a narrow middle), or one that
+    numpy refuses because the range is too narrow for that many distinct edges ("Too many bins
+    for data range"), is halved until it fits, with a RuntimeWarning (on a device this is
+    known only on the writer thread).
     """
     host = backend is numpy_backend
     source = array if host else backend.snapshot(array)
@@ -155,18 +156,21 @@ def rule_histogram(backend: object, array: object, rule: str) -> Pending[Histogr
             q = quantiles_from_order_stats(stats.count, result.order_stats)
             q25, q75 = float(q[QUANTILES.index(0.25)]), float(q[QUANTILES.index(0.75)])
         lo, hi = stats.min, stats.max
-        bins = bin_rules.bin_count(rule, stats.count, lo, hi, q25, q75)
+        asked = bins = bin_rules.bin_count(rule, stats.count, lo, hi, q25, q75)
+        while bins > arguments.MAX_BINS:
+            bins //= 2
         edges = numpy_backend.even_edges(lo, hi, bins)
         while bins > 1 and not bool(np.all(edges[1:] > edges[:-1])):
-            bins = max(1, bins // 2)
+            bins //= 2
             edges = numpy_backend.even_edges(lo, hi, bins)
-            if bins == 1 or bool(np.all(edges[1:] > edges[:-1])):
-                warnings.warn(
-                    f"gpu_summary: bins={rule!r} asks for more buckets than the range "
-                    f"[{lo!r}, {hi!r}] has distinct edges (numpy refuses it); {bins} used",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        if bins != asked:
+            warnings.warn(
+                f"gpu_summary: bins={rule!r} asks for {asked} buckets, more than "
+                f"{arguments.MAX_BINS} or than the range [{lo!r}, {hi!r}] has distinct edges; "
+                f"{bins} used (halved until they fit)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if stats.count:
             counts = np.asarray(backend.even_counts(source, lo, hi, bins).result(), np.int64)
         else:
