@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -223,7 +224,14 @@ def _same_counts(got, want):
 
 @pytest.mark.parametrize(  # a cube, a power of two, a prime
     "rule,size",
-    [("auto", 1000), ("fd", 4099), ("sqrt", 4099), ("sturges", 1024), ("rice", 1000)],
+    [
+        ("auto", 1000),
+        ("fd", 4099),
+        ("sqrt", 4099),
+        ("sturges", 1024),
+        ("rice", 1000),
+        ("stone", 1024),
+    ],
 )
 def test_numpys_summary_rules_on_a_device_tensor_equal_the_host(tmp_path, emulated_cupy, rule,
                                                                  size):  # fmt: skip
@@ -245,12 +253,12 @@ def test_numpys_summary_rules_on_a_device_tensor_equal_the_host(tmp_path, emulat
     assert list(on_device.histogram_value.bucket)[-len(expected) :] == expected.tolist()
 
 
-@pytest.mark.parametrize("rule", ["doane", "scott", "stone"])
+@pytest.mark.parametrize("rule", ["doane", "scott"])
 def test_numpys_host_only_rules_on_a_device_tensor_are_refused_clearly(tmp_path, emulated_cupy,
                                                                        rule):  # fmt: skip
     device = emulated_cupy.asarray(np.ones(4, np.float32))
     with gs.SummaryWriter(tmp_path) as writer:
-        with pytest.raises(ValueError, match=r"for a device tensor use one of \['auto'"):
+        with pytest.raises(ValueError, match=r"numpy's own summation order.*one of \['auto'"):
             writer.add_histogram("h", device, 0, bins=rule)
         writer.add_histogram("h", device, 0, bins="auto")  # the writer goes on
     assert len(legacy_reader(tmp_path).Histograms("h")) == 1
@@ -306,6 +314,25 @@ def test_fd_asking_for_more_than_max_bins_gets_them_halved_on_both_backends(
     (host,), (on_device,) = acc.Histograms("host"), acc.Histograms("device")
     _same_counts(on_device.histogram_value, host.histogram_value)
     assert sum(host.histogram_value.bucket) == 1001
+
+
+def test_stones_bin_count_is_numpys_from_exact_counts():
+    from gpu_summary._backend import numpy as numpy_backend
+    from gpu_summary._core import bin_rules
+
+    rng = np.random.default_rng(2)
+    for trial in range(40):
+        size = [2, 5, 100, 1000, 5000, 10007][trial % 6]
+        x = _sample(rng, trial % 4, size)
+        lo, hi = x.min(), x.max()
+
+        def counts_for(nbins, x=x, lo=lo, hi=hi):
+            return numpy_backend.even_counts(x, lo, hi, nbins).result()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "may be suboptimal", both
+            want = len(np.histogram_bin_edges(x, bins="stone")) - 1
+            assert bin_rules.stone_bin_count(x.size, lo, hi, counts_for) == want, trial
 
 
 def test_the_summary_rules_bin_count_is_numpys_bit_for_bit():

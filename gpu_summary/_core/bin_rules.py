@@ -17,10 +17,15 @@ float64, as the NumPy backend histograms them), so the bin count is NumPy's bit 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import numpy as np
 
 # The estimators a backend computes from (count, min, max[, quartiles]).
 SUMMARY_RULES = ("auto", "fd", "sqrt", "sturges", "rice")
+# ... and from even histograms of the values (one per candidate bin count).
+DEVICE_RULES = (*SUMMARY_RULES, "stone")
 # Those of them that need the quartiles 0.25 and 0.75 (numpy.percentile's, linear).
 NEEDS_QUARTILES = ("auto", "fd")
 
@@ -54,3 +59,32 @@ def bin_count(
         return 1
     first, last = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
     return int(np.ceil(np.subtract(np.float64(last), np.float64(first)) / width))
+
+
+def stone_bin_count(
+    count: int, lo: float, hi: float, counts_for: Callable[[int], np.ndarray]
+) -> int:
+    """NumPy's number of bins for ``"stone"`` over ``count`` finite values spanning [lo, hi]:
+    the candidate 1 .. max(100, sqrt(count)) minimising Stone's loss, each candidate's counts
+    ``counts_for(nbins)`` (the even histogram over [lo, hi]) — the loss computed from them by
+    the very NumPy operations ``numpy.histogram_bin_edges`` uses, so the choice is NumPy's.
+    Warns, as NumPy does, when the choice is the largest candidate."""
+    with np.errstate(over="ignore"):
+        ptp = np.subtract(np.float64(hi), np.float64(lo))
+    if not np.isfinite(ptp):  # numpy overflows here; every loss scales alike: half scale
+        lo, hi = lo / 2, hi / 2
+        ptp = np.subtract(np.float64(hi), np.float64(lo))
+    if count <= 1 or ptp == 0:
+        return 1
+
+    def loss(nbins: int) -> float:
+        width = ptp / nbins
+        p_k = np.asarray(counts_for(nbins), dtype=np.int64) / count
+        return (2 - (count + 1) * p_k.dot(p_k)) / width
+
+    upper = max(100, int(np.sqrt(count)))
+    nbins = min(range(1, upper + 1), key=loss)
+    if nbins == upper:
+        warnings.warn("The number of bins estimated may be suboptimal.", RuntimeWarning,
+                      stacklevel=3)  # fmt: skip
+    return int(np.ceil(np.subtract(np.float64(hi), np.float64(lo)) / (ptp / nbins)))

@@ -38,10 +38,11 @@ class HistogramMethods:
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
                 1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's
                 estimators, counted as ``numpy.histogram`` of the finite values — ``"auto"``,
-                ``"fd"``, ``"sqrt"``, ``"sturges"``, ``"rice"`` on any backend (on a device
-                from its count, min, max and exact quartiles: no sync, nothing copied whole;
-                more than 2**20 bins are halved until they fit, with a RuntimeWarning),
-                ``"scott"``, ``"doane"``, ``"stone"`` on host data; an int n: n even buckets
+                ``"fd"``, ``"sqrt"``, ``"sturges"``, ``"rice"``, ``"stone"`` on any backend
+                (on a device from its count, min, max, exact quartiles or exact candidate
+                histograms: no sync, nothing copied whole; more than 2**20 bins are halved
+                until they fit, with a RuntimeWarning), ``"scott"`` and ``"doane"`` on host
+                data; an int n: n even buckets
                 over [min, max]; increasing edges e_0 < ... < e_k: [e_i, e_i+1), one bucket
                 below e_0 and one from e_k up.
             walltime: seconds since the epoch; default now.

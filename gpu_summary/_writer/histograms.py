@@ -89,15 +89,17 @@ def log_histogram(
                 f"bins={spec!r} (numpy's estimator) needs the whole tensor on one process; "
                 "with distributed, pass bins='tensorflow', a number of bins or edges"
             )
-        if spec in bin_rules.SUMMARY_RULES:
+        if spec in bin_rules.SUMMARY_RULES or (
+            spec in bin_rules.DEVICE_RULES and backend is not numpy_backend
+        ):
             pending = rule_histogram(backend, array, spec)
-        elif backend is numpy_backend:
+        elif backend is numpy_backend:  # numpy's own estimate (stone, scott, doane)
             mode, spec = "edges", numpy_backend.rule_limits(array, spec)
         else:
             raise ValueError(
-                f"bins={spec!r} needs every value at once (numpy computes it on the host); "
-                f"for a device tensor use one of {list(bin_rules.SUMMARY_RULES)} (computed "
-                "on the device, 'auto' holding Freedman-Diaconis), 'tensorflow', an int or edges"
+                f"bins={spec!r} rests on moments in numpy's own summation order, which only "
+                f"numpy on host data reproduces; for a device tensor use one of "
+                f"{list(bin_rules.DEVICE_RULES)} (exact there), 'tensorflow', an int or edges"
             )
     if pending is not None:
         pass
@@ -131,10 +133,11 @@ def log_histogram(
 
 
 def rule_histogram(backend: object, array: object, rule: str) -> Pending[HistogramResult]:
-    """``numpy.histogram(finite, bins=rule)`` for a rule of ``bin_rules.SUMMARY_RULES``,
-    counted on ``array``'s backend: the count, min and max (and, for ``"auto"``, the exact
-    quartiles, by the anomaly report's selection), then NumPy's bin count from them, then the
-    counts over those even edges. On a device the first pass runs on a private copy of the
+    """``numpy.histogram(finite, bins=rule)`` for a rule of ``bin_rules.DEVICE_RULES``,
+    counted on ``array``'s backend: the count, min and max (and, for ``"auto"`` and ``"fd"``,
+    the exact quartiles, by the anomaly report's selection; for ``"stone"``, one even
+    histogram per candidate bin count), then NumPy's bin count from them, then the counts over
+    those even edges. On a device the first pass runs on a private copy of the
     tensor (the caller may overwrite it) and the rest on the writer thread: no sync here.
 
     The limits are those of ``numpy_backend.rule_limits``: numpy's edges, the last bucket open.
@@ -156,7 +159,14 @@ def rule_histogram(backend: object, array: object, rule: str) -> Pending[Histogr
             q = quantiles_from_order_stats(stats.count, result.order_stats)
             q25, q75 = float(q[QUANTILES.index(0.25)]), float(q[QUANTILES.index(0.75)])
         lo, hi = stats.min, stats.max
-        asked = bins = bin_rules.bin_count(rule, stats.count, lo, hi, q25, q75)
+        if rule == "stone":
+
+            def counts_for(nbins: int) -> np.ndarray:
+                return backend.even_counts(source, lo, hi, nbins).result()
+
+            asked = bins = bin_rules.stone_bin_count(stats.count, lo, hi, counts_for)
+        else:
+            asked = bins = bin_rules.bin_count(rule, stats.count, lo, hi, q25, q75)
         while bins > arguments.MAX_BINS:
             bins //= 2
         edges = numpy_backend.even_edges(lo, hi, bins)
