@@ -44,7 +44,7 @@ class SummaryWriter(
         flush_secs: longest time, in seconds, a record waits before it is in the file, so
             TensorBoard shows it without ``flush()`` (1 s here; torch waits 120).
         filename_suffix: appended to the event file's name.
-        write_to_disk: False writes nothing (tensorboardX's switch).
+        write_to_disk: False writes nothing (tensorboardX's switch, in its position).
         max_queue_bytes: most bytes of pending results (image thumbnails mostly) waiting.
         on_anomaly: ``callable(report)``, on the writer thread, for each
             :class:`~gpu_summary.AnomalyReport` that found anything (no sync per step).
@@ -65,9 +65,9 @@ class SummaryWriter(
         max_queue: int = 1024,
         flush_secs: float = 1.0,
         filename_suffix: str = "",
+        write_to_disk: bool = True,
         *,
         logdir: str | os.PathLike | None = None,
-        write_to_disk: bool = True,
         max_queue_bytes: int = 256 << 20,
         on_anomaly: Callable[[AnomalyReport], object] | None = None,
         distributed: object = None,
@@ -97,6 +97,12 @@ class SummaryWriter(
         """Torch's ``FileWriter`` methods on this writer's event file; None once closed (as
         torch's and tensorboardX's), until a later call reopens it."""
         return None if self._state.events.closed else self._file_writer
+
+    @property
+    def all_writers(self) -> dict[str, FileWriter] | None:
+        """Torch's ``{log_dir: file_writer}``; None once closed."""
+        writer = self.file_writer
+        return None if writer is None else {self._state.logdir: writer}
 
     def _get_file_writer(self) -> FileWriter:  # torch's name: Lightning calls it
         """``file_writer``, reopening a closed writer first (as torch's does)."""

@@ -23,8 +23,8 @@ torch = pytest.importorskip("torch", reason="the peers' suites log torch tensors
 def test_after_close_the_file_writer_is_none_until_a_call_reopens(tmp_path):
     with gs.SummaryWriter(tmp_path, filename_suffix=".test") as writer:
         writer.add_scalar("test", 1)
-        assert writer.file_writer is not None
-    assert writer.file_writer is None  # as both peers after a with block
+        assert writer.all_writers == {str(tmp_path): writer.file_writer} != {str(tmp_path): None}
+    assert writer.file_writer is None and writer.all_writers is None  # as both peers'
     reopened = writer._get_file_writer()  # what Lightning calls: reopens, as torch's does
     assert reopened is writer.file_writer is not None
     later = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="later", simple_value=2.0)])

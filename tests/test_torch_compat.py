@@ -47,6 +47,9 @@ def test_write_to_disk_false_writes_nothing(tmp_path):
         writer.flush()
         assert writer.file_path is None
     assert not (tmp_path / "off").exists()  # not even the folder, as tensorboardX
+    with gs.SummaryWriter(str(tmp_path / "positional"), "", None, 10, 1.0, "", False):
+        pass  # tensorboardX's seventh argument
+    assert not (tmp_path / "positional").exists()
     with pytest.raises(TypeError, match="write_to_disk"):
         gs.SummaryWriter(tmp_path, write_to_disk="no")
 
