@@ -68,8 +68,8 @@ class _Interval:
         for bound in (self.min_value, self.max_value):
             if not self._fits(bound):
                 raise TypeError(f"{kind} bounds must be {self._bounds}, got {bound!r}")
-            if not math.isfinite(bound):
-                raise ValueError(f"{kind} bounds must be finite, got {bound!r}")
+            if not math.isfinite(arguments.to_float(bound)):
+                raise ValueError(f"{kind} bounds must be finite float64 numbers, got {bound!r:.40}")
         if self.min_value > self.max_value:
             raise ValueError(
                 f"{kind}({self.min_value!r}, {self.max_value!r}): min_value must not exceed "
@@ -120,8 +120,8 @@ class ValueSet:
             raise TypeError(
                 f"ValueSet values must all be of one kind (str, bool or numbers), got {items!r}"
             )
-        if types == {FLOAT64} and not all(math.isfinite(v) for v in items):
-            raise ValueError(f"ValueSet numbers must be finite, got {items!r}")
+        if types == {FLOAT64} and not all(math.isfinite(arguments.to_float(v)) for v in items):
+            raise ValueError(f"ValueSet numbers must be finite float64 numbers, got {items!r:.200}")
         items = list(dict.fromkeys(items))  # duplicates dropped, order kept
         object.__setattr__(self, "values", tuple(items))
 
@@ -186,8 +186,10 @@ class HParam:
                 f"hparam {self.name!r} must be a str, bool or number, got {value!r} "
                 f"({type(value).__name__})"
             )
-        if _is_real(value) and not math.isfinite(value):
-            raise ValueError(f"hparam {self.name!r} = {value!r}: values must be finite")
+        if _is_real(value) and not math.isfinite(arguments.to_float(value)):
+            raise ValueError(
+                f"hparam {self.name!r} = {value!r:.40}: values must be finite float64 numbers"
+            )
         if isinstance(value, str):
             arguments.check_unicode(value, f"hparam {self.name!r}")
 
@@ -217,8 +219,8 @@ class Metric:
         ok = _is_integer(value) if self.dtype is int else _is_real(value)
         if not ok:
             kind = "an integer" if self.dtype is int else "a real number"
-            raise TypeError(f"metric {self.name!r} takes {kind}, got {value!r}")
-        return float(value)
+            raise TypeError(f"metric {self.name!r} takes {kind}, got {value!r:.40}")
+        return arguments.to_float(value)  # an int beyond float64: ±inf, as a scalar logs it
 
 
 @dataclasses.dataclass

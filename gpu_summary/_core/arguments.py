@@ -61,15 +61,24 @@ def check_step(step: object) -> int:
     return value
 
 
+def to_float(value: object) -> float:
+    """``float(value)``, and ±inf for an int beyond float64 (Python's ints are unbounded:
+    ``float(10**400)`` raises OverflowError, which no caller should see)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def check_walltime(walltime: object) -> float:
     """Return ``walltime`` (seconds since the epoch) as a finite float."""
     if isinstance(walltime, bool) or not isinstance(walltime, numbers.Real):
         raise TypeError(
             f"walltime must be a number of seconds since the epoch, got {type(walltime).__name__}"
         )
-    value = float(walltime)
+    value = to_float(walltime)
     if not math.isfinite(value):
-        raise ValueError(f"walltime must be finite, got {value}")
+        raise ValueError(f"walltime must be a finite number of seconds, got {walltime!r:.40}")
     return value
 
 
@@ -124,6 +133,8 @@ def bin_spec(bins: object) -> tuple[str, object]:
         return "even", count
     try:
         edges = np.asarray(bins, dtype=np.float64)
+    except OverflowError:  # an int beyond float64 among the edges
+        raise ValueError("bins as edges must be finite float64 numbers; one is too large") from None
     except (TypeError, ValueError):
         raise TypeError(
             f"bins must be 'tensorboard', a positive int or a sequence of edges, "
@@ -151,10 +162,11 @@ def check_bound(bound: object, argument: str) -> float | None:
         bound, (int, float, np.integer, np.floating)
     ):
         raise TypeError(f"{argument} must be a number or None, got {type(bound).__name__}")
-    number = float(bound)
+    number = to_float(bound)
     if not math.isfinite(number):
         raise ValueError(
-            f"{argument} must be finite, got {number}; NaN and ±Inf are always reported"
+            f"{argument} must be a finite float64, got {bound!r:.40}; NaN and ±Inf are always "
+            "reported"
         )
     return number
 
@@ -351,8 +363,8 @@ def check_writer_options(
         raise TypeError(f"write_to_disk must be True or False, got {write_to_disk!r}")
     if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)):
         raise TypeError(f"flush_secs must be a number of seconds, got {flush_secs!r}")
-    if not flush_secs > 0:
-        raise ValueError(f"flush_secs must be > 0, got {flush_secs}")
+    if not 0 < to_float(flush_secs) < math.inf:
+        raise ValueError(f"flush_secs must be a finite number > 0, got {flush_secs!r:.40}")
     check_positive_int(max_queue, "max_queue", "use at least 1")
     check_positive_int(max_queue_bytes, "max_queue_bytes", "use at least 1")
     if not isinstance(filename_suffix, str) or any(c in filename_suffix for c in "/\0"):

@@ -6,7 +6,6 @@ arguments here and delegate to ``gpu_summary._writer``.
 
 from __future__ import annotations
 
-import math
 import time
 
 from gpu_summary._core import arguments
@@ -73,10 +72,7 @@ class ScalarMethods:
                 or (type(step) is int and arguments.INT64_MIN <= step <= arguments.INT64_MAX)
             )
         ):
-            try:
-                number = float(value)
-            except OverflowError:  # an int beyond float64
-                number = math.copysign(math.inf, value)
+            number = arguments.to_float(value)  # an int beyond float64: ±inf
             step = state.resolve_step(tag, step)
             state.events.add(Job(SCALAR, (tag, number, step, time.time())))
             return

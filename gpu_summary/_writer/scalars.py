@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gpu_summary import distributed as _distributed
 from gpu_summary._backend import backend_for
+from gpu_summary._core import arguments
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 
@@ -23,6 +24,8 @@ def log_scalar(
     tag, step, wall = state.begin(tag, step, walltime)
     if reduce not in _distributed.REDUCTIONS:
         raise ValueError(f"reduce must be one of {list(_distributed.REDUCTIONS)}, got {reduce!r}")
+    if type(value) is int:  # beyond float64 it would become an object array: ±inf instead
+        value = arguments.to_float(value)
     backend, array = backend_for(value, "scalar_value")
     if getattr(array, "size", 1) != 1:
         raise ValueError(
