@@ -47,3 +47,35 @@ def test_ints_beyond_float64_are_logged_as_infinities_where_a_value_may_be_one(t
     assert [(e.step, e.value) for e in acc.Scalars("s")] == [(0, np.inf), (1, -np.inf)]
     assert legacy_reader(tmp_path / "r").Scalars("m")[0].value == np.inf
     assert "t" in acc.Tags()["tensors"]
+
+
+def test_the_cell_table_is_built_once_however_many_threads_ask_first(monkeypatch):
+    import threading
+    import time
+
+    from gpu_summary._core import ladder
+
+    builds = []
+    real_build = ladder._build_cell_table
+
+    def slow_build(dtype):
+        builds.append(dtype)
+        time.sleep(0.2)  # every thread is waiting at the table by now (or already has it)
+        return real_build(dtype)
+
+    monkeypatch.setattr(ladder, "_tables", {})
+    monkeypatch.setattr(ladder, "_build_cell_table", slow_build)
+    start = threading.Barrier(16)
+    tables = []
+
+    def first_histogram():
+        start.wait()
+        tables.append(ladder.cell_table(np.dtype(np.float32)))
+
+    threads = [threading.Thread(target=first_histogram) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert builds == [np.dtype(np.float32)]  # without the lock: one build per thread
+    assert len(tables) == 16 and all(t is tables[0] for t in tables)

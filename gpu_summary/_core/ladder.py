@@ -22,8 +22,8 @@ so every backend that follows the definition agrees bit for bit.
 
 from __future__ import annotations
 
-import functools
 import sys
+import threading
 
 import numpy as np
 
@@ -55,12 +55,27 @@ CELL_SHIFT = {np.dtype(np.float32): 32 - CELL_BITS, np.dtype(np.float64): 64 - C
 EXACT = N_LIMITS  # table value of a cell that needs an exact comparison
 
 
-@functools.cache
+_tables: dict[np.dtype, np.ndarray] = {}
+_tables_lock = threading.Lock()
+
+
 def cell_table(dtype: np.dtype) -> np.ndarray:
     """Bucket of every cell of ``dtype`` (float32 or float64), or ``EXACT``; int16.
 
-    Built on first use (about 0.1 s) and kept.
+    Built on first use (about 0.1 s, 8 MiB of temporaries) and kept; once, however many
+    threads ask for it first at the same time (they wait for the one building it).
     """
+    dtype = np.dtype(dtype)
+    table = _tables.get(dtype)
+    if table is None:
+        with _tables_lock:
+            table = _tables.get(dtype)
+            if table is None:
+                table = _tables[dtype] = _build_cell_table(dtype)
+    return table
+
+
+def _build_cell_table(dtype: np.dtype) -> np.ndarray:
     unsigned = np.uint32 if dtype == np.float32 else np.uint64
     shift = CELL_SHIFT[np.dtype(dtype)]
     first = np.arange(1 << CELL_BITS, dtype=np.uint64) << np.uint64(shift)
