@@ -24,3 +24,26 @@ def test_ruff_passes(command):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_test_installs_a_package():
+    """Tests never install system or Python packages (``.ci/run`` does, before the suite):
+    no command line in a test module (a list or tuple of words, as subprocess takes) runs
+    apt-get, apt or dpkg, nor pip into the environment (a test may fetch a wheel into a
+    ``--target`` folder of its own, as the protobuf range check does)."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.List, ast.Tuple)):
+                continue
+            words = [
+                n.value for n in node.elts if isinstance(n, ast.Constant)
+                and isinstance(n.value, str)
+            ]  # fmt: skip
+            system = any(w in {"apt-get", "apt", "dpkg"} for w in words)
+            into_environment = "pip" in words and "install" in words and "--target" not in words
+            if system or into_environment:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

@@ -1,8 +1,8 @@
 """Headless Chromium (Debian's ``chromium``), driven over the DevTools protocol, for tests that
 look at TensorBoard's pages as a person would.
 
-:func:`chromium_path` finds the browser, installing Debian's package when it is missing and
-this process may (root with apt-get), and otherwise skips the test with the reason.
+:func:`chromium_path` finds the browser, or skips the test with the reason (tests install
+nothing; ``.ci/run`` installs Debian's package first).
 :class:`Browser` starts it with ``--headless --no-sandbox`` (and the flags that keep it off the
 network) on a fresh profile, and stops it.
 """
@@ -69,32 +69,14 @@ _FLAGS = [
 
 
 def chromium_path() -> str:
-    """Path of Debian's Chromium; installed with apt-get when missing and this process is
-    root; otherwise the calling test is skipped, saying why."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip(
-            "Chromium is not installed, and this process cannot install it (it needs root and "
-            "apt-get): install Debian's chromium package to run this check"
-        )
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=900, env=environment
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip(f"Chromium could not be installed: {' '.join(command)} timed out")
-        if done.returncode != 0:
-            pytest.skip(
-                f"Chromium could not be installed: {' '.join(command)} failed: "
-                f"{done.stderr.strip()[-300:]}"
-            )
+    """Path of Debian's Chromium, or the calling test is skipped, saying why. Tests never
+    install system packages: ``.ci/run`` installs Chromium before the suite runs."""
     found = shutil.which("chromium")
     if not found:
-        pytest.skip("Chromium could not be installed: no chromium on PATH after apt-get")
+        pytest.skip(
+            "Chromium is not installed: install Debian's chromium package (apt-get install "
+            "chromium, as .ci/run does) to run this check"
+        )
     return found
 
 
