@@ -96,16 +96,28 @@ def array_module(device: str) -> tuple[object, str]:
     return np, f"cpu (NumPy; no GPU: {reason})"
 
 
+def _new_run(logdir: str) -> str:
+    """``<logdir>/run_<n>``, the first n not taken: each demo its own run, named in
+    TensorBoard's run list (a run logged into ``logdir`` itself shows as ".")."""
+    number = 1
+    while os.path.exists(os.path.join(logdir, f"run_{number}")):
+        number += 1
+    return os.path.join(logdir, f"run_{number}")
+
+
 def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "cpu") -> None:
     """Train a small two-layer network on a toy regression and log every kind of summary:
     scalars, histograms of weights and gradients, images, text, hyperparameters, the model's
     structure graph, an embedding of the hidden layer's activations and anomaly checks of the
     gradients. The network and every tensor logged live on ``device`` (see
     :func:`array_module`): on a GPU the reductions run there and the loop never waits for
-    the log, except for the loss shown by the progress bar."""
+    the log, except for the loss shown by the progress bar. Each call writes a new run,
+    ``<logdir>/run_<n>``."""
     out = out or sys.stdout
     xp, where = array_module(device)
     print(f"device: {where}", file=out)
+    run = _new_run(logdir)  # a named run, new each time: a second demo never doubles the first
+    terminal = bool(getattr(out, "isatty", lambda: False)())
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((512, 16)).astype(np.float32)
     targets = np.sin(inputs @ rng.standard_normal((16, 1))).astype(np.float32)
@@ -116,7 +128,7 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
     started = time.perf_counter()
     anomalies: list[gs.AnomalyReport] = []
     shown = -1
-    with gs.SummaryWriter(logdir, on_anomaly=anomalies.append) as writer:
+    with gs.SummaryWriter(run, on_anomaly=anomalies.append) as writer:
         writer.add_text("about", "A toy **two-layer network** trained by `gpu_summary demo`.", 0)
         writer.add_graph(_DEMO_LAYERS)
         writer.add_hparams(
@@ -158,20 +170,22 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
                 writer.add_text("notes", [f"step {step}", f"learning rate {lr}"], step)
                 writer.add_anomaly("gradients/layer1", grad_w1, step, lower=-0.05, upper=0.05)
                 _log_embedding(writer, xp, inputs, hidden, targets, step)
-            done = (step + 1) * 30 // steps
-            if done != shown:  # the bar reads the loss (a device sync) only when it moves
+            # The bar reads the loss (a device sync) only when it moves; redrawn in place on a
+            # terminal, else (a log file, a pipe) a line at each fifth of the run.
+            done = (step + 1) * (30 if terminal else 5) // steps
+            if done != shown:
                 shown = done
-                print(
-                    f"\r[{'#' * done}{'.' * (30 - done)}] step {step + 1}/{steps} "
-                    f"loss {float(loss):.4f}",
-                    end="",
-                    file=out,
-                    flush=True,
-                )
+                if terminal:
+                    bar = f"\r[{'#' * done}{'.' * (30 - done)}] "
+                else:
+                    bar = ""
+                print(f"{bar}step {step + 1}/{steps} loss {float(loss):.4f}",
+                      end="" if terminal else "\n", file=out, flush=True)  # fmt: skip
     elapsed = time.perf_counter() - started
     print(
-        f"\nwrote {steps} steps of scalars, histograms, images, text, hparams, the graph, "
-        f"embeddings and anomaly reports to {os.path.abspath(logdir)} in {elapsed:.1f} s",
+        f"{chr(10) if terminal else ''}wrote {steps} steps of scalars, histograms, images, "
+        f"text, hparams, the graph, embeddings and anomaly reports to the run "
+        f"{os.path.basename(run)!r} in {os.path.abspath(logdir)} in {elapsed:.1f} s",
         file=out,
     )
     if anomalies:

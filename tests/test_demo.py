@@ -28,11 +28,13 @@ def test_demo_writes_every_kind(tmp_path):
     inspected = _cli_inspect(logdir)
     assert inspected.returncode == 0, inspected.stdout
     assert "0 problem(s)" in inspected.stdout and "train/loss" in inspected.stdout
-    acc = legacy_reader(logdir)
+    assert "\r" not in proc.stdout  # not a terminal: a line at each fifth, no redrawn bar
+    run = logdir / "run_1"  # a named run, not "." in TensorBoard's list
+    acc = legacy_reader(run)
     losses = [e.value for e in acc.Scalars("train/loss")]
     assert len(losses) == 12 and losses[-1] < losses[0]
     assert len(acc.Histograms("gradients/layer1")) == 12
-    plugins = plugin_reader(logdir)
+    plugins = plugin_reader(run)
     tags = plugins.Tags()["tensors"]
     for tag in ("samples/image/0", "notes", "about", "weights/layer1_as_image"):
         assert tag in tags
@@ -45,14 +47,22 @@ def test_demo_writes_every_kind(tmp_path):
         "_hparams_/session_end_info",
     }
     assert [node.name for node in acc.Graph().node] == ["inputs", "layer1", "layer2", "loss"]
-    assert (logdir / "graph" / "structure_graph.json").is_file()
+    assert (run / "graph" / "structure_graph.json").is_file()
     # Anomaly reports of the gradients, and embeddings of the hidden layer.
     assert "gradients/layer1/anomaly/above" in acc.Tags()["scalars"]
     assert "gradients/layer1/quantile/p50" in acc.Tags()["scalars"]
     assert "gradients/layer1/anomaly/heatmap" in tags
     assert "anomaly checks flagged" in proc.stdout
-    config = (logdir / "projector_config.pbtxt").read_text()
+    config = (run / "projector_config.pbtxt").read_text()
     assert config.count("embeddings {") == 7 and 'tensor_name: "hidden:00000"' in config
+    again = subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "demo", "--logdir", str(logdir), "--steps", "3"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in logdir.iterdir()) == ["run_1", "run_2"]  # nothing doubled
+    assert len(legacy_reader(run).Scalars("train/loss")) == 12
+    assert len(legacy_reader(logdir / "run_2").Scalars("train/loss")) == 3
 
 
 def test_demo_rejects_bad_steps(tmp_path):
@@ -90,7 +100,7 @@ def test_demo_on_the_gpu(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "device: cuda:0" in proc.stdout
-    acc = legacy_reader(logdir)
+    acc = legacy_reader(logdir / "run_1")
     assert len(acc.Scalars("train/loss")) == 12
     assert len(acc.Histograms("weights/layer1")) == 12
     assert _cli_inspect(logdir).returncode == 0

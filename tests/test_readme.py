@@ -21,8 +21,8 @@ def test_python_example_runs(tmp_path, monkeypatch):
     examples = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
     assert len(examples) == 2
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    for example in examples:
+    namespaces = [{} for _ in examples]
+    for example, namespace in zip(examples, namespaces, strict=True):  # each on its own
         exec(compile(example, "README.md", "exec"), namespace)
     run = tmp_path / "runs" / "exp1"
     assert len(legacy_reader(run).Scalars("loss/train")) == 100
@@ -35,7 +35,7 @@ def test_python_example_runs(tmp_path, monkeypatch):
     config = (run / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "features:00099"' in config
     seed = tmp_path / "runs" / "seed"
-    namespace["summary"].close_summary_writer()
+    namespaces[1]["summary"].close_summary_writer()
     assert [e.value for e in legacy_reader(seed).Scalars("scalar")] == [0.5]
     assert legacy_reader(seed).Histograms("histogram")[0].step == 1
     assert {"image", "text"} <= set(plugin_reader(seed).Tags()["tensors"])
