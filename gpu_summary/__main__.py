@@ -200,14 +200,24 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
 
 
 def inspect_command(logdir: str, as_json: bool, out: TextIO | None = None) -> int:
-    """Print the inventory of ``logdir``; the exit status (0 clean, 1 problems found)."""
+    """Print the inventory of ``logdir``; the exit status (0 clean, 1 problems found).
+
+    A reader that stops early (``inspect --json | head``) ends the output quietly: the rest
+    goes nowhere, with no traceback."""
     out = out or sys.stdout
     runs = reader.inspect_logdir(logdir)
-    if as_json:
-        json.dump(reader.report_json(runs), out, indent=1)
-        out.write("\n")
-    else:
-        out.write(reader.format_report(logdir, runs))
+    try:
+        if as_json:
+            json.dump(reader.report_json(runs), out, indent=1)
+            out.write("\n")
+        else:
+            out.write(reader.format_report(logdir, runs))
+        out.flush()
+    except BrokenPipeError:
+        # Python's recipe: point stdout at /dev/null so the interpreter's final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 1 if any(run.all_problems() for run in runs) else 0
 
 

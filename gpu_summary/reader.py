@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Iterator
 
 from google.protobuf import message as _message
@@ -209,6 +210,21 @@ def _read_projector(run: Run) -> None:
             )
 
 
+def _not_a_regular_file(path: str) -> str | None:
+    """None for a regular file (not a link); else what it is, in words."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (not followed)"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    return "a socket or device" if not stat.S_ISDIR(mode) else "a folder"
+
+
 def inspect_logdir(logdir: str | os.PathLike) -> list[Run]:
     """Every run under ``logdir`` (sorted by name), read through.
 
@@ -219,21 +235,29 @@ def inspect_logdir(logdir: str | os.PathLike) -> list[Run]:
     if not os.path.isdir(logdir):
         raise FileNotFoundError(f"no such directory: {logdir!r}")
     runs = []
-    for folder, dirnames, filenames in os.walk(logdir):
+    for folder, dirnames, filenames in os.walk(logdir):  # symlinked folders: not entered
         dirnames.sort()
-        events = sorted(name for name in filenames if "tfevents" in name)
+        names = sorted(name for name in filenames if "tfevents" in name)
         has_config = PROJECTOR_CONFIG in filenames
-        if not events and not has_config:
+        if not names and not has_config:
             continue
         name = os.path.relpath(folder, logdir)
         run = Run(name, folder)
-        for event_file in events:
-            _read_file(run, os.path.join(folder, event_file))
+        for event_file in names:
+            path = os.path.join(folder, event_file)
+            kind = _not_a_regular_file(path)
+            if kind is None:
+                _read_file(run, path)
+            else:  # a FIFO would block open() forever; a link may lead out of the logdir
+                run.problems.append(Problem(path, 0, f"skipped: {kind}, not a regular file"))
         if has_config:
             _read_projector(run)
         runs.append(run)
     runs.sort(key=lambda run: run.name)
     return runs
+
+
+TAG_COLUMN = 60  # widest tag column of the text report
 
 
 def _steps(series: Series) -> str:
@@ -275,7 +299,9 @@ def format_report(logdir: str, runs: list[Run]) -> str:
             f"{_records(run.records)}, "
             f"{_size(size)}"
         )
-        width = max((len(_printable(tag)) for _, tag in run.series), default=0)
+        # Tags are padded to the longest up to TAG_COLUMN characters; a longer one is printed
+        # whole, unpadded (one huge tag must not pad every line to its length).
+        width = min(max((len(_printable(tag)) for _, tag in run.series), default=0), TAG_COLUMN)
         for plugin, tag in sorted(run.series):
             series = run.series[(plugin, tag)]
             name = f"{_printable(plugin):<12} {_printable(tag):<{width}}"

@@ -79,3 +79,92 @@ def test_the_cell_table_is_built_once_however_many_threads_ask_first(monkeypatch
         thread.join(60)
     assert builds == [np.dtype(np.float32)]  # without the lock: one build per thread
     assert len(tables) == 16 and all(t is tables[0] for t in tables)
+
+
+# -- inspect and the reader on crafted files (item 5) ----------------------------------------
+
+
+def _crafted_claim(path, length):
+    """A sparse file: one record header claiming ``length`` bytes (its checksum right), then
+    zeros (holes) up to the claimed size."""
+    import struct
+
+    from gpu_summary._events.records import masked_crc32c
+
+    header = struct.pack("<Q", length)
+    with open(path, "wb") as file:
+        file.write(header + struct.pack("<I", masked_crc32c(header)))
+        file.truncate(12 + length + 4)
+
+
+@pytest.mark.parametrize("claim", [3 << 30, 10 << 30])
+def test_a_record_claiming_gigabytes_is_reported_without_being_read(tmp_path, claim):
+    from conftest import run_python
+
+    path = tmp_path / "events.out.tfevents.crafted"
+    _crafted_claim(path, claim)
+    proc = run_python(f"""
+        import resource
+        from gpu_summary import reader
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        items = list(reader.read_events({str(path)!r}))
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(len(items), items[0].reason, grown // 1024)
+    """, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    count, *reason, grown_mib = proc.stdout.split()
+    assert count == "1" and "too long to be an Event" in " ".join(reason)
+    assert int(grown_mib) < 64  # was 6.3 GB for 3 GiB, and MemoryError for 10 GiB
+
+
+def _inspect(*args, timeout=60):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "gpu_summary", "inspect", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_inspect_skips_fifos_and_links_instead_of_blocking_or_following(tmp_path):
+    import os
+
+    outside = tmp_path / "outside"
+    with gs.SummaryWriter(outside) as writer:
+        writer.add_scalar("secret/outside", 1.0, 0)
+    logdir = tmp_path / "logs"
+    with gs.SummaryWriter(logdir) as writer:
+        writer.add_scalar("inside", 1.0, 0)
+    os.mkfifo(logdir / "events.out.tfevents.fifo")  # open() on it would wait for a writer
+    (outside_file,) = outside.glob("events.*")
+    os.symlink(outside_file, logdir / "events.out.tfevents.link")
+    proc = _inspect(logdir)  # returns: a FIFO would hang it until the timeout
+    assert "inside" in proc.stdout and "secret/outside" not in proc.stdout
+    assert "a FIFO, not a regular file" in proc.stdout
+    assert "a symbolic link (not followed)" in proc.stdout
+    assert proc.returncode == 1  # skipped files are problems to see
+
+
+def test_one_huge_tag_does_not_pad_every_line(tmp_path):
+    with gs.SummaryWriter(tmp_path, max_queue_bytes=64 << 20) as writer:
+        for i in range(1000):
+            writer.add_scalar(f"tag{i}", 1.0, 0)
+        writer.add_scalar("x" * (1 << 20), 1.0, 0)  # a 1 MiB tag
+    proc = _inspect(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout) < (1 << 20) + 200_000  # was 1.05 GB: 1,001 lines of 1 MiB
+
+
+def test_inspect_into_a_pipe_that_closes_early_prints_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    with gs.SummaryWriter(tmp_path) as writer:
+        for i in range(5000):  # far more JSON than a pipe buffers
+            writer.add_scalar(f"series/{i}", 1.0, 0)
+    errors = tmp_path / "stderr.txt"
+    command = f"{sys.executable} -m gpu_summary inspect --json {tmp_path} 2> {errors} | head -c 100"
+    done = subprocess.run(["sh", "-c", command], capture_output=True, timeout=120)
+    assert len(done.stdout) == 100
+    assert errors.read_text() == ""  # was a BrokenPipeError traceback

@@ -27,12 +27,19 @@ _CRC = struct.Struct("<I")
 HEADER_SIZE = _LENGTH.size + _CRC.size
 FOOTER_SIZE = _CRC.size
 _MASK_DELTA = 0xA282EAD8
+# The longest record a reader reads: protobuf parses no message of 2 GiB or more, so a longer
+# one (a crafted or damaged file: its length checksum still holds) is reported and skipped,
+# never read into memory.
+MAX_RECORD = (1 << 31) - 1
+
+
+def _mask(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
 def masked_crc32c(data: bytes) -> int:
     """CRC-32C of ``data``, rotated and offset as TFRecord framing requires."""
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+    return _mask(google_crc32c.value(data))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -107,6 +114,11 @@ def iter_records(source: bytes | BinaryIO) -> Iterator[tuple[int, bytes] | Recor
         if offset + HEADER_SIZE + length + FOOTER_SIZE > end:
             yield RecordProblem(offset, "truncated data")
             return
+        if length > MAX_RECORD:  # its length is good (checked), but no Event is that long:
+            yield RecordProblem(offset, f"a record of {length:,} bytes, too long to be an Event")
+            offset += HEADER_SIZE + length + FOOTER_SIZE
+            file.seek(offset)  # skipped, never read
+            continue
         body = file.read(length + FOOTER_SIZE)
         if len(body) < length + FOOTER_SIZE:
             yield RecordProblem(offset, "truncated data")
