@@ -168,3 +168,23 @@ def test_inspect_into_a_pipe_that_closes_early_prints_no_traceback(tmp_path):
     done = subprocess.run(["sh", "-c", command], capture_output=True, timeout=120)
     assert len(done.stdout) == 100
     assert errors.read_text() == ""  # was a BrokenPipeError traceback
+
+
+# -- long embedding tags (item 2) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["a" * 300, "é" * 100, "中" * 29, "x" * 250 + "/end"])
+def test_embedding_tags_too_long_for_a_file_name_are_written(tmp_path, tag):
+    from conftest import projector_config, projector_tensor
+
+    points = np.arange(6.0).reshape(3, 2)
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(points, ["p", "q", "r"], tag=tag, global_step=1)
+        writer.add_embedding(points + 1, ["p", "q", "r"], tag=tag + "!", global_step=1)
+    infos = projector_config(tmp_path).embeddings
+    assert [info.tensor_name for info in infos] == [f"{tag}:00001", f"{tag}!:00001"]
+    folders = {info.tensor_path.rsplit("/", 1)[0] for info in infos}
+    assert len(folders) == 2  # one shared prefix, two folders
+    assert all(len(folder.rsplit("/", 1)[1].encode()) <= 200 for folder in folders)
+    np.testing.assert_array_equal(projector_tensor(tmp_path, infos[0]), points)
+    np.testing.assert_array_equal(projector_tensor(tmp_path, infos[1]), points + 1)

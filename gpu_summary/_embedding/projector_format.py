@@ -10,6 +10,7 @@ stay inside its directory, which the plugin enforces too.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import urllib.parse
 
@@ -28,14 +29,28 @@ def tensor_name(tag: str, step: int) -> str:
     return f"{tag}:{step:05d}"
 
 
+# File systems take names of at most 255 bytes; a longer encoded tag keeps its first
+# _KEPT_BYTES and a digest of the whole (the full tag stays in the config's tensor_name).
+MAX_COMPONENT = 200
+_KEPT_BYTES = MAX_COMPONENT - 34
+
+
 def safe_component(name: str) -> str:
     """``name`` as one path component that cannot leave its folder: every character but
     letters, digits, ``-``, ``_`` and ``.`` percent-encoded, and a leading dot too (so neither
-    ``..`` nor hidden names survive)."""
+    ``..`` nor hidden names survive); at most ``MAX_COMPONENT`` bytes (a longer one: its first
+    characters, ``~`` and 32 hex digits of its SHA-256, so distinct names stay distinct)."""
     quoted = urllib.parse.quote(name, safe="")
     if quoted.startswith("."):
         quoted = "%2E" + quoted[1:]
-    return quoted
+    if len(quoted) <= MAX_COMPONENT:
+        return quoted
+    kept = quoted[:_KEPT_BYTES]
+    escape = kept.rfind("%")
+    if escape > len(kept) - 3:  # never cut inside a %XX escape
+        kept = kept[:escape]
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{kept}~{digest}"
 
 
 def asset_folder(tag: str, step: int) -> str:
