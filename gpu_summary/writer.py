@@ -47,7 +47,8 @@ class SummaryWriter(
         write_to_disk: False writes nothing (tensorboardX's switch, in its position).
         max_queue_bytes: most bytes of pending results (image thumbnails mostly) waiting.
         on_anomaly: ``callable(report)``, on the writer thread, for each
-            :class:`~gpu_summary.AnomalyReport` that found anything (no sync per step).
+            :class:`~gpu_summary.AnomalyReport` that found anything (no sync per step); it
+            may call this writer (an ``add_*`` is logged at once, ``flush()`` does not wait).
         distributed: ``"torch"``, ``"mpi"``, a process group or communicator: every rank
             makes the same calls with its shard; rank 0 writes the exact merge of histograms,
             scalars and anomaly counts, its own other kinds (``gpu_summary.distributed``).

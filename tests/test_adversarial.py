@@ -188,3 +188,51 @@ def test_embedding_tags_too_long_for_a_file_name_are_written(tmp_path, tag):
     assert all(len(folder.rsplit("/", 1)[1].encode()) <= 200 for folder in folders)
     np.testing.assert_array_equal(projector_tensor(tmp_path, infos[0]), points)
     np.testing.assert_array_equal(projector_tensor(tmp_path, infos[1]), points + 1)
+
+
+# -- a callback that logs through its own writer (item 6) ------------------------------------
+
+
+@pytest.mark.parametrize("action", ["flush", "flush_fsync", "close", "add_text", "add_scalar"])
+def test_an_on_anomaly_callback_may_call_its_own_writer(tmp_path, action):
+    import threading
+
+    writers = []
+
+    def callback(report):
+        writer = writers[0]
+        if action == "flush":
+            writer.flush()
+        elif action == "flush_fsync":
+            writer.flush(fsync=True)
+        elif action == "close":
+            writer.close()
+        elif action == "add_text":
+            writer.add_text("alert", f"NaN at step {report.step}", report.step)
+        else:
+            writer.add_scalar("alerts", 1.0, report.step)
+
+    writers.append(gs.SummaryWriter(tmp_path, max_queue=2, on_anomaly=callback))
+    values = np.ones(10)
+    values[3] = np.nan
+    outcome = []
+
+    def train():
+        writer = writers[0]
+        for step in range(5):
+            writer.add_anomaly("grad", values, step)
+            writer.add_scalar("loss", 1.0, step)
+        writer.flush()
+        writer.close()  # the alerts of the last steps are logged while it closes
+        outcome.append("done")
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert outcome == ["done"]  # was: the writer thread deadlocked, flush() hung forever
+    acc = legacy_reader(tmp_path)
+    assert [e.step for e in acc.Scalars("loss")] == list(range(5))
+    if action == "add_text":
+        assert [e.step for e in acc.Tensors("alert")] == list(range(5))  # none dropped
+    if action == "add_scalar":
+        assert [e.step for e in acc.Scalars("alerts")] == list(range(5))

@@ -360,25 +360,24 @@ def test_four_processes_and_eight_threads_on_one_logdir(tmp_path):
 @pytest.mark.slow
 def test_closing_under_threads_that_still_log_never_hangs_them(tmp_path):
     """close() from one thread while eight others log into a full queue, and another flushes:
-    no call waits forever for room that a closed file will never make; a call racing the close
-    may raise ValueError, the others go on into the reopened file; every call that returned is
-    in a file exactly once, and every file is whole."""
+    no call waits forever for room that a closed file will never make, none raises; a call
+    racing the close goes into the closing file or the reopened one — every call is in a file
+    exactly once, and every file is whole. No thread is assumed to have run before the close."""
     for trial in range(20):
         folder = tmp_path / str(trial)
         writer = gs.SummaryWriter(folder, max_queue=4)
         stop = threading.Event()
-        raised: dict[int, list[int]] = {t: [] for t in range(8)}
         tried: dict[int, int] = {}
+        errors: list[BaseException] = []
 
-        def log(thread, writer=writer, stop=stop, raised=raised, tried=tried):
+        def log(thread, writer=writer, stop=stop, tried=tried, errors=errors):
             step = 0
-            while not stop.is_set() or step < 3:
-                try:
+            try:
+                while not stop.is_set() or step < 3:
                     writer.add_histogram(f"t{thread}", np.arange(1000.0), step)
-                except ValueError as exc:
-                    assert "closed by another thread" in str(exc)
-                    raised[thread].append(step)
-                step += 1
+                    step += 1
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
             tried[thread] = step
 
         def flush(writer=writer, stop=stop):
@@ -395,14 +394,14 @@ def test_closing_under_threads_that_still_log_never_hangs_them(tmp_path):
         for thread in threads:
             thread.join(10)
         assert not any(thread.is_alive() for thread in threads), f"trial {trial}: hung"
+        assert errors == []
         writer.close()
         files = sorted(folder.glob("events.*"))
         assert files and all(read_records(path)[1] == [] for path in files)
         reader = legacy_reader(folder)
         for t in range(8):
-            steps = [h.step for h in reader.Histograms(f"t{t}")]
-            assert len(steps) == len(set(steps))  # none twice
-            assert set(range(tried[t])) - set(raised[t]) <= set(steps) <= set(range(tried[t]))
+            steps = sorted(h.step for h in reader.Histograms(f"t{t}"))
+            assert steps == list(range(tried[t]))  # each call once, none lost
 
 
 # -- awkward arrays ---------------------------------------------------------------------------

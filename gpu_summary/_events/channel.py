@@ -73,6 +73,7 @@ class Channel:
         # Jobs run once, last, when the file closes (however it closes), by key.
         self.closing_jobs: dict[str, Job] = {}
         self.on_finish = None  # called by the writer thread once the file is closed
+        self.dropped: list[Job] = []  # jobs of threads that raced the close, never run
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -123,6 +124,23 @@ class Channel:
                 if kind == "close" or self.closed:  # a flush racing a close: nothing to do
                     return
                 raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
+
+    # -- the writer thread, from inside a job (a user's callback calling the writer) -----------
+
+    def run_now(self, job: Job) -> None:
+        """Run ``job`` at once on this, the writer thread: its record follows the current
+        job's (queueing it could wait for room only this thread makes)."""
+        self._run_job(job)
+
+    def write_now(self, fsync: bool) -> None:
+        """Write the records built so far (a flush from inside a job: it cannot wait for the
+        jobs queued behind the one running)."""
+        self._write_batch()
+        if fsync:
+            try:
+                self.file.sync()
+            except OSError as exc:
+                self._set_error(exc)
 
     def take_error(self) -> BaseException | None:
         if self.error is None:
@@ -229,10 +247,17 @@ class Channel:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        while self.queue:  # added by threads that raced the close: never written
+        while self.queue:  # added by threads that raced the close: never written here
             item = self.queue.popleft()
             if type(item) is Marker and item.done is not None:
                 item.done.set()
+            elif type(item) is Job:
+                self.dropped.append(item)
+
+    def was_dropped(self, job: Job) -> bool:
+        """Whether ``job`` was queued behind the close, so never run (call once the thread
+        has finished): the caller logs it again, into the reopened file."""
+        return any(item is job for item in (*self.dropped, *self.queue))
 
     def _next_item(self) -> Job | Marker:
         queue = self.queue

@@ -131,13 +131,23 @@ class EventFileWriter:
             OSError, WriterError: an earlier write or job failed (raised once).
         """
         channel = self._channel
+        if channel is not None and channel.thread is threading.current_thread():
+            channel.run_now(job)  # from a job of this file's (an on_anomaly callback): no wait
+            return
         if self._closed or channel is None or channel.error is not None:
             self.check_open()
             channel = self._live_channel()
             self._raise_deferred_error(channel)
-        channel.put(job, self._max_queue, self._max_queue_bytes)
-        if self._closed or self._channel is not channel:  # closed by another thread meanwhile:
-            raise ValueError(CLOSED_MESSAGE)  # the job may never run
+        try:
+            channel.put(job, self._max_queue, self._max_queue_bytes)
+        except ValueError:  # closed by another thread while this one waited for room:
+            self.add(job)  # not queued there, so into the reopened file
+            return
+        if self._closed or self._channel is not channel:  # closed by another thread meanwhile
+            if channel.thread.is_alive():
+                channel.thread.join()  # the close ends (it writes what was queued before it)
+            if channel.was_dropped(job):  # queued behind the close: into the reopened file
+                self.add(job)
 
     def at_close(self, key: str, job: Job | None) -> None:
         """Have ``job`` build the file's last record when it closes — by ``close()``, at exit,
@@ -161,6 +171,9 @@ class EventFileWriter:
         channel = self._channel
         if channel is None:
             return
+        if channel.thread is threading.current_thread():
+            channel.write_now(fsync)  # from a job of this file's: what is built so far
+            return
         if not self._closed:
             channel.send_marker("sync" if fsync else "flush")
         self._raise_deferred_error(channel)
@@ -179,6 +192,9 @@ class EventFileWriter:
         _live_writers.discard(self)
         if channel is None:
             return
+        if channel.thread is threading.current_thread():  # from a job of this file's: the
+            channel.send_marker("close", wait=False)  # close follows once that job returns
+            return
         if channel.thread.is_alive():
             channel.send_marker("close")
             channel.thread.join()
@@ -187,6 +203,9 @@ class EventFileWriter:
     def check_open(self) -> None:
         """Reopen a closed writer — a new file in the same folder — or, made with
         ``reopens=False``, raise ValueError."""
+        channel = self._channel
+        if self._closed and channel is not None and channel.thread is threading.current_thread():
+            return  # a job of this file's, run while it closes, still logs into it
         if self._closed:
             if not self._reopens:
                 raise ValueError(FINAL_MESSAGE)
