@@ -236,3 +236,42 @@ def test_an_on_anomaly_callback_may_call_its_own_writer(tmp_path, action):
         assert [e.step for e in acc.Tensors("alert")] == list(range(5))  # none dropped
     if action == "add_scalar":
         assert [e.step for e in acc.Scalars("alerts")] == list(range(5))
+
+
+# -- memory bounded by max_queue_bytes (item 7) ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["histogram", "text"])
+def test_queued_histograms_and_texts_count_against_max_queue_bytes(tmp_path, kind):
+    """A slow disk (each write 30 ms) and a producer far faster than it: the memory the queue
+    holds stays near ``max_queue_bytes`` (32 MiB here) instead of growing with every call."""
+    from conftest import run_python
+
+    proc = run_python(f"""
+        import os, resource, time
+        import numpy as np
+        import gpu_summary as gs
+        real_write = os.write
+        def slow_write(fd, data):
+            time.sleep(0.03)
+            return real_write(fd, data)
+        os.write = slow_write  # the disk, not the writer's code, is slow
+        def peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        values = np.random.default_rng(0).standard_normal(1000)
+        text = "x" * (10 << 20)
+        writer = gs.SummaryWriter({str(tmp_path)!r}, max_queue_bytes=32 << 20, flush_secs=0.01)
+        writer.add_scalar("warm", 1.0, 0)
+        writer.flush()
+        before = peak()
+        for step in range(60 if {kind!r} == "histogram" else 40):
+            if {kind!r} == "histogram":
+                writer.add_histogram("h", values, step, bins=2**20)  # 16 MiB of result each
+            else:
+                writer.add_text("t", text + str(step), step)  # a new 10 MiB str each
+        writer.close()
+        print((peak() - before) >> 20)
+    """, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    grown_mib = int(proc.stdout.split()[-1])
+    assert grown_mib < 150, grown_mib  # was ~960 MiB of histograms, ~400 MiB of texts

@@ -251,7 +251,7 @@ def test_steps_default_per_tag(writer):
     ("kwargs", "error", "match"),
     [
         ({"lower": 2.0, "upper": 1.0}, ValueError, "must not exceed"),
-        ({"lower": float("nan")}, ValueError, "lower must be finite"),
+        ({"lower": float("nan")}, ValueError, "lower must be a finite"),
         ({"upper": "3"}, TypeError, "upper must be a number"),
         ({"max_positions": -1}, ValueError, "max_positions must be between"),
         ({"max_positions": 2.5}, TypeError, "max_positions must be an int"),

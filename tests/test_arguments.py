@@ -49,7 +49,7 @@ def test_bounds():
     assert arguments.check_bound(np.float32(0.5), "lower") == 0.5
     with pytest.raises(TypeError, match="upper must be a number or None"):
         arguments.check_bound(True, "upper")
-    with pytest.raises(ValueError, match="lower must be finite"):
+    with pytest.raises(ValueError, match="lower must be a finite"):
         arguments.check_bound(-math.inf, "lower")
 
 
@@ -76,7 +76,7 @@ def test_steps_tags_and_walltimes():
     assert arguments.check_tag("loss/ü") == "loss/ü"
     with pytest.raises(ValueError, match="lone surrogate at index 1"):
         arguments.check_tag("a\udc80")
-    with pytest.raises(ValueError, match="walltime must be finite"):
+    with pytest.raises(ValueError, match="walltime must be a finite"):
         arguments.check_walltime(math.nan)
 
 

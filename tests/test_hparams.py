@@ -133,7 +133,7 @@ def test_repeated_calls_log_metrics_and_refuse_other_hparams(tmp_path):
         ({"loss": 0.1, gs.Metric("loss"): 0.2}, ValueError, "'loss' is named twice"),
         ({3: 0.1}, TypeError, "keys must be str, HParam or Metric"),
         ({"lr": [0.1]}, TypeError, "'lr' must be a str, bool or number"),
-        ({"lr": float("nan")}, ValueError, "'lr' = nan: values must be finite"),
+        ({"lr": float("nan")}, ValueError, "'lr' = nan: values must be finite float64"),
         ({gs.Metric("loss"): "low"}, TypeError, "metric 'loss' takes a real number"),
         ({gs.Metric("loss"): 0.1}, ValueError, "no hyperparameter"),
         ([("lr", 0.1)], TypeError, "hparam_dict must be a dict"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gpu_summary._backend import backend_for
 from gpu_summary._core import anomaly as _anomaly
 from gpu_summary._core import arguments
+from gpu_summary._core import ladder as _ladder
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
@@ -41,7 +42,8 @@ def log_anomaly(
     def build() -> summary_pb2.Summary:
         return anomaly_summary(*handle.summary_parts(), lower, upper)
 
-    state.enqueue("anomaly", tag, step, wall, build)
+    held = 16 * max_positions + 24 * _anomaly.HEATMAP_CELLS**2 + 16 * _ladder.N_LIMITS
+    state.enqueue("anomaly", tag, step, wall, build, nbytes=held)
     if state.on_anomaly is not None:
         state.events.add(jobs.anomaly_call_back(handle, state.on_anomaly))
     return handle

@@ -66,4 +66,5 @@ def log_embedding(
         images = None if thumbnails is None else thumbnails.result()
         files.write(tag, step, matrix_, rows, header, images)
 
-    state.events.add(jobs.files(write, f"embedding {tag!r} at step {step}"))
+    held = 8 * n * int(np.prod(shape[1:]))  # the points' host copy, until written
+    state.events.add(jobs.files(write, f"embedding {tag!r} at step {step}", held))

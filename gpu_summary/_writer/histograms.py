@@ -8,6 +8,7 @@ directly, never wrapped one by one); host arrays one group per dtype.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -129,7 +130,26 @@ def log_histogram(
             result = merge_buckets(result, max_bins)
         return histogram_summary(tag, result, collapse)
 
-    state.enqueue("histogram", tag, step, wall, build)
+    state.enqueue(
+        "histogram", tag, step, wall, build, nbytes=_result_bytes(mode, spec, final, array)
+    )
+
+
+def _result_bytes(mode: str, spec: object, pending: Pending, array: object) -> int:
+    """Host memory a queued histogram's result holds until written (counts and limits, 8
+    bytes each), counted against ``max_queue_bytes``: a bins=2**20 histogram holds 16 MiB."""
+    if isinstance(pending, Ready):
+        buckets = len(pending.result().counts)
+    elif mode == "ladder":
+        buckets = _ladder.N_LIMITS
+    elif mode == "even":
+        buckets = int(spec)
+    elif mode == "edges":
+        buckets = len(spec)
+    else:  # a device estimator's, known later: about 2 sqrt(n) + 1 bins (stone: 100 or more)
+        size = int(getattr(array, "size", 1))
+        buckets = min(arguments.MAX_BINS, 2 * math.isqrt(size) + 101)
+    return 16 * buckets + 256
 
 
 def rule_histogram(backend: object, array: object, rule: str) -> Pending[HistogramResult]:
@@ -238,7 +258,10 @@ def log_histograms(
                 summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
             return summary
 
-        state.events.add(jobs.summary("histograms", tags[chosen[0]], event_step, wall, build))
+        nbytes = 16 * _ladder.N_LIMITS * len(chosen)  # the results held until written
+        state.events.add(
+            jobs.summary("histograms", tags[chosen[0]], event_step, wall, build, nbytes)
+        )
         if check_nonfinite and state.on_anomaly is not None:
             chosen_tags = [tags[k] for k in chosen]
             state.events.add(

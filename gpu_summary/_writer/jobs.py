@@ -231,9 +231,10 @@ def nonfinite_call_back(
                f"on_anomaly for the histograms at step {step}")  # fmt: skip
 
 
-def files(action: Callable[[], None], description: str) -> Job:
-    """Files of their own written on the writer thread (the Projector's); no record."""
-    return Job(_FILES, (action,), 0, description)
+def files(action: Callable[[], None], description: str, nbytes: int = 0) -> Job:
+    """Files of their own written on the writer thread (the Projector's); no record.
+    ``nbytes``: host memory the action's inputs hold until it runs."""
+    return Job(_FILES, (action,), nbytes, description)
 
 
 def hparams_run(folder: str, session: hp.Session, step: int, wall_time: float) -> Job:

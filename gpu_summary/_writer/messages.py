@@ -45,7 +45,8 @@ def log_text(
     """SummaryWriter.add_text, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
     strings, scalar = arguments.check_text(text_string)
-    state.enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar))
+    nbytes = sum(len(string) for string in strings)  # held until written (max_queue_bytes)
+    state.enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar), nbytes)
 
 
 def log_hparams(
