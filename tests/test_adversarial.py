@@ -275,3 +275,61 @@ def test_queued_histograms_and_texts_count_against_max_queue_bytes(tmp_path, kin
     assert proc.returncode == 0, proc.stderr
     grown_mib = int(proc.stdout.split()[-1])
     assert grown_mib < 150, grown_mib  # was ~960 MiB of histograms, ~400 MiB of texts
+
+
+# -- the seed's Projector (item 3) -----------------------------------------------------------
+
+
+def _entries(folder):
+    from gpu_summary.proto import summary_projector_pb2
+
+    found = 0
+    for path in sorted(folder.glob("projector.*.log")):
+        message = summary_projector_pb2.SummaryProjector.FromString(path.read_bytes())
+        found += len(message.projector)
+    return found
+
+
+def test_seed_projectors_started_in_one_second_keep_every_entry(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import numpy as np
+        import gpu_summary.summary as summary
+        projector = summary.Projector({str(tmp_path)!r})
+        projector.create_embedding_projector()
+        for step in range(5):
+            projector.embedding_projector(value=np.ones((3, 2)), tag="e", step=step)
+    """)
+    processes = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    import gpu_summary.summary as summary
+
+    mine = [summary.Projector(str(tmp_path)) for _ in range(2)]  # two in this process too
+    for projector in mine:
+        projector.create_embedding_projector()
+    for step in range(5):
+        for projector in mine:
+            projector.embedding_projector(value=np.ones((3, 2)), tag="f", step=step)
+    assert [process.wait(120) for process in processes] == [0, 0]
+    assert _entries(tmp_path / "projector") == 20  # was 10 of 20: files overwritten
+
+
+def test_a_seed_projector_call_that_raises_leaves_no_entry(tmp_path):
+    import gpu_summary.summary as summary
+
+    projector = summary.Projector(str(tmp_path))
+    projector.create_embedding_projector()
+    call = {"value": np.ones((3, 2)), "tag": "e", "step": 0, "sample_name": "s",
+            "sample_type": "image"}  # fmt: skip
+    with pytest.raises(ValueError, match="channels"):
+        projector.embedding_projector(**call, x=np.zeros((3, 5, 5, 2), np.uint8))  # 2 channels
+    ambiguous = np.zeros((3, 4, 5, 3), np.uint8)  # N×4×H×3: RGB of 4 rows, or RGBA of 3?
+    with pytest.raises(ValueError, match="x_format='NHWC' or 'NCHW'"):
+        projector.embedding_projector(**call, x=ambiguous)
+    assert _entries(tmp_path / "projector") == 0  # was: the failed calls' entries were kept
+    projector.embedding_projector(**call, x=ambiguous, x_format="NHWC")
+    assert _entries(tmp_path / "projector") == 1
+    config = (tmp_path / "projector_config.pbtxt").read_text()
+    assert "single_image_dim: 5" in config and "single_image_dim: 4" in config  # W 5, H 4

@@ -77,4 +77,5 @@ def test_seed_projector_errors(tmp_path):
         projector.embedding_projector(value=np.ones((2, 2)), sample_name="s", sample_type="video")
     with pytest.raises(ValueError, match="one label per point"):
         projector.embedding_projector(value=np.ones((2, 2)), label=np.arange(3))
-    assert not os.path.exists(projector.embedding_filename)  # nothing half-written
+    with open(projector.embedding_filename, "rb") as file:  # the file holds no entry
+        assert not summary_projector_pb2.SummaryProjector.FromString(file.read()).projector

@@ -38,6 +38,23 @@ def _set_tensor(message: seed_pb2.Tensor, array: np.ndarray) -> None:
     message.content = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
+def _reserve(folder: str, prefix: str) -> str:
+    """Create ``<prefix>.<unix time>.log`` in ``folder`` — or, when another Projector (of
+    this process or another) took that second's name, ``<prefix>.<unix time>.<n>.log`` —
+    exclusively, so no two Projectors ever write one file."""
+    second = int(time.time())
+    for number in range(1_000_000):
+        name = f"{prefix}.{second}.log" if number == 0 else f"{prefix}.{second}.{number}.log"
+        path = os.path.join(folder, name)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+        os.close(descriptor)
+        return path
+    raise FileExistsError(f"no free projector file name in {folder} for second {second}")
+
+
 class Projector:
     """The seed's embedding and exception projector files in ``<logdir>/projector``.
 
@@ -85,9 +102,10 @@ class Projector:
                     f"this Projector already writes {self._files[kind][0]}; create only one "
                     "of each kind per Projector"
                 )
-            path = os.path.join(self._folder, f"{prefix}.{int(time.time())}.log")
+            path = _reserve(self._folder, prefix)
             message = seed_pb2.SummaryProjector()
             message.metadata.type = kind
+            _embedding.write_atomically(path, message.SerializeToString())  # no entry yet
             self._files[kind] = (path, message)
 
     def embedding_projector(
@@ -99,20 +117,25 @@ class Projector:
         sample_name: str | None = None,
         sample_type: str | None = None,
         x: object = None,
+        *,
+        x_format: str | None = None,
     ) -> None:
         """Log points ``value`` (N×...), with labels ``label`` (N) and samples ``x`` (N
         images for ``sample_type="image"``), in the seed's file and TensorBoard's Projector.
 
+        ``x_format`` (ours): ``"NHWC"``, ``"NCHW"`` or ``"NHW"``; needed only when ``x``'s
+        shape reads both ways (N×4×H×3: 4 channels or 3?).
+
         Raises:
             ValueError: :meth:`create_embedding_projector` was not called; no ``value``;
-                labels or samples whose count is not N; an unknown ``sample_type``.
+                labels or samples whose count is not N; an unknown ``sample_type``; an
+                ambiguous ``x`` without ``x_format``. Nothing is logged then.
         """
         tag = seed_tag(tag, "embedding_projector")
         step = seed_step(step)
-        points, labels, samples = self._log(
-            seed_pb2.MetaData.EMBEDDING, "embedding", value, label, tag, step,
-            sample_name, sample_type, x,
-        )  # fmt: skip
+        kind = seed_pb2.MetaData.EMBEDDING
+        points, labels, samples = self._check(kind, "embedding", value, label, sample_name,
+                                              sample_type, x)  # fmt: skip
         matrix = points.reshape(len(points), -1).astype(np.float32)
         rows = None
         if labels is not None:
@@ -121,8 +144,12 @@ class Projector:
         thumbnails = None
         if samples is not None and sample_type.lower() == "image" and samples.ndim in (3, 4):
             if len(samples) == len(matrix):
-                thumbnails = embedding_args.sprite_thumbnails(samples, None, len(matrix)).result()
+                layout = _sample_layout(samples, x_format)
+                thumbnails = embedding_args.sprite_thumbnails(samples, layout,
+                                                              len(matrix)).result()  # fmt: skip
+        # Everything that can fail first: a call that raises leaves no entry behind.
         self._tensorboard.write(tag, step, matrix, rows, None, thumbnails)
+        self._add_entry(kind, tag, step, points, labels, sample_name, sample_type, samples)
 
     def exception_projector(
         self,
@@ -141,10 +168,10 @@ class Projector:
         """
         tag = seed_tag(tag, "exception_projector")
         step = seed_step(step)
-        self._log(
-            seed_pb2.MetaData.EXCEPTION, "exception", value, None, tag, step,
-            sample_name, sample_type, x,
-        )  # fmt: skip
+        kind = seed_pb2.MetaData.EXCEPTION
+        points, _, samples = self._check(kind, "exception", value, None, sample_name,
+                                         sample_type, x)  # fmt: skip
+        self._add_entry(kind, tag, step, points, None, sample_name, sample_type, samples)
 
     def _file(self, kind: int, name: str) -> tuple[str, seed_pb2.SummaryProjector]:
         entry = self._files.get(kind)
@@ -152,20 +179,17 @@ class Projector:
             raise ValueError(f"call create_{name}_projector() before {name}_projector()")
         return entry
 
-    def _log(
+    def _check(
         self,
         kind: int,
         name: str,
         value: object,
         label: object,
-        tag: str,
-        step: int,
         sample_name: str | None,
         sample_type: str | None,
         x: object,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Check every argument, then add one Projector entry (and the sample, when named)
-        and rewrite the file once; returns (value, labels, samples) on the host."""
+        """Check every argument; (value, labels, samples) on the host."""
         self._file(kind, name)
         if value is None:
             raise ValueError(f"{name}_projector needs a value (the tensor to project)")
@@ -187,16 +211,41 @@ class Projector:
                 f"has shape {labels.shape}"
             )
         samples = None if not with_sample or x is None else host(x, "x")
+        return array, labels, samples
+
+    def _add_entry(
+        self,
+        kind: int,
+        tag: str,
+        step: int,
+        array: np.ndarray,
+        labels: np.ndarray | None,
+        sample_name: str | None,
+        sample_type: str | None,
+        samples: np.ndarray | None,
+    ) -> None:
+        """Add one Projector entry (and the sample, when named) and rewrite the file once."""
         with self._lock:
             path, message = self._files[kind]
             entry = message.projector.add(tag=tag, step=step, WALL_TIME=time.time())
             _set_tensor(entry.value, array)
             if labels is not None:
                 _set_tensor(entry.label, labels)
-            if with_sample:
+            if sample_name is not None and sample_type is not None:
                 message.sample.Clear()
                 message.sample.name = str(sample_name)
                 message.sample.type = _SAMPLE_TYPES[sample_type.lower()]
                 _set_tensor(message.sample.X, samples if samples is not None else np.zeros(0))
             _embedding.write_atomically(path, message.SerializeToString())
-        return array, labels, samples
+
+
+def _sample_layout(samples: np.ndarray, x_format: str | None) -> str | None:
+    """``x_format``, or None (read from the shape) unless the shape reads both ways."""
+    if x_format is not None:
+        return x_format
+    shape = samples.shape
+    if samples.ndim == 4 and shape[1] in (1, 3, 4) and shape[3] in (1, 3, 4):
+        raise ValueError(
+            f"x of shape {shape} reads as N×C×H×W or as N×H×W×C; pass x_format='NHWC' or 'NCHW'"
+        )
+    return None
