@@ -333,3 +333,91 @@ def test_a_seed_projector_call_that_raises_leaves_no_entry(tmp_path):
     assert _entries(tmp_path / "projector") == 1
     config = (tmp_path / "projector_config.pbtxt").read_text()
     assert "single_image_dim: 5" in config and "single_image_dim: 4" in config  # W 5, H 4
+
+
+# -- symbolic links inside the run folder (item 4) -------------------------------------------
+
+
+def _outside_untouched(outside, before):
+    import os
+
+    assert sorted(os.listdir(outside)) == before
+
+
+@pytest.mark.parametrize("folder", ["embeddings", "graph", "projector"])
+def test_a_link_where_an_asset_folder_should_be_is_refused(tmp_path, folder):
+    import os
+
+    import gpu_summary.summary as summary
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    run = tmp_path / "run"
+    run.mkdir()
+    os.symlink(outside, run / folder)
+    with gs.SummaryWriter(run) as writer:
+        if folder == "graph":
+            with pytest.raises(OSError, match="symbolic link or a file, not a folder"):
+                writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
+        elif folder == "embeddings":
+            writer.add_embedding(np.eye(3), ["a", "b", "c"], tag="e")
+            with pytest.raises(OSError, match="symbolic link or a file, not a folder"):
+                writer.flush()  # written on the writer thread: its error comes from here
+        else:
+            with pytest.raises(OSError, match="symbolic link or a file, not a folder"):
+                summary.Projector(str(run))
+    _outside_untouched(outside, ["keep.txt"])
+
+
+def test_links_at_the_lock_the_temporary_names_and_the_targets_are_not_followed(tmp_path):
+    import os
+    import threading
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("mine")
+    run = tmp_path / "run"
+    (run / "graph").mkdir(parents=True)
+    # the temporary name the writer used to use, and the target itself
+    old_temporary = f"structure_graph.json.{os.getpid()}.{threading.get_ident()}.tmp"
+    os.symlink(victim, run / "graph" / old_temporary)
+    os.symlink(victim, run / "graph" / "structure_graph.json")
+    os.symlink(outside / "created.lock", run / ".projector_config.lock")
+    with gs.SummaryWriter(run) as writer:
+        writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
+        writer.add_embedding(np.eye(3), ["a", "b", "c"], tag="e")
+        with pytest.raises(OSError, match="symbolic link; remove it"):
+            writer.flush()  # the config's lock is a link: refused, not created outside
+    assert victim.read_text() == "mine"
+    assert not (outside / "created.lock").exists()
+    graph = run / "graph" / "structure_graph.json"
+    assert not graph.is_symlink() and '"x"' in graph.read_text()  # the link replaced
+
+
+def test_assets_are_not_world_writable_under_umask_000(tmp_path):
+    from conftest import run_python
+
+    proc = run_python(f"""
+        import os, stat
+        import numpy as np
+        import gpu_summary as gs
+        import gpu_summary.summary as summary
+        os.umask(0)
+        run = {str(tmp_path / "run")!r}
+        with gs.SummaryWriter(run) as writer:
+            writer.add_embedding(np.eye(3), ["a", "b", "c"], tag="e")
+            writer.add_graph([{{"name": "x", "class_name": "InputLayer", "config": {{}}}}])
+        projector = summary.Projector(run)
+        projector.create_embedding_projector()
+        projector.embedding_projector(value=np.ones((3, 2)), tag="p", step=0)
+        for folder, names, files in os.walk(run):
+            for name in [folder] + [os.path.join(folder, f) for f in files]:
+                mode = stat.S_IMODE(os.stat(name).st_mode)
+                if mode & 0o022:
+                    print("writable by others:", name, oct(mode))
+        print("checked")
+    """)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == ["checked"], proc.stdout

@@ -24,24 +24,8 @@ try:
 except ImportError:  # not on Windows: threads only
     fcntl = None
 from gpu_summary._embedding import projector_format as projector_files
+from gpu_summary._events import safe_files
 from gpu_summary.summaries import image as image_summaries
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (readers never see a
-    part); the directory is created if missing."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
 
 
 class ProjectorFiles:
@@ -69,9 +53,7 @@ class ProjectorFiles:
             if fcntl is None:
                 yield
                 return
-            os.makedirs(self.run_dir, exist_ok=True)
-            path = os.path.join(self.run_dir, self.LOCK_FILE)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = safe_files.open_lock(self.run_dir, self.LOCK_FILE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
@@ -129,8 +111,9 @@ class ProjectorFiles:
             del config.embeddings[:]
             config.embeddings.extend(kept)
             config.embeddings.append(info)
-            write_atomically(self.config_path, projector_files.config_text(config).encode())
+            text = projector_files.config_text(config).encode()
+            safe_files.write(self.run_dir, projector_files.CONFIG_FILE, text)
         return info
 
     def _write(self, relative: str, data: bytes) -> None:
-        write_atomically(os.path.join(self.run_dir, *relative.split("/")), data)
+        safe_files.write(self.run_dir, relative, data)

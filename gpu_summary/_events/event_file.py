@@ -17,6 +17,7 @@ import time
 import warnings
 
 from gpu_summary._events.records import encode_record
+from gpu_summary._events.safe_files import make_folders
 from gpu_summary.proto import event_pb2
 
 FILE_VERSION = "brain.Event:2"
@@ -50,7 +51,7 @@ def _create(logdir: str, suffix: str) -> tuple[str, int, int]:
         OSError: the folder or the file could not be made, or the first record not written
             (no file is left behind).
     """
-    os.makedirs(logdir, exist_ok=True)
+    make_folders(logdir)  # 0755, whatever the umask
     while True:
         path = os.path.join(logdir, event_file_name(suffix))
         try:

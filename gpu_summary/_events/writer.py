@@ -41,6 +41,7 @@ import weakref
 from gpu_summary._events.channel import CLOSED_MESSAGE, FINAL_MESSAGE, Channel, WriterError
 from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job
+from gpu_summary._events.safe_files import make_folders
 
 __all__ = ["CLOSED_MESSAGE", "FINAL_MESSAGE", "EventFileWriter", "NullEventWriter", "WriterError"]
 
@@ -81,7 +82,7 @@ class EventFileWriter:
         self._open_lock = threading.Lock()
         self._channel: Channel | None = None
         try:
-            os.makedirs(self._logdir, exist_ok=True)
+            make_folders(self._logdir)  # 0755, whatever the umask
         except FileExistsError:
             raise NotADirectoryError(
                 errno.ENOTDIR,

@@ -20,6 +20,7 @@ import numpy as np
 
 from gpu_summary._embedding import arguments as embedding_args
 from gpu_summary._embedding import files as _embedding
+from gpu_summary._events import safe_files
 from gpu_summary._seed.arguments import host, seed_step, seed_tag, unwrap
 from gpu_summary.proto import summary_projector_pb2 as seed_pb2
 
@@ -38,21 +39,17 @@ def _set_tensor(message: seed_pb2.Tensor, array: np.ndarray) -> None:
     message.content = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
-def _reserve(folder: str, prefix: str) -> str:
-    """Create ``<prefix>.<unix time>.log`` in ``folder`` — or, when another Projector (of
-    this process or another) took that second's name, ``<prefix>.<unix time>.<n>.log`` —
-    exclusively, so no two Projectors ever write one file."""
+def _reserve(logdir: str, prefix: str) -> str:
+    """Create ``projector/<prefix>.<unix time>.log`` in ``logdir`` — or, when another
+    Projector (of this process or another) took that second's name,
+    ``<prefix>.<unix time>.<n>.log`` — exclusively, so no two Projectors ever write one file;
+    its name."""
     second = int(time.time())
     for number in range(1_000_000):
         name = f"{prefix}.{second}.log" if number == 0 else f"{prefix}.{second}.{number}.log"
-        path = os.path.join(folder, name)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            continue
-        os.close(descriptor)
-        return path
-    raise FileExistsError(f"no free projector file name in {folder} for second {second}")
+        if safe_files.create_new(logdir, f"projector/{name}"):
+            return name
+    raise FileExistsError(f"no free projector file name in {logdir} for second {second}")
 
 
 class Projector:
@@ -67,7 +64,7 @@ class Projector:
             raise ValueError("Projector needs a logdir, e.g. Projector('runs/demo')")
         self._logdir = os.fspath(logdir)
         self._folder = os.path.join(self._logdir, "projector")
-        os.makedirs(self._folder, exist_ok=True)
+        os.close(safe_files.folder(self._logdir, ["projector"]))  # a link there: OSError
         self._lock = threading.Lock()
         self._files: dict[int, tuple[str, seed_pb2.SummaryProjector]] = {}
         self._tensorboard = _embedding.ProjectorFiles(self._logdir)
@@ -102,11 +99,11 @@ class Projector:
                     f"this Projector already writes {self._files[kind][0]}; create only one "
                     "of each kind per Projector"
                 )
-            path = _reserve(self._folder, prefix)
+            name = _reserve(self._logdir, prefix)
             message = seed_pb2.SummaryProjector()
             message.metadata.type = kind
-            _embedding.write_atomically(path, message.SerializeToString())  # no entry yet
-            self._files[kind] = (path, message)
+            self._rewrite(name, message)  # no entry yet
+            self._files[kind] = (os.path.join(self._folder, name), message)
 
     def embedding_projector(
         self,
@@ -173,6 +170,10 @@ class Projector:
                                          sample_type, x)  # fmt: skip
         self._add_entry(kind, tag, step, points, None, sample_name, sample_type, samples)
 
+    def _rewrite(self, name: str, message: seed_pb2.SummaryProjector) -> None:
+        """Replace ``projector/<name>`` with ``message``, whole (never through a link)."""
+        safe_files.write(self._logdir, f"projector/{name}", message.SerializeToString())
+
     def _file(self, kind: int, name: str) -> tuple[str, seed_pb2.SummaryProjector]:
         entry = self._files.get(kind)
         if entry is None:
@@ -236,7 +237,7 @@ class Projector:
                 message.sample.name = str(sample_name)
                 message.sample.type = _SAMPLE_TYPES[sample_type.lower()]
                 _set_tensor(message.sample.X, samples if samples is not None else np.zeros(0))
-            _embedding.write_atomically(path, message.SerializeToString())
+            self._rewrite(os.path.basename(path), message)
 
 
 def _sample_layout(samples: np.ndarray, x_format: str | None) -> str | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from gpu_summary._core import arguments
-from gpu_summary._embedding.files import write_atomically
+from gpu_summary._events import safe_files
 from gpu_summary._graph import model_nodes
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
@@ -29,8 +28,8 @@ def log_graph(
     if not state.writes_files:
         return  # rank 0's graph only
     text = json.dumps(graph_summaries.structure_graph(nodes, name), indent=1)
-    path = os.path.join(state.logdir, "graph", "structure_graph.json")
-    # Readers see the old file or the new one, never a part; a failed write leaves neither
-    # a part nor a temporary file, and raises here (OSError) with nothing queued.
-    write_atomically(path, text.encode("utf-8"))
+    # Readers see the old file or the new one, never a part; a failed write (or a link where
+    # graph/ should be) leaves neither a part nor a temporary file, and raises here (OSError)
+    # with nothing queued.
+    safe_files.write(state.logdir, "graph/structure_graph.json", text.encode("utf-8"))
     state.events.add(jobs.graph(graph_def, wall))
