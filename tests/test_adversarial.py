@@ -421,3 +421,33 @@ def test_assets_are_not_world_writable_under_umask_000(tmp_path):
     """)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines() == ["checked"], proc.stdout
+
+
+# -- the seed's full-size image batch (item 8) -----------------------------------------------
+
+
+def test_a_large_host_batch_grows_memory_by_its_pngs_only(tmp_path):
+    """Five 2000×2000 RGBA images (76 MiB, incompressible) without max_size: encoded at the
+    call from the caller's array, the record written from its parts — memory grows by the
+    PNGs (+25% at most), never by a copy of the batch or of the record."""
+    from conftest import run_python
+
+    proc = run_python(f"""
+        import glob, os, resource
+        import numpy as np
+        import gpu_summary as gs
+        def peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        batch = np.empty((5, 2000, 2000, 4), np.uint8)
+        batch[...] = np.random.default_rng(0).integers(0, 256, batch.shape[1:], dtype=np.uint8)
+        before = peak()
+        with gs.SummaryWriter({str(tmp_path)!r}) as writer:
+            writer.add_images("seed", batch, 0, dataformats="NHWC")
+        grown = peak() - before
+        print(grown, sum(os.path.getsize(p) for p in glob.glob({str(tmp_path)!r} + "/events*")))
+    """, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    grown, file_size = map(int, proc.stdout.split())
+    assert grown <= 1.25 * file_size + (16 << 20), (grown >> 20, file_size >> 20)  # was 5×
+    acc = legacy_reader(tmp_path)
+    assert [len(acc.Images(f"seed/image/{i}")) for i in range(5)] == [1] * 5

@@ -326,3 +326,28 @@ def test_draining_a_full_queue_in_bulk_wakes_a_waiting_producer(tmp_path):
     channel.file.write_batch()
     assert [e.step for e in _events_in(channel.file.path)[1:]] == [0, 1, 2, 3]
     channel.file.close()
+
+
+def test_a_record_written_from_parts_is_whole_or_not_there(tmp_path, monkeypatch):
+    file = EventFile(str(tmp_path))
+    file.append(event_pb2.Event(step=1).SerializeToString())
+    file.write_batch()
+    size = os.path.getsize(file.path)
+    real_writev = os.writev
+
+    def full_disk(fd, pieces):
+        if fd != file.fd:
+            return real_writev(fd, pieces)
+        os.write(fd, bytes(pieces[0])[:10])  # a part of the header reaches the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", full_disk)
+    with pytest.raises(OSError, match=r"1 record.*dropped.*last whole record") as info:
+        file.write_parts([b"\x10\x02", b"more" * 1000])
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.setattr(os, "writev", real_writev)
+    assert os.path.getsize(file.path) == size  # cut back
+    file.write_parts([b"\x10\x03"])  # the next record is whole
+    file.close()
+    records, problems = read_records(file.path)
+    assert problems == [] and [event_pb2.Event.FromString(r).step for r in records[1:]] == [1, 3]

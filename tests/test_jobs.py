@@ -102,3 +102,19 @@ def test_session_end_is_stamped_when_built():
     assert event.step == 0 and event.wall_time > 0
     assert event.summary.value[0].tag == "_hparams_/session_end_info"
     assert not math.isnan(event.wall_time) and np.isfinite(event.wall_time)
+
+
+@pytest.mark.parametrize("step", [0, 7, -3, 2**62])
+@pytest.mark.parametrize("tag", ["a", "é" * 100, "x" * 300])
+def test_image_records_from_parts_are_protobufs_bytes(step, tag):
+    from gpu_summary.summaries.image import encode_pngs, legacy_image_summary
+
+    images = np.random.default_rng(1).integers(0, 256, (3, 20, 30, 4), dtype=np.uint8)
+    pngs = encode_pngs(images)
+    tags = [f"{tag}/image/{i}" for i in range(3)]
+    parts = jobs.image_event_parts(tags, pngs, 20, 30, 4, step, 123.25)
+    want = event_pb2.Event(
+        wall_time=123.25, step=step, summary=legacy_image_summary(tag, images, batch=True)
+    ).SerializeToString()
+    assert b"".join(parts) == want
+    assert any(part is png for part in parts for png in pngs)  # referenced, not copied

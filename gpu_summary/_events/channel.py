@@ -19,7 +19,7 @@ import threading
 import time
 
 from gpu_summary._events.event_file import EventFile
-from gpu_summary._events.jobs import Job, Marker
+from gpu_summary._events.jobs import Job, Marker, RecordParts
 from gpu_summary.proto import event_pb2
 
 CLOSED_MESSAGE = (
@@ -293,6 +293,13 @@ class Channel:
         try:
             data = job.build()
             if data is None:  # a job that only acts (a user callback) writes nothing
+                return
+            if type(data) is RecordParts:  # a large record: written now, from its parts
+                self._deadline = None
+                try:
+                    self.file.write_parts(data)
+                except OSError as exc:
+                    self._set_error(exc)
                 return
             if type(data) is not bytes:
                 data = data.SerializeToString()

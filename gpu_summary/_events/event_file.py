@@ -16,11 +16,12 @@ import socket
 import time
 import warnings
 
-from gpu_summary._events.records import encode_record
+from gpu_summary._events.records import encode_record, frame_parts
 from gpu_summary._events.safe_files import make_folders
 from gpu_summary.proto import event_pb2
 
 FILE_VERSION = "brain.Event:2"
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 _file_counter = itertools.count()
 
 
@@ -144,6 +145,38 @@ class EventFile:
             )
         if error is not None:
             raise error
+
+    def write_parts(self, parts: list[bytes]) -> None:
+        """Write the batch, then one record made of ``parts`` straight from them (``os.writev``,
+        never joined: a large image record is not copied); whole or not at all.
+
+        Raises:
+            OSError: as :meth:`write_batch`; the file is cut back to its last whole record.
+        """
+        self.write_batch()
+        pieces = [memoryview(piece) for piece in frame_parts(parts)]
+        total = sum(len(piece) for piece in pieces)
+        written = 0
+        deleted = None
+        try:
+            if self._was_deleted():
+                deleted = self.path
+                self._replace()
+            while pieces:
+                done = os.writev(self.fd, pieces[:_IOV_MAX])
+                written += done
+                while pieces and done >= len(pieces[0]):
+                    done -= len(pieces.pop(0))
+                if done:
+                    pieces[0] = pieces[0][done:]
+        except OSError as exc:
+            self._ends = [total]  # the one record: kept only if wholly written
+            try:
+                error = self._recover(exc, written, deleted)
+            finally:
+                self._ends = []
+            raise error from exc
+        self.size += written
 
     def sync(self) -> None:
         """``os.fsync`` the file. Raises OSError naming it."""

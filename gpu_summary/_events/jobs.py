@@ -13,9 +13,15 @@ from collections.abc import Callable
 
 from gpu_summary.proto import event_pb2
 
-# What a kind's build returns: an Event message, its serialized bytes, or None for a job that
-# only acts (a user callback, files of its own) and writes no record.
-Built = event_pb2.Event | bytes | None
+
+class RecordParts(list):
+    """A serialized Event as the list of its byte strings, in order (a large one: images), so
+    that it reaches the file through one ``os.writev`` without ever being joined."""
+
+
+# What a kind's build returns: an Event message, its serialized bytes (or their parts), or
+# None for a job that only acts (a user callback, files of its own) and writes no record.
+Built = event_pb2.Event | bytes | RecordParts | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -64,6 +64,15 @@ def encode_record(
     )
 
 
+def frame_parts(parts: list[bytes]) -> list[bytes]:
+    """One record whose data is the concatenation of ``parts``, as pieces to write in order:
+    the header, the parts themselves (not copied), the footer."""
+    crc = 0
+    for part in parts:
+        crc = google_crc32c.extend(crc, part)
+    return [_header(sum(len(part) for part in parts)), *parts, _CRC.pack(_mask(crc))]
+
+
 @dataclasses.dataclass(frozen=True)
 class RecordProblem:
     """A stretch of an event file that is not a whole, valid record.

@@ -1,13 +1,20 @@
 """``add_image`` and ``add_images``: checked, thumbnails launched on the backend that holds
-the pixels (so a device batch never crosses whole), PNGs encoded on the writer thread."""
+the pixels (so a device batch never crosses whole), PNGs encoded on the writer thread — or,
+for a large host batch without ``max_size``, at the call, image by image, so that it is never
+copied whole — and the record written from its parts."""
 
 from __future__ import annotations
 
 from gpu_summary._backend import backend_for
+from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
+from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
-from gpu_summary.summaries.image import image_summary, legacy_image_summary
+from gpu_summary.summaries.image import encode_pngs, image_summary
+
+# A host batch at least this large (uint8 bytes) without max_size is encoded at the call.
+ENCODE_AT_CALL = 64 << 20
 
 
 def log_images(
@@ -37,15 +44,31 @@ def log_images(
     n, height, width, channels = nhwc.shape
     if not state.writes_files:
         return  # rank 0's images only
-    pending = backend.thumbnails(nhwc, max_size)
     out_h, out_w = backend.thumbnail_size(height, width, max_size)
     if batch and one_tag:  # one tensor of PNGs under one tag: the samples of one card
+        pending = backend.thumbnails(nhwc, max_size)
 
         def build() -> summary_pb2.Summary:
             return image_summary(tag, pending.result())
-    else:  # Summary.Image, as torch writes an image: every reader knows it
 
-        def build() -> summary_pb2.Summary:
-            return legacy_image_summary(tag, pending.result(), batch)
+        state.enqueue("image", tag, step, wall, build, nbytes=n * out_h * out_w * channels)
+        return
+    # Summary.Image values, as torch writes an image (every reader knows them), one per
+    # sample for a batch; the record goes out from its parts, the PNGs never copied.
+    tags = [f"{tag}/image/{i}" for i in range(n)] if batch else [tag]
+    step = state.resolve_step(tag, step)
+    raw = n * out_h * out_w * channels
+    if backend is numpy_backend and max_size is None and raw >= ENCODE_AT_CALL:
+        # A large host batch: encoded here, image by image from the caller's array (which
+        # may change once this returns), so memory grows by the PNGs, never by a copy.
+        pngs = encode_pngs(nhwc, numpy_backend.image_to_uint8)
+        encoded = lambda: (pngs, out_h, out_w, channels)  # noqa: E731
+        nbytes = sum(len(png) for png in pngs)
+    else:
+        pending = backend.thumbnails(nhwc, max_size)
 
-    state.enqueue("image", tag, step, wall, build, nbytes=n * out_h * out_w * channels)
+        def encoded() -> tuple[list[bytes], int, int, int]:
+            return encode_pngs(pending.result()), out_h, out_w, channels
+
+        nbytes = raw
+    state.events.add(jobs.images(tag, tags, encoded, step, wall, nbytes))

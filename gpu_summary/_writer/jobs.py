@@ -28,7 +28,7 @@ from gpu_summary import hparams as hp
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
 from gpu_summary._events.event_file import write_event_file
-from gpu_summary._events.jobs import Job, JobKind
+from gpu_summary._events.jobs import Job, JobKind, RecordParts
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import hparams as hparams_summaries
@@ -252,3 +252,72 @@ def hparams_run(folder: str, session: hp.Session, step: int, wall_time: float) -
         for s in summaries
     ]
     return files(lambda: write_event_file(folder, events), f"hparams run {folder!r}")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def image_event_parts(
+    tags: list[str],
+    pngs: list[bytes],
+    height: int,
+    width: int,
+    channels: int,
+    step: int,
+    wall_time: float,
+) -> RecordParts:
+    """``Event(wall_time, step, summary=Summary(value=[Value(tag, image=Image(height, width,
+    colorspace, encoded_image_string=png)), ...]))`` serialized as protobuf would (fields in
+    number order; tests compare the bytes), as parts: the PNGs are referenced, never copied."""
+    head = event_pb2.Event(wall_time=wall_time, step=step).SerializeToString()
+    image_head = summary_pb2.Summary.Image(
+        height=height, width=width, colorspace=channels
+    ).SerializeToString()
+    values: list[list[bytes]] = []
+    for tag, png in zip(tags, pngs, strict=True):
+        name = tag.encode("utf-8")
+        image = [image_head, b"\x22" + _varint(len(png)), png]  # encoded_image_string = 4
+        image_size = sum(map(len, image))
+        value = [b"\x0a" + _varint(len(name)) + name + b"\x22" + _varint(image_size), *image]
+        values.append([b"\x0a" + _varint(sum(map(len, value))), *value])  # Summary.value = 1
+    summary_size = sum(len(part) for value in values for part in value)
+    parts = RecordParts([head + b"\x2a" + _varint(summary_size)])  # Event.summary = 5
+    for value in values:
+        parts.extend(value)
+    return parts
+
+
+def _image_parts(
+    tags: list[str],
+    encoded: Callable[[], tuple[list[bytes], int, int, int]],
+    step: int,
+    wall_time: float,
+) -> RecordParts:
+    pngs, height, width, channels = encoded()
+    return image_event_parts(tags, pngs, height, width, channels, step, wall_time)
+
+
+_IMAGE_PARTS = JobKind("image", _image_parts)
+
+
+def images(
+    tag: str,
+    tags: list[str],
+    encoded: Callable[[], tuple[list[bytes], int, int, int]],
+    step: int,
+    wall_time: float,
+    nbytes: int,
+) -> Job:
+    """Images as ``Summary.Image`` values, one per tag; ``encoded()`` gives (PNGs, height,
+    width, channels) on the writer thread. The record goes out from its parts."""
+    return Job(_IMAGE_PARTS, (tags, encoded, step, wall_time), nbytes,
+               f"image {tag!r} at step {step}")  # fmt: skip

@@ -11,6 +11,7 @@ import concurrent.futures
 import io
 import os
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -58,15 +59,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def encode_pngs(images: np.ndarray) -> list[bytes]:
-    """PNG bytes of each uint8 NHWC image. zlib runs without the GIL, so a batch is encoded
-    on a few threads at once; at interpreter exit, when no new threads may start, serially."""
+def encode_pngs(
+    images: np.ndarray, to_uint8: Callable[[np.ndarray], np.ndarray] | None = None
+) -> list[bytes]:
+    """PNG bytes of each NHWC image: uint8, or ``to_uint8(images[i : i + 1])[0]`` of each
+    (one image converted at a time, never the batch). zlib runs without the GIL, so a batch is
+    encoded on a few threads at once; at interpreter exit, when no new threads may start,
+    serially."""
+
+    def one(index: int) -> bytes:
+        image = images[index] if to_uint8 is None else to_uint8(images[index : index + 1])[0]
+        return encode_png(image)
+
     if len(images) > 1:
         try:
-            return list(_encoder_pool().map(encode_png, images))
+            return list(_encoder_pool().map(one, range(len(images))))
         except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
             pass
-    return [encode_png(image) for image in images]
+    return [one(index) for index in range(len(images))]
 
 
 def image_metadata() -> summary_pb2.SummaryMetadata:
