@@ -359,3 +359,49 @@ def test_the_summary_rules_bin_count_is_numpys_bit_for_bit():
             assert got == want, (rule, size, trial)
             compared += 1
     assert compared > 1000
+
+
+def test_add_scalars_writes_torchs_runs(tmp_path):
+    tbparse = pytest.importorskip("tbparse")
+    for writer_type, run in ((gs.SummaryWriter, "ours"), (TorchWriter, "torch")):
+        with writer_type(str(tmp_path / run)) as writer:
+            for step in range(3):
+                writer.add_scalars("run/loss", {"train": 1.0 / (step + 1), "val": 2.0 * step,
+                                                "t": torch.tensor(float(step))}, step)  # fmt: skip
+    ours, torchs = (
+        tbparse.SummaryReader(str(tmp_path / run), extra_columns={"dir_name"})
+        .scalars.sort_values(["dir_name", "step"]).values.tolist()
+        for run in ("ours", "torch")
+    )  # fmt: skip
+    assert ours == torchs and len(ours) == 9
+    assert {row[3] for row in ours} == {"run_loss_train", "run_loss_val", "run_loss_t"}
+
+
+def test_add_scalars_steps_reopening_and_bad_input(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    writer.add_scalars("m", {"a": 1.0, "b": 2.0})  # no step: 0, then 1, shared by the lines
+    writer.add_scalars("m", {"a": 3.0, "b": 4.0})
+    for call, error, match in [
+        (lambda: writer.add_scalars("m", [("a", 1.0)]), TypeError, "must be a dict"),
+        (lambda: writer.add_scalars("m", {}), ValueError, "is empty"),
+        (lambda: writer.add_scalars("m", {1: 1.0}), TypeError, "key must be a str"),
+        (lambda: writer.add_scalars("m", {"a": "x"}), TypeError, "tag_scalar_dict value"),
+        (lambda: writer.add_scalars("m", {"a": np.ones(2)}), ValueError, "single number"),
+        (lambda: writer.add_scalars("m", {"/../../out": 1.0}), ValueError, "outside log_dir"),
+        (lambda: writer.add_scalars("m", {"a": 1.0, "b": "x"}), TypeError, "value"),
+    ]:
+        with pytest.raises(error, match=match):
+            call()
+    writer.close()
+    writer.add_scalars("m", {"a": 5.0})  # after close: reopened, as add_scalar
+    writer.close()
+    assert [(e.step, e.value) for e in legacy_reader(tmp_path / "m_a").Scalars("m")] == [
+        (0, 1.0),
+        (1, 3.0),
+        (2, 5.0),
+    ]
+    assert [e.step for e in legacy_reader(tmp_path / "m_b").Scalars("m")] == [0, 1]
+    assert not (tmp_path.parent / "out").exists()
+    with gs.SummaryWriter(tmp_path / "off", write_to_disk=False) as off:
+        off.add_scalars("m", {"a": 1.0})
+    assert not (tmp_path / "off").exists()

@@ -77,3 +77,33 @@ class ScalarMethods:
             state.events.add(Job(SCALAR, (tag, number, step, time.time())))
             return
         scalars.log_scalar(state, tag, value, step, walltime, reduce, new_style, double_precision)
+
+    def add_scalars(
+        self,
+        main_tag: str,
+        tag_scalar_dict: dict,
+        global_step: int | None = None,
+        walltime: float | None = None,
+        *,
+        step: int | None = None,
+    ) -> None:
+        """Log several numbers as lines of one chart, as torch's ``add_scalars``.
+
+        Each value goes under ``main_tag`` into a run of its own,
+        ``<log_dir>/<main_tag with "/" as "_">_<tag>`` (an event file there, flushed and closed
+        with this writer), so TensorBoard draws one chart with a line per run.
+
+        Args:
+            main_tag: the chart's tag, e.g. ``"loss"``.
+            tag_scalar_dict: ``{tag: value}``, each value as ``add_scalar`` takes it.
+            global_step: global step of every value; None for one more than this main tag's
+                last step.
+            walltime: seconds since the epoch; default now.
+
+        Raises:
+            TypeError: not a dict, a key not a str, a non-numeric value. ValueError: an
+                empty dict or key, a value of more than one element, a key naming a run
+                outside ``log_dir``. Nothing is logged then.
+        """
+        global_step = arguments.either_step(global_step, step)
+        scalars.log_scalars(self._state, main_tag, tag_scalar_dict, global_step, walltime)

@@ -3,6 +3,9 @@ with a plain tag and step itself): device values, arrays, reductions across rank
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from gpu_summary import distributed as _distributed
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
@@ -40,3 +43,47 @@ def log_scalar(
         state.events.add(jobs.pending_tensor_scalar(tag, pending, step, wall, double_precision))
     else:
         state.events.add(jobs.pending_scalar(tag, pending, step, wall))
+
+
+def log_scalars(
+    state: WriterState,
+    main_tag: object,
+    tag_scalar_dict: object,
+    step: int | None = None,
+    walltime: float | None = None,
+) -> None:
+    """SummaryWriter.add_scalars: each value under ``main_tag`` in a run of its own,
+    ``<log_dir>/<main_tag, "/" as "_">_<tag>``, as torch writes them (one chart in
+    TensorBoard, a line per run); every value checked before any is queued."""
+    main_tag, step, wall = state.begin(main_tag, step, walltime)
+    if not isinstance(tag_scalar_dict, Mapping):
+        raise TypeError(
+            f"tag_scalar_dict must be a dict {{tag: value}}, got {type(tag_scalar_dict).__name__}"
+        )
+    if not tag_scalar_dict:
+        raise ValueError("tag_scalar_dict is empty; give at least one {tag: value}")
+    values = []
+    for tag, value in tag_scalar_dict.items():
+        tag = arguments.check_tag(tag, "tag_scalar_dict key")
+        run = f"{main_tag.replace('/', '_')}_{tag}"
+        if ".." in run.split("/") or "\0" in run:
+            raise ValueError(
+                f"tag_scalar_dict key {tag!r} would name a run outside log_dir; drop the '..'"
+            )
+        if type(value) is int:  # beyond float64: ±inf, as add_scalar
+            value = arguments.to_float(value)
+        backend, array = backend_for(value, "tag_scalar_dict value")
+        if getattr(array, "size", 1) != 1:
+            raise ValueError(
+                f"tag_scalar_dict[{tag!r}] must be a single number, got an array of shape "
+                f"{tuple(array.shape)}"
+            )
+        values.append((run, backend, array))
+    step = state.resolve_step("\0add_scalars\0" + main_tag, step)  # the values share a step
+    for run, backend, array in values:
+        pending = backend.scalar(array)
+        if state.aggregation is not None:
+            pending = state.aggregation.scalar(pending, f"{main_tag}\0{run}", step, "mean")
+        if state.writes_files:
+            events = state.subrun(os.path.join(state.logdir, run))
+            events.add(jobs.pending_scalar(main_tag, pending, step, wall))

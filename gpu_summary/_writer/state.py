@@ -66,6 +66,10 @@ class WriterState:
         # Logging after close() reopens (a new file), as torch's writer does; not a
         # distributed writer: its collectives end at close.
         reopens = self.aggregation is None
+        self._file_options = {"flush_secs": flush_secs, "max_queue": max_queue,
+                              "max_queue_bytes": max_queue_bytes,
+                              "filename_suffix": filename_suffix, "reopens": reopens}  # fmt: skip
+        self.subruns: dict[str, EventFileWriter] = {}  # add_scalars' runs, by folder
         self.events: EventFileWriter | NullEventWriter
         if self.writes_files:
             self.events = EventFileWriter(
@@ -157,12 +161,23 @@ class WriterState:
         """A scalar from a background sampler: no collective, only rank 0 writes it."""
         self.events.add(jobs.scalar(tag, value, step, wall))
 
+    def subrun(self, folder: str) -> EventFileWriter:
+        """The event file of ``add_scalars``' run in ``folder`` (made on first use, with this
+        writer's options; flushed and closed with it)."""
+        with self.steps_lock:
+            events = self.subruns.get(folder)
+            if events is None:
+                events = self.subruns[folder] = EventFileWriter(folder, **self._file_options)
+        return events
+
     def flush(self, fsync: bool) -> None:
-        """Every collective queued so far run (this rank), then the file flushed."""
+        """Every collective queued so far run (this rank), then the files flushed."""
         if self.aggregation is not None:
             self.aggregation.aggregator.wait()
             self.aggregation.aggregator.raise_error()
         self.events.flush(fsync)
+        for events in list(self.subruns.values()):
+            events.flush(fsync)
 
     def close(self) -> None:
         """Stop the monitors, end the collectives, close the file. Idempotent."""
@@ -173,6 +188,8 @@ class WriterState:
         if aggregation is not None and not self.events.closed:
             aggregation.aggregator.close()
         self.events.close()
+        for events in list(self.subruns.values()):
+            events.close()
         if aggregation is not None:
             aggregation.aggregator.raise_error()
 
