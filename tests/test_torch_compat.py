@@ -405,3 +405,30 @@ def test_add_scalars_steps_reopening_and_bad_input(tmp_path):
     with gs.SummaryWriter(tmp_path / "off", write_to_disk=False) as off:
         off.add_scalars("m", {"a": 1.0})
     assert not (tmp_path / "off").exists()
+
+
+def test_add_histogram_raw_writes_what_torchs_does(tmp_path):
+    values = np.random.default_rng(2).random(50)
+    counts, edges = np.histogram(values, [0.0, 0.25, 0.5, 0.75, 1.0])
+    call = {"min": values.min(), "max": values.max(), "num": 50, "sum": values.sum(),
+            "sum_squares": float(values @ values), "bucket_limits": edges[1:].tolist(),
+            "bucket_counts": counts.tolist()}  # fmt: skip
+    for writer_type, run in ((gs.SummaryWriter, "ours"), (TorchWriter, "torch")):
+        with writer_type(str(tmp_path / run)) as writer:
+            writer.add_histogram_raw("raw", **call, global_step=3)
+            writer.add_histogram_raw("raw", **{**call, "num": torch.tensor(50)}, global_step=4)
+    ours, torchs = (legacy_reader(tmp_path / run).Histograms("raw") for run in ("ours", "torch"))
+    assert [(e.step, e.histogram_value) for e in ours] == [
+        (e.step, e.histogram_value) for e in torchs
+    ]
+    with gs.SummaryWriter(tmp_path / "bad") as writer:
+        for change, error, match in [
+            ({"bucket_counts": [1, 2]}, ValueError, "4 limits and bucket_counts 2"),
+            ({"bucket_limits": [3, 2, 1, 0]}, ValueError, "increasing"),
+            ({"bucket_counts": [1, -1, 0, 0]}, ValueError, ">= 0"),
+            ({"min": "low"}, TypeError, "min must be a number"),
+            ({"bucket_limits": [], "bucket_counts": []}, ValueError, "empty"),
+        ]:
+            with pytest.raises(error, match=match):
+                writer.add_histogram_raw("raw", **{**call, **change})
+    assert "raw" not in legacy_reader(tmp_path / "bad").Tags()["histograms"]

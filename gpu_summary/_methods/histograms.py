@@ -92,3 +92,38 @@ class HistogramMethods:
         global_step = arguments.either_step(global_step, step)
         histograms.log_histograms(self._state, named_tensors, global_step, prefix, walltime,
                                   check_nonfinite=check_nonfinite)  # fmt: skip
+
+    def add_histogram_raw(
+        self,
+        tag: str,
+        min: float,
+        max: float,
+        num: float,
+        sum: float,
+        sum_squares: float,
+        bucket_limits: Sequence[float],
+        bucket_counts: Sequence[float],
+        global_step: int | None = None,
+        walltime: float | None = None,
+        *,
+        step: int | None = None,
+    ) -> None:
+        """Log a histogram counted elsewhere, as given (torch's ``add_histogram_raw``).
+
+        Args:
+            tag: series name.
+            min, max, num, sum, sum_squares: the values' statistics.
+            bucket_limits: each bucket's right edge, increasing; ``bucket_counts``: one count
+                per bucket (finite, >= 0).
+            global_step: global step; None for one more than this tag's last step.
+            walltime: seconds since the epoch; default now.
+
+        Raises:
+            TypeError: a statistic that is not a number, limits or counts that are not
+                numbers. ValueError: limits and counts of different lengths or none, limits
+                not increasing, a negative or non-finite count.
+        """
+        global_step = arguments.either_step(global_step, step)
+        stats = {"min": min, "max": max, "num": num, "sum": sum, "sum_squares": sum_squares}
+        histograms.log_histogram_raw(self._state, tag, stats, bucket_limits, bucket_counts,
+                                     global_step, walltime)  # fmt: skip

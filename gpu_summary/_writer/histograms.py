@@ -24,7 +24,7 @@ from gpu_summary._core.anomaly import QUANTILES, quantiles_from_order_stats
 from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
-from gpu_summary.proto import summary_pb2
+from gpu_summary.proto import histogram_pb2, summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
 
 # Where each tensor's histogram is: (the pending list of its group, its position in it).
@@ -267,3 +267,49 @@ def log_histograms(
             state.events.add(
                 jobs.nonfinite_call_back(chosen_tags, histograms, event_step, state.on_anomaly)
             )
+
+
+def log_histogram_raw(
+    state: WriterState,
+    tag: object,
+    stats: dict[str, object],
+    bucket_limits: object,
+    bucket_counts: object,
+    step: int | None,
+    walltime: float | None,
+) -> None:
+    """SummaryWriter.add_histogram_raw: a histogram the caller counted, written as given
+    (``HistogramProto``, as torch's), checked at the call."""
+    tag, step, wall = state.begin(tag, step, walltime)
+    numbers = {}
+    for name, value in stats.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            if hasattr(value, "item") and int(np.prod(getattr(value, "shape", ()))) == 1:
+                value = value.item()  # a one-element tensor
+            else:
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        numbers[name] = arguments.to_float(value)
+    try:
+        limits = np.asarray(bucket_limits, dtype=np.float64).reshape(-1)
+        counts = np.asarray(bucket_counts, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError("bucket_limits and bucket_counts must be sequences of numbers") from None
+    if limits.size != counts.size:
+        raise ValueError(
+            f"bucket_limits has {limits.size} limits and bucket_counts {counts.size} counts; "
+            "give one count per bucket, each bucket ending at its limit"
+        )
+    if limits.size == 0:
+        raise ValueError("bucket_limits is empty; give at least one bucket")
+    if np.isnan(limits).any() or (limits.size > 1 and not (np.diff(limits) > 0).all()):
+        raise ValueError("bucket_limits must be increasing numbers (each bucket's right edge)")
+    if not (np.isfinite(counts).all() and (counts >= 0).all()):
+        raise ValueError("bucket_counts must be finite counts >= 0")
+    histo = histogram_pb2.HistogramProto(
+        min=numbers["min"], max=numbers["max"], num=numbers["num"], sum=numbers["sum"],
+        sum_squares=numbers["sum_squares"], bucket_limit=limits.tolist(), bucket=counts.tolist(),
+    )  # fmt: skip
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, histo=histo)])
+    step = state.resolve_step(tag, step)
+    if state.writes_files:
+        state.events.add(jobs.ready_summary(summary, step, wall))
