@@ -107,14 +107,17 @@ def test_session_end_is_stamped_when_built():
 @pytest.mark.parametrize("step", [0, 7, -3, 2**62])
 @pytest.mark.parametrize("tag", ["a", "é" * 100, "x" * 300])
 def test_image_records_from_parts_are_protobufs_bytes(step, tag):
-    from gpu_summary.summaries.image import encode_pngs, legacy_image_summary
+    from gpu_summary.summaries.image import encode_pngs
 
     images = np.random.default_rng(1).integers(0, 256, (3, 20, 30, 4), dtype=np.uint8)
     pngs = encode_pngs(images)
     tags = [f"{tag}/image/{i}" for i in range(3)]
     parts = jobs.image_event_parts(tags, pngs, 20, 30, 4, step, 123.25)
-    want = event_pb2.Event(
-        wall_time=123.25, step=step, summary=legacy_image_summary(tag, images, batch=True)
-    ).SerializeToString()
+    summary = summary_pb2.Summary()  # built by protobuf, the reference
+    for name, png in zip(tags, pngs, strict=True):
+        image = summary_pb2.Summary.Image(height=20, width=30, colorspace=4,
+                                          encoded_image_string=png)  # fmt: skip
+        summary.value.add(tag=name, image=image)
+    want = event_pb2.Event(wall_time=123.25, step=step, summary=summary).SerializeToString()
     assert b"".join(parts) == want
     assert any(part is png for part in parts for png in pngs)  # referenced, not copied

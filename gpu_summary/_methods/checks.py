@@ -1,8 +1,4 @@
-"""Anomaly checks: NaN, ±Inf and out-of-bound values, found on the tensor's backend.
-
-A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
-arguments here and delegate to ``gpu_summary._writer``.
-"""
+"""Anomaly checks: NaN, ±Inf and out-of-bound values, found on the tensor's backend."""
 
 from __future__ import annotations
 

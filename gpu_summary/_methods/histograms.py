@@ -1,8 +1,4 @@
-"""Histograms: one tensor, or many in one launch.
-
-A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
-arguments here and delegate to ``gpu_summary._writer``.
-"""
+"""Histograms: one tensor, or many in one launch."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Images: one, or a batch under one tag.
-
-A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
-arguments here and delegate to ``gpu_summary._writer``.
-"""
+"""Images: one, or a batch under one tag."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Scalars: one number per call, the hot path kept short.
-
-A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
-arguments here and delegate to ``gpu_summary._writer``.
-"""
+"""Scalars: one number per call, the hot path kept short."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""A model's structure and its embeddings: the Graphs and Projector dashboards.
-
-A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
-arguments here and delegate to ``gpu_summary._writer``.
-"""
+"""A model's structure and its embeddings: the Graphs and Projector dashboards."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Text, ready-made Summaries and hyperparameters.
-
-A part of :class:`gpu_summary.SummaryWriter` (it inherits this class); the methods check their
-arguments here and delegate to ``gpu_summary._writer``.
-"""
+"""Text, ready-made Summaries and hyperparameters."""
 
 from __future__ import annotations
 

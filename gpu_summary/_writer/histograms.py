@@ -102,9 +102,7 @@ def log_histogram(
                 f"numpy on host data reproduces; for a device tensor use one of "
                 f"{list(bin_rules.DEVICE_RULES)} (exact there), 'tensorflow', an int or edges"
             )
-    if pending is not None:
-        pass
-    elif state.aggregation is not None:
+    if pending is None and state.aggregation is not None:
         step = state.resolve_step(tag, step)
         if mode == "even":
             shard = backend.snapshot(array)  # counted once the global range is known
@@ -117,9 +115,9 @@ def log_histogram(
         else:
             local = backend.histogram_fixed(array, spec)
             pending = state.aggregation.histogram(local, tag, step, spec)
-    elif mode == "even":
+    elif pending is None and mode == "even":
         pending = backend.histogram_even(array, spec)
-    else:
+    elif pending is None:
         pending = backend.histogram_fixed(array, spec)
     collapse = mode == "ladder"
     final = pending

@@ -62,7 +62,10 @@ def log_images(
         # A large host batch: encoded here, image by image from the caller's array (which
         # may change once this returns), so memory grows by the PNGs, never by a copy.
         pngs = encode_pngs(nhwc, numpy_backend.image_to_uint8)
-        encoded = lambda: (pngs, out_h, out_w, channels)  # noqa: E731
+
+        def encoded() -> tuple[list[bytes], int, int, int]:
+            return pngs, out_h, out_w, channels
+
         nbytes = sum(len(png) for png in pngs)
     else:
         pending = backend.thumbnails(nhwc, max_size)

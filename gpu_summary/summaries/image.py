@@ -96,21 +96,3 @@ def image_summary(tag: str, images: np.ndarray) -> summary_pb2.Summary:
     value = summary_pb2.Summary.Value(tag=tag, metadata=image_metadata())
     value.tensor.CopyFrom(tensor)
     return summary_pb2.Summary(value=[value])
-
-
-def legacy_image_summary(tag: str, images: np.ndarray, batch: bool = False) -> summary_pb2.Summary:
-    """uint8 NHWC images as ``Summary.Image`` values, the form torch's ``add_image`` writes:
-    ``EventAccumulator.Images`` and tbparse read it, and TensorBoard's images plugin shows it
-    (its data_compat makes each the tensor form above). One image is tagged ``tag``; a batch
-    (``batch=True``) ``tag/image/0``, ``tag/image/1``, ... as TensorFlow 1's image summary
-    tagged its samples, all in one Summary. ``colorspace`` is the channel count: 1 gray, 3
-    RGB, 4 RGBA."""
-    n, height, width, channels = images.shape
-    tags = [f"{tag}/image/{i}" for i in range(n)] if batch else [tag]
-    summary = summary_pb2.Summary()
-    for name, png in zip(tags, encode_pngs(images[: len(tags)]), strict=True):
-        image = summary_pb2.Summary.Image(
-            height=height, width=width, colorspace=channels, encoded_image_string=png
-        )
-        summary.value.add(tag=name, image=image)
-    return summary
