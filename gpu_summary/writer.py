@@ -18,11 +18,14 @@ from collections.abc import Callable, Iterator
 
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
+from gpu_summary._methods.charts import ChartMethods
 from gpu_summary._methods.checks import CheckMethods
 from gpu_summary._methods.histograms import HistogramMethods
 from gpu_summary._methods.images import ImageMethods
+from gpu_summary._methods.media import MediaMethods
 from gpu_summary._methods.scalars import ScalarMethods
 from gpu_summary._methods.structure import StructureMethods
+from gpu_summary._methods.tensors import TensorMethods
 from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
@@ -30,7 +33,15 @@ from gpu_summary.monitor import GpuMonitor
 
 
 class SummaryWriter(
-    ScalarMethods, HistogramMethods, ImageMethods, TextMethods, CheckMethods, StructureMethods
+    ScalarMethods,
+    HistogramMethods,
+    ImageMethods,
+    MediaMethods,
+    ChartMethods,
+    TextMethods,
+    TensorMethods,
+    CheckMethods,
+    StructureMethods,
 ):
     """Writes TensorBoard event files from host or device tensors.
 

@@ -18,7 +18,7 @@ import numpy as np
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
 
-__all__ = ["BACKEND_FUNCTIONS", "Backend", "backend_for", "device_backend", "warm_up"]
+__all__ = ["BACKEND_FUNCTIONS", "Backend", "backend_for", "device_backend", "is_device", "warm_up"]
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.
 _DLPACK_CPU = 1
@@ -36,6 +36,11 @@ def _is_device(obj: object) -> bool:
             return False
         return device_type in _DLPACK_CUDA
     return hasattr(obj, "__cuda_array_interface__")
+
+
+def is_device(values: object) -> bool:
+    """Whether ``values`` lives on a CUDA device (and so goes to the device backend)."""
+    return type(values) not in _HOST_TYPES and _is_device(values)
 
 
 def _host_array(obj: object, argument: str) -> np.ndarray:

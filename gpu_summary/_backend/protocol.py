@@ -15,7 +15,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, TensorStats
+from gpu_summary._core.results import (
+    AnomalyResult,
+    HistogramResult,
+    Pending,
+    PrCounts,
+    TensorStats,
+)
 
 Array = object
 
@@ -65,6 +71,17 @@ class Backend(Protocol):
         cells: int,
     ) -> Pending[AnomalyResult]:
         """Counts, first positions, quantiles and heat map of what is wrong in ``values``."""
+        ...
+
+    def pr_counts(
+        self,
+        predictions: Array,
+        labels: Array,
+        weights: Array | None,
+        thresholds: int,
+        prediction_dtype: str | None = None,
+    ) -> Pending[PrCounts]:
+        """Positive and negative weight per threshold bucket of a precision-recall curve."""
         ...
 
     def to_host(self, values: Array) -> Pending[np.ndarray]:

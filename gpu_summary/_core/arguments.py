@@ -198,6 +198,7 @@ def named_pairs(named_tensors: object) -> list[tuple[str, object]]:
 
 IMAGE_FORMATS = ("HWC", "CHW", "HW")
 IMAGES_FORMATS = ("NHWC", "NCHW", "NHW")
+VIDEO_FORMATS = ("NTCHW", "NTHWC", "TCHW", "THWC")
 
 
 def check_dataformats(dataformats: object, formats: tuple[str, ...], argument: str) -> str:
@@ -208,7 +209,14 @@ def check_dataformats(dataformats: object, formats: tuple[str, ...], argument: s
 
 
 def to_nhwc(array: object, layout: str) -> object:
-    """A view of ``array`` in NHWC order (no copy)."""
+    """A view of ``array`` in NHWC order (no copy); a video layout's (``T``) frames follow
+    one another, video by video (N·T images; a copy where the strides do not allow a view)."""
+    if "T" in layout:
+        if "N" not in layout:
+            array, layout = array[None], "N" + layout
+        array = array.transpose([layout.index(axis) for axis in "NTHWC"])
+        n, t, h, w, c = array.shape
+        return array.reshape(n * t, h, w, c)
     if "N" not in layout:
         array = array[None]
         layout = "N" + layout

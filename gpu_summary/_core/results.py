@@ -144,3 +144,21 @@ class AnomalyResult:
     position_ranks: np.ndarray | None = None
     rank_shapes: tuple[tuple[int, ...], ...] | None = None  # each rank's shard shape
     order_count: int | None = None
+
+
+@dataclasses.dataclass
+class PrCounts:
+    """What a backend's ``pr_counts`` reduction brings back: per threshold bucket, the summed
+    weights of positives (``tp``: label × weight) and negatives (``fp``: (1 − label) ×
+    weight), float64; and how many pairs were left out: a NaN prediction or a non-finite
+    label or weight (``nan``), a prediction below 0 (``below``) or above 1 (``above``)."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    nan: int
+    below: int
+    above: int
+
+    @property
+    def skipped(self) -> int:
+        return self.nan + self.below + self.above

@@ -87,3 +87,28 @@ class StructureMethods:
                 Nothing is written then.
         """
         graph.log_graph(self._state, model, input_to_model, walltime)
+
+    def add_onnx_graph(
+        self,
+        onnx_model_file: object = None,
+        *,
+        walltime: float | None = None,
+        prototxt: object = None,
+    ) -> None:
+        """Log an ONNX model's graph (the Graphs dashboard), as :meth:`add_graph` logs a
+        ``ModelProto``.
+
+        Args:
+            onnx_model_file: the path of a ``.onnx`` file (tensorboardX's name; ``prototxt=``
+                is torch's). Needs the ``onnx`` package.
+            walltime: seconds since the epoch; default now.
+
+        Raises:
+            TypeError: not a path. FileNotFoundError: no such file. ValueError: not an ONNX
+                model. ImportError: onnx is not installed.
+        """
+        if prototxt is not None and onnx_model_file is not None:
+            raise TypeError("give the model's path once: onnx_model_file and prototxt are the "
+                            "same argument (tensorboardX's and torch's names)")  # fmt: skip
+        path = onnx_model_file if prototxt is None else prototxt
+        graph.log_onnx_graph(self._state, path, walltime)

@@ -14,7 +14,13 @@ from collections.abc import Callable
 import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
-from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, TensorStats
+from gpu_summary._core.results import (
+    AnomalyResult,
+    HistogramResult,
+    Pending,
+    PrCounts,
+    TensorStats,
+)
 from gpu_summary.distributed import Aggregator, Merged, call_id
 
 _STATS_WORDS = 6  # count, sum, sum_squares, nan, posinf, neginf
@@ -69,6 +75,29 @@ class Aggregation:
             result = local.result()
             lo, hi = aggregator.check(identity, description, *_range(result.stats))
             merged.set(self._sum_histogram(result, lo, hi, result.limits))
+
+        aggregator.submit(_delivering(task, merged))
+        return merged
+
+    def pr_counts(
+        self, local: Pending[PrCounts], tag: str, step: int, thresholds: int
+    ) -> Pending[PrCounts]:
+        """Every rank's precision-recall bucket weights and left-out counts, summed (exact
+        for integer weights: float64 sums of integers)."""
+        identity = call_id("pr_curve", tag, step, thresholds)
+        description = f"add_pr_curve({tag!r}, step={step}, num_thresholds={thresholds})"
+        merged = Merged()
+        aggregator = self.aggregator
+
+        def task() -> None:
+            result = local.result()
+            aggregator.check(identity, description, 0.0, 0.0)
+            skipped = [result.nan, result.below, result.above]
+            total = aggregator.collective.total(np.concatenate([result.tp, result.fp, skipped]))
+            n = thresholds
+            nan, below, above = (int(v) for v in total[2 * n :])
+            merged.set(PrCounts(tp=total[:n], fp=total[n : 2 * n], nan=nan, below=below,
+                                above=above))  # fmt: skip
 
         aggregator.submit(_delivering(task, merged))
         return merged

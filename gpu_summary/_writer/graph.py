@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from gpu_summary._core import arguments
@@ -33,3 +34,26 @@ def log_graph(
     # with nothing queued.
     safe_files.write(state.logdir, "graph/structure_graph.json", text.encode("utf-8"))
     state.events.add(jobs.graph(graph_def, wall))
+
+
+def log_onnx_graph(state: WriterState, path: object, walltime: float | None = None) -> None:
+    """SummaryWriter.add_onnx_graph: the model read with ``onnx.load``, logged by
+    :func:`log_graph`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"onnx_model_file must be the path of a .onnx file, got "
+                        f"{type(path).__name__}: {path!r}")  # fmt: skip
+    state.events.check_open()
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError(
+            f"add_onnx_graph needs the onnx package ({exc}); pip install onnx"
+        ) from exc
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"onnx_model_file {os.fspath(path)!r} is not a file")
+    try:
+        model = onnx.load(os.fspath(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and onnx's own
+        raise ValueError(f"onnx_model_file {os.fspath(path)!r} is not an ONNX model: "
+                         f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+    log_graph(state, model, None, walltime)

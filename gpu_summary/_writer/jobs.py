@@ -104,6 +104,8 @@ def _summary_event(
         summary = build()
     except AggregationFailed:
         return None
+    if summary is None:  # the job found its data unusable, said so, and writes nothing
+        return None
     return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
 
 
@@ -190,11 +192,12 @@ def summary(
     tag: str,
     step: int,
     wall_time: float,
-    build: Callable[[], summary_pb2.Summary],
+    build: Callable[[], summary_pb2.Summary | None],
     nbytes: int = 0,
 ) -> Job:
-    """An Event of the Summary ``build()`` makes on the writer thread; ``what`` (``"image"``,
-    ...) and ``tag`` name it in errors; ``nbytes``: memory its pending results hold."""
+    """An Event of the Summary ``build()`` makes on the writer thread (None: nothing);
+    ``what`` (``"image"``, ...) and ``tag`` name it in errors; ``nbytes``: memory its pending
+    results hold."""
     return Job(_SUMMARY, (wall_time, step, build), nbytes, f"{what} {tag!r} at step {step}")
 
 

@@ -88,6 +88,10 @@ class WriterState:
         self.steps_lock = threading.Lock()
         self.session = RunSession(self.events)
         self.hparams_runs: set[str] = set()  # add_hparams' run folders so far
+        # add_custom_scalars' layout so far ({category: {chart: (kind, tags)}}), and how
+        # many times it was written (its step: the dashboard shows the latest)
+        self.custom_layout: dict[str, dict[str, tuple[str, list[str]]]] = {}
+        self.custom_layout_writes = 0
         # (global_step, walltime) defaults of a use_metadata block, or None outside one
         self.metadata: tuple[int | None, float | None] | None = None
         self.projector = ProjectorFiles(logdir)

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#gpu_summary/proto/plugin_data.proto\x12\x0bgpu_summary\"?\n\x0fImagePluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x1b\n\x13\x63onverted_to_tensor\x18\x02 \x01(\x08\"!\n\x0eTextPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\"&\n\x13HistogramPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\"#\n\x10ScalarPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#gpu_summary/proto/plugin_data.proto\x12\x0bgpu_summary\"?\n\x0fImagePluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x1b\n\x13\x63onverted_to_tensor\x18\x02 \x01(\x08\"!\n\x0eTextPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\"&\n\x13HistogramPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\"#\n\x10ScalarPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\"<\n\x11PrCurvePluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x16\n\x0enum_thresholds\x18\x02 \x01(\r\"\x9a\x01\n\x0f\x41udioPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x37\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32%.gpu_summary.AudioPluginData.Encoding\x12\x1b\n\x13\x63onverted_to_tensor\x18\x03 \x01(\x08\" \n\x08\x45ncoding\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x07\n\x03WAV\x10\x0b\"\xe5\x01\n\x0eMeshPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12=\n\x0c\x63ontent_type\x18\x03 \x01(\x0e\x32\'.gpu_summary.MeshPluginData.ContentType\x12\x13\n\x0bjson_config\x18\x05 \x01(\t\x12\r\n\x05shape\x18\x06 \x03(\x05\x12\x12\n\ncomponents\x18\x07 \x01(\r\"=\n\x0b\x43ontentType\x12\r\n\tUNDEFINED\x10\x00\x12\n\n\x06VERTEX\x10\x01\x12\x08\n\x04\x46\x41\x43\x45\x10\x02\x12\t\n\x05\x43OLOR\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -29,4 +29,14 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_HISTOGRAMPLUGINDATA']._serialized_end=190
   _globals['_SCALARPLUGINDATA']._serialized_start=192
   _globals['_SCALARPLUGINDATA']._serialized_end=227
+  _globals['_PRCURVEPLUGINDATA']._serialized_start=229
+  _globals['_PRCURVEPLUGINDATA']._serialized_end=289
+  _globals['_AUDIOPLUGINDATA']._serialized_start=292
+  _globals['_AUDIOPLUGINDATA']._serialized_end=446
+  _globals['_AUDIOPLUGINDATA_ENCODING']._serialized_start=414
+  _globals['_AUDIOPLUGINDATA_ENCODING']._serialized_end=446
+  _globals['_MESHPLUGINDATA']._serialized_start=449
+  _globals['_MESHPLUGINDATA']._serialized_end=678
+  _globals['_MESHPLUGINDATA_CONTENTTYPE']._serialized_start=617
+  _globals['_MESHPLUGINDATA_CONTENTTYPE']._serialized_end=678
 # @@protoc_insertion_point(module_scope)

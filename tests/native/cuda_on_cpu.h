@@ -193,6 +193,23 @@ inline unsigned long long atomicAdd(unsigned long long* address, unsigned long l
     return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
 }
 
+// Double addition as sm_60's atomicAdd: a compare-and-swap loop on the bits.
+inline double atomicAdd(double* address, double value) {
+    unsigned long long* bits = reinterpret_cast<unsigned long long*>(address);
+    unsigned long long seen = __atomic_load_n(bits, __ATOMIC_RELAXED);
+    for (;;) {
+        double old;
+        std::memcpy(&old, &seen, sizeof old);
+        const double sum = old + value;
+        unsigned long long next;
+        std::memcpy(&next, &sum, sizeof next);
+        if (__atomic_compare_exchange_n(bits, &seen, next, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            return old;
+        }
+    }
+}
+
 template <typename T>
 T __ldcg(const T* address) {
     return __atomic_load_n(address, __ATOMIC_RELAXED);

@@ -46,7 +46,8 @@ GPU_ONLY = {
 MIRRORED = (
     "ndarray", "asarray", "ascontiguousarray", "from_dlpack", "RawModule", "RawKernel",
     "cuda.Device", "cuda.Stream", "cuda.Stream.from_external", "cuda.ExternalStream",
-    "cuda.Event", "cuda.Event.record", "cuda.Event.synchronize", "cuda.UnownedMemory",
+    "cuda.Event", "cuda.Event.record", "cuda.Event.synchronize", "cuda.Stream.wait_event",
+    "cuda.UnownedMemory",
     "cuda.MemoryPointer", "cuda.alloc", "cuda.alloc_pinned_memory", "cuda.PinnedMemoryPointer",
     "cuda.get_current_stream", "cuda.runtime.memsetAsync", "cuda.runtime.memcpyAsync",
     "cuda.runtime.pointerGetAttributes", "cuda.runtime.getDevice",

@@ -21,6 +21,7 @@ _WRAPPERS = {
     kernel_sources.REDUCE_FILE: "emulate_gs_reduce.cpp",
     kernel_sources.THUMBNAILS_FILE: "emulate_gs_thumbnails.cpp",
     kernel_sources.ANOMALY_FILE: "emulate_gs_anomaly.cpp",
+    kernel_sources.PR_CURVE_FILE: "emulate_gs_pr_curve.cpp",
 }
 
 
@@ -65,7 +66,8 @@ def emulated_source(filename: str) -> str:
 
 def _load(library: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library))
-    for name in ("emu_gs_reduce", "emu_gs_multi_ladder", "emu_gs_thumbnails", *EMULATED_ANOMALY):
+    for name in ("emu_gs_reduce", "emu_gs_multi_ladder", "emu_gs_thumbnails", "emu_gs_pr_counts",
+                 *EMULATED_ANOMALY):
         if hasattr(lib, name):
             getattr(lib, name).restype = ctypes.c_int
     return lib

@@ -36,7 +36,12 @@ waits: list[int] = []  # the thread of each Event.synchronize
 _launch_lock = threading.Lock()
 built_in: Path | None = None  # the folder holding the emulated kernels
 _libraries: dict[str, ctypes.CDLL] = {}
-_FILES = (kernel_sources.REDUCE_FILE, kernel_sources.THUMBNAILS_FILE, kernel_sources.ANOMALY_FILE)
+_FILES = (
+    kernel_sources.REDUCE_FILE,
+    kernel_sources.THUMBNAILS_FILE,
+    kernel_sources.ANOMALY_FILE,
+    kernel_sources.PR_CURVE_FILE,
+)
 _GARBAGE = 0xAB  # fresh "device" memory is not zero, so a missing memset shows
 
 
@@ -194,6 +199,10 @@ class _Stream:
     def synchronize(self) -> None:
         pass
 
+    def wait_event(self, event: _Event) -> None:
+        assert event.recorded_on is not None, "waited on an event that was never recorded"
+        log.append(("wait_event", self.ptr, event.recorded_on))
+
     @classmethod
     def from_external(cls, obj: object) -> _Stream:
         version, ptr = obj.__cuda_stream__()
@@ -266,6 +275,10 @@ class _Kernel:
             )  # fmt: skip
         elif self.name == "gs_multi_ladder":
             size = self.library.emu_gs_multi_ladder(
+                self.type_code, ctypes.c_uint(grid[0]), ctypes.c_uint64(shared_mem), *values
+            )
+        elif self.name == "gs_pr_counts":
+            size = self.library.emu_gs_pr_counts(
                 self.type_code, ctypes.c_uint(grid[0]), ctypes.c_uint64(shared_mem), *values
             )
         elif self.name == "gs_thumbnails":

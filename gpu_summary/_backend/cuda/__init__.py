@@ -6,11 +6,12 @@ signatures and semantics (that backend is the specification; tests compare count
 moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launches*; nothing
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
-and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``.
+and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``.
 """
 
 from gpu_summary._backend.cuda.anomaly import anomaly
 from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
+from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
 from gpu_summary._backend.cuda.reduce import (
@@ -34,6 +35,7 @@ __all__ = [
     "histogram_fixed",
     "histograms",
     "histograms_torch",
+    "pr_counts",
     "scalar",
     "snapshot",
     "tensor_stats",

@@ -20,9 +20,11 @@ from gpu_summary._backend.cuda_kernels.sources import (
     ANOMALY_FILE,
     CUDA_TYPES,
     IMAGE_DTYPES,
+    PR_CURVE_FILE,
     REDUCE_FILE,
     THUMBNAILS_FILE,
 )
+from gpu_summary._backend.cuda_kernels.pr_curve import pr_expression
 from gpu_summary._backend.cuda_kernels.thumbnails import thumbnails_expression
 
 
@@ -47,6 +49,8 @@ def module_expressions(filename: str, dtype: str) -> list[str]:
     if filename == ANOMALY_FILE:
         return [*(anomaly_expression(name, dtype) for name in ANOMALY_KERNELS),
                 *ANOMALY_PLAIN_KERNELS]  # fmt: skip
+    if filename == PR_CURVE_FILE:
+        return [pr_expression(dtype)]
     raise ValueError(f"unknown kernel file {filename!r}")
 
 
@@ -55,6 +59,6 @@ def first_expressions(dtype: str) -> list[tuple[str, str]]:
     compiles everything :func:`module_expressions` lists for it."""
     return [
         (filename, expressions[0])
-        for filename in (REDUCE_FILE, ANOMALY_FILE, THUMBNAILS_FILE)
+        for filename in (REDUCE_FILE, ANOMALY_FILE, THUMBNAILS_FILE, PR_CURVE_FILE)
         if (expressions := module_expressions(filename, dtype))
     ]

@@ -4,7 +4,7 @@ It satisfies :class:`gpu_summary._backend.protocol.Backend`, as the CUDA backend
 function has a twin with the same signature there. Results come back as
 :class:`~gpu_summary._core.results.Pending` (always ready here). Arithmetic is float64 over
 cache-sized chunks (``arrays``); statistics and histograms are in ``reduce``, images in
-``images``, the anomaly report in ``anomaly``.
+``images``, the anomaly report in ``anomaly``, precision-recall counts in ``curves``.
 """
 
 from gpu_summary._backend.numpy.anomaly import anomaly
@@ -17,6 +17,7 @@ from gpu_summary._backend.numpy.arrays import (
     snapshot,
     to_host,
 )
+from gpu_summary._backend.numpy.curves import pr_counts
 from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size, thumbnails
 from gpu_summary._backend.numpy.reduce import (
     even_counts,
@@ -42,6 +43,7 @@ __all__ = [
     "image_to_uint8",
     "is_narrow_float",
     "numeric",
+    "pr_counts",
     "rule_limits",
     "scalar",
     "snapshot",

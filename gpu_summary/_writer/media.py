@@ -1,0 +1,246 @@
+"""``add_video``, ``add_audio``, ``add_image_with_boxes`` and ``add_figure``: checked at the
+call; pixels and samples converted on the backend that holds them (frames shrunk there by the
+thumbnail kernel with ``max_size``), copied back asynchronously, encoded (GIF, WAV, PNG) on the
+writer thread."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import warnings
+
+import numpy as np
+
+from gpu_summary._backend import backend_for
+from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._core import arguments
+from gpu_summary._writer.state import WriterState
+from gpu_summary.proto import summary_pb2
+from gpu_summary.summaries import media
+from gpu_summary.summaries.audio import audio_summary
+from gpu_summary.summaries.image import encode_png
+
+MAX_SAMPLE_RATE = 1 << 24  # Hz; far above any audio format's
+
+
+def _positive_number(value: object, argument: str, example: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number, got {type(value).__name__}: {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{argument} must be a finite number > 0, got {value!r}; e.g. {example}")
+    return float(value)
+
+
+def _max_size(max_size: object) -> int | None:
+    if max_size is None:
+        return None
+    return arguments.check_positive_int(
+        max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
+    )
+
+
+def log_video(
+    state: WriterState,
+    tag: object,
+    vid_tensor: object,
+    step: object,
+    fps: object,
+    walltime: object,
+    dataformats: object,
+    max_size: object,
+) -> None:
+    """SummaryWriter.add_video: the videos of a batch tiled on one grid, as one animated GIF."""
+    tag, step, wall = state.begin(tag, step, walltime)
+    fps = _positive_number(fps, "fps", "fps=4")
+    layout = arguments.check_dataformats(dataformats, arguments.VIDEO_FORMATS, "dataformats")
+    max_size = _max_size(max_size)
+    backend, array = backend_for(vid_tensor, "vid_tensor")
+    shape = tuple(array.shape)
+    frames = arguments.check_images(array, layout, "vid_tensor", "dataformats")
+    videos = shape[layout.index("N")] if "N" in layout else 1
+    if not state.writes_files:
+        return
+    out_h, out_w = backend.thumbnail_size(frames.shape[1], frames.shape[2], max_size)
+    pending = backend.thumbnails(frames, max_size)
+
+    def build() -> summary_pb2.Summary:
+        return media.video_summary(tag, media.tile_videos(pending.result(), videos), fps)
+
+    nbytes = frames.shape[0] * out_h * out_w * frames.shape[3]
+    state.enqueue("video", tag, step, wall, build, nbytes=nbytes)
+
+
+def log_audio(
+    state: WriterState,
+    tag: object,
+    snd_tensor: object,
+    step: object,
+    sample_rate: object,
+    walltime: object,
+) -> None:
+    """SummaryWriter.add_audio: one clip (any shape with one axis longer than 1, as torch's
+    squeeze) or a batch (n, length) of clips, each ``<tag>/audio/<i>``; mono 16-bit WAV."""
+    tag, step, wall = state.begin(tag, step, walltime)
+    rate = _positive_number(sample_rate, "sample_rate", "sample_rate=16000")
+    if rate != int(rate) or rate > MAX_SAMPLE_RATE:
+        raise ValueError(f"sample_rate must be a whole number of Hz up to {MAX_SAMPLE_RATE}, "
+                         f"got {sample_rate!r}")  # fmt: skip
+    rate = int(rate)
+    backend, array = backend_for(snd_tensor, "snd_tensor")
+    shape = tuple(array.shape)
+    long_axes = [size for size in shape if size != 1]
+    if len(long_axes) <= 1:
+        clips, length = 1, max(1, math.prod(shape))
+        tags = [tag]
+    elif len(long_axes) == 2 and len(shape) == 2:
+        clips, length = shape
+        tags = [f"{tag}/audio/{i}" for i in range(clips)]
+    else:
+        raise ValueError(
+            f"snd_tensor has shape {shape}; give one clip (L,) or (1, L), or a batch (n, L)"
+        )
+    if math.prod(shape) == 0:
+        raise ValueError(f"snd_tensor is empty (shape {shape}); a clip needs samples")
+    if not state.writes_files:
+        return
+    pending = backend.to_host(array)
+
+    def build() -> summary_pb2.Summary:
+        samples = np.asarray(pending.result()).reshape(clips, length)
+        return audio_summary(tags, samples, rate)
+
+    state.enqueue("audio", tag, step, wall, build, nbytes=clips * length * 8)
+
+
+def _check_labels(labels: object, boxes: int) -> list[str] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        labels = [labels]
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        raise TypeError(f"labels must be a list of str, one per box, got {labels!r}")
+    if len(labels) != boxes:
+        raise ValueError(f"labels has {len(labels)} entries for {boxes} boxes; give one label "
+                         "per box (an empty string draws none)")  # fmt: skip
+    return list(labels)
+
+
+def check_boxes(boxes: np.ndarray, height: int, width: int, argument: str = "box_tensor") -> None:
+    """Raise ValueError for a box that is not finite, has x2 < x1 or y2 < y1, or lies wholly
+    outside the ``height`` × ``width`` image (a box partly outside is drawn clipped)."""
+    if not np.isfinite(boxes).all():
+        raise ValueError(f"{argument} holds NaN or ±Inf; every box needs 4 finite numbers")
+    x1, y1, x2, y2 = boxes.T
+    wrong = (x2 < x1) | (y2 < y1)
+    if wrong.any():
+        k = int(np.argmax(wrong))
+        raise ValueError(f"{argument}[{k}] = {boxes[k].tolist()} is not (x1, y1, x2, y2) with "
+                         "x1 <= x2 and y1 <= y2")  # fmt: skip
+    outside = (x2 < 0) | (y2 < 0) | (x1 > width) | (y1 > height)
+    if outside.any():
+        k = int(np.argmax(outside))
+        raise ValueError(f"{argument}[{k}] = {boxes[k].tolist()} lies outside the "
+                         f"{width}×{height} image; boxes are pixel coordinates")  # fmt: skip
+
+
+def log_image_with_boxes(
+    state: WriterState,
+    tag: object,
+    img_tensor: object,
+    box_tensor: object,
+    step: object,
+    walltime: object,
+    rescale: object,
+    dataformats: object,
+    labels: object,
+) -> None:
+    """SummaryWriter.add_image_with_boxes: boxes drawn with Pillow on the writer thread."""
+    tag, step, wall = state.begin(tag, step, walltime)
+    if isinstance(rescale, str):  # tensorboardX's position of dataformats
+        rescale, dataformats = 1, rescale
+    rescale = _positive_number(rescale, "rescale", "rescale=1")
+    layout = arguments.check_dataformats(dataformats, arguments.IMAGE_FORMATS, "dataformats")
+    backend, array = backend_for(img_tensor, "img_tensor")
+    nhwc = arguments.check_images(array, layout, "img_tensor", "dataformats")
+    _, height, width, _ = nhwc.shape
+    if box_tensor is None:
+        box_tensor = np.zeros((0, 4))
+    box_backend, boxes = backend_for(box_tensor, "box_tensor")
+    if boxes.ndim == 1 and boxes.shape[0] == 4:
+        boxes = boxes[None]
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"box_tensor has shape {tuple(boxes.shape)}; give N boxes as an "
+                         "N×4 array of (x1, y1, x2, y2)")  # fmt: skip
+    count = boxes.shape[0]
+    names = _check_labels(labels, count)
+    on_host = box_backend is numpy_backend
+    if on_host:
+        boxes = np.asarray(boxes, np.float64)
+        check_boxes(boxes, height, width)
+    if not state.writes_files:
+        return
+    pixels = backend.thumbnails(nhwc, None)
+    pending_boxes = None if on_host else box_backend.to_host(boxes)
+
+    def build() -> summary_pb2.Summary | None:
+        found = boxes if on_host else np.asarray(pending_boxes.result(), np.float64)
+        if not on_host:
+            try:
+                check_boxes(found, height, width)
+            except ValueError as exc:
+                warnings.warn(f"add_image_with_boxes({tag!r}) not written: {exc}",
+                              RuntimeWarning, stacklevel=1)  # fmt: skip
+                return None
+        image = media.draw_boxes(pixels.result()[0], found, names, rescale)
+        h, w, c = image.shape
+        value = media.image_value(tag, encode_png(image), h, w, c)
+        return summary_pb2.Summary(value=[value])
+
+    state.enqueue("image", tag, step, wall, build, nbytes=height * width * 4)
+
+
+def _is_figure(figure: object) -> bool:
+    module = sys.modules.get("matplotlib.figure")
+    return module is not None and isinstance(figure, module.Figure)
+
+
+def log_figure(
+    state: WriterState,
+    tag: object,
+    figure: object,
+    step: object,
+    close: object,
+    walltime: object,
+) -> None:
+    """SummaryWriter.add_figure: rendered here (the figure may change once this returns); a
+    list of figures as ``<tag>/image/<i>``, one image each, as ``add_images`` writes."""
+    tag, step, wall = state.begin(tag, step, walltime)
+    if not isinstance(close, (bool, np.bool_)):
+        raise TypeError(f"close must be True or False, got {close!r}")
+    several = isinstance(figure, (list, tuple))
+    figures = list(figure) if several else [figure]
+    if not figures:
+        raise ValueError("figure is an empty list; give a matplotlib Figure or a list of them")
+    for k, one in enumerate(figures):
+        if not _is_figure(one):
+            where = f"figure[{k}]" if several else "figure"
+            raise TypeError(f"{where} must be a matplotlib.figure.Figure, got "
+                            f"{type(one).__module__}.{type(one).__qualname__}")  # fmt: skip
+    pictures = [media.render_figure(one) for one in figures]
+    if close and "matplotlib.pyplot" in sys.modules:
+        pyplot = sys.modules["matplotlib.pyplot"]
+        for one in figures:
+            pyplot.close(one)
+    if not state.writes_files:
+        return
+    tags = [f"{tag}/image/{i}" for i in range(len(figures))] if several else [tag]
+
+    def build() -> summary_pb2.Summary:
+        values = []
+        for name, picture in zip(tags, pictures, strict=True):
+            h, w, c = picture.shape
+            values.append(media.image_value(name, encode_png(picture), h, w, c))
+        return summary_pb2.Summary(value=values)
+
+    state.enqueue("figure", tag, step, wall, build, nbytes=sum(p.nbytes for p in pictures))
