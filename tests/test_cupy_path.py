@@ -20,13 +20,19 @@ import tomllib
 
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import catalogue
+from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from support import cupy_path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURES = ("80", "90")
-MODULES = (kernel_sources.REDUCE_FILE, kernel_sources.ANOMALY_FILE, kernel_sources.THUMBNAILS_FILE)
+MODULES = (
+    kernel_sources.REDUCE_FILE,
+    kernel_sources.ANOMALY_FILE,
+    kernel_sources.THUMBNAILS_FILE,
+    kernel_sources.PR_CURVE_FILE,
+)
 # Modules whose every instantiation must be exact whatever the FTZ mode (gs_thumbnails too:
 # its uint8 result could not change, but it needs no flushing instruction either).
 EXACT_MODULES = MODULES
@@ -127,6 +133,8 @@ def _max_dynamic_shared(expression: str) -> int:
         )
     if expression.startswith("gs_multi_ladder<"):
         return reduce_abi.reduce_shared_bytes(reduce_abi.LADDER)
+    if expression.startswith("gs_pr_counts<"):
+        return pr_abi.shared_bytes(pr_abi.MAX_THRESHOLDS)
     return 0
 
 

@@ -10,6 +10,7 @@ import pytest
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
+from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._backend.cuda_kernels import thumbnails as thumbnails_abi
@@ -21,6 +22,9 @@ def test_name_expressions_cover_every_dtype():
     assert "gs_multi_ladder<gs::half16>" in reduce_names
     assert "gs_reduce<gs::bfloat16, 1>" in reduce_names
     assert len(catalogue.name_expressions(kernel_sources.THUMBNAILS_FILE)) == 6
+    pr_names = catalogue.name_expressions(kernel_sources.PR_CURVE_FILE)
+    assert len(pr_names) == len(kernel_sources.CUDA_TYPES)
+    assert "gs_pr_counts<gs::bfloat16>" in pr_names
     with pytest.raises(ValueError, match="unknown kernel file"):
         catalogue.name_expressions("nope.cu")
 
@@ -55,6 +59,11 @@ def test_launch_arguments_match_kernel_parameters():
             reduce_abi.reduce_args(
                 reduce_abi.ReduceBuffer(3, 2), 64, reduce_abi.EVEN, 8, 10, [2, 5], [7, 1], bins=3
             ),
+        ),
+        (
+            kernel_sources.PR_CURVE_FILE,
+            "gs_pr_counts",
+            pr_abi.pr_args(8, 16, "bool", 0, None, 10, 127, "float32", 64),
         ),
         (
             kernel_sources.THUMBNAILS_FILE,

@@ -10,10 +10,10 @@ import wave
 import numpy as np
 import pytest
 from PIL import Image
+from tensorboard.util import tensor_util
 
 import gpu_summary as gs
 from conftest import legacy_reader
-from tensorboard.util import tensor_util
 
 torch = pytest.importorskip("torch")
 from torch.utils.tensorboard import SummaryWriter as TorchWriter  # noqa: E402
@@ -238,7 +238,7 @@ def test_add_figure_equals_torchs_pixels(tmp_path):
     figures = [pyplot.figure(figsize=(1, 1), dpi=30), pyplot.figure(figsize=(2, 1), dpi=30)]
     with gs.SummaryWriter(str(tmp_path / "list")) as writer:
         writer.add_figure("many", figures, 0)
-        with pytest.raises(TypeError, match="matplotlib.figure.Figure"):
+        with pytest.raises(TypeError, match=r"matplotlib\.figure\.Figure"):
             writer.add_figure("bad", np.zeros((3, 4, 4)), 0)
         with pytest.raises(ValueError, match="empty list"):
             writer.add_figure("bad", [], 0)
@@ -275,8 +275,12 @@ def test_add_image_with_boxes_draws_each_box(tmp_path):
 def test_add_image_with_boxes_bad_boxes(tmp_path, emulated_cupy):
     image = np.zeros((3, 10, 10))
     with gs.SummaryWriter(str(tmp_path)) as writer:
-        for boxes, match in (([[1, 2, 3]], "N×4"), ([[5, 5, 2, 8]], "x1 <= x2"),
-                             ([[20, 20, 30, 30]], "outside"), ([[0, 0, np.nan, 3]], "NaN")):
+        for boxes, match in (
+            ([[1, 2, 3]], "N×4"),
+            ([[5, 5, 2, 8]], "x1 <= x2"),
+            ([[20, 20, 30, 30]], "outside"),
+            ([[0, 0, np.nan, 3]], "NaN"),
+        ):
             with pytest.raises(ValueError, match=match):
                 writer.add_image_with_boxes("b", image, np.array(boxes), 0)
         with pytest.raises(ValueError, match="2 entries for 1 boxes"):
@@ -287,7 +291,9 @@ def test_add_image_with_boxes_bad_boxes(tmp_path, emulated_cupy):
             writer.add_image_with_boxes("device", image, emulated_cupy.asarray(
                 np.array([[20.0, 20, 30, 30]])), 0)  # fmt: skip
             writer.flush()
-        writer.add_image_with_boxes("good", image, emulated_cupy.asarray(np.array([[1, 1, 5, 5]])), 0)
+        writer.add_image_with_boxes(
+            "good", image, emulated_cupy.asarray(np.array([[1, 1, 5, 5]])), 0
+        )
     assert legacy_reader(tmp_path).Tags()["images"] == ["good"]
 
 
@@ -320,9 +326,7 @@ def test_add_mesh_reads_back_as_the_mesh_plugin_does(tmp_path):
         (their,) = theirs.Tensors(tag)
         np.testing.assert_array_equal(tensor_util.make_ndarray(mine.tensor_proto), want)
         np.testing.assert_array_equal(tensor_util.make_ndarray(their.tensor_proto), want)
-        meta = mesh_metadata.parse_plugin_metadata(
-            ours.SummaryMetadata(tag).plugin_data.content
-        )
+        meta = mesh_metadata.parse_plugin_metadata(ours.SummaryMetadata(tag).plugin_data.content)
         reference = mesh_metadata.parse_plugin_metadata(
             theirs.SummaryMetadata(tag).plugin_data.content
         )
@@ -332,9 +336,13 @@ def test_add_mesh_reads_back_as_the_mesh_plugin_does(tmp_path):
 def test_add_mesh_point_cloud_device_and_bad_input(tmp_path, emulated_cupy):
     vertices, colors, faces = _mesh_data()
     with gs.SummaryWriter(str(tmp_path)) as writer:
-        writer.add_mesh("cloud", vertices[0], colors=colors[0].astype(np.float64) / 255, global_step=0)
-        writer.add_mesh("device", emulated_cupy.asarray(vertices), faces=emulated_cupy.asarray(faces),
-                        global_step=0)  # fmt: skip
+        writer.add_mesh(
+            "cloud", vertices[0], colors=colors[0].astype(np.float64) / 255, global_step=0
+        )
+        device_faces = emulated_cupy.asarray(faces)
+        writer.add_mesh(
+            "device", emulated_cupy.asarray(vertices), faces=device_faces, global_step=0
+        )
         with pytest.raises(ValueError, match="indices run from 0 to 3"):
             writer.add_mesh("x", vertices, faces=faces + 1)
         with pytest.raises(ValueError, match=r"\[batch, N, 3\]"):
@@ -402,8 +410,9 @@ def test_add_onnx_graph(tmp_path):
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu", ["x"], ["y"], name="relu")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])  # fmt: skip
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    graph = helper.make_graph([node], "g", [x], [y])
     path = tmp_path / "model.onnx"
     onnx.save(helper.make_model(graph), str(path))
     (tmp_path / "junk.onnx").write_bytes(b"\xff\xfe not a model")

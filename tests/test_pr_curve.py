@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tensorboard.util import tensor_util
 
 import gpu_summary as gs
 from conftest import legacy_reader
 from gpu_summary._backend.numpy import curves as host_curves
 from gpu_summary.summaries import pr_curve as pr_summaries
-from tensorboard.util import tensor_util
 
 
 def _curve(logdir, tag):

@@ -13,6 +13,7 @@ import numpy as np
 
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.numpy import arrays as host_arrays
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
@@ -22,7 +23,7 @@ from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import custom_scalars as layout_summaries
 from gpu_summary.summaries import pr_curve as pr_summaries
 
-MAX_THRESHOLDS = 1024
+MAX_THRESHOLDS = pr_abi.MAX_THRESHOLDS
 CHART_KINDS = ("Multiline", "Margin")
 
 

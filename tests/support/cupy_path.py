@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODULES = ("gs_reduce.cu", "gs_anomaly.cu", "gs_thumbnails.cu")
+MODULES = ("gs_reduce.cu", "gs_anomaly.cu", "gs_thumbnails.cu", "gs_pr_curve.cu")
 
 
 def ptx_entries(ptx: str) -> dict[str, str]:

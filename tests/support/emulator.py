@@ -66,8 +66,13 @@ def emulated_source(filename: str) -> str:
 
 def _load(library: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library))
-    for name in ("emu_gs_reduce", "emu_gs_multi_ladder", "emu_gs_thumbnails", "emu_gs_pr_counts",
-                 *EMULATED_ANOMALY):
+    for name in (
+        "emu_gs_reduce",
+        "emu_gs_multi_ladder",
+        "emu_gs_thumbnails",
+        "emu_gs_pr_counts",
+        *EMULATED_ANOMALY,
+    ):
         if hasattr(lib, name):
             getattr(lib, name).restype = ctypes.c_int
     return lib

@@ -8,6 +8,7 @@ from gpu_summary._backend.cuda_kernels.anomaly import (
     ANOMALY_PLAIN_KERNELS,
     anomaly_expression,
 )
+from gpu_summary._backend.cuda_kernels.pr_curve import pr_expression
 from gpu_summary._backend.cuda_kernels.reduce import (
     EDGES,
     EVEN,
@@ -24,7 +25,6 @@ from gpu_summary._backend.cuda_kernels.sources import (
     REDUCE_FILE,
     THUMBNAILS_FILE,
 )
-from gpu_summary._backend.cuda_kernels.pr_curve import pr_expression
 from gpu_summary._backend.cuda_kernels.thumbnails import thumbnails_expression
 
 

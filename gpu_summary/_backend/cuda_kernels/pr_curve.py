@@ -8,6 +8,9 @@ from gpu_summary._backend.cuda_kernels.sources import CUDA_TYPES
 
 TYPE_CODES = {name: code for code, name in enumerate(CUDA_TYPES)}
 SKIPPED_WORDS = 3  # nan, below, above
+# Most thresholds a curve may have: a block's buckets (16 bytes each) stay at 16 KB of shared
+# memory, well inside the default 48 KB.
+MAX_THRESHOLDS = 1024
 # (significant bits, smallest quantum exponent) a prediction's product is rounded to
 ROUNDING = {"float16": (11, -24), "bfloat16": (8, -133), "float32": (24, -149)}
 NO_ROUNDING = (53, 0)
