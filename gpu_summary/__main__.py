@@ -69,6 +69,56 @@ def _log_embedding(
                          metadata_header=["sign", "target"], label_img_format="NHWC")  # fmt: skip
 
 
+def _log_evaluation(
+    writer: gs.SummaryWriter,
+    xp: ModuleType,
+    hidden: object,
+    w2: object,
+    targets: object,
+    step: int,
+) -> None:
+    """Whether each input's target is positive, scored by the network: its precision-recall
+    curve (counted where the tensors live), the hidden layer's first three units as a point
+    cloud coloured by the score, a tone whose pitch follows the error, and the first sample
+    image with boxes round its brightest and darkest quarter."""
+    score = 1 / (1 + xp.exp(-4 * (hidden @ w2)))[:, 0]
+    writer.add_pr_curve("eval/positive_target", targets[:, 0] > 0, score, step)
+    cloud = hidden[:256, :3]
+    colors = xp.stack([score[:256], 0.3 + 0 * score[:256], 1 - score[:256]], axis=1)
+    writer.add_mesh("hidden/point_cloud", cloud[None], colors=colors[None], global_step=step,
+                    config_dict={"material": {"cls": "PointsMaterial", "size": 0.05}})  # fmt: skip
+    error = float(xp.abs(hidden @ w2 - targets).mean())
+    t = xp.arange(8000, dtype=xp.float32) / 8000
+    writer.add_audio("sound/error_tone", 0.5 * xp.sin(2 * np.pi * (220 + 2000 * error) * t),
+                     step, sample_rate=8000)  # fmt: skip
+    image = _demo_images(step, size=64)[0]
+    quarters = [[0, 0, 31, 31], [32, 0, 63, 31], [0, 32, 31, 63], [32, 32, 63, 63]]
+    brightness = [image[:, y1:y2, x1:x2].mean() for x1, y1, x2, y2 in quarters]
+    order = np.argsort(brightness)
+    writer.add_image_with_boxes("samples/with_boxes", image,
+                                np.array([quarters[order[-1]], quarters[order[0]]]), step,
+                                labels=["brightest", "darkest"])  # fmt: skip
+
+
+def _log_figure(writer: gs.SummaryWriter, losses: list[float], step: int) -> bool:
+    """The loss curve drawn by matplotlib, when it is installed (an optional extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    figure = Figure(figsize=(4, 3), dpi=80)
+    axes = figure.add_subplot()
+    axes.plot(losses)
+    axes.set_xlabel("step")
+    axes.set_ylabel("train/loss")
+    axes.set_yscale("log")
+    writer.add_figure("figures/loss_curve", figure, step)
+    return True
+
+
 def array_module(device: str) -> tuple[object, str]:
     """The array module the demo trains with, and its description: NumPy for ``cpu``, CuPy on
     GPU 0 for ``cuda``; ``auto`` takes CuPy when it loads and sees a GPU.
@@ -107,9 +157,11 @@ def _new_run(logdir: str) -> str:
 
 def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "cpu") -> None:
     """Train a small two-layer network on a toy regression and log every kind of summary:
-    scalars, histograms of weights and gradients, images, text, hyperparameters, the model's
-    structure graph, an embedding of the hidden layer's activations and anomaly checks of the
-    gradients. The network and every tensor logged live on ``device`` (see
+    scalars (one chart of several runs too), histograms of weights and gradients, images,
+    text, hyperparameters, the model's structure graph, an embedding of the hidden layer's
+    activations, anomaly checks of the gradients, precision-recall curves, a point cloud,
+    audio, images with boxes, a video, a whole tensor, a custom-scalars layout and (with
+    matplotlib) a figure. The network and every tensor logged live on ``device`` (see
     :func:`array_module`): on a GPU the reductions run there and the loop never waits for
     the log, except for the loss shown by the progress bar. Each call writes a new run,
     ``<logdir>/run_<n>``."""
@@ -141,6 +193,15 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
             {gs.Metric("train/loss"): None},
             run_name=".",  # this run's own session: the training curve is its metric
         )
+        writer.add_custom_scalars({
+            "training": {
+                "loss and its spread": ["Margin", ["train/loss", "train/sq_error_min",
+                                                   "train/sq_error_max"]],
+                "every train/ scalar": ["Multiline", ["train/.*"]],
+            },
+        })  # fmt: skip
+        losses: list[float] = []
+        frames = []
         for step in range(steps):
             hidden = xp.maximum(inputs @ w1, 0)
             error = hidden @ w2 - targets
@@ -153,6 +214,10 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
 
             writer.add_scalar("train/loss", loss, step)
             writer.add_scalar("train/learning_rate", lr, step)
+            squared = error**2
+            writer.add_scalar("train/sq_error_min", squared.min(), step)
+            writer.add_scalar("train/sq_error_max", squared.max(), step)
+            writer.add_scalars("compare", {"loss": loss, "ten_lr": 10 * lr}, step)
             writer.add_histograms({"layer1": w1, "layer2": w2}, step, prefix="weights/")
             writer.add_histograms(
                 {"layer1": grad_w1, "layer2": grad_w2}, step, prefix="gradients/",
@@ -170,6 +235,8 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
                 writer.add_text("notes", [f"step {step}", f"learning rate {lr}"], step)
                 writer.add_anomaly("gradients/layer1", grad_w1, step, lower=-0.05, upper=0.05)
                 _log_embedding(writer, xp, inputs, hidden, targets, step)
+                _log_evaluation(writer, xp, hidden, w2, targets, step)
+                frames.append(_demo_images(step, size=48))
             # The bar reads the loss (a device sync) only when it moves; redrawn in place on a
             # terminal, else (a log file, a pipe) a line at each fifth of the run.
             done = (step + 1) * (30 if terminal else 5) // steps
@@ -181,13 +248,23 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
                     bar = ""
                 print(f"{bar}step {step + 1}/{steps} loss {float(loss):.4f}",
                       end="" if terminal else "\n", file=out, flush=True)  # fmt: skip
+            if step % max(1, steps // 5) == 0 or step == steps - 1:
+                losses.append(float(loss))
+        # The sample images as videos (one per sample, tiled), the last weights whole, and
+        # the loss curve as a figure.
+        writer.add_video("samples/video", np.stack(frames, axis=1), steps - 1, fps=2)
+        writer.add_tensor("weights/layer2_values", w2, steps - 1)
+        figure = _log_figure(writer, losses, steps - 1)
     elapsed = time.perf_counter() - started
     print(
         f"{chr(10) if terminal else ''}wrote {steps} steps of scalars, histograms, images, "
-        f"text, hparams, the graph, embeddings and anomaly reports to the run "
+        f"text, hparams, the graph, embeddings, anomaly reports, PR curves, meshes, audio, "
+        f"boxes, a video, a tensor, custom scalars{', a figure' if figure else ''} to the run "
         f"{os.path.basename(run)!r} in {os.path.abspath(logdir)} in {elapsed:.1f} s",
         file=out,
     )
+    if not figure:
+        print("(no figure: matplotlib is not installed; pip install matplotlib)", file=out)
     if anomalies:
         last = anomalies[-1]
         print(

@@ -53,6 +53,18 @@ def test_demo_writes_every_kind(tmp_path):
     assert "gradients/layer1/quantile/p50" in acc.Tags()["scalars"]
     assert "gradients/layer1/anomaly/heatmap" in tags
     assert "anomaly checks flagged" in proc.stdout
+    # The kinds beyond those: each read back by its plugin's metadata.
+    for tag, plugin in (("eval/positive_target", "pr_curves"), ("hidden/point_cloud_VERTEX", "mesh"),
+                        ("hidden/point_cloud_COLOR", "mesh"), ("weights/layer2_values", "tensor"),
+                        ("custom_scalars__config__", "custom_scalars")):  # fmt: skip
+        assert plugins.SummaryMetadata(tag).plugin_data.plugin_name == plugin, tag
+    assert len(acc.Tensors("eval/positive_target")) == len(acc.Images("samples/with_boxes")) > 1
+    assert len(acc.Audio("sound/error_tone")) > 1
+    (video,) = acc.Images("samples/video")
+    assert video.encoded_image_string.startswith(b"GIF8")
+    assert "figures/loss_curve" in acc.Tags()["images"]  # matplotlib is in the test extra
+    for sub in ("compare_loss", "compare_ten_lr"):  # add_scalars' runs
+        assert len(legacy_reader(run / sub).Scalars("compare")) == 12
     config = (run / "projector_config.pbtxt").read_text()
     assert config.count("embeddings {") == 7 and 'tensor_name: "hidden:00000"' in config
     again = subprocess.run(
