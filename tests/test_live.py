@@ -153,3 +153,77 @@ def test_the_scalars_dashboard_shows_the_tag_in_chromium(tmp_path):
     assert "chromium_run" in text  # the run selector lists the run
     with Image.open(tmp_path / "scalars.png") as shot:
         assert shot.width == 1280 and shot.height > 500
+
+
+# Elements of a tag anywhere on the page, shadow roots included.
+DEEP_COUNT = """
+((selector) => {
+  let count = 0;
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.children) {
+      if (child.matches(selector)) count++;
+      walk(child);
+    }
+  };
+  walk(document.documentElement);
+  return count;
+})(%r)
+"""
+
+
+# The duration of the first audio element that loaded its clip (0 until one has).
+DEEP_DURATION = """
+(() => {
+  let found = 0;
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.children) {
+      if (child.matches("audio") && child.duration > 0 && !found) found = child.duration;
+      walk(child);
+    }
+  };
+  walk(document.documentElement);
+  return found;
+})()
+"""
+
+
+@pytest.mark.slow
+def test_the_other_dashboards_render_the_demo_in_chromium(tmp_path):
+    """PR Curves, Audio, Mesh and Custom Scalars, each drawing the demo's data."""
+    executable = chromium_path()
+    from gpu_summary.__main__ import run_demo
+
+    run_demo(str(tmp_path / "logs"), 6, out=io.StringIO())
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with tensorboard(tmp_path / "logs", load_fast=False) as base:
+        poll_json(base, "/data/plugin/pr_curves/tags", lambda t: "run_1" in t, timeout=120)
+        with Browser(executable) as browser:
+            browser.open(f"{base}/#pr_curves")
+            browser.wait_for_text("eval/positive_target")
+            browser.wait_for(DRAWN_LINES, lambda lines: lines and lines >= 1, "a drawn PR curve")
+            browser.screenshot(str(shots / "pr_curves.png"))
+
+            browser.open(f"{base}/#audio")
+            browser.wait_for_text("sound/error_tone")
+            browser.wait_for(DEEP_DURATION, lambda s: s and s > 0.9, "a playable 1 s clip")
+            browser.screenshot(str(shots / "audio.png"))
+
+            browser.open(f"{base}/#custom_scalars")
+            browser.wait_for_text("loss and its spread")
+            browser.wait_for_text("every train/ scalar")
+            browser.wait_for(DRAWN_LINES, lambda lines: lines and lines >= 2, "drawn charts")
+            browser.screenshot(str(shots / "custom_scalars.png"))
+
+            browser.open(f"{base}/#mesh")  # three.js draws the tag's points on a canvas
+            browser.wait_for_text("Point of view")
+            browser.wait_for(DEEP_COUNT % "canvas", lambda n: n and n >= 1, "a 3-D canvas")
+            browser.screenshot(str(shots / "mesh.png"))
+    for name in ("pr_curves", "audio", "custom_scalars", "mesh"):
+        with Image.open(shots / f"{name}.png") as shot:
+            assert shot.width == 1280 and shot.height > 500, name
+    keep = __import__("os").environ.get("GS_KEEP_SCREENSHOTS")
+    if keep:
+        shutil.copytree(shots, keep, dirs_exist_ok=True)
