@@ -2,6 +2,9 @@
 
 Usage: python benchmarks/bench_cpu.py [--repeat 5]
 
+``add_pr_curve`` is also timed against torch's writer (ratios: peer time / ours), through
+``close()`` for the peers, whose ``flush()`` may leave their queue unwritten.
+
 Each case times the whole job of both writers, ``flush()`` included, so work deferred to a
 background thread is counted too; the caller-thread time of gpu_summary is printed beside it.
 Ratios are tensorboardX time / gpu_summary time (higher is better for gpu_summary); the best of
@@ -58,6 +61,46 @@ def bench(name, data_desc, call, repeat):
         f"ratio {theirs[0] / ours[0]:6.2f}x"
     )
     return ours[0]
+
+
+def bench_pr_curve(repeat: int) -> None:
+    """add_pr_curve of 10M predictions (float32, 0/1 labels, default 127 thresholds) against
+    torch's writer (which runs TensorBoard's compute_curve: two weighted numpy.histogram
+    passes) and tensorboardX's, flush included."""
+    rng = np.random.default_rng(1)
+    n = 10_000_000
+    labels = rng.integers(0, 2, n)
+    predictions = rng.random(n, dtype=np.float32)
+    peers = [("gpu_summary", lambda d: gs.SummaryWriter(d)),
+             ("tensorboardX", lambda d: tensorboardX.SummaryWriter(d))]  # fmt: skip
+    try:
+        from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+        peers.append(("torch", lambda d: TorchWriter(d)))
+    except ImportError:
+        print("  (torch is not installed: its writer is left out)")
+    best = {}
+    for label, make in peers:
+        times = []
+        for run in range(repeat + 1):
+            with tempfile.TemporaryDirectory() as logdir:
+                writer = make(logdir)
+                start = time.perf_counter()
+                writer.add_pr_curve("pr", labels, predictions, 0)
+                writer.flush()
+                if label != "gpu_summary":
+                    writer.close()  # tensorboardX's flush() leaves its queue; close writes it
+                elapsed = time.perf_counter() - start
+                if label == "gpu_summary":
+                    writer.close()
+                if run:
+                    times.append(elapsed)
+        best[label] = min(times)
+    ours = best["gpu_summary"]
+    peers_text = "   ".join(f"{k} {v * 1e3:8.1f} ms ({v / ours:5.2f}x)" for k, v in best.items()
+                            if k != "gpu_summary")  # fmt: skip
+    print(f"{'add_pr_curve':<34} {'10M float32, 0/1':<22} gpu_summary {ours * 1e3:9.2f} ms   "
+          f"{peers_text}")  # fmt: skip
 
 
 def main() -> None:
@@ -129,6 +172,7 @@ def main() -> None:
         lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
         args.repeat,
     )
+    bench_pr_curve(args.repeat)
 
 
 if __name__ == "__main__":

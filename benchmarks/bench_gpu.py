@@ -24,7 +24,10 @@ Needs a CUDA device, CuPy, PyTorch and tensorboardX. Prints the GPU and library 
    ``min().item()``/``max().item()`` then ``.cpu()``, per tensor); and the step time of a
    real forward/backward/step loop of a 12-layer ``nn.TransformerEncoder`` with and without
    ``gs.watch(model, writer)`` (goal: < 2% added).
-6. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
+6. ``add_pr_curve`` of 10M device predictions: the counting kernel's device time against a
+   copy of the predictions, host time per call with the stream busy (goal <= 50 us, no
+   sync), and the round trip against torch's writer (which copies the tensors to the host).
+7. The seed's 100x2000x2000x4 uint8 batch through ``add_images(max_size=512)`` vs
    tensorboardX ``add_images`` (flush included); ``--tbx-images`` caps tensorboardX's batch
    (its time is then scaled per image, and the line says so).
 
@@ -170,6 +173,58 @@ def bench_host_time(calls: int) -> None:
             )
             stream.synchronize()
             writer.flush()
+
+
+def bench_pr_curve(repeat: int, calls: int) -> None:
+    """add_pr_curve of 10M device predictions: device time of the counting kernel against a
+    copy of the predictions, host time per call with the stream busy (the no-sync proof, goal
+    <= 50 us), and the whole round trip against torch's writer on the same CUDA tensors."""
+    n = 10_000_000
+    labels = cp.random.randint(0, 2, n).astype(cp.bool_)
+    scores = cp.random.random(n, dtype=cp.float32)
+    backend, p = backend_for(scores, "predictions")
+    _, lab = backend_for(labels, "labels")
+    kernel = device_seconds(lambda: backend.pr_counts(p, lab, None, 127), repeat)
+    copy = device_seconds(lambda: scores.copy(), repeat)
+    print(f"pr counts  10M float32 + bool labels: kernel {kernel * 1e6:8.1f} us, copy of the "
+          f"predictions {copy * 1e6:8.1f} us ({kernel / copy:5.2f} copies)")  # fmt: skip
+    stream = cp.cuda.Stream(non_blocking=True)
+    spin = cp.RawKernel(_SPIN, "spin")
+    clock_hz = cp.cuda.Device().attributes["ClockRate"] * 1000
+    with tempfile.TemporaryDirectory() as logdir, gs.SummaryWriter(
+        logdir, max_queue=calls * 4
+    ) as writer, stream:  # fmt: skip
+        writer.add_pr_curve("warm", labels, scores, 0)
+        writer.flush()
+        spin((1,), (1,), (np.int64(clock_hz * 2),))
+        start = time.perf_counter()
+        for i in range(calls):
+            writer.add_pr_curve("pr", labels, scores, i)
+        elapsed = time.perf_counter() - start
+        busy = not stream.done
+        stream.synchronize()
+    print(f"host time per call            add_pr_curve (10M)       {elapsed / calls * 1e6:7.1f} us "
+          f"over {calls} calls; stream still busy when they returned: {busy}")  # fmt: skip
+    t_labels, t_scores = (
+        torch.as_tensor(labels, device="cuda"),
+        torch.as_tensor(scores, device="cuda"),
+    )
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    def ours_round_trip(writer) -> None:
+        writer.add_pr_curve("pr", t_labels, t_scores, 0)
+        writer.flush()
+
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        ours = gs.SummaryWriter(a)
+        theirs = TorchWriter(b)
+        mine = wall_seconds(lambda: ours_round_trip(ours), repeat)
+        torch_time = wall_seconds(lambda: (theirs.add_pr_curve("pr", t_labels, t_scores, 0),
+                                           theirs.flush()), repeat)  # fmt: skip
+        ours.close()
+        theirs.close()
+    print(f"add_pr_curve round trip 10M  gpu_summary {mine * 1e3:8.2f} ms   torch "
+          f"{torch_time * 1e3:8.2f} ms   ratio {torch_time / mine:6.2f}x")  # fmt: skip
 
 
 def bench_anomaly(n: int, repeat: int, calls: int) -> None:
@@ -356,6 +411,7 @@ def main() -> None:
         bench_histograms(size_arg(size), args.repeat)
     bench_host_time(args.calls)
     bench_anomaly(size_arg(args.sizes.split(",")[0]), args.repeat, min(args.calls, 100))
+    bench_pr_curve(args.repeat, min(args.calls, 200))
     bench_whole_model(args.repeat)
     bench_images(args.images, min(args.images, args.tbx_images))
 

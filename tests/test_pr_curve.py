@@ -263,3 +263,30 @@ def test_the_pr_curves_plugin_reads_it(tmp_path):
     assert entries[0]["true_positives"][0] == positives  # threshold 0: every positive
     assert len(entries[0]["thresholds"]) == 10  # the last (p = 1 only: none) trimmed by TB
     assert entries[0]["recall"][0] == pytest.approx(1.0)
+
+
+def test_every_backend_writes_the_host_curve(xp, tmp_path):
+    """The same curve from NumPy arrays, the emulated device and (``-m gpu``) a real GPU:
+    float32 and float16 predictions, bool and int labels, integer weights, thresholds
+    around every bucket edge."""
+    rng = np.random.default_rng(9)
+    n = 300_000
+    p = rng.random(n)
+    p[:1024] = np.arange(1024) / 1023
+    labels = rng.integers(0, 2, n)
+    weights = rng.integers(0, 3, n).astype(np.float32)
+    cases = [("f32", p.astype(np.float32), labels.astype(bool), None, 127),
+             ("f16", p.astype(np.float16), labels, None, 1024),
+             ("weighted", p, labels, weights, 50)]  # fmt: skip
+    for name, predictions, label_values, weight_values, thresholds in cases:
+        kwargs = {"num_thresholds": thresholds}
+        with gs.SummaryWriter(str(tmp_path / f"host_{name}")) as writer:
+            writer.add_pr_curve("pr", label_values, predictions, 0, weights=weight_values,
+                                **kwargs)  # fmt: skip
+        device_weights = None if weight_values is None else xp.asarray(weight_values)
+        with gs.SummaryWriter(str(tmp_path / f"dev_{name}")) as writer:
+            writer.add_pr_curve("pr", xp.asarray(label_values), xp.asarray(predictions), 0,
+                                weights=device_weights, **kwargs)  # fmt: skip
+        ((_, host),) = _curve(tmp_path / f"host_{name}", "pr")
+        ((_, device),) = _curve(tmp_path / f"dev_{name}", "pr")
+        np.testing.assert_array_equal(host, device, err_msg=name)

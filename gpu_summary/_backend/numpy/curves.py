@@ -21,7 +21,7 @@ import numpy as np
 
 from gpu_summary._core.results import PrCounts, Ready
 
-CHUNK = 1 << 16
+CHUNK = 1 << 18
 # Significant bits of the narrow floats a prediction's product is rounded to.
 SIGNIFICAND_BITS = {"float16": 11, "bfloat16": 8, "float32": 24}
 # The smallest exponent of a quantum (a subnormal's spacing) in each of them.
@@ -45,6 +45,13 @@ def _as_float64(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float64, copy=False)
 
 
+def _binary(labels: np.ndarray) -> bool:
+    """Whether every label is 0 or 1 and an integer type (bool included)."""
+    if labels.dtype == np.bool_:
+        return True
+    return labels.dtype.kind in "iu" and bool(labels.min() >= 0) and bool(labels.max() <= 1)
+
+
 def pr_counts(
     predictions: np.ndarray,
     labels: np.ndarray,
@@ -56,46 +63,52 @@ def pr_counts(
 
     ``predictions``, ``labels`` and ``weights`` have one size and pair up in C order;
     ``prediction_dtype`` names the predictions' original dtype when they arrive widened
-    (bfloat16 as float32)."""
+    (bfloat16 as float32).
+
+    The product is NumPy's own multiply in the predictions' dtype where that dtype is theirs
+    (float16, float32, float64: the rounding the module describes, tests hold the two equal),
+    else computed exactly and rounded by :func:`round_significand`. 0/1 labels without
+    weights are counted as integers, one ``bincount`` of ``2 × bucket + label``."""
     dtype = prediction_dtype or predictions.dtype.name
     p_flat, l_flat = predictions.reshape(-1), labels.reshape(-1)
     w_flat = None if weights is None else weights.reshape(-1)
-    # 0/1 labels without weights: integer counts (identical to float64 sums of 0s and 1s).
-    binary = w_flat is None and (l_flat.dtype == np.bool_ or l_flat.dtype.kind in "iu")
+    binary = w_flat is None and l_flat.size > 0 and _binary(l_flat)
+    native = dtype == predictions.dtype.name and dtype in ("float16", "float32", "float64")
+    scale = predictions.dtype.type(thresholds - 1) if native else float(thresholds - 1)
     tp = np.zeros(thresholds, np.float64)
     fp = np.zeros(thresholds, np.float64)
     nan = below = above = 0
-    scale = float(thresholds - 1)
     with np.errstate(invalid="ignore", over="ignore"):
         for start in range(0, p_flat.size, CHUNK):
-            p = _as_float64(p_flat[start : start + CHUNK])
+            p = p_flat[start : start + CHUNK]
             label = l_flat[start : start + CHUNK]
-            low, high = p < 0, p > 1
-            below += int(np.count_nonzero(low))
-            above += int(np.count_nonzero(high))
-            bad = np.isnan(p)
+            weight = None if w_flat is None else w_flat[start : start + CHUNK]
+            inside = (p >= 0) & (p <= 1)  # a NaN is neither
             if label.dtype.kind == "f":
-                bad |= ~np.isfinite(label)
-            weight = None
-            if w_flat is not None:
-                weight = _as_float64(w_flat[start : start + CHUNK])
-                bad |= ~np.isfinite(weight)
-            bad &= ~(low | high)  # counted once, as what the prediction is first
-            nan += int(np.count_nonzero(bad))
-            keep = ~(bad | low | high)
-            if not keep.all():
-                p, label = p[keep], label[keep]
-                weight = None if weight is None else weight[keep]
-            bucket = np.floor(round_significand(p * scale, dtype)).astype(np.intp)
-            if binary and (label.dtype == np.bool_ or ((label == 0) | (label == 1)).all()):
-                positive = bucket[label != 0]
-                total = np.bincount(bucket, minlength=thresholds)
-                hits = np.bincount(positive, minlength=thresholds)
-                tp += hits
-                fp += total - hits
+                inside &= np.isfinite(label)
+            if weight is not None and weight.dtype.kind == "f":
+                inside &= np.isfinite(weight)
+            kept = int(np.count_nonzero(inside))
+            if kept != p.size:
+                low, high = int(np.count_nonzero(p < 0)), int(np.count_nonzero(p > 1))
+                below, above = below + low, above + high
+                nan += p.size - kept - low - high
+                p, label = p[inside], label[inside]
+                weight = None if weight is None else weight[inside]
+            if native:
+                scaled = p * scale
+            else:
+                scaled = round_significand(_as_float64(p) * scale, dtype)
+            bucket = scaled.astype(np.intp)  # scaled >= 0: truncation is the floor
+            if binary:
+                key = bucket * 2
+                key += label.astype(np.intp, copy=False)
+                both = np.bincount(key, minlength=2 * thresholds).reshape(thresholds, 2)
+                fp += both[:, 0]
+                tp += both[:, 1]
                 continue
             l64 = _as_float64(label)
-            w64 = np.ones_like(l64) if weight is None else weight
+            w64 = np.ones_like(l64) if weight is None else _as_float64(weight)
             tp += np.bincount(bucket, weights=l64 * w64, minlength=thresholds)
             fp += np.bincount(bucket, weights=(1.0 - l64) * w64, minlength=thresholds)
     return Ready(PrCounts(tp=tp, fp=fp, nan=nan, below=below, above=above))
