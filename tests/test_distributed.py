@@ -19,6 +19,7 @@ import gpu_summary as gs
 from conftest import legacy_reader, plugin_reader, tensor_values
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import anomaly as _anomaly
+from gpu_summary.summaries import pr_curve as pr_summaries
 from support import dist_worker
 from support.tb_server import free_port
 
@@ -131,6 +132,14 @@ def _check_scenario(tmp_path, results, size):
     assert [v for _, v in scalar("s/steps")] == [
         pytest.approx(step * size + (size - 1) / 2) for step in range(3)
     ]
+    # The PR curve of every rank's pairs: the counts summed, exactly.
+    pairs = [dist_worker.pr_shard(values) for values in shards]
+    want = numpy_backend.pr_counts(
+        np.concatenate([s for _, s in pairs]), np.concatenate([lab for lab, _ in pairs]), None, 33
+    ).result()
+    ((_, curve),) = tensor_values(logdir, "pr")
+    np.testing.assert_array_equal(curve, pr_summaries.curve(want.tp, want.fp).astype(np.float32))
+    assert curve[0, 0] + curve[1, 0] == everything.size
     ((_, text),) = tensor_values(logdir, "t")
     assert text.item().decode() == "rank 0 says hello"
     assert len(plugin_reader(logdir).Tensors("i")) == 1

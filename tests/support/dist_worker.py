@@ -33,6 +33,12 @@ def shard(rank: int) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def pr_shard(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A rank's labels (value > 0) and scores (a logistic of the value) for add_pr_curve."""
+    finite = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=50.0, neginf=-50.0)
+    return values > 0, (1 / (1 + np.exp(-finite))).astype(np.float32)
+
+
 def scenario(writer_module, logdir: str, rank: int, size: int, distributed: object) -> dict:
     """Every kind of call; returns what the handles and writer report on this rank."""
     gs = writer_module
@@ -52,6 +58,8 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
         for step in range(3):
             writer.add_scalar("s/steps", float(step * size + rank), reduce="mean")
         writer.add_text("t", f"rank {rank} says hello", 0)
+        labels, scores = pr_shard(values)
+        writer.add_pr_curve("pr", labels, scores, 0, num_thresholds=33)
         writer.add_image("i", np.full((4, 5), rank / max(1, size - 1)), 0, dataformats="HW")
         writer.add_hparams({"lr": 0.1, "rank_specific": "same"}, {"s/mean": None}, run_name=".")
         writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
