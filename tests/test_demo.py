@@ -54,9 +54,10 @@ def test_demo_writes_every_kind(tmp_path):
     assert "gradients/layer1/anomaly/heatmap" in tags
     assert "anomaly checks flagged" in proc.stdout
     # The kinds beyond those: each read back by its plugin's metadata.
-    for tag, plugin in (("eval/positive_target", "pr_curves"), ("hidden/point_cloud_VERTEX", "mesh"),
-                        ("hidden/point_cloud_COLOR", "mesh"), ("weights/layer2_values", "tensor"),
-                        ("custom_scalars__config__", "custom_scalars")):  # fmt: skip
+    kinds = (("eval/positive_target", "pr_curves"), ("hidden/point_cloud_VERTEX", "mesh"),
+             ("hidden/point_cloud_COLOR", "mesh"), ("weights/layer2_values", "tensor"),
+             ("custom_scalars__config__", "custom_scalars"))  # fmt: skip
+    for tag, plugin in kinds:
         assert plugins.SummaryMetadata(tag).plugin_data.plugin_name == plugin, tag
     assert len(acc.Tensors("eval/positive_target")) == len(acc.Images("samples/with_boxes")) > 1
     assert len(acc.Audio("sound/error_tone")) > 1

@@ -426,3 +426,33 @@ def test_add_onnx_graph(tmp_path):
             writer.add_onnx_graph(3)
     graph_def = legacy_reader(tmp_path / "run").Graph()
     assert {n.name: n.op for n in graph_def.node}["relu"] == "Relu"
+
+
+# ---- tbparse -------------------------------------------------------------------------------
+
+
+def test_tbparse_reads_our_tensors_as_torchs(tmp_path):
+    """PR curves, tensors and meshes through tbparse's ``tensors`` (no TensorFlow needed)."""
+    tbparse = pytest.importorskip("tbparse")
+    rng = np.random.default_rng(8)
+    labels, scores = rng.integers(0, 2, 400), rng.random(400)
+    vertices, _, faces = _mesh_data()
+    tensor = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+
+    def log(writer):
+        writer.add_pr_curve("pr", labels, scores, 1, num_thresholds=9)
+        writer.add_tensor("t", tensor, 1)
+        writer.add_mesh("m", torch.as_tensor(vertices), faces=torch.as_tensor(faces),
+                        global_step=1)  # fmt: skip
+
+    with gs.SummaryWriter(str(tmp_path / "ours")) as writer:
+        log(writer)
+    _torch(tmp_path / "torch", log)
+    frames = [tbparse.SummaryReader(str(tmp_path / run)).tensors for run in ("ours", "torch")]
+    rows = [{tag: (step, np.asarray(value)) for step, tag, value in frame.itertuples(index=False)}
+            for frame in frames]  # fmt: skip
+    ours, theirs = rows
+    assert set(ours) == set(theirs) == {"pr", "t", "m_VERTEX", "m_FACE"}
+    for tag in ours:
+        assert ours[tag][0] == theirs[tag][0] == 1
+        np.testing.assert_array_equal(ours[tag][1], theirs[tag][1], err_msg=tag)

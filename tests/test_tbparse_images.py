@@ -1,5 +1,6 @@
-"""Images read back by tbparse, which decodes them with TensorFlow: ours equal torch's writer's
-for ``add_image``, and every sample of an ``add_images`` batch is a row of its own.
+"""Images and audio read back by tbparse, which decodes them with TensorFlow: ours equal
+torch's writer's for ``add_image`` and ``add_audio``, and every sample of an ``add_images``
+batch is a row of its own.
 
 TensorFlow changes what TensorBoard's own reader imports, so it lives in an environment of its
 own: ``GS_TENSORFLOW_PYTHON`` names an interpreter that has it (``.ci/run`` makes one, a venv
@@ -80,3 +81,37 @@ def test_tbparse_reads_our_images_as_torchs(tmp_path):
         np.testing.assert_array_equal(row[4], np.moveaxis(rgba[i], 0, -1))
     small = [row for row in ours if row[0].startswith("small/")]
     assert [row[1:4] for row in small] == [(7, 5, 5)] * 4  # 10×9 shrunk to 5×4.5, rounded
+
+
+_READ_AUDIO = textwrap.dedent("""
+    import json, sys
+    import tbparse
+    out = {}
+    for logdir in sys.argv[1:]:
+        frame = tbparse.SummaryReader(logdir, extra_columns={"sample_rate"}).audio
+        out[logdir] = [[row.tag, int(row.step), float(row.sample_rate),
+                        [float(v) for v in row.value.reshape(-1)]]
+                       for row in frame.itertuples()]
+    print(json.dumps(out))
+""")
+
+
+def test_tbparse_reads_our_audio_as_torchs(tmp_path):
+    """Audio is decoded by TensorFlow too: our clips equal torch's sample for sample."""
+    t = np.linspace(0, 1, 2000)
+    clip = (0.8 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    for writer in (gs.SummaryWriter(tmp_path / "ours"), TorchWriter(str(tmp_path / "torch"))):
+        writer.add_audio("a", clip[None], 2, sample_rate=4000)
+        writer.close()
+    proc = subprocess.run(
+        [PYTHON, "-c", _READ_AUDIO, str(tmp_path / "ours"), str(tmp_path / "torch")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours, theirs = found[str(tmp_path / "ours")], found[str(tmp_path / "torch")]
+    assert [row[:3] for row in ours] == [row[:3] for row in theirs] == [["a", 2, 4000.0]]
+    np.testing.assert_array_equal(ours[0][3], theirs[0][3])
+    # TensorFlow decodes a sample as s / 32768; the writers truncate x * 32767 toward zero
+    np.testing.assert_allclose(ours[0][3], clip, atol=2 / 32768)
