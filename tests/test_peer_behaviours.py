@@ -5,6 +5,7 @@ those suites pass, and the errors they expect."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import time
@@ -141,3 +142,44 @@ def test_embedding_labels_of_tensors_and_a_second_call_at_the_same_step(tmp_path
     assert tsv == ["digit\tdataset", "33.0\ttest", "44.0\ttest", "55.0\ttrain"]  # the second
     config = (tmp_path / "projector_config.pbtxt").read_text()
     assert config.count("embeddings {") == 1
+
+
+def test_export_scalars_to_json_as_tensorboardxs(tmp_path):
+    tensorboardX = pytest.importorskip("tensorboardX")
+    exported = {}
+    for name, make in (("ours", gs.SummaryWriter), ("tbx", tensorboardX.SummaryWriter)):
+        logdir = str(tmp_path / name)
+        writer = make(logdir)
+        for step in range(3):
+            writer.add_scalars("data/group", {"a": step * 0.5, "b": np.float32(step)}, step,
+                               walltime=100.0 + step)  # fmt: skip
+        writer.add_scalar("plain", 1.0, 0)  # not exported (neither peer keeps add_scalar)
+        writer.export_scalars_to_json(str(tmp_path / f"{name}.json"))
+        writer.export_scalars_to_json(str(tmp_path / f"{name}_again.json"))
+        writer.close()
+        table = json.loads((tmp_path / f"{name}.json").read_text())
+        exported[name] = {os.path.relpath(k, logdir): v for k, v in table.items()}
+        assert json.loads((tmp_path / f"{name}_again.json").read_text()) == {}
+    assert exported["ours"] == exported["tbx"]
+    assert exported["ours"]["data/group/a"] == [[100.0, 0, 0.0], [101.0, 1, 0.5], [102.0, 2, 1.0]]
+    with gs.SummaryWriter(str(tmp_path / "bad")) as writer:
+        writer.add_scalars("x", {"a": 1.0}, 0)
+        with pytest.raises(OSError):
+            writer.export_scalars_to_json(str(tmp_path / "no" / "such" / "dir.json"))
+        writer.export_scalars_to_json(str(tmp_path / "kept.json"))  # kept after the failure
+    assert "[[" in (tmp_path / "kept.json").read_text()
+
+
+def test_add_images_of_a_list_of_images_as_tensorboardxs(tmp_path):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (3, 5, 7), dtype=np.uint8) for _ in range(3)]
+    with gs.SummaryWriter(str(tmp_path)) as writer:
+        writer.add_images("listed", images, 0, dataformats="CHW")
+        writer.add_images("stacked", np.stack(images), 0)
+        with pytest.raises(ValueError, match="differ in shape"):
+            writer.add_images("bad", [images[0], images[1][:, :4]], 0, dataformats="CHW")
+    reader = legacy_reader(tmp_path)
+    for i in range(3):
+        (listed,) = reader.Images(f"listed/image/{i}")
+        (stacked,) = reader.Images(f"stacked/image/{i}")
+        assert listed.encoded_image_string == stacked.encoded_image_string

@@ -5,6 +5,8 @@ copied whole — and the record written from its parts."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
@@ -15,6 +17,23 @@ from gpu_summary.summaries.image import encode_pngs, image_summary
 
 # A host batch at least this large (uint8 bytes) without max_size is encoded at the call.
 ENCODE_AT_CALL = 64 << 20
+
+
+def _stacked(images: list | tuple) -> object:
+    """A list of host images as one batch (tensorboardX's ``add_images`` of a list)."""
+    if not images:
+        raise ValueError("img_tensor is an empty list; give at least one image")
+    arrays = []
+    for k, image in enumerate(images):
+        backend, array = backend_for(image, f"img_tensor[{k}]")
+        if backend is not numpy_backend:
+            raise TypeError("img_tensor is a list of device tensors; stack them into one batch "
+                            "first (e.g. torch.stack(images))")  # fmt: skip
+        arrays.append(array)
+    if len({a.shape for a in arrays}) != 1:
+        shapes = sorted({a.shape for a in arrays})
+        raise ValueError(f"img_tensor's images differ in shape ({shapes}); a batch needs one size")
+    return np.stack(arrays)
 
 
 def log_images(
@@ -34,6 +53,13 @@ def log_images(
     argument = "img_tensor"
     tag, step, wall = state.begin(tag, step, walltime)
     formats = arguments.IMAGES_FORMATS if batch else arguments.IMAGE_FORMATS
+    if (
+        batch
+        and isinstance(images, (list, tuple))
+        and isinstance(dataformats, str)
+        and (dataformats.upper() in arguments.IMAGE_FORMATS)
+    ):  # tensorboardX's list of same-sized images, each in a one-image layout
+        images, dataformats = _stacked(images), "N" + dataformats.upper()
     layout = arguments.check_dataformats(dataformats, formats, "dataformats")
     if max_size is not None:
         max_size = arguments.check_positive_int(

@@ -3,6 +3,7 @@ with a plain tag and step itself): device values, arrays, reductions across rank
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
@@ -11,6 +12,7 @@ from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
+from gpu_summary.distributed import AggregationFailed
 
 
 def log_scalar(
@@ -78,12 +80,41 @@ def log_scalars(
                 f"tag_scalar_dict[{tag!r}] must be a single number, got an array of shape "
                 f"{tuple(array.shape)}"
             )
-        values.append((run, backend, array))
+        values.append((tag, run, backend, array))
     step = state.resolve_step("\0add_scalars\0" + main_tag, step)  # the values share a step
-    for run, backend, array in values:
+    for tag, run, backend, array in values:
         pending = backend.scalar(array)
         if state.aggregation is not None:
             pending = state.aggregation.scalar(pending, f"{main_tag}\0{run}", step, "mean")
         if state.writes_files:
             events = state.subrun(os.path.join(state.logdir, run))
             events.add(jobs.pending_scalar(main_tag, pending, step, wall))
+            key = os.path.join(state.logdir, main_tag, tag)  # tensorboardX's key
+            with state.steps_lock:
+                state.exported_scalars.setdefault(key, []).append((wall, step, pending))
+
+
+def export_scalars(state: WriterState, path: object) -> None:
+    """SummaryWriter.export_scalars_to_json: add_scalars' values since the last export, as
+    tensorboardX writes them (merged values where distributed; a merge that failed: left out)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}: {path!r}")
+    with state.steps_lock:
+        taken, state.exported_scalars = state.exported_scalars, {}
+    table: dict[str, list[list[float]]] = {}
+    for key, entries in taken.items():
+        rows = table.setdefault(key, [])
+        for wall, step, pending in entries:
+            try:
+                rows.append([wall, step, float(pending.result())])
+            except AggregationFailed:
+                continue
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(table, out)
+    except OSError:
+        with state.steps_lock:  # kept for a later export, ahead of what came since
+            for key, entries in state.exported_scalars.items():
+                taken.setdefault(key, []).extend(entries)
+            state.exported_scalars = taken
+        raise

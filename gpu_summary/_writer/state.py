@@ -70,6 +70,9 @@ class WriterState:
                               "max_queue_bytes": max_queue_bytes,
                               "filename_suffix": filename_suffix, "reopens": reopens}  # fmt: skip
         self.subruns: dict[str, EventFileWriter] = {}  # add_scalars' runs, by folder
+        # add_scalars' values since the last export_scalars_to_json: {key: [(wall, step,
+        # pending value)]}
+        self.exported_scalars: dict[str, list[tuple[float, int, object]]] = {}
         self.events: EventFileWriter | NullEventWriter
         if self.writes_files:
             self.events = EventFileWriter(
