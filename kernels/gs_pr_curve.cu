@@ -10,11 +10,16 @@
 // significant bits, quanta no finer than 2**min_exponent: what NumPy computes in p's dtype),
 // adding label * weight to out[bucket] and (1 - label) * weight to out[thresholds + bucket].
 //
+// With integer_sums (integer or bool labels, and integer weights or none) each term is an
+// int64 and out holds int64 sums (two's complement in u64 words): integer atomics, which
+// every GPU has natively in shared memory, equal to NumPy's float64 sums while those stay
+// below 2**53. Otherwise out holds double sums (double atomics: sm_60 and newer), which differ
+// from NumPy's by summation order only.
+//
 // Launch: 1-D grid of any size, GS_THREADS threads a block, 16 * thresholds bytes of dynamic
-// shared memory (a block's buckets, double). out (2 * thresholds doubles) and skipped
-// (3 u64) must be zero before the launch. Reads: predictions, labels, weights. Writes: out and
-// skipped by atomic additions (double atomics: sm_60 and newer). Sums of integers are exact
-// in any order; fractional terms differ from NumPy's sums by their order only.
+// shared memory (a block's buckets). out (2 * thresholds 8-byte words) and skipped (3 u64)
+// must be zero before the launch. Reads: predictions, labels, weights. Writes: out and
+// skipped by atomic additions.
 // Flush-to-zero: every value is widened from its bits (gs::to_double) and all arithmetic is
 // double, so -ftz=true changes nothing.
 #include "gs_common.cuh"
@@ -64,11 +69,12 @@ template <typename P>
 __global__ void __launch_bounds__(GS_THREADS)
     gs_pr_counts(const P* __restrict__ predictions, const void* __restrict__ labels,
                  int label_type, const void* __restrict__ weights, int weight_type, long long n,
-                 int thresholds, int bits, int min_exponent, double* __restrict__ out,
-                 unsigned long long* __restrict__ skipped) {
+                 int thresholds, int bits, int min_exponent, int integer_sums,
+                 double* __restrict__ out, unsigned long long* __restrict__ skipped) {
     extern __shared__ double shared[];
+    unsigned long long* const counts = reinterpret_cast<unsigned long long*>(shared);
     for (int k = threadIdx.x; k < 2 * thresholds; k += blockDim.x) {
-        shared[k] = 0.0;
+        counts[k] = 0;  // 0.0 too
     }
     __syncthreads();
     const double scale = (double)(thresholds - 1);
@@ -92,12 +98,24 @@ __global__ void __launch_bounds__(GS_THREADS)
         }
         const int bucket = (int)floor(gs_pr::round_significand(gs::mul_rn(p, scale), bits,
                                                             min_exponent));
-        atomicAdd(&shared[bucket], gs::mul_rn(label, weight));
-        atomicAdd(&shared[thresholds + bucket], gs::mul_rn(gs::sub_rn(1.0, label), weight));
+        if (integer_sums) {
+            const long long l = (long long)label, w = (long long)weight;
+            atomicAdd(&counts[bucket], (unsigned long long)(l * w));
+            atomicAdd(&counts[thresholds + bucket], (unsigned long long)((1 - l) * w));
+        } else {
+            atomicAdd(&shared[bucket], gs::mul_rn(label, weight));
+            atomicAdd(&shared[thresholds + bucket], gs::mul_rn(gs::sub_rn(1.0, label), weight));
+        }
     }
     __syncthreads();
+    unsigned long long* const total = reinterpret_cast<unsigned long long*>(out);
     for (int k = threadIdx.x; k < 2 * thresholds; k += blockDim.x) {
-        if (shared[k] != 0.0) {
+        if (counts[k] == 0) {
+            continue;  // nothing added (or only zeros)
+        }
+        if (integer_sums) {
+            atomicAdd(&total[k], counts[k]);
+        } else {
             atomicAdd(&out[k], shared[k]);
         }
     }

@@ -26,6 +26,7 @@ extern "C" int emu_gs_pr_counts(int type, unsigned grid, unsigned long long shar
                                 unsigned long long predictions, unsigned long long labels,
                                 int label_type, unsigned long long weights, int weight_type,
                                 long long n, int thresholds, int bits, int min_exponent,
+                                int integer_sums,
                                 unsigned long long out, unsigned long long skipped) {
     return by_type(type, [&](auto tag) {
         using P = decltype(tag);
@@ -33,7 +34,7 @@ extern "C" int emu_gs_pr_counts(int type, unsigned grid, unsigned long long shar
             GS_EMU_SLOTS(gs_pr_counts<P>(
                 reinterpret_cast<const P*>(predictions), reinterpret_cast<const void*>(labels),
                 label_type, reinterpret_cast<const void*>(weights), weight_type, n, thresholds,
-                bits, min_exponent, reinterpret_cast<double*>(out),
+                bits, min_exponent, integer_sums, reinterpret_cast<double*>(out),
                 reinterpret_cast<unsigned long long*>(skipped)));
         });
         return (int)sizeof(P);

@@ -71,8 +71,11 @@ def pr_counts(
         kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
         host, event = runtime.launch_copy(out, pr_abi.buffer_bytes(thresholds), stream)
 
+        integers = pr_abi.integer_sums(labels.dtype_name,
+                                       None if weights is None else weights.dtype_name)  # fmt: skip
+
         def parse(raw: np.ndarray) -> PrCounts:
-            tp, fp, (nan, below, above) = pr_abi.parse(raw, thresholds)
+            tp, fp, (nan, below, above) = pr_abi.parse(raw, thresholds, integers)
             return PrCounts(tp=tp, fp=fp, nan=nan, below=below, above=above)
 
         keep = (out, p, label_array, weight_array, predictions.owner, labels.owner,

@@ -31,6 +31,14 @@ def shared_bytes(thresholds: int) -> int:
     return 16 * thresholds
 
 
+INTEGER_TYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def integer_sums(label_dtype: str, weight_dtype: str | None) -> bool:
+    """Whether every term is an integer: the kernel then sums int64s (its integer atomics)."""
+    return label_dtype in INTEGER_TYPES and (weight_dtype is None or weight_dtype in INTEGER_TYPES)
+
+
 def pr_args(
     predictions: int,
     labels: int,
@@ -54,13 +62,18 @@ def pr_args(
         np.int32(thresholds),
         np.int32(bits),
         np.int32(min_exponent),
+        np.int32(integer_sums(label_dtype, weight_dtype)),
         np.uint64(out),
         np.uint64(out + 16 * thresholds),
     )
 
 
-def parse(raw: np.ndarray, thresholds: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(tp, fp, [nan, below, above]) from the buffer's bytes."""
-    doubles = raw[: 16 * thresholds].view(np.float64)
+def parse(
+    raw: np.ndarray, thresholds: int, integers: bool
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(tp, fp, [nan, below, above]) from the buffer's bytes (float64 sums, or int64 ones
+    where ``integers``)."""
+    words = raw[: 16 * thresholds]
+    doubles = words.view(np.int64).astype(np.float64) if integers else words.view(np.float64)
     skipped = raw[16 * thresholds : buffer_bytes(thresholds)].view(np.uint64)
     return doubles[:thresholds].copy(), doubles[thresholds:].copy(), [int(v) for v in skipped]
