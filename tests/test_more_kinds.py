@@ -456,3 +456,18 @@ def test_tbparse_reads_our_tensors_as_torchs(tmp_path):
     for tag in ours:
         assert ours[tag][0] == theirs[tag][0] == 1
         np.testing.assert_array_equal(ours[tag][1], theirs[tag][1], err_msg=tag)
+
+
+def test_a_large_tensor_goes_as_raw_bytes_and_reads_back(tmp_path):
+    from gpu_summary.summaries import tensor as tensor_summaries
+
+    values = np.arange(tensor_summaries.TYPED_FIELD_MOST + 7, dtype=np.float16).reshape(-1, 1)
+    flags = np.arange(values.size) % 3 == 0
+    with gs.SummaryWriter(str(tmp_path)) as writer:
+        writer.add_tensor("half", values, 0)
+        writer.add_tensor("flags", flags, 0)
+    reader = legacy_reader(tmp_path)
+    for tag, want in (("half", values), ("flags", flags)):
+        (event,) = reader.Tensors(tag)
+        assert event.tensor_proto.tensor_content  # raw bytes, not a typed field
+        np.testing.assert_array_equal(tensor_util.make_ndarray(event.tensor_proto), want)

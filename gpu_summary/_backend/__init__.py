@@ -113,7 +113,8 @@ def warm_up(
 
     Without it, the first reduction of a dtype on a device compiles that dtype's kernels on the
     calling thread (about 1.5 s for histograms and moments, 0.9 s for anomaly reports, 0.3 s
-    for thumbnails, 0.5 s for precision-recall counts, on a 2-core x86 VM; once per machine, as CuPy caches the binaries on disk).
+    for thumbnails, 0.5 s for precision-recall counts, on a 2-core x86 VM; once per machine,
+    as CuPy caches the binaries on disk).
 
     Args:
         dtypes: dtype names ("float32", "bfloat16", ...), NumPy dtypes or torch dtypes.

@@ -43,7 +43,14 @@ def _host_tensor(tensor: object) -> tuple[np.ndarray, str]:
                         f"one of {sorted(tensor_summaries.FIELDS)}")  # fmt: skip
     if name in ("float16", "bfloat16"):
         array = array.view(np.uint16)
+    _check_size(array.nbytes)
     return np.array(array, copy=True), name
+
+
+def _check_size(nbytes: int) -> None:
+    if nbytes >= tensor_summaries.MAX_BYTES:
+        raise ValueError(f"tensor holds {nbytes} bytes; a TensorProto holds under 2 GiB — log "
+                         "a slice, or its histogram with add_histogram")  # fmt: skip
 
 
 def log_tensor(
@@ -55,6 +62,7 @@ def log_tensor(
         backend, array = backend_for(tensor, "tensor")
         dtype = array.dtype_name
         nbytes = array.size * (2 if dtype == "bfloat16" else np.dtype(dtype).itemsize)
+        _check_size(nbytes)
         pending = backend.to_host(array)
 
         def values() -> np.ndarray:
@@ -69,9 +77,6 @@ def log_tensor(
         def values() -> np.ndarray:
             return host
 
-    if nbytes >= tensor_summaries.MAX_BYTES:
-        raise ValueError(f"tensor holds {nbytes} bytes; a TensorProto holds under 2 GiB — log "
-                         "a slice, or its histogram with add_histogram")  # fmt: skip
     if not state.writes_files:
         return
     state.enqueue("tensor", tag, step, wall,

@@ -84,10 +84,17 @@ def draw_boxes(
     for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         draw.rectangle([x1, y1, x2, y2], outline=BOX_COLOR, width=BOX_WIDTH)
         if labels is not None and labels[k]:
-            left, top, right, bottom = draw.textbbox((x1, y1), labels[k], font=font)
+            try:
+                left, top, right, bottom = draw.textbbox((x1, y1), labels[k], font=font)
+            except UnicodeEncodeError:
+                left, top, right, bottom = x1, y1, x1 + 6 * len(labels[k]), y1 + 11
             lift = bottom - top + 2
             draw.rectangle([left, top - lift, right + 2, bottom - lift], fill=BOX_COLOR)
-            draw.text((x1 + 1, y1 - lift), labels[k], fill=LABEL_COLOR, font=font)
+            try:
+                draw.text((x1 + 1, y1 - lift), labels[k], fill=LABEL_COLOR, font=font)
+            except UnicodeEncodeError:  # Pillow < 10.1's bitmap font: Latin-1 only
+                shown = labels[k].encode("latin-1", "replace").decode("latin-1")
+                draw.text((x1 + 1, y1 - lift), shown, fill=LABEL_COLOR, font=font)
     if rescale != 1:
         size = (max(1, round(picture.width * rescale)), max(1, round(picture.height * rescale)))
         picture = picture.resize(size, Image.Resampling.LANCZOS)

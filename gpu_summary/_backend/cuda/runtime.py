@@ -48,9 +48,9 @@ def kernel(device: int, filename: str, expression: str, dtype: str) -> cupy.RawK
     The first request of a (module, dtype) on a device compiles every kernel of that module
     for that dtype in one NVRTC program (``catalogue.module_expressions``), on the calling
     thread: about 1.5 s for gs_reduce, 0.9 s for gs_anomaly, 0.3 s for gs_thumbnails, 0.5 s
-    for gs_pr_curve on a 2-core x86 VM. CuPy keeps the binary in its on-disk kernel cache, so any later process
-    on the machine only loads it (milliseconds). :func:`warm_up` does the compiling ahead, off
-    the training thread. Neither synchronises a stream.
+    for gs_pr_curve on a 2-core x86 VM. CuPy keeps the binary in its on-disk kernel cache, so
+    any later process on the machine only loads it (milliseconds). :func:`warm_up` does the
+    compiling ahead, off the training thread. Neither synchronises a stream.
     """
     key = (device, filename, expression)
     function = _functions.get(key)
