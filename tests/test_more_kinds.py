@@ -123,6 +123,13 @@ def test_add_audio_batch_and_device(emulated_cupy, tmp_path):
         _, samples = _wav(event.encoded_audio_string)
         expected = (np.nan_to_num(clips[i]) * np.float32(32767)).astype(np.int16)
         np.testing.assert_array_equal(samples, expected)
+    pcm = np.array([1000, -32768, 32767, 0], np.int16)  # int16: PCM samples as they are
+    with gs.SummaryWriter(str(tmp_path / "pcm")) as writer:
+        writer.add_audio("pcm", pcm, 0, sample_rate=8000)
+        with pytest.raises(ValueError, match="wider than"):
+            writer.add_image_with_boxes("b", np.zeros((3, 4, 4)), [0, 0, 2, 2], rescale=1e9)
+    (event,) = legacy_reader(tmp_path / "pcm").Audio("pcm")
+    np.testing.assert_array_equal(_wav(event.encoded_audio_string)[1], pcm)
     (device,) = reader.Audio("device")
     (host,) = reader.Audio("batch/audio/0")
     assert device.encoded_audio_string == host.encoded_audio_string

@@ -63,7 +63,8 @@ class MediaMethods:
             tag: series name.
             snd_tensor: one clip of samples in [-1, 1] (shape (L,), (1, L) or any shape with
                 one axis longer than 1), or a batch (n, L): clip i is ``<tag>/audio/<i>``.
-                Values are clipped to [-1, 1] (NaN → 0), scaled by 32767, truncated.
+                Values are clipped to [-1, 1] (NaN → 0), scaled by 32767, truncated; int16
+                data is taken as PCM samples as they are.
             global_step: global step; None for one more than this tag's last step.
             sample_rate: samples per second, a whole number of Hz.
             walltime: seconds since the epoch; default now.

@@ -22,6 +22,7 @@ from gpu_summary.summaries.audio import audio_summary
 from gpu_summary.summaries.image import encode_png
 
 MAX_SAMPLE_RATE = 1 << 24  # Hz; far above any audio format's
+MAX_SIDE = 1 << 15  # pixels a side of a drawn image after rescale
 
 
 def _positive_number(value: object, argument: str, example: str) -> float:
@@ -164,6 +165,9 @@ def log_image_with_boxes(
     backend, array = backend_for(img_tensor, "img_tensor")
     nhwc = arguments.check_images(array, layout, "img_tensor", "dataformats")
     _, height, width, _ = nhwc.shape
+    if max(height, width) * rescale > MAX_SIDE:
+        raise ValueError(f"rescale={rescale} makes the {width}×{height} image wider than "
+                         f"{MAX_SIDE} pixels; give a smaller rescale")  # fmt: skip
     if box_tensor is None:
         box_tensor = np.zeros((0, 4))
     box_backend, boxes = backend_for(box_tensor, "box_tensor")

@@ -18,9 +18,11 @@ CONTENT_TYPE = "audio/wav"
 
 
 def pcm16(clip: np.ndarray) -> np.ndarray:
-    """One float clip in [-1, 1] as little-endian int16 samples: clipped, NaN as 0, scaled by
-    32767 and truncated toward zero (as torch's writer converts them), in float64 for float64
-    clips and float32 for the narrower ones."""
+    """One clip as little-endian int16 samples: int16 as it is (PCM already); other values as
+    amplitudes in [-1, 1]: clipped, NaN as 0, scaled by 32767 and truncated toward zero (as
+    torch's writer converts them), in float64 for float64 clips and float32 for the rest."""
+    if clip.dtype == np.int16:
+        return clip.astype("<i2", copy=False)
     work = np.float64 if clip.dtype == np.float64 else np.float32
     x = np.nan_to_num(clip.astype(work, copy=False), nan=0.0)
     x = np.clip(x, -1, 1) * work(32767)
