@@ -290,3 +290,17 @@ def test_every_backend_writes_the_host_curve(xp, tmp_path):
         ((_, host),) = _curve(tmp_path / f"host_{name}", "pr")
         ((_, device),) = _curve(tmp_path / f"dev_{name}", "pr")
         np.testing.assert_array_equal(host, device, err_msg=name)
+
+
+def test_a_callback_that_raises_never_costs_the_curve(tmp_path):
+    def explode(report):
+        raise RuntimeError(f"saw {report.nan} NaN")
+
+    writer = gs.SummaryWriter(str(tmp_path), on_anomaly=explode)
+    writer.add_pr_curve("pr", [0, 1, 1], [0.1, np.nan, 0.7], 0, num_thresholds=4)
+    with pytest.raises(gs.WriterError) as raised:
+        writer.flush()
+    assert "saw 1 NaN" in str(raised.value.__cause__)
+    writer.close()
+    ((_, curve),) = _curve(tmp_path, "pr")
+    assert curve[0, 0] + curve[1, 0] == 2  # the curve of the two usable pairs is there

@@ -150,14 +150,16 @@ class AnomalyResult:
 class PrCounts:
     """What a backend's ``pr_counts`` reduction brings back: per threshold bucket, the summed
     weights of positives (``tp``: label × weight) and negatives (``fp``: (1 − label) ×
-    weight), float64; and how many pairs were left out: a NaN prediction or a non-finite
-    label or weight (``nan``), a prediction below 0 (``below``) or above 1 (``above``)."""
+    weight), float64; how many pairs there were (``pairs``), and how many were left out: a
+    NaN prediction or a non-finite label or weight (``nan``), a prediction below 0
+    (``below``) or above 1 (``above``)."""
 
     tp: np.ndarray
     fp: np.ndarray
     nan: int
     below: int
     above: int
+    pairs: int
 
     @property
     def skipped(self) -> int:

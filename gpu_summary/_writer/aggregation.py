@@ -92,12 +92,12 @@ class Aggregation:
         def task() -> None:
             result = local.result()
             aggregator.check(identity, description, 0.0, 0.0)
-            skipped = [result.nan, result.below, result.above]
-            total = aggregator.collective.total(np.concatenate([result.tp, result.fp, skipped]))
+            counts = [result.nan, result.below, result.above, result.pairs]
+            total = aggregator.collective.total(np.concatenate([result.tp, result.fp, counts]))
             n = thresholds
-            nan, below, above = (int(v) for v in total[2 * n :])
+            nan, below, above, pairs = (int(v) for v in total[2 * n :])
             merged.set(PrCounts(tp=total[:n], fp=total[n : 2 * n], nan=nan, below=below,
-                                above=above))  # fmt: skip
+                                above=above, pairs=pairs))  # fmt: skip
 
         aggregator.submit(_delivering(task, merged))
         return merged

@@ -18,7 +18,9 @@ from gpu_summary._backend.numpy import arrays as host_arrays
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._core.results import PrCounts
+from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
+from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import custom_scalars as layout_summaries
 from gpu_summary.summaries import pr_curve as pr_summaries
@@ -64,9 +66,9 @@ def report_skipped(
                       f"below 0 and {counts.above} above 1 were left out of the curve",
                       RuntimeWarning, stacklevel=1)  # fmt: skip
         return
-    kept = round(counts.tp.sum() + counts.fp.sum())
     on_anomaly(AnomalyReport(tag=tag, step=step, nan=counts.nan, posinf=0, neginf=0,
-                             below=counts.below, above=counts.above, count=kept,
+                             below=counts.below, above=counts.above,
+                             count=counts.pairs - counts.skipped,
                              positions=(), quantiles={}, whiskers=None,
                              heatmap=np.zeros((0, 0)), tensors=(tag,)))  # fmt: skip
 
@@ -117,10 +119,18 @@ def log_pr_curve(
 
     def build() -> summary_pb2.Summary:
         found = counts.result()
-        report_skipped(found, tag, step, on_anomaly)
         return pr_summaries.pr_curve_summary(tag, pr_summaries.curve(found.tp, found.fp))
 
+    def report() -> None:
+        try:
+            found = counts.result()
+        except AggregationFailed:
+            return
+        report_skipped(found, tag, step, on_anomaly)
+
     state.enqueue("pr curve", tag, step, wall, build, nbytes=16 * thresholds)
+    # A job of its own: a callback that raises never costs the curve its record.
+    state.events.add(jobs.call_back(report, f"on_anomaly for the PR curve {tag!r}"))
 
 
 PR_ROWS = ("true_positive_counts", "false_positive_counts", "true_negative_counts",

@@ -156,6 +156,7 @@ _SERIALIZED = JobKind("event", _serialized)
 _ANOMALY_CALL_BACK = JobKind("on_anomaly call back", _call_back_anomaly)
 _NONFINITE_CALL_BACK = JobKind("on_anomaly call back", _call_back_nonfinite)
 _FILES = JobKind("files", _act)
+_CALL_BACK = JobKind("on_anomaly call back", _act)
 
 
 def scalar(tag: str, value: float, step: int, wall_time: float) -> Job:
@@ -232,6 +233,12 @@ def nonfinite_call_back(
     """``callback(report)`` when any of ``add_histograms``' tensors held NaN/±Inf."""
     return Job(_NONFINITE_CALL_BACK, (tags, histograms, step, callback), 0,
                f"on_anomaly for the histograms at step {step}")  # fmt: skip
+
+
+def call_back(action: Callable[[], None], description: str) -> Job:
+    """``action()`` on the writer thread after the jobs queued before it (a report to
+    ``on_anomaly``); writes nothing."""
+    return Job(_CALL_BACK, (action,), 0, description)
 
 
 def files(action: Callable[[], None], description: str, nbytes: int = 0) -> Job:

@@ -76,7 +76,7 @@ def pr_counts(
 
         def parse(raw: np.ndarray) -> PrCounts:
             tp, fp, (nan, below, above) = pr_abi.parse(raw, thresholds, integers)
-            return PrCounts(tp=tp, fp=fp, nan=nan, below=below, above=above)
+            return PrCounts(tp=tp, fp=fp, nan=nan, below=below, above=above, pairs=n)
 
         keep = (out, p, label_array, weight_array, predictions.owner, labels.owner,
                 None if weights is None else weights.owner)  # fmt: skip

@@ -111,4 +111,4 @@ def pr_counts(
             w64 = np.ones_like(l64) if weight is None else _as_float64(weight)
             tp += np.bincount(bucket, weights=l64 * w64, minlength=thresholds)
             fp += np.bincount(bucket, weights=(1.0 - l64) * w64, minlength=thresholds)
-    return Ready(PrCounts(tp=tp, fp=fp, nan=nan, below=below, above=above))
+    return Ready(PrCounts(tp=tp, fp=fp, nan=nan, below=below, above=above, pairs=p_flat.size))
