@@ -1,4 +1,4 @@
-"""Images and audio read back by tbparse, which decodes them with TensorFlow: ours equal
+"""Images, videos and audio read back by tbparse, which decodes them with TensorFlow: ours equal
 torch's writer's for ``add_image`` and ``add_audio``, and every sample of an ``add_images``
 batch is a row of its own.
 
@@ -115,3 +115,21 @@ def test_tbparse_reads_our_audio_as_torchs(tmp_path):
     np.testing.assert_array_equal(ours[0][3], theirs[0][3])
     # TensorFlow decodes a sample as s / 32768; the writers truncate x * 32767 toward zero
     np.testing.assert_allclose(ours[0][3], clip, atol=2 / 32768)
+
+
+def test_tbparse_reads_our_videos_and_boxed_images(tmp_path):
+    """A video comes back as its T frames, an image with boxes with the boxes drawn."""
+    colors = np.arange(3 * 3, dtype=np.uint8).reshape(3, 3) * 25  # a colour per frame
+    video = np.broadcast_to(colors[None, :, :, None, None], (1, 3, 3, 8, 6)).copy()
+    with gs.SummaryWriter(tmp_path / "run") as writer:
+        writer.add_video("v", video, 4)
+        writer.add_image_with_boxes("b", np.zeros((3, 20, 30)), np.array([[2, 2, 10, 10]]), 4)
+    (rows,) = _tbparse_images(tmp_path / "run")
+    by_tag = {row[0]: row for row in rows}
+    frames = by_tag["v"][4]
+    assert frames.shape == (3, 8, 6, 3) and by_tag["v"][1] == 4
+    np.testing.assert_array_equal(frames[:, 0, 0], colors)
+    boxed = by_tag["b"][4]
+    assert boxed.shape == (20, 30, 3)
+    np.testing.assert_array_equal(boxed[5, 2], [255, 0, 0])  # the box's left edge
+    np.testing.assert_array_equal(boxed[15, 20], [0, 0, 0])  # outside it
