@@ -136,3 +136,15 @@ def test_the_console_script_is_declared_and_runs():
     command = [str(script)] if script.exists() else [sys.executable, "-m", "gpu_summary"]
     proc = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "inspect LOGDIR" in proc.stdout and "demo" in proc.stdout
+
+
+def test_demo_without_matplotlib_skips_only_the_figure(tmp_path):
+    args = ["demo", "--logdir", str(tmp_path), "--steps", "2"]
+    script = ("import sys; sys.modules['matplotlib'] = None\n"  # as if it were not installed
+              f"from gpu_summary.__main__ import main\nsys.exit(main({args!r}))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "no figure: matplotlib is not installed" in proc.stdout
+    tags = legacy_reader(tmp_path / "run_1").Tags()["images"]
+    assert "samples/video" in tags and "figures/loss_curve" not in tags
