@@ -27,6 +27,7 @@ from gpu_summary._methods.scalars import ScalarMethods
 from gpu_summary._methods.structure import StructureMethods
 from gpu_summary._methods.tensors import TensorMethods
 from gpu_summary._methods.text import TextMethods
+from gpu_summary._writer import scalars
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.monitor import GpuMonitor
@@ -167,6 +168,16 @@ class SummaryWriter(
             yield self
         finally:
             state.metadata = None
+
+    def export_scalars_to_json(self, path: str | os.PathLike) -> None:
+        """Write every value :meth:`add_scalars` logged since the last export to ``path`` as
+        JSON, ``{"<log_dir>/<main_tag>/<tag>": [[walltime, step, value], ...]}``, and forget
+        them (tensorboardX's method; waits for device values).
+
+        Raises:
+            OSError: ``path`` cannot be written (the values are kept for a later export).
+        """
+        scalars.export_scalars(self._state, path)
 
     def flush(self, fsync: bool = False) -> None:
         """Block until everything logged so far is in the event file (distributed: and every

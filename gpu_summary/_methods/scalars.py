@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from gpu_summary._core import arguments
@@ -104,13 +103,3 @@ class ScalarMethods:
         """
         global_step = arguments.either_step(global_step, step)
         scalars.log_scalars(self._state, main_tag, tag_scalar_dict, global_step, walltime)
-
-    def export_scalars_to_json(self, path: str | os.PathLike) -> None:
-        """Write every value :meth:`add_scalars` logged since the last export to ``path`` as
-        JSON, ``{"<log_dir>/<main_tag>/<tag>": [[walltime, step, value], ...]}``, and forget
-        them (tensorboardX's method; waits for device values).
-
-        Raises:
-            OSError: ``path`` cannot be written (the values are kept for a later export).
-        """
-        scalars.export_scalars(self._state, path)
