@@ -150,17 +150,16 @@ def log_mesh(
             raise ValueError(f"colors has shape {parts['colors'][2]} but vertices {shape}; "
                              "give one RGB color per vertex")  # fmt: skip
     points = shape[1]
-    host: dict[str, np.ndarray] = {}
-    pending = {}
-    for name, (part_backend, part, part_shape) in parts.items():
-        if part_backend is numpy_backend:
-            host[name] = np.array(part, copy=True).reshape(part_shape)
-        else:
-            pending[name] = (part_backend.to_host(part), part_shape)
+    host = {name: np.array(part, copy=True).reshape(part_shape)
+            for name, (part_backend, part, part_shape) in parts.items()
+            if part_backend is numpy_backend}  # fmt: skip
     if "faces" in host:
         check_faces(host["faces"], points)
     if not state.writes_files:
         return
+    pending = {name: (part_backend.to_host(part), part_shape)
+               for name, (part_backend, part, part_shape) in parts.items()
+               if part_backend is not numpy_backend}  # fmt: skip
 
     def build() -> summary_pb2.Summary | None:
         arrays = dict(host)
