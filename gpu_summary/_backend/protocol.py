@@ -84,6 +84,23 @@ class Backend(Protocol):
         """Positive and negative weight per threshold bucket of a precision-recall curve."""
         ...
 
+    def window_open(
+        self, limits: np.ndarray | None, size: int, like: Array, histogram: bool = True
+    ) -> object:
+        """An empty accumulator of ``size`` steps: counts over ``limits`` (None: the ladder;
+        none without ``histogram``) and each step's stats."""
+        ...
+
+    def window_add(self, window: object, values: Array, slot: int) -> None:
+        """Add one step's values into the window (on a device: one launch, no sync)."""
+        ...
+
+    def window_result(
+        self, window: object, slots: int
+    ) -> Pending[tuple[np.ndarray, list[TensorStats]]]:
+        """The summed counts and the first ``slots`` steps' stats."""
+        ...
+
     def to_host(self, values: Array) -> Pending[np.ndarray]:
         """A copy on the host."""
         ...

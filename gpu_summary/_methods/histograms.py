@@ -23,6 +23,7 @@ class HistogramMethods:
         walltime: float | None = None,
         max_bins: int | None = None,
         *,
+        window: int | None = None,
         step: int | None = None,
     ) -> None:
         """Log the distribution of a tensor's values.
@@ -43,6 +44,11 @@ class HistogramMethods:
                 below e_0 and one from e_k up.
             walltime: seconds since the epoch; default now.
             max_bins: at most this many buckets written: neighbours merged, exactly (torch's).
+            window: one record every ``window`` calls of this tag, at the last one's step: the
+                histogram of every value of every call (the ladder or edges only), added up on
+                the tensor's backend — on a device one launch a call, one copy a window; the
+                calls so far at ``flush()``/``close()``. NaN/±Inf of the window are counted and
+                their first step written beside it and reported to ``on_anomaly``.
 
         NaN and ±Inf are counted apart; buckets, ``num`` and the sums cover finite values.
 
@@ -52,7 +58,8 @@ class HistogramMethods:
                 for a device tensor, an estimator with ``distributed``; the writer is closed.
         """
         global_step = arguments.either_step(global_step, step)
-        histograms.log_histogram(self._state, tag, values, global_step, bins, walltime, max_bins)
+        histograms.log_histogram(self._state, tag, values, global_step, bins, walltime, max_bins,
+                                 window)  # fmt: skip
 
     def add_histograms(
         self,

@@ -27,7 +27,8 @@ class ScalarMethods:
         new_style: bool = False,
         double_precision: bool = False,
         *,
-        reduce: str = "mean",
+        reduce: str | tuple[str, ...] = "mean",
+        window: int | None = None,
         step: int | None = None,
     ) -> None:
         """Log one number.
@@ -42,7 +43,13 @@ class ScalarMethods:
             new_style: write a tensor summary of the scalars plugin (as torch does) instead of
                 ``simple_value``; ``double_precision`` keeps it float64 there.
             reduce: with ``distributed``, how ranks' values combine: ``"mean"``, ``"sum"``,
-                ``"min"``, ``"max"`` or ``"rank0"`` (no collective).
+                ``"min"``, ``"max"`` or ``"rank0"`` (no collective). With ``window``, how the
+                window's values combine: ``"mean"``, ``"min"``, ``"max"``, ``"sum"``,
+                ``"last"`` or a tuple of them (the first written as ``tag``, the others as
+                ``tag/<name>``); NaN and ±Inf are counted, not combined.
+            window: one record every ``window`` calls of this tag (at the last one's step),
+                and one for the calls so far at ``flush()``/``close()``: a device value is
+                added up on the device, nothing copied back between records.
 
         Raises:
             TypeError: a non-numeric value or a tag not a str. ValueError: more than one
@@ -55,7 +62,9 @@ class ScalarMethods:
         step = global_step
         state = self._state
         if (
-            not new_style
+            window is None
+            and not state.windows.sizes
+            and not new_style
             and type(value) in _PLAIN_NUMBERS
             and state.aggregation is None
             and state.metadata is None
@@ -72,7 +81,9 @@ class ScalarMethods:
             step = state.resolve_step(tag, step)
             state.events.add(Job(SCALAR, (tag, number, step, time.time())))
             return
-        scalars.log_scalar(state, tag, value, step, walltime, reduce, new_style, double_precision)
+        scalars.log_scalar(
+            state, tag, value, step, walltime, reduce, new_style, double_precision, window
+        )
 
     def add_scalars(
         self,

@@ -22,7 +22,7 @@ from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.anomaly import QUANTILES, quantiles_from_order_stats
 from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready
-from gpu_summary._writer import jobs
+from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
@@ -74,6 +74,7 @@ def log_histogram(
     bins: str | int | Sequence[float] = "tensorflow",
     walltime: float | None = None,
     max_bins: int | None = None,
+    window: int | None = None,
 ) -> None:
     """SummaryWriter.add_histogram, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
@@ -82,6 +83,13 @@ def log_histogram(
         max_bins = arguments.check_positive_int(
             max_bins, "max_bins", "ask for at least one bucket, e.g. max_bins=64"
         )
+    if window is not None:
+        size = windows.check_window(window)
+        backend, array = backend_for(values, "values")
+        step = state.resolve_step(tag, step)
+        windows.add_histogram(state, tag, backend, array, step, wall, mode, spec, max_bins, size)
+        return
+    state.windows.check_plain("histogram", tag)
     backend, array = backend_for(values, "values")
     pending: Pending[HistogramResult] | None = None
     if mode == "numpy_rule":

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from gpu_summary import distributed as _distributed
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
-from gpu_summary._writer import jobs
+from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.state import WriterState
 from gpu_summary.distributed import AggregationFailed
 
@@ -24,9 +24,24 @@ def log_scalar(
     reduce: str = "mean",
     new_style: bool = False,
     double_precision: bool = False,
+    window: int | None = None,
 ) -> None:
-    """SummaryWriter.add_scalar for values other than plain numbers (or ``new_style``)."""
+    """SummaryWriter.add_scalar for values other than plain numbers (or ``new_style``, or
+    ``window``)."""
     tag, step, wall = state.begin(tag, step, walltime)
+    if window is not None:
+        size = windows.check_window(window)
+        if type(value) is int:
+            value = arguments.to_float(value)
+        backend, array = backend_for(value, "scalar_value")
+        if getattr(array, "size", 1) != 1:
+            raise ValueError(f"scalar_value must be a single number, got an array of shape "
+                             f"{tuple(array.shape)}")  # fmt: skip
+        windows.check_reductions(reduce)
+        step = state.resolve_step(tag, step)
+        windows.add_scalar(state, tag, backend, array, step, wall, reduce, size)
+        return
+    state.windows.check_plain("scalar", tag)
     if reduce not in _distributed.REDUCTIONS:
         raise ValueError(f"reduce must be one of {list(_distributed.REDUCTIONS)}, got {reduce!r}")
     if type(value) is int:  # beyond float64 it would become an object array: ±inf instead

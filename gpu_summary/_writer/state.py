@@ -21,9 +21,10 @@ from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._embedding.files import ProjectorFiles
 from gpu_summary._events.writer import EventFileWriter, NullEventWriter
-from gpu_summary._writer import jobs
+from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary._writer.session import RunSession
+from gpu_summary._writer.windows import Windows
 from gpu_summary.proto import summary_pb2
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class WriterState:
             self.events = NullEventWriter(reopens)
         self.steps: dict[str, int] = {}
         self.steps_lock = threading.Lock()
+        self.windows = Windows()  # window=K: the open windows, the size of each windowed tag
         self.session = RunSession(self.events)
         self.hparams_runs: set[str] = set()  # add_hparams' run folders so far
         # add_custom_scalars' layout so far ({category: {chart: (kind, tags)}}), and how
@@ -179,6 +181,7 @@ class WriterState:
 
     def flush(self, fsync: bool) -> None:
         """Every collective queued so far run (this rank), then the files flushed."""
+        windows.flush(self)  # the windows still open: their steps so far, one record each
         if self.aggregation is not None:
             self.aggregation.aggregator.wait()
             self.aggregation.aggregator.raise_error()
@@ -191,6 +194,8 @@ class WriterState:
         for monitor in self.monitors:
             monitor.stop()
         self.monitors.clear()
+        if not self.events.closed:
+            windows.flush(self)
         aggregation = self.aggregation
         if aggregation is not None and not self.events.closed:
             aggregation.aggregator.close()

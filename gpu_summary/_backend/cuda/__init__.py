@@ -24,6 +24,7 @@ from gpu_summary._backend.cuda.reduce import (
     tensor_stats,
 )
 from gpu_summary._backend.cuda.runtime import MOMENT_RTOL, warm_up
+from gpu_summary._backend.cuda.windows import window_add, window_open, window_result
 
 __all__ = [
     "MOMENT_RTOL",
@@ -43,4 +44,7 @@ __all__ = [
     "thumbnails",
     "to_host",
     "warm_up",
+    "window_add",
+    "window_open",
+    "window_result",
 ]

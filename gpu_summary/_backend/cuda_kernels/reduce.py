@@ -99,8 +99,65 @@ def reduce_shared_bytes(mode: int, n_limits: int = 0, bins: int = 0) -> int:
     return bins * 4
 
 
+@dataclasses.dataclass(frozen=True)
+class WindowBuffer:
+    """Byte offsets of one window's device buffer: the counts of every step added in place,
+    each step's stats in a slot of its own (so nothing is zeroed or copied between steps)::
+
+        [counts u64 x n_buckets | stats u64 x 8 x size | blocks_done u64 x size |
+         block partials u64 x 8 x grid | caller limits f64 x n_limits]
+
+    The first ``zero_bytes`` must be zero before the first step; ``result_bytes(slots)`` (the
+    counts and the first ``slots`` stats) are what is copied back at the window's end. Steps
+    run one after another (on one stream, or ordered across streams), so they share the
+    block partials."""
+
+    n_buckets: int
+    size: int
+    grid: int
+    n_limits: int = 0
+
+    @property
+    def stats(self) -> int:
+        return 8 * self.n_buckets
+
+    def slot_stats(self, slot: int) -> int:
+        return self.stats + 8 * STATS_WORDS * slot
+
+    def slot_done(self, slot: int) -> int:
+        return self.stats + 8 * STATS_WORDS * self.size + 8 * slot
+
+    def result_bytes(self, slots: int) -> int:
+        return self.slot_stats(slots)
+
+    @property
+    def zero_bytes(self) -> int:
+        return self.slot_done(self.size)
+
+    @property
+    def block_stats(self) -> int:
+        return self.zero_bytes
+
+    @property
+    def limits(self) -> int:
+        return self.block_stats + 8 * STATS_WORDS * self.grid
+
+    @property
+    def total_bytes(self) -> int:
+        return self.limits + 8 * self.n_limits
+
+
+def parse_window(raw: np.ndarray, n_buckets: int, slots: int) -> tuple[np.ndarray, list]:
+    """(int64 counts, each slot's TensorStats) from a WindowBuffer's result bytes."""
+    counts = raw[: 8 * n_buckets].view(np.uint64).astype(np.int64)
+    step = 8 * STATS_WORDS
+    stats = [parse_stats(raw[8 * n_buckets + k * step : 8 * n_buckets + (k + 1) * step])
+             for k in range(slots)]  # fmt: skip
+    return counts, stats
+
+
 def reduce_args(
-    buffer: ReduceBuffer,
+    buffer: ReduceBuffer | WindowBuffer,
     base: int,
     mode: int,
     data: int,
@@ -111,6 +168,7 @@ def reduce_args(
     limits: int = 0,
     n_limits: int = 0,
     bins: int = 0,
+    slot: int = 0,
 ) -> tuple:
     """gs_reduce's arguments, each a NumPy scalar of the parameter's exact width.
 
@@ -121,8 +179,13 @@ def reduce_args(
             ``shape``/``strides`` (``cuda_kernels/layout.py``; at most MAX_DIMS dimensions).
         limits: device address of ``n_limits`` caller limits (EDGES mode).
         bins: even buckets (EVEN mode).
+        slot: a WindowBuffer's step whose stats slot this launch writes.
     """
     shared = in_shared_memory(mode, n_limits, bins)
+    if isinstance(buffer, WindowBuffer):
+        stats, done = buffer.slot_stats(slot), buffer.slot_done(slot)
+    else:
+        stats, done = buffer.stats, buffer.blocks_done
     return (
         *layout_args(data, n, shape, strides),
         np.uint64(limits),
@@ -131,9 +194,9 @@ def reduce_args(
         np.int32(shared),  # shared_counts
         np.int32(bins),
         np.uint64(base),
-        np.uint64(base + buffer.stats),
+        np.uint64(base + stats),
         np.uint64(base + buffer.block_stats),
-        np.uint64(base + buffer.blocks_done),
+        np.uint64(base + done),
     )
 
 

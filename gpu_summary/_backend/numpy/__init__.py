@@ -29,6 +29,7 @@ from gpu_summary._backend.numpy.reduce import (
     scalar,
     tensor_stats,
 )
+from gpu_summary._backend.numpy.windows import window_add, window_open, window_result
 
 __all__ = [
     "anomaly",
@@ -51,4 +52,7 @@ __all__ = [
     "thumbnail_size",
     "thumbnails",
     "to_host",
+    "window_add",
+    "window_open",
+    "window_result",
 ]

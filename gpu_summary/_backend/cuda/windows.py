@@ -1,0 +1,109 @@
+"""The device backend's windows (``gs_reduce`` launched into one buffer per window): each
+step's counts added in place by the kernel's atomics, its moments written to a stats slot of
+its own, so a step costs one launch — no allocation, memset, copy or event — and the window's
+end one copy of the counts and the slots. The NumPy backend's ``windows`` is the
+specification (counts exact, moments within ``MOMENT_RTOL``)."""
+
+from __future__ import annotations
+
+import cupy
+import numpy as np
+
+from gpu_summary._backend.cuda import runtime
+from gpu_summary._backend.cuda.device_tensor import DeviceArray
+from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
+from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._core import ladder as _ladder
+from gpu_summary._core.results import Pending, TensorStats
+
+_MOST_WORK = 1 << 62  # a grid for any tensor: one full wave of the device
+
+
+class DeviceWindow:
+    """One window's device buffer (``reduce_abi.WindowBuffer``), zeroed once on the first
+    step's stream; later steps on other streams are ordered after the earlier ones."""
+
+    def __init__(self, limits: np.ndarray | None, size: int, like: DeviceArray,
+                 histogram: bool) -> None:  # fmt: skip
+        self.device = like.device_id
+        self.stream = like.stream
+        if not histogram:
+            self.mode, n_buckets, n_limits = reduce_abi.STATS, 0, 0
+        elif limits is None:
+            self.mode, n_buckets, n_limits = reduce_abi.LADDER, _ladder.N_LIMITS, 0
+        else:
+            self.mode, n_buckets, n_limits = reduce_abi.EDGES, int(limits.size), int(limits.size)
+        self.n_limits = n_limits
+        with cupy.cuda.Device(self.device), self.stream:
+            kernel = self._kernel(like.dtype_name)
+            shared = reduce_abi.reduce_shared_bytes(self.mode, n_limits)
+            grid = runtime.grid_for(self.device, _MOST_WORK, kernel, shared)
+            self.buffer = reduce_abi.WindowBuffer(n_buckets, size, grid, n_limits)
+            self.memory = cupy.cuda.alloc(self.buffer.total_bytes)
+            cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.buffer.zero_bytes,
+                                          self.stream.ptr)  # fmt: skip
+            self.staging = None
+            if n_limits:
+                self.staging = runtime.stage(
+                    np.asarray(limits, np.float64),
+                    self.memory.ptr + self.buffer.limits,
+                    self.stream,
+                )
+        self.keep: list[object] = []  # contiguous copies of odd layouts, until the end
+
+    def _kernel(self, dtype: str) -> object:
+        expression = reduce_abi.reduce_expression(dtype, self.mode)
+        return runtime.kernel(self.device, kernel_sources.REDUCE_FILE, expression, dtype)
+
+    def add(self, values: DeviceArray, slot: int) -> None:
+        if values.device_id != self.device:
+            raise TypeError(
+                f"values is on device {values.device_id}, but this window's earlier "
+                f"steps were on device {self.device}; keep a window on one device"
+            )
+        with cupy.cuda.Device(self.device), values.stream:
+            if values.stream.ptr != self.stream.ptr:  # after the earlier steps (no host wait)
+                event = cupy.cuda.Event(disable_timing=True)
+                event.record(self.stream)
+                values.stream.wait_event(event)
+                self.stream = values.stream
+            pointer, shape, strides, keep = runtime.flat_source(values)
+            if keep is not values.array:
+                self.keep.append(keep)
+            kernel = self._kernel(values.dtype_name)
+            shared = reduce_abi.reduce_shared_bytes(self.mode, self.n_limits)
+            grid = min(self.buffer.grid, runtime.grid_for(self.device, int(values.size), kernel,
+                                                          shared))  # fmt: skip
+            limits = self.memory.ptr + self.buffer.limits if self.n_limits else 0
+            args = reduce_abi.reduce_args(self.buffer, self.memory.ptr, self.mode, pointer,
+                                          int(values.size), shape, strides, limits=limits,
+                                          n_limits=self.n_limits, slot=slot)  # fmt: skip
+            kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
+
+    def result(self, slots: int) -> Pending[tuple[np.ndarray, list[TensorStats]]]:
+        n_buckets = self.buffer.n_buckets
+        with cupy.cuda.Device(self.device), self.stream:
+            host, event = runtime.launch_copy(self.memory, self.buffer.result_bytes(slots),
+                                              self.stream)  # fmt: skip
+
+            def parse(raw: np.ndarray) -> tuple[np.ndarray, list[TensorStats]]:
+                return reduce_abi.parse_window(raw, n_buckets, slots)
+
+            keep = (self.memory, self.staging, *self.keep)
+            return runtime.DevicePending(event, host, parse, keep)
+
+
+def window_open(limits: np.ndarray | None, size: int, like: DeviceArray,
+                histogram: bool = True) -> DeviceWindow:  # fmt: skip
+    """An empty window of ``size`` steps on ``like``'s device (one allocation and memset)."""
+    return DeviceWindow(limits, size, like, histogram)
+
+
+def window_add(window: DeviceWindow, values: DeviceArray, slot: int) -> None:
+    """One step into the window: a single gs_reduce launch on the values' stream, no sync."""
+    window.add(values, slot)
+
+
+def window_result(window: DeviceWindow, slots: int) -> Pending[tuple[np.ndarray, list]]:
+    """The window's counts and its first ``slots`` steps' stats: one asynchronous copy."""
+    return window.result(slots)

@@ -1,0 +1,265 @@
+"""``window=K``: a histogram or scalar of every step, one record per K steps.
+
+Each windowed call adds its values into an accumulator on the tensor's backend (on a device:
+one launch into the window's buffer, nothing zeroed, copied or recorded per step; on the host:
+NumPy's counts added up). At the K-th call for a tag — or, for a window still open, at
+``flush()`` and ``close()`` — the window's result is copied back once and written as one
+record at its last step: the histogram of every value of every step (counts and min/max
+exact, moments within the backends' tolerance), or the scalar reductions of the steps'
+values. NaN and ±Inf of the window are counted; the first step holding one is written beside
+the record (``<tag>/window/nonfinite``, ``<tag>/window/first_nonfinite_step``) and reported
+to ``on_anomaly``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gpu_summary._core import arguments
+from gpu_summary._core import ladder as _ladder
+from gpu_summary._core.anomaly import AnomalyReport
+from gpu_summary._core.results import HistogramResult, Pending, TensorStats
+from gpu_summary._writer import jobs
+from gpu_summary.proto import summary_pb2
+from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
+
+if TYPE_CHECKING:
+    from gpu_summary._writer.state import WriterState
+
+# add_scalar(window=K)'s reductions of the window's values.
+SCALAR_REDUCTIONS = ("mean", "min", "max", "sum", "last")
+MAX_WINDOW = 1 << 20  # steps a window may span
+
+
+@dataclasses.dataclass
+class OpenWindow:
+    """A window between its first and last step."""
+
+    kind: str  # "histogram" or "scalar"
+    size: int
+    backend: object
+    accumulator: object
+    limits: np.ndarray | None = None  # histogram: the buckets (None: the ladder)
+    max_bins: int | None = None
+    reductions: tuple[str, ...] = ()
+    steps: list[int] = dataclasses.field(default_factory=list)
+    wall: float = 0.0
+
+
+class Windows:
+    """A writer's windows: the open ones and the size each windowed tag was given."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: dict[tuple[str, str], OpenWindow] = {}
+        self.sizes: dict[tuple[str, str], int] = {}
+
+    def check_plain(self, kind: str, tag: str) -> None:
+        """Raise ValueError if ``tag`` was logged with a window (a plain call would write a
+        second series of other meaning under the same tag)."""
+        size = self.sizes.get((kind, tag))
+        if size is not None:
+            raise ValueError(f"{kind} {tag!r} is logged with window={size}; keep window={size} "
+                             "on every call of this tag, or log the plain values under "
+                             "another tag")  # fmt: skip
+
+
+def check_window(window: object) -> int:
+    """``window``, an int in [1, MAX_WINDOW]."""
+    size = arguments.check_count(window, "window", MAX_WINDOW)
+    if size < 1:
+        raise ValueError("window must be at least 1 (the number of steps a record covers)")
+    return size
+
+
+def check_reductions(reduce: object) -> tuple[str, ...]:
+    """``add_scalar(window=K)``'s ``reduce``: one of SCALAR_REDUCTIONS or a tuple of them."""
+    names = (reduce,) if isinstance(reduce, str) else reduce
+    if (
+        not isinstance(names, (tuple, list))
+        or not names
+        or not all(isinstance(n, str) and n in SCALAR_REDUCTIONS for n in names)
+    ):
+        raise ValueError(f"with window, reduce must be one of {list(SCALAR_REDUCTIONS)} or a tuple "
+                         f"of them, got {reduce!r}")  # fmt: skip
+    if len(set(names)) != len(names):
+        raise ValueError(f"reduce names a reduction twice: {reduce!r}")
+    return tuple(names)
+
+
+def _add(state: WriterState, key: tuple[str, str], make: OpenWindow, backend: object,
+         array: object, step: int, wall: float) -> OpenWindow | None:  # fmt: skip
+    """Add one step to the window of ``key`` (opened from ``make`` when none is); the window,
+    if this step completed it."""
+    windows = state.windows
+    kind, tag = key
+    with windows.lock:
+        known = windows.sizes.get(key)
+        if known is not None and known != make.size:
+            raise ValueError(f"{kind} {tag!r} is logged with window={known}; a window keeps its "
+                             f"size (got window={make.size})")  # fmt: skip
+        current = windows.open.get(key)
+        if current is not None:
+            same = current.backend is backend and current.reductions == make.reductions and (
+                (current.limits is None and make.limits is None)
+                or (current.limits is not None and make.limits is not None
+                    and np.array_equal(current.limits, make.limits))
+            )  # fmt: skip
+            if not same:
+                raise ValueError(f"{kind} {tag!r}: every step of a window needs the same bins "
+                                 "(or reduce) and the same device; finish the window first "
+                                 "(flush()) or use another tag")  # fmt: skip
+        else:
+            make.accumulator = backend.window_open(make.limits, make.size, array,
+                                                   kind == "histogram")  # fmt: skip
+            current = windows.open[key] = make
+        backend.window_add(current.accumulator, array, len(current.steps))
+        windows.sizes[key] = make.size
+        current.steps.append(step)
+        current.wall = wall
+        if len(current.steps) < current.size:
+            return None
+        del windows.open[key]
+        return current
+
+
+def add_histogram(state: WriterState, tag: str, backend: object, array: object, step: int,
+                  wall: float, mode: str, spec: object, max_bins: int | None,
+                  size: int) -> None:  # fmt: skip
+    """One step of ``add_histogram(..., window=size)``."""
+    if mode not in ("ladder", "edges"):
+        raise ValueError("window needs buckets that stay put: bins='tensorflow' or edges (each "
+                         "step's counts are added to the window's); bins=n and numpy's "
+                         "estimators follow each step's range")  # fmt: skip
+    if state.aggregation is not None:
+        raise ValueError("window is not merged across ranks yet; log the window on one rank, "
+                         "or without window")  # fmt: skip
+    make = OpenWindow("histogram", size, backend, None, limits=spec, max_bins=max_bins)
+    done = _add(state, ("histogram", tag), make, backend, array, step, wall)
+    if done is not None:
+        _write(state, tag, done)
+
+
+def add_scalar(state: WriterState, tag: str, backend: object, array: object, step: int,
+               wall: float, reduce: object, size: int) -> None:  # fmt: skip
+    """One step of ``add_scalar(..., window=size, reduce=...)``."""
+    reductions = check_reductions(reduce)
+    if state.aggregation is not None:
+        raise ValueError("window is not merged across ranks yet; log the window on one rank, "
+                         "or without window")  # fmt: skip
+    make = OpenWindow("scalar", size, backend, None, reductions=reductions)
+    done = _add(state, ("scalar", tag), make, backend, array, step, wall)
+    if done is not None:
+        _write(state, tag, done)
+
+
+def flush(state: WriterState) -> None:
+    """Write every window still open (partial: the steps so far), before a flush or close."""
+    with state.windows.lock:
+        opened = list(state.windows.open.items())
+        state.windows.open.clear()
+    for (_, tag), window in opened:
+        _write(state, tag, window)
+
+
+def merged_stats(stats: list[TensorStats]) -> TensorStats:
+    """The stats of the steps' values together (sums in step order)."""
+    finite = [s for s in stats if s.count]
+    return TensorStats.of(
+        sum(s.count for s in stats),
+        min((s.min for s in finite), default=0.0),
+        max((s.max for s in finite), default=0.0),
+        sum(s.sum for s in stats),
+        sum(s.sum_squares for s in stats),
+        sum(s.nan for s in stats),
+        sum(s.posinf for s in stats),
+        sum(s.neginf for s in stats),
+    )
+
+
+def _first_nonfinite(stats: list[TensorStats], steps: list[int]) -> int | None:
+    for one, step in zip(stats, steps, strict=True):
+        if one.nan or one.posinf or one.neginf:
+            return step
+    return None
+
+
+def _scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
+    return summary_pb2.Summary.Value(tag=tag, simple_value=value)
+
+
+def _reduced(name: str, stats: list[TensorStats]) -> float:
+    whole = merged_stats(stats)
+    if name == "last":
+        last = stats[-1]
+        if last.count:
+            return last.sum
+        return math.nan if last.nan else (math.inf if last.posinf else -math.inf)
+    if not whole.count:
+        return math.nan
+    return {"mean": whole.sum / whole.count, "min": whole.min, "max": whole.max,
+            "sum": whole.sum}[name]  # fmt: skip
+
+
+def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
+    """Queue the record of a finished (or flushed) window, at its last step."""
+    if not state.writes_files:
+        return
+    steps = list(window.steps)
+    pending = window.backend.window_result(window.accumulator, len(steps))
+    last = steps[-1]
+
+    def extras(stats: list[TensorStats]) -> list[summary_pb2.Summary.Value]:
+        first = _first_nonfinite(stats, steps)
+        if first is None:
+            return []
+        bad = sum(s.nan + s.posinf + s.neginf for s in stats)
+        return [_scalar_value(f"{tag}/window/nonfinite", float(bad)),
+                _scalar_value(f"{tag}/window/first_nonfinite_step", float(first))]  # fmt: skip
+
+    if window.kind == "histogram":
+        limits = _ladder.LIMITS if window.limits is None else window.limits
+        max_bins = window.max_bins
+
+        def build() -> summary_pb2.Summary:
+            counts, stats = pending.result()
+            result = HistogramResult(limits=limits, counts=counts, stats=merged_stats(stats))
+            if max_bins is not None:
+                result = merge_buckets(result, max_bins)
+            summary = histogram_summary(tag, result, window.limits is None)
+            summary.value.extend(extras(stats))
+            return summary
+
+        nbytes = 16 * limits.size
+    else:
+        reductions = window.reductions
+
+        def build() -> summary_pb2.Summary:
+            _, stats = pending.result()
+            values = [_scalar_value(tag if k == 0 else f"{tag}/{name}", _reduced(name, stats))
+                      for k, name in enumerate(reductions)]  # fmt: skip
+            return summary_pb2.Summary(value=values + extras(stats))
+
+        nbytes = 64 * len(steps)
+    state.events.add(jobs.summary(f"{window.kind} window", tag, last, window.wall, build, nbytes))
+    callback = state.on_anomaly
+    if callback is not None:
+        state.events.add(jobs.call_back(lambda: _report(tag, pending, steps, callback),
+                                        f"on_anomaly for the window of {tag!r}"))  # fmt: skip
+
+
+def _report(tag: str, pending: Pending, steps: list[int], callback: object) -> None:
+    _, stats = pending.result()
+    first = _first_nonfinite(stats, steps)
+    if first is None:
+        return
+    whole = merged_stats(stats)
+    callback(AnomalyReport(tag=tag, step=first, nan=whole.nan, posinf=whole.posinf,
+                           neginf=whole.neginf, below=0, above=0, count=whole.count,
+                           positions=(), quantiles={}, whiskers=None,
+                           heatmap=np.zeros((0, 0)), tensors=(tag,)))  # fmt: skip
