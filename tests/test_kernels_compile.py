@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
@@ -93,6 +94,22 @@ def test_launch_arguments_match_kernel_parameters():
         assert len(args) == len(parameters), (kernel, parameters)
         for parameter, arg in zip(parameters, args, strict=True):
             assert (arg.dtype.kind, arg.dtype.itemsize) == _width(parameter), (kernel, parameter)
+
+
+def test_a_window_gives_each_step_its_stats_slot():
+    buffer = reduce_abi.WindowBuffer(n_buckets=3, size=4, grid=2, n_limits=5)
+    assert [buffer.slot_stats(k) for k in range(4)] == [24, 88, 152, 216]
+    assert [buffer.slot_done(k) for k in range(4)] == [280, 288, 296, 304]
+    assert (buffer.zero_bytes, buffer.block_stats, buffer.limits) == (312, 312, 440)
+    assert buffer.result_bytes(2) == 152 and buffer.total_bytes == 480
+    args = reduce_abi.reduce_args(buffer, 1000, reduce_abi.EDGES, 8, 10, [2, 5], [7, 1],
+                                  limits=1440, n_limits=5, slot=2)  # fmt: skip
+    assert [int(a) for a in args[-4:]] == [1000, 1152, 1312, 1296]  # counts, slot 2, ...
+    raw = np.zeros(buffer.result_bytes(2), np.uint8)
+    raw[:24].view(np.uint64)[:] = [1, 2, 3]
+    raw[88:96].view(np.uint64)[0] = 7  # slot 1's count
+    counts, stats = reduce_abi.parse_window(raw, 3, 2)
+    assert counts.tolist() == [1, 2, 3] and [s.count for s in stats] == [0, 7]
 
 
 def test_reduce_args_pad_the_layout_and_place_the_buffer():
