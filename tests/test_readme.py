@@ -5,6 +5,8 @@ from __future__ import annotations
 import pathlib
 import re
 
+import pytest
+
 from conftest import legacy_reader, plugin_reader
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -19,7 +21,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_python_example_runs(tmp_path, monkeypatch):
     examples = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
-    assert len(examples) == 2
+    assert len(examples) == 3
     monkeypatch.chdir(tmp_path)
     namespaces = [{} for _ in examples]
     for example, namespace in zip(examples, namespaces, strict=True):  # each on its own
@@ -44,6 +46,11 @@ def test_python_example_runs(tmp_path, monkeypatch):
     seed_config = (seed / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "embedding_projector:00001"' in seed_config
     assert len(list((seed / "projector").glob("projector.*.log"))) == 1
+    windows = legacy_reader(tmp_path / "runs" / "windows")
+    records = windows.Histograms("grad/fc1")
+    assert [e.step for e in records] == list(range(99, 1000, 100))
+    assert all(e.histogram_value.num == 100 * 10_000 for e in records)
+    assert windows.Scalars("loss/min")[0].value == pytest.approx(1 / 100)
 
 
 def test_the_sigterm_recipe_is_the_one_the_reliability_test_runs():
