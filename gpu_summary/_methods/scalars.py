@@ -6,7 +6,7 @@ import time
 
 from gpu_summary._core import arguments
 from gpu_summary._events.jobs import Job
-from gpu_summary._writer import scalars
+from gpu_summary._writer import scalars, windows
 from gpu_summary._writer.jobs import SCALAR
 from gpu_summary._writer.state import WriterState
 
@@ -62,9 +62,7 @@ class ScalarMethods:
         step = global_step
         state = self._state
         if (
-            window is None
-            and not state.windows.sizes
-            and not new_style
+            not new_style
             and type(value) in _PLAIN_NUMBERS
             and state.aggregation is None
             and state.metadata is None
@@ -78,9 +76,17 @@ class ScalarMethods:
             )
         ):
             number = arguments.to_float(value)  # an int beyond float64: ±inf
-            step = state.resolve_step(tag, step)
-            state.events.add(Job(SCALAR, (tag, number, step, time.time())))
-            return
+            if window is None and (
+                not state.windows.sizes or ("scalar", tag) not in state.windows.sizes
+            ):
+                step = state.resolve_step(tag, step)
+                state.events.add(Job(SCALAR, (tag, number, step, time.time())))
+                return
+            if window is not None and not state.events.closed:
+                resolved = state.resolve_step(tag, step)
+                if windows.add_number(state, tag, number, resolved, time.time(), window, reduce):
+                    return
+                step = resolved  # not an open window of this tag yet: the full path opens one
         scalars.log_scalar(
             state, tag, value, step, walltime, reduce, new_style, double_precision, window
         )

@@ -7,6 +7,8 @@ import json
 import os
 from collections.abc import Mapping
 
+import numpy as np
+
 from gpu_summary import distributed as _distributed
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
@@ -33,6 +35,10 @@ def log_scalar(
         size = windows.check_window(window)
         if type(value) is int:
             value = arguments.to_float(value)
+        if type(value) is float or isinstance(value, (np.floating, np.integer, np.bool_)):
+            step = state.resolve_step(tag, step)  # a plain number: counted in Python
+            windows.add_scalar(state, tag, windows.NUMBERS, float(value), step, wall, reduce, size)
+            return
         backend, array = backend_for(value, "scalar_value")
         if getattr(array, "size", 1) != 1:
             raise ValueError(f"scalar_value must be a single number, got an array of shape "

@@ -23,7 +23,7 @@ import numpy as np
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.anomaly import AnomalyReport
-from gpu_summary._core.results import HistogramResult, Pending, TensorStats
+from gpu_summary._core.results import HistogramResult, Pending, Ready, TensorStats
 from gpu_summary._writer import jobs
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
@@ -47,6 +47,7 @@ class OpenWindow:
     limits: np.ndarray | None = None  # histogram: the buckets (None: the ladder)
     max_bins: int | None = None
     reductions: tuple[str, ...] = ()
+    reduce_argument: object = None  # as add_scalar was given it (the hot path compares it)
     steps: list[int] = dataclasses.field(default_factory=list)
     wall: float = 0.0
 
@@ -90,6 +91,26 @@ def check_reductions(reduce: object) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"reduce names a reduction twice: {reduce!r}")
     return tuple(names)
+
+
+class NumberWindow:
+    """The backend of a window of plain numbers (Python or NumPy scalars on the host): each
+    step's stats made in Python, without an array (the same TensorStats NumPy would give)."""
+
+    @staticmethod
+    def window_open(limits: object, size: int, like: object, histogram: bool) -> list:
+        return []
+
+    @staticmethod
+    def window_add(window: list, value: float, slot: int) -> None:
+        window.append(value)
+
+    @staticmethod
+    def window_result(window: list, slots: int) -> Ready:
+        return Ready((None, np.array(window[:slots], np.float64)))
+
+
+NUMBERS = NumberWindow()
 
 
 def _add(state: WriterState, key: tuple[str, str], make: OpenWindow, backend: object,
@@ -145,6 +166,26 @@ def add_histogram(state: WriterState, tag: str, backend: object, array: object, 
         _write(state, tag, done)
 
 
+def add_number(state: WriterState, tag: str, value: float, step: int, wall: float, size: object,
+               reduce: object) -> bool:  # fmt: skip
+    """The hot path of ``add_scalar(window=...)`` for a plain number: one more step of an open
+    window of ``tag`` with this size and reduce; False (nothing done) when there is none."""
+    windows = state.windows
+    with windows.lock:
+        current = windows.open.get(("scalar", tag))
+        if (current is None or current.size != size or current.backend is not NUMBERS
+                or current.reduce_argument != reduce):  # fmt: skip
+            return False
+        current.accumulator.append(value)
+        current.steps.append(step)
+        current.wall = wall
+        if len(current.steps) < current.size:
+            return True
+        del windows.open[("scalar", tag)]
+    _write(state, tag, current)
+    return True
+
+
 def add_scalar(state: WriterState, tag: str, backend: object, array: object, step: int,
                wall: float, reduce: object, size: int) -> None:  # fmt: skip
     """One step of ``add_scalar(..., window=size, reduce=...)``."""
@@ -152,7 +193,8 @@ def add_scalar(state: WriterState, tag: str, backend: object, array: object, ste
     if state.aggregation is not None:
         raise ValueError("window is not merged across ranks yet; log the window on one rank, "
                          "or without window")  # fmt: skip
-    make = OpenWindow("scalar", size, backend, None, reductions=reductions)
+    make = OpenWindow("scalar", size, backend, None, reductions=reductions,
+                      reduce_argument=reduce)  # fmt: skip
     done = _add(state, ("scalar", tag), make, backend, array, step, wall)
     if done is not None:
         _write(state, tag, done)
@@ -182,24 +224,49 @@ def merged_stats(stats: list[TensorStats]) -> TensorStats:
     )
 
 
-def _first_nonfinite(stats: list[TensorStats], steps: list[int]) -> int | None:
-    for one, step in zip(stats, steps, strict=True):
-        if one.nan or one.posinf or one.neginf:
-            return step
-    return None
+@dataclasses.dataclass
+class Steps:
+    """A window's steps together: their stats, the index of the first step holding NaN or
+    ±Inf (None: none did), and the last step's value (scalars)."""
+
+    whole: TensorStats
+    first_bad: int | None
+    last: float
+
+    @property
+    def nonfinite(self) -> int:
+        return self.whole.nan + self.whole.posinf + self.whole.neginf
+
+
+def summarize(stats: list[TensorStats] | np.ndarray) -> Steps:
+    """:class:`Steps` from each step's stats, or from plain numbers' values (one per step)."""
+    if isinstance(stats, np.ndarray):
+        finite = np.isfinite(stats)
+        good = stats[finite]
+        whole = TensorStats.of(good.size, good.min() if good.size else 0.0,
+                               good.max() if good.size else 0.0, good.sum(),
+                               np.dot(good, good), np.count_nonzero(np.isnan(stats)),
+                               np.count_nonzero(stats == np.inf),
+                               np.count_nonzero(stats == -np.inf))  # fmt: skip
+        first = None if finite.all() else int(np.argmin(finite))
+        return Steps(whole, first, float(stats[-1]))
+    first = next((k for k, s in enumerate(stats) if s.nan or s.posinf or s.neginf), None)
+    last = stats[-1]
+    if last.count:
+        value = last.sum
+    else:
+        value = math.nan if last.nan else (math.inf if last.posinf else -math.inf)
+    return Steps(merged_stats(stats), first, value)
 
 
 def _scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
     return summary_pb2.Summary.Value(tag=tag, simple_value=value)
 
 
-def _reduced(name: str, stats: list[TensorStats]) -> float:
-    whole = merged_stats(stats)
+def _reduced(name: str, steps: Steps) -> float:
+    whole = steps.whole
     if name == "last":
-        last = stats[-1]
-        if last.count:
-            return last.sum
-        return math.nan if last.nan else (math.inf if last.posinf else -math.inf)
+        return steps.last
     if not whole.count:
         return math.nan
     return {"mean": whole.sum / whole.count, "min": whole.min, "max": whole.max,
@@ -214,12 +281,11 @@ def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
     pending = window.backend.window_result(window.accumulator, len(steps))
     last = steps[-1]
 
-    def extras(stats: list[TensorStats]) -> list[summary_pb2.Summary.Value]:
-        first = _first_nonfinite(stats, steps)
-        if first is None:
+    def extras(together: Steps) -> list[summary_pb2.Summary.Value]:
+        if together.first_bad is None:
             return []
-        bad = sum(s.nan + s.posinf + s.neginf for s in stats)
-        return [_scalar_value(f"{tag}/window/nonfinite", float(bad)),
+        first = steps[together.first_bad]
+        return [_scalar_value(f"{tag}/window/nonfinite", float(together.nonfinite)),
                 _scalar_value(f"{tag}/window/first_nonfinite_step", float(first))]  # fmt: skip
 
     if window.kind == "histogram":
@@ -228,11 +294,12 @@ def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
 
         def build() -> summary_pb2.Summary:
             counts, stats = pending.result()
-            result = HistogramResult(limits=limits, counts=counts, stats=merged_stats(stats))
+            together = summarize(stats)
+            result = HistogramResult(limits=limits, counts=counts, stats=together.whole)
             if max_bins is not None:
                 result = merge_buckets(result, max_bins)
             summary = histogram_summary(tag, result, window.limits is None)
-            summary.value.extend(extras(stats))
+            summary.value.extend(extras(together))
             return summary
 
         nbytes = 16 * limits.size
@@ -240,10 +307,10 @@ def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
         reductions = window.reductions
 
         def build() -> summary_pb2.Summary:
-            _, stats = pending.result()
-            values = [_scalar_value(tag if k == 0 else f"{tag}/{name}", _reduced(name, stats))
+            together = summarize(pending.result()[1])
+            values = [_scalar_value(tag if k == 0 else f"{tag}/{name}", _reduced(name, together))
                       for k, name in enumerate(reductions)]  # fmt: skip
-            return summary_pb2.Summary(value=values + extras(stats))
+            return summary_pb2.Summary(value=values + extras(together))
 
         nbytes = 64 * len(steps)
     state.events.add(jobs.summary(f"{window.kind} window", tag, last, window.wall, build, nbytes))
@@ -254,12 +321,11 @@ def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
 
 
 def _report(tag: str, pending: Pending, steps: list[int], callback: object) -> None:
-    _, stats = pending.result()
-    first = _first_nonfinite(stats, steps)
-    if first is None:
+    together = summarize(pending.result()[1])
+    if together.first_bad is None:
         return
-    whole = merged_stats(stats)
-    callback(AnomalyReport(tag=tag, step=first, nan=whole.nan, posinf=whole.posinf,
-                           neginf=whole.neginf, below=0, above=0, count=whole.count,
-                           positions=(), quantiles={}, whiskers=None,
+    whole = together.whole
+    callback(AnomalyReport(tag=tag, step=steps[together.first_bad], nan=whole.nan,
+                           posinf=whole.posinf, neginf=whole.neginf, below=0, above=0,
+                           count=whole.count, positions=(), quantiles={}, whiskers=None,
                            heatmap=np.zeros((0, 0)), tensors=(tag,)))  # fmt: skip
