@@ -218,6 +218,11 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
             writer.add_scalar("train/sq_error_min", squared.min(), step)
             writer.add_scalar("train/sq_error_max", squared.max(), step)
             writer.add_scalars("compare", {"loss": loss, "ten_lr": 10 * lr}, step)
+            # Every step's values, one record per window (added up where the tensors live).
+            window = max(1, steps // 4)
+            writer.add_histogram("gradients/layer1_windowed", grad_w1, step, window=window)
+            writer.add_scalar("train/loss_windowed", loss, step, window=window,
+                              reduce=("mean", "min", "max"))  # fmt: skip
             writer.add_histograms({"layer1": w1, "layer2": w2}, step, prefix="weights/")
             writer.add_histograms(
                 {"layer1": grad_w1, "layer2": grad_w2}, step, prefix="gradients/",

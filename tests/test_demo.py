@@ -64,6 +64,14 @@ def test_demo_writes_every_kind(tmp_path):
     (video,) = acc.Images("samples/video")
     assert video.encoded_image_string.startswith(b"GIF8")
     assert "figures/loss_curve" in acc.Tags()["images"]  # matplotlib is in the test extra
+    # window=3 over 12 steps: four records, each of every value of its three steps
+    windowed = acc.Histograms("gradients/layer1_windowed")
+    assert [e.step for e in windowed] == [2, 5, 8, 11]
+    assert (
+        windowed[0].histogram_value.num
+        == 3 * acc.Histograms("gradients/layer1")[0].histogram_value.num
+    )
+    assert [e.step for e in acc.Scalars("train/loss_windowed/max")] == [2, 5, 8, 11]
     for sub in ("compare_loss", "compare_ten_lr"):  # add_scalars' runs
         assert len(legacy_reader(run / sub).Scalars("compare")) == 12
     config = (run / "projector_config.pbtxt").read_text()
