@@ -76,6 +76,10 @@ def _results(out: Path, size: int) -> list[dict]:
     return results
 
 
+def histogram_events(acc, tag):
+    return [(e.step, e.histogram_value) for e in acc.Histograms(tag)]
+
+
 def _check_scenario(tmp_path, results, size):
     logdir = tmp_path / "logs"
     shards = [dist_worker.shard(rank) for rank in range(size)]
@@ -132,6 +136,23 @@ def _check_scenario(tmp_path, results, size):
     assert [v for _, v in scalar("s/steps")] == [
         pytest.approx(step * size + (size - 1) / 2) for step in range(3)
     ]
+    # Windows merged across ranks once per window: the histogram of every rank's values of
+    # every step of the window; scalars reduced over every (rank, step).
+    windows = [(1, [0, 1]), (2, [2])]
+    for (step, got), (want_step, members) in zip(histogram_events(acc, "win/h"), windows,
+                                                 strict=True):  # fmt: skip
+        assert step == want_step
+        together = np.concatenate([v * (k + 1) for k in members for v in shards])
+        want = numpy_backend.histogram_fixed(together, None).result()
+        np.testing.assert_array_equal(np.asarray(got.bucket)[np.asarray(got.bucket) > 0],
+                                      want.counts[want.counts > 0])  # fmt: skip
+        assert (got.num, got.min, got.max) == (want.stats.count, want.stats.min, want.stats.max)
+    ranks = np.arange(size)
+    assert scalar("win/s") == [(1, pytest.approx((ranks.mean() * 2 + 1) / 2)),
+                               (2, pytest.approx(ranks.mean() + 2))]  # fmt: skip
+    assert scalar("win/s/max") == [(1, size), (2, size + 1)]
+    assert scalar("win/s/last") == [(1, pytest.approx(ranks.mean() + 1)),
+                                    (2, pytest.approx(ranks.mean() + 2))]  # fmt: skip
     # The PR curve of every rank's pairs: the counts summed, exactly.
     pairs = [dist_worker.pr_shard(values) for values in shards]
     want = numpy_backend.pr_counts(

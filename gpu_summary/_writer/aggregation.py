@@ -102,6 +102,36 @@ class Aggregation:
         aggregator.submit(_delivering(task, merged))
         return merged
 
+    def window(
+        self, local: Pending[tuple], tag: str, step: int, slots: int, n_buckets: int
+    ) -> Pending[tuple]:
+        """A window's ``(counts or None, [stats of each step])`` summed over the ranks, step by
+        step (the ranks' calls are in lockstep): one MIN collective of every step's range and
+        one SUM of the counts and every step's moments, once per window."""
+        identity = call_id("window", tag, step, slots, n_buckets)
+        description = f"the window of {tag!r} ending at step {step} ({slots} steps)"
+        merged = Merged()
+        aggregator = self.aggregator
+
+        def task() -> None:
+            counts, stats = local.result()
+            ranges = [_range(s) for s in stats]
+            lows, highs = aggregator.check_ranges(
+                identity, description, [r[0] for r in ranges], [r[1] for r in ranges]
+            )
+            packs = [np.zeros(0) if counts is None else counts.astype(np.float64)]
+            packs += [np.asarray(_stats_pack(s), np.float64) for s in stats]
+            total = aggregator.collective.total(np.concatenate(packs))
+            n = 0 if counts is None else counts.size
+            per_step = total[n:].reshape(slots, _STATS_WORDS)
+            merged.set((
+                None if counts is None else total[:n].astype(np.int64),
+                [_merged_stats(per_step[k], lows[k], highs[k]) for k in range(slots)],
+            ))  # fmt: skip
+
+        aggregator.submit(_delivering(task, merged))
+        return merged
+
     def histogram_even(
         self,
         stats: Pending[TensorStats],

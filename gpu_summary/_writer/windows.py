@@ -23,7 +23,7 @@ import numpy as np
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.anomaly import AnomalyReport
-from gpu_summary._core.results import HistogramResult, Pending, Ready, TensorStats
+from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready, TensorStats
 from gpu_summary._writer import jobs
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
@@ -110,6 +110,14 @@ class NumberWindow:
         return Ready((None, np.array(window[:slots], np.float64)))
 
 
+def _number_stats(value: float) -> TensorStats:
+    if math.isfinite(value):
+        return TensorStats.of(1, value, value, value, value * value, 0, 0, 0)
+    if math.isnan(value):
+        return TensorStats.of(0, 0.0, 0.0, 0.0, 0.0, 1, 0, 0)
+    return TensorStats.of(0, 0.0, 0.0, 0.0, 0.0, 0, value > 0, value < 0)
+
+
 NUMBERS = NumberWindow()
 
 
@@ -157,9 +165,6 @@ def add_histogram(state: WriterState, tag: str, backend: object, array: object, 
         raise ValueError("window needs buckets that stay put: bins='tensorflow' or edges (each "
                          "step's counts are added to the window's); bins=n and numpy's "
                          "estimators follow each step's range")  # fmt: skip
-    if state.aggregation is not None:
-        raise ValueError("window is not merged across ranks yet; log the window on one rank, "
-                         "or without window")  # fmt: skip
     make = OpenWindow("histogram", size, backend, None, limits=spec, max_bins=max_bins)
     done = _add(state, ("histogram", tag), make, backend, array, step, wall)
     if done is not None:
@@ -190,9 +195,6 @@ def add_scalar(state: WriterState, tag: str, backend: object, array: object, ste
                wall: float, reduce: object, size: int) -> None:  # fmt: skip
     """One step of ``add_scalar(..., window=size, reduce=...)``."""
     reductions = check_reductions(reduce)
-    if state.aggregation is not None:
-        raise ValueError("window is not merged across ranks yet; log the window on one rank, "
-                         "or without window")  # fmt: skip
     make = OpenWindow("scalar", size, backend, None, reductions=reductions,
                       reduce_argument=reduce)  # fmt: skip
     done = _add(state, ("scalar", tag), make, backend, array, step, wall)
@@ -253,7 +255,7 @@ def summarize(stats: list[TensorStats] | np.ndarray) -> Steps:
     first = next((k for k, s in enumerate(stats) if s.nan or s.posinf or s.neginf), None)
     last = stats[-1]
     if last.count:
-        value = last.sum
+        value = last.sum / last.count  # merged across ranks: their mean
     else:
         value = math.nan if last.nan else (math.inf if last.posinf else -math.inf)
     return Steps(merged_stats(stats), first, value)
@@ -275,11 +277,19 @@ def _reduced(name: str, steps: Steps) -> float:
 
 def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
     """Queue the record of a finished (or flushed) window, at its last step."""
-    if not state.writes_files:
-        return
     steps = list(window.steps)
     pending = window.backend.window_result(window.accumulator, len(steps))
     last = steps[-1]
+    if state.aggregation is not None:  # every rank's steps merged, once per window
+        local = pending
+        if window.backend is NUMBERS:  # each rank's numbers as per-step stats, to be summed
+            values = pending
+            local = Derived(lambda: (None, [_number_stats(v) for v in values.result()[1]]))
+        buckets = 0 if window.kind == "scalar" else (
+            _ladder.N_LIMITS if window.limits is None else window.limits.size)  # fmt: skip
+        pending = state.aggregation.window(local, tag, last, len(steps), buckets)
+    if not state.writes_files:
+        return
 
     def extras(together: Steps) -> list[summary_pb2.Summary.Value]:
         if together.first_bad is None:

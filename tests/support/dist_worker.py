@@ -60,6 +60,10 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
         writer.add_text("t", f"rank {rank} says hello", 0)
         labels, scores = pr_shard(values)
         writer.add_pr_curve("pr", labels, scores, 0, num_thresholds=33)
+        for step in range(3):  # a window of two steps, then one left open until close
+            writer.add_histogram("win/h", values * (step + 1), step, window=2)
+            writer.add_scalar("win/s", float(rank + step), step, window=2,
+                              reduce=("mean", "max", "last"))  # fmt: skip
         writer.add_image("i", np.full((4, 5), rank / max(1, size - 1)), 0, dataformats="HW")
         writer.add_hparams({"lr": 0.1, "rank_specific": "same"}, {"s/mean": None}, run_name=".")
         writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
