@@ -22,6 +22,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
+from gpu_summary._writer import windows
 
 if TYPE_CHECKING:
     from gpu_summary.writer import SummaryWriter
@@ -35,7 +36,13 @@ class Watch:
     """The hooks ``watch`` installed on one model; ``remove()`` takes them all out."""
 
     def __init__(
-        self, model: object, writer: SummaryWriter, log: str, every: int, anomaly: bool
+        self,
+        model: object,
+        writer: SummaryWriter,
+        log: str,
+        every: int,
+        anomaly: bool,
+        window: int | None = None,
     ) -> None:
         try:
             import torch
@@ -47,6 +54,7 @@ class Watch:
             raise ValueError(f"log must be one of {list(LOGS)}, got {log!r}")
         self.every = arguments.check_positive_int(every, "every", "log every step: every=1")
         self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
+        self.window = None if window is None else windows.check_window(window)
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False
@@ -78,9 +86,9 @@ class Watch:
             return
         grads = [(name, p.grad) for name, p in self._trainable if p.grad is not None]
         if grads:
-            self.writer.add_histograms(
-                grads, step, prefix="gradients/", check_nonfinite=self.anomaly
-            )
+            self.writer.add_histograms(grads, step, prefix="gradients/",
+                                       check_nonfinite=self.anomaly and self.window is None,
+                                       window=self.window)  # fmt: skip
 
     def _before_forward(self, module: object, args: object) -> None:
         step = self.forward_passes
@@ -88,9 +96,9 @@ class Watch:
         if step % self.every:
             return
         tensors = [(name, p.detach()) for name, p in self._parameters]
-        self.writer.add_histograms(
-            tensors, step, prefix="parameters/", check_nonfinite=self.anomaly
-        )
+        self.writer.add_histograms(tensors, step, prefix="parameters/",
+                                   check_nonfinite=self.anomaly and self.window is None,
+                                   window=self.window)  # fmt: skip
 
     def remove(self) -> None:
         """Remove every hook of this watch (idempotent)."""
@@ -111,6 +119,7 @@ def watch(
     log: str = "gradients",
     every: int = 1,
     anomaly: bool = True,
+    window: int | None = None,
 ) -> Watch:
     """Log ``model``'s gradients and/or parameters to ``writer`` (see the module docstring).
 
@@ -121,6 +130,9 @@ def watch(
             forward pass) or ``"all"``.
         every: log every ``every``-th pass.
         anomaly: also count NaN/±Inf per tensor and report them through ``on_anomaly``.
+        window: one record per tensor every ``window`` logged passes, of every value of every
+            pass (``add_histograms(window=...)``; with ``every=1`` no step is missed); a
+            window's NaN/±Inf and its first step are written beside it and reported.
 
     Returns:
         The :class:`Watch`; ``unwatch(model)`` or ``watch.remove()`` removes its hooks.
@@ -129,7 +141,7 @@ def watch(
         TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1).
         ValueError: an unknown ``log``; ``every`` < 1.
     """
-    return Watch(model, writer, log, every, anomaly)
+    return Watch(model, writer, log, every, anomaly, window)
 
 
 def unwatch(model: object = None) -> None:

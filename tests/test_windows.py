@@ -141,3 +141,41 @@ def test_bad_window_calls_raise_at_the_call(tmp_path):
             writer.add_scalar("t", np.ones(2), 0, window=2)
         writer.add_scalar("unwindowed", 1.0, 0)  # other tags are unaffected
     assert [e.step for e in legacy_reader(tmp_path).Histograms("h")] == [0]  # partial, at close
+
+
+def test_add_histograms_windows_each_tensor(xp, tmp_path):
+    rng = np.random.default_rng(6)
+    steps = [{"a": rng.standard_normal(500).astype(np.float32),
+              "b": rng.standard_normal((20, 30)).astype(np.float32)} for _ in range(4)]  # fmt: skip
+    steps[2]["b"][3, 4] = np.nan
+    with gs.SummaryWriter(str(tmp_path)) as writer:
+        for k, tensors in enumerate(steps):
+            writer.add_histograms({n: xp.asarray(t) for n, t in tensors.items()}, k,
+                                  prefix="grad/", window=2)  # fmt: skip
+        with pytest.raises(ValueError, match="logged with window=2"):
+            writer.add_histograms({"a": np.ones(3)}, 9, prefix="grad/")
+    reader = legacy_reader(tmp_path)
+    for name in ("a", "b"):
+        records = _histograms(tmp_path, f"grad/{name}")
+        assert [s for s, _ in records] == [1, 3]
+        for (_, got), members in zip(records, ([0, 1], [2, 3]), strict=True):
+            _check(got, np.concatenate([steps[k][name].ravel() for k in members]), None)
+    assert [(e.step, e.value) for e in reader.Scalars("grad/b/window/first_nonfinite_step")] == [
+        (3, 2.0)]  # fmt: skip
+
+
+def test_watch_windows_every_backward_pass(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Linear(4, 3)
+    with gs.SummaryWriter(str(tmp_path)) as writer:
+        handle = gs.watch(model, writer, window=3)
+        grads = []
+        for _ in range(6):
+            model.zero_grad()
+            model(torch.randn(8, 4)).sum().backward()
+            grads.append(model.weight.grad.clone().numpy().ravel())
+        handle.remove()
+    records = _histograms(tmp_path, "gradients/weight")
+    assert [s for s, _ in records] == [2, 5]
+    for (_, got), members in zip(records, ([0, 1, 2], [3, 4, 5]), strict=True):
+        _check(got, np.concatenate([grads[k] for k in members]), None)

@@ -69,6 +69,7 @@ class HistogramMethods:
         walltime: float | None = None,
         *,
         check_nonfinite: bool = False,
+        window: int | None = None,
         step: int | None = None,
     ) -> None:
         """Log the ladder histogram of many tensors at once (e.g. every parameter or gradient).
@@ -81,6 +82,9 @@ class HistogramMethods:
             walltime: seconds since the epoch; default now.
             check_nonfinite: also log ``<prefix>nonfinite`` (NaN/±Inf over all the tensors,
                 counted by the histograms) and report those holding any to ``on_anomaly``.
+            window: each tensor's tag a window of ``window`` calls, as in
+                :meth:`add_histogram` (one launch per tensor a step, one copy per window; its
+                NaN/±Inf written beside its record and reported to ``on_anomaly``).
 
         Device tensors of one device and dtype are reduced in **one** kernel launch over a
         device-side table of (address, length, stride), as PyTorch's ``_foreach`` kernels, with
@@ -94,7 +98,7 @@ class HistogramMethods:
         """
         global_step = arguments.either_step(global_step, step)
         histograms.log_histograms(self._state, named_tensors, global_step, prefix, walltime,
-                                  check_nonfinite=check_nonfinite)  # fmt: skip
+                                  check_nonfinite=check_nonfinite, window=window)  # fmt: skip
 
     def add_histogram_raw(
         self,

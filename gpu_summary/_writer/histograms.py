@@ -227,6 +227,7 @@ def log_histograms(
     walltime: float | None = None,
     *,
     check_nonfinite: bool = False,
+    window: int | None = None,
 ) -> None:
     """SummaryWriter.add_histograms, on a writer's state."""
     state.events.check_open()
@@ -238,6 +239,16 @@ def log_histograms(
         state.aggregation.aggregator.raise_error()
     checked_step = None if step is None else arguments.check_step(step)
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
+    if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)
+        size = windows.check_window(window)
+        adopted = [backend_for(tensor, f"named_tensors[{name!r}]") for name, tensor in pairs]
+        for tag, (backend, array) in zip(tags, adopted, strict=True):
+            resolved = state.resolve_step(tag, checked_step)
+            windows.add_histogram(state, tag, backend, array, resolved, wall, "ladder", None,
+                                  None, size)  # fmt: skip
+        return
+    for tag in tags:
+        state.windows.check_plain("histogram", tag)
     placed = launch_ladder_histograms(pairs)
     steps = [state.resolve_step(tag, checked_step) for tag in tags]
     for event_step in dict.fromkeys(steps):
