@@ -139,6 +139,8 @@ def test_bad_window_calls_raise_at_the_call(tmp_path):
             writer.add_scalar("t", 1.0, 0, window=2, reduce="rank0")
         with pytest.raises(ValueError, match="single number"):
             writer.add_scalar("t", np.ones(2), 0, window=2)
+        with pytest.raises(ValueError, match="drop new_style"):
+            writer.add_scalar("t", 1.0, 0, window=2, new_style=True)
         writer.add_scalar("unwindowed", 1.0, 0)  # other tags are unaffected
     assert [e.step for e in legacy_reader(tmp_path).Histograms("h")] == [0]  # partial, at close
 

@@ -33,6 +33,9 @@ def log_scalar(
     tag, step, wall = state.begin(tag, step, walltime)
     if window is not None:
         size = windows.check_window(window)
+        if new_style or double_precision:
+            raise ValueError("window writes its reductions as plain scalars; drop new_style and "
+                             "double_precision, or log without window")  # fmt: skip
         if type(value) is int:
             value = arguments.to_float(value)
         if type(value) is float or isinstance(value, (np.floating, np.integer, np.bool_)):
