@@ -120,14 +120,25 @@ def close_summary_writer() -> None:
         writer.close()
 
 
-def scalar(value: object, step: object, tag: object) -> None:
-    """Log one number (a Python number or a one-element array/tensor) under ``tag``."""
-    default_writer().add_scalar(seed_tag(tag), unwrap(value), seed_step(step, None))
+def scalar(
+    value: object, step: object, tag: object, *, window: int | None = None,
+    reduce: str | tuple[str, ...] = "mean",
+) -> None:  # fmt: skip
+    """Log one number (a Python number or a one-element array/tensor) under ``tag``;
+    ``window=K``: one record of the K calls' values, reduced by ``reduce`` (see
+    ``SummaryWriter.add_scalar``)."""
+    default_writer().add_scalar(seed_tag(tag), unwrap(value), seed_step(step, None),
+                                reduce=reduce, window=window)  # fmt: skip
 
 
-def histogram(value: object, step: object, tag: object, bins: object = "tensorboard") -> None:
-    """Log the distribution of ``value``'s elements (see ``SummaryWriter.add_histogram``)."""
-    default_writer().add_histogram(seed_tag(tag), unwrap(value), seed_step(step, None), bins)
+def histogram(
+    value: object, step: object, tag: object, bins: object = "tensorboard", *,
+    window: int | None = None,
+) -> None:  # fmt: skip
+    """Log the distribution of ``value``'s elements (see ``SummaryWriter.add_histogram``);
+    ``window=K``: one histogram of every value of K calls."""
+    default_writer().add_histogram(seed_tag(tag), unwrap(value), seed_step(step, None), bins,
+                                   window=window)  # fmt: skip
 
 
 def image(value: object, step: object, tag: object, max_size: int | None = None) -> None:

@@ -145,6 +145,19 @@ def test_steps_default_to_one_more_than_the_last(tmp_path):
     assert [e.step for e in acc.Histograms("h")] == [0]
 
 
+def test_the_seeds_calls_take_windows(tmp_path):
+    summary.create_summary_writer(tmp_path)
+    for step in range(5):
+        summary.scalar(float(step), step, "loss", window=2, reduce=("mean", "max"))
+        summary.histogram(np.full(10, step), step, "h", window=2)
+    summary.close_summary_writer()  # the open window (step 4) written here
+    acc = legacy_reader(tmp_path)
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 0.5), (3, 2.5), (4, 4.0)]
+    assert [(e.step, e.value) for e in acc.Scalars("loss/max")] == [(1, 1.0), (3, 3.0), (4, 4.0)]
+    assert [(e.step, e.histogram_value.num) for e in acc.Histograms("h")] == [
+        (1, 20.0), (3, 20.0), (4, 10.0)]  # fmt: skip
+
+
 def test_pb_takes_messages_bytes_and_foreign_summaries(tmp_path):
     summary.create_summary_writer(tmp_path)
     message = summary.text(["one"], tag="as_message")
