@@ -112,6 +112,19 @@ def test_a_window_gives_each_step_its_stats_slot():
     assert counts.tolist() == [1, 2, 3] and [s.count for s in stats] == [0, 7]
 
 
+def test_a_multi_tensor_window_gives_each_step_its_slots():
+    buffer = reduce_abi.MultiWindowBuffer(tensors=3, size=2, chunks=5)
+    ladder = 8 * 3 * 1551
+    assert [buffer.slot_stats(k) for k in range(3)] == [ladder, ladder + 192, ladder + 384]
+    assert [buffer.slot_done(k) for k in range(2)] == [ladder + 384, ladder + 400]
+    assert buffer.chunk_stats == buffer.zero_bytes == ladder + 416
+    assert buffer.table == ladder + 416 + 5 * 64
+    parameters = _parameters(kernel_sources.REDUCE_FILE, "gs_multi_ladder")
+    args = reduce_abi.multi_window_args(buffer, 1000, 1)
+    assert len(args) == len(parameters)
+    assert int(args[6]) == 1000 + buffer.slot_stats(1) and int(args[8]) == 1000 + ladder + 400
+
+
 def test_reduce_args_pad_the_layout_and_place_the_buffer():
     buffer = reduce_abi.ReduceBuffer(n_buckets=3, grid=2, n_limits=4)
     args = reduce_abi.reduce_args(buffer, 1000, reduce_abi.EDGES, 8, 10, [2, 5], [7, 1], n_limits=4)

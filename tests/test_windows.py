@@ -181,3 +181,25 @@ def test_watch_windows_every_backward_pass(tmp_path):
     assert [s for s, _ in records] == [2, 5]
     for (_, got), members in zip(records, ([0, 1, 2], [3, 4, 5]), strict=True):
         _check(got, np.concatenate([grads[k] for k in members]), None)
+
+
+def test_add_histograms_on_a_device_is_one_launch_a_step(emulated_cupy, tmp_path):
+    cp = emulated_cupy
+    rng = np.random.default_rng(8)
+    tensors = {f"t{k}": cp.asarray(rng.standard_normal(100 * (k + 1)).astype(np.float32))
+               for k in range(3)}  # fmt: skip
+    with gs.SummaryWriter(str(tmp_path)) as writer:
+        writer.add_histograms(tensors, 0, prefix="warm/", window=1)  # compiles
+        writer.flush()
+        cp.log.clear()
+        for step in range(3):
+            writer.add_histograms(tensors, step, prefix="g/", window=3)
+        launches = [e for e in cp.log if e[0] == "launch"]
+        assert [e[1] for e in launches] == ["gs_multi_ladder"] * 3  # one per step, all tensors
+        device_to_host = [e for e in cp.log if e[0] == "memcpy" and e[2] == 2]
+        assert len(device_to_host) == 1  # the window's one copy back
+        assert threading.get_ident() not in cp.waits
+    for name, values in tensors.items():
+        ((step, got),) = _histograms(tmp_path, f"g/{name}")
+        assert step == 2
+        _check(got, np.concatenate([values.get()] * 3), None)

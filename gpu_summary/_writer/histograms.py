@@ -242,6 +242,15 @@ def log_histograms(
     if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)
         size = windows.check_window(window)
         adopted = [backend_for(tensor, f"named_tensors[{name!r}]") for name, tensor in pairs]
+        first_backend, first = adopted[0]
+        if first_backend is not numpy_backend and len(adopted) > 1 and all(
+            backend is first_backend and array.device_id == first.device_id
+            and array.dtype_name == first.dtype_name for backend, array in adopted
+        ):  # one device and dtype: one multi-tensor launch a step  # fmt: skip
+            resolved = [state.resolve_step(tag, checked_step) for tag in tags]
+            windows.add_histogram_group(state, tags, first_backend, [a for _, a in adopted],
+                                        resolved, wall, size)  # fmt: skip
+            return
         for tag, (backend, array) in zip(tags, adopted, strict=True):
             resolved = state.resolve_step(tag, checked_step)
             windows.add_histogram(state, tag, backend, array, resolved, wall, "ladder", None,

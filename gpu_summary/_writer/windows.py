@@ -40,7 +40,7 @@ MAX_WINDOW = 1 << 20  # steps a window may span
 class OpenWindow:
     """A window between its first and last step."""
 
-    kind: str  # "histogram" or "scalar"
+    kind: str  # "histogram", "scalar" or "group" (add_histograms' tensors on one device)
     size: int
     backend: object
     accumulator: object
@@ -48,6 +48,7 @@ class OpenWindow:
     max_bins: int | None = None
     reductions: tuple[str, ...] = ()
     reduce_argument: object = None  # as add_scalar was given it (the hot path compares it)
+    tags: tuple[str, ...] = ()  # a group of add_histograms: its tensors' tags, in order
     steps: list[int] = dataclasses.field(default_factory=list)
     wall: float = 0.0
 
@@ -202,6 +203,37 @@ def add_scalar(state: WriterState, tag: str, backend: object, array: object, ste
         _write(state, tag, done)
 
 
+def add_histogram_group(state: WriterState, tags: list[str], backend: object, arrays: list,
+                        steps: list[int], wall: float, size: int) -> None:  # fmt: skip
+    """One step of ``add_histograms(..., window=size)`` for device tensors of one device and
+    dtype: one multi-tensor launch into the group's window, one copy per window."""
+    key = ("histograms", "\0".join(tags))
+    windows = state.windows
+    with windows.lock:
+        for tag in tags:
+            known = windows.sizes.get(("histogram", tag))
+            if known is not None and known != size:
+                raise ValueError(f"histogram {tag!r} is logged with window={known}; a window "
+                                 f"keeps its size (got window={size})")  # fmt: skip
+            if ("histogram", tag) in windows.open:
+                raise ValueError(f"histogram {tag!r} is in a window of add_histogram; finish "
+                                 "it (flush()) before windowing it in add_histograms")  # fmt: skip
+        current = windows.open.get(key)
+        if current is None:
+            accumulator = backend.multi_window_open(size, arrays)
+            current = windows.open[key] = OpenWindow("group", size, backend, accumulator,
+                                                     tags=tuple(tags))  # fmt: skip
+        backend.multi_window_add(current.accumulator, arrays, len(current.steps))
+        for tag in tags:
+            windows.sizes[("histogram", tag)] = size
+        current.steps.append(tuple(steps))
+        current.wall = wall
+        if len(current.steps) < current.size:
+            return
+        del windows.open[key]
+    _write(state, None, current)
+
+
 def flush(state: WriterState) -> None:
     """Write every window still open (partial: the steps so far), before a flush or close."""
     with state.windows.lock:
@@ -275,17 +307,32 @@ def _reduced(name: str, steps: Steps) -> float:
             "sum": whole.sum}[name]  # fmt: skip
 
 
-def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
-    """Queue the record of a finished (or flushed) window, at its last step."""
+def _write(state: WriterState, tag: str | None, window: OpenWindow) -> None:
+    """Queue the record of a finished (or flushed) window, at its last step (a group of
+    ``add_histograms``: a record per tensor, from the one copy of the group)."""
+    if window.kind == "group":
+        group = window.backend.multi_window_result(window.accumulator, len(window.steps))
+        for k, name in enumerate(window.tags):
+            pending = Derived(lambda k=k: group.result()[k])
+            steps = [row[k] for row in window.steps]
+            _record(state, name, window, pending, steps)
+        return
     steps = list(window.steps)
-    pending = window.backend.window_result(window.accumulator, len(steps))
+    _record(state, tag, window, window.backend.window_result(window.accumulator, len(steps)),
+            steps)  # fmt: skip
+
+
+def _record(state: WriterState, tag: str, window: OpenWindow, pending: Pending,
+            steps: list[int]) -> None:  # fmt: skip
+    """Queue one tag's record from its window's pending ``(counts, stats of each step)``."""
     last = steps[-1]
+    kind = "scalar" if window.kind == "scalar" else "histogram"
     if state.aggregation is not None:  # every rank's steps merged, once per window
         local = pending
         if window.backend is NUMBERS:  # each rank's numbers as per-step stats, to be summed
             values = pending
             local = Derived(lambda: (None, [_number_stats(v) for v in values.result()[1]]))
-        buckets = 0 if window.kind == "scalar" else (
+        buckets = 0 if kind == "scalar" else (
             _ladder.N_LIMITS if window.limits is None else window.limits.size)  # fmt: skip
         pending = state.aggregation.window(local, tag, last, len(steps), buckets)
     if not state.writes_files:
@@ -298,7 +345,7 @@ def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
         return [_scalar_value(f"{tag}/window/nonfinite", float(together.nonfinite)),
                 _scalar_value(f"{tag}/window/first_nonfinite_step", float(first))]  # fmt: skip
 
-    if window.kind == "histogram":
+    if kind == "histogram":
         limits = _ladder.LIMITS if window.limits is None else window.limits
         max_bins = window.max_bins
 
@@ -323,7 +370,7 @@ def _write(state: WriterState, tag: str, window: OpenWindow) -> None:
             return summary_pb2.Summary(value=values + extras(together))
 
         nbytes = 64 * len(steps)
-    state.events.add(jobs.summary(f"{window.kind} window", tag, last, window.wall, build, nbytes))
+    state.events.add(jobs.summary(f"{kind} window", tag, last, window.wall, build, nbytes))
     callback = state.on_anomaly
     if callback is not None:
         state.events.add(jobs.call_back(lambda: _report(tag, pending, steps, callback),

@@ -24,7 +24,14 @@ from gpu_summary._backend.cuda.reduce import (
     tensor_stats,
 )
 from gpu_summary._backend.cuda.runtime import MOMENT_RTOL, warm_up
-from gpu_summary._backend.cuda.windows import window_add, window_open, window_result
+from gpu_summary._backend.cuda.windows import (
+    multi_window_add,
+    multi_window_open,
+    multi_window_result,
+    window_add,
+    window_open,
+    window_result,
+)
 
 __all__ = [
     "MOMENT_RTOL",
@@ -36,6 +43,9 @@ __all__ = [
     "histogram_fixed",
     "histograms",
     "histograms_torch",
+    "multi_window_add",
+    "multi_window_open",
+    "multi_window_result",
     "pr_counts",
     "scalar",
     "snapshot",

@@ -174,19 +174,27 @@ def histograms(tensors: list[DeviceArray]) -> Pending[list[HistogramResult]]:
     """
     first = tensors[0]
     with cupy.cuda.Device(first.device_id), first.stream:
-        pointers, lengths, strides, keep = [], [], [], []
-        for values in tensors:
-            pointer, shape, element_strides, array = runtime.flat_source(values)
-            if len(shape) != 1:
-                array = cupy.ascontiguousarray(values.array)  # on the stream
-                pointer, element_strides = array.data.ptr, [1]
-            pointers.append(pointer)
-            lengths.append(int(values.size))
-            strides.append(int(element_strides[0]))
-            keep.append(array)
+        pointers, lengths, strides, keep = multi_sources(tensors)
         keep += [values.owner for values in tensors]
         return _launch_multi(first.device_id, first.stream, first.dtype_name,
                              pointers, lengths, strides, keep)  # fmt: skip
+
+
+def multi_sources(tensors: list[DeviceArray]) -> tuple[list, list, list, list]:
+    """(addresses, lengths, element strides, arrays to keep) of tensors as gs_multi_ladder
+    reads them: one run of memory each (a tensor that is not is copied, on the current
+    stream)."""
+    pointers, lengths, strides, keep = [], [], [], []
+    for values in tensors:
+        pointer, shape, element_strides, array = runtime.flat_source(values)
+        if len(shape) != 1:
+            array = cupy.ascontiguousarray(values.array)  # on the stream
+            pointer, element_strides = array.data.ptr, [1]
+        pointers.append(pointer)
+        lengths.append(int(values.size))
+        strides.append(int(element_strides[0]))
+        keep.append(array)
+    return pointers, lengths, strides, keep
 
 
 # torch dtypes by name, as the kernels know them (bool and bfloat16 read as stored).

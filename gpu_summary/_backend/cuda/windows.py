@@ -107,3 +107,78 @@ def window_add(window: DeviceWindow, values: DeviceArray, slot: int) -> None:
 def window_result(window: DeviceWindow, slots: int) -> Pending[tuple[np.ndarray, list]]:
     """The window's counts and its first ``slots`` steps' stats: one asynchronous copy."""
     return window.result(slots)
+
+
+class DeviceMultiWindow:
+    """A window of ``add_histograms`` steps over the same device tensors (one device and
+    dtype): each step one ``gs_multi_ladder`` launch into the window's buffer
+    (``reduce_abi.MultiWindowBuffer``) after its table is staged; one copy at the end."""
+
+    def __init__(self, size: int, tensors: list[DeviceArray]) -> None:
+        first = tensors[0]
+        self.device, self.stream, self.dtype = first.device_id, first.stream, first.dtype_name
+        self.lengths = [int(t.size) for t in tensors]
+        chunks = sum(-(-n // reduce_abi.MULTI_CHUNK) for n in self.lengths)
+        self.buffer = reduce_abi.MultiWindowBuffer(len(tensors), size, chunks)
+        with cupy.cuda.Device(self.device), self.stream:
+            self.memory = cupy.cuda.alloc(self.buffer.total_bytes)
+            cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.buffer.zero_bytes,
+                                          self.stream.ptr)  # fmt: skip
+        self.keep: list[object] = []
+
+    def add(self, tensors: list[DeviceArray], slot: int) -> None:
+        from gpu_summary._backend.cuda.reduce import multi_sources
+
+        first = tensors[0]
+        if [int(t.size) for t in tensors] != self.lengths or first.device_id != self.device:
+            raise ValueError("a window of add_histograms needs the same tensors at every step "
+                             "(as many, of the same sizes, on one device); finish the window "
+                             "first (flush()) or use another prefix")  # fmt: skip
+        with cupy.cuda.Device(self.device), first.stream:
+            if first.stream.ptr != self.stream.ptr:
+                event = cupy.cuda.Event(disable_timing=True)
+                event.record(self.stream)
+                first.stream.wait_event(event)
+                self.stream = first.stream
+            pointers, lengths, strides, keep = multi_sources(tensors)
+            self.keep += [a for a, t in zip(keep, tensors, strict=True) if a is not t.array]
+            table = reduce_abi.multi_table(pointers, lengths, strides)
+            self.keep.append(runtime.stage(table, self.memory.ptr + self.buffer.table,
+                                           self.stream))  # fmt: skip
+            chunks = int(table[-1])
+            if not chunks:
+                return
+            expression = reduce_abi.multi_expression(first.dtype_name)
+            kernel = runtime.kernel(self.device, kernel_sources.REDUCE_FILE, expression,
+                                    first.dtype_name)  # fmt: skip
+            shared = reduce_abi.reduce_shared_bytes(reduce_abi.LADDER)
+            grid = min(chunks, runtime.grid_for(self.device, chunks * reduce_abi.MULTI_CHUNK,
+                                                kernel, shared))  # fmt: skip
+            args = reduce_abi.multi_window_args(self.buffer, self.memory.ptr, slot)
+            kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
+
+    def result(self, slots: int) -> Pending[list]:
+        tensors = self.buffer.tensors
+        with cupy.cuda.Device(self.device), self.stream:
+            host, event = runtime.launch_copy(self.memory, self.buffer.result_bytes(slots),
+                                              self.stream)  # fmt: skip
+
+            def parse(raw: np.ndarray) -> list:
+                return reduce_abi.parse_multi_window(raw, tensors, slots)
+
+            return runtime.DevicePending(event, host, parse, (self.memory, *self.keep))
+
+
+def multi_window_open(size: int, tensors: list[DeviceArray]) -> DeviceMultiWindow:
+    """An empty window of ``size`` add_histograms steps over ``tensors``' shapes."""
+    return DeviceMultiWindow(size, tensors)
+
+
+def multi_window_add(window: DeviceMultiWindow, tensors: list[DeviceArray], slot: int) -> None:
+    """One step: the table staged, one gs_multi_ladder launch, no sync."""
+    window.add(tensors, slot)
+
+
+def multi_window_result(window: DeviceMultiWindow, slots: int) -> Pending[list]:
+    """Each tensor's (counts, stats of each step): one asynchronous copy."""
+    return window.result(slots)

@@ -308,3 +308,87 @@ def parse_multi(raw: np.ndarray, tensors: int) -> list[tuple[np.ndarray, TensorS
         (counts[t], parse_stats(raw[base + words * t : base + words * (t + 1)]))
         for t in range(tensors)
     ]
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiWindowBuffer:
+    """Byte offsets of one window of ``gs_multi_ladder`` launches over the same tensors: each
+    step's counts added in place, its stats and chunk counters in a slot of their own::
+
+        [counts u64 x tensors x LADDER | stats u64 x 8 x tensors x size |
+         chunks_done u32 x tensors x size, each slot padded to 8 bytes |
+         chunk stats u64 x 8 x chunks | table (one step's, restaged each step)]
+
+    The first ``zero_bytes`` must be zero before the first step."""
+
+    tensors: int
+    size: int
+    chunks: int
+
+    @property
+    def stats(self) -> int:
+        return 8 * self.tensors * _ladder.N_LIMITS
+
+    def slot_stats(self, slot: int) -> int:
+        return self.stats + 8 * STATS_WORDS * self.tensors * slot
+
+    @property
+    def _done_slot_bytes(self) -> int:
+        return 8 * (-(-self.tensors // 2))
+
+    def slot_done(self, slot: int) -> int:
+        return self.slot_stats(self.size) + self._done_slot_bytes * slot
+
+    def result_bytes(self, slots: int) -> int:
+        return self.slot_stats(slots)
+
+    @property
+    def zero_bytes(self) -> int:
+        return self.slot_done(self.size)
+
+    @property
+    def chunk_stats(self) -> int:
+        return self.zero_bytes
+
+    @property
+    def table(self) -> int:
+        return self.chunk_stats + 8 * STATS_WORDS * max(self.chunks, 1)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.table + 8 * (4 * self.tensors + 1)
+
+
+def multi_window_args(buffer: MultiWindowBuffer, base: int, slot: int) -> tuple:
+    """gs_multi_ladder's arguments for step ``slot`` of a window at device address ``base``."""
+    table = base + buffer.table
+    n = buffer.tensors
+    return (
+        np.uint64(table),
+        np.uint64(table + 8 * n),
+        np.uint64(table + 16 * n),
+        np.uint64(table + 24 * n),
+        np.int32(n),
+        np.uint64(base),
+        np.uint64(base + buffer.slot_stats(slot)),
+        np.uint64(base + buffer.chunk_stats),
+        np.uint64(base + buffer.slot_done(slot)),
+    )
+
+
+def parse_multi_window(
+    raw: np.ndarray, tensors: int, slots: int
+) -> list[tuple[np.ndarray, list[TensorStats]]]:
+    """Each tensor's (int64 ladder counts, its stats at every step) from a window's bytes."""
+    counts = raw[: 8 * tensors * _ladder.N_LIMITS].view(np.uint64).astype(np.int64)
+    counts = counts.reshape(tensors, _ladder.N_LIMITS)
+    base = 8 * tensors * _ladder.N_LIMITS
+    words = 8 * STATS_WORDS
+    out = []
+    for t in range(tensors):
+        stats = []
+        for slot in range(slots):
+            at = base + words * (tensors * slot + t)
+            stats.append(parse_stats(raw[at : at + words]))
+        out.append((counts[t], stats))
+    return out
