@@ -8,7 +8,9 @@ record at its last step: the histogram of every value of every step (counts and 
 exact, moments within the backends' tolerance), or the scalar reductions of the steps'
 values. NaN and ±Inf of the window are counted; the first step holding one is written beside
 the record (``<tag>/window/nonfinite``, ``<tag>/window/first_nonfinite_step``) and reported
-to ``on_anomaly``.
+to ``on_anomaly``. ``add_histograms``' device tensors of one device and dtype share one
+window (a group): one multi-tensor launch a step, one copy at the end, a record per tensor.
+With ``distributed``, each record is merged across the ranks once per window.
 """
 
 from __future__ import annotations
