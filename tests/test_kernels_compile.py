@@ -120,7 +120,7 @@ def test_a_multi_tensor_window_gives_each_step_its_slots():
     assert buffer.chunk_stats == buffer.zero_bytes == ladder + 416
     assert buffer.table == ladder + 416 + 5 * 64
     parameters = _parameters(kernel_sources.REDUCE_FILE, "gs_multi_ladder")
-    args = reduce_abi.multi_window_args(buffer, 1000, 1)
+    args = reduce_abi.multi_args(buffer, 1000, 1)
     assert len(args) == len(parameters)
     assert int(args[6]) == 1000 + buffer.slot_stats(1) and int(args[8]) == 1000 + ladder + 400
 

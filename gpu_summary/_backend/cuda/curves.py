@@ -19,14 +19,6 @@ def _contiguous(values: DeviceArray) -> cupy.ndarray:
     return array if array.flags.c_contiguous else cupy.ascontiguousarray(array)
 
 
-def _after(other: DeviceArray, stream: object) -> None:
-    """Order ``stream`` after the work queued so far on ``other``'s stream (no host wait)."""
-    if other.stream.ptr != stream.ptr:
-        event = cupy.cuda.Event(disable_timing=True)
-        event.record(other.stream)
-        stream.wait_event(event)
-
-
 def pr_counts(
     predictions: DeviceArray,
     labels: DeviceArray,
@@ -46,7 +38,7 @@ def pr_counts(
     with cupy.cuda.Device(device), stream:
         for other in (labels, weights):
             if other is not None:
-                _after(other, stream)
+                runtime.order_after(other.stream, stream)
         p = _contiguous(predictions)
         label_array = _contiguous(labels)
         weight_array = None if weights is None else _contiguous(weights)

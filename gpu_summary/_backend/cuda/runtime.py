@@ -177,6 +177,15 @@ def release_after(event: object, buffers: tuple) -> None:
         _release_thread = thread
 
 
+def order_after(earlier: object, stream: object) -> None:
+    """Make ``stream`` wait (on the device, never the host) for the work queued so far on
+    ``earlier``; nothing when they are one stream."""
+    if earlier.ptr != stream.ptr:
+        event = cupy.cuda.Event(disable_timing=True)
+        event.record(earlier)
+        stream.wait_event(event)
+
+
 def launch_copy(
     device_buffer: cupy.cuda.MemoryPointer, nbytes: int, stream: object
 ) -> tuple[np.ndarray, cupy.cuda.Event]:

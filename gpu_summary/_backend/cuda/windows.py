@@ -62,11 +62,8 @@ class DeviceWindow:
                 f"steps were on device {self.device}; keep a window on one device"
             )
         with cupy.cuda.Device(self.device), values.stream:
-            if values.stream.ptr != self.stream.ptr:  # after the earlier steps (no host wait)
-                event = cupy.cuda.Event(disable_timing=True)
-                event.record(self.stream)
-                values.stream.wait_event(event)
-                self.stream = values.stream
+            runtime.order_after(self.stream, values.stream)  # after the earlier steps
+            self.stream = values.stream
             pointer, shape, strides, keep = runtime.flat_source(values)
             if keep is not values.array:
                 self.keep.append(keep)
@@ -135,11 +132,8 @@ class DeviceMultiWindow:
                              "(as many, of the same sizes, on one device); finish the window "
                              "first (flush()) or use another prefix")  # fmt: skip
         with cupy.cuda.Device(self.device), first.stream:
-            if first.stream.ptr != self.stream.ptr:
-                event = cupy.cuda.Event(disable_timing=True)
-                event.record(self.stream)
-                first.stream.wait_event(event)
-                self.stream = first.stream
+            runtime.order_after(self.stream, first.stream)  # after the earlier steps
+            self.stream = first.stream
             pointers, lengths, strides, keep = multi_sources(tensors)
             self.keep += [a for a, t in zip(keep, tensors, strict=True) if a is not t.array]
             table = reduce_abi.multi_table(pointers, lengths, strides)
@@ -154,7 +148,7 @@ class DeviceMultiWindow:
             shared = reduce_abi.reduce_shared_bytes(reduce_abi.LADDER)
             grid = min(chunks, runtime.grid_for(self.device, chunks * reduce_abi.MULTI_CHUNK,
                                                 kernel, shared))  # fmt: skip
-            args = reduce_abi.multi_window_args(self.buffer, self.memory.ptr, slot)
+            args = reduce_abi.multi_args(self.buffer, self.memory.ptr, slot)
             kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
 
     def result(self, slots: int) -> Pending[list]:

@@ -281,10 +281,15 @@ def multi_table(pointers: list[int], lengths: list[int], strides: list[int]) -> 
     )
 
 
-def multi_args(buffer: MultiBuffer, base: int) -> tuple:
-    """gs_multi_ladder's arguments for a buffer at device address ``base``."""
+def multi_args(buffer: MultiBuffer | MultiWindowBuffer, base: int, slot: int = 0) -> tuple:
+    """gs_multi_ladder's arguments for a buffer at device address ``base`` (a window's:
+    for its step ``slot``, whose stats and chunk counters it writes)."""
     table = base + buffer.table
     n = buffer.tensors
+    if isinstance(buffer, MultiWindowBuffer):
+        stats, done = buffer.slot_stats(slot), buffer.slot_done(slot)
+    else:
+        stats, done = buffer.stats, buffer.chunks_done
     return (
         np.uint64(table),
         np.uint64(table + 8 * n),
@@ -292,22 +297,16 @@ def multi_args(buffer: MultiBuffer, base: int) -> tuple:
         np.uint64(table + 24 * n),
         np.int32(n),
         np.uint64(base),
-        np.uint64(base + buffer.stats),
+        np.uint64(base + stats),
         np.uint64(base + buffer.chunk_stats),
-        np.uint64(base + buffer.chunks_done),
+        np.uint64(base + done),
     )
 
 
 def parse_multi(raw: np.ndarray, tensors: int) -> list[tuple[np.ndarray, TensorStats]]:
-    """(int64 ladder counts, stats) of each tensor from a MultiBuffer's result bytes."""
-    counts = raw[: 8 * tensors * _ladder.N_LIMITS].view(np.uint64).astype(np.int64)
-    counts = counts.reshape(tensors, _ladder.N_LIMITS)
-    base = 8 * tensors * _ladder.N_LIMITS
-    words = 8 * STATS_WORDS
-    return [
-        (counts[t], parse_stats(raw[base + words * t : base + words * (t + 1)]))
-        for t in range(tensors)
-    ]
+    """(int64 ladder counts, stats) of each tensor from a MultiBuffer's result bytes (laid out
+    as a one-step window's)."""
+    return [(counts, stats) for counts, (stats,) in parse_multi_window(raw, tensors, 1)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,23 +356,6 @@ class MultiWindowBuffer:
     @property
     def total_bytes(self) -> int:
         return self.table + 8 * (4 * self.tensors + 1)
-
-
-def multi_window_args(buffer: MultiWindowBuffer, base: int, slot: int) -> tuple:
-    """gs_multi_ladder's arguments for step ``slot`` of a window at device address ``base``."""
-    table = base + buffer.table
-    n = buffer.tensors
-    return (
-        np.uint64(table),
-        np.uint64(table + 8 * n),
-        np.uint64(table + 16 * n),
-        np.uint64(table + 24 * n),
-        np.int32(n),
-        np.uint64(base),
-        np.uint64(base + buffer.slot_stats(slot)),
-        np.uint64(base + buffer.chunk_stats),
-        np.uint64(base + buffer.slot_done(slot)),
-    )
 
 
 def parse_multi_window(
