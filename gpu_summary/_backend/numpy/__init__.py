@@ -3,8 +3,10 @@
 It satisfies :class:`gpu_summary._backend.protocol.Backend`, as the CUDA backend does; each
 function has a twin with the same signature there. Results come back as
 :class:`~gpu_summary._core.results.Pending` (always ready here). Arithmetic is float64 over
-cache-sized chunks (``arrays``); statistics and histograms are in ``reduce``, images in
-``images``, the anomaly report in ``anomaly``, precision-recall counts in ``curves``.
+cache-sized chunks (``arrays``); statistics and histograms are in ``reduce`` (the
+specification) and ``compiled`` (the same results from numba kernels where numba is installed:
+what this backend runs), images in ``images``, the anomaly report in ``anomaly``,
+precision-recall counts in ``curves``.
 """
 
 from gpu_summary._backend.numpy.anomaly import anomaly
@@ -17,18 +19,16 @@ from gpu_summary._backend.numpy.arrays import (
     snapshot,
     to_host,
 )
-from gpu_summary._backend.numpy.curves import pr_counts
-from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size, thumbnails
-from gpu_summary._backend.numpy.reduce import (
+from gpu_summary._backend.numpy.compiled import (
     even_counts,
-    even_edges,
     histogram_even,
     histogram_fixed,
     histograms,
-    rule_limits,
-    scalar,
     tensor_stats,
 )
+from gpu_summary._backend.numpy.curves import pr_counts
+from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size, thumbnails
+from gpu_summary._backend.numpy.reduce import even_edges, rule_limits, scalar
 from gpu_summary._backend.numpy.windows import window_add, window_open, window_result
 
 __all__ = [

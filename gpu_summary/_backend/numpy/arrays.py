@@ -52,9 +52,9 @@ def quiet_overflow(reduction: Callable) -> Callable:
     which is the right answer, not a reason to warn the user."""
 
     @functools.wraps(reduction)
-    def quiet(*args: object) -> object:
+    def quiet(*args: object, **kwargs: object) -> object:
         with np.errstate(over="ignore", invalid="ignore"):
-            return reduction(*args)
+            return reduction(*args, **kwargs)
 
     return quiet
 

@@ -14,6 +14,7 @@ whole.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -172,7 +173,9 @@ def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return edges
 
 
-def _even_bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def even_bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The even bucket of each finite float64 x: the estimate (x - lo) / step, then corrected
+    to ``edges[b] <= x < edges[b + 1]`` (the last bucket closed)."""
     bins = edges.size - 1
     lo, hi = float(edges[0]), float(edges[-1])
     step = (hi - lo) / bins if math.isfinite(hi - lo) else hi / 2 / bins - lo / 2 / bins
@@ -229,21 +232,28 @@ def histogram_fixed(values: np.ndarray, limits: np.ndarray | None) -> Pending[Hi
 
 
 @quiet_overflow
-def histogram_even(values: np.ndarray, bins: int) -> Pending[HistogramResult]:
+def histogram_even(
+    values: np.ndarray,
+    bins: int,
+    *,
+    stats: Callable[[np.ndarray], Pending[TensorStats]] | None = None,
+    counts: Callable[[np.ndarray, float, float, int], Pending[np.ndarray]] | None = None,
+) -> Pending[HistogramResult]:
     """Histogram over ``bins`` even buckets spanning [min, max] of the finite values.
 
     Two passes: the range, then the counts (over the edges of :func:`even_edges`). The bucket
     of x is the b with ``edges[b] <= x < edges[b + 1]``, the last bucket closed at max, so
-    counts equal ``numpy.histogram(x, edges)``.
+    counts equal ``numpy.histogram(x, edges)``. ``stats`` and ``counts`` replace
+    :func:`tensor_stats` and :func:`even_counts` (the compiled path passes its own).
     """
-    stats = tensor_stats(values).result()
-    lo, hi = (stats.min, stats.max) if stats.count else (0.0, 1.0)
+    found = (stats or tensor_stats)(values).result()
+    lo, hi = (found.min, found.max) if found.count else (0.0, 1.0)
     edges = even_edges(lo, hi, bins)
-    if stats.count:
-        counts = even_counts(values, lo, hi, bins).result()
+    if found.count:
+        counted = (counts or even_counts)(values, lo, hi, bins).result()
     else:
-        counts = np.zeros(bins, dtype=np.int64)
-    return Ready(HistogramResult(limits=edges[1:], counts=counts, stats=stats))
+        counted = np.zeros(bins, dtype=np.int64)
+    return Ready(HistogramResult(limits=edges[1:], counts=counted, stats=found))
 
 
 @quiet_overflow
@@ -258,7 +268,7 @@ def even_counts(values: np.ndarray, lo: float, hi: float, bins: int) -> Pending[
         if not np.isfinite(x).all():
             x = x[np.isfinite(x)]
         if x.size:
-            counts += np.bincount(_even_bucket_index(x, edges), minlength=bins)
+            counts += np.bincount(even_bucket_index(x, edges), minlength=bins)
     return Ready(counts)
 
 

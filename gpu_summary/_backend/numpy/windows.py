@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_summary._backend.numpy.reduce import histogram_fixed, tensor_stats
+from gpu_summary._backend.numpy.compiled import histogram_fixed, tensor_stats
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import Ready, TensorStats
 

@@ -1,0 +1,244 @@
+"""numba kernels of the compiled host reductions (``compiled``): imported only when numba is.
+
+Every function runs without the GIL. ``keys`` is the input's bits as signed integers (int32 for
+float32, int64 for float64), turned into keys that sort as the values do (``k = b ^ ((b >> top)
+& magnitude)``), so that min and max vectorise; ``bits`` the same bits unsigned, whose top
+20 bits name the ladder's cell (``_ladder``). Modes: 0 the ladder, 1 edges, 2 even buckets,
+3 statistics only.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from gpu_summary._core import ladder as _ladder
+
+exact_cell = _ladder.EXACT
+last = _ladder.LAST_INDEX
+block = 4096  # values per block: a float64 block (32 KiB) stays in L1 between the two passes
+segment = 1 << 28  # values counted into int32 sub-counters before they are added up (< 2**31)
+
+
+jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+# The moments' sums may be reassociated (so they vectorise); nothing else is relaxed: NaN
+# and ±Inf compare as IEEE 754 says wherever they are tested, and buckets are computed
+# without contractions, exactly as the specification's float64 NumPy steps.
+jit_sums = numba.njit(
+    nogil=True, cache=True, boundscheck=False, fastmath={"reassoc", "nsz", "contract"}
+)
+
+
+@jit
+def search_right(limits, d):
+    """The first i with limits[i] > d (limits.size when none)."""
+    lo = 0
+    hi = limits.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if limits[mid] > d:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@jit
+def finite_bucket(d, mode, table, key, limits, lo, step, half, bins):
+    """The bucket of finite d: the ladder's cell (an exact search in a limit's cell), the
+    edges' search, or the even buckets' estimate and correction."""
+    if mode == 0:
+        index = table[key]
+        if index == exact_cell:
+            index = min(search_right(limits, d), last)
+        return index
+    if mode == 1:
+        return min(search_right(limits, d), limits.size - 1)
+    if step > 0:
+        estimate = (d / 2 - lo / 2) / step if half else (d - lo) / step
+        estimate = min(max(estimate, 0.0), float(bins - 1))
+        index = int(estimate)
+    else:
+        index = 0
+    while limits[index] > d:
+        index -= 1
+    while index < bins - 1 and limits[index + 1] <= d:
+        index += 1
+    return index
+
+
+@jit_sums
+def block_moments(x, keys, top, magnitude, exponent):
+    """Sums, the sortable-key min and max, and the NaN/±Inf count of x (a block: indexing
+    from 0 over the whole array is what lets LLVM vectorise the loop)."""
+    s = 0.0
+    s2 = 0.0
+    kmin = np.int64(0x7FFFFFFFFFFFFFFF)
+    kmax = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
+    bad = 0
+    for i in range(x.size):
+        d = np.float64(x[i])
+        s += d
+        s2 += d * d
+        b = np.int64(keys[i])
+        k = b ^ ((b >> top) & magnitude)
+        kmin = min(kmin, k)
+        kmax = max(kmax, k)
+        bad += (b & exponent) == exponent
+    return s, s2, kmin, kmax, bad
+
+
+@jit
+def block_careful(x, keys, bits, top, magnitude, mode, table, shift, limits,
+                  lo, step, half, bins, scratch, tally, sums):  # fmt: skip
+    """A block holding NaN or ±Inf: each value tested, the non-finite counted."""
+    for i in range(x.size):
+        v = x[i]
+        if v != v:
+            tally[3] += 1
+            continue
+        if v == np.inf:
+            tally[4] += 1
+            continue
+        if v == -np.inf:
+            tally[5] += 1
+            continue
+        d = np.float64(v)
+        b = np.int64(keys[i])
+        k = b ^ ((b >> top) & magnitude)
+        tally[0] += 1
+        tally[1] = min(tally[1], k)
+        tally[2] = max(tally[2], k)
+        sums[0] += d
+        sums[1] += d * d
+        if mode != 3:
+            index = finite_bucket(d, mode, table, bits[i] >> shift, limits, lo, step,
+                                  half, bins)  # fmt: skip
+            scratch[index, i & 3] += 1
+
+
+@jit
+def block_ladder(x, bits, table, shift, limits, scratch):
+    """Ladder counts of a block, all finite: four cells at a time."""
+    end4 = x.size & ~3
+    for i in range(0, end4, 4):
+        b0 = table[bits[i] >> shift]
+        b1 = table[bits[i + 1] >> shift]
+        b2 = table[bits[i + 2] >> shift]
+        b3 = table[bits[i + 3] >> shift]
+        if max(max(b0, b1), max(b2, b3)) == exact_cell:
+            if b0 == exact_cell:
+                b0 = min(search_right(limits, np.float64(x[i])), last)
+            if b1 == exact_cell:
+                b1 = min(search_right(limits, np.float64(x[i + 1])), last)
+            if b2 == exact_cell:
+                b2 = min(search_right(limits, np.float64(x[i + 2])), last)
+            if b3 == exact_cell:
+                b3 = min(search_right(limits, np.float64(x[i + 3])), last)
+        scratch[b0, 0] += 1
+        scratch[b1, 1] += 1
+        scratch[b2, 2] += 1
+        scratch[b3, 3] += 1
+    for i in range(end4, x.size):
+        b = table[bits[i] >> shift]
+        if b == exact_cell:
+            b = min(search_right(limits, np.float64(x[i])), last)
+        scratch[b, 0] += 1
+
+
+@jit
+def reduce_block(x, keys, bits, top, magnitude, exponent, mode, table, shift,
+                 limits, lo, step, half, bins, scratch, tally, sums):  # fmt: skip
+    s, s2, kmin, kmax, bad = block_moments(x, keys, top, magnitude, exponent)
+    if bad:
+        block_careful(x, keys, bits, top, magnitude, mode, table, shift,
+                      limits, lo, step, half, bins, scratch, tally, sums)  # fmt: skip
+        return
+    tally[0] += x.size
+    tally[1] = min(tally[1], kmin)
+    tally[2] = max(tally[2], kmax)
+    sums[0] += s
+    sums[1] += s2
+    if mode == 0:
+        block_ladder(x, bits, table, shift, limits, scratch)
+    elif mode != 3:
+        for i in range(x.size):
+            d = np.float64(x[i])
+            index = finite_bucket(d, mode, table, 0, limits, lo, step, half, bins)
+            scratch[index, i & 3] += 1
+
+
+@jit
+def flush(scratch, counts):
+    for b in range(counts.size):
+        counts[b] += np.int64(scratch[b, 0]) + scratch[b, 1] + scratch[b, 2] + scratch[b, 3]
+    scratch[:] = 0
+
+
+@jit
+def start_tally(tally):
+    tally[0] = 0
+    tally[1] = 0x7FFFFFFFFFFFFFFF
+    tally[2] = -0x7FFFFFFFFFFFFFFF - 1
+
+
+@jit
+def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, limits, lo,
+                 step, half, bins, counts, tally, sums):  # fmt: skip
+    """A float32/float64 part. Adds to counts (int64); tally = count, min and max keys,
+    NaN, +Inf, -Inf (added to; min/max merged); sums = sum, sum of squares (added to)."""
+    scratch = np.zeros((max(counts.size, 1), 4), np.int32)
+    n = x.size
+    since_flush = 0
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        reduce_block(x[start:stop], keys[start:stop], bits[start:stop], top, magnitude,
+                     exponent, mode, table,
+                     shift, limits, lo, step, half, bins, scratch, tally, sums)  # fmt: skip
+        since_flush += stop - start
+        if since_flush >= segment:
+            flush(scratch, counts)
+            since_flush = 0
+    flush(scratch, counts)
+
+
+@jit
+def reduce_wide_int(x, mode, table, limits, lo, step, half, bins, counts, tally, sums):
+    """An int32/uint32/int64/uint64 part: each block converted to float64 first."""
+    scratch = np.zeros((max(counts.size, 1), 4), np.int32)
+    buffer = np.empty(block, np.float64)
+    keys = buffer.view(np.int64)
+    bits = buffer.view(np.uint64)
+    shift = np.uint64(64 - 20)
+    n = x.size
+    since_flush = 0
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        for i in range(m):
+            buffer[i] = np.float64(x[start + i])
+        reduce_block(buffer[:m], keys[:m], bits[:m], 63, 0x7FFFFFFFFFFFFFFF,
+                     0x7FF0000000000000, mode, table, shift, limits, lo, step, half, bins,
+                     scratch, tally, sums)  # fmt: skip
+        since_flush += m
+        if since_flush >= segment:
+            flush(scratch, counts)
+            since_flush = 0
+    flush(scratch, counts)
+
+
+@jit
+def count_patterns(patterns, counts):
+    """How often each bit pattern (uint8 or uint16) occurs; added to int64 counts."""
+    scratch = np.zeros((counts.size, 4), np.int32)
+    n = patterns.size
+    for first in range(0, n, segment):
+        stop = min(first + segment, n)
+        end4 = first + ((stop - first) & ~3)
+        for i in range(first, end4, 4):
+            scratch[patterns[i], 0] += 1
+            scratch[patterns[i + 1], 1] += 1
+            scratch[patterns[i + 2], 2] += 1
+            scratch[patterns[i + 3], 3] += 1
+        for i in range(end4, stop):
+            scratch[patterns[i], 0] += 1
+        flush(scratch, counts)
