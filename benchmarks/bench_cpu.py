@@ -1,20 +1,23 @@
-"""CPU benchmark: gpu_summary's NumPy backend against tensorboardX, same data, same process.
+"""CPU benchmark: gpu_summary's host backend against torch's writer and tensorboardX, same data,
+same process, each peer at its fastest.
 
-Usage: python benchmarks/bench_cpu.py [--repeat 5]
+Usage: python benchmarks/bench_cpu.py [--repeat 5] [--only histogram,model,images,image,...]
 
-``add_pr_curve`` is also timed against torch's writer (ratios: peer time / ours), through
-``close()`` for the peers, whose ``flush()`` may leave their queue unwritten.
-
-Each case times the whole job of both writers, ``flush()`` included, so work deferred to a
-background thread is counted too; the caller-thread time of gpu_summary is printed beside it.
-Ratios are tensorboardX time / gpu_summary time (higher is better for gpu_summary); the best of
-``--repeat`` runs (after one untimed warm-up run) is used for both. Needs the ``bench`` extra
-(tensorboardX).
+Every case times the whole job of each writer on a fresh log folder: the calls and ``close()``
+(tensorboardX's ``flush()`` does not write its queue, so all three are timed through
+``close()``; gpu_summary's caller-thread time is printed beside its total). tensorboardX runs
+with the ``crc32c`` package installed (its fast checksum; the script says whether it is), torch's
+writer in this environment without TensorFlow (its fast path). The best of ``--repeat`` runs
+after one untimed warm-up run is used for each; ratios are peer time / gpu_summary time (higher
+is better for gpu_summary). For the histogram the time of one read of the data (``x.sum()``)
+is printed as the floor no reduction can beat, and gpu_summary's time as a multiple of it.
+Needs the ``bench`` extra (tensorboardX, crc32c) and torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import tempfile
@@ -25,154 +28,171 @@ import numpy as np
 import tensorboardX
 
 import gpu_summary as gs
+from gpu_summary._backend.numpy import compiled
 
 
-def _timed(writer, call):
-    """(total seconds including flush, seconds until the calls returned)."""
-    start = time.perf_counter()
-    call(writer)
-    returned = time.perf_counter()
-    writer.flush()
-    end = time.perf_counter()
-    return end - start, returned - start
+def _peers():
+    peers = [("gpu_summary", gs.SummaryWriter), ("tensorboardX", tensorboardX.SummaryWriter)]
+    try:
+        from torch.utils.tensorboard import SummaryWriter as TorchWriter
+    except ImportError:
+        print("  (torch is not installed: its writer is left out)")
+    else:
+        peers.append(("torch", TorchWriter))
+    return peers
 
 
-def bench(name, data_desc, call, repeat):
-    """Time ``call(writer)`` on each peer's writer (the two share these method names)."""
+PEERS = None
+
+
+def _best(make, call, repeat):
+    """(best total seconds through close(), best seconds until the calls returned)."""
+    totals, callers = [], []
+    for run in range(repeat + 1):  # run 0 warms up (imports, caches, the cell table)
+        with tempfile.TemporaryDirectory() as logdir:
+            writer = make(logdir)
+            start = time.perf_counter()
+            call(writer)
+            returned = time.perf_counter()
+            writer.close()
+            end = time.perf_counter()
+            if run:
+                totals.append(end - start)
+                callers.append(returned - start)
+    return min(totals), min(callers)
+
+
+def bench(name, data_desc, call, repeat, peer_call=None):
+    """Time ``call(writer)`` on each writer (``peer_call`` for the peers, when it differs)."""
     results = {}
-    for label, make in (
-        ("gpu_summary", lambda d: gs.SummaryWriter(d, max_queue=100_000)),
-        ("tensorboardX", lambda d: tensorboardX.SummaryWriter(d, max_queue=100_000)),
-    ):
-        totals, callers = [], []
-        for run in range(repeat + 1):  # run 0 warms up (imports, caches, the cell table)
-            with tempfile.TemporaryDirectory() as logdir:
-                writer = make(logdir)
-                total, caller = _timed(writer, call)
-                writer.close()
-                if run:
-                    totals.append(total)
-                    callers.append(caller)
-        results[label] = (min(totals), min(callers))
-    ours, theirs = results["gpu_summary"], results["tensorboardX"]
-    print(
-        f"{name:<34} {data_desc:<22} gpu_summary {ours[0] * 1e3:9.2f} ms "
-        f"(caller {ours[1] * 1e3:8.2f} ms)   tensorboardX {theirs[0] * 1e3:9.2f} ms   "
-        f"ratio {theirs[0] / ours[0]:6.2f}x"
+    for label, writer_type in PEERS:
+        chosen = call if label == "gpu_summary" or peer_call is None else peer_call
+        results[label] = _best(writer_type, chosen, repeat)
+    ours = results["gpu_summary"]
+    text = "   ".join(
+        f"{label} {total * 1e3:8.1f} ms ({total / ours[0]:5.2f}x)"
+        for label, (total, _) in results.items()
+        if label != "gpu_summary"
     )
+    print(f"{name:<30} {data_desc:<24} gpu_summary {ours[0] * 1e3:8.2f} ms "
+          f"(caller {ours[1] * 1e3:7.2f} ms)   {text}")  # fmt: skip
     return ours[0]
 
 
+def one_read(values, repeat):
+    """Best time of ``values.sum()``: one read of the data, the floor of any reduction."""
+    times = []
+    for _ in range(repeat + 1):
+        start = time.perf_counter()
+        values.sum()
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
+
+
 def bench_pr_curve(repeat: int) -> None:
-    """add_pr_curve of 10M predictions (float32, 0/1 labels, default 127 thresholds) against
-    torch's writer (which runs TensorBoard's compute_curve: two weighted numpy.histogram
-    passes) and tensorboardX's, flush included."""
+    """add_pr_curve of 10M predictions (float32, 0/1 labels, default 127 thresholds); torch's
+    writer runs TensorBoard's compute_curve (two weighted numpy.histogram passes)."""
     rng = np.random.default_rng(1)
     n = 10_000_000
     labels = rng.integers(0, 2, n)
     predictions = rng.random(n, dtype=np.float32)
-    peers = [("gpu_summary", lambda d: gs.SummaryWriter(d)),
-             ("tensorboardX", lambda d: tensorboardX.SummaryWriter(d))]  # fmt: skip
-    try:
-        from torch.utils.tensorboard import SummaryWriter as TorchWriter
+    bench("add_pr_curve", "10M float32, 0/1 labels",
+          lambda w: w.add_pr_curve("pr", labels, predictions, 0), repeat)  # fmt: skip
 
-        peers.append(("torch", lambda d: TorchWriter(d)))
-    except ImportError:
-        print("  (torch is not installed: its writer is left out)")
-    best = {}
-    for label, make in peers:
-        times = []
-        for run in range(repeat + 1):
-            with tempfile.TemporaryDirectory() as logdir:
-                writer = make(logdir)
-                start = time.perf_counter()
-                writer.add_pr_curve("pr", labels, predictions, 0)
-                writer.flush()
-                if label != "gpu_summary":
-                    writer.close()  # tensorboardX's flush() leaves its queue; close writes it
-                elapsed = time.perf_counter() - start
-                if label == "gpu_summary":
-                    writer.close()
-                if run:
-                    times.append(elapsed)
-        best[label] = min(times)
-    ours = best["gpu_summary"]
-    peers_text = "   ".join(f"{k} {v * 1e3:8.1f} ms ({v / ours:5.2f}x)" for k, v in best.items()
-                            if k != "gpu_summary")  # fmt: skip
-    print(f"{'add_pr_curve':<34} {'10M float32, 0/1':<22} gpu_summary {ours * 1e3:9.2f} ms   "
-          f"{peers_text}")  # fmt: skip
+
+def _smooth(shape):
+    """Smooth content: products of slow sines over the last two spatial axes, as uint8."""
+    *lead, height, width = shape
+    image = (np.sin(np.linspace(0, 20, height))[:, None]
+             * np.cos(np.linspace(0, 9, width))[None, :] * 127 + 128)  # fmt: skip
+    return np.ascontiguousarray(np.broadcast_to(image, shape)).astype(np.uint8)
+
+
+def _model(rng):
+    """60 tensors, about 5M float32 values: 30 layers of a weight and a bias."""
+    shapes = []
+    for layer in range(30):
+        width = 256 + 32 * (layer % 8)
+        shapes += [(width, 600), (width,)]
+    return [(f"layer{k // 2}/{'weight' if k % 2 == 0 else 'bias'}",
+             (rng.standard_normal(shape) * 0.05).astype(np.float32))
+            for k, shape in enumerate(shapes)]  # fmt: skip
+
+
+CASES = ("histogram", "model", "images", "image", "scalars", "pr_curve")
 
 
 def main() -> None:
+    global PEERS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default=",".join(CASES), help="cases, comma-separated")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
         f"python {platform.python_version()}"
     )
+    has_crc32c = importlib.util.find_spec("crc32c") is not None
     print(
         f"numpy {np.__version__}  protobuf {google.protobuf.__version__}  "
-        f"tensorboardX {tensorboardX.__version__}  gpu_summary {gs.__version__}"
+        f"tensorboardX {tensorboardX.__version__} (crc32c package "
+        f"{'installed: its fast checksum' if has_crc32c else 'MISSING: pip install crc32c'})  "
+        f"gpu_summary {gs.__version__}  compiled host kernels: "
+        f"{'numba' if compiled.prepare() else 'off (the NumPy specification runs)'}"
     )
+    PEERS = _peers()
+    print("all writers timed through close(); ratios: peer / gpu_summary")
     rng = np.random.default_rng(0)
 
-    values = rng.standard_normal(8 << 20).astype(np.float32)
-    bench(
-        "histogram, default buckets",
-        "8M float32",
-        lambda w: w.add_histogram("h", values, 0),
-        args.repeat,
-    )
+    if "histogram" in only:
+        values = rng.standard_normal(8 << 20).astype(np.float32)
+        ours = bench(
+            "add_histogram, default bins",
+            "8M float32",
+            lambda w: w.add_histogram("h", values, 0),
+            args.repeat,
+        )
+        floor = one_read(values, args.repeat)
+        print(f"  one read of the data (x.sum()) {floor * 1e3:.2f} ms: gpu_summary takes "
+              f"{ours / floor:.1f} reads")  # fmt: skip
 
-    n = 20_000
-    bench(
-        "scalars",
-        f"{n} add_scalar calls",
-        lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)],
-        args.repeat,
-    )
+    if "model" in only:
+        model = _model(rng)
+        total = sum(t.size for _, t in model)
 
-    batch = rng.integers(0, 256, (16, 512, 512, 3), dtype=np.uint8)
-    bench(
-        "image batch",
-        "16x512x512x3 uint8",
-        lambda w: w.add_images("img", batch, 0, dataformats="NHWC"),
-        args.repeat,
-    )
-    # A small model's worth of weights (40 tensors, about 1.1M values): one add_histograms
-    # call against the same histograms one add_histogram at a time (tensorboardX's only way).
-    model = [(f"layer{i // 2}/{'weight' if i % 2 == 0 else 'bias'}",
-              rng.standard_normal((256, 108) if i % 2 == 0 else 256).astype(np.float32))
-             for i in range(40)]  # fmt: skip
+        def one_by_one(w):
+            for name, tensor in model:
+                w.add_histogram(name, tensor, 0)
 
-    def one_by_one(w):
-        for name, tensor in model:
-            w.add_histogram(name, tensor, 0)
+        bench("whole model, add_histograms", f"{len(model)} tensors, {total / 1e6:.1f}M",
+              lambda w: w.add_histograms(model, 0), args.repeat, peer_call=one_by_one)  # fmt: skip
+        floor = one_read(np.concatenate([t.ravel() for _, t in model]), args.repeat)
+        print(f"  one read of the data {floor * 1e3:.2f} ms; peers: a loop of add_histogram")
 
-    loop = bench("40 tensors, add_histogram each", "~1.1M float32 total", one_by_one, args.repeat)
-    together = bench(
-        "40 tensors, one add_histograms call",
-        "~1.1M float32 total",
-        lambda w: w.add_histograms(model, 0) if isinstance(w, gs.SummaryWriter) else one_by_one(w),
-        args.repeat,
-    )
-    print(f"  add_histograms {together * 1e3:.2f} ms vs a loop of add_histogram {loop * 1e3:.2f} ms"
-          " on the CPU backend: the same reductions (one launch per group on a GPU)")  # fmt: skip
-    smooth = (
-        np.sin(np.linspace(0, 20, 512))[None, :, None, None]
-        * np.cos(np.linspace(0, 9, 512))[None, None, :, None]
-        * 127
-        + 128
-    )
-    smooth = np.broadcast_to(smooth, (16, 512, 512, 3)).astype(np.uint8)
-    bench(
-        "image batch (smooth content)",
-        "16x512x512x3 uint8",
-        lambda w: w.add_images("img", smooth, 0, dataformats="NHWC"),
-        args.repeat,
-    )
-    bench_pr_curve(args.repeat)
+    if "images" in only:
+        batch = rng.integers(0, 256, (16, 3, 512, 512), dtype=np.uint8)
+        bench("add_images, random pixels", "16x3x512x512 uint8",
+              lambda w: w.add_images("img", batch, 0), args.repeat)  # fmt: skip
+        smooth = _smooth((16, 3, 512, 512))
+        bench("add_images, smooth", "16x3x512x512 uint8",
+              lambda w: w.add_images("img", smooth, 0), args.repeat)  # fmt: skip
+
+    if "image" in only:
+        big = rng.integers(0, 256, (3, 2000, 2000), dtype=np.uint8)
+        bench("add_image, random pixels", "3x2000x2000 uint8",
+              lambda w: w.add_image("img", big, 0), args.repeat)  # fmt: skip
+        smooth = _smooth((3, 2000, 2000))
+        bench("add_image, smooth", "3x2000x2000 uint8",
+              lambda w: w.add_image("img", smooth, 0), args.repeat)  # fmt: skip
+
+    if "scalars" in only:
+        n = 20_000
+        bench("add_scalar", f"{n} calls",
+              lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)], args.repeat)  # fmt: skip
+
+    if "pr_curve" in only:
+        bench_pr_curve(args.repeat)
 
 
 if __name__ == "__main__":

@@ -2,38 +2,27 @@
 
 The value is a DT_STRING tensor ``[width, height, png_1, ..., png_n]`` (width and height as
 decimal strings) with plugin name ``images`` and data class BLOB_SEQUENCE, as TensorBoard's own
-image summary writes it. PNGs are encoded with Pillow: 1 channel gray, 3 RGB, 4 RGBA.
+image summary writes it. PNGs (1 channel gray, 3 RGB, 4 RGBA) are encoded by ``png``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
 import threading
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 
 from gpu_summary.proto import summary_pb2, tensor_pb2, types_pb2
+from gpu_summary.summaries import png
 
 PLUGIN_NAME = "images"
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-# zlib level 1: images compress within a few percent of the default level at a fraction of its
-# time, and encoding happens on the writer thread for every logged image.
-PNG_COMPRESS_LEVEL = 1
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of one uint8 HWC image with 1, 3 or 4 channels."""
-    channels = image.shape[2]
-    pixels = image[:, :, 0] if channels == 1 else image
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), mode=_MODES[channels]).save(
-        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL
-    )
-    return buffer.getvalue()
+    """PNG bytes of one uint8 HWC image with 1, 3 or 4 channels (``png.encode``)."""
+    return png.encode(image)
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -63,7 +52,7 @@ def encode_pngs(
     images: np.ndarray, to_uint8: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> list[bytes]:
     """PNG bytes of each NHWC image: uint8, or ``to_uint8(images[i : i + 1])[0]`` of each
-    (one image converted at a time, never the batch). zlib runs without the GIL, so a batch is
+    (one image converted at a time, never the batch). libdeflate runs without the GIL, so a batch is
     encoded on a few threads at once; at interpreter exit, when no new threads may start,
     serially."""
 
