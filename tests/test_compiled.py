@@ -255,3 +255,33 @@ def test_a_first_call_never_waits_for_the_compiler():
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"state": "compiling", "same": True, "again": True, "ready": "ready"}
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    ("shape", "max_size"),
+    [
+        ((3, 37, 53, 3), 10),
+        ((2, 100, 7, 1), 13),
+        ((2, 301, 299, 4), 64),
+        ((1, 5, 5, 3), 4),
+        ((5, 64, 64, 3), 63),
+        ((2, 2, 900, 1), 7),
+    ],
+)
+def test_thumbnails_equal_the_specification(shape, max_size):
+    from gpu_summary._backend.numpy import images as spec_images
+
+    rng = np.random.default_rng(sum(shape))
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    floats = rng.random(shape)
+    floats[0, 0, 0, 0] = np.nan
+    for images in (pixels, floats, pixels > 128, pixels.transpose(0, 2, 1, 3)):
+        got = compiled.thumbnails(images, max_size).result()
+        np.testing.assert_array_equal(got, spec_images.thumbnails(images, max_size).result())
+    nchw = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+    nchw.setflags(write=False)
+    view = nchw.transpose(0, 2, 3, 1)  # read-only and strided, as add_images(NCHW) hands it
+    np.testing.assert_array_equal(compiled.thumbnails(view, max_size).result(),
+                                  spec_images.thumbnails(view, max_size).result())  # fmt: skip
+    assert host_backend.thumbnails is compiled.thumbnails

@@ -93,6 +93,15 @@ def log_images(
             return pngs, out_h, out_w, channels
 
         nbytes = sum(len(png) for png in pngs)
+    elif backend is numpy_backend and nhwc.dtype == np.uint8 and (out_h, out_w) == (height, width):
+        # Copied in the caller's own memory order (CHW stays CHW: a plain copy, not a slow
+        # transposition on the caller's thread); each image is made row-major by its encoder.
+        pixels = np.array(nhwc, order="K")
+
+        def encoded() -> tuple[list[bytes], int, int, int]:
+            return encode_pngs(pixels), out_h, out_w, channels
+
+        nbytes = raw
     else:
         pending = backend.thumbnails(nhwc, max_size)
 

@@ -25,9 +25,10 @@ from gpu_summary._backend.numpy.compiled import (
     histogram_fixed,
     histograms,
     tensor_stats,
+    thumbnails,
 )
 from gpu_summary._backend.numpy.curves import pr_counts
-from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size, thumbnails
+from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size
 from gpu_summary._backend.numpy.reduce import even_edges, rule_limits, scalar
 from gpu_summary._backend.numpy.windows import window_add, window_open, window_result
 

@@ -34,6 +34,7 @@ the specification's path, so no call waits for the compiler. :func:`prepare` com
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import os
 import threading
@@ -41,8 +42,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from gpu_summary._backend.numpy import images as reference_images
 from gpu_summary._backend.numpy import reduce as reference
-from gpu_summary._backend.numpy.arrays import quiet_overflow
+from gpu_summary._backend.numpy.arrays import CHUNK, quiet_overflow
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import HistogramResult, Pending, Ready, TensorStats
 
@@ -136,6 +138,23 @@ def _in_parts(count: int, work: Callable[[int, int], object]) -> list[object]:
     return [work(bounds[0], bounds[1]), *(f.result() for f in futures)]
 
 
+def _in_parts_by_item(count: int, work: Callable[[int, int], object]) -> None:
+    """``work(first, stop)`` over ranges of ``count`` items (images), one per thread."""
+    parts = max(1, min(_workers(), count))
+    bounds = [count * k // parts for k in range(parts + 1)]
+    futures = []
+    if parts > 1 and not threading.current_thread().name.startswith("gpu_summary reduce"):
+        try:
+            futures = [
+                _thread_pool().submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)
+            ]
+        except RuntimeError:  # interpreter shutdown
+            futures = []
+    work(bounds[0], bounds[1] if futures else count)
+    for future in futures:
+        future.result()
+
+
 def _pieces(values: np.ndarray) -> Iterator[np.ndarray]:
     """1-D contiguous pieces covering every element once (views when contiguous)."""
     if values.ndim == 0:
@@ -189,6 +208,9 @@ def _compile(variant: tuple[np.dtype, bool]) -> None:
     try:
         for mode in (LADDER, EDGES, EVEN, STATS):
             _reduce_piece(sample, mode, _limits_for(mode, sample), 0.0, 1.0, False, 4, False)
+        if variant == (np.dtype(np.uint8), False):  # and the thumbnails' kernel
+            image = np.arange(48, dtype=np.uint8).reshape(1, 4, 4, 3)
+            _shrink_range(_kernels(), image, np.empty((1, 2, 2, 3), np.uint8), 0, 1)
     except Exception as exc:  # noqa: BLE001 - a compiler failure must not reach the caller
         import warnings
 
@@ -462,3 +484,36 @@ def histograms(tensors: list[np.ndarray]) -> Pending[list[HistogramResult]]:
     for future in futures:
         future.result()
     return Ready(results)
+
+
+def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
+    """``images.thumbnails``, the area averages compiled and shared out over the threads by
+    image (a few images converted to uint8 at a time, as the specification does)."""
+    n, h, w, c = images.shape
+    out_h, out_w = reference_images.thumbnail_size(h, w, max_size)
+    if (out_h, out_w) == (h, w) or not enabled() or n == 0:
+        return reference_images.thumbnails(images, max_size)
+    variant = (np.dtype(np.uint8), False)  # the kernel's input: each group as uint8
+    if not _usable(variant):
+        return reference_images.thumbnails(images, max_size)
+    kernels = _kernels()
+    out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
+    per_group = max(1, CHUNK * 64 // max(1, h * w * c))
+
+    for start in range(0, n, per_group):
+        group = reference_images.image_to_uint8(images[start : start + per_group])
+        if not group.flags.c_contiguous:  # one kernel signature: C-contiguous, writable
+            group = np.ascontiguousarray(group)
+        if not group.flags.writeable:
+            group = group.copy()
+        local = out[start : start + len(group)]
+        _in_parts_by_item(len(group), functools.partial(_shrink_range, kernels, group, local))
+    return Ready(out)
+
+
+def _shrink_range(
+    kernels: object, group: np.ndarray, out: np.ndarray, first: int, stop: int
+) -> None:
+    scratch = np.empty(group.shape[2] * group.shape[3], np.int64)
+    for k in range(first, stop):
+        kernels.shrink_image(group[k], out[k], scratch)

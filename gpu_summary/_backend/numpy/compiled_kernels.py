@@ -242,3 +242,49 @@ def count_patterns(patterns, counts):
         for i in range(end4, stop):
             scratch[patterns[i], 0] += 1
         flush(scratch, counts)
+
+
+@jit
+def shrink_image(image, out, scratch):
+    """Area-average one uint8 HWC image (C-contiguous) into ``out`` (out_h × out_w × C),
+    exactly as ``images._area_resize``: integer overlap weights, rows then columns, rounded
+    half up. ``scratch``: int64, at least W × C."""
+    h, w, c = image.shape
+    out_h, out_w, _ = out.shape
+    rows = image.reshape(h, w * c)
+    width = w * c
+    area = np.int64(h) * w
+    for i in range(out_h):
+        a = i * h
+        b = (i + 1) * h
+        y0 = -(-a // out_h)
+        y1 = b // out_h
+        left = np.int64(y0 * out_h - a)
+        right = np.int64(b - y1 * out_h)
+        top = max(y0 - 1, 0)
+        bottom = min(y1, h - 1)
+        for t in range(width):
+            scratch[t] = 0
+        for y in range(y0, y1):
+            for t in range(width):
+                scratch[t] += rows[y, t]
+        for t in range(width):
+            scratch[t] = scratch[t] * out_h + rows[top, t] * left + rows[bottom, t] * right
+        for j in range(out_w):
+            a = j * w
+            b = (j + 1) * w
+            x0 = -(-a // out_w)
+            x1 = b // out_w
+            left = np.int64(x0 * out_w - a)
+            right = np.int64(b - x1 * out_w)
+            first = max(x0 - 1, 0)
+            last_x = min(x1, w - 1)
+            for k in range(c):
+                whole = np.int64(0)
+                for x in range(x0, x1):
+                    whole += scratch[x * c + k]
+                total = (
+                    whole * out_w + scratch[first * c + k] * left
+                    + scratch[last_x * c + k] * right
+                )  # fmt: skip
+                out[i, j, k] = (2 * total + area) // (2 * area)
