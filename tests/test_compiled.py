@@ -18,7 +18,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_stats_match, run_python, sample_values
+from conftest import DTYPES, MOMENT_RTOL, assert_stats_match, run_python, sample_values
 from gpu_summary._backend import numpy as host_backend
 from gpu_summary._backend.numpy import compiled
 from gpu_summary._backend.numpy import reduce as spec
@@ -285,3 +285,41 @@ def test_thumbnails_equal_the_specification(shape, max_size):
     np.testing.assert_array_equal(compiled.thumbnails(view, max_size).result(),
                                   spec_images.thumbnails(view, max_size).result())  # fmt: skip
     assert host_backend.thumbnails is compiled.thumbnails
+
+
+def _same_report(got, want) -> None:
+    for field in ("positions", "position_values", "order_stats", "heat_count", "heat_nonfinite"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+    assert (got.shape, got.below, got.above) == (want.shape, want.below, want.above)
+    np.testing.assert_array_equal(got.histogram.counts, want.histogram.counts)
+    scale = np.abs(want.heat_sum).sum() + 1.0
+    assert np.abs(got.heat_sum - want.heat_sum).max(initial=0.0) <= MOMENT_RTOL * scale
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_anomaly_report_equals_the_specification(dtype):
+    from gpu_summary._backend.numpy.anomaly import anomaly as spec_anomaly
+
+    values = sample_values(dtype, 30_007)
+    edges = _edge_values(dtype)
+    values[: edges.size] = edges[: values.size]
+    for view in (values, values[::3], values.reshape(1, -1)[:, 1:]):
+        for bounds in ((None, None), (-1.0, 2.0), (0.0, None)):
+            for keep in (0, 7, 100_000):
+                got = compiled.anomaly(view, *bounds, keep, 64).result()
+                want = spec_anomaly(view, *bounds, keep, 64).result()
+                _same_report(got, want)
+                assert_stats_match(got.stats, want.stats, view)
+
+
+@needs_numba
+def test_anomaly_order_statistics_in_crowded_buckets():
+    from gpu_summary._backend.numpy.anomaly import anomaly as spec_anomaly
+
+    rng = np.random.default_rng(9)
+    for values in (np.full(5000, 2.5), rng.integers(0, 3, 7001).astype(np.float32),
+                   np.concatenate([np.full(900, -0.0), np.full(100, np.nan)]),
+                   np.float64(7.0).reshape(()), rng.standard_normal((64, 33)).T):  # fmt: skip
+        _same_report(compiled.anomaly(values, None, None, 10, 8).result(),
+                     spec_anomaly(values, None, None, 10, 8).result())  # fmt: skip

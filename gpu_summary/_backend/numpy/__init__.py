@@ -9,7 +9,6 @@ what this backend runs), images in ``images``, the anomaly report in ``anomaly``
 precision-recall counts in ``curves``.
 """
 
-from gpu_summary._backend.numpy.anomaly import anomaly
 from gpu_summary._backend.numpy.arrays import (
     as_array,
     check_numeric,
@@ -20,6 +19,7 @@ from gpu_summary._backend.numpy.arrays import (
     to_host,
 )
 from gpu_summary._backend.numpy.compiled import (
+    anomaly,
     even_counts,
     histogram_even,
     histogram_fixed,

@@ -288,3 +288,66 @@ def shrink_image(image, out, scratch):
                     + scratch[last_x * c + k] * right
                 )  # fmt: skip
                 out[i, j, k] = (2 * total + area) // (2 * area)
+
+
+@jit
+def anomaly_piece(x, start, lower, upper, has_lower, has_upper, positions, position_values,
+                  table, shift, bits, limits, counts, tally, sums, width, row, column,
+                  row_cell, column_cell, columns, heat_sum, heat_count,
+                  heat_nonfinite):  # fmt: skip
+    """One C-order piece of an anomaly report, its first value at flat index ``start``, at
+    heat-map grid position (row, column). ``tally``: count, NaN, +Inf, -Inf, below, above,
+    positions kept (all added to); ``sums``: sum, sum of squares, min, max (merged). Returns
+    the grid position after the piece."""
+    max_positions = positions.size
+    for i in range(x.size):
+        d = np.float64(x[i])
+        cell = row_cell[row] * columns + column_cell[column]
+        offending = False
+        if d != d or d == np.inf or d == -np.inf:
+            tally[1 if d != d else (2 if d > 0 else 3)] += 1
+            heat_nonfinite[cell] += 1
+            offending = True
+        else:
+            if has_lower and d < lower:
+                tally[4] += 1
+                offending = True
+            if has_upper and d > upper:
+                tally[5] += 1
+                offending = True
+            index = table[bits[i] >> shift]
+            if index == exact_cell:
+                index = min(search_right(limits, d), last)
+            counts[index] += 1
+            tally[0] += 1
+            sums[0] += d
+            sums[1] += d * d
+            sums[2] = min(sums[2], d)
+            sums[3] = max(sums[3], d)
+            heat_sum[cell] += d
+            heat_count[cell] += 1
+        if offending and tally[6] < max_positions:
+            positions[tally[6]] = start + i
+            position_values[tally[6]] = d
+            tally[6] += 1
+        column += 1
+        if column == width:
+            column = 0
+            row += 1
+    return row, column
+
+
+@jit
+def gather_buckets(x, bits, shift, table, limits, wanted, out, filled):
+    """Append to ``out`` every finite value of x whose ladder bucket is marked in ``wanted``
+    (the buckets that hold a wanted order statistic); ``filled[0]``: values so far."""
+    for i in range(x.size):
+        d = np.float64(x[i])
+        if d != d or d == np.inf or d == -np.inf:
+            continue
+        index = table[bits[i] >> shift]
+        if index == exact_cell:
+            index = min(search_right(limits, d), last)
+        if wanted[index]:
+            out[filled[0]] = d
+            filled[0] += 1
