@@ -237,7 +237,10 @@ def test_a_first_call_never_waits_for_the_compiler():
         release = threading.Event()
         compile_now = compiled._compile
         compiled._compile = lambda variant: (release.wait(), compile_now(variant))
-        values = np.linspace(-3, 3, 10_001, dtype=np.float32)
+        import sys
+        small = compiled.histogram_fixed(np.ones(1000, np.float32), None).result()
+        quiet = not compiled._state and "numba" not in sys.modules  # too small to compile for
+        values = np.linspace(-3, 3, 100_001, dtype=np.float32)
         first = compiled.histogram_fixed(values, None).result()
         state = compiled._state[compiled._variant(values)]
         release.set()
@@ -246,7 +249,8 @@ def test_a_first_call_never_waits_for_the_compiler():
                 thread.join()
         again = compiled.histogram_fixed(values, None).result()
         want = spec.histogram_fixed(values, None).result()
-        print(json.dumps({"state": state, "same": bool((first.counts == want.counts).all()),
+        print(json.dumps({"quiet": quiet, "state": state,
+                          "same": bool((first.counts == want.counts).all()),
                           "again": bool((again.counts == want.counts).all()),
                           "ready": compiled._state[compiled._variant(values)]}))
         """,
@@ -254,7 +258,9 @@ def test_a_first_call_never_waits_for_the_compiler():
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"state": "compiling", "same": True, "again": True, "ready": "ready"}
+    assert report == {
+        "quiet": True, "state": "compiling", "same": True, "again": True, "ready": "ready",
+    }  # fmt: skip
 
 
 @needs_numba
@@ -292,7 +298,8 @@ def _same_report(got, want) -> None:
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
     assert (got.shape, got.below, got.above) == (want.shape, want.below, want.above)
     np.testing.assert_array_equal(got.histogram.counts, want.histogram.counts)
-    scale = np.abs(want.heat_sum).sum() + 1.0
+    with np.errstate(over="ignore"):  # cells summing to ±DBL_MAX: an infinite scale
+        scale = np.abs(want.heat_sum).sum() + 1.0
     assert np.abs(got.heat_sum - want.heat_sum).max(initial=0.0) <= MOMENT_RTOL * scale
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import importlib.util
 import math
 import os
 import threading
@@ -52,6 +53,9 @@ from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, R
 
 PART = 1 << 20  # arrays this large are split over threads, parts at least this large
 SLAB = 1 << 20  # values copied at a time from a non-contiguous array
+# Arrays smaller than this never start a compile (numba's import alone costs ~0.5 s of CPU, more
+# than the specification spends on them in a short script); once compiled, all sizes use it.
+COMPILE_FROM = 1 << 16
 
 # How a part is reduced (the kernels' ``mode``).
 LADDER, EDGES, EVEN, STATS = 0, 1, 2, 3
@@ -65,10 +69,19 @@ SUPPORTED = _FLOATS + _WIDE_INTS + _PATTERNS
 
 
 def enabled() -> bool:
-    """Whether compiled kernels may be used (numba importable, not switched off)."""
+    """Whether compiled kernels may be used: numba is installed (looked up, not imported: that
+    happens on the compiling thread) and ``GPU_SUMMARY_COMPILED`` does not switch them off."""
     if os.environ.get("GPU_SUMMARY_COMPILED", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    return _kernels() is not None
+    return _numba_installed() and _kernel_module is not _NO_NUMBA
+
+
+@functools.cache
+def _numba_installed() -> bool:
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # a finder that refuses it; sys.modules["numba"] = None
+        return False
 
 
 # --- the kernels (built on first use; numba is optional) -------------------------------------
@@ -187,13 +200,14 @@ def _variant(piece: np.ndarray) -> tuple[np.dtype, bool] | None:
     return piece.dtype, not piece.flags.writeable
 
 
-def _usable(variant: tuple[np.dtype, bool]) -> bool:
-    """Whether the kernels of ``variant`` are compiled; if nobody has asked for them yet,
-    compile them on a background thread (the caller takes the specification's path)."""
+def _usable(variant: tuple[np.dtype, bool], size: int) -> bool:
+    """Whether the kernels of ``variant`` are compiled; if nobody has asked for them yet and
+    ``size`` values are worth it (``COMPILE_FROM``), compile them on a background thread (the
+    caller takes the specification's path meanwhile)."""
     state = _state.get(variant)
     if state == "ready":
         return True
-    if state is None and enabled():
+    if state is None and size >= COMPILE_FROM and enabled():
         with _state_lock:
             if variant not in _state:
                 _state[variant] = "compiling"
@@ -241,7 +255,7 @@ def prepare(dtypes: tuple = SUPPORTED, readonly: tuple[bool, ...] = (False, True
     Returns:
         Whether compiled kernels are in use (False without numba or when switched off).
     """
-    if not enabled():
+    if not enabled() or _kernels() is None:
         return False
     for dtype in dtypes:
         for flag in readonly:
@@ -407,11 +421,11 @@ def _reduce(
     pieces = _pieces(values)
     first = next(pieces)
     variant = _variant(first)
-    if variant is None or not _usable(variant):
+    if variant is None or not _usable(variant, values.size):
         return None
     totals = _reduce_piece(first, mode, limits, lo, step, half, bins, split)
     for piece in pieces:
-        if not _usable(_variant(piece)):  # a slab copy is writable: its own kernels
+        if not _usable(_variant(piece), values.size):  # a slab copy is writable: its own kernels
             return None
         _reduce_piece(piece, mode, limits, lo, step, half, bins, split, totals)
     return totals
@@ -498,7 +512,7 @@ def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
     if (out_h, out_w) == (h, w) or not enabled() or n == 0:
         return reference_images.thumbnails(images, max_size)
     variant = (np.dtype(np.uint8), False)  # the kernel's input: each group as uint8
-    if not _usable(variant):
+    if not _usable(variant, images.size):
         return reference_images.thumbnails(images, max_size)
     kernels = _kernels()
     out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
@@ -551,7 +565,8 @@ def anomaly(
     values of the ladder buckets holding them (found from the histogram's counts)."""
     if values.size and enabled():
         first = next(_c_order_pieces(values))[1]
-        if _usable(_variant(first)) and _usable((first.dtype, False)):
+        usable = _usable(_variant(first), values.size)
+        if usable and _usable((first.dtype, False), values.size):
             return Ready(_anomaly_report(values, lower, upper, max_positions, cells))
     return reference_anomaly(values, lower, upper, max_positions, cells)
 
