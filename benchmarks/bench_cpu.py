@@ -102,7 +102,7 @@ def bench_pr_curve(repeat: int) -> None:
 
 def _smooth(shape):
     """Smooth content: products of slow sines over the last two spatial axes, as uint8."""
-    *lead, height, width = shape
+    *_, height, width = shape
     image = (np.sin(np.linspace(0, 20, height))[:, None]
              * np.cos(np.linspace(0, 9, width))[None, :] * 127 + 128)  # fmt: skip
     return np.ascontiguousarray(np.broadcast_to(image, shape)).astype(np.uint8)
@@ -188,8 +188,12 @@ def main() -> None:
 
     if "scalars" in only:
         n = 20_000
-        bench("add_scalar", f"{n} calls",
-              lambda w: [w.add_scalar("loss", float(i), i) for i in range(n)], args.repeat)  # fmt: skip
+
+        def scalars(w):
+            for i in range(n):
+                w.add_scalar("loss", float(i), i)
+
+        bench("add_scalar", f"{n} calls", scalars, args.repeat)
 
     if "pr_curve" in only:
         bench_pr_curve(args.repeat)

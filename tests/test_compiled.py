@@ -20,7 +20,8 @@ import pytest
 
 from conftest import DTYPES, MOMENT_RTOL, assert_stats_match, run_python, sample_values
 from gpu_summary._backend import numpy as host_backend
-from gpu_summary._backend.numpy import compiled
+from gpu_summary._backend.numpy import compiled, compiled_reports
+from gpu_summary._backend.numpy import compiled_runtime as runtime
 from gpu_summary._backend.numpy import reduce as spec
 from gpu_summary._core import ladder as _ladder
 
@@ -87,7 +88,7 @@ def test_every_dtype_equals_the_specification(dtype):
     values[: edges.size] = edges[: values.size]
     _check_all(values)
     _check_all(edges)
-    assert compiled._variant(values) in compiled._state  # the compiled path ran, not the spec
+    assert runtime.variant_of(values) in runtime._state  # the compiled path ran, not the spec
 
 
 @needs_numba
@@ -133,18 +134,18 @@ def test_layouts(make):
 
 @needs_numba
 def test_read_only_and_slabs_of_a_large_strided_array(monkeypatch):
-    values = sample_values(np.float32, 3 * compiled.SLAB + 17)
+    values = sample_values(np.float32, 3 * runtime.SLAB + 17)
     values.setflags(write=False)
     _check_all(values)
-    monkeypatch.setattr(compiled, "SLAB", 1000)  # many slab copies of a strided view
+    monkeypatch.setattr(runtime, "SLAB", 1000)  # many slab copies of a strided view
     _check_all(values.reshape(-1, 1)[::2])
 
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8, np.float16])
 def test_parts_on_threads_merge_exactly(monkeypatch, dtype):
-    monkeypatch.setattr(compiled, "PART", 1000)
-    monkeypatch.setattr(compiled, "_workers", lambda: 5)  # more parts than cores, uneven sizes
+    monkeypatch.setattr(runtime, "PART", 1000)
+    monkeypatch.setattr(runtime, "workers", lambda: 5)  # more parts than cores, uneven sizes
     values = sample_values(dtype, 23_456)
     _check_all(values)
     first = compiled.histogram_fixed(values, None).result()
@@ -154,7 +155,7 @@ def test_parts_on_threads_merge_exactly(monkeypatch, dtype):
 
 @needs_numba
 def test_many_tensors_shared_over_threads(monkeypatch):
-    monkeypatch.setattr(compiled, "PART", 1000)
+    monkeypatch.setattr(runtime, "PART", 1000)
     rng = np.random.default_rng(4)
     tensors = [sample_values(np.float32, int(n), seed=k)
                for k, n in enumerate(rng.integers(1, 9000, 25))]  # fmt: skip
@@ -234,15 +235,16 @@ def test_a_first_call_never_waits_for_the_compiler():
         import json, threading
         import numpy as np
         from gpu_summary._backend.numpy import compiled, reduce as spec
+        from gpu_summary._backend.numpy import compiled_runtime as runtime
         release = threading.Event()
-        compile_now = compiled._compile
-        compiled._compile = lambda variant: (release.wait(), compile_now(variant))
+        compile_now = runtime._compile
+        runtime._compile = lambda variant: (release.wait(), compile_now(variant))
         import sys
         small = compiled.histogram_fixed(np.ones(1000, np.float32), None).result()
-        quiet = not compiled._state and "numba" not in sys.modules  # too small to compile for
+        quiet = not runtime._state and "numba" not in sys.modules  # too small to compile for
         values = np.linspace(-3, 3, 100_001, dtype=np.float32)
         first = compiled.histogram_fixed(values, None).result()
-        state = compiled._state[compiled._variant(values)]
+        state = runtime._state[runtime.variant_of(values)]
         release.set()
         for thread in threading.enumerate():
             if thread.name == "gpu_summary compile":
@@ -252,7 +254,7 @@ def test_a_first_call_never_waits_for_the_compiler():
         print(json.dumps({"quiet": quiet, "state": state,
                           "same": bool((first.counts == want.counts).all()),
                           "again": bool((again.counts == want.counts).all()),
-                          "ready": compiled._state[compiled._variant(values)]}))
+                          "ready": runtime._state[runtime.variant_of(values)]}))
         """,
         timeout=120,
     )
@@ -283,14 +285,14 @@ def test_thumbnails_equal_the_specification(shape, max_size):
     floats = rng.random(shape)
     floats[0, 0, 0, 0] = np.nan
     for images in (pixels, floats, pixels > 128, pixels.transpose(0, 2, 1, 3)):
-        got = compiled.thumbnails(images, max_size).result()
+        got = compiled_reports.thumbnails(images, max_size).result()
         np.testing.assert_array_equal(got, spec_images.thumbnails(images, max_size).result())
     nchw = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
     nchw.setflags(write=False)
     view = nchw.transpose(0, 2, 3, 1)  # read-only and strided, as add_images(NCHW) hands it
-    np.testing.assert_array_equal(compiled.thumbnails(view, max_size).result(),
+    np.testing.assert_array_equal(compiled_reports.thumbnails(view, max_size).result(),
                                   spec_images.thumbnails(view, max_size).result())  # fmt: skip
-    assert host_backend.thumbnails is compiled.thumbnails
+    assert host_backend.thumbnails is compiled_reports.thumbnails
 
 
 def _same_report(got, want) -> None:
@@ -314,7 +316,7 @@ def test_anomaly_report_equals_the_specification(dtype):
     for view in (values, values[::3], values.reshape(1, -1)[:, 1:]):
         for bounds in ((None, None), (-1.0, 2.0), (0.0, None)):
             for keep in (0, 7, 100_000):
-                got = compiled.anomaly(view, *bounds, keep, 64).result()
+                got = compiled_reports.anomaly(view, *bounds, keep, 64).result()
                 want = spec_anomaly(view, *bounds, keep, 64).result()
                 _same_report(got, want)
                 assert_stats_match(got.stats, want.stats, view)
@@ -328,5 +330,5 @@ def test_anomaly_order_statistics_in_crowded_buckets():
     for values in (np.full(5000, 2.5), rng.integers(0, 3, 7001).astype(np.float32),
                    np.concatenate([np.full(900, -0.0), np.full(100, np.nan)]),
                    np.float64(7.0).reshape(()), rng.standard_normal((64, 33)).T):  # fmt: skip
-        _same_report(compiled.anomaly(values, None, None, 10, 8).result(),
+        _same_report(compiled_reports.anomaly(values, None, None, 10, 8).result(),
                      spec_anomaly(values, None, None, 10, 8).result())  # fmt: skip

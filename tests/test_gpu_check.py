@@ -29,7 +29,7 @@ DISTRIBUTIONS = {"PIL": "pillow", "google": "protobuf", "cupy": "cupy-cuda13x", 
 
 
 # Imported only by a module that loads when the import succeeds (numba: the compiled host
-# kernels, gpu_summary/_backend/numpy/compiled_kernels.py, which compiled._kernels imports
+# kernels, gpu_summary/_backend/numpy/compiled_kernels.py, which compiled_runtime.kernels imports
 # inside try/except ImportError; without it the NumPy specification runs): not carried.
 OPTIONAL = {"numba"}
 

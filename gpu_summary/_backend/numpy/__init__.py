@@ -19,14 +19,13 @@ from gpu_summary._backend.numpy.arrays import (
     to_host,
 )
 from gpu_summary._backend.numpy.compiled import (
-    anomaly,
     even_counts,
     histogram_even,
     histogram_fixed,
     histograms,
     tensor_stats,
-    thumbnails,
 )
+from gpu_summary._backend.numpy.compiled_reports import anomaly, thumbnails
 from gpu_summary._backend.numpy.curves import pr_counts
 from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size
 from gpu_summary._backend.numpy.reduce import even_edges, rule_limits, scalar
