@@ -332,3 +332,23 @@ def test_anomaly_order_statistics_in_crowded_buckets():
                    np.float64(7.0).reshape(()), rng.standard_normal((64, 33)).T):  # fmt: skip
         _same_report(compiled_reports.anomaly(values, None, None, 10, 8).result(),
                      spec_anomaly(values, None, None, 10, 8).result())  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_compiles_what_its_parent_was_compiling():
+    done = run_python(
+        """
+        import os
+        import numpy as np
+        from gpu_summary._backend.numpy import compiled_runtime as runtime
+        runtime._state[(np.dtype(np.float32), False)] = "compiling"
+        runtime._state[(np.dtype(np.float64), False)] = "ready"
+        pid = os.fork()
+        if pid == 0:
+            ok = list(runtime._state.values()) == ["ready"] and runtime._pool is None
+            os._exit(0 if ok else 3)
+        print(os.waitpid(pid, 0)[1])
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

@@ -99,8 +99,12 @@ def thread_pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _forget_pool_after_fork() -> None:
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    """The parent's threads do not exist in a forked child: no pool, and no compile running
+    (a variant the parent was compiling is compiled again at its next use here)."""
+    global _pool, _pool_lock, _state_lock
+    _pool, _pool_lock, _state_lock = None, threading.Lock(), threading.Lock()
+    for variant in [v for v, state in _state.items() if state == "compiling"]:
+        del _state[variant]
 
 
 if hasattr(os, "register_at_fork"):
