@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import gpu_summary as gs
+from gpu_summary._backend.numpy import compiled
 
 
 def measure(log, steps: int, window: int | None) -> tuple[float, float]:
@@ -55,7 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()} cpus={os.cpu_count()} python "
-        f"{platform.python_version()} numpy {np.__version__} gpu_summary {gs.__version__}"
+        f"{platform.python_version()} numpy {np.__version__} gpu_summary {gs.__version__} "
+        f"compiled host kernels: {'numba' if compiled.prepare() else 'off'}"
     )
     rng = np.random.default_rng(0)
 
