@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The project's GPU check, in one go: every GPU-marked test, then benchmarks/bench_gpu.py.
+# The project's GPU check, in one go: every GPU-marked test, benchmarks/bench_gpu.py, then the
+# device cases of benchmarks/bench_windows.py (window=K on a GPU: host time, copies).
 #
 # Usage (from the repository root, on a machine with a CUDA GPU, CuPy, PyTorch, pytest and
 # TensorBoard): bash benchmarks/gpu_check.sh [OUTDIR]
-# OUTDIR defaults to $OUT, else ./gpu_check_out; it receives environment.txt, gpu_tests.txt
-# and bench_gpu.txt. The two timeouts add up to under the device tool's 600 s a command. The
+# OUTDIR defaults to $OUT, else ./gpu_check_out; it receives environment.txt, gpu_tests.txt,
+# bench_gpu.txt and bench_windows.txt. The three timeouts add up to under the device tool's
+# 600 s a command. The
 # GPU image has CuPy (CUDA 13), PyTorch, NumPy, protobuf, Pillow, nvidia-ml-py and pytest; what
 # else the run imports is listed in benchmarks/gpu_wheels.txt: `bash benchmarks/fetch_gpu_wheels.sh`
 # fetches those wheels into .whl/ (on a machine that reaches a package registry), carry .whl,
@@ -23,7 +25,7 @@ python3 - <<'PY' || exit 1
 import importlib, sys
 missing = []
 for name in ("cupy", "torch", "numpy", "google.protobuf", "PIL", "pynvml", "pytest",
-             "google_crc32c", "tensorboard", "tensorboardX", "hypothesis"):
+             "google_crc32c", "deflate", "tensorboard", "tensorboardX", "hypothesis"):
     try:
         importlib.import_module(name)
     except ImportError as exc:
@@ -55,6 +57,8 @@ PY
 status=0
 timeout 240 python3 -m pytest -m gpu -p no:cacheprovider -q -rfEs --durations=10 tests \
     2>&1 | tee "$out/gpu_tests.txt" || status=1
-timeout 330 python3 benchmarks/bench_gpu.py --repeat 10 --tbx-images "${TBX_IMAGES:-4}" \
+timeout 300 python3 benchmarks/bench_gpu.py --repeat 10 --tbx-images "${TBX_IMAGES:-4}" \
     2>&1 | tee "$out/bench_gpu.txt" || status=1
+timeout 50 python3 benchmarks/bench_windows.py --steps 500 \
+    2>&1 | tee "$out/bench_windows.txt" || status=1
 exit $status
