@@ -26,20 +26,28 @@ def histogram_proto(
         result: counts over fixed limits and the stats of the finite values.
         collapse_empty_runs: collapse runs of empty buckets inside the span (default ladder).
     """
+    proto = histogram_pb2.HistogramProto()
+    fill_histogram(proto, result, collapse_empty_runs)
+    return proto
+
+
+def fill_histogram(
+    proto: histogram_pb2.HistogramProto, result: HistogramResult, collapse_empty_runs: bool
+) -> None:
+    """Set an empty HistogramProto (a new one, or a Summary value's ``histo`` in place: no
+    copy) to a backend result, as :func:`histogram_proto` describes."""
     stats = result.stats
-    proto = histogram_pb2.HistogramProto(
-        min=stats.min,
-        max=stats.max,
-        num=float(stats.count),
-        sum=stats.sum,
-        sum_squares=stats.sum_squares,
-    )
+    proto.min = stats.min
+    proto.max = stats.max
+    proto.num = float(stats.count)
+    proto.sum = stats.sum
+    proto.sum_squares = stats.sum_squares
     nonzero = np.flatnonzero(result.counts)
     if nonzero.size == 0:
         # No finite value. One empty bucket at 0 keeps readers that expect a bucket working.
         proto.bucket_limit.append(0.0)
         proto.bucket.append(0.0)
-        return proto
+        return
     first, last = int(nonzero[0]), int(nonzero[-1])
     counts = result.counts[first : last + 1]
     limits = result.limits[first : last + 1]
@@ -50,16 +58,15 @@ def histogram_proto(
         counts, limits = counts[keep], limits[keep]
     proto.bucket_limit.extend(limits.tolist())
     proto.bucket.extend(counts.astype(np.float64).tolist())
-    return proto
 
 
 def histogram_summary(
     tag: str, result: HistogramResult, collapse_empty_runs: bool
 ) -> summary_pb2.Summary:
-    """A Summary holding one histogram (see :func:`histogram_proto`)."""
-    value = summary_pb2.Summary.Value(tag=tag)
-    value.histo.CopyFrom(histogram_proto(result, collapse_empty_runs))
-    return summary_pb2.Summary(value=[value])
+    """A Summary holding one histogram (see :func:`histogram_proto`), built in place."""
+    summary = summary_pb2.Summary()
+    fill_histogram(summary.value.add(tag=tag).histo, result, collapse_empty_runs)
+    return summary
 
 
 def merge_buckets(result: HistogramResult, max_bins: int) -> HistogramResult:
