@@ -22,7 +22,8 @@ How each dtype is read:
   pass, and the histogram and stats follow exactly from the patterns' values and counts.
 
 Arrays of at least ``compiled_runtime.PART`` values are split into contiguous parts counted
-on a pool of threads (the kernels run without the GIL); counts merge exactly, sums in a fixed order.
+on a pool of threads (the kernels run without the GIL); counts merge exactly, sums in a fixed
+order.
 Non-contiguous arrays are copied ``SLAB`` values at a time, never whole.
 
 The machinery (loading the kernels off the caller's thread, the thread pool) is in
@@ -56,6 +57,7 @@ LADDER, EDGES, EVEN, STATS = 0, 1, 2, 3
 
 _INT32_KEY = (31, 0x7FFFFFFF, 0x7F800000)  # float32: sign shift, magnitude and exponent masks
 _INT64_KEY = (63, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000)  # float64 (and wide ints, converted)
+_KEY_MAX, _KEY_MIN = 2**63 - 1, -(2**63)  # where the running min and max of keys start
 
 
 class _Totals:
@@ -122,8 +124,7 @@ def _reduce_piece(
     def work(start: int, stop: int) -> tuple:
         x = piece[start:stop]
         counts = np.zeros(buckets, np.int64)
-        tally = np.zeros(6, np.int64)
-        kernels.start_tally(tally)
+        tally = np.array([0, _KEY_MAX, _KEY_MIN, 0, 0, 0], np.int64)  # count, keys, non-finite
         sums = np.zeros(2, np.float64)
         if piece.dtype in FLOATS:
             kernels.reduce_float(
@@ -137,11 +138,10 @@ def _reduce_piece(
         return counts, tally, sums
 
     parts = runtime.in_parts(piece.size, work) if split else [work(0, piece.size)]
-    key_is_32 = float32
     for counts, tally, sums in parts:
         count = int(tally[0])
-        lowest = _key_value(int(tally[1]), key_is_32) if count else 0.0
-        highest = _key_value(int(tally[2]), key_is_32) if count else 0.0
+        lowest = _key_value(int(tally[1]), float32) if count else 0.0
+        highest = _key_value(int(tally[2]), float32) if count else 0.0
         totals.add(counts, count, lowest, highest, (float(sums[0]), float(sums[1])),
                    (int(tally[3]), int(tally[4]), int(tally[5])))  # fmt: skip
     return totals

@@ -176,13 +176,6 @@ def flush(scratch, counts):
 
 
 @jit
-def start_tally(tally):
-    tally[0] = 0
-    tally[1] = 0x7FFFFFFFFFFFFFFF
-    tally[2] = -0x7FFFFFFFFFFFFFFF - 1
-
-
-@jit
 def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, limits, lo,
                  step, half, bins, counts, tally, sums):  # fmt: skip
     """A float32/float64 part. Adds to counts (int64); tally = count, min and max keys,
