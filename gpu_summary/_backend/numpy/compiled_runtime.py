@@ -84,8 +84,15 @@ _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+@functools.cache
 def workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """Threads a reduction is shared over: the CPUs this process may run on (its affinity,
+    which containers and ``taskset`` narrow), at most 8."""
+    try:
+        usable_cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        usable_cpus = os.cpu_count() or 1
+    return max(1, min(8, usable_cpus))
 
 
 def thread_pool() -> concurrent.futures.ThreadPoolExecutor:
