@@ -352,3 +352,16 @@ def test_a_forked_child_compiles_what_its_parent_was_compiling():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+@needs_numba
+def test_anomaly_reads_other_dtypes_a_slab_at_a_time(monkeypatch):
+    from gpu_summary._backend.numpy.anomaly import anomaly as spec_anomaly
+
+    monkeypatch.setattr(runtime, "SLAB", 1000)  # many converted slabs, positions across them
+    ints = sample_values(np.int16, 30_007)
+    floats = sample_values(np.float32, 30_007)
+    floats.setflags(write=False)  # read-only: viewed, not copied
+    for values in (ints, ints[:30_000].reshape(6, -1)[:, ::2], floats):
+        got = compiled_reports.anomaly(values, -3.0, 5.0, 500, 64).result()
+        _same_report(got, spec_anomaly(values, -3.0, 5.0, 500, 64).result())

@@ -62,17 +62,29 @@ def _shrink_range(
 
 def _c_order_pieces(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(flat C-order index of the first element, 1-D float32/float64 piece) covering
-    ``values`` in C order: a view when C-contiguous, else slabs copied; other dtypes converted
-    to float64 (as the specification compares them)."""
+    ``values`` in C order: a view when C-contiguous float32/float64, else ``SLAB`` values at a
+    time copied, other dtypes converted to float64 (as the specification compares them)."""
     if values.ndim == 0 or values.flags.c_contiguous:
-        parts = [(0, values.reshape(-1))]
-    else:
-        inner = max(1, values[0].size) if values.shape[0] else 1
-        step = max(1, runtime.SLAB // inner)
-        parts = ((start * inner, np.ascontiguousarray(values[start : start + step]).reshape(-1))
-                 for start in range(0, values.shape[0], step))  # fmt: skip
-    for start, piece in parts:
-        yield start, piece if piece.dtype in FLOATS else piece.astype(np.float64)
+        flat = values.reshape(-1)
+        if flat.dtype in FLOATS:
+            yield 0, flat
+            return
+        for start in range(0, flat.size, runtime.SLAB):
+            yield start, flat[start : start + runtime.SLAB].astype(np.float64)
+        return
+    inner = max(1, values[0].size) if values.shape[0] else 1
+    step = max(1, runtime.SLAB // inner)
+    for start in range(0, values.shape[0], step):
+        slab = np.ascontiguousarray(values[start : start + step]).reshape(-1)
+        yield start * inner, slab if slab.dtype in FLOATS else slab.astype(np.float64)
+
+
+def _pieces_variant(values: np.ndarray) -> tuple[np.dtype, bool]:
+    """The kernel variant of every piece ``_c_order_pieces`` yields for ``values``."""
+    if values.dtype not in FLOATS:
+        return np.dtype(np.float64), False
+    view = values.ndim == 0 or values.flags.c_contiguous
+    return values.dtype, view and not values.flags.writeable
 
 
 @quiet_overflow
@@ -86,11 +98,8 @@ def anomaly(
     """``anomaly.anomaly``, compiled: one pass for the counts, positions, histogram, moments
     and heat map; the quantiles' order statistics from a second pass that gathers only the
     values of the ladder buckets holding them (found from the histogram's counts)."""
-    if values.size and enabled():
-        first = next(_c_order_pieces(values))[1]
-        usable = runtime.usable(runtime.variant_of(first), values.size)
-        if usable and runtime.usable((first.dtype, False), values.size):
-            return Ready(_anomaly_report(values, lower, upper, max_positions, cells))
+    if values.size and enabled() and runtime.usable(_pieces_variant(values), values.size):
+        return Ready(_anomaly_report(values, lower, upper, max_positions, cells))
     return reference_anomaly(values, lower, upper, max_positions, cells)
 
 
