@@ -238,6 +238,20 @@ def count_patterns(patterns, counts):
 
 
 @jit
+def overlap(i, n_in, n_out):
+    """Output pixel i of n_out over n_in inputs (units of 1/n_out of an input pixel): its whole
+    inputs y0 <= y < y1 and the weights of the partial ones on either side, at the clamped
+    indices first and last (a weight is 0 where its index was clamped)."""
+    a = i * n_in
+    b = (i + 1) * n_in
+    y0 = -(-a // n_out)
+    y1 = b // n_out
+    left = np.int64(y0 * n_out - a)
+    right = np.int64(b - y1 * n_out)
+    return y0, y1, left, right, max(y0 - 1, 0), min(y1, n_in - 1)
+
+
+@jit
 def shrink_image(image, out, scratch):
     """Area-average one uint8 HWC image (C-contiguous) into ``out`` (out_h × out_w × C),
     exactly as ``images._area_resize``: integer overlap weights, rows then columns, rounded
@@ -248,14 +262,7 @@ def shrink_image(image, out, scratch):
     width = w * c
     area = np.int64(h) * w
     for i in range(out_h):
-        a = i * h
-        b = (i + 1) * h
-        y0 = -(-a // out_h)
-        y1 = b // out_h
-        left = np.int64(y0 * out_h - a)
-        right = np.int64(b - y1 * out_h)
-        top = max(y0 - 1, 0)
-        bottom = min(y1, h - 1)
+        y0, y1, left, right, top, bottom = overlap(i, h, out_h)
         for t in range(width):
             scratch[t] = 0
         for y in range(y0, y1):
@@ -264,14 +271,7 @@ def shrink_image(image, out, scratch):
         for t in range(width):
             scratch[t] = scratch[t] * out_h + rows[top, t] * left + rows[bottom, t] * right
         for j in range(out_w):
-            a = j * w
-            b = (j + 1) * w
-            x0 = -(-a // out_w)
-            x1 = b // out_w
-            left = np.int64(x0 * out_w - a)
-            right = np.int64(b - x1 * out_w)
-            first = max(x0 - 1, 0)
-            last_x = min(x1, w - 1)
+            x0, x1, left, right, first, last_x = overlap(j, w, out_w)
             for k in range(c):
                 whole = np.int64(0)
                 for x in range(x0, x1):
