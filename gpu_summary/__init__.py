@@ -6,6 +6,7 @@ Public names only; see README.md for the API and the on-disk formats.
 from gpu_summary._backend import warm_up
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, Position
 from gpu_summary._events.writer import WriterError
+from gpu_summary.distributed import AggregationError, MismatchError
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.monitor import GpuMonitor
 from gpu_summary.watch import Watch, unwatch, watch
@@ -14,12 +15,14 @@ from gpu_summary.writer import SummaryWriter
 __version__ = "0.1.0"
 
 __all__ = [
+    "AggregationError",
     "AnomalyHandle",
     "AnomalyReport",
     "GpuMonitor",
     "HParam",
     "IntegerRange",
     "Metric",
+    "MismatchError",
     "Position",
     "RealRange",
     "SummaryWriter",

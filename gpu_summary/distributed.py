@@ -1,161 +1,115 @@
 """Rank-0 aggregation: every rank reduces its shard, one writer (rank 0) logs the exact merge.
 
-``SummaryWriter(logdir, distributed=...)`` with ``"torch"`` (the default process group of
-``torch.distributed``), ``"mpi"`` (``mpi4py``'s ``COMM_WORLD``), a ``torch.distributed``
-process group or an ``mpi4py`` communicator. Every rank calls the same ``add_*`` methods in the
+``SummaryWriter(logdir, distributed=..., timeout=60)`` with ``"torch"`` (the ranks of
+``torch.distributed``'s default group), ``"mpi"`` (``mpi4py``'s ``COMM_WORLD``), a
+``torch.distributed`` process group or an ``mpi4py`` communicator. Every rank creates the writer
+(in the same order as its other distributed writers) and calls the same merged methods in the
 same order with its own shard; rank 0 alone creates files.
 
-The compact results travel, never the tensors: per call, one collective takes the element-wise
-minimum of ``[h, -h, min, -max]`` (h identifies the call: kind, tag, step, buckets), which gives
-the global range and detects ranks that disagree (h differs, so min(h) != max(h) on every rank,
-and every rank raises the same error before any data is mixed); a second sums a float64 pack of
-counts, moments and non-finite counts. Counts stay exact in float64 up to 2**53.
+**Its own communicator.** The writer never issues a collective on the group it was given: it
+makes one of its own at creation — a gloo group over the same ranks, made from the default
+group's store and not registered with torch (so ``destroy_process_group()`` leaves it alone),
+or MPI's ``Dup()`` — and runs every collective there, on one thread of its own. The training's
+collectives, on any thread and any backend, never meet the writer's.
 
-Collectives run in call order on one aggregation thread per writer, so a device tensor's call
-returns once its reduction is launched: the thread waits for the compact result (a CUDA event),
-then runs the collectives. Collectives carry host buffers, over gloo (a gloo group is created
-beside an NCCL default group, so the training's own NCCL traffic is never interleaved with
-ours) or MPI. ``bins=n`` needs the global range before counting: the call takes a private copy
-of the shard (on the device: on the stream) and the thread counts it once the range is known,
-so the caller never waits. Errors found on the thread (a mismatch, a failed collective) are
-raised by the next call on the writer, on every rank.
+**Two packs a step.** The compact results travel, never the tensors. Every merged call of one
+step (the calls between two changes of step, in call order) goes out together, from a
+bounded queue, as a fixed-size header (8 words), one MIN pack (each histogram's range and span
+of non-empty buckets; min/max scalars) and one SUM pack (counts over the buckets any rank's
+shard filled, moments, NaN/±Inf counts, PR curve weights, mean/sum scalars): 3 collectives per
+step however many tags, where every ``add_*`` used to cost one or two of its own. ``bins=n``
+fits too: its counts are taken once the MIN pack gave the global range. See
+:mod:`gpu_summary._distributed.exchange` for the words.
 
-Threads: a distributed writer must be called from one thread per rank (collectives must be
-issued in the same order everywhere).
+**Mismatches are errors, on every rank.** The header (a hash of the step and of every call's
+kind, tag, step, bins and dtype) is compared before any pack goes out, so a skipped call,
+another tag, size, dtype or ``bins`` raises :class:`MismatchError` from the next call on every
+rank, naming the step and the calls that differ — never a process abort, never a wrong merge.
+``close()`` sends a marker of its own: a rank closing while another still logs ends the merges
+on every rank with that error.
+
+**Faults end in errors within ``timeout``.** Each collective waits at most ``timeout`` seconds
+(60 by default; the training's groups keep theirs). A rank that died, stalled or stopped
+logging makes the survivors' next ``add_*``, ``flush()`` or ``close()`` raise
+:class:`AggregationError`; the writer then merges nothing more (every later call raises it),
+while what rank 0 wrote before stays in its file. Keep ``timeout`` above the longest time
+ranks may drift apart between two logged steps.
+
+Order and waiting: a step's merged records are written once its batch is sealed — when the
+next step's first merged call comes, at ``add_anomaly`` (whose report the caller may wait
+for), or at ``close()``. ``flush()`` on a distributed writer waits for the sealed steps only,
+and leaves windows open, so it may be called on some ranks and not others; ``close()`` must
+be called on every rank. Call a distributed writer from one thread per rank.
 """
 
 from __future__ import annotations
 
-import abc
-import collections
-import hashlib
-import queue
-import threading
-from collections.abc import Callable
+import math
 
-import numpy as np
-
-from gpu_summary._core.results import Pending
+from gpu_summary._distributed.collective import (
+    AggregationError,
+    Collective,
+    CollectiveFailed,
+    MismatchError,
+)
+from gpu_summary._distributed.exchange import AggregationFailed, Merged
 
 REDUCTIONS = ("mean", "sum", "min", "max", "rank0")
+DEFAULT_TIMEOUT = 60.0
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "REDUCTIONS",
+    "AggregationError",
+    "AggregationFailed",
+    "Collective",
+    "CollectiveFailed",
+    "Merged",
+    "MismatchError",
+    "check_timeout",
+    "connect",
+]
 
 
-class MismatchError(ValueError):
-    """Ranks called the writer differently (tags, steps, kinds or buckets) in the same slot."""
+def check_timeout(timeout: object, distributed: object) -> float:
+    """``SummaryWriter(timeout=...)``: seconds, > 0 (None: the default), only with
+    ``distributed``.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: not positive and finite, or given without ``distributed``.
+    """
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if distributed is None:
+        raise ValueError("timeout bounds the collectives of a distributed writer; pass "
+                         "distributed=... too, or drop timeout")  # fmt: skip
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
 
 
-class AggregationFailed(RuntimeError):
-    """A merged result that never came: its call's error is raised to the caller by the
-    writer's next call (so the writer thread drops the record quietly)."""
+def connect(distributed: object, timeout: float = DEFAULT_TIMEOUT) -> Collective:
+    """The writer's own communicator for ``SummaryWriter(distributed=...)`` (a
+    :class:`Collective` given is used as it is).
 
-
-def call_id(*parts: object) -> float:
-    """A float64-exact identifier (< 2**48) of one call, the same on every rank."""
-    digest = hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=6).digest()
-    return float(int.from_bytes(digest, "little"))
-
-
-class Collective(abc.ABC):
-    """Collectives on host float64 arrays over one group of ranks."""
-
-    rank: int
-    size: int
-
-    @abc.abstractmethod
-    def minimum(self, values: np.ndarray) -> np.ndarray:
-        """Element-wise minimum over the ranks (blocking)."""
-
-    @abc.abstractmethod
-    def total(self, values: np.ndarray) -> np.ndarray:
-        """Element-wise sum over the ranks (blocking)."""
-
-    @abc.abstractmethod
-    def gather(self, values: np.ndarray) -> list[np.ndarray]:
-        """Every rank's ``values`` (equal shapes), in rank order (blocking)."""
-
-
-class TorchCollective(Collective):
-    """``torch.distributed`` over a process group; NCCL groups get a gloo group beside them
-    (created collectively, here), since the buffers are host memory."""
-
-    def __init__(self, group: object = None) -> None:
-        import torch.distributed as dist
-
-        if not dist.is_available() or not dist.is_initialized():
-            raise ValueError(
-                "distributed='torch' needs torch.distributed initialised first: call "
-                "torch.distributed.init_process_group(...) on every rank before SummaryWriter"
-            )
-        self._dist = dist
-        backend = str(dist.get_backend(group)).lower()
-        if "gloo" not in backend:
-            ranks = None if group is None else dist.get_process_group_ranks(group)
-            group = dist.new_group(ranks=ranks, backend="gloo")
-        self._group = group
-        self.rank = dist.get_rank(group)
-        self.size = dist.get_world_size(group)
-
-    def _reduce(self, values: np.ndarray, op: object) -> np.ndarray:
-        import torch
-
-        tensor = torch.from_numpy(np.array(values, dtype=np.float64))
-        self._dist.all_reduce(tensor, op=op, group=self._group)
-        return tensor.numpy()
-
-    def minimum(self, values: np.ndarray) -> np.ndarray:
-        return self._reduce(values, self._dist.ReduceOp.MIN)
-
-    def total(self, values: np.ndarray) -> np.ndarray:
-        return self._reduce(values, self._dist.ReduceOp.SUM)
-
-    def gather(self, values: np.ndarray) -> list[np.ndarray]:
-        import torch
-
-        tensor = torch.from_numpy(np.array(values, dtype=np.float64))
-        parts = [torch.empty_like(tensor) for _ in range(self.size)]
-        self._dist.all_gather(parts, tensor, group=self._group)
-        return [part.numpy() for part in parts]
-
-
-class MpiCollective(Collective):
-    """``mpi4py`` over a communicator (``COMM_WORLD`` by default)."""
-
-    def __init__(self, comm: object = None) -> None:
-        from mpi4py import MPI
-
-        self._mpi = MPI
-        self._comm = MPI.COMM_WORLD if comm is None else comm
-        self.rank = self._comm.Get_rank()
-        self.size = self._comm.Get_size()
-
-    def _reduce(self, values: np.ndarray, op: object) -> np.ndarray:
-        send = np.ascontiguousarray(values, dtype=np.float64)
-        out = np.empty_like(send)
-        self._comm.Allreduce(send, out, op=op)
-        return out
-
-    def minimum(self, values: np.ndarray) -> np.ndarray:
-        return self._reduce(values, self._mpi.MIN)
-
-    def total(self, values: np.ndarray) -> np.ndarray:
-        return self._reduce(values, self._mpi.SUM)
-
-    def gather(self, values: np.ndarray) -> list[np.ndarray]:
-        send = np.ascontiguousarray(values, dtype=np.float64)
-        out = np.empty((self.size, send.size), dtype=np.float64)
-        self._comm.Allgather(send, out)
-        return [row.reshape(send.shape) for row in out]
-
-
-def connect(distributed: object) -> Collective:
-    """The collective for ``SummaryWriter(distributed=...)``."""
+    Raises:
+        ValueError: an unknown ``distributed``, or its library is missing or not initialised.
+        AggregationError: the other ranks did not all create their writer within ``timeout``.
+    """
     if isinstance(distributed, Collective):
         return distributed
     if distributed == "torch":
-        return TorchCollective()
+        from gpu_summary._distributed.torch_group import TorchCollective
+
+        return TorchCollective(None, timeout)
     if distributed == "mpi":
         try:
-            return MpiCollective()
+            from gpu_summary._distributed.mpi_comm import MpiCollective
+
+            return MpiCollective(None, timeout)
         except ImportError as exc:
             raise ValueError(
                 "distributed='mpi' needs mpi4py: pip install 'gpu_summary[mpi]'"
@@ -163,118 +117,14 @@ def connect(distributed: object) -> Collective:
     kind = type(distributed)
     module = kind.__module__.split(".")[0]
     if module == "torch" or "ProcessGroup" in kind.__name__:
-        return TorchCollective(distributed)
+        from gpu_summary._distributed.torch_group import TorchCollective
+
+        return TorchCollective(distributed, timeout)
     if module == "mpi4py":
-        return MpiCollective(distributed)
+        from gpu_summary._distributed.mpi_comm import MpiCollective
+
+        return MpiCollective(distributed, timeout)
     raise ValueError(
         "distributed must be 'torch', 'mpi', a torch.distributed process group or an mpi4py "
         f"communicator, got {distributed!r}"
     )
-
-
-class Merged(Pending):
-    """A result that the aggregation thread delivers (rank 0's writer thread waits on it)."""
-
-    __slots__ = ("_done", "_error", "_value")
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._value = None
-        self._error: BaseException | None = None
-
-    def set(self, value: object) -> None:
-        self._value = value
-        self._done.set()
-
-    def fail(self, error: BaseException) -> None:
-        self._error = error
-        self._done.set()
-
-    def result(self) -> object:
-        self._done.wait()
-        if self._error is not None:
-            raise AggregationFailed(str(self._error)) from self._error
-        return self._value
-
-
-class Aggregator:
-    """Runs each call's collectives, in call order, on one thread of this rank."""
-
-    def __init__(self, collective: Collective) -> None:
-        self.collective = collective
-        self.rank = collective.rank
-        self.size = collective.size
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending = 0
-        self._idle = threading.Condition()
-        self._errors: collections.deque[BaseException] = collections.deque()
-        self._thread = threading.Thread(
-            target=self._run, name=f"gpu_summary aggregation rank {self.rank}", daemon=True
-        )
-        self._thread.start()
-
-    def submit(self, task: Callable[[], None]) -> None:
-        """Queue ``task`` (it runs the collectives of one call) after every earlier one."""
-        self.raise_error()
-        with self._idle:
-            self._pending += 1
-        self._tasks.put(task)
-
-    def wait(self) -> None:
-        """Block until every queued task ran."""
-        with self._idle:
-            while self._pending:
-                self._idle.wait()
-
-    def raise_error(self) -> None:
-        """Raise (once) the first error a task met."""
-        if self._errors:
-            error = self._errors.popleft()
-            self._errors.clear()
-            raise error
-
-    def close(self) -> None:
-        self.wait()
-        self._tasks.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            try:
-                task()
-            except BaseException as exc:  # noqa: BLE001 - surfaced on the caller's next call
-                self._errors.append(exc)
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
-
-    def check(
-        self, identity: float, description: str, low: float, high: float
-    ) -> tuple[float, float]:
-        """The MIN collective of one call: (global min, global max) of ``[low, high]``.
-
-        Raises:
-            MismatchError: the ranks are not in the same call.
-        """
-        lows, highs = self.check_ranges(identity, description, [low], [high])
-        return float(lows[0]), float(highs[0])
-
-    def check_ranges(
-        self, identity: float, description: str, lows: list[float], highs: list[float]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`check` for several ranges at once: (global minima, global maxima)."""
-        n = len(lows)
-        got = self.collective.minimum(
-            np.array([identity, -identity, *lows, *(-np.asarray(highs, dtype=np.float64))])
-        )
-        if got[0] != -got[1]:
-            raise MismatchError(
-                "ranks disagree: every rank must call the distributed SummaryWriter's add_* "
-                "methods in the same order with the same tags, steps and buckets; in this slot "
-                f"rank {self.rank} logged {description}, another rank something else"
-            )
-        return got[2 : 2 + n], -got[2 + n : 2 + 2 * n]

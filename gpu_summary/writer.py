@@ -30,6 +30,7 @@ from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer import scalars
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
+from gpu_summary.distributed import check_timeout
 from gpu_summary.monitor import GpuMonitor
 
 
@@ -63,7 +64,11 @@ class SummaryWriter(
             may call this writer (an ``add_*`` is logged at once, ``flush()`` does not wait).
         distributed: ``"torch"``, ``"mpi"``, a process group or communicator: every rank
             makes the same calls with its shard; rank 0 writes the exact merge of histograms,
-            scalars and anomaly counts, its own other kinds (``gpu_summary.distributed``).
+            scalars and anomaly counts, its own other kinds (``gpu_summary.distributed``). The
+            writer makes a communicator of its own over those ranks (a collective: create it on
+            every rank, in the same order).
+        timeout: with ``distributed``, the most seconds one of the writer's collectives waits
+            for the other ranks (default 60); past it, :class:`~gpu_summary.AggregationError`.
 
     Steps: ``global_step`` (or ``step=``) None logs at one more than the last step of the tag.
     Thread-safe. Errors on the writer thread (a full disk, a summary that could not be built)
@@ -84,6 +89,7 @@ class SummaryWriter(
         max_queue_bytes: int = 256 << 20,
         on_anomaly: Callable[[AnomalyReport], object] | None = None,
         distributed: object = None,
+        timeout: float | None = None,
     ) -> None:
         folder = arguments.check_log_dir(log_dir, logdir, comment, default_logdir)
         purge_step = None if purge_step is None else arguments.check_step(purge_step)
@@ -91,7 +97,8 @@ class SummaryWriter(
             flush_secs, max_queue, max_queue_bytes, filename_suffix, on_anomaly, write_to_disk
         )
         self._state = WriterState(folder, flush_secs, max_queue, filename_suffix, max_queue_bytes,
-                                  on_anomaly, distributed, write_to_disk, purge_step)  # fmt: skip
+                                  on_anomaly, distributed, write_to_disk, purge_step,
+                                  check_timeout(timeout, distributed))  # fmt: skip
         self._file_writer = FileWriter(self._state)
 
     @property
@@ -180,8 +187,9 @@ class SummaryWriter(
         scalars.export_scalars(self._state, path)
 
     def flush(self, fsync: bool = False) -> None:
-        """Block until everything logged so far is in the event file (distributed: and every
-        collective queued so far has run, on this rank). The OS then has it: it survives the
+        """Block until everything logged so far is in the event file (distributed: every step
+        before the current one, whose merge starts with the next step's first merged call or
+        ``close()``; windows stay open). The OS then has it: it survives the
         process being killed. ``fsync=True`` also waits for the storage device (``os.fsync``),
         so that it survives a power loss; ``close()`` always does."""
         self._state.flush(fsync)

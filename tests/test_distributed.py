@@ -3,13 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import multiprocessing
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,60 +13,18 @@ from conftest import legacy_reader, plugin_reader, tensor_values
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import anomaly as _anomaly
 from gpu_summary.summaries import pr_curve as pr_summaries
-from support import dist_worker
-from support.tb_server import free_port
+from support import dist_runner, dist_worker
 
-_HAS_TORCH = importlib.util.find_spec("torch") is not None
-_HAS_MPI = importlib.util.find_spec("mpi4py") is not None and shutil.which(
-    "mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-)
-needs_torch = pytest.mark.skipif(not _HAS_TORCH, reason="needs PyTorch (pip install torch)")
-needs_mpi = pytest.mark.skipif(
-    not _HAS_MPI, reason="needs mpi4py and mpiexec (pip install mpi4py mpich)"
-)
+_HAS_TORCH = dist_runner.HAS_TORCH
+needs_torch, needs_mpi = dist_runner.needs_torch, dist_runner.needs_mpi
 
 
 def _run_torch(tmp_path, size: int, name: str) -> list[dict]:
-    logdir, out = tmp_path / "logs", tmp_path / "out"
-    out.mkdir()
-    port = free_port()
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(
-            target=dist_worker.run_torch, args=(rank, size, port, str(logdir), str(out), name)
-        )
-        for rank in range(size)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(180)
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-            pytest.fail("a rank hung")
-    return _results(out, size)
+    return dist_runner.run_torch(tmp_path, size, name)
 
 
 def _run_mpi(tmp_path, size: int, name: str, **env_extra: str) -> list[dict]:
-    logdir, out = tmp_path / "logs", tmp_path / "out"
-    out.mkdir()
-    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env_extra}
-    command = [mpiexec, "-n", str(size), sys.executable, dist_worker.__file__, str(logdir),
-               str(out), name]  # fmt: skip
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return _results(out, size)
-
-
-def _results(out: Path, size: int) -> list[dict]:
-    results = []
-    for rank in range(size):
-        result = json.loads((out / f"rank{rank}.json").read_text())
-        assert "crash" not in result, result["crash"]
-        results.append(result)
-    return results
+    return dist_runner.run_mpi(tmp_path, size, name, **env_extra)
 
 
 def histogram_events(acc, tag):
@@ -203,31 +154,10 @@ def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
     _check_scenario(tmp_path, results, size)
 
 
-@needs_torch
-def test_torch_ranks_that_disagree_all_raise(tmp_path):
-    results = _run_torch(tmp_path, 2, "mismatch")
-    for result in results:
-        (error,) = result["errors"]
-        assert error.startswith("MismatchError: ranks disagree") and "add_histogram" in error
-    acc = legacy_reader(tmp_path / "logs")
-    assert [e.value for e in acc.Scalars("agree")] == [1.0]
-    assert [e.value for e in acc.Scalars("after")] == [0.5]
-    assert acc.Tags()["histograms"] == []  # nothing mixed was written
-
-
 @needs_mpi
 def test_mpi_ranks_merge_exactly(tmp_path):
     results = _run_mpi(tmp_path, 3, "scenario")
     _check_scenario(tmp_path, results, 3)
-
-
-@needs_mpi
-def test_mpi_ranks_that_disagree_all_raise(tmp_path):
-    results = _run_mpi(tmp_path, 2, "mismatch")
-    for result in results:
-        (error,) = result["errors"]
-        assert error.startswith("MismatchError: ranks disagree") and "add_histogram" in error
-    assert legacy_reader(tmp_path / "logs").Tags()["histograms"] == []
 
 
 @needs_mpi

@@ -8,6 +8,7 @@ from gpu_summary._core import anomaly as _anomaly
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._writer import jobs
+from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.anomaly import anomaly_summary
@@ -36,7 +37,8 @@ def log_anomaly(
     pending = backend.anomaly(array, lower, upper, max_positions, _anomaly.HEATMAP_CELLS)
     step = state.resolve_step(tag, step)
     if state.aggregation is not None:
-        pending = state.aggregation.anomaly(pending, tag, step, lower, upper, max_positions)
+        pending = state.aggregation.anomaly(pending, tag, step, lower, upper, max_positions,
+                                            dtype_name(array))  # fmt: skip
     handle = _anomaly.AnomalyHandle(pending, tag, step, lower, upper)
 
     def build() -> summary_pb2.Summary:

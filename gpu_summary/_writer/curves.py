@@ -128,9 +128,9 @@ def log_pr_curve(
             return
         report_skipped(found, tag, step, on_anomaly)
 
-    state.enqueue("pr curve", tag, step, wall, build, nbytes=16 * thresholds)
+    state.enqueue_merged("pr curve", tag, step, wall, build, nbytes=16 * thresholds)
     # A job of its own: a callback that raises never costs the curve its record.
-    state.events.add(jobs.call_back(report, f"on_anomaly for the PR curve {tag!r}"))
+    state.add_merged(jobs.call_back(report, f"on_anomaly for the PR curve {tag!r}"))
 
 
 PR_ROWS = ("true_positive_counts", "false_positive_counts", "true_negative_counts",

@@ -23,6 +23,7 @@ from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.anomaly import QUANTILES, quantiles_from_order_stats
 from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready
 from gpu_summary._writer import jobs, windows
+from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
@@ -119,10 +120,11 @@ def log_histogram(
                 return backend.even_counts(shard, lo, hi, spec)
 
             stats = backend.tensor_stats(shard)
-            pending = state.aggregation.histogram_even(stats, count, tag, step, spec)
+            pending = state.aggregation.histogram_even(stats, count, tag, step, spec,
+                                                       dtype_name(array))  # fmt: skip
         else:
             local = backend.histogram_fixed(array, spec)
-            pending = state.aggregation.histogram(local, tag, step, spec)
+            pending = state.aggregation.histogram(local, tag, step, spec, dtype_name(array))
     elif pending is None and mode == "even":
         pending = backend.histogram_even(array, spec)
     elif pending is None:
@@ -136,9 +138,11 @@ def log_histogram(
             result = merge_buckets(result, max_bins)
         return histogram_summary(tag, result, collapse)
 
-    state.enqueue(
-        "histogram", tag, step, wall, build, nbytes=_result_bytes(mode, spec, final, array)
-    )
+    nbytes = _result_bytes(mode, spec, final, array)
+    if state.aggregation is None:
+        state.enqueue("histogram", tag, step, wall, build, nbytes=nbytes)
+    else:
+        state.enqueue_merged("histogram", tag, step, wall, build, nbytes=nbytes)
 
 
 def _result_bytes(mode: str, spec: object, pending: Pending, array: object) -> int:
@@ -236,7 +240,7 @@ def log_histograms(
     pairs = arguments.named_pairs(named_tensors)
     tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
     if state.aggregation is not None:
-        state.aggregation.aggregator.raise_error()
+        state.aggregation.exchange.raise_error()
     checked_step = None if step is None else arguments.check_step(step)
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
     if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)
@@ -267,9 +271,12 @@ def log_histograms(
             return [placed[k][0].result()[placed[k][1]] for k in chosen]
 
         histograms = Derived(gather)
-        if state.aggregation is not None:  # all of them merged by one pair of collectives
+        if state.aggregation is not None:  # all of them in one merge of the step's packs
             histograms = state.aggregation.histograms(
-                histograms, [tags[k] for k in chosen], event_step
+                histograms,
+                [tags[k] for k in chosen],
+                event_step,
+                [dtype_name(pairs[k][1]) for k in chosen],
             )
 
         def build(
@@ -285,12 +292,12 @@ def log_histograms(
             return summary
 
         nbytes = 16 * _ladder.N_LIMITS * len(chosen)  # the results held until written
-        state.events.add(
+        state.add_merged(
             jobs.summary("histograms", tags[chosen[0]], event_step, wall, build, nbytes)
         )
         if check_nonfinite and state.on_anomaly is not None:
             chosen_tags = [tags[k] for k in chosen]
-            state.events.add(
+            state.add_merged(
                 jobs.nonfinite_call_back(chosen_tags, histograms, event_step, state.on_anomaly)
             )
 

@@ -14,7 +14,7 @@ from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.state import WriterState
-from gpu_summary.distributed import AggregationFailed
+from gpu_summary.distributed import AggregationFailed, Merged
 
 
 def log_scalar(
@@ -66,9 +66,9 @@ def log_scalar(
     if state.aggregation is not None:
         pending = state.aggregation.scalar(pending, tag, step, reduce)
     if new_style:
-        state.events.add(jobs.pending_tensor_scalar(tag, pending, step, wall, double_precision))
+        state.add_merged(jobs.pending_tensor_scalar(tag, pending, step, wall, double_precision))
     else:
-        state.events.add(jobs.pending_scalar(tag, pending, step, wall))
+        state.add_merged(jobs.pending_scalar(tag, pending, step, wall))
 
 
 def log_scalars(
@@ -112,7 +112,7 @@ def log_scalars(
             pending = state.aggregation.scalar(pending, f"{main_tag}\0{run}", step, "mean")
         if state.writes_files:
             events = state.subrun(os.path.join(state.logdir, run))
-            events.add(jobs.pending_scalar(main_tag, pending, step, wall))
+            state.add_merged(jobs.pending_scalar(main_tag, pending, step, wall), events)
             key = os.path.join(state.logdir, main_tag, tag)  # tensorboardX's key
             with state.steps_lock:
                 state.exported_scalars.setdefault(key, []).append((wall, step, pending))
@@ -120,11 +120,23 @@ def log_scalars(
 
 def export_scalars(state: WriterState, path: object) -> None:
     """SummaryWriter.export_scalars_to_json: add_scalars' values since the last export, as
-    tensorboardX writes them (merged values where distributed; a merge that failed: left out)."""
+    tensorboardX writes them (merged values where distributed; a merge that failed: left out;
+    the values of the step whose merge has not started yet: kept for the next export)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path, got {type(path).__name__}: {path!r}")
+    if state.aggregation is not None:
+        state.aggregation.exchange.wait()  # the sealed steps' merges done
     with state.steps_lock:
-        taken, state.exported_scalars = state.exported_scalars, {}
+        everything, state.exported_scalars = state.exported_scalars, {}
+    taken: dict[str, list[tuple[float, int, object]]] = {}
+    later: dict[str, list[tuple[float, int, object]]] = {}
+    for key, entries in everything.items():
+        for entry in entries:
+            pending = entry[2]
+            open_step = isinstance(pending, Merged) and not pending.done()
+            (later if open_step else taken).setdefault(key, []).append(entry)
+    if later:
+        _keep(state, later)
     table: dict[str, list[list[float]]] = {}
     for key, entries in taken.items():
         rows = table.setdefault(key, [])
@@ -137,8 +149,13 @@ def export_scalars(state: WriterState, path: object) -> None:
         with open(path, "w", encoding="utf-8") as out:
             json.dump(table, out)
     except OSError:
-        with state.steps_lock:  # kept for a later export, ahead of what came since
-            for key, entries in state.exported_scalars.items():
-                taken.setdefault(key, []).extend(entries)
-            state.exported_scalars = taken
+        _keep(state, taken)
         raise
+
+
+def _keep(state: WriterState, entries: dict[str, list[tuple[float, int, object]]]) -> None:
+    """Put ``entries`` back for a later export, ahead of what was logged since."""
+    with state.steps_lock:
+        for key, since in state.exported_scalars.items():
+            entries.setdefault(key, []).extend(since)
+        state.exported_scalars = entries

@@ -8,9 +8,11 @@ tag, the merge across ranks, the hparams session, the Projector's files and the 
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +21,9 @@ from typing import TYPE_CHECKING
 from gpu_summary import distributed as _distributed
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
+from gpu_summary._distributed.exchange import Exchange
 from gpu_summary._embedding.files import ProjectorFiles
+from gpu_summary._events.jobs import Job
 from gpu_summary._events.writer import EventFileWriter, NullEventWriter
 from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.aggregation import Aggregation
@@ -29,6 +33,29 @@ from gpu_summary.proto import summary_pb2
 
 if TYPE_CHECKING:
     from gpu_summary.monitor import GpuMonitor
+
+
+# Distributed writers not closed yet: closed at exit (their ranks' last steps merged, or an
+# error within the writer's timeout), before the event files close. Held strongly: a dropped
+# distributed writer is closed at exit, never from a garbage collection on some thread.
+_distributed_open: set[WriterState] = set()
+_exit_hook_registered = False
+
+
+def _close_at_exit(state: WriterState) -> None:
+    global _exit_hook_registered
+    _distributed_open.add(state)
+    if not _exit_hook_registered:  # after the communicator's library (MPI finalises at exit)
+        _exit_hook_registered = True
+        atexit.register(_close_distributed_at_exit)
+
+
+def _close_distributed_at_exit() -> None:
+    for state in list(_distributed_open):
+        try:
+            state.close()
+        except BaseException as exc:  # noqa: BLE001 - no caller is left to raise it to
+            sys.stderr.write(f"gpu_summary: closing a distributed writer at exit: {exc}\n")
 
 
 def default_logdir() -> str:
@@ -54,13 +81,15 @@ class WriterState:
         distributed: object,
         write_to_disk: bool = True,
         purge_step: int | None = None,
+        timeout: float = _distributed.DEFAULT_TIMEOUT,
     ) -> None:
         self.logdir = logdir
         self.on_anomaly = on_anomaly
         self.aggregation: Aggregation | None = None
         if distributed is not None:
-            collective = _distributed.connect(distributed)
-            self.aggregation = Aggregation(_distributed.Aggregator(collective))
+            collective = _distributed.connect(distributed, timeout)
+            self.aggregation = Aggregation(Exchange(collective))
+            _close_at_exit(self)
         self.rank = 0 if self.aggregation is None else self.aggregation.rank
         # Rank 0 writes (others only take part in the merges); write_to_disk=False: nobody.
         self.writes_files = self.rank == 0 and bool(write_to_disk)
@@ -106,7 +135,7 @@ class WriterState:
         """Raise ValueError if the writer is closed, or an earlier merge's error."""
         self.events.check_open()
         if self.aggregation is not None:
-            self.aggregation.aggregator.raise_error()
+            self.aggregation.exchange.raise_error()
 
     def begin(self, tag: object, step: object, walltime: object) -> tuple[str, int | None, float]:
         """The checks every ``add_*`` makes first: (tag, step or None, wall time)."""
@@ -148,6 +177,29 @@ class WriterState:
         step = self.resolve_step(tag, step)
         self.events.add(jobs.summary(kind, tag, step, wall, build, nbytes))
 
+    def add_merged(self, job: Job, events: EventFileWriter | None = None) -> None:
+        """Queue ``job``, which waits for a merge across ranks, on ``events`` (default: this
+        writer's file): with ``distributed``, once its step's batch is sealed, so that the
+        writer thread never waits for a merge that only a later call could start."""
+        target = self.events if events is None else events
+        if self.aggregation is None:
+            target.add(job)
+        else:
+            self.aggregation.exchange.hold(lambda: target.add(job))
+
+    def enqueue_merged(
+        self,
+        kind: str,
+        tag: str,
+        step: int,
+        wall: float,
+        build: Callable[[], summary_pb2.Summary],
+        nbytes: int = 0,
+    ) -> None:
+        """:meth:`enqueue` for a Summary whose results are merged across ranks (step
+        resolved)."""
+        self.add_merged(jobs.summary(kind, tag, step, wall, build, nbytes))
+
     def hparams_folder(self, run: str | None) -> str:
         """The folder of an ``add_hparams`` run below this writer's: ``run``, or (None) a new
         name from the clock, as torch names it, never one this writer used before."""
@@ -181,10 +233,11 @@ class WriterState:
 
     def flush(self, fsync: bool) -> None:
         """Every collective queued so far run (this rank), then the files flushed."""
-        windows.flush(self)  # the windows still open: their steps so far, one record each
-        if self.aggregation is not None:
-            self.aggregation.aggregator.wait()
-            self.aggregation.aggregator.raise_error()
+        if self.aggregation is None:
+            windows.flush(self)  # the windows still open: their steps so far, one record each
+        else:  # the steps sealed so far (windows stay open: the other ranks' may not end here)
+            self.aggregation.exchange.wait()
+            self.aggregation.exchange.raise_error()
         self.events.flush(fsync)
         for events in list(self.subruns.values()):
             events.flush(fsync)
@@ -197,13 +250,16 @@ class WriterState:
         if not self.events.closed:
             windows.flush(self)
         aggregation = self.aggregation
-        if aggregation is not None and not self.events.closed:
-            aggregation.aggregator.close()
-        self.events.close()
-        for events in list(self.subruns.values()):
-            events.close()
+        _distributed_open.discard(self)
+        try:
+            if aggregation is not None and not self.events.closed:
+                aggregation.exchange.close()  # every rank's last steps merged, or the error
+        finally:
+            self.events.close()
+            for events in list(self.subruns.values()):
+                events.close()
         if aggregation is not None:
-            aggregation.aggregator.raise_error()
+            aggregation.exchange.raise_error()
 
     def fail_session(self) -> None:
         """A ``with`` block raised: an open hparams session ends with status failure."""

@@ -372,10 +372,10 @@ def _record(state: WriterState, tag: str, window: OpenWindow, pending: Pending,
             return summary_pb2.Summary(value=values + extras(together))
 
         nbytes = 64 * len(steps)
-    state.events.add(jobs.summary(f"{kind} window", tag, last, window.wall, build, nbytes))
+    state.add_merged(jobs.summary(f"{kind} window", tag, last, window.wall, build, nbytes))
     callback = state.on_anomaly
     if callback is not None:
-        state.events.add(jobs.call_back(lambda: _report(tag, pending, steps, callback),
+        state.add_merged(jobs.call_back(lambda: _report(tag, pending, steps, callback),
                                         f"on_anomaly for the window of {tag!r}"))  # fmt: skip
 
 

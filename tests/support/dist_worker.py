@@ -87,22 +87,6 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
     return out
 
 
-def mismatch(writer_module, logdir: str, rank: int, size: int, distributed: object) -> dict:
-    """Rank 1 logs another tag in the second slot; every rank must raise, none may hang."""
-    gs = writer_module
-    errors = []
-    with gs.SummaryWriter(logdir, distributed=distributed) as writer:
-        writer.add_scalar("agree", 1.0, 0)
-        writer.add_histogram("b" if rank == 1 else "a", np.arange(10.0) + rank, 0)
-        try:
-            writer.flush()
-        except ValueError as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        writer.add_scalar("after", float(rank), 0)  # the writer goes on, in step again
-        writer.flush()
-    return {"rank": rank, "errors": errors}
-
-
 def device(writer_module, logdir: str, rank: int, size: int, distributed: object) -> dict:
     """Device tensors through the CUDA backend, on the CPU stand-in for CuPy (the kernels the
     test process built, in $GS_EMULATED_KERNELS): reductions launched by the caller,
@@ -124,10 +108,57 @@ def device(writer_module, logdir: str, rank: int, size: int, distributed: object
     return out
 
 
-SCENARIOS = {"scenario": scenario, "mismatch": mismatch, "device": device}
+class Context:
+    """What a scenario knows of its job: its rank, the writer's ``distributed`` argument, and
+    the training's own collectives (torch's default group, or MPI's COMM_WORLD)."""
+
+    def __init__(self, rank: int, size: int, logdir: str, distributed: object,
+                 option: str) -> None:  # fmt: skip
+        self.rank, self.size, self.logdir = rank, size, logdir
+        self.distributed, self.option = distributed, option
+        self.destroy_group = True  # the runner's destroy_process_group() at the end
+
+    def all_reduce(self, values: np.ndarray) -> np.ndarray:
+        """The training's SUM all-reduce (its own group, never the writer's)."""
+        if self.distributed == "torch":
+            import torch
+            import torch.distributed as dist
+
+            tensor = torch.from_numpy(np.array(values, dtype=np.float64))
+            dist.all_reduce(tensor)
+            return tensor.numpy()
+        from mpi4py import MPI
+
+        out = np.empty_like(values, dtype=np.float64)
+        MPI.COMM_WORLD.Allreduce(np.asarray(values, dtype=np.float64), out)
+        return out
+
+    def barrier(self) -> None:
+        if self.distributed == "torch":
+            import torch.distributed as dist
+
+            dist.barrier()
+        else:
+            from mpi4py import MPI
+
+            MPI.COMM_WORLD.Barrier()
 
 
-def run_torch(rank: int, size: int, port: int, logdir: str, out: str, name: str) -> None:
+def _scenarios() -> dict:
+    from support import dist_faults
+
+    return {"scenario": scenario, "device": device, **dist_faults.SCENARIOS}
+
+
+def _call(name: str, gs: object, ctx: Context) -> dict:
+    function = _scenarios()[name]
+    if name in ("scenario", "device"):
+        return function(gs, ctx.logdir, ctx.rank, ctx.size, ctx.distributed)
+    return function(gs, ctx)
+
+
+def run_torch(rank: int, size: int, port: int, logdir: str, out: str, name: str,
+              option: str = "") -> None:  # fmt: skip
     """multiprocessing entry point: gloo on 127.0.0.1."""
     import torch.distributed as dist
 
@@ -137,15 +168,17 @@ def run_torch(rank: int, size: int, port: int, logdir: str, out: str, name: str)
         dist.init_process_group(
             "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size
         )
-        result = SCENARIOS[name](gs, logdir, rank, size, "torch")
-        dist.destroy_process_group()
+        ctx = Context(rank, size, logdir, "torch", option)
+        result = _call(name, gs, ctx)
+        if ctx.destroy_group and dist.is_initialized():
+            dist.destroy_process_group()
     except BaseException:  # noqa: BLE001 - reported to the test
         result = {"rank": rank, "crash": traceback.format_exc()}
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as file:
         json.dump(result, file)
 
 
-def run_mpi(logdir: str, out: str, name: str) -> None:
+def run_mpi(logdir: str, out: str, name: str, option: str = "") -> None:
     """mpiexec entry point."""
     from mpi4py import MPI
 
@@ -154,7 +187,7 @@ def run_mpi(logdir: str, out: str, name: str) -> None:
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     try:
-        result = SCENARIOS[name](gs, logdir, rank, size, "mpi")
+        result = _call(name, gs, Context(rank, size, logdir, "mpi", option))
     except BaseException:  # noqa: BLE001 - reported to the test
         result = {"rank": rank, "crash": traceback.format_exc()}
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as file:
@@ -162,4 +195,4 @@ def run_mpi(logdir: str, out: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    run_mpi(*sys.argv[1:4])
+    run_mpi(*sys.argv[1:5])
