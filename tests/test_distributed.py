@@ -148,16 +148,17 @@ def _check_scenario(tmp_path, results, size):
 
 
 @needs_torch
-@pytest.mark.parametrize("size", [2, 4])
+@pytest.mark.parametrize("size", [1, 2, 4, pytest.param(16, marks=pytest.mark.slow)])
 def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
     results = _run_torch(tmp_path, size, "scenario")
     _check_scenario(tmp_path, results, size)
 
 
 @needs_mpi
-def test_mpi_ranks_merge_exactly(tmp_path):
-    results = _run_mpi(tmp_path, 3, "scenario")
-    _check_scenario(tmp_path, results, 3)
+@pytest.mark.parametrize("size", [1, 3, 8])
+def test_mpi_ranks_merge_exactly(tmp_path, size):
+    results = _run_mpi(tmp_path, size, "scenario")
+    _check_scenario(tmp_path, results, size)
 
 
 @needs_mpi
@@ -192,6 +193,12 @@ def test_bad_distributed_arguments(tmp_path):
         if not torch.distributed.is_initialized():
             with pytest.raises(ValueError, match="init_process_group"):
                 gs.SummaryWriter(tmp_path, distributed="torch")
+    with pytest.raises(ValueError, match="timeout bounds the collectives"):
+        gs.SummaryWriter(tmp_path, timeout=5)
+    for bad, error in ((0, ValueError), (-1.0, ValueError), (float("inf"), ValueError),
+                       ("60", TypeError), (True, TypeError)):  # fmt: skip
+        with pytest.raises(error, match="timeout must be"):
+            gs.SummaryWriter(tmp_path, distributed="torch", timeout=bad)
     with gs.SummaryWriter(tmp_path) as writer:
         with pytest.raises(ValueError, match="reduce must be one of"):
             writer.add_scalar("x", np.float64(1.0), 0, reduce="median")

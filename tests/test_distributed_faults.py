@@ -152,3 +152,29 @@ def test_destroying_the_training_s_groups_leaves_the_writer_s_merges_whole(tmp_p
     want = numpy_backend.histogram_fixed(everything * 40, None).result()
     np.testing.assert_array_equal(_nonzero(acc.Histograms("h")[-1].histogram_value.bucket),
                                   _nonzero(want.counts))  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_writers_left_open_are_closed_at_exit_with_their_last_step(tmp_path, backend):
+    _run(backend, tmp_path, 2, "unclosed")
+    acc = legacy_reader(tmp_path / "logs")
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [
+        (step, step + 0.5) for step in range(5)]  # fmt: skip
+    assert [e.step for e in acc.Histograms("h")] == list(range(5))
+
+
+@needs_torch
+def test_a_writer_over_a_subgroup_merges_its_ranks_only(tmp_path):
+    reports = dist_runner.run_torch(tmp_path, 3, "subgroup")
+    assert [r.get("pair_rank") for r in reports] == [0, None, 1]
+    assert [e.value for e in legacy_reader(tmp_path / "logs" / "pair").Scalars("loss")] == [1.0]
+    assert [e.value for e in legacy_reader(tmp_path / "logs" / "all").Scalars("loss")] == [1.0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_rank_that_never_creates_the_writer_is_an_error_within_the_timeout(tmp_path, backend):
+    reports = _run(backend, tmp_path, 3, "absent")
+    for report in (reports[0], reports[2]):
+        assert report["error"].startswith("AggregationError: the writer's own ")
+        assert "create the distributed SummaryWriter on every rank" in report["error"]
+        assert report["seconds"] < dist_faults.SHORT + 5

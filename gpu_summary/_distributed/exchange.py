@@ -1,4 +1,4 @@
-"""The exchange: every merged call of a step, from every rank, in one header and two packs.
+"""The exchange: every merged call of a step, from every rank, in a header and two packs.
 
 The caller's thread adds each merged call (a :class:`Merge`) to the open *batch*: the merged
 calls of one step, in call order. A call at another step seals the batch (so does
@@ -6,24 +6,29 @@ calls of one step, in call order. A call at another step seals the batch (so doe
 at most ``max_pending`` of them (a caller that outruns the collectives waits, as for a full
 event file), for the exchange thread, which runs per batch, on the writer's own communicator:
 
-1. **header**, a MIN all-reduce of 8 words ``[a, -a, b, -b, open, -open, ok, -ok]``: ``a`` and
-   ``b`` are the two 48-bit halves of a hash of the step and of every call's signature (kind,
-   tag, step, bins, dtype) and MIN size; ``open`` is 0 in the marker ``close()`` sends; ``ok``
-   is 0 where this rank's reduction failed. ``min(x) == -min(-x)`` for each pair exactly when
-   every rank sent the same word, so every rank learns at once whether all agree — before any
-   pack whose size could differ goes out (a size mismatch aborts gloo's process);
-2. **MIN pack**: each call's MIN words (ranges, the span of non-empty buckets), concatenated;
-3. **SUM pack**: ``[failed]`` then each call's SUM words, whose sizes follow from the header
+1. **header and MIN pack**, one MIN all-reduce. The header is 8 words ``[a, -a, b, -b, open,
+   -open, ok, -ok]``: ``a`` and ``b`` are the two 48-bit halves of a hash of the step and of
+   every call's signature (kind, tag, step, bins, dtype) and MIN size; ``open`` is 0 in the
+   marker ``close()`` sends; ``ok`` is 0 where this rank's reduction failed. ``min(x) ==
+   -min(-x)`` for each pair exactly when every rank sent the same word. The MIN pack — each
+   call's MIN words (ranges, the span of non-empty buckets) — rides after the header when it
+   has as many words as the last batch every rank agreed on, a size every rank knows alike;
+   otherwise that space is padding and, once the headers agree (so every rank's pack has the
+   same size), the MIN pack follows in a collective of its own. So no pack whose size could
+   differ between ranks ever goes out (a size mismatch aborts gloo's process);
+2. **SUM pack**: ``[failed]`` then each call's SUM words, whose sizes follow from the header
    and the MIN pack (the same on every rank): counts over the buckets every rank's span
    covers, moments, NaN/±Inf counts.
 
-So a step costs 3 collectives (64 bytes, 8 per range, 8 per bucket or moment), whatever its
-number of tags. When the headers disagree, the ranks' descriptions of the batch are gathered
-(two more collectives, only then) and every rank raises the same error naming the step and the
-differing calls: :class:`MismatchError` (nothing of that step merged; the next step goes on),
-or, where a rank closed, the end of the exchange on every rank. A collective that fails or
-times out ends the exchange too (:class:`AggregationError`): every later merge fails at once,
-so nothing waits on a group whose messages may be in flight.
+So a step that logs what the step before logged costs 2 collectives, one whose calls changed
+3 (64 bytes, 8 per range, 8 per bucket or moment), whatever its number of tags. When the
+headers disagree, the ranks' descriptions of the batch are gathered (two more collectives,
+only then) and every rank raises the same error naming the step and the differing calls:
+:class:`MismatchError` (nothing of that step merged; the next step goes on; ranks that
+skipped a step resynchronise, the batches of the latest step kept for the others' next), or,
+where a rank closed, the end of the exchange on every rank. A collective that fails or times
+out ends the exchange too (:class:`AggregationError`): every later merge fails at once, so
+nothing waits on a group whose messages may be in flight.
 
 Every :class:`Merged` is set or failed, whatever happens: nobody waits on one forever.
 """
@@ -34,6 +39,7 @@ import abc
 import collections
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Callable
 
@@ -176,6 +182,8 @@ class Exchange:
         self._busy = False
         self._finished = False  # the thread returned: nothing more is exchanged
         self._ended: BaseException | None = None  # no more collectives, and why
+        # MIN words of the last batch every rank agreed on: the next header carries as many
+        self._riding = 0
         self._errors: collections.deque[BaseException] = collections.deque()
         self._thread = threading.Thread(
             target=self._run, name=f"gpu_summary exchange rank {self.rank}", daemon=True
@@ -340,14 +348,18 @@ class Exchange:
                 failure = exc
                 break
             mins_local.append(words)
+        pack = np.concatenate(mins_local) if mins_local and failure is None else np.zeros(0)
         try:
-            words = header(batch.step, merges, failure is None)
-            got = self.collective.minimum(words)
-            while not agrees(got):  # a batch of the latest step waits for the others' own
+            got = self._first(header(batch.step, merges, failure is None), pack)
+            while not agrees(got[:HEADER_WORDS]):  # a batch of the latest step waits
                 if not self._disagree(batch, failure, got):
                     return
-                got = self.collective.minimum(words)
-            mins = self._minimum(mins_local)
+                got = self._first(header(batch.step, merges, failure is None), pack)
+            if pack.size == self._riding:  # the MIN pack came with the header
+                mins = got[HEADER_WORDS:]
+            else:  # the calls changed (the same way on every rank): a MIN pack of their own
+                mins = self.collective.minimum(pack) if pack.size else pack
+            self._riding = pack.size
             slices, sums = self._sums(merges, mins, batch.step)
         except CollectiveFailed as exc:
             error = AggregationError(
@@ -370,9 +382,12 @@ class Exchange:
                 self._record(exc)
             offset += merge.min_words
 
-    def _minimum(self, mins_local: list[np.ndarray]) -> np.ndarray:
-        pack = np.concatenate(mins_local) if mins_local else np.zeros(0)
-        return self.collective.minimum(pack) if pack.size else pack
+    def _first(self, words: np.ndarray, pack: np.ndarray) -> np.ndarray:
+        """The header's collective, the MIN pack riding with it where it has the size of the
+        last agreed batch's (the same on every rank): a step that logs what the one before
+        did costs 2 collectives, not 3."""
+        riding = pack if pack.size == self._riding else np.full(self._riding, math.inf)
+        return self.collective.minimum(np.concatenate([words, riding]))
 
     def _sums(self, merges: list[Merge], mins: np.ndarray,
               step: int) -> tuple[list[tuple[int, int]], np.ndarray | None]:  # fmt: skip
@@ -466,8 +481,8 @@ class Exchange:
         if self._ended is not None:
             return
         try:
-            got = self.collective.minimum(header(None, [], True))
-            if agrees(got):
+            got = self._first(header(None, [], True), np.zeros(0))
+            if agrees(got[:HEADER_WORDS]):
                 self.collective.close()
                 return
             self._disagree(None, None, got)

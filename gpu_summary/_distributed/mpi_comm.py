@@ -1,11 +1,11 @@
-"""The writer's own MPI communicator: ``Dup()`` of the one given (``COMM_WORLD`` by default).
+"""The writer's own MPI communicator: a duplicate of the one given (``COMM_WORLD`` by default).
 
-Made once at writer creation (a collective on the parent, on every rank), so the writer's
-messages never match the training's, whatever thread either runs on. MPI's collectives cannot
-time out, so each is non-blocking (``Iallreduce``/``Iallgather``) and polled until done or
-until ``timeout`` seconds passed: spinning briefly, then sleeping in growing steps (at most
-2 ms), which also drives MPI's progress. A collective that timed out is left pending and the
-communicator is not used again.
+Made once at writer creation (``Idup``, a collective on the parent, on every rank, waited for
+like the others), so the writer's messages never match the training's, whatever thread either
+runs on. MPI's collectives cannot time out, so each is non-blocking (``Iallreduce``,
+``Iallgather``) and polled until done or until ``timeout`` seconds passed: spinning briefly,
+then sleeping in growing steps (at most 2 ms), which also drives MPI's progress. A collective
+that timed out is left pending and the communicator is not used again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from gpu_summary._distributed.collective import Collective, CollectiveFailed
+from gpu_summary._distributed.collective import AggregationError, Collective, CollectiveFailed
 
 _SPINS = 200  # Test() calls before the first sleep
 _LONGEST_SLEEP = 2e-3
@@ -26,6 +26,8 @@ class MpiCollective(Collective):
     Raises:
         ValueError: MPI was initialised without MPI_THREAD_MULTIPLE (the writer's thread
             calls MPI while the training's may).
+        AggregationError: the other ranks did not all create their writer within
+            ``timeout`` seconds.
     """
 
     def __init__(self, comm: object = None, timeout: float = 60.0) -> None:
@@ -38,11 +40,20 @@ class MpiCollective(Collective):
                 "mpi4py.rc.thread_level = 'multiple'"
             )
         self._mpi = MPI
-        parent = MPI.COMM_WORLD if comm is None else comm
-        self._comm = parent.Dup()
-        self.rank = self._comm.Get_rank()
-        self.size = self._comm.Get_size()
         self.timeout = float(timeout)
+        parent = MPI.COMM_WORLD if comm is None else comm
+        self.rank = parent.Get_rank()
+        self._comm, request = parent.Idup()  # a collective: bounded like the others
+        try:
+            self._wait(request, "communicator duplication")
+        except CollectiveFailed as exc:
+            raise AggregationError(
+                f"the writer's own MPI communicator could not be made within timeout="
+                f"{self.timeout:g} s: create the distributed SummaryWriter on every rank, in "
+                f"the same order ({exc}). MPI cannot cancel the duplication still pending on "
+                "the communicator given: end the job rather than use it again"
+            ) from exc
+        self.size = self._comm.Get_size()
 
     def _wait(self, request: object, what: str) -> None:
         deadline = time.monotonic() + self.timeout

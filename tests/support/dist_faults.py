@@ -212,6 +212,49 @@ def destroy(gs, ctx: Context) -> dict:
     return {"rank": ctx.rank}
 
 
-SCENARIOS = {"training": training, "mismatches": mismatches, "skip_last": skip_last,
-             "early_close": early_close, "kill": kill, "stall": stall,
-             "destroy": destroy}  # fmt: skip
+def unclosed(gs, ctx: Context) -> dict:
+    """Every rank logs and never closes its writer: at exit each closes it (its ranks' last
+    step merged), before the event files close."""
+    writer = gs.SummaryWriter(ctx.logdir, distributed=ctx.distributed, timeout=30)
+    for step in range(5):
+        writer.add_scalar("loss", float(ctx.rank + step), step)
+        writer.add_histogram("h", shard(ctx.rank), step)
+    return {"rank": ctx.rank}
+
+
+def subgroup(gs, ctx: Context) -> dict:
+    """A writer over a subgroup (ranks 0 and 2 of 3: only they create it), then one over
+    every rank: each its own group, its own keys in the store."""
+    import torch.distributed as dist
+
+    group = dist.new_group([0, 2])
+    out: dict = {"rank": ctx.rank}
+    if ctx.rank in (0, 2):
+        with gs.SummaryWriter(f"{ctx.logdir}/pair", distributed=group, timeout=30) as writer:
+            out["pair_rank"] = writer.rank
+            writer.add_scalar("loss", float(ctx.rank), 0)
+    with gs.SummaryWriter(f"{ctx.logdir}/all", distributed=ctx.distributed, timeout=30) as w:
+        w.add_scalar("loss", float(ctx.rank), 0)
+    return out
+
+
+def absent(gs, ctx: Context) -> dict:
+    """Rank 1 never creates the writer: the others' SummaryWriter() raises within the timeout,
+    and every rank meets in the training's barrier."""
+    out: dict = {"rank": ctx.rank}
+    if ctx.rank != 1:
+        start = time.monotonic()
+        try:
+            gs.SummaryWriter(ctx.logdir, distributed=ctx.distributed, timeout=SHORT)
+        except gs.AggregationError as exc:
+            out["error"] = _error(exc)
+        out["seconds"] = time.monotonic() - start
+    ctx.barrier()
+    return out
+
+
+SCENARIOS = {
+    name: globals()[name]
+    for name in ("absent", "unclosed", "subgroup", "training", "mismatches", "skip_last",
+                 "early_close", "kill", "stall", "destroy")
+}  # fmt: skip
