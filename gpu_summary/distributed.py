@@ -12,14 +12,15 @@ group's store and not registered with torch (so ``destroy_process_group()`` leav
 or MPI's ``Dup()`` — and runs every collective there, on one thread of its own. The training's
 collectives, on any thread and any backend, never meet the writer's.
 
-**Two packs a step.** The compact results travel, never the tensors. Every merged call of one
-step (the calls between two changes of step, in call order) goes out together, from a
-bounded queue, as a fixed-size header (8 words), one MIN pack (each histogram's range and span
-of non-empty buckets; min/max scalars) and one SUM pack (counts over the buckets any rank's
-shard filled, moments, NaN/±Inf counts, PR curve weights, mean/sum scalars): 3 collectives per
-step however many tags, where every ``add_*`` used to cost one or two of its own. ``bins=n``
-fits too: its counts are taken once the MIN pack gave the global range. See
-:mod:`gpu_summary._distributed.exchange` for the words.
+**Two collectives a step.** The compact results travel, never the tensors. Every merged call
+of one step (the calls between two changes of step, in call order) goes out together, from a
+bounded queue, as a fixed-size header (8 words) with the MIN pack (each histogram's range and
+span of non-empty buckets; min/max scalars) riding after it, then one SUM pack (counts over
+the buckets any rank's shard filled, moments, NaN/±Inf counts, PR curve weights, mean/sum
+scalars): 2 collectives per step however many tags (3 on a step whose calls differ from the
+last one's), where every ``add_*`` used to cost two of its own. ``bins=n`` fits too: its counts
+are taken once the MIN pack gave the global range. See :mod:`gpu_summary._distributed.exchange`
+for the words.
 
 **Mismatches are errors, on every rank.** The header (a hash of the step and of every call's
 kind, tag, step, bins and dtype) is compared before any pack goes out, so a skipped call,

@@ -4,7 +4,7 @@ Made once at writer creation (``Idup``, a collective on the parent, on every ran
 like the others), so the writer's messages never match the training's, whatever thread either
 runs on. MPI's collectives cannot time out, so each is non-blocking (``Iallreduce``,
 ``Iallgather``) and polled until done or until ``timeout`` seconds passed: spinning briefly,
-then sleeping in growing steps (at most 2 ms), which also drives MPI's progress. A collective
+then sleeping in growing steps (at most 0.5 ms), which also drives MPI's progress. A collective
 that timed out is left pending and the communicator is not used again.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from gpu_summary._distributed.collective import AggregationError, Collective, CollectiveFailed
 
 _SPINS = 200  # Test() calls before the first sleep
-_LONGEST_SLEEP = 2e-3
+_LONGEST_SLEEP = 5e-4  # a wake-up every 0.5 ms at most while the other ranks come
 
 
 class MpiCollective(Collective):
