@@ -124,8 +124,9 @@ def test_a_killed_rank_is_an_error_within_the_timeout(tmp_path):
     for report in (reports[0], reports[2]):
         assert report["error"].startswith("AggregationError: ")
         assert "lost contact" in report["error"] or "merges nothing more" in report["error"]
-        assert report["after"] < dist_faults.SHORT + 5  # the writer's timeout, not the group's
-        assert report["close_seconds"] < dist_faults.SHORT + 5
+        # the writer's timeout (3 s, with room for a loaded machine), not the group's 30 min
+        assert report["after"] < dist_faults.SHORT + 20
+        assert report["close_seconds"] < dist_faults.SHORT + 20
     acc = legacy_reader(tmp_path / "logs")
     assert [e.step for e in acc.Histograms("h")][:3] == [0, 1, 2]
     everything = np.concatenate([dist_worker.shard(rank) for rank in range(3)])
@@ -136,7 +137,7 @@ def test_a_killed_rank_is_an_error_within_the_timeout(tmp_path):
 def test_a_stalled_rank_is_an_error_on_every_rank_within_the_timeout(tmp_path, backend):
     reports = _run(backend, tmp_path, 2, "stall")
     assert reports[0]["error"].startswith("AggregationError: ")
-    assert reports[0]["after"] < dist_faults.SHORT + 5
+    assert reports[0]["after"] < dist_faults.SHORT + 20
     assert reports[1]["error"] is not None or "close" in reports[1]  # it learns once awake
     acc = legacy_reader(tmp_path / "logs")
     assert [e.step for e in acc.Histograms("h")][:2] == [0, 1]
@@ -177,4 +178,4 @@ def test_a_rank_that_never_creates_the_writer_is_an_error_within_the_timeout(tmp
     for report in (reports[0], reports[2]):
         assert report["error"].startswith("AggregationError: the writer's own ")
         assert "create the distributed SummaryWriter on every rank" in report["error"]
-        assert report["seconds"] < dist_faults.SHORT + 5
+        assert report["seconds"] < dist_faults.SHORT + 20
