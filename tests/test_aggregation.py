@@ -94,11 +94,16 @@ def _sealed(ranks, pendings):
     return [pending.result() for pending in pendings]
 
 
-def test_ladder_histograms_sum_to_the_histogram_of_all_shards(ranks):
-    pendings = [
-        aggregation.histogram(nb.histogram_fixed(shard, None), "h", 3, None, "float64")
-        for aggregation, shard in zip(ranks, _SHARDS, strict=True)
+def _histograms(ranks, shards, step, limits=None):
+    """Each rank's merged histogram of its shard (``limits`` None: the ladder)."""
+    return [
+        aggregation.histogram(nb.histogram_fixed(shard, limits), "h", step, limits, "float64")
+        for aggregation, shard in zip(ranks, shards, strict=True)
     ]
+
+
+def test_ladder_histograms_sum_to_the_histogram_of_all_shards(ranks):
+    pendings = _histograms(ranks, _SHARDS, 3)
     expected = nb.histogram_fixed(np.concatenate(_SHARDS), None).result()
     for merged in _sealed(ranks, pendings):
         np.testing.assert_array_equal(merged.counts, expected.counts)
@@ -107,10 +112,7 @@ def test_ladder_histograms_sum_to_the_histogram_of_all_shards(ranks):
 
 def test_only_the_buckets_some_rank_filled_travel(ranks):
     shards = [np.array([1.0, 1.5]), np.array([2.0, 3.0])]
-    pendings = [
-        aggregation.histogram(nb.histogram_fixed(shard, None), "h", 0, None, "float64")
-        for aggregation, shard in zip(ranks, shards, strict=True)
-    ]
+    pendings = _histograms(ranks, shards, 0)
     expected = nb.histogram_fixed(np.concatenate(shards), None).result()
     for merged in _sealed(ranks, pendings):
         np.testing.assert_array_equal(merged.counts, expected.counts)
@@ -119,21 +121,14 @@ def test_only_the_buckets_some_rank_filled_travel(ranks):
     span = ("sum", 1 + filled[-1] - filled[0] + 1 + 6)
     assert ranks[0].room.calls == [("min", 8), ("min", 4), span]
     # The next step logs the same calls: its MIN pack rides with its header.
-    pendings = [
-        aggregation.histogram(nb.histogram_fixed(shard, None), "h", 1, None, "float64")
-        for aggregation, shard in zip(ranks, shards, strict=True)
-    ]
-    _sealed(ranks, pendings)
+    _sealed(ranks, _histograms(ranks, shards, 1))
     assert ranks[0].room.calls[3:] == [("min", 8 + 4), span]
 
 
 def test_edges_and_empty_shards_merge_exactly(ranks):
     limits = np.array([-2.0, 0.0, 0.5, 3.0, np.finfo(np.float64).max])
     shards = [np.array([np.nan]), np.array([-1.0, 0.25, 2.0, 9.0])]
-    pendings = [
-        aggregation.histogram(nb.histogram_fixed(shard, limits), "h", 0, limits, "float64")
-        for aggregation, shard in zip(ranks, shards, strict=True)
-    ]
+    pendings = _histograms(ranks, shards, 0, limits)
     expected = nb.histogram_fixed(np.concatenate(shards), limits).result()
     for merged in _sealed(ranks, pendings):
         np.testing.assert_array_equal(merged.counts, expected.counts)
