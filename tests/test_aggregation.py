@@ -442,3 +442,72 @@ def test_the_mismatch_message_names_ranks_steps_and_calls():
         "and the others merge step 4 with their next one"
     )
     assert disagreement.ranks_text([0, 1, 2, 3, 7, 9, 10]) == "ranks 0-3, 7, 9-10"
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_a_reduction_that_failed_on_every_rank_merges_nothing(size):
+    def broken():
+        raise RuntimeError("device lost")
+
+    _room, ranks = _group(size)
+    pendings = [a.scalar(Derived(broken), "s", 0, "mean") for a in ranks]
+    pendings += [a.anomaly(Derived(broken), "a", 0, None, None, 3, "float32") for a in ranks]
+    assert len(_sealed_failures(ranks, pendings)) == 2 * size
+    for aggregation in ranks:
+        aggregation.exchange.wait()
+        with pytest.raises(AggregationError, match=r"could not reduce its shard.*device lost"):
+            aggregation.exchange.raise_error()
+    again = [a.scalar(Ready(2.0), "s", 1, "sum") for a in ranks]
+    assert _sealed(ranks, again) == [2.0 * size] * size
+    _close_all(ranks)
+
+
+def test_a_huge_error_message_still_reaches_every_rank():
+    def broken():
+        raise RuntimeError("x" * 100_000)
+
+    _room, ranks = _group(2, timeout=10.0)
+    pendings = [
+        ranks[0].scalar(Ready(1.0), "s", 0, "mean"),
+        ranks[1].scalar(Derived(broken), "s", 0, "mean"),
+    ]
+    assert len(_sealed_failures(ranks, pendings)) == 2
+    for error in _close_all(ranks, expect_errors=True):
+        assert isinstance(error, AggregationError) and "rank 1 could not reduce" in str(error)
+        assert len(str(error)) < 2000
+
+
+def test_close_sends_its_marker_even_when_a_held_job_raises():
+    _room, ranks = _group(2, timeout=20.0)
+    for aggregation in ranks:
+        aggregation.scalar(Ready(1.0), "s", 0, "mean")
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+
+    ranks[0].exchange.hold(full_disk)
+    errors = _close_all(ranks, expect_errors=True)
+    assert isinstance(errors[0], OSError) and errors[1] is None  # rank 1 waited no timeout
+
+
+def test_windows_of_other_edges_do_not_merge():
+    _room, ranks = _group(2)
+    for aggregation, top in zip(ranks, (2.0, 200.0), strict=True):
+        limits = np.array([0.0, 1.0, top, np.finfo(np.float64).max])
+        local = Ready((np.zeros(4, np.int64), [nb.tensor_stats(np.ones(3)).result()] * 2))
+        aggregation.window(local, "w", 1, 2, 4, limits)
+    for error in _close_all(ranks, expect_errors=True):
+        assert isinstance(error, MismatchError) and "histogram window of 'w'" in str(error)
+
+
+def test_distributed_writers_left_open_close_at_exit_in_creation_order(tmp_path):
+    from gpu_summary import SummaryWriter
+    from gpu_summary._writer import state as writer_state
+
+    writers = [SummaryWriter(tmp_path / str(k), distributed=_ThreadCollective(_Room(1, 5.0), 0))
+               for k in range(5)]  # fmt: skip
+    opened = [w._state for w in writers]
+    assert [s for s in writer_state._distributed_open if s in opened] == opened
+    writer_state._close_distributed_at_exit()
+    assert all(w.closed for w in writers)
+    assert not any(s in writer_state._distributed_open for s in opened)

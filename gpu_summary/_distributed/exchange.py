@@ -56,6 +56,7 @@ from gpu_summary._distributed.collective import (
 
 HEADER_WORDS = 8
 _REPORT_LIMIT = 1 << 16  # bytes of one rank's description of a batch, for a mismatch's message
+_TEXT_LIMIT = 1000  # characters of one call's description, or of a rank's error, in it
 
 
 class AggregationFailed(RuntimeError):
@@ -230,9 +231,11 @@ class Exchange:
 
     def close(self) -> None:
         """Seal the open batch, send the close marker and wait for the thread's end."""
-        self.seal()
-        self._put(_CLOSE)
-        self._thread.join()
+        try:
+            self.seal()  # may raise what a held job met; the marker goes out all the same
+        finally:
+            self._put(_CLOSE)
+            self._thread.join()
 
     def raise_error(self) -> None:
         """Raise (once) the first error the exchange met; after the exchange ended, an
@@ -351,7 +354,7 @@ class Exchange:
         pack = np.concatenate(mins_local) if mins_local and failure is None else np.zeros(0)
         try:
             got = self._first(header(batch.step, merges, failure is None), pack)
-            while not agrees(got[:HEADER_WORDS]):  # a batch of the latest step waits
+            while not agrees(got[:HEADER_WORDS]) or got[6] == 0.0:  # a rank failed: all fail
                 if not self._disagree(batch, failure, got):
                     return
                 got = self._first(header(batch.step, merges, failure is None), pack)
@@ -398,7 +401,10 @@ class Exchange:
         for merge in merges:
             own = mins[offset : offset + merge.min_words]
             offset += merge.min_words
-            size = merge.sum_size(own)
+            try:
+                size = merge.sum_size(own)
+            except Exception as exc:  # noqa: BLE001 - (from agreed words: on every rank alike)
+                failure, size = failure or exc, 0
             words = None
             if failure is None:
                 try:
@@ -463,8 +469,11 @@ class Exchange:
         return False
 
     def _gather_reports(self, mine: dict) -> list[dict]:
+        if mine["error"] is not None:
+            mine["error"] = mine["error"][:_TEXT_LIMIT]
+        mine["calls"] = [call[:_TEXT_LIMIT] for call in mine["calls"]]
         data = json.dumps(mine).encode()
-        while len(data) > _REPORT_LIMIT and mine["calls"]:  # keep the first calls
+        while len(data) > _REPORT_LIMIT and len(mine["calls"]) > 1:  # keep the first calls
             mine["calls"] = [*mine["calls"][: len(mine["calls"]) // 2], "..."]
             data = json.dumps(mine).encode()
         longest = int(-self.collective.minimum(np.array([-float(len(data))]))[0])

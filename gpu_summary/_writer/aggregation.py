@@ -414,12 +414,16 @@ class Aggregation:
         description = f"add_pr_curve({tag!r}, step={step}, num_thresholds={thresholds})"
         return self._add(PrMerge(local, thresholds, signature, description), step)
 
-    def window(self, local: Pending[tuple], tag: str, step: int, slots: int,
-               buckets: int) -> Pending[tuple]:  # fmt: skip
-        """A window's ``(counts or None, [stats of each step])`` summed over the ranks."""
-        signature = f"window\x1f{tag}\x1f{step}\x1f{slots}\x1f{buckets}"
+    def window(self, local: Pending[tuple], tag: str, step: int, slots: int, buckets: int,
+               limits: np.ndarray | None = None) -> Pending[tuple]:  # fmt: skip
+        """A window's ``(counts or None, [stats of each step])`` summed over the ranks
+        (``buckets`` 0: a scalar's; ``limits`` None: the ladder's)."""
         kind = "histogram" if buckets else "scalar"
-        description = f"the {kind} window of {tag!r} ending at step {step} ({slots} steps)"
+        bins = "tensorflow" if limits is None else f"{limits.size} edges {_digest(limits)}"
+        bins = bins if buckets else "-"
+        signature = f"window\x1f{tag}\x1f{step}\x1f{slots}\x1f{bins}"
+        shown = f", bins={bins}" if buckets else ""
+        description = f"the {kind} window of {tag!r} ending at step {step} ({slots} steps{shown})"
         return self._add(WindowMerge(local, slots, buckets, signature, description), step)
 
     def anomaly(self, pending: Pending[AnomalyResult], tag: str, step: int,

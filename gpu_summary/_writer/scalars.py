@@ -106,12 +106,16 @@ def log_scalars(
             )
         values.append((tag, run, backend, array))
     step = state.resolve_step("\0add_scalars\0" + main_tag, step)  # the values share a step
+    # Every run's file first: one that cannot be made fails the call before any value is
+    # merged (a distributed step's merges are all or nothing on every rank).
+    runs = {run: state.subrun(os.path.join(state.logdir, run)) if state.writes_files else None
+            for _, run, _, _ in values}  # fmt: skip
     for tag, run, backend, array in values:
         pending = backend.scalar(array)
         if state.aggregation is not None:
             pending = state.aggregation.scalar(pending, f"{main_tag}\0{run}", step, "mean")
         if state.writes_files:
-            events = state.subrun(os.path.join(state.logdir, run))
+            events = runs[run]
             state.add_merged(jobs.pending_scalar(main_tag, pending, step, wall), events)
             key = os.path.join(state.logdir, main_tag, tag)  # tensorboardX's key
             with state.steps_lock:

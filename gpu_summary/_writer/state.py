@@ -24,7 +24,7 @@ from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._distributed.exchange import Exchange
 from gpu_summary._embedding.files import ProjectorFiles
 from gpu_summary._events.jobs import Job
-from gpu_summary._events.writer import EventFileWriter, NullEventWriter
+from gpu_summary._events.writer import EventFileWriter, NullEventWriter, WriterError
 from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary._writer.session import RunSession
@@ -38,13 +38,13 @@ if TYPE_CHECKING:
 # Distributed writers not closed yet: closed at exit (their ranks' last steps merged, or an
 # error within the writer's timeout), before the event files close. Held strongly: a dropped
 # distributed writer is closed at exit, never from a garbage collection on some thread.
-_distributed_open: set[WriterState] = set()
+_distributed_open: dict[WriterState, None] = {}  # in creation order: the ranks close alike
 _exit_hook_registered = False
 
 
 def _close_at_exit(state: WriterState) -> None:
     global _exit_hook_registered
-    _distributed_open.add(state)
+    _distributed_open[state] = None
     if not _exit_hook_registered:  # after the communicator's library (MPI finalises at exit)
         _exit_hook_registered = True
         atexit.register(_close_distributed_at_exit)
@@ -130,10 +130,12 @@ class WriterState:
         self.metadata: tuple[int | None, float | None] | None = None
         self.projector = ProjectorFiles(logdir)
         self.monitors: list[GpuMonitor] = []
+        self._deferred: list[BaseException] = []  # see add_merged
 
     def check_open(self) -> None:
         """Raise ValueError if the writer is closed, or an earlier merge's error."""
         self.events.check_open()
+        self._raise_deferred()
         if self.aggregation is not None:
             self.aggregation.exchange.raise_error()
 
@@ -184,8 +186,23 @@ class WriterState:
         target = self.events if events is None else events
         if self.aggregation is None:
             target.add(job)
-        else:
-            self.aggregation.exchange.hold(lambda: target.add(job))
+            return
+
+        def release() -> None:  # on the caller's thread, when the step's batch is sealed
+            try:
+                target.add(job)
+            except (OSError, WriterError) as exc:  # the file's earlier failure, raised once:
+                self._deferred.append(exc)  # for the caller's next call; this job still goes
+                target.add(job)
+
+        self.aggregation.exchange.hold(release)
+
+    def _raise_deferred(self) -> None:
+        """Raise (once) an earlier failure of the file that a held job's release met."""
+        if self._deferred:
+            error = self._deferred.pop(0)
+            self._deferred.clear()
+            raise error
 
     def enqueue_merged(
         self,
@@ -237,6 +254,7 @@ class WriterState:
             windows.flush(self)  # the windows still open: their steps so far, one record each
         else:  # the steps sealed so far (windows stay open: the other ranks' may not end here)
             self.aggregation.exchange.wait()
+            self._raise_deferred()
             self.aggregation.exchange.raise_error()
         self.events.flush(fsync)
         for events in list(self.subruns.values()):
@@ -247,17 +265,20 @@ class WriterState:
         for monitor in self.monitors:
             monitor.stop()
         self.monitors.clear()
-        if not self.events.closed:
-            windows.flush(self)
         aggregation = self.aggregation
-        _distributed_open.discard(self)
         try:
-            if aggregation is not None and not self.events.closed:
-                aggregation.exchange.close()  # every rank's last steps merged, or the error
+            if not self.events.closed:
+                windows.flush(self)
         finally:
-            self.events.close()
-            for events in list(self.subruns.values()):
-                events.close()
+            try:
+                if aggregation is not None and not self.events.closed:
+                    aggregation.exchange.close()  # every rank's last steps merged, or the error
+            finally:
+                _distributed_open.pop(self, None)
+                self.events.close()
+                for events in list(self.subruns.values()):
+                    events.close()
+        self._raise_deferred()
         if aggregation is not None:
             aggregation.exchange.raise_error()
 

@@ -336,7 +336,7 @@ def _record(state: WriterState, tag: str, window: OpenWindow, pending: Pending,
             local = Derived(lambda: (None, [_number_stats(v) for v in values.result()[1]]))
         buckets = 0 if kind == "scalar" else (
             _ladder.N_LIMITS if window.limits is None else window.limits.size)  # fmt: skip
-        pending = state.aggregation.window(local, tag, last, len(steps), buckets)
+        pending = state.aggregation.window(local, tag, last, len(steps), buckets, window.limits)
     if not state.writes_files:
         return
 
