@@ -53,7 +53,7 @@ from gpu_summary._distributed.collective import (
     CollectiveFailed,
     MismatchError,
 )
-from gpu_summary._distributed.exchange import AggregationFailed, Merged
+from gpu_summary._distributed.merge import AggregationFailed, Merged
 
 REDUCTIONS = ("mean", "sum", "min", "max", "rank0")
 DEFAULT_TIMEOUT = 60.0

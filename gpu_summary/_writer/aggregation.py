@@ -41,7 +41,8 @@ from gpu_summary._core.results import (
     PrCounts,
     TensorStats,
 )
-from gpu_summary._distributed.exchange import Exchange, Merge, Merged
+from gpu_summary._distributed.exchange import Exchange
+from gpu_summary._distributed.merge import Merge, Merged
 
 _STATS_WORDS = 6  # count, sum, sum_squares, nan, posinf, neginf
 
