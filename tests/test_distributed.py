@@ -19,14 +19,6 @@ _HAS_TORCH = dist_runner.HAS_TORCH
 needs_torch, needs_mpi = dist_runner.needs_torch, dist_runner.needs_mpi
 
 
-def _run_torch(tmp_path, size: int, name: str) -> list[dict]:
-    return dist_runner.run_torch(tmp_path, size, name)
-
-
-def _run_mpi(tmp_path, size: int, name: str, **env_extra: str) -> list[dict]:
-    return dist_runner.run_mpi(tmp_path, size, name, **env_extra)
-
-
 def histogram_events(acc, tag):
     return [(e.step, e.histogram_value) for e in acc.Histograms(tag)]
 
@@ -150,14 +142,14 @@ def _check_scenario(tmp_path, results, size):
 @needs_torch
 @pytest.mark.parametrize("size", [1, 2, 4, pytest.param(16, marks=pytest.mark.slow)])
 def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
-    results = _run_torch(tmp_path, size, "scenario")
+    results = dist_runner.run_torch(tmp_path, size, "scenario")
     _check_scenario(tmp_path, results, size)
 
 
 @needs_mpi
 @pytest.mark.parametrize("size", [1, 3, 8])
 def test_mpi_ranks_merge_exactly(tmp_path, size):
-    results = _run_mpi(tmp_path, size, "scenario")
+    results = dist_runner.run_mpi(tmp_path, size, "scenario")
     _check_scenario(tmp_path, results, size)
 
 
@@ -165,7 +157,7 @@ def test_mpi_ranks_merge_exactly(tmp_path, size):
 def test_device_tensors_merge_through_the_aggregation_thread(tmp_path, _emulated_kernels):
     """The CUDA backend's path (emulated kernels, 2 MPI ranks): equal to NumPy on everything."""
     folder = _emulated_kernels.built_in
-    results = _run_mpi(tmp_path, 2, "device", GS_EMULATED_KERNELS=str(folder))
+    results = dist_runner.run_mpi(tmp_path, 2, "device", GS_EMULATED_KERNELS=str(folder))
     everything = np.concatenate([dist_worker.shard(rank) for rank in range(2)])
     acc = legacy_reader(tmp_path / "logs")
     want = numpy_backend.histogram_even(everything, 17).result()

@@ -43,7 +43,14 @@ from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job
 from gpu_summary._events.safe_files import make_folders
 
-__all__ = ["CLOSED_MESSAGE", "FINAL_MESSAGE", "EventFileWriter", "NullEventWriter", "WriterError"]
+__all__ = [
+    "CLOSED_MESSAGE",
+    "FINAL_MESSAGE",
+    "EventFileWriter",
+    "NullEventWriter",
+    "WriterError",
+    "close_at_exit",
+]
 
 
 class EventFileWriter:
@@ -260,12 +267,18 @@ class NullEventWriter:
         self.closed = True
 
 
-def _close_all_at_exit() -> None:
-    for writer in list(_live_writers):
+def close_at_exit(closables: list, what: str) -> None:
+    """Close each of ``closables`` in turn; a failure is printed (at exit no caller is left to
+    raise it to) and the others are closed all the same."""
+    for closable in closables:
         try:
-            writer.close()
+            closable.close()
         except BaseException as exc:  # noqa: BLE001 - no caller is left to raise it to
-            sys.stderr.write(f"gpu_summary: closing an event file at exit failed: {exc}\n")
+            sys.stderr.write(f"gpu_summary: closing {what} at exit failed: {exc}\n")
+
+
+def _close_all_at_exit() -> None:
+    close_at_exit(list(_live_writers), "an event file")
     for channel in list(_open_channels):  # writers that were dropped without close()
         if channel.thread.is_alive():
             channel.send_marker("close", wait=False)

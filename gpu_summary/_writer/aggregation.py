@@ -27,6 +27,7 @@ Counts travel as float64: exact up to 2**53.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable
 
@@ -371,7 +372,7 @@ class Aggregation:
                   limits: np.ndarray | None, dtype: str) -> Pending[HistogramResult]:  # fmt: skip
         """Every rank's ``local`` histogram over the same fixed ``limits`` (None: the
         ladder), summed."""
-        bins = "tensorflow" if limits is None else f"{limits.size} edges {_digest(limits)}"
+        bins = _bins(limits)
         signature = f"histogram\x1f{tag}\x1f{step}\x1f{bins}\x1f{dtype}"
         description = f"add_histogram({tag!r}, step={step}, bins={bins}, {dtype})"
         merged = self._add(HistogramsMerge(Derived(lambda: [local.result()]), 1, signature,
@@ -420,8 +421,7 @@ class Aggregation:
         """A window's ``(counts or None, [stats of each step])`` summed over the ranks
         (``buckets`` 0: a scalar's; ``limits`` None: the ladder's)."""
         kind = "histogram" if buckets else "scalar"
-        bins = "tensorflow" if limits is None else f"{limits.size} edges {_digest(limits)}"
-        bins = bins if buckets else "-"
+        bins = _bins(limits) if buckets else "-"
         signature = f"window\x1f{tag}\x1f{step}\x1f{slots}\x1f{bins}"
         shown = f", bins={bins}" if buckets else ""
         description = f"the {kind} window of {tag!r} ending at step {step} ({slots} steps{shown})"
@@ -444,8 +444,9 @@ class Aggregation:
         return merged
 
 
-def _digest(limits: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.blake2b(np.ascontiguousarray(limits, np.float64).tobytes(),
-                           digest_size=4).hexdigest()  # fmt: skip
+def _bins(limits: np.ndarray | None) -> str:
+    """Fixed buckets as the header compares them: the ladder, or the edges by size and hash."""
+    if limits is None:
+        return "tensorflow"
+    data = np.ascontiguousarray(limits, np.float64).tobytes()
+    return f"{limits.size} edges {hashlib.blake2b(data, digest_size=4).hexdigest()}"

@@ -234,13 +234,11 @@ def log_histograms(
     window: int | None = None,
 ) -> None:
     """SummaryWriter.add_histograms, on a writer's state."""
-    state.events.check_open()
+    state.check_open()
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
     pairs = arguments.named_pairs(named_tensors)
     tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
-    if state.aggregation is not None:
-        state.aggregation.exchange.raise_error()
     checked_step = None if step is None else arguments.check_step(step)
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
     if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)

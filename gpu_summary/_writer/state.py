@@ -12,7 +12,6 @@ import atexit
 import datetime
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,12 @@ from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._distributed.exchange import Exchange
 from gpu_summary._embedding.files import ProjectorFiles
 from gpu_summary._events.jobs import Job
-from gpu_summary._events.writer import EventFileWriter, NullEventWriter, WriterError
+from gpu_summary._events.writer import (
+    EventFileWriter,
+    NullEventWriter,
+    WriterError,
+    close_at_exit,
+)
 from gpu_summary._writer import jobs, windows
 from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary._writer.session import RunSession
@@ -51,11 +55,7 @@ def _close_at_exit(state: WriterState) -> None:
 
 
 def _close_distributed_at_exit() -> None:
-    for state in list(_distributed_open):
-        try:
-            state.close()
-        except BaseException as exc:  # noqa: BLE001 - no caller is left to raise it to
-            sys.stderr.write(f"gpu_summary: closing a distributed writer at exit: {exc}\n")
+    close_at_exit(list(_distributed_open), "a distributed writer")
 
 
 def default_logdir() -> str:
