@@ -299,6 +299,7 @@ def test_draining_a_full_queue_in_bulk_wakes_a_waiting_producer(tmp_path):
     wake a producer blocked on the full queue (it once slept forever: 1 run in 7 of 200k
     scalars through a 1024-job queue). Driven step by step: the writer's loop runs here."""
     channel = Channel(EventFile(str(tmp_path)), flush_secs=3600)  # its thread never starts
+    channel.room_poll_secs = 3600  # only a wake lets the producer go
 
     def build_many(calls):
         return [event_pb2.Event(step=step).SerializeToString() for (step,) in calls]
@@ -309,17 +310,16 @@ def test_draining_a_full_queue_in_bulk_wakes_a_waiting_producer(tmp_path):
     producer = threading.Thread(target=channel.put, args=(Job(kind, (4,)), 4, 1 << 20))
     producer.start()
     deadline = time.monotonic() + 30
-    while channel.producers_waiting == 0 and time.monotonic() < deadline:
+    while not channel.producers and time.monotonic() < deadline:
         time.sleep(0.01)  # until it waits for room (a state, not a guess at scheduling)
-    assert channel.producers_waiting == 1
+    assert channel.producers
     first = channel.queue.popleft()  # the job the writer had taken before the producer waited
     channel._run_jobs(first)  # builds the other three in one bulk call
     producer.join(30)
     stuck = producer.is_alive()
     if stuck:  # let it go, so the test ends either way
-        with channel.cond:
-            channel.closed = True
-            channel.cond.notify_all()
+        channel.closed = True
+        channel.producers.wake_all()
         producer.join(30)
     assert not stuck, "the producer was never told that the queue had room"
     assert [job.args for job in channel.queue] == [(4,)]

@@ -52,6 +52,7 @@ from gpu_summary._distributed.collective import (
     MismatchError,
 )
 from gpu_summary._distributed.merge import Merge
+from gpu_summary._sync import Doorbell, Waiters
 
 HEADER_WORDS = 8
 _REPORT_LIMIT = 1 << 16  # bytes of one rank's description of a batch, for a mismatch's message
@@ -109,7 +110,12 @@ class Exchange:
         self._max_pending = max_pending
         self._open: _Batch | None = None
         self._lock = threading.Lock()  # the open batch
-        self._cond = threading.Condition()  # the queue and the states below
+        # The queue and the states below, under a plain lock (never held across Python code
+        # a caller's interrupt could leave it in); the thread sleeps on a doorbell, callers
+        # wait as waiters (gpu_summary._sync): a caught Ctrl-C wedges neither side.
+        self._state = threading.Lock()
+        self._bell = Doorbell()
+        self._waiters = Waiters()
         self._queue: collections.deque[_Batch | object] = collections.deque()
         self._busy = False
         self._finished = False  # the thread returned: nothing more is exchanged
@@ -156,9 +162,7 @@ class Exchange:
     def wait(self) -> None:
         """Block until every sealed batch was exchanged (or failed): at most about
         ``timeout`` seconds a collective."""
-        with self._cond:
-            while (self._queue or self._busy) and not self._finished:
-                self._cond.wait()
+        self._waiters.wait(lambda: bool(self._queue or self._busy) and not self._finished)
 
     def close(self) -> None:
         """Seal the open batch, send the close marker and wait for the thread's end."""
@@ -176,7 +180,7 @@ class Exchange:
             MismatchError: ranks disagreed about a step.
             AggregationError: ranks lost contact, or a rank could not reduce its shard.
         """
-        with self._cond:
+        with self._state:
             if self._errors:
                 error = self._errors.popleft()
                 self._errors.clear()
@@ -205,27 +209,30 @@ class Exchange:
             raise failure
 
     def _put(self, item: _Batch | object) -> None:
-        with self._cond:
-            while (len(self._queue) >= self._max_pending and self._ended is None
-                   and not self._finished):  # fmt: skip
-                self._cond.wait()
-            if not self._finished:
+        self._waiters.wait(
+            lambda: (
+                len(self._queue) >= self._max_pending and self._ended is None and not self._finished
+            )
+        )
+        with self._state:
+            queued = not self._finished
+            if queued:
                 self._queue.append(item)
-                self._cond.notify_all()
-                return
-        if isinstance(item, _Batch):  # nothing will exchange it
+        if queued:
+            self._bell.ring()
+        elif isinstance(item, _Batch):  # nothing will exchange it
             self._fail(item, self._ended or AggregationError("the writer is closed"))
 
     # -- the exchange thread -------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue:
-                    self._cond.wait()
+            while not self._queue:
+                self._bell.sleep()
+            with self._state:
                 item = self._queue.popleft()
                 self._busy = True
-                self._cond.notify_all()
+            self._waiters.wake_all()
             try:
                 if item is _CLOSE:
                     self._close_exchange()
@@ -236,28 +243,30 @@ class Exchange:
                 if isinstance(item, _Batch):
                     self._fail(item, exc)
             finally:
-                with self._cond:
+                with self._state:
                     self._busy = False
+                    left = []
                     if item is _CLOSE:
                         self._finished = True
-                        for left in self._queue:  # batches sealed by other threads, too late
-                            if isinstance(left, _Batch):
-                                self._fail(left, AggregationError("the writer is closed"))
+                        left = list(self._queue)  # sealed by other threads, too late
                         self._queue.clear()
-                    self._cond.notify_all()
+                for batch in left:
+                    if isinstance(batch, _Batch):
+                        self._fail(batch, AggregationError("the writer is closed"))
+                self._waiters.wake_all()
             if item is _CLOSE:
                 return
 
     def _end(self, reason: BaseException, error: BaseException | None = None) -> None:
         """No more collectives (``reason``); ``error`` (default ``reason``) raised once."""
-        with self._cond:
+        with self._state:
             if self._ended is None:
                 self._ended = reason
                 self._errors.append(reason if error is None else error)
-            self._cond.notify_all()
+        self._waiters.wake_all()
 
     def _record(self, error: BaseException) -> None:
-        with self._cond:
+        with self._state:
             self._errors.append(error)
 
     @staticmethod

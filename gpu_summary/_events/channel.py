@@ -9,10 +9,16 @@ at once when a batch reaches 1 MiB, or on a flush marker).
 - A job that raises drops only its own record; the first failure is kept and raised from the
   caller's next call (:class:`WriterError` with the original as ``__cause__``, or an
   ``OSError`` with its errno), never in a way that kills the writer thread.
+- A caller interrupted anywhere (Ctrl-C's KeyboardInterrupt, caught by the training loop)
+  leaves nothing wedged: the two sides wait on ``gpu_summary._sync``'s primitives, never
+  ``threading.Condition`` or ``Event``, and no lock is held across Python code. An interrupted
+  call either queued its job or did not (``put`` appends last); a later flush or close waits
+  for what was queued.
 """
 
 from __future__ import annotations
 
+import _thread
 import collections
 import os
 import threading
@@ -20,6 +26,7 @@ import time
 
 from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job, Marker, RecordParts
+from gpu_summary._sync import Doorbell, Flag, Waiters
 from gpu_summary.proto import event_pb2
 
 CLOSED_MESSAGE = (
@@ -55,13 +62,15 @@ class Channel:
 
     def __init__(self, file: EventFile, flush_secs: float) -> None:
         # The queue is a deque, whose append/popleft are atomic: the common path of both sides
-        # takes no lock. The condition is only for sleeping: the writer on an empty queue,
-        # producers on a full one, each announced by a flag the other side checks.
-        self.cond = threading.Condition(threading.Lock())
+        # takes no lock. Sleeping is announced by a flag the other side checks: the writer on
+        # an empty queue (woken by its doorbell), producers on a full one (woken together).
         self.queue: collections.deque[Job | Marker] = collections.deque()
-        self.queued_bytes = 0
+        self.queued_bytes = 0  # under _count_lock (both sides change it)
+        self._count_lock = _thread.allocate_lock()
+        self._doorbell = Doorbell()
+        self.producers = Waiters()  # callers waiting for room
+        self.room_poll_secs = 0.1  # they also look this often, should a wake go astray
         self.writer_state = _AWAKE
-        self.producers_waiting = 0
         self.error: BaseException | None = None
         self.closed = False  # set by the writer thread once the file is closed
         self.file = file
@@ -83,9 +92,13 @@ class Channel:
         if nbytes or len(queue) >= max_items:
             if len(queue) >= max_items or self.queued_bytes + nbytes > max_bytes:
                 self._wait_for_room(nbytes, max_items, max_bytes)
-            with self.cond:
+            with self._count_lock:
+                # Nothing between the count and the append can take an interrupt (no call
+                # before the append's own): the job is queued and counted, or neither.
                 self.queued_bytes += nbytes
-        queue.append(job)
+                queue.append(job)
+        else:
+            queue.append(job)
         state = self.writer_state
         # A dozing writer (records buffered, polling) is left to collect small jobs in bulk;
         # jobs that hold memory, a long queue, or an idle writer get it up now.
@@ -95,27 +108,23 @@ class Channel:
             self._wake()
 
     def _wait_for_room(self, nbytes: int, max_items: int, max_bytes: int) -> None:
-        with self.cond:
-            self.producers_waiting += 1
-            self.cond.notify_all()  # a dozing writer would otherwise take its time
-            try:
-                while (
-                    self.queue
-                    and not self.closed
-                    and (len(self.queue) >= max_items or self.queued_bytes + nbytes > max_bytes)
-                ):
-                    self.cond.wait()
-            finally:
-                self.producers_waiting -= 1
-            if self.closed:  # closed by another thread while this one waited
-                raise ValueError(CLOSED_MESSAGE)
+        def full() -> bool:
+            queue = self.queue
+            if not queue or self.closed:
+                return False
+            if self.writer_state != _AWAKE:  # a dozing writer would otherwise take its time
+                self._wake()
+            return len(queue) >= max_items or self.queued_bytes + nbytes > max_bytes
+
+        self.producers.wait(full, self.room_poll_secs)
+        if self.closed:  # closed by another thread while this one waited
+            raise ValueError(CLOSED_MESSAGE)
 
     def _wake(self) -> None:
-        with self.cond:
-            self.cond.notify_all()
+        self._doorbell.ring()
 
     def send_marker(self, kind: str, wait: bool = True) -> None:
-        done = threading.Event()
+        done = Flag()
         self.queue.append(Marker(kind, done))
         if self.writer_state != _AWAKE:
             self._wake()
@@ -145,7 +154,7 @@ class Channel:
     def take_error(self) -> BaseException | None:
         if self.error is None:
             return None
-        with self.cond:
+        with self._count_lock:
             error, self.error = self.error, None
         return error
 
@@ -186,12 +195,12 @@ class Channel:
                     if head.nbytes:
                         self._release(head.nbytes)
                     batch.append(head)
-                if self.producers_waiting:  # the burst made room: tell those waiting for it
-                    self._wake()
+                if self.producers:  # the burst made room: tell those waiting for it
+                    self.producers.wake_all()
                 self._run_many(batch)
             if self.file.batch_bytes >= _WRITE_BATCH_BYTES:
                 self._write_batch()
-            if not queue or type(queue[0]) is not Job or self.producers_waiting:
+            if not queue or type(queue[0]) is not Job or self.producers:
                 return
             job = queue.popleft()
             if job.nbytes:
@@ -209,9 +218,10 @@ class Channel:
             self._deadline = time.monotonic() + self.flush_secs
 
     def _release(self, nbytes: int) -> None:
-        with self.cond:
-            self.queued_bytes -= nbytes
-            self.cond.notify_all()
+        if nbytes:
+            with self._count_lock:
+                self.queued_bytes -= nbytes
+        self.producers.wake_all()
 
     def _handle(self, marker: Marker) -> bool:
         """Carry out a marker; True once the file is closed."""
@@ -244,9 +254,8 @@ class Channel:
         writer under them; they raise ValueError) and flushes queued behind the close."""
         if self.on_finish is not None:
             self.on_finish(self)
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
+        self.closed = True
+        self.producers.wake_all()
         while self.queue:  # added by threads that raced the close: never written here
             item = self.queue.popleft()
             if type(item) is Marker and item.done is not None:
@@ -265,29 +274,28 @@ class Channel:
             if queue:
                 item = queue.popleft()
                 nbytes = item.nbytes if type(item) is Job else 0
-                if nbytes or self.producers_waiting:
+                if nbytes or self.producers:
                     self._release(nbytes)
                 return item
-            with self.cond:
-                # Announce the sleep first, then look again: a producer that appended before
-                # the state changed is seen here; one that appends after it sees the state.
-                if self._deadline is None:  # nothing buffered: sleep until woken
-                    self.writer_state = _ASLEEP
-                    timeout = None
-                else:  # records buffered: doze, polling, until the flush deadline
-                    self.writer_state = _DOZING
-                    remaining = self._deadline - time.monotonic()
-                    timeout = min(remaining, _DOZE_SECS)
-                try:
-                    if queue:
-                        continue
-                    if self.producers_waiting:  # never sleep on an empty queue they wait on
-                        self.cond.notify_all()
-                    if timeout is not None and timeout <= 0:
-                        return _TICK
-                    self.cond.wait(timeout)
-                finally:
-                    self.writer_state = _AWAKE
+            # Announce the sleep first, then look again: a producer that appended before the
+            # state changed is seen here; one that appends after it sees the state and rings.
+            if self._deadline is None:  # nothing buffered: sleep until woken
+                self.writer_state = _ASLEEP
+                timeout = None
+            else:  # records buffered: doze, polling, until the flush deadline
+                self.writer_state = _DOZING
+                remaining = self._deadline - time.monotonic()
+                timeout = min(remaining, _DOZE_SECS)
+            try:
+                if queue:
+                    continue
+                if self.producers:  # never sleep on an empty queue they wait on
+                    self.producers.wake_all()
+                if timeout is not None and timeout <= 0:
+                    return _TICK
+                self._doorbell.sleep(timeout)
+            finally:
+                self.writer_state = _AWAKE
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -331,6 +339,6 @@ class Channel:
             self._set_error(exc)
 
     def _set_error(self, error: BaseException) -> None:
-        with self.cond:
+        with self._count_lock:
             if self.error is None:  # the first failure is the one worth reporting
                 self.error = error

@@ -8,9 +8,9 @@ until it runs (counted against the queue's byte limit) and what to call it in an
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 
+from gpu_summary._sync import Flag
 from gpu_summary.proto import event_pb2
 
 
@@ -68,4 +68,4 @@ class Marker:
     made by the writer thread itself). ``done`` is set once it has been carried out."""
 
     kind: str
-    done: threading.Event | None = None
+    done: Flag | None = None

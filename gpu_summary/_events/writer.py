@@ -27,6 +27,11 @@ Guarantees:
   from another thread raises ValueError; every call that returns was written.
 - After ``os.fork()`` the child neither writes into the parent's file nor inherits its queued
   or buffered records: its first ``add`` opens a file of its own (its pid is in the name).
+- Every record a call queued is in the file when the process ends, however it ends short of a
+  kill: ``close()``; the writer dropped without ``close()`` (the drop waits for its records);
+  interpreter exit (``atexit``); and the end of a ``multiprocessing`` child (fork, forkserver,
+  a DataLoader worker), which leaves through ``os._exit`` once multiprocessing's own exit
+  function has run its finalizers: each process that opens a file registers one there.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import os
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 
 from gpu_summary._events.channel import CLOSED_MESSAGE, FINAL_MESSAGE, Channel, WriterError
 from gpu_summary._events.event_file import EventFile
@@ -49,6 +55,7 @@ __all__ = [
     "EventFileWriter",
     "NullEventWriter",
     "WriterError",
+    "at_multiprocessing_exit",
     "close_at_exit",
 ]
 
@@ -105,11 +112,14 @@ class EventFileWriter:
         channel.on_finish = _open_channels.discard
         _open_channels.add(channel)
         channel.thread.start()
-        # A writer dropped without close() still gets its records written (at exit,
-        # _close_all_at_exit waits for them).
-        weakref.finalize(self, channel.send_marker, "close", False).atexit = False
+        # A writer dropped without close() still gets its records written: the drop waits
+        # for them (a process may end in os._exit right after, as forked children do).
+        weakref.finalize(self, _close_dropped, channel).atexit = False
         self._channel = channel
         self.generation += 1
+        # Priority 0: after the finalizers of higher priority (the user's, multiprocessing's
+        # own queues, distributed writers' last steps), before running children are joined.
+        at_multiprocessing_exit(_close_all_at_exit, 0)
 
     def _live_channel(self) -> Channel:
         channel = self._channel
@@ -193,12 +203,10 @@ class EventFileWriter:
             OSError, WriterError: an earlier write or job failed (raised once).
         """
         with self._open_lock:
-            if self._closed:
-                return
             self._closed = True
             channel = self._channel
         _live_writers.discard(self)
-        if channel is None:
+        if channel is None or channel.closed:
             return
         if channel.thread is threading.current_thread():  # from a job of this file's: the
             channel.send_marker("close", wait=False)  # close follows once that job returns
@@ -277,12 +285,42 @@ def close_at_exit(closables: list, what: str) -> None:
             sys.stderr.write(f"gpu_summary: closing {what} at exit failed: {exc}\n")
 
 
+def _close_dropped(channel: Channel) -> None:
+    """A writer dropped without ``close()``: its file is closed once its records are written,
+    and the thread that dropped it waits for that (unless it is the writer's own)."""
+    if channel.thread is threading.current_thread() or not channel.thread.is_alive():
+        channel.send_marker("close", wait=False)
+        return
+    try:
+        channel.send_marker("close")
+    except BaseException as exc:  # noqa: BLE001 - a finalizer has no caller to raise it to
+        sys.stderr.write(f"gpu_summary: closing a dropped event file failed: {exc!r}\n")
+
+
 def _close_all_at_exit() -> None:
     close_at_exit(list(_live_writers), "an event file")
     for channel in list(_open_channels):  # writers that were dropped without close()
         if channel.thread.is_alive():
             channel.send_marker("close", wait=False)
             channel.thread.join(timeout=60)
+
+
+_hooked: dict[object, int] = {}  # exit function -> the process that registered it
+
+
+def at_multiprocessing_exit(function: Callable[[], None], priority: int) -> None:
+    """Have ``function`` run when this process ends also when it is a ``multiprocessing``
+    child: fork and forkserver children end in ``os._exit``, with no ``atexit``, right after
+    multiprocessing's exit function has run the finalizers registered with it in that process
+    (spawn children run it before ``atexit``). The parent's registrations are cleared at the
+    start of a child, so each process registers its own, once. Higher priorities run first.
+    Without multiprocessing loaded, this process is not one of its children: ``atexit`` does.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _hooked.get(function) == os.getpid():
+        return
+    _hooked[function] = os.getpid()
+    util.Finalize(None, function, exitpriority=priority)
 
 
 def _after_fork_in_child() -> None:

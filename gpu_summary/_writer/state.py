@@ -27,6 +27,7 @@ from gpu_summary._events.writer import (
     EventFileWriter,
     NullEventWriter,
     WriterError,
+    at_multiprocessing_exit,
     close_at_exit,
 )
 from gpu_summary._writer import jobs, windows
@@ -52,6 +53,7 @@ def _close_at_exit(state: WriterState) -> None:
     if not _exit_hook_registered:  # after the communicator's library (MPI finalises at exit)
         _exit_hook_registered = True
         atexit.register(_close_distributed_at_exit)
+    at_multiprocessing_exit(_close_distributed_at_exit, 1)  # before the event files (0)
 
 
 def _close_distributed_at_exit() -> None:

@@ -7,13 +7,13 @@ image summary writes it. PNGs (1 channel gray, 3 RGB, 4 RGBA) are encoded by ``p
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
+from gpu_summary._sync import WorkerPool
 from gpu_summary.proto import summary_pb2, tensor_pb2, types_pb2
 from gpu_summary.summaries import png
 
@@ -25,17 +25,15 @@ def encode_png(image: np.ndarray) -> bytes:
     return png.encode(image)
 
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool: WorkerPool | None = None
 _pool_lock = threading.Lock()
 
 
-def _encoder_pool() -> concurrent.futures.ThreadPoolExecutor:
+def _encoder_pool() -> WorkerPool:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="gpu_summary png"
-            )
+            _pool = WorkerPool(min(4, os.cpu_count() or 1))
         return _pool
 
 
@@ -62,9 +60,11 @@ def encode_pngs(
 
     if len(images) > 1:
         try:
-            return list(_encoder_pool().map(one, range(len(images))))
-        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            tasks = [_encoder_pool().submit(one, index) for index in range(len(images))]
+        except RuntimeError:  # interpreter shutdown: no new threads
             pass
+        else:
+            return [task.result() for task in tasks]
     return [one(index) for index in range(len(images))]
 
 

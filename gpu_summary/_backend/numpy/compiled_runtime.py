@@ -12,7 +12,6 @@ compiler. :func:`prepare` compiles ahead (tests and benchmarks wait for it).
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import importlib.util
 import os
@@ -21,6 +20,8 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
+
+from gpu_summary._sync import WorkerPool, in_worker
 
 PART = 1 << 20  # arrays this large are split over threads, parts at least this large
 SLAB = 1 << 20  # values copied at a time from a non-contiguous array
@@ -80,7 +81,7 @@ def _build_kernels() -> object:
 
 # --- running parts on threads -----------------------------------------------------------------
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool: WorkerPool | None = None
 _pool_lock = threading.Lock()
 
 
@@ -95,13 +96,13 @@ def workers() -> int:
     return max(1, min(8, usable_cpus))
 
 
-def thread_pool() -> concurrent.futures.ThreadPoolExecutor:
+def thread_pool() -> WorkerPool:
+    """The threads reductions share their parts over (not a shared pool such as BLAS's: ours,
+    and safe against an interrupt while the caller waits for it)."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=workers(), thread_name_prefix="gpu_summary reduce"
-            )
+            _pool = WorkerPool(workers())
         return _pool
 
 
@@ -122,7 +123,7 @@ def in_parts(count: int, work: Callable[[int, int], object]) -> list[object]:
     """``work(start, stop)`` over contiguous parts of range(count), on the pool's threads and
     this one; results in part order."""
     parts = max(1, min(workers(), count // PART))
-    if parts == 1 or threading.current_thread().name.startswith("gpu_summary reduce"):
+    if parts == 1 or in_worker():
         return [work(0, count)]
     bounds = [count * k // parts for k in range(parts + 1)]
     try:
@@ -137,7 +138,7 @@ def in_parts_by_item(count: int, work: Callable[[int, int], object]) -> None:
     parts = max(1, min(workers(), count))
     bounds = [count * k // parts for k in range(parts + 1)]
     futures = []
-    if parts > 1 and not threading.current_thread().name.startswith("gpu_summary reduce"):
+    if parts > 1 and not in_worker():
         try:
             futures = [
                 thread_pool().submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)
