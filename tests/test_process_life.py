@@ -219,6 +219,27 @@ def test_an_interrupt_at_any_bytecode_of_the_queue_leaves_the_writer_working(tmp
     assert steps == sorted(set(steps)) and steps[-1] == at  # none twice, the last one whole
 
 
+def test_a_close_interrupted_anywhere_finishes_when_called_again(tmp_path):
+    at = 1
+    while True:
+        writer = gs.SummaryWriter(str(tmp_path / str(at)), flush_secs=3600)
+        writer.add_scalar("s", 1.0, 0)
+        tracer = _InterruptAt(at)
+        sys.settrace(tracer)
+        try:
+            writer.close()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        _within(60, writer.close)
+        assert [e.value for e in legacy_reader(tmp_path / str(at)).Scalars("s")] == [1.0]
+        if tracer.seen < at:
+            break
+        at += 1
+    assert at > 10
+
+
 def test_ctrl_c_every_few_milliseconds_never_hangs_close(tmp_path):
     """A training loop that catches KeyboardInterrupt, interrupted by a real signal every
     1-3 ms (5 runs in 6 hung for ever before), closes and exits; what it logged is readable."""

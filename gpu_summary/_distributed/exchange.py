@@ -52,7 +52,7 @@ from gpu_summary._distributed.collective import (
     MismatchError,
 )
 from gpu_summary._distributed.merge import Merge
-from gpu_summary._sync import Doorbell, Waiters
+from gpu_summary._sync import Doorbell, Flag, Waiters
 
 HEADER_WORDS = 8
 _REPORT_LIMIT = 1 << 16  # bytes of one rank's description of a batch, for a mismatch's message
@@ -123,6 +123,7 @@ class Exchange:
         # MIN words of the last batch every rank agreed on: the next header carries as many
         self._riding = 0
         self._errors: collections.deque[BaseException] = collections.deque()
+        self._returned = Flag()
         self._thread = threading.Thread(
             target=self._run, name=f"gpu_summary exchange rank {self.rank}", daemon=True
         )
@@ -170,7 +171,7 @@ class Exchange:
             self.seal()  # may raise what a held job met; the marker goes out all the same
         finally:
             self._put(_CLOSE)
-            self._thread.join()
+            self._returned.wait()  # not Thread.join: an interrupted join() misreports
 
     def raise_error(self) -> None:
         """Raise (once) the first error the exchange met; after the exchange ended, an
@@ -226,6 +227,12 @@ class Exchange:
     # -- the exchange thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._returned.set()
+
+    def _loop(self) -> None:
         while True:
             while not self._queue:
                 self._bell.sleep()

@@ -78,6 +78,8 @@ class Channel:
         self.thread = threading.Thread(
             target=self._run, name=f"gpu_summary writer {os.path.basename(file.path)}", daemon=True
         )
+        self.finished = Flag()  # set by the thread as it returns
+        self._pid = os.getpid()
         self._deadline: float | None = None
         # Jobs run once, last, when the file closes (however it closes), by key.
         self.closing_jobs: dict[str, Job] = {}
@@ -129,10 +131,21 @@ class Channel:
         if self.writer_state != _AWAKE:
             self._wake()
         while wait and not done.wait(0.5):
-            if not self.thread.is_alive():
+            if not self.running():
                 if kind == "close" or self.closed:  # a flush racing a close: nothing to do
                     return
                 raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
+
+    def running(self) -> bool:
+        """Whether the writer thread still runs: not in a forked child (it does not exist
+        there), and told by the thread itself — ``Thread.is_alive()`` is not to be trusted
+        once a ``join()`` was interrupted (CPython's, before 3.13, then marks a thread that
+        still runs as stopped)."""
+        return self._pid == os.getpid() and not self.finished.is_set()
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait for the writer thread to return (instead of ``Thread.join``, see ``running``)."""
+        return self._pid != os.getpid() or self.finished.wait(timeout)
 
     # -- the writer thread, from inside a job (a user's callback calling the writer) -----------
 
@@ -161,6 +174,12 @@ class Channel:
     # -- writer thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.finished.set()
+
+    def _loop(self) -> None:
         while True:
             item = self._next_item()
             try:

@@ -162,8 +162,7 @@ class EventFileWriter:
             self.add(job)  # not queued there, so into the reopened file
             return
         if self._closed or self._channel is not channel:  # closed by another thread meanwhile
-            if channel.thread.is_alive():
-                channel.thread.join()  # the close ends (it writes what was queued before it)
+            channel.wait_finished()  # the close ends (it writes what was queued before it)
             if channel.was_dropped(job):  # queued behind the close: into the reopened file
                 self.add(job)
 
@@ -206,14 +205,14 @@ class EventFileWriter:
             self._closed = True
             channel = self._channel
         _live_writers.discard(self)
-        if channel is None or channel.closed:
+        if channel is None:
             return
         if channel.thread is threading.current_thread():  # from a job of this file's: the
             channel.send_marker("close", wait=False)  # close follows once that job returns
             return
-        if channel.thread.is_alive():
+        if channel.running():
             channel.send_marker("close")
-            channel.thread.join()
+            channel.wait_finished()
         self._raise_deferred_error(channel)
 
     def check_open(self) -> None:
@@ -288,7 +287,7 @@ def close_at_exit(closables: list, what: str) -> None:
 def _close_dropped(channel: Channel) -> None:
     """A writer dropped without ``close()``: its file is closed once its records are written,
     and the thread that dropped it waits for that (unless it is the writer's own)."""
-    if channel.thread is threading.current_thread() or not channel.thread.is_alive():
+    if channel.thread is threading.current_thread() or not channel.running():
         channel.send_marker("close", wait=False)
         return
     try:
@@ -300,9 +299,9 @@ def _close_dropped(channel: Channel) -> None:
 def _close_all_at_exit() -> None:
     close_at_exit(list(_live_writers), "an event file")
     for channel in list(_open_channels):  # writers that were dropped without close()
-        if channel.thread.is_alive():
+        if channel.running():
             channel.send_marker("close", wait=False)
-            channel.thread.join(timeout=60)
+            channel.wait_finished(timeout=60)
 
 
 _hooked: dict[object, int] = {}  # exit function -> the process that registered it
