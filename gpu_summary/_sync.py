@@ -18,6 +18,7 @@ released by any thread. No lock here is held across Python code.
 - :class:`Waiters` — threads waiting for a state to change, woken all at once by the one that
   changes it; a waiter interrupted while registered leaves an entry that the next wake drops.
 - :class:`WorkerPool` — run functions on worker threads; their results waited for as above.
+- :class:`StoppableThread` — a daemon thread with the ``stop()`` that the peers' threads have.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Doorbell", "Flag", "Task", "Waiters", "WorkerPool", "in_worker"]
+__all__ = ["Doorbell", "Flag", "StoppableThread", "Task", "Waiters", "WorkerPool", "in_worker"]
 
 
 class Flag:
@@ -120,6 +121,24 @@ class Waiters:
                 entries.popleft().release()
             except (IndexError, RuntimeError):  # emptied meanwhile; woken already
                 pass
+
+
+class StoppableThread(threading.Thread):
+    """A daemon thread with ``stop()``, as torch's and tensorboardX's writer threads have (test
+    suites such as Lightning's stop every daemon thread a test leaves behind that way, and
+    fail on one without it). ``stop()`` calls ``on_stop`` (None: the thread ends by itself),
+    then waits for the thread to end."""
+
+    def __init__(self, target: Callable[..., Any], name: str, args: tuple = (),
+                 on_stop: Callable[[], None] | None = None) -> None:  # fmt: skip
+        super().__init__(target=target, name=name, args=args, daemon=True)
+        self._on_stop = on_stop
+
+    def stop(self) -> None:
+        if self._on_stop is not None:
+            self._on_stop()
+        if self is not threading.current_thread() and self.is_alive():
+            self.join()
 
 
 class Task:

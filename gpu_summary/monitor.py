@@ -17,6 +17,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
+from gpu_summary._sync import StoppableThread
 
 if TYPE_CHECKING:
     from gpu_summary.writer import SummaryWriter
@@ -99,9 +100,7 @@ class GpuMonitor:
         self.devices = devices
         self._handles = [self._nvml.nvmlDeviceGetHandleByIndex(i) for i in devices]
         writer._state.add_monitor(self)
-        self._thread = threading.Thread(
-            target=self._run, name="gpu_summary GPU monitor", daemon=True
-        )
+        self._thread = StoppableThread(self._run, "gpu_summary GPU monitor", on_stop=self.stop)
         self._thread.start()
 
     def sample(self) -> dict[str, float]:

@@ -306,3 +306,29 @@ def test_a_flag_waited_for_by_an_interrupted_waiter_still_reads_set():
     flag.set()
     flag._lock.acquire()  # as a waiter interrupted between its acquire and release leaves it
     assert flag.wait(0) and flag.wait() and flag.is_set()
+
+
+def test_every_thread_left_behind_stops_as_lightnings_suite_stops_them(tmp_path):
+    """Lightning's test suite stops each daemon thread a test leaves with its ``stop()`` (or
+    ``exit()``) and fails on one without: ours stop with nothing logged lost, and the writer
+    logs on into a new file."""
+    before = set(threading.enumerate())
+    writer = gs.SummaryWriter(str(tmp_path), flush_secs=3600)
+    for step in range(50):
+        writer.add_scalar("loss", float(step), step)
+    writer.add_histogram("weights", np.arange(1 << 17, dtype=np.float32), 0)  # may compile
+    writer.add_images("batch", np.zeros((4, 3, 8, 8), np.float32), 0)
+    left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left
+    for thread in left:
+        stop = getattr(thread, "stop", None) or getattr(thread, "exit", None)
+        assert thread.daemon and callable(stop), f"{thread} cannot be stopped"
+        stop()
+        assert not thread.is_alive()
+    acc = legacy_reader(tmp_path)
+    assert [e.value for e in acc.Scalars("loss")] == [float(s) for s in range(50)]
+    assert acc.Histograms("weights")[0].histogram_value.num == 1 << 17
+    writer.add_scalar("after", 1.0, 0)
+    writer.close()
+    assert len(_files(tmp_path)) == 2
+    assert [e.value for e in legacy_reader(tmp_path).Scalars("after")] == [1.0]

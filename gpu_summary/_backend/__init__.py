@@ -17,6 +17,7 @@ import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
+from gpu_summary._sync import StoppableThread
 
 __all__ = ["BACKEND_FUNCTIONS", "Backend", "backend_for", "device_backend", "is_device", "warm_up"]
 
@@ -153,8 +154,6 @@ def warm_up(
     if not background:
         cuda.warm_up(tuple(names), device)
         return None
-    thread = threading.Thread(
-        target=cuda.warm_up, args=(tuple(names), device), name="gpu_summary-warm-up", daemon=True
-    )
+    thread = StoppableThread(cuda.warm_up, "gpu_summary-warm-up", (tuple(names), device))
     thread.start()
     return thread

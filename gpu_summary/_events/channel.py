@@ -53,6 +53,28 @@ class WriterError(RuntimeError):
     """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
 
 
+class WriterThread(threading.Thread):
+    """The thread that writes one file; :meth:`stop` ends it the way the peers' writer threads
+    end (torch's and tensorboardX's have ``stop()``, which test suites such as Lightning's call
+    on every daemon thread a test leaves behind)."""
+
+    def __init__(self, channel: Channel) -> None:
+        name = f"gpu_summary writer {os.path.basename(channel.file.path)}"
+        super().__init__(target=channel._run, name=name, daemon=True)
+        self.channel = channel
+
+    def stop(self) -> None:
+        """Write everything queued, close the file and end the thread (the writer that owned it
+        logs on into a new file, as after ``close()``)."""
+        if self is threading.current_thread():
+            self.channel.send_marker("close", wait=False)
+            return
+        if self.channel.running():
+            self.channel.send_marker("close")
+        if self.is_alive():
+            self.join()
+
+
 class Channel:
     """What the caller's side and the writer thread share for one file.
 
@@ -75,9 +97,7 @@ class Channel:
         self.closed = False  # set by the writer thread once the file is closed
         self.file = file
         self.flush_secs = flush_secs
-        self.thread = threading.Thread(
-            target=self._run, name=f"gpu_summary writer {os.path.basename(file.path)}", daemon=True
-        )
+        self.thread = WriterThread(self)
         self.finished = Flag()  # set by the thread as it returns
         self._pid = os.getpid()
         self._deadline: float | None = None

@@ -152,7 +152,9 @@ class EventFileWriter:
         if channel is not None and channel.thread is threading.current_thread():
             channel.run_now(job)  # from a job of this file's (an on_anomaly callback): no wait
             return
-        if self._closed or channel is None or channel.error is not None:
+        if self._closed or channel is None or channel.error is not None or channel.closed:
+            if channel is not None and channel.closed:  # its thread was stopped (stop())
+                self._stopped(channel)
             self.check_open()
             channel = self._live_channel()
             self._raise_deferred_error(channel)
@@ -161,15 +163,25 @@ class EventFileWriter:
         except ValueError:  # closed by another thread while this one waited for room:
             self.add(job)  # not queued there, so into the reopened file
             return
-        if self._closed or self._channel is not channel:  # closed by another thread meanwhile
+        if self._closed or self._channel is not channel or channel.closed:  # closed meanwhile
             channel.wait_finished()  # the close ends (it writes what was queued before it)
             if channel.was_dropped(job):  # queued behind the close: into the reopened file
                 self.add(job)
+
+    def _stopped(self, channel: Channel) -> None:
+        """The file's thread was stopped from outside: this writer is closed, as by close()."""
+        with self._open_lock:
+            if self._channel is channel:
+                self._closed = True
+        _live_writers.discard(self)
 
     def at_close(self, key: str, job: Job | None) -> None:
         """Have ``job`` build the file's last record when it closes — by ``close()``, at exit,
         or when the writer is dropped; a later call with the same key replaces it, None removes
         it. (A forked child's file starts with none.)"""
+        channel = self._channel
+        if channel is not None and channel.closed and not self._closed:
+            self._stopped(channel)
         self.check_open()
         jobs = self._live_channel().closing_jobs
         if job is None:
@@ -191,7 +203,7 @@ class EventFileWriter:
         if channel.thread is threading.current_thread():
             channel.write_now(fsync)  # from a job of this file's: what is built so far
             return
-        if not self._closed:
+        if not self._closed and channel.running():
             channel.send_marker("sync" if fsync else "flush")
         self._raise_deferred_error(channel)
 

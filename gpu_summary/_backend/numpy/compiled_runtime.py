@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from gpu_summary._sync import WorkerPool, in_worker
+from gpu_summary._sync import StoppableThread, WorkerPool, in_worker
 
 PART = 1 << 20  # arrays this large are split over threads, parts at least this large
 SLAB = 1 << 20  # values copied at a time from a non-contiguous array
@@ -192,9 +192,7 @@ def usable(variant: tuple[np.dtype, bool], size: int) -> bool:
         with _state_lock:
             if variant not in _state:
                 _state[variant] = "compiling"
-                threading.Thread(
-                    target=_compile, args=(variant,), name="gpu_summary compile", daemon=True
-                ).start()
+                StoppableThread(_compile, "gpu_summary compile", (variant,)).start()
     return False
 
 
