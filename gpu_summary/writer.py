@@ -69,8 +69,12 @@ class SummaryWriter(
             every rank, in the same order).
         timeout: with ``distributed``, the most seconds one of the writer's collectives waits
             for the other ranks (default 60); past it, :class:`~gpu_summary.AggregationError`.
+        count_steps: what a call without ``global_step`` logs at: False, step 0 (torch's);
+            True, one more than the last step of its tag. None (the default): False, and True
+            for a ``distributed`` writer, whose steps delimit its collectives.
 
-    Steps: ``global_step`` (or ``step=``) None logs at one more than the last step of the tag.
+    Steps: ``global_step`` (or ``step=``) None logs at step 0, as torch's writer (see
+    ``count_steps``).
     Thread-safe. Errors on the writer thread (a full disk, a summary that could not be built)
     are raised from the next ``add_*``, ``flush()`` or ``close()`` call, once.
     """
@@ -90,15 +94,18 @@ class SummaryWriter(
         on_anomaly: Callable[[AnomalyReport], object] | None = None,
         distributed: object = None,
         timeout: float | None = None,
+        count_steps: bool | None = None,
     ) -> None:
         folder = arguments.check_log_dir(log_dir, logdir, comment, default_logdir)
         purge_step = None if purge_step is None else arguments.check_step(purge_step)
         arguments.check_writer_options(
             flush_secs, max_queue, max_queue_bytes, filename_suffix, on_anomaly, write_to_disk
         )
+        if count_steps is not None and not isinstance(count_steps, bool):
+            raise TypeError(f"count_steps must be True, False or None, got {count_steps!r}")
         self._state = WriterState(folder, flush_secs, max_queue, filename_suffix, max_queue_bytes,
                                   on_anomaly, distributed, write_to_disk, purge_step,
-                                  check_timeout(timeout, distributed))  # fmt: skip
+                                  check_timeout(timeout, distributed), count_steps)  # fmt: skip
         self._file_writer = FileWriter(self._state)
 
     @property

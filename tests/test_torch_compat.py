@@ -436,3 +436,40 @@ def test_add_histogram_raw_writes_what_torchs_does(tmp_path):
             with pytest.raises(error, match=match):
                 writer.add_histogram_raw("raw", **{**call, **change})
     assert "raw" not in legacy_reader(tmp_path / "bad").Tags()["histograms"]
+
+
+def _tags_and_steps(logdir) -> dict[str, list[int]]:
+    """Every tag TensorBoard's plugin reader finds, with the steps of its records."""
+    acc = plugin_reader(logdir)
+    return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+
+
+def test_calls_without_a_step_and_text_land_where_torchs_do(tmp_path):
+    """A drop-in's defaults are torch's: a missing step is step 0 (accelerate's log() without
+    one gives [0, 0] with torch's writer), text is under <tag>/text_summary."""
+    for writer_type, run in ((gs.SummaryWriter, "ours"), (TorchWriter, "torch")):
+        with writer_type(str(tmp_path / run)) as writer:
+            for value in (0.5, 0.25):
+                writer.add_scalar("loss", value)
+                writer.add_text("notes", f"value {value}")
+            writer.add_histogram("weights", np.arange(10.0))
+            writer.add_text("later", "at a step", 7)
+    ours, theirs = (_tags_and_steps(tmp_path / run) for run in ("ours", "torch"))
+    assert ours == theirs
+    assert ours["loss"] == ours["notes/text_summary"] == [0, 0]
+    assert ours["later/text_summary"] == [7]
+    ours, theirs = ([(step, value.tolist()) for step, value in
+                     tensor_values(tmp_path / run, "notes/text_summary")]
+                    for run in ("ours", "torch"))  # fmt: skip
+    assert ours == theirs == [(0, [b"value 0.5"]), (0, [b"value 0.25"])]
+
+
+def test_count_steps_restores_counting_up_per_tag(tmp_path):
+    with gs.SummaryWriter(str(tmp_path), count_steps=True) as writer:
+        for value in (0.5, 0.25, 0.125):
+            writer.add_scalar("loss", value)
+        writer.add_scalar("loss", 1.0, 10)
+        writer.add_scalar("loss", 2.0)
+    assert [e.step for e in legacy_reader(tmp_path).Scalars("loss")] == [0, 1, 2, 10, 11]
+    with pytest.raises(TypeError, match="count_steps"):
+        gs.SummaryWriter(str(tmp_path), count_steps="yes")

@@ -33,7 +33,7 @@ class ChartMethods:
             labels: one per prediction, bool or 0/1 (soft labels l count l positive and
                 1 − l negative, as torch's); paired with predictions in C order.
             predictions: probabilities in [0, 1], any float dtype, host or device.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             num_thresholds: thresholds i / (n − 1), 2 ≤ n ≤ 1024 (torch caps it at 127).
             weights: one weight per prediction, or None for 1.
             walltime: seconds since the epoch; default now.

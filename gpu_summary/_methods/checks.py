@@ -36,7 +36,7 @@ class CheckMethods:
         Args:
             tag: the tensor's name, e.g. ``"grad/layer1.weight"``.
             values: array or tensor of any shape and numeric dtype.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             lower, upper: optional finite bounds, ``lower <= upper``, compared in float64.
             max_positions: most offending positions reported (0 .. 100000).
             walltime: seconds since the epoch; default now.

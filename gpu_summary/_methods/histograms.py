@@ -31,7 +31,7 @@ class HistogramMethods:
         Args:
             tag: series name.
             values: array or tensor of any shape and numeric dtype (bool, int, float).
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
                 1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's
                 estimators, counted as ``numpy.histogram`` of the finite values — ``"auto"``,
@@ -77,7 +77,7 @@ class HistogramMethods:
         Args:
             named_tensors: ``{name: tensor}`` or ``(name, tensor)`` pairs, e.g.
                 ``model.named_parameters()``; a None tensor (no gradient) is skipped.
-            global_step: global step; None for one more than each tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, each tag's last + 1).
             prefix: prepended to every name to make its tag, e.g. ``"grad/"``.
             walltime: seconds since the epoch; default now.
             check_nonfinite: also log ``<prefix>nonfinite`` (NaN/±Inf over all the tensors,
@@ -122,7 +122,7 @@ class HistogramMethods:
             min, max, num, sum, sum_squares: the values' statistics.
             bucket_limits: each bucket's right edge, increasing; ``bucket_counts``: one count
                 per bucket (finite, >= 0).
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             walltime: seconds since the epoch; default now.
 
         Raises:

@@ -29,7 +29,7 @@ class ImageMethods:
             tag: series name.
             img_tensor: uint8 (0..255), float (0..1, clipped; NaN → 0) or bool array, with 1
                 (gray), 3 (RGB) or 4 (RGBA) channels.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             dataformats: ``"CHW"`` (default, as torch's), ``"HWC"`` or ``"HW"`` (gray).
             max_size: a longer side shrunk to this by area averaging on the backend.
             walltime: seconds since the epoch; default now.
@@ -59,7 +59,7 @@ class ImageMethods:
         Args:
             tag: series name.
             img_tensor: a batch as in :meth:`add_image`, with a leading sample axis.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             dataformats: ``"NCHW"`` (default, as torch's), ``"NHWC"`` or ``"NHW"`` (gray).
             max_size: as in :meth:`add_image`; with it, the batch is never copied whole.
             one_tag: write the batch as one tensor of PNGs under ``tag`` instead (TensorBoard

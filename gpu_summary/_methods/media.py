@@ -31,7 +31,7 @@ class MediaMethods:
             vid_tensor: N videos of T frames: uint8 (0..255), float (0..1, clipped; NaN → 0)
                 or bool, 1, 3 or 4 channels. Several videos are tiled on a near-square grid
                 (ceil(sqrt(N)) columns), frame by frame.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             fps: frames per second (GIF keeps delays in 1/100 s).
             walltime: seconds since the epoch; default now.
             dataformats: ``"NTCHW"`` (default, as torch's), ``"NTHWC"``, ``"TCHW"``, ``"THWC"``.
@@ -65,7 +65,7 @@ class MediaMethods:
                 one axis longer than 1), or a batch (n, L): clip i is ``<tag>/audio/<i>``.
                 Values are clipped to [-1, 1] (NaN → 0), scaled by 32767, truncated; int16
                 data is taken as PCM samples as they are.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             sample_rate: samples per second, a whole number of Hz.
             walltime: seconds since the epoch; default now.
 
@@ -94,7 +94,7 @@ class MediaMethods:
             img_tensor: one image, as in :meth:`add_image`.
             box_tensor: N×4 boxes (x1, y1, x2, y2) in pixels, drawn red, 2 px wide; a box
                 partly outside the image is clipped, one wholly outside is an error.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             walltime: seconds since the epoch; default now.
             rescale: the drawn image scaled by this factor (torch's). A str here is taken as
                 ``dataformats`` (tensorboardX's position of it).
@@ -126,7 +126,7 @@ class MediaMethods:
             tag: series name; a list's figure i is ``<tag>/image/<i>`` (as :meth:`add_images`).
             figure: a ``matplotlib.figure.Figure`` or a list of them; rendered by Agg at the
                 call (matplotlib is imported only by the caller).
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             close: close the figures once rendered (``pyplot.close``).
             walltime: seconds since the epoch; default now.
 

@@ -37,7 +37,7 @@ class ScalarMethods:
             tag: series name, e.g. ``"loss/train"``.
             scalar_value: a Python number, or a one-element array or tensor. NaN and ±Inf are
                 logged as they are; magnitudes beyond float32 become ±Inf.
-            global_step: global step (int64); None for one more than this tag's last step.
+            global_step: global step (int64); None: 0 (with ``count_steps``, this tag's last + 1).
                 ``step=`` is the same (every ``add_*`` takes either).
             walltime: seconds since the epoch; default now.
             new_style: write a tensor summary of the scalars plugin (as torch does) instead of
@@ -109,8 +109,8 @@ class ScalarMethods:
         Args:
             main_tag: the chart's tag, e.g. ``"loss"``.
             tag_scalar_dict: ``{tag: value}``, each value as ``add_scalar`` takes it.
-            global_step: global step of every value; None for one more than this main tag's
-                last step.
+            global_step: global step of every value; None: 0 (with ``count_steps``, this main
+                tag's last + 1).
             walltime: seconds since the epoch; default now.
 
         Raises:

@@ -36,7 +36,7 @@ class StructureMethods:
                 array or a tensor. Tabs, newlines and backslashes in labels are escaped.
             label_img: one image per point for the sprite (N×C×H×W, N×H×W×C or N×H×W; as
                 in :meth:`add_image`), shrunk on its backend to fit 8192 px a side.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             tag: the embedding's name; the dashboard lists ``<tag>:<step>``.
             metadata_header: column names of rows of several columns (default ``column_i``).
             label_img_format: ``"NCHW"``, ``"NHWC"`` or ``"NHW"``; default: NCHW when the

@@ -29,7 +29,7 @@ class TensorMethods:
             tensor: bool, int8..64, uint8..64, float16, bfloat16, float32, float64, complex64
                 or complex128 data; host data is copied at the call, a device tensor
                 asynchronously.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             walltime: seconds since the epoch; default now.
 
         float16 and bfloat16 are stored as their 16-bit patterns (TensorFlow's ``half_val``;
@@ -61,7 +61,7 @@ class TensorMethods:
             colors: [B, N, 3] per-vertex RGB: uint8 0..255 or float 0..1 (clipped).
             faces: [B, F, 3] integer vertex indices in [0, N) of each triangle.
             config_dict: three.js scene settings (camera, lights, material), JSON values.
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             walltime: seconds since the epoch; default now.
 
         Raises:

@@ -23,12 +23,13 @@ class TextMethods:
         *,
         step: int | None = None,
     ) -> None:
-        """Log text, rendered by TensorBoard as Markdown.
+        """Log text, rendered by TensorBoard as Markdown, under ``<tag>/text_summary`` (the tag
+        torch's and tensorboardX's writers give it: the same card beside their runs).
 
         Args:
-            tag: series name.
+            tag: series name (``/text_summary`` is appended).
             text_string: a str, or a list of str (shown as a one-column table).
-            global_step: global step; None for one more than this tag's last step.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             walltime: seconds since the epoch; default now.
         """
         global_step = arguments.either_step(global_step, step)
@@ -47,7 +48,7 @@ class TextMethods:
         Args:
             summary: a ``Summary`` of any protobuf package (read by its wire format); one
                 holding ``_hparams_/session_start_info`` opens an hparams session.
-            global_step: global step; None for one more than its first value tag's last.
+            global_step: global step; None: 0 (with ``count_steps``, its first tag's last + 1).
             walltime: seconds since the epoch; default now.
 
         Raises:

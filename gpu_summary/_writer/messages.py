@@ -44,9 +44,11 @@ def log_text(
 ) -> None:
     """SummaryWriter.add_text, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
-    strings, scalar = arguments.check_text(text_string)
+    strings, _ = arguments.check_text(text_string)
     nbytes = sum(len(string) for string in strings)  # held until written (max_queue_bytes)
-    state.enqueue("text", tag, step, wall, lambda: text_summary(tag, strings, scalar), nbytes)
+    # torch's and tensorboardX's tag and shape (a str is a vector of one): the same card
+    shown = tag + "/text_summary"
+    state.enqueue("text", tag, step, wall, lambda: text_summary(shown, strings, False), nbytes)
 
 
 def log_hparams(

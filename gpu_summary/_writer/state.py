@@ -84,6 +84,7 @@ class WriterState:
         write_to_disk: bool = True,
         purge_step: int | None = None,
         timeout: float = _distributed.DEFAULT_TIMEOUT,
+        count_steps: bool | None = None,
     ) -> None:
         self.logdir = logdir
         self.on_anomaly = on_anomaly
@@ -121,6 +122,10 @@ class WriterState:
             self.events = NullEventWriter(reopens)
         self.steps: dict[str, int] = {}
         self.steps_lock = threading.Lock()
+        # A call without a step: step 0, as torch's writer (count_steps=True: one more than
+        # its tag's last). A distributed writer counts by default: its steps delimit its
+        # collectives, so calls that all sat at step 0 would never be merged before close().
+        self.count_steps = self.aggregation is not None if count_steps is None else count_steps
         self.windows = Windows()  # window=K: the open windows, the size of each windowed tag
         self.session = RunSession(self.events)
         self.hparams_runs: set[str] = set()  # add_hparams' run folders so far
@@ -159,7 +164,10 @@ class WriterState:
                 metadata[1] if walltime is None else walltime)  # fmt: skip
 
     def resolve_step(self, tag: str, step: int | None) -> int:
-        """``step``, or one more than ``tag``'s last (0 the first time); remembered."""
+        """``step``, or for None 0 (torch's), or with ``count_steps`` one more than ``tag``'s
+        last (0 the first time); remembered."""
+        if step is None and not self.count_steps:
+            step = 0
         if step is None:
             with self.steps_lock:
                 step = self.steps.get(tag, -1) + 1
