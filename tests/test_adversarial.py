@@ -429,27 +429,34 @@ def test_assets_are_not_world_writable_under_umask_000(tmp_path):
 
 
 def test_a_large_host_batch_grows_memory_by_its_pngs_only(tmp_path):
-    """Five 2000×2000 RGBA images (76 MiB, incompressible) without max_size: encoded at the
-    call from the caller's array, the record written from its parts — memory grows by the
-    PNGs (+25% at most), never by a copy of the batch or of the record."""
+    """Eighty 500×500 RGBA images (76 MiB, incompressible) without max_size: encoded at the
+    call from the caller's array, the record written from its parts. Measured as what the
+    promise is about — the allocations the call makes (tracemalloc traces NumPy's buffers and
+    the PNGs' bytes), not process RSS, which the allocator and a loaded machine move: the call
+    keeps its PNGs and nothing else, and never holds a copy of the batch (76 MiB) — at any
+    moment at most a few images' encoding buffers beside the PNGs."""
     from conftest import run_python
 
     proc = run_python(f"""
-        import glob, os, resource
+        import glob, os, tracemalloc
         import numpy as np
         import gpu_summary as gs
-        def peak():
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        batch = np.empty((5, 2000, 2000, 4), np.uint8)
+        batch = np.empty((80, 500, 500, 4), np.uint8)
         batch[...] = np.random.default_rng(0).integers(0, 256, batch.shape[1:], dtype=np.uint8)
-        before = peak()
-        with gs.SummaryWriter({str(tmp_path)!r}) as writer:
-            writer.add_images("seed", batch, 0, dataformats="NHWC")
-        grown = peak() - before
-        print(grown, sum(os.path.getsize(p) for p in glob.glob({str(tmp_path)!r} + "/events*")))
+        writer = gs.SummaryWriter({str(tmp_path)!r})
+        writer.add_scalar("warm", 0.0, 0)  # the writer thread and its buffers exist
+        writer.flush()
+        tracemalloc.start()
+        writer.add_images("seed", batch, 0, dataformats="NHWC")
+        kept = tracemalloc.get_traced_memory()[0]  # what the call holds until written
+        writer.close()
+        peak = tracemalloc.get_traced_memory()[1]  # the call and the writer thread's work
+        print(kept, peak, sum(os.path.getsize(p) for p in glob.glob({str(tmp_path)!r} + "/ev*")))
     """, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    grown, file_size = map(int, proc.stdout.split())
-    assert grown <= 1.25 * file_size + (16 << 20), (grown >> 20, file_size >> 20)  # was 5×
+    kept, peak, file_size = map(int, proc.stdout.split())
+    pngs = file_size - (1 << 20)  # the file: the PNGs, their tags and headers (< 1 MiB)
+    assert pngs <= kept <= file_size + (1 << 20), (kept >> 20, file_size >> 20)
+    assert peak <= file_size + (24 << 20), (peak >> 20, file_size >> 20)  # a copy: +76 MiB
     acc = legacy_reader(tmp_path)
-    assert [len(acc.Images(f"seed/image/{i}")) for i in range(5)] == [1] * 5
+    assert [len(acc.Images(f"seed/image/{i}")) for i in range(80)] == [1] * 80
