@@ -1,8 +1,10 @@
-"""What an adversarial pass broke (issue 21), each case held to the promise: a clear
+"""What adversarial passes broke (issues 21 and 32), each case held to the promise: a clear
 ``ValueError``/``TypeError`` at the call naming the argument, or the value logged as it is —
-never another exception type, never an error from a later call."""
+never another exception type, never an error from a later call, never a half-logged call."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -460,3 +462,158 @@ def test_a_large_host_batch_grows_memory_by_its_pngs_only(tmp_path):
     assert peak <= file_size + (24 << 20), (peak >> 20, file_size >> 20)  # a copy: +76 MiB
     acc = legacy_reader(tmp_path)
     assert [len(acc.Images(f"seed/image/{i}")) for i in range(80)] == [1] * 80
+
+
+# -- masked arrays (issue 32, item 3) ---------------------------------------------------------
+
+MASKED = np.ma.masked_array([1.0, 2.0, 1e6, 3.0, 0.5], mask=[0, 0, 1, 0, 0])
+
+
+def test_a_masked_histogram_counts_the_unmasked_values_only(tmp_path):
+    import gpu_summary.summary as seed
+
+    plain = MASKED.compressed()
+    with gs.SummaryWriter(tmp_path) as writer:
+        for bins in ["tensorflow", 4, [0.0, 1.5, 2.5], "auto", "sturges", "scott"]:
+            writer.add_histogram(f"{bins}", MASKED, 0, bins=bins)
+            writer.add_histogram(f"{bins}/plain", plain, 0, bins=bins)
+        writer.add_histogram("window", MASKED, 0, window=1)
+        writer.add_histograms({"many": MASKED, "many/plain": plain}, 0)
+        seed.create_summary_writer(str(tmp_path / "seed"))
+        seed.histogram(MASKED, np.array([0]), "seed")
+        seed.histogram(plain, np.array([0]), "seed/plain")
+        seed.close_summary_writer()
+    acc = legacy_reader(tmp_path)
+    tags = [f"{b}" for b in ["tensorflow", 4, [0.0, 1.5, 2.5], "auto", "sturges", "scott"]]
+    for tag in [*tags, "many"]:
+        (got,), (want,) = acc.Histograms(tag), acc.Histograms(f"{tag}/plain")
+        assert got.histogram_value == want.histogram_value, tag
+        assert got.histogram_value.num == 4 and got.histogram_value.max == 3.0, tag
+    assert (
+        acc.Histograms("window")[0].histogram_value
+        == acc.Histograms("tensorflow/plain")[0].histogram_value
+    )
+    seed_acc = legacy_reader(tmp_path / "seed")
+    assert seed_acc.Histograms("seed")[0].histogram_value.num == 4
+
+
+MASKED_IMAGE = np.ma.masked_array(np.zeros((3, 4, 4)), mask=np.zeros((3, 4, 4), bool))
+
+
+@pytest.mark.parametrize(
+    "call,argument",
+    [
+        (lambda w: w.add_scalar("s", np.ma.masked_array(1.0, mask=True), 0), "scalar_value"),
+        (lambda w: w.add_scalar("s", np.ma.masked_array([2.0]), 0), "scalar_value"),
+        (lambda w: w.add_scalars("m", {"a": np.ma.masked_array(1.0, mask=True)}), "value"),
+        (lambda w: w.add_image("i", MASKED_IMAGE, 0), "img_tensor"),
+        (lambda w: w.add_images("i", MASKED_IMAGE[None], 0), "img_tensor"),
+        (lambda w: w.add_video("v", MASKED_IMAGE[None, None], 0), "vid_tensor"),
+        (lambda w: w.add_audio("a", np.ma.masked_array(np.zeros(8)), 0), "snd_tensor"),
+        (lambda w: w.add_anomaly("a", MASKED, 0), "values"),
+        (lambda w: w.add_tensor("t", MASKED, 0), "tensor"),
+        (lambda w: w.add_embedding(np.ma.masked_array(np.eye(3)), tag="e"), "mat"),
+        (lambda w: w.add_embedding(np.eye(3), np.ma.masked_array([1, 2, 3]), tag="e"), "metadata"),
+        (lambda w: w.add_embedding(np.eye(1), label_img=MASKED_IMAGE[None], tag="e"), "label_img"),
+        (lambda w: w.add_pr_curve("p", np.ma.masked_array([0, 1]), [0.2, 0.8], 0), "labels"),
+        (lambda w: w.add_pr_curve("p", [0, 1], np.ma.masked_array([0.2, 0.8]), 0), "predictions"),
+        (lambda w: w.add_pr_curve_raw("p", *[np.ma.masked_array([1.0, 2.0])] * 6, 0),
+         "true_positive_counts"),
+        (lambda w: w.add_mesh("m", np.ma.masked_array(np.zeros((1, 3, 3)))), "vertices"),
+        (lambda w: w.add_image_with_boxes("b", MASKED_IMAGE, [[0, 0, 1, 1]], 0), "img_tensor"),
+        (lambda w: w.add_image_with_boxes("b", np.zeros((3, 4, 4)),
+                                          np.ma.masked_array([[0, 0, 1, 1]]), 0), "box_tensor"),
+        (lambda w: w.add_histogram("h", [1.0], 0, bins=np.ma.masked_array([0.0, 1.0, 2.0])),
+         "bins as edges"),
+        (lambda w: w.add_histogram_raw("r", 0, 1, 1, 1, 1, np.ma.masked_array([1.0]), [1]),
+         "bucket_limits"),
+        (lambda w: w.add_histogram_raw("r", 0, 1, 1, 1, 1, [1.0], np.ma.masked_array([1])),
+         "bucket_counts"),
+    ],
+)  # fmt: skip
+def test_a_masked_array_is_refused_where_a_hole_has_no_place(tmp_path, call, argument):
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(TypeError, match=rf"{argument}.* is a masked array .*\.filled\(0\)"):
+            call(writer)
+        writer.flush()  # nothing deferred
+    acc = legacy_reader(tmp_path)
+    assert sum(len(names) for names in acc.Tags().values() if isinstance(names, list)) == 0
+
+
+# -- tensors without plain data (issue 32, item 4) --------------------------------------------
+
+
+def _odd_tensors():
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "nested tensors is in prototype stage"
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    packed = torch.zeros(3, dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    return {
+        "nested (jagged) tensor": nested,
+        "meta tensor": torch.ones(3, device="meta"),
+        "dtype torch.float4_e2m1fn_x2": packed,
+    }
+
+
+@pytest.mark.parametrize("kind", ["nested (jagged) tensor", "meta tensor",
+                                  "dtype torch.float4_e2m1fn_x2"])  # fmt: skip
+def test_nested_meta_and_packed_tensors_are_type_errors_naming_the_argument(tmp_path, kind):
+    tensor = _odd_tensors()[kind]
+    calls = [
+        (lambda w: w.add_histogram("h", tensor, 0), "values"),
+        (lambda w: w.add_histograms({"h": tensor}, 0), r"named_tensors\['h'\]"),
+        (lambda w: w.add_scalar("s", tensor, 0), "scalar_value"),
+        (lambda w: w.add_image("i", tensor, 0), "img_tensor"),
+        (lambda w: w.add_anomaly("a", tensor, 0), "values"),
+        (lambda w: w.add_tensor("t", tensor, 0), "tensor"),
+        (lambda w: w.add_histogram("h", [1.0], 0, bins=tensor), "bins as edges"),
+    ]
+    with gs.SummaryWriter(tmp_path) as writer:
+        for call, argument in calls:
+            with pytest.raises(TypeError, match=rf"^{argument} (is a|has) {re.escape(kind)}"):
+                call(writer)
+        writer.flush()  # nothing deferred
+    acc = legacy_reader(tmp_path)
+    assert sum(len(names) for names in acc.Tags().values() if isinstance(names, list)) == 0
+
+
+# -- edges and counts of any library, checked (issue 32, items 3 and 4) ----------------------
+
+
+def test_edges_and_counts_that_require_grad_are_read_detached(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    def grad(values):
+        return torch.tensor(values, requires_grad=True)
+
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_histogram("h", np.array([0.5, 1.5, 1.7]), 0, bins=grad([0.0, 1.0, 2.0]))
+        writer.add_histogram_raw("r", 0.5, 1.7, 3, 3.7, 5.39, grad([1.0, 2.0]), grad([1.0, 2.0]))
+    acc = legacy_reader(tmp_path)
+    assert list(acc.Histograms("h")[0].histogram_value.bucket) == [1.0, 2.0]
+    raw = acc.Histograms("r")[0].histogram_value
+    assert (list(raw.bucket_limit), list(raw.bucket)) == ([1.0, 2.0], [1.0, 2.0])
+
+
+DATES = np.array(["2020-01-01", "2021-01-01"], "datetime64[D]")
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda w: w.add_histogram("h", [1.0], 0, bins=np.array([1 + 2j, 3])), "bins as edges"),
+        (lambda w: w.add_histogram("h", [1.0], 0, bins=DATES), "bins as edges"),
+        (lambda w: w.add_histogram_raw("r", 0, 1, 1, 1, 1, [1.0], np.array([1 + 1j])),
+         "bucket_counts"),
+        (lambda w: w.add_histogram_raw("r", 0, 1, 1, 1, 1, DATES[:1], [1]), "bucket_limits"),
+    ],
+)  # fmt: skip
+def test_complex_and_date_edges_and_counts_are_type_errors(tmp_path, call, match):
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(TypeError, match=rf"^{match} must hold bool, integer or floating"):
+            call(writer)
+        writer.flush()
+    assert legacy_reader(tmp_path).Tags()["histograms"] == []

@@ -30,7 +30,8 @@ class HistogramMethods:
 
         Args:
             tag: series name.
-            values: array or tensor of any shape and numeric dtype (bool, int, float).
+            values: array or tensor of any shape and numeric dtype (bool, int, float); a
+                masked array (``numpy.ma``) counts its unmasked values only.
             global_step: global step; None for one more than this tag's last step.
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
                 1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's
@@ -53,7 +54,8 @@ class HistogramMethods:
         NaN and ±Inf are counted apart; buckets, ``num`` and the sums cover finite values.
 
         Raises:
-            TypeError: non-numeric ``values`` or ``bins`` of the wrong type.
+            TypeError: non-numeric ``values`` or ``bins`` of the wrong type (complex or date
+                edges, a masked array of edges).
             ValueError: ``bins`` <= 0, unsorted or non-finite edges, a host-only estimator
                 for a device tensor, an estimator with ``distributed``; the writer is closed.
         """

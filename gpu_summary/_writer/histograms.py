@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, device_backend
+from gpu_summary._backend import backend_for, device_backend, host_numbers
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
@@ -47,7 +47,7 @@ def launch_ladder_histograms(pairs: list[tuple[str, object]]) -> list[Placed]:
         if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
             on_torch_devices.append(k)
             continue
-        backend, array = backend_for(tensor, f"named_tensors[{name!r}]")
+        backend, array = backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
         adopted[k] = (backend, array)
         stream = getattr(getattr(array, "stream", None), "ptr", None)
         key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
@@ -79,6 +79,8 @@ def log_histogram(
 ) -> None:
     """SummaryWriter.add_histogram, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
+    if not isinstance(bins, (str, int, np.integer, np.bool_)):  # edges, as a list, array or tensor
+        bins = host_numbers(bins, "bins as edges", arguments.MAX_BINS)
     mode, spec = arguments.bin_spec(bins)
     if max_bins is not None:
         max_bins = arguments.check_positive_int(
@@ -86,12 +88,12 @@ def log_histogram(
         )
     if window is not None:
         size = windows.check_window(window)
-        backend, array = backend_for(values, "values")
+        backend, array = backend_for(values, "values", drop_masked=True)
         step = state.resolve_step(tag, step)
         windows.add_histogram(state, tag, backend, array, step, wall, mode, spec, max_bins, size)
         return
     state.windows.check_plain("histogram", tag)
-    backend, array = backend_for(values, "values")
+    backend, array = backend_for(values, "values", drop_masked=True)
     pending: Pending[HistogramResult] | None = None
     if mode == "numpy_rule":
         if state.aggregation is not None:
@@ -243,7 +245,10 @@ def log_histograms(
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
     if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)
         size = windows.check_window(window)
-        adopted = [backend_for(tensor, f"named_tensors[{name!r}]") for name, tensor in pairs]
+        adopted = [
+            backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
+            for name, tensor in pairs
+        ]
         first_backend, first = adopted[0]
         if first_backend is not numpy_backend and len(adopted) > 1 and all(
             backend is first_backend and array.device_id == first.device_id
@@ -320,11 +325,8 @@ def log_histogram_raw(
             else:
                 raise TypeError(f"{name} must be a number, got {type(value).__name__}")
         numbers[name] = arguments.to_float(value)
-    try:
-        limits = np.asarray(bucket_limits, dtype=np.float64).reshape(-1)
-        counts = np.asarray(bucket_counts, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise TypeError("bucket_limits and bucket_counts must be sequences of numbers") from None
+    limits = host_numbers(bucket_limits, "bucket_limits", arguments.MAX_BINS).reshape(-1)
+    counts = host_numbers(bucket_counts, "bucket_counts", arguments.MAX_BINS).reshape(-1)
     if limits.size != counts.size:
         raise ValueError(
             f"bucket_limits has {limits.size} limits and bucket_counts {counts.size} counts; "

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, is_device
+from gpu_summary._backend import backend_for, check_tensor_kind, is_device
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
@@ -20,6 +20,9 @@ from gpu_summary.summaries import tensor as tensor_summaries
 
 def _host_tensor(tensor: object) -> tuple[np.ndarray, str]:
     """(a private copy, its dtype name); float16 and bfloat16 as their bit patterns."""
+    if isinstance(tensor, np.ma.MaskedArray):
+        numpy_backend.unmasked(tensor, "tensor", drop=False)  # raises: no place for a hole
+    check_tensor_kind(tensor, "tensor")
     if type(tensor).__module__.split(".")[0] == "torch":
         import torch
 
