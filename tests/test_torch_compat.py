@@ -5,7 +5,9 @@ same calls and read back through TensorBoard's readers and tbparse."""
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 import warnings
 
 import numpy as np
@@ -436,3 +438,47 @@ def test_add_histogram_raw_writes_what_torchs_does(tmp_path):
             with pytest.raises(error, match=match):
                 writer.add_histogram_raw("raw", **{**call, **change})
     assert "raw" not in legacy_reader(tmp_path / "bad").Tags()["histograms"]
+
+
+def test_add_histogram_raw_checks_every_statistic(tmp_path):
+    """num a whole count equal to the buckets' total, min <= max finite, sums finite (±inf
+    only where num values within [min, max] can overflow float64, as add_histogram writes
+    them), sum_squares >= 0, counts whole: what torch writes as given (num=-5, num=nan,
+    min=nan, sum=inf) is refused at the call, and nothing is logged."""
+    good = {"min": -1.0, "max": 2.0, "num": 3, "sum": 1.5, "sum_squares": 5.25,
+            "bucket_limits": [0.0, 2.0], "bucket_counts": [1, 2]}  # fmt: skip
+    nan, inf = math.nan, math.inf
+    with gs.SummaryWriter(tmp_path) as writer:
+        for change, match in [
+            ({"num": -5}, "num must be a whole count >= 0, got -5"),
+            ({"num": nan}, "num must be a whole count >= 0, got nan"),
+            ({"num": inf}, "num must be a whole count >= 0, got inf"),
+            ({"num": 2.5}, "num must be a whole count >= 0, got 2.5"),
+            ({"num": 4}, "num is 4 but bucket_counts add up to 3"),
+            ({"min": nan}, "min must be a finite number, got nan"),
+            ({"max": -inf}, "max must be a finite number, got -inf"),
+            ({"min": 3.0}, "min 3.0 is above max 2.0"),
+            ({"sum": inf}, "sum must be finite"),
+            ({"sum": nan}, "sum must be finite"),
+            ({"sum_squares": nan}, "sum_squares must be finite"),
+            ({"sum_squares": -1.0}, "sum_squares must be >= 0"),
+            ({"bucket_counts": [0.5, 2.5]}, "bucket_counts must be whole counts >= 0"),
+            (
+                {"num": 0, "bucket_counts": [0, 0]},
+                "num is 0 but sum is 1.5 and sum_squares 5.25: an empty",
+            ),
+        ]:
+            with pytest.raises(ValueError, match=re.escape(match)):
+                writer.add_histogram_raw("raw", **{**good, **change})
+        writer.flush()  # nothing deferred
+        assert "raw" not in legacy_reader(tmp_path).Tags()["histograms"]
+        huge = {"min": 1e300, "max": 1e308, "num": 1000, "sum": inf, "sum_squares": inf,
+                "bucket_limits": [1e308], "bucket_counts": [1000]}  # fmt: skip
+        writer.add_histogram_raw("raw", **good, global_step=0)
+        writer.add_histogram_raw("raw", **huge, global_step=1)  # float64 sums overflow: inf
+        empty = {"num": 0, "sum": 0.0, "sum_squares": 0.0, "bucket_counts": [0, 0]}
+        writer.add_histogram_raw("raw", **{**good, **empty}, global_step=2)
+    written = [e.histogram_value for e in legacy_reader(tmp_path).Histograms("raw")]
+    assert [(h.num, h.sum, h.sum_squares) for h in written] == [
+        (3, 1.5, 5.25), (1000, inf, inf), (0, 0.0, 0.0)
+    ]  # fmt: skip

@@ -117,20 +117,29 @@ class HistogramMethods:
         *,
         step: int | None = None,
     ) -> None:
-        """Log a histogram counted elsewhere, as given (torch's ``add_histogram_raw``).
+        """Log a histogram counted elsewhere, as given (torch's ``add_histogram_raw``), its
+        statistics checked at the call as ``add_histogram`` would have written them (torch
+        writes whatever it is given; TensorBoard then draws NaN or nothing).
 
         Args:
             tag: series name.
-            min, max, num, sum, sum_squares: the values' statistics.
+            min, max: the values' extremes, finite, ``min <= max`` (any finite pair when
+                ``num`` is 0).
+            num: how many values: a whole number >= 0, the total of ``bucket_counts``.
+            sum, sum_squares: their sum and sum of squares, finite (±inf only where ``num``
+                values within [min, max] can overflow float64), ``sum_squares >= 0``; both 0
+                when ``num`` is 0.
             bucket_limits: each bucket's right edge, increasing; ``bucket_counts``: one count
-                per bucket (finite, >= 0).
+                per bucket (whole, >= 0). Lists, arrays or tensors (detached; a device tensor
+                is copied back), at most 2**20 each.
             global_step: global step; None for one more than this tag's last step.
             walltime: seconds since the epoch; default now.
 
         Raises:
-            TypeError: a statistic that is not a number, limits or counts that are not
-                numbers. ValueError: limits and counts of different lengths or none, limits
-                not increasing, a negative or non-finite count.
+            TypeError: a statistic that is not a real number, limits or counts that are not
+                real numbers (or a masked array). ValueError: limits and counts of different
+                lengths or none, limits not increasing, a statistic or count breaking the
+                rules above. Nothing is logged then.
         """
         global_step = arguments.either_step(global_step, step)
         stats = {"min": min, "max": max, "num": num, "sum": sum, "sum_squares": sum_squares}

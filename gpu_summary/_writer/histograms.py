@@ -9,6 +9,7 @@ directly, never wrapped one by one); host arrays one group per dtype.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 import warnings
@@ -315,16 +316,16 @@ def log_histogram_raw(
     walltime: float | None,
 ) -> None:
     """SummaryWriter.add_histogram_raw: a histogram the caller counted, written as given
-    (``HistogramProto``, as torch's), checked at the call."""
+    (``HistogramProto``, as torch's), checked at the call (``_check_raw``)."""
     tag, step, wall = state.begin(tag, step, walltime)
-    numbers = {}
+    given = {}
     for name, value in stats.items():
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            if hasattr(value, "item") and int(np.prod(getattr(value, "shape", ()))) == 1:
-                value = value.item()  # a one-element tensor
-            else:
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        numbers[name] = arguments.to_float(value)
+        if not isinstance(value, (int, float, np.integer, np.floating)) and hasattr(value, "item"):
+            if int(np.prod(getattr(value, "shape", ()))) == 1:
+                value = value.item()  # a one-element tensor or array
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number (a real one), got {type(value).__name__}")
+        given[name] = arguments.to_float(value)
     limits = host_numbers(bucket_limits, "bucket_limits", arguments.MAX_BINS).reshape(-1)
     counts = host_numbers(bucket_counts, "bucket_counts", arguments.MAX_BINS).reshape(-1)
     if limits.size != counts.size:
@@ -336,13 +337,54 @@ def log_histogram_raw(
         raise ValueError("bucket_limits is empty; give at least one bucket")
     if np.isnan(limits).any() or (limits.size > 1 and not (np.diff(limits) > 0).all()):
         raise ValueError("bucket_limits must be increasing numbers (each bucket's right edge)")
-    if not (np.isfinite(counts).all() and (counts >= 0).all()):
-        raise ValueError("bucket_counts must be finite counts >= 0")
+    _check_raw(given, counts)
     histo = histogram_pb2.HistogramProto(
-        min=numbers["min"], max=numbers["max"], num=numbers["num"], sum=numbers["sum"],
-        sum_squares=numbers["sum_squares"], bucket_limit=limits.tolist(), bucket=counts.tolist(),
+        min=given["min"], max=given["max"], num=given["num"], sum=given["sum"],
+        sum_squares=given["sum_squares"], bucket_limit=limits.tolist(), bucket=counts.tolist(),
     )  # fmt: skip
     summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, histo=histo)])
     step = state.resolve_step(tag, step)
     if state.writes_files:
         state.events.add(jobs.ready_summary(summary, step, wall))
+
+
+def _check_raw(stats: dict[str, float], counts: np.ndarray) -> None:
+    """add_histogram_raw's statistics, as add_histogram writes them: ``num`` a whole count
+    equal to the buckets' total (counts whole and >= 0); ``min <= max``, both finite; ``sum``
+    and ``sum_squares`` finite — ±inf only where ``num`` values within [min, max] can
+    overflow float64 — with ``sum_squares >= 0``, and both 0 for an empty histogram. torch
+    writes whatever it is given; TensorBoard then draws NaN or nothing."""
+    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts % 1 == 0).all()):
+        raise ValueError("bucket_counts must be whole counts >= 0 (values per bucket)")
+    num = stats["num"]
+    if not (math.isfinite(num) and num >= 0 and num.is_integer()):
+        raise ValueError(f"num must be a whole count >= 0, got {num!r}: the number of values")
+    total = float(counts.sum())
+    if num != total:
+        raise ValueError(
+            f"num is {num:.17g} but bucket_counts add up to {total:.17g}; num counts the "
+            "values, each in one bucket"
+        )
+    low, high = stats["min"], stats["max"]
+    for name, value in (("min", low), ("max", high)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if num and low > high:
+        raise ValueError(f"min {low!r} is above max {high!r}; give the values' min and max")
+    largest = max(abs(low), abs(high))
+    with np.errstate(over="ignore"):
+        bounds = {"sum": num * largest, "sum_squares": num * np.float64(largest) ** 2}
+    for name, bound in bounds.items():
+        value = stats[name]
+        if math.isnan(value) or (math.isinf(value) and math.isfinite(bound)):
+            raise ValueError(
+                f"{name} must be finite (±inf only where {num:.17g} values within [min, max] "
+                f"overflow float64), got {value!r}"
+            )
+    if stats["sum_squares"] < 0:
+        raise ValueError(f"sum_squares must be >= 0, got {stats['sum_squares']!r}")
+    if not num and (stats["sum"] or stats["sum_squares"]):
+        raise ValueError(
+            f"num is 0 but sum is {stats['sum']!r} and sum_squares {stats['sum_squares']!r}: "
+            "an empty histogram's sums are 0"
+        )
