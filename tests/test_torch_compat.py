@@ -413,6 +413,29 @@ def test_add_scalars_steps_reopening_and_bad_input(tmp_path):
     assert not (tmp_path / "off").exists()
 
 
+@pytest.mark.parametrize(
+    "main_tag,tags,match",
+    [
+        ("m", ["a", "k" * 300], "make the run folder 'm_kkk.*is 302 bytes, more than the 255"),
+        ("m", ["a", "x/" + "k" * 300], "make the run folder 'm_x/kkk.*is 300 bytes"),
+        ("m", ["a", "file"], "make the run folder 'm_file'.*a file is at"),
+        ("m", ["a", "file/b"], "make the run folder 'm_file/b'.*a file is at"),
+        ("m\0x", ["a"], r"^main_tag 'm\\x00x' holds a NUL character"),
+        ("m", ["a", "b\0c"], r"^tag_scalar_dict key 'b\\x00c' holds a NUL character"),
+        ("m", ["a", "x/../../out"], r"^tag_scalar_dict key 'x/\.\./\.\./out' would name a run "
+                                    r"outside log_dir; drop the '\.\.'"),
+    ],
+)  # fmt: skip
+def test_add_scalars_checks_every_run_before_logging_any(tmp_path, main_tag, tags, match):
+    (tmp_path / "m_file").write_text("not a folder")
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=match):
+            writer.add_scalars(main_tag, {tag: float(k) for k, tag in enumerate(tags)}, 0)
+        writer.add_scalars("m", {"b": 1.0}, 1)  # nothing deferred
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["m_b"]  # no m_a
+    assert [e.step for e in legacy_reader(tmp_path / "m_b").Scalars("m")] == [1]
+
+
 def test_add_histogram_raw_writes_what_torchs_does(tmp_path):
     values = np.random.default_rng(2).random(50)
     counts, edges = np.histogram(values, [0.0, 0.25, 0.5, 0.75, 1.0])
