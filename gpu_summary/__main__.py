@@ -4,8 +4,8 @@
   log every kind of summary, then print how to view it.
 - ``inspect LOGDIR [--json]``: list the runs under LOGDIR, their tags per plugin, step ranges
   and record counts, and every corrupt or truncated record with its offset (and every file or
-  folder it cannot read). Exit status 0 when
-  everything read cleanly, 1 when problems were found, 2 when LOGDIR is not a directory.
+  folder it cannot read). Exit status 0 when everything read cleanly, 1 when problems were
+  found, 2 when LOGDIR is not a directory.
 """
 
 from __future__ import annotations
