@@ -617,3 +617,104 @@ def test_complex_and_date_edges_and_counts_are_type_errors(tmp_path, call, match
             call(writer)
         writer.flush()
     assert legacy_reader(tmp_path).Tags()["histograms"] == []
+
+
+# -- zero-stride views of billions of values (issue 32, item 4) -------------------------------
+
+_HUGE_CALLS = """
+import resource, sys, tracemalloc
+resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30))  # a copy fails fast, never swaps
+import numpy as np, torch
+import gpu_summary as gs
+N = 10**10
+view = np.broadcast_to(np.float32(0.5), (N,))
+def grid(*shape, dtype=np.float32):
+    return np.broadcast_to(np.array(0.5 if dtype == np.float32 else 1, dtype), shape)
+writer = gs.SummaryWriter(sys.argv[1])
+cases = {
+    "image": lambda: writer.add_image("i", grid(3, 10**5, 10**5)),
+    "image torch": lambda: writer.add_image("i", torch.tensor(0.5).expand(3, 10**5, 10**5)),
+    "images": lambda: writer.add_images("i", grid(100, 3, 10**4, 10**4, dtype=np.uint8)),
+    "video": lambda: writer.add_video("v", grid(1, 100, 3, 10**4, 10**4, dtype=np.uint8)),
+    "audio": lambda: writer.add_audio("a", view),
+    "audio torch": lambda: writer.add_audio("a", torch.tensor(0.5).expand(N)),
+    "embedding": lambda: writer.add_embedding(grid(10**5, 10**5), tag="e"),
+    "embedding pca": lambda: writer.add_embedding(grid(10**5, 10**5), tag="e", reduce="pca"),
+    "metadata": lambda: writer.add_embedding(np.eye(2), grid(2, N // 2, dtype=np.int64)),
+    "mesh": lambda: writer.add_mesh("m", grid(1, N // 3, 3)),
+    "boxes": lambda: writer.add_image_with_boxes("b", np.zeros((3, 8, 8)), grid(N // 4, 4)),
+    "pr raw": lambda: writer.add_pr_curve_raw("p", *[view] * 6, 0),
+    "anomaly": lambda: writer.add_anomaly("a", view, 0).result(),
+    "bins auto": lambda: writer.add_histogram("h", view, 0, bins="auto"),
+    "bins scott": lambda: writer.add_histogram("h", view, 0, bins="scott"),
+    "edges": lambda: writer.add_histogram("h", [1.0], 0, bins=torch.tensor(1.0).expand(N)),
+    "counts": lambda: writer.add_histogram_raw("r", 0, 1, 1, 1, 1, [1.0], view),
+}
+for name, call in cases.items():
+    try:
+        call()
+        print(f"{name}|logged")
+    except Exception as exc:
+        print(f"{name}|{type(exc).__name__}|{exc}".replace("\\n", " "))
+small = np.broadcast_to(np.float32(0.5), (10**8,))  # as histogram values: counted as before
+for bins in ["tensorflow", 4, [0.0, 1.0]]:
+    writer.add_histogram(f"kept/{bins}", small, 0, bins=bins)
+writer.add_histogram("kept/window", small, 0, window=1)
+tracemalloc.start()  # thumbnails of huge views: streamed, a few rows at a time
+writer.add_image("shrunk", grid(3, 8000, 8000), 0, max_size=64)
+print(f"image peak|{tracemalloc.get_traced_memory()[1]}")
+tracemalloc.reset_peak()
+writer.add_embedding(np.eye(1), label_img=grid(1, 1, 12000, 12000), tag="sprite")
+print(f"sprite peak|{tracemalloc.get_traced_memory()[1]}")  # the 8192² sprite and a few rows
+writer.close()
+"""
+
+_HUGE_REFUSALS = {  # what each refusal names: the argument, then the limit or the fix
+    "image": ("img_tensor", "max_size"),
+    "image torch": ("img_tensor", "max_size"),
+    "images": ("img_tensor", "max_size"),
+    "video": ("vid_tensor", "max_size"),
+    "audio": ("snd_tensor", "a shorter clip"),
+    "audio torch": ("snd_tensor", "a shorter clip"),
+    "embedding": ("mat", "fewer points"),
+    "embedding pca": ("mat", "fewer points"),
+    "metadata": ("metadata", "16,777,216"),
+    "mesh": ("vertices", "2 GiB"),
+    "boxes": ("box_tensor", "1,048,576"),
+    "pr raw": ("true_positive_counts", "1,048,576"),
+    "anomaly": ("values", "zero strides"),
+    "bins auto": ("values", "zero strides"),
+    "bins scott": ("values", "zero strides"),
+    "edges": ("bins as edges", "1,048,576"),
+    "counts": ("bucket_counts", "1,048,576"),
+}
+
+
+def test_zero_stride_views_of_billions_are_refused_at_the_call_or_read_a_few_rows_at_a_time(
+    tmp_path,
+):
+    """Views that repeat one value 10**10 times (np.broadcast_to, Tensor.expand) where a call
+    would convert them whole: a ValueError naming the argument and the limit or the fix —
+    never a MemoryError (they asked for 37 to 298 GiB), never a half-logged call; thumbnails
+    of a huge view are shrunk a few rows at a time, their memory bounded."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _HUGE_CALLS, str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split("|", 1) for line in proc.stdout.splitlines())
+    for name, (argument, words) in _HUGE_REFUSALS.items():
+        error, _, message = lines[name].partition("|")
+        assert error == "ValueError", (name, lines[name])
+        assert message.startswith(argument) and words in message, (name, message)
+    assert int(lines["image peak"]) < 64 << 20, lines  # a float64 copy: 1.4 GiB
+    assert int(lines["sprite peak"]) < 8192**2 + (64 << 20), lines  # a float64 copy: 1.1 GiB
+    acc = legacy_reader(tmp_path)
+    assert acc.Tags()["images"] == ["shrunk"] and acc.Images("shrunk")[0].width == 64
+    kept = ["kept/tensorflow", "kept/4", "kept/[0.0, 1.0]", "kept/window"]
+    assert sorted(acc.Tags()["histograms"]) == sorted(kept)  # nothing else logged
+    assert [acc.Histograms(tag)[0].histogram_value.num for tag in kept] == [1e8] * 4

@@ -23,6 +23,7 @@ __all__ = [
     "Backend",
     "backend_for",
     "check_tensor_kind",
+    "check_working_copy",
     "device_backend",
     "host_numbers",
     "is_device",
@@ -139,6 +140,15 @@ def backend_for(
         backend = device_backend(values, argument)
         return backend, backend.adopt(values, argument)
     return numpy_backend, _host_array(values, argument)
+
+
+def check_working_copy(array: object, nbytes: int, argument: str, purpose: str) -> None:
+    """Raise ValueError before a reduction makes an ``nbytes`` working copy of ``array`` (as
+    ``backend_for`` returns it, on either backend) that would dwarf the memory its elements
+    occupy: a zero-stride view of billions of values (``numpy_backend.check_copy``)."""
+    itemsize = int(getattr(array.dtype, "itemsize", 1))
+    numpy_backend.check_copy(nbytes, tuple(array.shape), tuple(array.strides), itemsize,
+                             argument, purpose)  # fmt: skip
 
 
 def host_numbers(values: object, argument: str, most: int) -> np.ndarray:

@@ -100,6 +100,21 @@ def check_count(value: object, argument: str, most: int) -> int:
     return int(value)
 
 
+# Most bytes one record may hold: a protobuf message (TensorBoard reads each Event as one)
+# stops at 2 GiB.
+MAX_RECORD_BYTES = (1 << 31) - (1 << 20)
+
+
+def check_record(nbytes: int, argument: str, what: str, fix: str) -> None:
+    """Raise ValueError, before anything is converted, when ``argument`` would make a record
+    of ``nbytes`` (``what`` it makes, in words) over ``MAX_RECORD_BYTES``."""
+    if nbytes > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{argument} makes {what}: {nbytes / 2**30:.1f} GiB in one record, more than the "
+            f"2 GiB a record may hold (a protobuf message's limit); {fix}"
+        )
+
+
 # Most buckets one histogram may ask for: a record of 2**20 buckets is already 16 MB; beyond
 # it the counts and the record grow without limit (bins=10**8 took 7 GB and 35 s).
 MAX_BINS = 1 << 20

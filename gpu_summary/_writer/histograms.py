@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, device_backend, host_numbers
+from gpu_summary._backend import backend_for, check_working_copy, device_backend, host_numbers
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
@@ -102,6 +102,10 @@ def log_histogram(
                 f"bins={spec!r} (numpy's estimator) needs the whole tensor on one process; "
                 "with distributed, pass bins='tensorflow', a number of bins or edges"
             )
+        host = backend is numpy_backend
+        if not (host and spec in ("sqrt", "sturges", "rice")):  # these read count, min, max
+            nbytes = (8 if host else int(array.dtype.itemsize)) * int(array.size)
+            check_working_copy(array, nbytes, "values", f"bins={spec!r}'s copy of them")
         if spec in bin_rules.SUMMARY_RULES or (
             spec in bin_rules.DEVICE_RULES and backend is not numpy_backend
         ):
@@ -117,6 +121,8 @@ def log_histogram(
     if pending is None and state.aggregation is not None:
         step = state.resolve_step(tag, step)
         if mode == "even":
+            check_working_copy(array, int(array.dtype.itemsize) * int(array.size), "values",
+                               "bins=n's private copy of them (distributed)")  # fmt: skip
             shard = backend.snapshot(array)  # counted once the global range is known
 
             def count(lo: float, hi: float, shard: object = shard) -> object:

@@ -12,6 +12,7 @@ import numpy as np
 
 from gpu_summary._backend import backend_for, check_tensor_kind, is_device
 from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._core import arguments
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import mesh as mesh_summaries
@@ -51,7 +52,7 @@ def _host_tensor(tensor: object) -> tuple[np.ndarray, str]:
 
 
 def _check_size(nbytes: int) -> None:
-    if nbytes >= tensor_summaries.MAX_BYTES:
+    if nbytes >= arguments.MAX_RECORD_BYTES:
         raise ValueError(f"tensor holds {nbytes} bytes; a TensorProto holds under 2 GiB — log "
                          "a slice, or its histogram with add_histogram")  # fmt: skip
 
@@ -153,6 +154,11 @@ def log_mesh(
             raise ValueError(f"colors has shape {parts['colors'][2]} but vertices {shape}; "
                              "give one RGB color per vertex")  # fmt: skip
     points = shape[1]
+    sizes = {name: math.prod(part_shape) * (1 if name == "colors" else 4)  # as written
+             for name, (_, _, part_shape) in parts.items()}  # fmt: skip
+    largest = max(sizes, key=sizes.__getitem__)  # the component blamed
+    arguments.check_record(sum(sizes.values()), largest, f"a mesh of {points:,} points",
+                           "log fewer points, or a sample of them")  # fmt: skip
     host = {name: np.array(part, copy=True).reshape(part_shape)
             for name, (part_backend, part, part_shape) in parts.items()
             if part_backend is numpy_backend}  # fmt: skip

@@ -61,6 +61,11 @@ class DeviceArray:
         return self.array.ndim
 
     @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides in bytes (of the stored form: a bfloat16 tensor's uint16 view)."""
+        return self.array.strides
+
+    @property
     def size(self) -> int:
         return self.array.size
 
