@@ -165,7 +165,9 @@ def test_bad_hparams_are_refused_and_nothing_is_written(tmp_path, hparams, error
 def test_a_run_name_that_cannot_be_a_folder_is_refused_at_the_call(tmp_path, run_name, match):
     (tmp_path / "a_file").write_text("not a folder")
     with gs.SummaryWriter(tmp_path) as writer:
-        with pytest.raises(ValueError, match=rf"^run_name {re.escape(repr(run_name))}.*{match}"):
+        with pytest.raises(
+            ValueError, match=rf"^run_name {re.escape(repr(run_name)[:60])}.*{match}"
+        ):
             writer.add_hparams({"lr": 0.1}, {"loss": 1.0}, run_name=run_name)
         writer.add_hparams({"lr": 0.2}, {"loss": 0.5}, run_name="next")  # nothing deferred
         writer.flush()

@@ -85,7 +85,7 @@ def log_hparams(
             "run_name='.' (then None declares a metric you log with add_scalar)"
         )
     if run is not None:  # made on the writer thread: a name it cannot make is refused here
-        arguments.check_folder(state.logdir, run, f"run_name {run_name!r}", state.writes_files)
+        arguments.check_folder(state.logdir, run, f"run_name {run_name!r:.60}", state.writes_files)
     if state.writes_files:
         state.events.add(jobs.hparams_run(state.hparams_folder(run), session, step, wall))
     return None

@@ -104,9 +104,8 @@ def log_scalars(
             )
         folder = os.path.join(state.logdir, run)
         if folder not in state.subruns:  # made below, before any value is logged
-            what = (
-                f"main_tag {main_tag!r} and tag_scalar_dict key {tag!r} make the run folder {run!r}"
-            )
+            what = (f"main_tag {main_tag!r:.40} and tag_scalar_dict key {tag!r:.40} make the "
+                    f"run folder {run!r:.60}")  # fmt: skip
             arguments.check_folder(state.logdir, run, what, state.writes_files)
         if type(value) is int:  # beyond float64: ±inf, as add_scalar
             value = arguments.to_float(value)

@@ -160,10 +160,16 @@ def check_copy(
 
 def check_numeric(values: np.ndarray, argument: str) -> None:
     """Raise TypeError unless ``values`` holds bool, integer or real floating-point data."""
-    if values.dtype.kind not in "biuf":
+    kind = values.dtype.kind
+    if kind not in "biuf":
+        fix = {
+            "c": "log its .real, .imag or abs() instead",
+            "M": "convert the dates to numbers first, e.g. .astype('datetime64[s]').astype(int)",
+            "m": "convert the durations to numbers first, e.g. / np.timedelta64(1, 's')",
+        }.get(kind, "convert it (for example with .astype(float)) before logging")
         raise TypeError(
             f"{argument} must hold bool, integer or floating-point numbers, got dtype "
-            f"{values.dtype}; convert it (for example with .astype(float)) before logging"
+            f"{values.dtype}; {fix}"
         )
 
 
