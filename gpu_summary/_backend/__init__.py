@@ -151,7 +151,7 @@ def check_working_copy(array: object, nbytes: int, argument: str, purpose: str) 
                              argument, purpose)  # fmt: skip
 
 
-def host_numbers(values: object, argument: str, most: int) -> np.ndarray:
+def host_numbers(values: object, argument: str, most: int, unit: str = "values") -> np.ndarray:
     """``values`` — a list, an array or a tensor of any library, on the host or a device — as
     a float64 NumPy array, for the short arguments a call reads whole (edges, counts, a
     curve's rows). Checked before anything is converted: at most ``most`` entries (a
@@ -161,7 +161,8 @@ def host_numbers(values: object, argument: str, most: int) -> np.ndarray:
 
     Raises:
         TypeError: not real numbers, a masked array, a nested or meta tensor.
-        ValueError: more than ``most`` entries; a number beyond float64.
+        ValueError: more than ``most`` entries (``unit``, in the message); a number beyond
+            float64.
     """
     if isinstance(values, np.ma.MaskedArray):
         numpy_backend.unmasked(values, argument, drop=False)  # raises
@@ -182,9 +183,7 @@ def host_numbers(values: object, argument: str, most: int) -> np.ndarray:
         array = _host_array(values, argument)  # detached; checked numeric
     size = int(array.size)
     if size > most:
-        raise ValueError(
-            f"{argument} has {size:,} entries, more than the {most:,} one call may give; pass fewer"
-        )
+        raise ValueError(f"{argument} must be at most {most:,} {unit}, got {size:,}; pass fewer")
     if device:
         return np.asarray(backend.to_host(array).result(), np.float64)
     if array.dtype == object:  # Python ints beyond float64, or other objects

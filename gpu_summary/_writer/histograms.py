@@ -81,7 +81,7 @@ def log_histogram(
     """SummaryWriter.add_histogram, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
     if not isinstance(bins, (str, int, np.integer, np.bool_)):  # edges, as a list, array or tensor
-        bins = host_numbers(bins, "bins as edges", arguments.MAX_BINS)
+        bins = host_numbers(bins, "bins as edges", arguments.MAX_BINS, "edges")
     mode, spec = arguments.bin_spec(bins)
     if max_bins is not None:
         max_bins = arguments.check_positive_int(
@@ -332,8 +332,8 @@ def log_histogram_raw(
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a number (a real one), got {type(value).__name__}")
         given[name] = arguments.to_float(value)
-    limits = host_numbers(bucket_limits, "bucket_limits", arguments.MAX_BINS).reshape(-1)
-    counts = host_numbers(bucket_counts, "bucket_counts", arguments.MAX_BINS).reshape(-1)
+    limits = host_numbers(bucket_limits, "bucket_limits", arguments.MAX_BINS, "limits").reshape(-1)
+    counts = host_numbers(bucket_counts, "bucket_counts", arguments.MAX_BINS, "counts").reshape(-1)
     if limits.size != counts.size:
         raise ValueError(
             f"bucket_limits has {limits.size} limits and bucket_counts {counts.size} counts; "
