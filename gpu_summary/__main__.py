@@ -3,8 +3,9 @@
 - ``demo [--logdir runs/demo] [--steps N] [--device auto|cpu|cuda]``: train a toy network and
   log every kind of summary, then print how to view it.
 - ``inspect LOGDIR [--json]``: list the runs under LOGDIR, their tags per plugin, step ranges
-  and record counts, and every corrupt or truncated record with its offset. Exit status 0 when
-  everything read cleanly, 1 when problems were found, 2 when LOGDIR is not a directory.
+  and record counts, and every corrupt or truncated record with its offset (and every file or
+  folder it cannot read). Exit status 0 when everything read cleanly, 1 when problems were
+  found, 2 when LOGDIR is not a directory.
 """
 
 from __future__ import annotations

@@ -226,7 +226,8 @@ def _not_a_regular_file(path: str) -> str | None:
 
 
 def inspect_logdir(logdir: str | os.PathLike) -> list[Run]:
-    """Every run under ``logdir`` (sorted by name), read through.
+    """Every run under ``logdir`` (sorted by name), read through; a folder that cannot be
+    listed is a run of its own with that problem.
 
     Raises:
         FileNotFoundError: ``logdir`` is not a directory.
@@ -235,8 +236,9 @@ def inspect_logdir(logdir: str | os.PathLike) -> list[Run]:
     if not os.path.isdir(logdir):
         raise FileNotFoundError(f"no such directory: {logdir!r}")
     runs = []
-    for folder, dirnames, filenames in os.walk(logdir):  # symlinked folders: not entered
-        dirnames.sort()
+    unreadable: list[OSError] = []  # folders os.walk could not list (it skips them silently)
+    for folder, dirnames, filenames in os.walk(logdir, onerror=unreadable.append):
+        dirnames.sort()  # symlinked folders: not entered
         names = sorted(name for name in filenames if "tfevents" in name)
         has_config = PROJECTOR_CONFIG in filenames
         if not names and not has_config:
@@ -252,6 +254,13 @@ def inspect_logdir(logdir: str | os.PathLike) -> list[Run]:
                 run.problems.append(Problem(path, 0, f"skipped: {kind}, not a regular file"))
         if has_config:
             _read_projector(run)
+        runs.append(run)
+    for error in unreadable:  # a run that may hold event files: reported, never passed over
+        folder = os.fspath(error.filename or logdir)
+        run = Run(os.path.relpath(folder, logdir), folder)
+        run.problems.append(
+            Problem(folder, 0, f"cannot list the folder: {error.strerror or error}")
+        )
         runs.append(run)
     runs.sort(key=lambda run: run.name)
     return runs

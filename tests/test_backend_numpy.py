@@ -286,6 +286,33 @@ def test_area_resize_is_exact(shape, max_size):
     np.testing.assert_array_equal(thumbs[0], _area_resize_reference(image, out_h, out_w))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.bool_])
+@pytest.mark.parametrize(
+    "shape,max_size", [((37, 23, 3), 5), ((23, 37, 1), 9), ((64, 64, 4), 7), ((50, 3, 3), 4)]
+)
+def test_an_image_too_large_to_convert_whole_is_shrunk_in_pieces_to_the_same_pixels(
+    monkeypatch, dtype, shape, max_size
+):
+    """The streamed path (one image over ``STREAM_ABOVE`` values, converted ``BAND`` values at
+    a time) gives exactly the pixels of the whole-image path, here forced on small images."""
+    from gpu_summary._backend.numpy import images as spec_images
+
+    rng = np.random.default_rng(sum(shape))
+    batch = rng.random((2, *shape))
+    batch = (batch < 0.5) if dtype == np.bool_ else batch.astype(dtype) if dtype != np.uint8 \
+        else (batch * 255).astype(np.uint8)  # fmt: skip
+    if dtype == np.float32:
+        batch[0, 1, 2, 0] = np.nan
+    want = spec_images.thumbnails(batch, max_size).result()
+    monkeypatch.setattr(spec_images, "STREAM_ABOVE", 16)
+    monkeypatch.setattr(spec_images, "BAND", 2 * shape[1] * shape[2] + 5)  # two rows and a bit
+    got = spec_images.thumbnails(batch, max_size).result()
+    np.testing.assert_array_equal(got, want)
+    whole = spec_images.image_to_uint8(batch)  # in pieces of BAND values: the same pixels
+    monkeypatch.setattr(spec_images, "BAND", 1 << 30)
+    np.testing.assert_array_equal(whole, spec_images.image_to_uint8(batch))
+
+
 def test_thumbnail_integer_factor_is_block_mean():
     rng = np.random.default_rng(5)
     batch = rng.integers(0, 256, (3, 40, 60, 3), dtype=np.uint8)

@@ -106,3 +106,66 @@ def test_numpy_backend_satisfies_the_protocol():
     for name in BACKEND_FUNCTIONS:
         declared = list(inspect.signature(getattr(Backend, name)).parameters)[1:]  # no self
         assert list(inspect.signature(getattr(numpy_backend, name)).parameters) == declared, name
+
+
+# -- what a call may not read as data (issue 32) -------------------------------------------
+
+
+def test_a_masked_array_is_refused_or_stands_for_its_unmasked_values():
+    masked = np.ma.masked_array([1.0, 2.0, 1e6, 3.0], mask=[0, 0, 1, 0])
+    with pytest.raises(TypeError, match=r"img is a masked array .*img\.filled\(0\)"):
+        backend_for(masked, "img")
+    backend, array = backend_for(masked, "values", drop_masked=True)
+    assert backend is numpy_backend and type(array) is np.ndarray
+    assert array.tolist() == [1.0, 2.0, 3.0]
+    unmasked = np.ma.masked_array(np.arange(4.0))  # nothing masked: the data itself, no copy
+    assert np.shares_memory(backend_for(unmasked, "values", drop_masked=True)[1], unmasked)
+
+
+def test_nested_meta_and_packed_float4_tensors_are_type_errors_naming_the_argument():
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "nested tensors is in prototype stage"
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    with pytest.raises(TypeError, match=r"values is a nested \(jagged\) tensor"):
+        backend_for(nested, "values")
+    with pytest.raises(TypeError, match="values is a meta tensor, which holds no data"):
+        backend_for(torch.ones(3, device="meta"), "values")
+    packed = torch.zeros(3, dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    with pytest.raises(TypeError, match=r"values has dtype torch\.float4_e2m1fn_x2, which torch"):
+        backend_for(packed, "values")
+
+
+def test_host_numbers_are_checked_before_anything_is_converted():
+    from gpu_summary._backend import host_numbers
+
+    torch = pytest.importorskip("torch")
+    edges = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)
+    assert host_numbers(edges, "bins", 8).tolist() == [0.0, 1.0, 2.0]  # detached
+    assert host_numbers([1, 2**70], "bins", 8).tolist() == [1.0, 2.0**70]
+    for values, match in [
+        (np.array([1 + 2j, 3]), "bins must hold bool, integer or floating-point"),
+        ([1 + 2j, 3], "bins must hold bool, integer or floating-point"),
+        (np.array(["2020-01-01", "2021-01-01"], "datetime64[D]"), "got dtype datetime64"),
+        (["a", "b"], "got dtype <U1"),
+        (np.ma.masked_array([1.0, 2.0], mask=[0, 1]), "bins is a masked array"),
+    ]:
+        with pytest.raises(TypeError, match=match):
+            host_numbers(values, "bins", 8)
+    with pytest.raises(ValueError, match="bins must be finite float64 numbers; one is too large"):
+        host_numbers([0, 10**400], "bins", 8)
+    for huge in [np.broadcast_to(np.float32(1), (10**10,)), torch.tensor(1.0).expand(10**10)]:
+        with pytest.raises(ValueError, match="bins must be at most 8 values, got 10,000,000,000"):
+            host_numbers(huge, "bins", 8)
+
+
+def test_a_zero_stride_view_is_never_widened_whole():
+    torch = pytest.importorskip("torch")
+
+    view = torch.tensor(1.0, dtype=torch.bfloat16).expand(10**10)
+    with pytest.raises(ValueError, match=r"values is a view of 10,000,000,000 values over 2 "):
+        backend_for(view, "values")
+    small = torch.arange(4.0, dtype=torch.bfloat16).expand(1000, 4)  # 16 KB widened: made
+    assert backend_for(small, "values")[1].shape == (1000, 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -149,6 +150,29 @@ def test_bad_hparams_are_refused_and_nothing_is_written(tmp_path, hparams, error
     # the file-version record and "after": no hparams, no session end, no run of its own
     assert len(records) == 2 and not problems
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []
+
+
+@pytest.mark.parametrize(
+    "run_name,match",
+    [
+        ("r" * 300, "is 300 bytes, more than the 255"),
+        ("ok/" + "é" * 130, "is 260 bytes, more than the 255"),
+        ("/".join(["d" * 200] * 21), "path is 4[0-9]{3} bytes; with an event file's name"),
+        ("a_file", "a file is at"),
+        ("a_file/below", "a file is at"),
+    ],
+)
+def test_a_run_name_that_cannot_be_a_folder_is_refused_at_the_call(tmp_path, run_name, match):
+    (tmp_path / "a_file").write_text("not a folder")
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(
+            ValueError, match=rf"^run_name {re.escape(repr(run_name)[:60])}.*{match}"
+        ):
+            writer.add_hparams({"lr": 0.1}, {"loss": 1.0}, run_name=run_name)
+        writer.add_hparams({"lr": 0.2}, {"loss": 0.5}, run_name="next")  # nothing deferred
+        writer.flush()
+    assert legacy_reader(tmp_path / "next").Scalars("loss")[0].value == 0.5
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["next"]
 
 
 @pytest.mark.parametrize(

@@ -176,3 +176,37 @@ def test_names_that_are_not_utf8_or_printable_never_break_the_report(tmp_path):
     assert "run run\\xff: 1 event file(s)" in proc.stdout
     assert "tag\\nwith\\tcontrols" in proc.stdout
     assert "PROBLEM events.out.tfevents.\\xfe: offset 0: truncated header" in proc.stdout
+
+
+def test_a_run_folder_that_cannot_be_read_is_a_problem(tmp_path, monkeypatch):
+    import io
+
+    from gpu_summary.__main__ import inspect_command
+
+    _scalar_run(tmp_path / "a", steps=2)
+    locked = tmp_path / "b" / "locked"
+    _scalar_run(locked, steps=2)
+    if os.geteuid() != 0:
+        locked.chmod(0)
+    else:  # root reads any folder: list it as one that refused would be
+        real_scandir = os.scandir
+
+        def refusing(path="."):
+            if os.fspath(path) == str(locked):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "scandir", refusing)
+    try:
+        runs = reader.inspect_logdir(tmp_path)
+        out = io.StringIO()
+        status = inspect_command(str(tmp_path), False, out)
+    finally:
+        locked.chmod(0o755)
+    assert [run.name for run in runs] == ["a", os.path.join("b", "locked")]
+    (problem,) = runs[1].all_problems()
+    assert problem.reason.startswith("cannot list the folder: ") and "Permission denied" in (
+        problem.reason
+    )
+    assert status == 1
+    assert out.getvalue().endswith("2 run(s), 1 event file(s), 3 records, 1 problem(s)\n")

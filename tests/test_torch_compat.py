@@ -5,7 +5,9 @@ same calls and read back through TensorBoard's readers and tbparse."""
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 import warnings
 
 import numpy as np
@@ -411,6 +413,29 @@ def test_add_scalars_steps_reopening_and_bad_input(tmp_path):
     assert not (tmp_path / "off").exists()
 
 
+@pytest.mark.parametrize(
+    "main_tag,tags,match",
+    [
+        ("m", ["a", "k" * 300], "make the run folder 'm_kkk.*is 302 bytes, more than the 255"),
+        ("m", ["a", "x/" + "k" * 300], "make the run folder 'm_x/kkk.*is 300 bytes"),
+        ("m", ["a", "file"], "make the run folder 'm_file'.*a file is at"),
+        ("m", ["a", "file/b"], "make the run folder 'm_file/b'.*a file is at"),
+        ("m\0x", ["a"], r"^main_tag 'm\\x00x' holds a NUL character"),
+        ("m", ["a", "b\0c"], r"^tag_scalar_dict key 'b\\x00c' holds a NUL character"),
+        ("m", ["a", "x/../../out"], r"^tag_scalar_dict key 'x/\.\./\.\./out' would name a run "
+                                    r"outside log_dir; drop the '\.\.'"),
+    ],
+)  # fmt: skip
+def test_add_scalars_checks_every_run_before_logging_any(tmp_path, main_tag, tags, match):
+    (tmp_path / "m_file").write_text("not a folder")
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=match):
+            writer.add_scalars(main_tag, {tag: float(k) for k, tag in enumerate(tags)}, 0)
+        writer.add_scalars("m", {"b": 1.0}, 1)  # nothing deferred
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["m_b"]  # no m_a
+    assert [e.step for e in legacy_reader(tmp_path / "m_b").Scalars("m")] == [1]
+
+
 def test_add_histogram_raw_writes_what_torchs_does(tmp_path):
     values = np.random.default_rng(2).random(50)
     counts, edges = np.histogram(values, [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -473,3 +498,47 @@ def test_count_steps_restores_counting_up_per_tag(tmp_path):
     assert [e.step for e in legacy_reader(tmp_path).Scalars("loss")] == [0, 1, 2, 10, 11]
     with pytest.raises(TypeError, match="count_steps"):
         gs.SummaryWriter(str(tmp_path), count_steps="yes")
+
+
+def test_add_histogram_raw_checks_every_statistic(tmp_path):
+    """num a whole count equal to the buckets' total, min <= max finite, sums finite (±inf
+    only where num values within [min, max] can overflow float64, as add_histogram writes
+    them), sum_squares >= 0, counts whole: what torch writes as given (num=-5, num=nan,
+    min=nan, sum=inf) is refused at the call, and nothing is logged."""
+    good = {"min": -1.0, "max": 2.0, "num": 3, "sum": 1.5, "sum_squares": 5.25,
+            "bucket_limits": [0.0, 2.0], "bucket_counts": [1, 2]}  # fmt: skip
+    nan, inf = math.nan, math.inf
+    with gs.SummaryWriter(tmp_path) as writer:
+        for change, match in [
+            ({"num": -5}, "num must be a whole count >= 0, got -5"),
+            ({"num": nan}, "num must be a whole count >= 0, got nan"),
+            ({"num": inf}, "num must be a whole count >= 0, got inf"),
+            ({"num": 2.5}, "num must be a whole count >= 0, got 2.5"),
+            ({"num": 4}, "num is 4 but bucket_counts add up to 3"),
+            ({"min": nan}, "min must be a finite number, got nan"),
+            ({"max": -inf}, "max must be a finite number, got -inf"),
+            ({"min": 3.0}, "min 3.0 is above max 2.0"),
+            ({"sum": inf}, "sum must be finite"),
+            ({"sum": nan}, "sum must be finite"),
+            ({"sum_squares": nan}, "sum_squares must be finite"),
+            ({"sum_squares": -1.0}, "sum_squares must be >= 0"),
+            ({"bucket_counts": [0.5, 2.5]}, "bucket_counts must be whole counts >= 0"),
+            (
+                {"num": 0, "bucket_counts": [0, 0]},
+                "num is 0 but sum is 1.5 and sum_squares 5.25: an empty",
+            ),
+        ]:
+            with pytest.raises(ValueError, match=re.escape(match)):
+                writer.add_histogram_raw("raw", **{**good, **change})
+        writer.flush()  # nothing deferred
+        assert "raw" not in legacy_reader(tmp_path).Tags()["histograms"]
+        huge = {"min": 1e300, "max": 1e308, "num": 1000, "sum": inf, "sum_squares": inf,
+                "bucket_limits": [1e308], "bucket_counts": [1000]}  # fmt: skip
+        writer.add_histogram_raw("raw", **good, global_step=0)
+        writer.add_histogram_raw("raw", **huge, global_step=1)  # float64 sums overflow: inf
+        empty = {"num": 0, "sum": 0.0, "sum_squares": 0.0, "bucket_counts": [0, 0]}
+        writer.add_histogram_raw("raw", **{**good, **empty}, global_step=2)
+    written = [e.histogram_value for e in legacy_reader(tmp_path).Histograms("raw")]
+    assert [(h.num, h.sum, h.sum_squares) for h in written] == [
+        (3, 1.5, 5.25), (1000, inf, inf), (0, 0.0, 0.0)
+    ]  # fmt: skip

@@ -19,7 +19,17 @@ from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
 from gpu_summary._sync import StoppableThread
 
-__all__ = ["BACKEND_FUNCTIONS", "Backend", "backend_for", "device_backend", "is_device", "warm_up"]
+__all__ = [
+    "BACKEND_FUNCTIONS",
+    "Backend",
+    "backend_for",
+    "check_tensor_kind",
+    "check_working_copy",
+    "device_backend",
+    "host_numbers",
+    "is_device",
+    "warm_up",
+]
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.
 _DLPACK_CPU = 1
@@ -44,18 +54,35 @@ def is_device(values: object) -> bool:
     return type(values) not in _HOST_TYPES and _is_device(values)
 
 
+def check_tensor_kind(obj: object, argument: str) -> None:
+    """Raise TypeError for a tensor without strided data to read: torch's nested (jagged) and
+    meta tensors (sparse ones say so themselves when converted)."""
+    if getattr(obj, "is_nested", False) is True:
+        raise TypeError(
+            f"{argument} is a nested (jagged) tensor, which has no single shape; log its "
+            f"components one by one ({argument}.unbind()) or joined (torch.cat)"
+        )
+    if getattr(obj, "is_meta", False) is True:
+        raise TypeError(
+            f"{argument} is a meta tensor, which holds no data; pass a tensor on the CPU or "
+            "a CUDA device"
+        )
+
+
 def _host_array(obj: object, argument: str) -> np.ndarray:
     """A NumPy view of host data from any library (zero-copy where the library allows),
     checked numeric, narrow floats widened (``numpy_backend.numeric``)."""
     if isinstance(obj, np.ndarray):
         return numpy_backend.numeric(obj, argument)
+    check_tensor_kind(obj, argument)
     if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.generic):
         detach = getattr(obj, "detach", None)  # torch tensors that require grad
         if callable(detach):
             obj = detach()
-        widen = getattr(obj, "float", None)
-        if callable(widen) and numpy_backend.is_narrow_float(str(getattr(obj, "dtype", ""))):
-            obj = widen()  # a torch bfloat16/float8 tensor, which NumPy cannot view: exact copy
+        if callable(getattr(obj, "float", None)) and numpy_backend.is_narrow_float(
+            str(getattr(obj, "dtype", ""))
+        ):  # a torch bfloat16/float8 tensor, which NumPy cannot view: exact copy
+            obj = numpy_backend.widened(obj, argument)
         try:
             array = np.from_dlpack(obj)
         except (BufferError, TypeError, RuntimeError, ValueError):
@@ -86,24 +113,90 @@ def device_backend(values: object, argument: str) -> Backend:
     )
 
 
-def backend_for(values: object, argument: str) -> tuple[Backend, object]:
+def backend_for(
+    values: object, argument: str, *, drop_masked: bool = False
+) -> tuple[Backend, object]:
     """The backend that reduces ``values``, and ``values`` in the form that backend takes.
 
     Args:
         values: an array, tensor, number or (nested) list of numbers.
         argument: the caller's parameter name, for error messages.
+        drop_masked: a masked array (``numpy.ma``) stands for its unmasked values (what a
+            histogram counts); otherwise a masked array is a TypeError.
 
     Raises:
-        TypeError: the data is not numeric, or lives on a CUDA device and CuPy is missing.
+        TypeError: the data is not numeric, is masked, is a nested or meta tensor, or lives
+            on a CUDA device and CuPy is missing.
     """
     kind = type(values)
     if kind in _HOST_TYPES or isinstance(values, (np.generic, numbers.Number)):
         array = numpy_backend.as_array(values, argument)
         return numpy_backend, array
+    if isinstance(values, np.ma.MaskedArray):
+        return numpy_backend, numpy_backend.numeric(
+            numpy_backend.unmasked(values, argument, drop_masked), argument
+        )
+    check_tensor_kind(values, argument)
     if _is_device(values):
         backend = device_backend(values, argument)
         return backend, backend.adopt(values, argument)
     return numpy_backend, _host_array(values, argument)
+
+
+def check_working_copy(array: object, nbytes: int, argument: str, purpose: str) -> None:
+    """Raise ValueError before a reduction makes an ``nbytes`` working copy of ``array`` (as
+    ``backend_for`` returns it, on either backend) that would dwarf the memory its elements
+    occupy: a zero-stride view of billions of values (``numpy_backend.check_copy``)."""
+    itemsize = int(getattr(array.dtype, "itemsize", 1))
+    numpy_backend.check_copy(nbytes, tuple(array.shape), tuple(array.strides), itemsize,
+                             argument, purpose)  # fmt: skip
+
+
+def host_numbers(values: object, argument: str, most: int, unit: str = "values") -> np.ndarray:
+    """``values`` — a list, an array or a tensor of any library, on the host or a device — as
+    a float64 NumPy array, for the short arguments a call reads whole (edges, counts, a
+    curve's rows). Checked before anything is converted: at most ``most`` entries (a
+    zero-stride view of billions is refused, never copied), real numbers (not complex, dates
+    or text), no mask. Torch tensors are detached; a device tensor is copied to the host
+    (a sync: these arguments are short).
+
+    Raises:
+        TypeError: not real numbers, a masked array, a nested or meta tensor.
+        ValueError: more than ``most`` entries (``unit``, in the message); a number beyond
+            float64.
+    """
+    if isinstance(values, np.ma.MaskedArray):
+        numpy_backend.unmasked(values, argument, drop=False)  # raises
+    check_tensor_kind(values, argument)
+    device = type(values) not in _HOST_TYPES and _is_device(values)
+    if device:
+        backend = device_backend(values, argument)
+        array = backend.adopt(values, argument)
+    elif isinstance(values, (np.ndarray, list, tuple, np.generic, numbers.Number)):
+        try:
+            array = np.asarray(values)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(
+                f"{argument} must be a sequence of numbers; {type(values).__name__} could not "
+                f"be converted: {exc}"
+            ) from None
+    else:
+        array = _host_array(values, argument)  # detached; checked numeric
+    size = int(array.size)
+    if size > most:
+        raise ValueError(f"{argument} must be at most {most:,} {unit}, got {size:,}; pass fewer")
+    if device:
+        return np.asarray(backend.to_host(array).result(), np.float64)
+    if array.dtype == object:  # Python ints beyond float64, or other objects
+        try:
+            return array.astype(np.float64)
+        except OverflowError:
+            raise ValueError(
+                f"{argument} must be finite float64 numbers; one is too large"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{argument} must hold real numbers: {exc}") from None
+    return numpy_backend.numeric(array, argument).astype(np.float64)
 
 
 def warm_up(

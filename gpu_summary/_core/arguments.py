@@ -100,6 +100,21 @@ def check_count(value: object, argument: str, most: int) -> int:
     return int(value)
 
 
+# Most bytes one record may hold: a protobuf message (TensorBoard reads each Event as one)
+# stops at 2 GiB.
+MAX_RECORD_BYTES = (1 << 31) - (1 << 20)
+
+
+def check_record(nbytes: int, argument: str, what: str, fix: str) -> None:
+    """Raise ValueError, before anything is converted, when ``argument`` would make a record
+    of ``nbytes`` (``what`` it makes, in words) over ``MAX_RECORD_BYTES``."""
+    if nbytes > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{argument} makes {what}: {nbytes / 2**30:.1f} GiB in one record, more than the "
+            f"2 GiB a record may hold (a protobuf message's limit); {fix}"
+        )
+
+
 # Most buckets one histogram may ask for: a record of 2**20 buckets is already 16 MB; beyond
 # it the counts and the record grow without limit (bins=10**8 took 7 GB and 35 s).
 MAX_BINS = 1 << 20
@@ -334,6 +349,55 @@ def check_run_name(run_name: object) -> str | None:
             f"NUL), got {run_name!r}; '.' logs into the writer's own run"
         )
     return os.path.normpath(run_name)
+
+
+def _path_limits(base: str) -> tuple[int, int]:
+    """(the longest file name, the longest path), in bytes, that the file system under
+    ``base`` takes: 255 and 4096 where it does not say (Linux's NAME_MAX and PATH_MAX)."""
+    folder = os.path.abspath(base)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    limits = []
+    for name, default in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
+        try:
+            limits.append(int(os.pathconf(folder, name)))
+        except (OSError, ValueError, AttributeError):
+            limits.append(default)
+    return limits[0], limits[1]
+
+
+def check_folder(base: str, relative: str, what: str, look: bool = True) -> str:
+    """``os.path.join(base, relative)``, a run folder a call is about to make, if it can be
+    made: each name at most the file system's NAME_MAX bytes in UTF-8 (Linux: 255), the path
+    with an event file's name in it at most PATH_MAX (Linux: 4096), and, with
+    ``look``, no file in the way (the run folder or a folder above it an existing file) —
+    checked at the call, since the folder is made later, on the writer thread.
+
+    Raises:
+        ValueError: naming ``what`` (the argument, e.g. ``"run_name 'r…'"``) and the fix.
+    """
+    most, longest = _path_limits(base)
+    size = len(os.fsencode(os.path.abspath(os.path.join(base, relative))))
+    if size + most + 2 > longest:  # the folder, a separator and its event file's name
+        raise ValueError(
+            f"{what}: its folder's path is {size} bytes; with an event file's name it would "
+            f"pass the {longest} bytes a path may have here; use a shorter name"
+        )
+    path = base
+    for part in relative.replace(os.sep, "/").split("/"):
+        size = len(os.fsencode(part))
+        if size > most:
+            raise ValueError(
+                f"{what}: its folder name {part[:24]!r}… is {size} bytes, more than the "
+                f"{most} a file name may have here; use a shorter name"
+            )
+        path = os.path.join(path, part)
+        if look and os.path.lexists(path) and not os.path.isdir(path):
+            raise ValueError(
+                f"{what}: a file is at {path!r}, where its folder would be; choose another "
+                "name or move the file"
+            )
+    return os.path.join(base, relative)
 
 
 def either_name(run_name: object, name: object) -> object:

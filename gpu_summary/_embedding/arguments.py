@@ -3,6 +3,8 @@ turned into pending host results for the writer thread."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gpu_summary._backend import backend_for
@@ -29,6 +31,34 @@ def sprite_thumbnails(label_img: object, layout: str | None, n: int) -> Pending:
     return backend.thumbnails(nhwc, side)
 
 
+# The Projector's matrix as float32 at most this large: TensorBoard serves the file whole, and
+# a browser holds it in one buffer.
+MAX_POINTS_BYTES = arguments.MAX_RECORD_BYTES
+# Labels of one call at most: each becomes a str on the caller's thread.
+MAX_LABELS = 1 << 24
+
+
+def check_points(shape: tuple[int, ...], argument: str) -> None:
+    """Raise ValueError, before anything is converted, for an N×D matrix (N×d1×... counted
+    whole) larger than the Projector takes (``MAX_POINTS_BYTES`` as float32)."""
+    values = math.prod(shape)
+    if 4 * values > MAX_POINTS_BYTES:
+        raise ValueError(
+            f"{argument} has {values:,} values ({shape[0]:,} points): {4 * values / 2**30:.1f} "
+            f"GiB as float32, more than the 2 GiB the Projector serves in one file; log fewer "
+            f"points or dimensions (e.g. {argument}[::k])"
+        )
+
+
+def check_labels(count: int) -> None:
+    """Raise ValueError for more than ``MAX_LABELS`` labels, before any is converted."""
+    if count > MAX_LABELS:
+        raise ValueError(
+            f"metadata has {count:,} labels, more than the {MAX_LABELS:,} one call may give; "
+            "log fewer columns or points"
+        )
+
+
 def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
     """(pending host copy of the labels, number of columns), after checking the count."""
     if metadata is None:
@@ -43,12 +73,14 @@ def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
             raise ValueError(
                 f"metadata rows must all have the same number of columns, found {sorted(widths)}"
             )
+        check_labels(n * min(widths))
         # Made str here, not on the writer thread: a bad label raises at the call.
         return Ready(label_rows(metadata)), widths.pop()
     backend, labels = backend_for(metadata, "metadata")
     shape = tuple(labels.shape)
     if len(shape) not in (1, 2) or shape[0] != n:
         raise ValueError(f"metadata must be N or N×columns with N = {n}, got shape {shape}")
+    check_labels(math.prod(shape))
     return backend.to_host(labels), (shape[1] if len(shape) == 2 else 1)
 
 

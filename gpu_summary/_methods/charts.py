@@ -68,8 +68,8 @@ class ChartMethods:
         step: int | None = None,
     ) -> None:
         """Log a precision-recall curve computed elsewhere: six 1-D rows of one length (the
-        curve's thresholds, whatever ``num_thresholds`` says; ``weights`` is unused, as in
-        torch's)."""
+        curve's thresholds, at most 2**20, whatever ``num_thresholds`` says; ``weights`` is
+        unused, as in torch's). Lists, arrays or tensors (a device row is copied back)."""
         global_step = arguments.either_step(global_step, step)
         rows = (true_positive_counts, false_positive_counts, true_negative_counts,
                 false_negative_counts, precision, recall)  # fmt: skip

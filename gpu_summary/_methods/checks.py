@@ -48,7 +48,8 @@ class CheckMethods:
         Raises:
             TypeError: non-numeric ``values`` or bounds.
             ValueError: NaN or infinite bounds, ``lower > upper``, ``max_positions`` out of
-                range, an empty tensor; the writer is closed.
+                range, an empty tensor, a zero-stride view of billions of values on the host
+                (its report keeps a float64 copy of the finite values); the writer is closed.
         """
         global_step = arguments.either_step(global_step, step)
         return anomaly.log_anomaly(self._state, tag, values, global_step, lower, upper,

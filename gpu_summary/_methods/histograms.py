@@ -30,8 +30,14 @@ class HistogramMethods:
 
         Args:
             tag: series name.
+<<<<<<< HEAD
             values: array or tensor of any shape and numeric dtype (bool, int, float).
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
+=======
+            values: array or tensor of any shape and numeric dtype (bool, int, float); a
+                masked array (``numpy.ma``) counts its unmasked values only.
+            global_step: global step; None for one more than this tag's last step.
+>>>>>>> i32-inputs
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
                 1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's
                 estimators, counted as ``numpy.histogram`` of the finite values — ``"auto"``,
@@ -53,7 +59,8 @@ class HistogramMethods:
         NaN and ±Inf are counted apart; buckets, ``num`` and the sums cover finite values.
 
         Raises:
-            TypeError: non-numeric ``values`` or ``bins`` of the wrong type.
+            TypeError: non-numeric ``values`` or ``bins`` of the wrong type (complex or date
+                edges, a masked array of edges).
             ValueError: ``bins`` <= 0, unsorted or non-finite edges, a host-only estimator
                 for a device tensor, an estimator with ``distributed``; the writer is closed.
         """
@@ -115,20 +122,34 @@ class HistogramMethods:
         *,
         step: int | None = None,
     ) -> None:
-        """Log a histogram counted elsewhere, as given (torch's ``add_histogram_raw``).
+        """Log a histogram counted elsewhere, as given (torch's ``add_histogram_raw``), its
+        statistics checked at the call as ``add_histogram`` would have written them (torch
+        writes whatever it is given; TensorBoard then draws NaN or nothing).
 
         Args:
             tag: series name.
-            min, max, num, sum, sum_squares: the values' statistics.
+            min, max: the values' extremes, finite, ``min <= max`` (any finite pair when
+                ``num`` is 0).
+            num: how many values: a whole number >= 0, the total of ``bucket_counts``.
+            sum, sum_squares: their sum and sum of squares, finite (±inf only where ``num``
+                values within [min, max] can overflow float64), ``sum_squares >= 0``; both 0
+                when ``num`` is 0.
             bucket_limits: each bucket's right edge, increasing; ``bucket_counts``: one count
+<<<<<<< HEAD
                 per bucket (finite, >= 0).
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
+=======
+                per bucket (whole, >= 0). Lists, arrays or tensors (detached; a device tensor
+                is copied back), at most 2**20 each.
+            global_step: global step; None for one more than this tag's last step.
+>>>>>>> i32-inputs
             walltime: seconds since the epoch; default now.
 
         Raises:
-            TypeError: a statistic that is not a number, limits or counts that are not
-                numbers. ValueError: limits and counts of different lengths or none, limits
-                not increasing, a negative or non-finite count.
+            TypeError: a statistic that is not a real number, limits or counts that are not
+                real numbers (or a masked array). ValueError: limits and counts of different
+                lengths or none, limits not increasing, a statistic or count breaking the
+                rules above. Nothing is logged then.
         """
         global_step = arguments.either_step(global_step, step)
         stats = {"min": min, "max": max, "num": num, "sum": sum, "sum_squares": sum_squares}

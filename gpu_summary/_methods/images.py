@@ -31,8 +31,14 @@ class ImageMethods:
                 (gray), 3 (RGB) or 4 (RGBA) channels.
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             dataformats: ``"CHW"`` (default, as torch's), ``"HWC"`` or ``"HW"`` (gray).
-            max_size: a longer side shrunk to this by area averaging on the backend.
+            max_size: a longer side shrunk to this by area averaging on the backend (on the
+                host an image of billions of pixels a few rows at a time).
             walltime: seconds since the epoch; default now.
+
+        Raises:
+            TypeError: not uint8, float or bool; a masked array. ValueError: dimensions,
+                channels or ``dataformats`` that do not match; more than 2 GiB of pixels
+                after ``max_size`` (one record's limit: pass a smaller ``max_size``).
         """
         global_step = arguments.either_step(global_step, step)
         images.log_images(self._state, tag, img_tensor, global_step, dataformats, max_size,

@@ -41,7 +41,8 @@ class MediaMethods:
         Needs no moviepy: the GIF is written by Pillow (256 colours a frame).
 
         Raises:
-            TypeError/ValueError: wrong dtype, dimensions, channels; ``fps`` not > 0.
+            TypeError/ValueError: wrong dtype, dimensions, channels; ``fps`` not > 0; frames
+                of more than 2 GiB (after ``max_size``: one record's limit).
         """
         global_step = arguments.either_step(global_step, step)
         media.log_video(self._state, tag, vid_tensor, global_step, fps, walltime, dataformats,
@@ -70,6 +71,8 @@ class MediaMethods:
             walltime: seconds since the epoch; default now.
 
         A device tensor is copied back asynchronously; the WAV is made on the writer thread.
+        Clips of more than 2 GiB of 16-bit samples in all (one record's limit) are a
+        ValueError at the call.
         """
         global_step = arguments.either_step(global_step, step)
         media.log_audio(self._state, tag, snd_tensor, global_step, sample_rate, walltime)
@@ -102,9 +105,10 @@ class MediaMethods:
             labels: one str per box (or one str for one box), drawn above its corner.
 
         Raises:
-            ValueError: boxes not N×4, not finite, x2 < x1 or y2 < y1, wholly outside; labels
-                not one per box. TypeError: labels not str. (Device boxes are checked on the
-                writer thread: a bad one skips the image with a RuntimeWarning.)
+            ValueError: boxes not N×4 (at most 2**20 of them), not finite, x2 < x1 or y2 < y1,
+                wholly outside; labels not one per box. TypeError: labels not str. (Device
+                boxes are checked on the writer thread: a bad one skips the image with a
+                RuntimeWarning.)
         """
         global_step = arguments.either_step(global_step, step)
         media.log_image_with_boxes(self._state, tag, img_tensor, box_tensor, global_step,

@@ -116,7 +116,9 @@ class ScalarMethods:
         Raises:
             TypeError: not a dict, a key not a str, a non-numeric value. ValueError: an
                 empty dict or key, a value of more than one element, a key naming a run
-                outside ``log_dir``. Nothing is logged then.
+                outside ``log_dir``, a run folder that cannot be made (a NUL, a name longer
+                than the file system takes, a file in its place). Every key and value is
+                checked before anything is logged; nothing is logged then.
         """
         global_step = arguments.either_step(global_step, step)
         scalars.log_scalars(self._state, main_tag, tag_scalar_dict, global_step, walltime)

@@ -50,7 +50,8 @@ class StructureMethods:
 
         Raises:
             TypeError: a non-numeric ``mat``/``label_img``, a label of another type.
-            ValueError: an empty ``mat``; metadata or images whose count is not N; rows of
+            ValueError: an empty ``mat``, or one over 2 GiB as float32 (the Projector's file);
+                metadata or images whose count is not N, more than 2**24 labels; rows of
                 unequal length; a bad format or ``reduce``; the writer is closed.
         """
         global_step = arguments.either_step(global_step, step)

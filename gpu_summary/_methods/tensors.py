@@ -65,7 +65,8 @@ class TensorMethods:
             walltime: seconds since the epoch; default now.
 
         Raises:
-            ValueError: shapes not [B, N, 3] or not matching, a face index outside [0, N)
+            ValueError: shapes not [B, N, 3] or not matching, over 2 GiB in all (one
+                record's limit), a face index outside [0, N)
                 (device faces: checked on the writer thread; the mesh is then skipped with a
                 RuntimeWarning). TypeError: non-integer faces, a config that is not JSON.
         """

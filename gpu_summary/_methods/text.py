@@ -95,8 +95,10 @@ class TextMethods:
         Raises:
             TypeError: not dicts, a key that is not str/HParam/Metric, a value of the wrong
                 type. ValueError: a value outside its domain, a name used twice, a run name
-                leaving ``log_dir``, a metric without a value in a run of its own; with
-                ``run_name="."``, hparams that differ from the run's.
+                leaving ``log_dir`` or that cannot be a folder there (a name longer than the
+                file system takes, a file in its place), a metric without a value in a run of
+                its own; with ``run_name="."``, hparams that differ from the run's. Nothing
+                is logged then.
         """
         if isinstance(hparam_domain_discrete, str) and not isinstance(run_name, str):
             # tensorboardX's positions: (hparam_dict, metric_dict, name, global_step)

@@ -70,4 +70,7 @@ def host(value: object, argument: str) -> np.ndarray:
     """``value`` on the host. A device tensor is copied back here: a sync of the device with
     the caller (the seed's API is synchronous)."""
     backend, array = backend_for(value, argument)
+    nbytes = int(array.size) * array.dtype.itemsize
+    arguments.check_record(nbytes, argument, f"{array.size:,} values in the seed's projector "
+                           "file (one protobuf message)", "log fewer points")  # fmt: skip
     return backend.to_host(array).result()

@@ -3,7 +3,8 @@ the report reaches the Summary, the handle and ``on_anomaly`` without a sync."""
 
 from __future__ import annotations
 
-from gpu_summary._backend import backend_for
+from gpu_summary._backend import backend_for, check_working_copy
+from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import anomaly as _anomaly
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
@@ -34,6 +35,8 @@ def log_anomaly(
     backend, array = backend_for(values, "values")
     if int(getattr(array, "size", 1)) == 0:
         raise ValueError("values is empty; there is nothing to check")
+    if backend is numpy_backend:  # the host's report keeps its finite values, as float64
+        check_working_copy(array, 8 * array.size, "values", "add_anomaly's copy of them")
     pending = backend.anomaly(array, lower, upper, max_positions, _anomaly.HEATMAP_CELLS)
     step = state.resolve_step(tag, step)
     if state.aggregation is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gpu_summary._backend import backend_for
+from gpu_summary._backend import backend_for, host_numbers
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.numpy import arrays as host_arrays
@@ -151,10 +151,7 @@ def log_pr_curve_raw(
     check_thresholds(num_thresholds)
     data = []
     for name, row in zip(PR_ROWS, rows, strict=True):
-        backend, array = backend_for(row, name)
-        if backend is not numpy_backend:
-            array = backend.to_host(array).result()  # six short rows: a small copy
-        array = np.asarray(array, np.float64)
+        array = host_numbers(row, name, arguments.MAX_BINS)  # a device row: a small copy
         if array.ndim != 1 or array.size < 2:
             raise ValueError(f"{name} has shape {array.shape}; give one value per threshold "
                              "(a 1-D array of at least 2)")  # fmt: skip

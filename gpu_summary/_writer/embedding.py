@@ -41,6 +41,7 @@ def log_embedding(
     if len(shape) == 0 or shape[0] == 0 or 0 in shape:
         raise ValueError(f"mat must be N×D with N, D >= 1, got shape {shape}")
     n = shape[0]
+    embedding_args.check_points(shape, "mat")
     labels = embedding_args.labels(metadata, n)
     header = None
     if labels is not None:

@@ -9,6 +9,7 @@ directly, never wrapped one by one); host arrays one group per dtype.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 import warnings
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, device_backend
+from gpu_summary._backend import backend_for, check_working_copy, device_backend, host_numbers
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
@@ -47,7 +48,7 @@ def launch_ladder_histograms(pairs: list[tuple[str, object]]) -> list[Placed]:
         if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
             on_torch_devices.append(k)
             continue
-        backend, array = backend_for(tensor, f"named_tensors[{name!r}]")
+        backend, array = backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
         adopted[k] = (backend, array)
         stream = getattr(getattr(array, "stream", None), "ptr", None)
         key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
@@ -79,6 +80,8 @@ def log_histogram(
 ) -> None:
     """SummaryWriter.add_histogram, on a writer's state."""
     tag, step, wall = state.begin(tag, step, walltime)
+    if not isinstance(bins, (str, int, np.integer, np.bool_)):  # edges, as a list, array or tensor
+        bins = host_numbers(bins, "bins as edges", arguments.MAX_BINS, "edges")
     mode, spec = arguments.bin_spec(bins)
     if max_bins is not None:
         max_bins = arguments.check_positive_int(
@@ -86,12 +89,12 @@ def log_histogram(
         )
     if window is not None:
         size = windows.check_window(window)
-        backend, array = backend_for(values, "values")
+        backend, array = backend_for(values, "values", drop_masked=True)
         step = state.resolve_step(tag, step)
         windows.add_histogram(state, tag, backend, array, step, wall, mode, spec, max_bins, size)
         return
     state.windows.check_plain("histogram", tag)
-    backend, array = backend_for(values, "values")
+    backend, array = backend_for(values, "values", drop_masked=True)
     pending: Pending[HistogramResult] | None = None
     if mode == "numpy_rule":
         if state.aggregation is not None:
@@ -99,6 +102,10 @@ def log_histogram(
                 f"bins={spec!r} (numpy's estimator) needs the whole tensor on one process; "
                 "with distributed, pass bins='tensorflow', a number of bins or edges"
             )
+        host = backend is numpy_backend
+        if not (host and spec in ("sqrt", "sturges", "rice")):  # these read count, min, max
+            nbytes = (8 if host else int(array.dtype.itemsize)) * int(array.size)
+            check_working_copy(array, nbytes, "values", f"bins={spec!r}'s copy of them")
         if spec in bin_rules.SUMMARY_RULES or (
             spec in bin_rules.DEVICE_RULES and backend is not numpy_backend
         ):
@@ -114,6 +121,8 @@ def log_histogram(
     if pending is None and state.aggregation is not None:
         step = state.resolve_step(tag, step)
         if mode == "even":
+            check_working_copy(array, int(array.dtype.itemsize) * int(array.size), "values",
+                               "bins=n's private copy of them (distributed)")  # fmt: skip
             shard = backend.snapshot(array)  # counted once the global range is known
 
             def count(lo: float, hi: float, shard: object = shard) -> object:
@@ -243,7 +252,10 @@ def log_histograms(
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
     if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)
         size = windows.check_window(window)
-        adopted = [backend_for(tensor, f"named_tensors[{name!r}]") for name, tensor in pairs]
+        adopted = [
+            backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
+            for name, tensor in pairs
+        ]
         first_backend, first = adopted[0]
         if first_backend is not numpy_backend and len(adopted) > 1 and all(
             backend is first_backend and array.device_id == first.device_id
@@ -310,21 +322,18 @@ def log_histogram_raw(
     walltime: float | None,
 ) -> None:
     """SummaryWriter.add_histogram_raw: a histogram the caller counted, written as given
-    (``HistogramProto``, as torch's), checked at the call."""
+    (``HistogramProto``, as torch's), checked at the call (``_check_raw``)."""
     tag, step, wall = state.begin(tag, step, walltime)
-    numbers = {}
+    given = {}
     for name, value in stats.items():
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            if hasattr(value, "item") and int(np.prod(getattr(value, "shape", ()))) == 1:
-                value = value.item()  # a one-element tensor
-            else:
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        numbers[name] = arguments.to_float(value)
-    try:
-        limits = np.asarray(bucket_limits, dtype=np.float64).reshape(-1)
-        counts = np.asarray(bucket_counts, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise TypeError("bucket_limits and bucket_counts must be sequences of numbers") from None
+        if not isinstance(value, (int, float, np.integer, np.floating)) and hasattr(value, "item"):
+            if int(np.prod(getattr(value, "shape", ()))) == 1:
+                value = value.item()  # a one-element tensor or array
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number (a real one), got {type(value).__name__}")
+        given[name] = arguments.to_float(value)
+    limits = host_numbers(bucket_limits, "bucket_limits", arguments.MAX_BINS, "limits").reshape(-1)
+    counts = host_numbers(bucket_counts, "bucket_counts", arguments.MAX_BINS, "counts").reshape(-1)
     if limits.size != counts.size:
         raise ValueError(
             f"bucket_limits has {limits.size} limits and bucket_counts {counts.size} counts; "
@@ -334,13 +343,54 @@ def log_histogram_raw(
         raise ValueError("bucket_limits is empty; give at least one bucket")
     if np.isnan(limits).any() or (limits.size > 1 and not (np.diff(limits) > 0).all()):
         raise ValueError("bucket_limits must be increasing numbers (each bucket's right edge)")
-    if not (np.isfinite(counts).all() and (counts >= 0).all()):
-        raise ValueError("bucket_counts must be finite counts >= 0")
+    _check_raw(given, counts)
     histo = histogram_pb2.HistogramProto(
-        min=numbers["min"], max=numbers["max"], num=numbers["num"], sum=numbers["sum"],
-        sum_squares=numbers["sum_squares"], bucket_limit=limits.tolist(), bucket=counts.tolist(),
+        min=given["min"], max=given["max"], num=given["num"], sum=given["sum"],
+        sum_squares=given["sum_squares"], bucket_limit=limits.tolist(), bucket=counts.tolist(),
     )  # fmt: skip
     summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, histo=histo)])
     step = state.resolve_step(tag, step)
     if state.writes_files:
         state.events.add(jobs.ready_summary(summary, step, wall))
+
+
+def _check_raw(stats: dict[str, float], counts: np.ndarray) -> None:
+    """add_histogram_raw's statistics, as add_histogram writes them: ``num`` a whole count
+    equal to the buckets' total (counts whole and >= 0); ``min <= max``, both finite; ``sum``
+    and ``sum_squares`` finite — ±inf only where ``num`` values within [min, max] can
+    overflow float64 — with ``sum_squares >= 0``, and both 0 for an empty histogram. torch
+    writes whatever it is given; TensorBoard then draws NaN or nothing."""
+    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts % 1 == 0).all()):
+        raise ValueError("bucket_counts must be whole counts >= 0 (values per bucket)")
+    num = stats["num"]
+    if not (math.isfinite(num) and num >= 0 and num.is_integer()):
+        raise ValueError(f"num must be a whole count >= 0, got {num!r}: the number of values")
+    total = float(counts.sum())
+    if num != total:
+        raise ValueError(
+            f"num is {num:.17g} but bucket_counts add up to {total:.17g}; num counts the "
+            "values, each in one bucket"
+        )
+    low, high = stats["min"], stats["max"]
+    for name, value in (("min", low), ("max", high)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if num and low > high:
+        raise ValueError(f"min {low!r} is above max {high!r}; give the values' min and max")
+    largest = max(abs(low), abs(high))
+    with np.errstate(over="ignore"):
+        bounds = {"sum": num * largest, "sum_squares": num * np.float64(largest) ** 2}
+    for name, bound in bounds.items():
+        value = stats[name]
+        if math.isnan(value) or (math.isinf(value) and math.isfinite(bound)):
+            raise ValueError(
+                f"{name} must be finite (±inf only where {num:.17g} values within [min, max] "
+                f"overflow float64), got {value!r}"
+            )
+    if stats["sum_squares"] < 0:
+        raise ValueError(f"sum_squares must be >= 0, got {stats['sum_squares']!r}")
+    if not num and (stats["sum"] or stats["sum_squares"]):
+        raise ValueError(
+            f"num is 0 but sum is {stats['sum']!r} and sum_squares {stats['sum_squares']!r}: "
+            "an empty histogram's sums are 0"
+        )

@@ -68,9 +68,13 @@ def log_images(
     backend, array = backend_for(images, argument)
     nhwc = arguments.check_images(array, layout, argument, "dataformats")
     n, height, width, channels = nhwc.shape
+    out_h, out_w = backend.thumbnail_size(height, width, max_size)
+    arguments.check_record(  # the PNGs at worst: stored, a filter byte a row
+        n * out_h * (out_w * channels + 1), argument,
+        f"{n} image(s) of {out_h}×{out_w}×{channels}", "pass max_size to shrink them, or log fewer",
+    )  # fmt: skip
     if not state.writes_files:
         return  # rank 0's images only
-    out_h, out_w = backend.thumbnail_size(height, width, max_size)
     if batch and one_tag:  # one tensor of PNGs under one tag: the samples of one card
         pending = backend.thumbnails(nhwc, max_size)
 

@@ -23,6 +23,7 @@ from gpu_summary.summaries.image import encode_png
 
 MAX_SAMPLE_RATE = 1 << 24  # Hz; far above any audio format's
 MAX_SIDE = 1 << 15  # pixels a side of a drawn image after rescale
+MAX_BOXES = 1 << 20  # boxes drawn on one image (each converted, checked and drawn whole)
 
 
 def _positive_number(value: object, argument: str, example: str) -> float:
@@ -60,9 +61,14 @@ def log_video(
     shape = tuple(array.shape)
     frames = arguments.check_images(array, layout, "vid_tensor", "dataformats")
     videos = shape[layout.index("N")] if "N" in layout else 1
+    out_h, out_w = backend.thumbnail_size(frames.shape[1], frames.shape[2], max_size)
+    arguments.check_record(
+        frames.shape[0] * out_h * out_w * frames.shape[3], "vid_tensor",
+        f"{frames.shape[0]} frame(s) of {out_h}×{out_w}×{frames.shape[3]}",
+        "pass max_size to shrink them, or log fewer or shorter videos",
+    )  # fmt: skip
     if not state.writes_files:
         return
-    out_h, out_w = backend.thumbnail_size(frames.shape[1], frames.shape[2], max_size)
     pending = backend.thumbnails(frames, max_size)
 
     def build() -> summary_pb2.Summary:
@@ -103,6 +109,9 @@ def log_audio(
         )
     if math.prod(shape) == 0:
         raise ValueError(f"snd_tensor is empty (shape {shape}); a clip needs samples")
+    arguments.check_record(2 * clips * length + 44 * clips, "snd_tensor",
+                           f"{clips} clip(s) of {length:,} 16-bit samples",
+                           "log a shorter clip, fewer clips or a lower sample rate")  # fmt: skip
     if not state.writes_files:
         return
     pending = backend.to_host(array)
@@ -177,6 +186,9 @@ def log_image_with_boxes(
         raise ValueError(f"box_tensor has shape {tuple(boxes.shape)}; give N boxes as an "
                          "N×4 array of (x1, y1, x2, y2)")  # fmt: skip
     count = boxes.shape[0]
+    if count > MAX_BOXES:
+        raise ValueError(f"box_tensor has {count:,} boxes, more than the {MAX_BOXES:,} one "
+                         "image may show; log fewer")  # fmt: skip
     names = _check_labels(labels, count)
     on_host = box_backend is numpy_backend
     if on_host:

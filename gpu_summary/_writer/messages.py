@@ -86,6 +86,8 @@ def log_hparams(
             "each metric its value, or log the hparams into this writer's run with "
             "run_name='.' (then None declares a metric you log with add_scalar)"
         )
+    if run is not None:  # made on the writer thread: a name it cannot make is refused here
+        arguments.check_folder(state.logdir, run, f"run_name {run_name!r:.60}", state.writes_files)
     if state.writes_files:
         state.events.add(jobs.hparams_run(state.hparams_folder(run), session, step, wall))
     return None

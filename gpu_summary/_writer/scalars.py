@@ -88,14 +88,25 @@ def log_scalars(
         )
     if not tag_scalar_dict:
         raise ValueError("tag_scalar_dict is empty; give at least one {tag: value}")
+    if "\0" in main_tag:
+        raise ValueError(f"main_tag {main_tag!r} holds a NUL character, which a run folder's "
+                         "name cannot; remove it")  # fmt: skip
     values = []
     for tag, value in tag_scalar_dict.items():
         tag = arguments.check_tag(tag, "tag_scalar_dict key")
+        if "\0" in tag:
+            raise ValueError(f"tag_scalar_dict key {tag!r} holds a NUL character, which a run "
+                             "folder's name cannot; remove it")  # fmt: skip
         run = f"{main_tag.replace('/', '_')}_{tag}"
-        if ".." in run.split("/") or "\0" in run:
+        if ".." in run.split("/"):
             raise ValueError(
                 f"tag_scalar_dict key {tag!r} would name a run outside log_dir; drop the '..'"
             )
+        folder = os.path.join(state.logdir, run)
+        if folder not in state.subruns:  # made below, before any value is logged
+            what = (f"main_tag {main_tag!r:.40} and tag_scalar_dict key {tag!r:.40} make the "
+                    f"run folder {run!r:.60}")  # fmt: skip
+            arguments.check_folder(state.logdir, run, what, state.writes_files)
         if type(value) is int:  # beyond float64: ±inf, as add_scalar
             value = arguments.to_float(value)
         backend, array = backend_for(value, "tag_scalar_dict value")

@@ -10,8 +10,9 @@ import warnings
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, is_device
+from gpu_summary._backend import backend_for, check_tensor_kind, is_device
 from gpu_summary._backend import numpy as numpy_backend
+from gpu_summary._core import arguments
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import mesh as mesh_summaries
@@ -20,6 +21,9 @@ from gpu_summary.summaries import tensor as tensor_summaries
 
 def _host_tensor(tensor: object) -> tuple[np.ndarray, str]:
     """(a private copy, its dtype name); float16 and bfloat16 as their bit patterns."""
+    if isinstance(tensor, np.ma.MaskedArray):
+        numpy_backend.unmasked(tensor, "tensor", drop=False)  # raises: no place for a hole
+    check_tensor_kind(tensor, "tensor")
     if type(tensor).__module__.split(".")[0] == "torch":
         import torch
 
@@ -48,7 +52,7 @@ def _host_tensor(tensor: object) -> tuple[np.ndarray, str]:
 
 
 def _check_size(nbytes: int) -> None:
-    if nbytes >= tensor_summaries.MAX_BYTES:
+    if nbytes >= arguments.MAX_RECORD_BYTES:
         raise ValueError(f"tensor holds {nbytes} bytes; a TensorProto holds under 2 GiB — log "
                          "a slice, or its histogram with add_histogram")  # fmt: skip
 
@@ -150,6 +154,11 @@ def log_mesh(
             raise ValueError(f"colors has shape {parts['colors'][2]} but vertices {shape}; "
                              "give one RGB color per vertex")  # fmt: skip
     points = shape[1]
+    sizes = {name: math.prod(part_shape) * (1 if name == "colors" else 4)  # as written
+             for name, (_, _, part_shape) in parts.items()}  # fmt: skip
+    largest = max(sizes, key=sizes.__getitem__)  # the component blamed
+    arguments.check_record(sum(sizes.values()), largest, f"a mesh of {points:,} points",
+                           "log fewer points, or a sample of them")  # fmt: skip
     host = {name: np.array(part, copy=True).reshape(part_shape)
             for name, (part_backend, part, part_shape) in parts.items()
             if part_backend is numpy_backend}  # fmt: skip

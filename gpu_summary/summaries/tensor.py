@@ -36,8 +36,6 @@ FIELDS = {
     "complex64": (types_pb2.DT_COMPLEX64, "scomplex_val"),
     "complex128": (types_pb2.DT_COMPLEX128, "dcomplex_val"),
 }
-# A serialized message may not exceed 2 GiB.
-MAX_BYTES = (1 << 31) - (1 << 20)
 # Tensors of more elements go as raw little-endian bytes in ``tensor_content`` (as TensorFlow
 # stores large arrays; every reader takes either form): filling a typed field goes through a
 # Python list, about 30 ns an element.

@@ -17,6 +17,8 @@ import sys
 import cupy
 import numpy as np
 
+from gpu_summary._backend.numpy.arrays import widened
+
 
 class BFloat16:
     """The dtype of a bfloat16 tensor (NumPy has none); its data is viewed as uint16."""
@@ -57,6 +59,11 @@ class DeviceArray:
     @property
     def ndim(self) -> int:
         return self.array.ndim
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides in bytes (of the stored form: a bfloat16 tensor's uint16 view)."""
+        return self.array.strides
 
     @property
     def size(self) -> int:
@@ -113,7 +120,7 @@ def _from_cupy(array: cupy.ndarray) -> DeviceArray:
     return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, array)
 
 
-def _from_torch(tensor: object) -> DeviceArray:
+def _from_torch(tensor: object, argument: str) -> DeviceArray:
     torch = sys.modules["torch"]
     tensor = tensor.detach()
     device = tensor.device.index
@@ -122,7 +129,7 @@ def _from_torch(tensor: object) -> DeviceArray:
     dtype = None
     if str(tensor.dtype).startswith(("torch.float8_", "torch.float6_", "torch.float4_")):
         # No kernel reads 8-bit floats: an exact float32 copy, made on the tensor's stream.
-        tensor = tensor.float()
+        tensor = widened(tensor, argument)
     if tensor.dtype == torch.bfloat16:  # CuPy has no bfloat16: read the same memory as uint16
         dtype, storage, tensor = BFLOAT16, cupy.uint16, tensor.view(torch.int16)
     elif tensor.dtype == torch.bool:  # not every DLPack version carries bool
@@ -200,7 +207,7 @@ def adopt(obj: object, argument: str) -> DeviceArray:
     elif isinstance(obj, cupy.ndarray):
         wrapped = _from_cupy(obj)
     elif type(obj).__module__.split(".")[0] == "torch" and "torch" in sys.modules:
-        wrapped = _from_torch(obj)
+        wrapped = _from_torch(obj, argument)
     elif hasattr(obj, "__cuda_array_interface__"):
         wrapped = _from_array_interface(obj, argument)
     else:

@@ -11,12 +11,15 @@ precision-recall counts in ``curves``.
 
 from gpu_summary._backend.numpy.arrays import (
     as_array,
+    check_copy,
     check_numeric,
     embedding,
     is_narrow_float,
     numeric,
     snapshot,
     to_host,
+    unmasked,
+    widened,
 )
 from gpu_summary._backend.numpy.compiled import (
     even_counts,
@@ -34,6 +37,7 @@ from gpu_summary._backend.numpy.windows import window_add, window_open, window_r
 __all__ = [
     "anomaly",
     "as_array",
+    "check_copy",
     "check_numeric",
     "embedding",
     "even_counts",
@@ -52,6 +56,8 @@ __all__ = [
     "thumbnail_size",
     "thumbnails",
     "to_host",
+    "unmasked",
+    "widened",
     "window_add",
     "window_open",
     "window_result",

@@ -80,17 +80,96 @@ def is_narrow_float(dtype_name: str) -> bool:
 def numeric(values: np.ndarray, argument: str) -> np.ndarray:
     """``values``, narrow floats widened to float32; TypeError unless the data is numeric."""
     if is_narrow_float(values.dtype.name):
+        check_copy(4 * values.size, values.shape, values.strides, values.itemsize, argument,
+                   "widening it to float32")  # fmt: skip
         values = values.astype(np.float32)
     check_numeric(values, argument)
     return values
 
 
+def widened(tensor: object, argument: str) -> object:
+    """A torch tensor of a float type no kernel reads (bfloat16 on the host, 8/6/4-bit
+    floats) as float32: an exact copy, refused for a zero-stride view whose copy would be
+    huge, and for types torch cannot widen (``float4_e2m1fn_x2``: two packed values a
+    byte)."""
+    shape = tuple(tensor.shape)
+    strides = tuple(s * tensor.element_size() for s in tensor.stride())
+    check_copy(4 * tensor.numel(), shape, strides, tensor.element_size(),
+               argument, "widening it to float32")  # fmt: skip
+    try:
+        return tensor.float()
+    except (NotImplementedError, RuntimeError) as exc:
+        raise TypeError(
+            f"{argument} has dtype {tensor.dtype}, which torch cannot widen to float32 ({exc}); "
+            "unpack or convert it to a float type first"
+        ) from None
+
+
+def unmasked(values: np.ma.MaskedArray, argument: str, drop: bool) -> np.ndarray:
+    """The data of a masked array (``numpy.ma``) for a call that must not log its masked
+    entries as data: with ``drop`` (histograms), its unmasked values — the data itself when
+    nothing is masked, else a 1-D copy of the unmasked ones; without, a TypeError (an image,
+    a clip, a point or a scalar has no place for a hole)."""
+    if not drop:
+        raise TypeError(
+            f"{argument} is a masked array (numpy.ma), whose masked entries would be logged as "
+            f"data; fill them first, e.g. {argument}.filled(0), or pass {argument}.data to log "
+            "every entry as it is"
+        )
+    mask = np.ma.getmask(values)
+    if mask is np.ma.nomask or not mask.any():
+        return values.data
+    return values.compressed()
+
+
+# A working copy at most this large is made of any input; beyond it, only of an input whose
+# elements occupy at least an eighth of it (a float64 copy of bool data is 8 times its size).
+COPY_ALLOWANCE = 256 << 20
+
+
+def memory_extent(shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int) -> int:
+    """Bytes of memory an array's elements span (strides in bytes): its size in bytes for a
+    contiguous array, a few bytes for a view with zero strides."""
+    if 0 in shape:
+        return 0
+    return itemsize + sum((n - 1) * abs(s) for n, s in zip(shape, strides, strict=True))
+
+
+def check_copy(
+    nbytes: int, shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int,
+    argument: str, purpose: str,
+) -> None:  # fmt: skip
+    """Raise ValueError before making an ``nbytes`` working copy of an array (``shape``,
+    ``strides`` in bytes) when the copy would be over ``COPY_ALLOWANCE`` and over 8 times the
+    memory its elements occupy: a view with zero strides (``numpy.broadcast_to``,
+    ``Tensor.expand``) names billions of values over a few bytes, and a copy of them would
+    exhaust the machine."""
+    if nbytes <= COPY_ALLOWANCE:
+        return
+    extent = memory_extent(tuple(shape), tuple(strides), itemsize)
+    if nbytes <= 8 * extent:
+        return
+    size = int(np.prod(shape, dtype=object))
+    raise ValueError(
+        f"{argument} is a view of {size:,} values over {extent:,} bytes of memory (zero "
+        f"strides, as numpy.broadcast_to or Tensor.expand make); {purpose} would take "
+        f"{nbytes / 2**30:.1f} GiB; pass a smaller view, or a real array "
+        "(numpy.ascontiguousarray) if the memory is there"
+    )
+
+
 def check_numeric(values: np.ndarray, argument: str) -> None:
     """Raise TypeError unless ``values`` holds bool, integer or real floating-point data."""
-    if values.dtype.kind not in "biuf":
+    kind = values.dtype.kind
+    if kind not in "biuf":
+        fix = {
+            "c": "log its .real, .imag or abs() instead",
+            "M": "convert the dates to numbers first, e.g. .astype('datetime64[s]').astype(int)",
+            "m": "convert the durations to numbers first, e.g. / np.timedelta64(1, 's')",
+        }.get(kind, "convert it (for example with .astype(float)) before logging")
         raise TypeError(
             f"{argument} must hold bool, integer or floating-point numbers, got dtype "
-            f"{values.dtype}; convert it (for example with .astype(float)) before logging"
+            f"{values.dtype}; {fix}"
         )
 
 

@@ -31,8 +31,13 @@ def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
     image (a few images converted to uint8 at a time, as the specification does)."""
     n, h, w, c = images.shape
     out_h, out_w = reference_images.thumbnail_size(h, w, max_size)
-    if (out_h, out_w) == (h, w) or not enabled() or n == 0:
-        return reference_images.thumbnails(images, max_size)
+    if (
+        (out_h, out_w) == (h, w)
+        or not enabled()
+        or n == 0
+        or h * w * c > reference_images.STREAM_ABOVE
+    ):
+        return reference_images.thumbnails(images, max_size)  # (one huge image: streamed)
     variant = (np.dtype(np.uint8), False)  # the kernel's input: each group as uint8
     if not runtime.usable(variant, images.size):
         return reference_images.thumbnails(images, max_size)

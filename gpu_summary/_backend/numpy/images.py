@@ -1,6 +1,10 @@
-"""The NumPy backend's images: conversion to uint8 and area-averaged thumbnails."""
+"""The NumPy backend's images: conversion to uint8 and area-averaged thumbnails, a few images
+(or, for one huge image, a few rows) at a time."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -10,14 +14,45 @@ from gpu_summary._core.results import (
     Ready,
 )
 
+# Values converted at a time (a 16 MiB float64 copy): a larger array is converted in pieces.
+BAND = CHUNK * 64
+# One image of more values than this (a 256 MiB float64 copy) is shrunk a few rows at a time.
+STREAM_ABOVE = 1 << 25
+
+
+def pieces(shape: tuple[int, ...], budget: int) -> Iterator[tuple]:
+    """Index tuples that cut an array of ``shape`` into C-order pieces of at most ``budget``
+    elements (whole trailing axes, a slice of the first axis that fits; one element of a row
+    longer than ``budget`` is never split further than its last axis)."""
+    k = 0
+    while k < len(shape) - 1 and math.prod(shape[k + 1 :]) > budget:
+        k += 1
+    if not shape:
+        yield ()
+        return
+    step = max(1, budget // max(1, math.prod(shape[k + 1 :])))
+    for outer in np.ndindex(*shape[:k]):
+        for start in range(0, shape[k], step):
+            yield (*outer, slice(start, start + step))
+
 
 def image_to_uint8(images: np.ndarray) -> np.ndarray:
     """uint8 pixels: uint8 as is, bool as 0/255, floats in [0, 1] scaled by 255.
 
-    Floats: ``floor(clip(x, 0, 1) * 255 + 0.5)`` in float64; NaN becomes 0.
+    Floats: ``floor(clip(x, 0, 1) * 255 + 0.5)`` in float64; NaN becomes 0. Converted
+    ``BAND`` values at a time: the only new memory is the uint8 result.
     """
     if images.dtype == np.uint8:
         return images
+    if images.size <= BAND:
+        return _to_uint8(images)
+    out = np.empty(images.shape, np.uint8)
+    for index in pieces(images.shape, BAND):
+        out[index] = _to_uint8(images[index])
+    return out
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
     if images.dtype == np.bool_:
         return images.astype(np.uint8) * np.uint8(255)
     x = images.astype(np.float64)
@@ -94,17 +129,45 @@ def _area_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
     return ((2 * sums + area) // (2 * area)).astype(np.uint8)
 
 
+def _streamed_resize(image: np.ndarray, out: np.ndarray) -> None:
+    """``_area_resize`` of one HWC image too large to convert whole (a zero-stride view of
+    billions of pixels, say), into ``out`` (its thumbnail's place): each output row's integer
+    row sums gathered from its input rows ``BAND`` values at a time, then shrunk along the
+    columns — the same integers, so the same pixels, with memory bounded by a few input rows."""
+    h, w, c = image.shape
+    height, width, _ = out.shape
+    area = h * w
+    rows_at_once = max(1, BAND // (w * c))
+    for i in range(height):
+        a, b = i * h, (i + 1) * h  # output row i, in units of 1/height of an input row
+        first, stop = a // height, min(h, -(-b // height))  # the input rows it overlaps
+        ys = np.arange(first, stop, dtype=np.int64)
+        weights = np.minimum((ys + 1) * height, b) - np.maximum(ys * height, a)
+        sums = np.zeros((w, c), np.int64)
+        for start in range(first, stop, rows_at_once):
+            end = min(start + rows_at_once, stop)
+            rows = image_to_uint8(image[start:end]).astype(np.int64)
+            sums += (rows * weights[start - first : end - first, None, None]).sum(axis=0)
+        whole = _shrink_axis(sums[None, None], 2, width, np.int64)[0, 0]
+        out[i] = (2 * whole + area) // (2 * area)
+
+
 def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
     """uint8 NHWC thumbnails of NHWC ``images`` (uint8, bool or float in [0, 1]).
 
     The result is a new C-contiguous array the caller may keep; ``images`` (which may be a
     strided view of a batch) is read a few images at a time, so peak extra memory stays near
-    one image's float64 copy, not the batch's.
+    one image's uint8 copy, not the batch's — and one image of more than ``STREAM_ABOVE``
+    values a few rows at a time.
     """
     n, h, w, c = images.shape
     out_h, out_w = thumbnail_size(h, w, max_size)
     out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
-    per_group = max(1, CHUNK * 64 // max(1, h * w * c))
+    if h * w * c > STREAM_ABOVE and (out_h, out_w) != (h, w):
+        for k in range(n):
+            _streamed_resize(images[k], out[k])
+        return Ready(out)
+    per_group = max(1, BAND // max(1, h * w * c))
     for start in range(0, n, per_group):
         group = image_to_uint8(images[start : start + per_group])
         if (out_h, out_w) != (h, w):
