@@ -501,20 +501,19 @@ def test_count_steps_restores_counting_up_per_tag(tmp_path):
 
 
 def test_add_histogram_raw_checks_every_statistic(tmp_path):
-    """num a whole count equal to the buckets' total, min <= max finite, sums finite (±inf
-    only where num values within [min, max] can overflow float64, as add_histogram writes
-    them), sum_squares >= 0, counts whole: what torch writes as given (num=-5, num=nan,
-    min=nan, sum=inf) is refused at the call, and nothing is logged."""
+    """num and counts finite and >= 0, min <= max finite, sums finite (±inf only where num
+    values within [min, max] can overflow float64, as add_histogram writes them),
+    sum_squares >= 0: what torch writes as given (num=-5, num=nan, min=nan, sum=inf) is
+    refused at the call, and nothing is logged. Weighted counts (fractions) and a num that is
+    not their total are histograms torch takes: so do we."""
     good = {"min": -1.0, "max": 2.0, "num": 3, "sum": 1.5, "sum_squares": 5.25,
             "bucket_limits": [0.0, 2.0], "bucket_counts": [1, 2]}  # fmt: skip
     nan, inf = math.nan, math.inf
     with gs.SummaryWriter(tmp_path) as writer:
         for change, match in [
-            ({"num": -5}, "num must be a whole count >= 0, got -5"),
-            ({"num": nan}, "num must be a whole count >= 0, got nan"),
-            ({"num": inf}, "num must be a whole count >= 0, got inf"),
-            ({"num": 2.5}, "num must be a whole count >= 0, got 2.5"),
-            ({"num": 4}, "num is 4 but bucket_counts add up to 3"),
+            ({"num": -5}, "num must be a finite count >= 0, got -5"),
+            ({"num": nan}, "num must be a finite count >= 0, got nan"),
+            ({"num": inf}, "num must be a finite count >= 0, got inf"),
             ({"min": nan}, "min must be a finite number, got nan"),
             ({"max": -inf}, "max must be a finite number, got -inf"),
             ({"min": 3.0}, "min 3.0 is above max 2.0"),
@@ -522,7 +521,8 @@ def test_add_histogram_raw_checks_every_statistic(tmp_path):
             ({"sum": nan}, "sum must be finite"),
             ({"sum_squares": nan}, "sum_squares must be finite"),
             ({"sum_squares": -1.0}, "sum_squares must be >= 0"),
-            ({"bucket_counts": [0.5, 2.5]}, "bucket_counts must be whole counts >= 0"),
+            ({"bucket_counts": [0.5, -2.5]}, "bucket_counts must be finite counts >= 0"),
+            ({"bucket_counts": [0.5, nan]}, "bucket_counts must be finite counts >= 0"),
             (
                 {"num": 0, "bucket_counts": [0, 0]},
                 "num is 0 but sum is 1.5 and sum_squares 5.25: an empty",
@@ -538,7 +538,10 @@ def test_add_histogram_raw_checks_every_statistic(tmp_path):
         writer.add_histogram_raw("raw", **huge, global_step=1)  # float64 sums overflow: inf
         empty = {"num": 0, "sum": 0.0, "sum_squares": 0.0, "bucket_counts": [0, 0]}
         writer.add_histogram_raw("raw", **{**good, **empty}, global_step=2)
+        weighted = {"num": 4, "bucket_counts": [0.5, 2.25]}
+        writer.add_histogram_raw("raw", **{**good, **weighted}, global_step=3)
     written = [e.histogram_value for e in legacy_reader(tmp_path).Histograms("raw")]
     assert [(h.num, h.sum, h.sum_squares) for h in written] == [
-        (3, 1.5, 5.25), (1000, inf, inf), (0, 0.0, 0.0)
+        (3, 1.5, 5.25), (1000, inf, inf), (0, 0.0, 0.0), (4, 1.5, 5.25)
     ]  # fmt: skip
+    assert list(written[3].bucket) == [0.5, 2.25]

@@ -30,14 +30,9 @@ class HistogramMethods:
 
         Args:
             tag: series name.
-<<<<<<< HEAD
-            values: array or tensor of any shape and numeric dtype (bool, int, float).
-            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
-=======
             values: array or tensor of any shape and numeric dtype (bool, int, float); a
                 masked array (``numpy.ma``) counts its unmasked values only.
-            global_step: global step; None for one more than this tag's last step.
->>>>>>> i32-inputs
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             bins: ``"tensorflow"`` (default; or ``"tensorboard"``): TensorBoard's ladder of
                 1551 buckets, ±1e-12 .. ±1e20 10% apart (merges exactly); numpy's
                 estimators, counted as ``numpy.histogram`` of the finite values — ``"auto"``,
@@ -130,19 +125,14 @@ class HistogramMethods:
             tag: series name.
             min, max: the values' extremes, finite, ``min <= max`` (any finite pair when
                 ``num`` is 0).
-            num: how many values: a whole number >= 0, the total of ``bucket_counts``.
+            num: how many values: finite, >= 0.
             sum, sum_squares: their sum and sum of squares, finite (±inf only where ``num``
                 values within [min, max] can overflow float64), ``sum_squares >= 0``; both 0
                 when ``num`` is 0.
             bucket_limits: each bucket's right edge, increasing; ``bucket_counts``: one count
-<<<<<<< HEAD
-                per bucket (finite, >= 0).
+                per bucket (finite, >= 0; weighted counts may be fractions). Lists, arrays
+                or tensors (detached; a device tensor is copied back), at most 2**20 each.
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
-=======
-                per bucket (whole, >= 0). Lists, arrays or tensors (detached; a device tensor
-                is copied back), at most 2**20 each.
-            global_step: global step; None for one more than this tag's last step.
->>>>>>> i32-inputs
             walltime: seconds since the epoch; default now.
 
         Raises:

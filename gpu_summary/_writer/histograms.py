@@ -355,22 +355,17 @@ def log_histogram_raw(
 
 
 def _check_raw(stats: dict[str, float], counts: np.ndarray) -> None:
-    """add_histogram_raw's statistics, as add_histogram writes them: ``num`` a whole count
-    equal to the buckets' total (counts whole and >= 0); ``min <= max``, both finite; ``sum``
-    and ``sum_squares`` finite — ±inf only where ``num`` values within [min, max] can
-    overflow float64 — with ``sum_squares >= 0``, and both 0 for an empty histogram. torch
-    writes whatever it is given; TensorBoard then draws NaN or nothing."""
-    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts % 1 == 0).all()):
-        raise ValueError("bucket_counts must be whole counts >= 0 (values per bucket)")
+    """add_histogram_raw's statistics, as a histogram can have them: ``num`` and the counts
+    finite and >= 0 (fractions allowed: weighted histograms; ``num`` need not be the counts'
+    total, as torch's does not ask); ``min <= max``, both finite; ``sum`` and ``sum_squares``
+    finite — ±inf only where ``num`` values within [min, max] can overflow float64 — with
+    ``sum_squares >= 0``, and both 0 for an empty histogram. torch writes whatever it is given;
+    TensorBoard then draws NaN or nothing."""
+    if not (np.isfinite(counts).all() and (counts >= 0).all()):
+        raise ValueError("bucket_counts must be finite counts >= 0 (values per bucket)")
     num = stats["num"]
-    if not (math.isfinite(num) and num >= 0 and num.is_integer()):
-        raise ValueError(f"num must be a whole count >= 0, got {num!r}: the number of values")
-    total = float(counts.sum())
-    if num != total:
-        raise ValueError(
-            f"num is {num:.17g} but bucket_counts add up to {total:.17g}; num counts the "
-            "values, each in one bucket"
-        )
+    if not (math.isfinite(num) and num >= 0):
+        raise ValueError(f"num must be a finite count >= 0, got {num!r}: the number of values")
     low, high = stats["min"], stats["max"]
     for name, value in (("min", low), ("max", high)):
         if not math.isfinite(value):
