@@ -155,7 +155,7 @@ def image(value: object, step: object, tag: object, max_size: int | None = None)
     writer = default_writer()
     if ndim == 4:
         writer.add_images(seed_tag(tag), value, seed_step(step, None), dataformats="NHWC",
-                          max_size=max_size, one_tag=True)  # fmt: skip
+                          max_size=max_size, layout="tensor")  # fmt: skip
     else:
         writer.add_image(seed_tag(tag), value, seed_step(step, None), dataformats="HWC",
                          max_size=max_size)  # fmt: skip

@@ -394,12 +394,39 @@ GS_HD u8 unit_to_u8(double x) {
     return (u8)floor(add_rn(mul_rn(x, 255.0), 0.5));
 }
 
-GS_HD u8 pixel_u8(u8 v) { return v; }
-GS_HD u8 pixel_u8(bool v) { return v ? 255 : 0; }
-GS_HD u8 pixel_u8(half16 v) { return unit_to_u8(to_double(v)); }
-GS_HD u8 pixel_u8(bfloat16 v) { return unit_to_u8(to_double(v)); }
-GS_HD u8 pixel_u8(float v) { return unit_to_u8(to_double(v)); }
-GS_HD u8 pixel_u8(double v) { return unit_to_u8(v); }
+// x rounded to the nearest float32 (ties to even), as a double: the 52-bit significand
+// rounded at bit 29 in integers (a carry ripples into the exponent, as it should). Exact for
+// every finite x in float32's normal range; beyond it (overflow, float32 subnormals) the result
+// keeps 24 bits where float32 would give ±inf or fewer bits — which no pixel below tells apart.
+GS_HD double round_to_float(double x) {
+    const u64 bits = double_to_bits(x);
+    const u64 half = (1ULL << 28) - 1 + ((bits >> 29) & 1);  // just below half, +1 if odd
+    return bits_to_double((bits + half) & ~((1ULL << 29) - 1));
+}
+
+// A float pixel as torch's writer converts it: float32(x) * 255 in float32, clipped to
+// [0, 255], truncated; NaN to 0 (torch's cast leaves NaN undefined; 0 on x86). The float32
+// product is the exact double product (24 by 8 bits) rounded to float32, so no float
+// instruction (nor a flushed one) is involved.
+GS_HD u8 unit_to_u8_truncated(double x) {
+    if (is_nan(x)) {
+        return 0;
+    }
+    const double scaled = round_to_float(mul_rn(round_to_float(x), 255.0));
+    return (u8)fmin(fmax(scaled, 0.0), 255.0);  // the conversion truncates toward zero
+}
+
+// A float pixel by the rule asked for: torch's truncation or rounding half up.
+GS_HD u8 float_pixel_u8(double x, bool truncate) {
+    return truncate ? unit_to_u8_truncated(x) : unit_to_u8(x);
+}
+
+GS_HD u8 pixel_u8(u8 v, bool) { return v; }
+GS_HD u8 pixel_u8(bool v, bool) { return v ? 255 : 0; }
+GS_HD u8 pixel_u8(half16 v, bool truncate) { return float_pixel_u8(to_double(v), truncate); }
+GS_HD u8 pixel_u8(bfloat16 v, bool truncate) { return float_pixel_u8(to_double(v), truncate); }
+GS_HD u8 pixel_u8(float v, bool truncate) { return float_pixel_u8(to_double(v), truncate); }
+GS_HD u8 pixel_u8(double v, bool truncate) { return float_pixel_u8(v, truncate); }
 
 // Area averaging from n_in samples to n_out <= n_in, in integers: in units of 1/n_out of an
 // input pixel, input y spans [y * n_out, (y + 1) * n_out) and output i spans
@@ -420,14 +447,15 @@ GS_HD i64 area_last(i64 i, i64 n_in, i64 n_out) {
 }
 
 // One thumbnail sample: output (i, j) of channel `channel` of image `image`, from an (h, w)
-// image addressed by element strides. sum(w_y * w_x * pixel) / (h * w), rounded half up.
+// image addressed by element strides. sum(w_y * w_x * pixel) / (h * w), rounded half up;
+// float pixels converted by torch's truncation (`truncate`) or rounded half up.
 template <typename T>
 GS_HD u8 thumbnail_sample(const T* src, i64 stride_n, i64 stride_h, i64 stride_w,
                           i64 stride_c, i64 h, i64 w, i64 out_h, i64 out_w, i64 image, i64 i,
-                          i64 j, i64 channel) {
+                          i64 j, i64 channel, bool truncate) {
     const T* base = src + image * stride_n + channel * stride_c;
     if (out_h == h && out_w == w) {
-        return pixel_u8(base[i * stride_h + j * stride_w]);
+        return pixel_u8(base[i * stride_h + j * stride_w], truncate);
     }
     const i64 y_first = area_first(i, h, out_h), y_last = area_last(i, h, out_h);
     const i64 x_first = area_first(j, w, out_w), x_last = area_last(j, w, out_w);
@@ -436,7 +464,8 @@ GS_HD u8 thumbnail_sample(const T* src, i64 stride_n, i64 stride_h, i64 stride_w
         const i64 wy = area_weight(y, i, h, out_h);
         u64 row = 0;
         for (i64 x = x_first; x <= x_last; ++x) {
-            row += (u64)area_weight(x, j, w, out_w) * pixel_u8(base[y * stride_h + x * stride_w]);
+            row += (u64)area_weight(x, j, w, out_w) *
+                   pixel_u8(base[y * stride_h + x * stride_w], truncate);
         }
         total += (u64)wy * row;
     }

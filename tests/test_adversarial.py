@@ -431,8 +431,9 @@ def test_assets_are_not_world_writable_under_umask_000(tmp_path):
 
 
 def test_a_large_host_batch_grows_memory_by_its_pngs_only(tmp_path):
-    """Eighty 500×500 RGBA images (76 MiB, incompressible) without max_size: encoded at the
-    call from the caller's array, the record written from its parts. Measured as what the
+    """Eighty 500×500 RGBA images (76 MiB, incompressible) without max_size, an image each
+    (``layout="samples"``; torch's grid is one image, its memory a test of its own): encoded
+    at the call from the caller's array, the record written from its parts. Measured as what the
     promise is about — the allocations the call makes (tracemalloc traces NumPy's buffers and
     the PNGs' bytes), not process RSS, which the allocator and a loaded machine move: the call
     keeps its PNGs and nothing else, and never holds a copy of the batch (76 MiB) — at any
@@ -449,7 +450,7 @@ def test_a_large_host_batch_grows_memory_by_its_pngs_only(tmp_path):
         writer.add_scalar("warm", 0.0, 0)  # the writer thread and its buffers exist
         writer.flush()
         tracemalloc.start()
-        writer.add_images("seed", batch, 0, dataformats="NHWC")
+        writer.add_images("seed", batch, 0, dataformats="NHWC", layout="samples")
         kept = tracemalloc.get_traced_memory()[0]  # what the call holds until written
         writer.close()
         peak = tracemalloc.get_traced_memory()[1]  # the call and the writer thread's work

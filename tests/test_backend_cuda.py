@@ -200,7 +200,8 @@ def test_large_tensor_many_blocks(real_cp):
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, np.float16, np.bool_])
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW", "flipped"])
 @pytest.mark.parametrize("max_size", [None, 7, 64])
-def test_thumbnails_equal_numpy(cp, dtype, layout, max_size):
+@pytest.mark.parametrize("truncate", [False, True], ids=["half-up", "torch"])
+def test_thumbnails_equal_numpy(cp, dtype, layout, max_size, truncate):
     rng = np.random.default_rng(4)
     shape = (3, 45, 77, 3)
     if dtype == np.uint8:
@@ -217,8 +218,8 @@ def test_thumbnails_equal_numpy(cp, dtype, layout, max_size):
     elif layout == "flipped":
         host, device = host[:, ::-1, ::-1], device[:, ::-1, ::-1]
     backend, wrapped = _device(device)
-    got = backend.thumbnails(wrapped, max_size).result()
-    np.testing.assert_array_equal(got, nb.thumbnails(host, max_size).result())
+    got = backend.thumbnails(wrapped, max_size, truncate=truncate).result()
+    np.testing.assert_array_equal(got, nb.thumbnails(host, max_size, truncate=truncate).result())
 
 
 def test_scalars_from_device(cp):
@@ -268,7 +269,7 @@ def test_torch_tensors_on_their_current_stream(tmp_path):
     want = nb.histogram_fixed(host, None).result().stats
     assert acc.Histograms("h")[0].histogram_value.num == want.count
     assert acc.Scalars("s")[0].value == pytest.approx(float(host[3, 4]))
-    assert len(acc.Images("i")) == 2
+    assert [(e.width, e.height) for e in acc.Images("i")] == [(2 * 50, 40)]  # torch's grid
 
 
 @pytest.mark.gpu

@@ -153,7 +153,8 @@ def test_interpreter_exit_writes_everything(tmp_path):
         w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
         for i in range(500):
             w.add_scalar("x", float(i), i)
-        w.add_images("batch", np.zeros((3, 8, 8, 3), np.uint8), 0, dataformats="NHWC")  # at exit
+        w.add_images("batch", np.zeros((3, 8, 8, 3), np.uint8), 0, dataformats="NHWC",
+                     layout="samples")  # three PNGs, on the encoder threads, at exit
         dropped = gs.SummaryWriter({str(tmp_path / "dropped")!r}, flush_secs=3600)
         dropped.add_scalar("y", 1.0, 0)
         del dropped  # garbage-collected without close(): still written
@@ -172,14 +173,16 @@ def test_fork_child_gets_its_own_file(tmp_path):
         import gpu_summary as gs
         w = gs.SummaryWriter({str(tmp_path)!r}, flush_secs=3600)
         import numpy as np
-        w.add_images("parent_images", np.zeros((2, 4, 4, 3), np.uint8), 0, dataformats="NHWC")
+        w.add_images("parent_images", np.zeros((2, 4, 4, 3), np.uint8), 0, dataformats="NHWC",
+                     layout="samples")
         w.flush()  # the PNG encoder threads now exist in the parent
         for i in range(50):
             w.add_scalar("parent", float(i), i)   # buffered, not yet flushed
         pid = os.fork()
         if pid == 0:
             w.add_scalar("child", 1.0, 0)
-            w.add_images("child_images", np.zeros((2, 4, 4, 3), np.uint8), 0, dataformats="NHWC")
+            w.add_images("child_images", np.zeros((2, 4, 4, 3), np.uint8), 0,
+                         dataformats="NHWC", layout="samples")
             w.close()
             os._exit(0)
         _, status = os.waitpid(pid, 0)

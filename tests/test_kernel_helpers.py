@@ -48,6 +48,7 @@ _SIGNATURES = {
     "int64_to_double": [_P(np.int64), _I64, _P(np.float64)],
     "uint64_to_double": [_P(np.uint64), _I64, _P(np.float64)],
     "unit_to_u8": [_P(np.float64), _I64, _P(np.uint8)],
+    "unit_to_u8_truncated": [_P(np.float64), _I64, _P(np.uint8)],
     "element_offsets": [_I64, ctypes.c_int, _P(np.int64), _P(np.int64), _P(np.int64)],
 }
 _ORDER_KEY_TYPES = {
@@ -64,7 +65,7 @@ _ORDER_KEY_TYPES = {
 for _kind, _dtype in _ORDER_KEY_TYPES.items():
     _SIGNATURES[f"order_keys_{_kind}"] = [_P(_dtype), _I64, _P(np.uint64)]
 for _name in ("thumbnails_u8", "thumbnails_f64", "thumbnails_bool"):
-    _SIGNATURES[_name] = [ctypes.c_void_p, *[_I64] * 10, _P(np.uint8)]
+    _SIGNATURES[_name] = [ctypes.c_void_p, *[_I64] * 10, _P(np.uint8), ctypes.c_int]
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +253,41 @@ def test_unit_to_u8_matches_image_to_uint8(native):
     np.testing.assert_array_equal(out, nb.image_to_uint8(x))
 
 
+def test_unit_to_u8_truncated_is_torchs_float32_scaling(native):
+    """torch's writer: ``(x.astype(float32) * 255).clip(0, 255).astype(uint8)``. The kernel
+    rounds to float32 in integers; near every k/255 (where the float32 product rounds up onto
+    k), in float32's and float64's neighbours, past float32's range and at its tiny end, it
+    agrees with NumPy's own float32 arithmetic."""
+    k = np.arange(257, dtype=np.float64)
+    f32_steps = (np.arange(257, dtype=np.float32) / np.float32(255)).astype(np.float64)
+    f32_near = np.concatenate([
+        np.nextafter(f32_steps.astype(np.float32), np.float32(sign * 2)).astype(np.float64)
+        for sign in (1, -1)
+    ])  # fmt: skip
+    rng = np.random.default_rng(7)
+    x = np.concatenate([
+        _around(k / 255.0, 4), _around((k + 0.5) / 255.0, 2), f32_steps, f32_near,
+        _around(np.array([3.4028234663852886e38, 1.1754943508222875e-38, 1e-45]), 2),
+        rng.random(100_000) * 1.4 - 0.2, rng.random(1000).astype(np.float32),
+        [np.nan, -np.nan, -np.inf, np.inf, -1.0, 2.0, -0.0, 1e300, -1e300, 5e-324],
+    ])  # fmt: skip
+    out = np.empty(x.size, dtype=np.uint8)
+    native.unit_to_u8_truncated(x, x.size, out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        torch_way = (x.astype(np.float32) * np.float32(255)).clip(0, 255)
+    torch_way = np.where(np.isnan(torch_way), 0, torch_way).astype(np.uint8)
+    np.testing.assert_array_equal(out, torch_way)
+    np.testing.assert_array_equal(out, nb.image_to_uint8(x, truncate=True))
+    with np.errstate(over="ignore"):
+        single = x.astype(np.float32)
+    np.testing.assert_array_equal(
+        nb.image_to_uint8(single, truncate=True),
+        nb.image_to_uint8(single.astype(np.float64), truncate=True),
+    )
+    naive = np.trunc(np.nan_to_num(x).clip(0, 1) * 255).astype(np.uint8)  # in float64
+    assert (naive != out).sum() > 100  # the float32 rounding is what this holds
+
+
 def _views():
     base = np.arange(4 * 5 * 6 * 7, dtype=np.float32).reshape(4, 5, 6, 7)
     yield base
@@ -291,7 +327,9 @@ def test_collapsed_layouts_address_every_element_once(native, view):
     np.testing.assert_array_equal(np.sort(out + offset), np.sort(expected))
 
 
-def _thumbnail(native, images: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+def _thumbnail(
+    native, images: np.ndarray, out_h: int, out_w: int, truncate: bool = False
+) -> np.ndarray:
     function = {
         np.dtype(np.uint8): native.thumbnails_u8,
         np.dtype(np.float64): native.thumbnails_f64,
@@ -300,7 +338,7 @@ def _thumbnail(native, images: np.ndarray, out_h: int, out_w: int) -> np.ndarray
     n, h, w, c = images.shape
     out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
     strides = [s // images.dtype.itemsize for s in images.strides]
-    function(images.ctypes.data, n, h, w, c, *strides, out_h, out_w, out)
+    function(images.ctypes.data, n, h, w, c, *strides, out_h, out_w, out, int(truncate))
     return out
 
 
@@ -328,6 +366,8 @@ def test_thumbnail_sample_matches_numpy_thumbnails(native, shape, max_size, dtyp
     np.testing.assert_array_equal(
         _thumbnail(native, flipped, out_h, out_w), nb.thumbnails(flipped, max_size).result()
     )
+    truncated = nb.thumbnails(images, max_size, truncate=True).result()  # torch's scaling
+    np.testing.assert_array_equal(_thumbnail(native, images, out_h, out_w, True), truncated)
 
 
 def _order_keys(native, kind, values):

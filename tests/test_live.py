@@ -78,9 +78,10 @@ def test_a_running_writer_is_served_live(tmp_path, load_fast):
 
             # Every other kind, served while the writer is still open.
             entries = poll_json(base, "/data/plugin/images/images", lambda d: d, run="live",
-                                tag="samples/image/1", sample=0)  # fmt: skip
+                                tag="samples", sample=0)  # fmt: skip
             png = get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
-            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
+            grid = np.concatenate(image, axis=1)  # torch's grid: the two side by side
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), grid)
             (text,) = poll_json(base, "/data/plugin/text/text", lambda d: d, run="live",
                                 tag="notes")  # fmt: skip
             assert "<strong>text</strong>" in text["text"]

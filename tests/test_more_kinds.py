@@ -244,7 +244,7 @@ def test_add_figure_equals_torchs_pixels(tmp_path):
     np.testing.assert_array_equal(_png(ours), _png(theirs))
     figures = [pyplot.figure(figsize=(1, 1), dpi=30), pyplot.figure(figsize=(2, 1), dpi=30)]
     with gs.SummaryWriter(str(tmp_path / "list")) as writer:
-        writer.add_figure("many", figures, 0)
+        writer.add_figure("many", figures, 0, layout="samples")  # two sizes: an image each
         with pytest.raises(TypeError, match=r"matplotlib\.figure\.Figure"):
             writer.add_figure("bad", np.zeros((3, 4, 4)), 0)
         with pytest.raises(ValueError, match="empty list"):

@@ -317,7 +317,7 @@ def test_every_thread_left_behind_stops_as_lightnings_suite_stops_them(tmp_path)
     for step in range(50):
         writer.add_scalar("loss", float(step), step)
     writer.add_histogram("weights", np.arange(1 << 17, dtype=np.float32), 0)  # may compile
-    writer.add_images("batch", np.zeros((4, 3, 8, 8), np.float32), 0)
+    writer.add_images("batch", np.zeros((4, 3, 8, 8), np.float32), 0, layout="samples")  # pool
     left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
     assert left
     for thread in left:

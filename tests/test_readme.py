@@ -29,8 +29,9 @@ def test_python_example_runs(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "exp1"
     assert len(legacy_reader(run).Scalars("loss/train")) == 100
     assert len(legacy_reader(run).Histograms("activations")) == 100
-    assert {"samples/image/7", "notes"} <= set(plugin_reader(run).Tags()["tensors"])
-    assert len(legacy_reader(run).Images("samples/image/0")) == 100
+    assert {"samples", "notes"} <= set(plugin_reader(run).Tags()["tensors"])
+    (width, height) = {(e.width, e.height) for e in legacy_reader(run).Images("samples")}.pop()
+    assert len(legacy_reader(run).Images("samples")) == 100 and (width, height) == (256, 32)
     assert "_hparams_/experiment" in plugin_reader(run).PluginTagToContent("hparams")
     assert [node.name for node in legacy_reader(run).Graph().node] == ["x", "fc1"]
     assert "grad/fc1/anomaly/nan" in legacy_reader(run).Tags()["scalars"]

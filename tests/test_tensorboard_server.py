@@ -26,8 +26,9 @@ def test_server_shows_every_kind(tmp_path, load_fast):
             writer.add_scalar("loss", 1.0 / (step + 1), step)
         writer.add_histogram("weights", values, 0)
         writer.add_histogram("empty", np.array([np.nan, np.inf]), 0)
-        writer.add_images("samples", image, 0, dataformats="NHWC", one_tag=True)
-        writer.add_images("batch", image, 0, dataformats="NHWC")  # batch/image/0, batch/image/1
+        writer.add_images("samples", image, 0, dataformats="NHWC", layout="tensor")
+        writer.add_images("batch", image, 0, dataformats="NHWC", layout="samples")  # batch/image/i
+        writer.add_images("grid", image, 0, dataformats="NHWC")  # torch's: the two side by side
         writer.add_image("one", image[0], 0, dataformats="HWC")
         writer.add_text("notes", "hello *world*", 0)
 
@@ -55,7 +56,7 @@ def test_server_shows_every_kind(tmp_path, load_fast):
         png = _get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
         for tag, want in (("batch/image/0", image[0]), ("batch/image/1", image[1]),
-                          ("one", image[0])):  # fmt: skip
+                          ("grid", np.concatenate(image, axis=1)), ("one", image[0])):  # fmt: skip
             entries = _poll_json(
                 base, "/data/plugin/images/images", lambda d: d, run="run", tag=tag, sample=0
             )

@@ -104,11 +104,8 @@ def test_add_image_is_chw_and_reads_back_as_torchs(tmp_path, channels):
     ((t_step, t_width, t_height, t_pixels),) = _images(tmp_path / "torch", "img")
     assert (step, width, height) == (t_step, t_width, t_height) == (7, 13, 9)
     hwc = chw.transpose(1, 2, 0)
-    np.testing.assert_array_equal(pixels.reshape(hwc.shape), hwc)
-    if channels == 1:  # torch repeats gray into RGB; ours stays a gray PNG of the same pixels
-        np.testing.assert_array_equal(t_pixels, np.repeat(hwc, 3, axis=2))
-    else:
-        np.testing.assert_array_equal(pixels, t_pixels)
+    np.testing.assert_array_equal(pixels, np.repeat(hwc, 3, axis=2) if channels == 1 else hwc)
+    np.testing.assert_array_equal(pixels, t_pixels)  # gray repeated into RGB by both
 
 
 def test_tbparse_reads_scalars_histograms_and_text_as_torchs(tmp_path):

@@ -231,7 +231,7 @@ def test_image_uint8_round_trip(writer, tmp_path, channels, layout, xp):
     writer.flush()
     ((step, width, height, (decoded,)),) = _decode(tmp_path, "img")
     assert (step, width, height) == (5, 23, 17)
-    expected = hwc[:, :, 0] if channels == 1 else hwc
+    expected = np.repeat(hwc, 3, axis=2) if channels == 1 else hwc  # gray as RGB, as torch's
     np.testing.assert_array_equal(decoded, expected)
     meta = plugin_reader(tmp_path).SummaryMetadata("img")
     assert meta.plugin_data.plugin_name == "images"
@@ -243,9 +243,10 @@ def test_image_float_and_bool_and_gray(writer, tmp_path):
     writer.add_image("bool", gray > 0.5, 0, dataformats="HW")
     writer.flush()
     ((_, _, _, (decoded,)),) = _decode(tmp_path, "float")
-    np.testing.assert_array_equal(decoded, np.floor(gray * 255 + 0.5).astype(np.uint8))
+    torchs = (gray.astype(np.float32) * np.float32(255)).astype(np.uint8)  # truncated, as torch
+    np.testing.assert_array_equal(decoded, np.repeat(torchs[..., None], 3, axis=2))
     ((_, _, _, (decoded,)),) = _decode(tmp_path, "bool")
-    np.testing.assert_array_equal(decoded, np.where(gray > 0.5, 255, 0))
+    np.testing.assert_array_equal(decoded[..., 0], np.where(gray > 0.5, 255, 0))
 
 
 def _legacy_images(tmp_path, tag):
@@ -259,10 +260,10 @@ def _legacy_images(tmp_path, tag):
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_images_batch_is_a_summary_image_per_sample(writer, tmp_path, layout):
+def test_images_samples_layout_is_a_summary_image_per_sample(writer, tmp_path, layout):
     nhwc = np.random.default_rng(9).random((5, 10, 14, 3)).astype(np.float32)
     batch = nhwc if layout == "NHWC" else nhwc.transpose(0, 3, 1, 2)
-    writer.add_images("batch", batch, 1, dataformats=layout)
+    writer.add_images("batch", batch, 1, dataformats=layout, layout="samples")
     writer.flush()
     expected = np.floor(nhwc.astype(np.float64) * 255 + 0.5).astype(np.uint8)
     assert sorted(legacy_reader(tmp_path).Tags()["images"]) == [
@@ -291,7 +292,7 @@ def test_images_one_tag_is_one_tensor_of_samples(writer, tmp_path):
 
 def test_images_max_size(writer, tmp_path):
     batch = np.random.default_rng(1).integers(0, 256, (3, 40, 100, 4), dtype=np.uint8)
-    writer.add_images("small", batch, 0, max_size=25, dataformats="NHWC")
+    writer.add_images("small", batch, 0, max_size=25, dataformats="NHWC", layout="samples")
     writer.flush()
     block = batch.reshape(3, 10, 4, 25, 4, 4).astype(np.int64).sum(axis=(2, 4))
     for i in range(3):

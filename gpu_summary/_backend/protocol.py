@@ -54,8 +54,11 @@ class Backend(Protocol):
         """Ladder histograms of several arrays of one dtype (and device), together."""
         ...
 
-    def thumbnails(self, images: Array, max_size: int | None) -> Pending[np.ndarray]:
-        """NHWC images as uint8 on the host, area-shrunk so the longer side is ``max_size``."""
+    def thumbnails(
+        self, images: Array, max_size: int | None, *, truncate: bool = False
+    ) -> Pending[np.ndarray]:
+        """NHWC images as uint8 on the host, area-shrunk so the longer side is ``max_size``;
+        floats scaled as ``image_to_uint8`` scales them (``truncate``: as torch's writer)."""
         ...
 
     def thumbnail_size(self, height: int, width: int, max_size: int | None) -> tuple[int, int]:

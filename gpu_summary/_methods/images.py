@@ -23,12 +23,14 @@ class ImageMethods:
         max_size: int | None = None,
         step: int | None = None,
     ) -> None:
-        """Log one image.
+        """Log one image, as torch's writer writes it: a ``Summary.Image`` under ``tag``, gray
+        repeated into RGB, floats scaled as torch scales them.
 
         Args:
             tag: series name.
-            img_tensor: uint8 (0..255), float (0..1, clipped; NaN → 0) or bool array, with 1
-                (gray), 3 (RGB) or 4 (RGBA) channels.
+            img_tensor: uint8 (0..255), float (0..1: as float32 × 255, clipped and truncated,
+                as torch's; NaN → 0) or bool array, with 1 (gray), 3 (RGB) or 4 (RGBA)
+                channels.
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             dataformats: ``"CHW"`` (default, as torch's), ``"HWC"`` or ``"HW"`` (gray).
             max_size: a longer side shrunk to this by area averaging on the backend (on the
@@ -42,7 +44,7 @@ class ImageMethods:
         """
         global_step = arguments.either_step(global_step, step)
         images.log_images(self._state, tag, img_tensor, global_step, dataformats, max_size,
-                          walltime, batch=False)  # fmt: skip
+                          walltime, layout=None)  # fmt: skip
 
     def add_images(
         self,
@@ -53,28 +55,38 @@ class ImageMethods:
         dataformats: str = "NCHW",
         *,
         max_size: int | None = None,
+        layout: str = "grid",
         one_tag: bool = False,
         step: int | None = None,
     ) -> None:
-        """Log a batch of images at one step, each sample its own image.
+        """Log a batch of images at one step: by default one image under ``tag``, the batch
+        tiled as torch's writer tiles it.
 
-        Sample i is tagged ``<tag>/image/<i>`` (TensorFlow 1's names), a ``Summary.Image``
-        that ``EventAccumulator.Images`` and tbparse read and TensorBoard shows as a card of
-        its own; all in one event. (torch tiles the batch into one grid image under ``tag``.)
+        ``layout="grid"`` (torch's): row-major on a grid of min(N, 8) columns, no padding,
+        empty cells black; gray repeated into RGB and floats scaled as :meth:`add_image`
+        (torch's pixels exactly; RGBA, which torch refuses, tiled alike). ``"samples"``:
+        sample i a ``Summary.Image`` tagged ``<tag>/image/<i>`` (TensorFlow 1's names; a card
+        each; gray stays one channel, floats ``floor(clip(x, 0, 1) * 255 + 0.5)``).
+        ``"tensor"``: the samples as one tensor of PNGs under ``tag`` (TensorBoard 2's form:
+        one card; ``EventAccumulator.Tensors`` reads it, ``Images`` and tbparse's ``images``
+        do not), gray and floats as ``"samples"``.
 
         Args:
             tag: series name.
             img_tensor: a batch as in :meth:`add_image`, with a leading sample axis.
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             dataformats: ``"NCHW"`` (default, as torch's), ``"NHWC"`` or ``"NHW"`` (gray).
-            max_size: as in :meth:`add_image`; with it, the batch is never copied whole.
-            one_tag: write the batch as one tensor of PNGs under ``tag`` instead (TensorBoard
-                2's form: the samples of one card; ``EventAccumulator.Tensors`` reads it,
-                ``Images`` and tbparse's ``images`` do not).
+            max_size: as in :meth:`add_image`, each sample shrunk before the grid is tiled;
+                with it, the batch is never copied whole.
+            layout: ``"grid"``, ``"samples"`` or ``"tensor"``, as above.
+            one_tag: True is ``layout="tensor"`` (its older spelling).
             walltime: seconds since the epoch; default now.
+
+        Raises:
+            As :meth:`add_image`; ValueError: an unknown ``layout``, or ``one_tag=True`` with
+                ``layout="samples"``.
         """
         global_step = arguments.either_step(global_step, step)
-        if not isinstance(one_tag, bool):
-            raise TypeError(f"one_tag must be True or False, got {one_tag!r}")
+        layout = images.check_layout(layout, one_tag)
         images.log_images(self._state, tag, img_tensor, global_step, dataformats, max_size,
-                          walltime, batch=True, one_tag=one_tag)  # fmt: skip
+                          walltime, layout=layout)  # fmt: skip

@@ -122,20 +122,25 @@ class MediaMethods:
         close: bool = True,
         walltime: float | None = None,
         *,
+        layout: str = "grid",
         step: int | None = None,
     ) -> None:
         """Log a matplotlib figure (or a list of them) as an image.
 
         Args:
-            tag: series name; a list's figure i is ``<tag>/image/<i>`` (as :meth:`add_images`).
+            tag: series name.
             figure: a ``matplotlib.figure.Figure`` or a list of them; rendered by Agg at the
-                call (matplotlib is imported only by the caller).
+                call (matplotlib is imported only by the caller). A list is one image under
+                ``tag``, the figures tiled as :meth:`add_images` tiles a batch (torch's).
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
             close: close the figures once rendered (``pyplot.close``).
+            layout: ``"grid"`` (torch's), or ``"samples"``: a list's figure i an image of its
+                own, ``<tag>/image/<i>`` (figures of different sizes need it).
             walltime: seconds since the epoch; default now.
 
         Raises:
-            TypeError: not a Figure. ValueError: an empty list.
+            TypeError: not a Figure. ValueError: an empty list; a grid of figures of
+                different sizes; an unknown ``layout``.
         """
         global_step = arguments.either_step(global_step, step)
-        media.log_figure(self._state, tag, figure, global_step, close, walltime)
+        media.log_figure(self._state, tag, figure, global_step, close, walltime, layout)

@@ -1,9 +1,12 @@
 """``add_image`` and ``add_images``: checked, thumbnails launched on the backend that holds
-the pixels (so a device batch never crosses whole), PNGs encoded on the writer thread — or,
-for a large host batch without ``max_size``, at the call, image by image, so that it is never
-copied whole — and the record written from its parts."""
+the pixels (so a device batch never crosses whole, only its uint8 samples), tiled into torch's
+grid on the host (``layout="grid"``, and every ``add_image``), PNGs encoded on the writer
+thread — or, for a large host batch without ``max_size``, at the call, a few images at a time,
+so that it is never copied whole — and the record written from its parts."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -13,10 +16,24 @@ from gpu_summary._core import arguments
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
-from gpu_summary.summaries.image import encode_pngs, image_summary
+from gpu_summary.summaries.image import encode_pngs, grid_image, grid_size, image_summary
 
 # A host batch at least this large (uint8 bytes) without max_size is encoded at the call.
 ENCODE_AT_CALL = 64 << 20
+# add_images' layouts: torch's grid (the default), ours: an image per sample, one tensor.
+LAYOUTS = ("grid", "samples", "tensor")
+
+
+def check_layout(layout: object, one_tag: object = False, layouts: tuple = LAYOUTS) -> str:
+    """``layout`` checked against ``layouts``; ``one_tag=True`` (the older spelling) is
+    ``"tensor"``."""
+    if not isinstance(one_tag, bool):
+        raise TypeError(f"one_tag must be True or False, got {one_tag!r}")
+    if not isinstance(layout, str) or layout not in layouts:
+        raise ValueError(f"layout must be one of {list(layouts)}, got {layout!r}")
+    if one_tag and layout not in ("grid", "tensor"):
+        raise ValueError(f"one_tag=True is layout='tensor', but layout={layout!r}; give one")
+    return "tensor" if one_tag else layout
 
 
 def _stacked(images: list | tuple) -> object:
@@ -45,13 +62,18 @@ def log_images(
     max_size: object,
     walltime: object,
     *,
-    batch: bool,
-    one_tag: bool = False,
+    layout: str | None,
 ) -> None:
-    """SummaryWriter.add_image (``batch=False``) or add_images (``batch=True``; ``one_tag``:
-    the batch as one tensor of PNGs under ``tag``)."""
+    """SummaryWriter.add_image (``layout=None``: one image, as torch writes it) or add_images
+    (``layout``, checked: torch's grid under ``tag``, ``samples`` as ``<tag>/image/<i>``, or
+    ``tensor``, the batch as one tensor of PNGs under ``tag``).
+
+    The torch forms (add_image, the grid) scale floats as torch does and repeat gray into RGB;
+    ours keep gray and round floats half up, as they always did.
+    """
     argument = "img_tensor"
     tag, step, wall = state.begin(tag, step, walltime)
+    batch = layout is not None
     formats = arguments.IMAGES_FORMATS if batch else arguments.IMAGE_FORMATS
     if (
         batch
@@ -60,22 +82,28 @@ def log_images(
         and (dataformats.upper() in arguments.IMAGE_FORMATS)
     ):  # tensorboardX's list of same-sized images, each in a one-image layout
         images, dataformats = _stacked(images), "N" + dataformats.upper()
-    layout = arguments.check_dataformats(dataformats, formats, "dataformats")
+    shape = arguments.check_dataformats(dataformats, formats, "dataformats")
     if max_size is not None:
         max_size = arguments.check_positive_int(
             max_size, "max_size", "give the longest side in pixels, e.g. max_size=256"
         )
     backend, array = backend_for(images, argument)
-    nhwc = arguments.check_images(array, layout, argument, "dataformats")
+    nhwc = arguments.check_images(array, shape, argument, "dataformats")
     n, height, width, channels = nhwc.shape
     out_h, out_w = backend.thumbnail_size(height, width, max_size)
+    torch_form = layout in (None, "grid")
+    size = grid_size(n, out_h, out_w, channels) if torch_form else (out_h, out_w, channels)
+    pngs = 1 if torch_form else n
+    what = f"{n} image(s) of {out_h}×{out_w}×{channels}" + (
+        f", a grid of {size[0]}×{size[1]}×{size[2]}" if torch_form and n > 1 else ""
+    )
     arguments.check_record(  # the PNGs at worst: stored, a filter byte a row
-        n * out_h * (out_w * channels + 1), argument,
-        f"{n} image(s) of {out_h}×{out_w}×{channels}", "pass max_size to shrink them, or log fewer",
+        pngs * size[0] * (size[1] * size[2] + 1), argument, what,
+        "pass max_size to shrink them, or log fewer",
     )  # fmt: skip
     if not state.writes_files:
         return  # rank 0's images only
-    if batch and one_tag:  # one tensor of PNGs under one tag: the samples of one card
+    if layout == "tensor":  # one tensor of PNGs under one tag: the samples of one card
         pending = backend.thumbnails(nhwc, max_size)
 
         def build() -> summary_pb2.Summary:
@@ -83,34 +111,55 @@ def log_images(
 
         state.enqueue("image", tag, step, wall, build, nbytes=n * out_h * out_w * channels)
         return
-    # Summary.Image values, as torch writes an image (every reader knows them), one per
-    # sample for a batch; the record goes out from its parts, the PNGs never copied.
-    tags = [f"{tag}/image/{i}" for i in range(n)] if batch else [tag]
+    # Summary.Image values, as torch writes an image (every reader knows them): the grid, or
+    # one per sample; the record goes out from its parts, the PNGs never copied.
+    tags = [tag] if torch_form else [f"{tag}/image/{i}" for i in range(n)]
     step = state.resolve_step(tag, step)
+
+    def pngs_of(pixels: np.ndarray) -> list[bytes]:
+        return encode_pngs(grid_image(pixels)[None] if torch_form else pixels)
+
     raw = n * out_h * out_w * channels
     if backend is numpy_backend and max_size is None and raw >= ENCODE_AT_CALL:
-        # A large host batch: encoded here, image by image from the caller's array (which
-        # may change once this returns), so memory grows by the PNGs, never by a copy.
-        pngs = encode_pngs(nhwc, numpy_backend.image_to_uint8)
+        # A large host batch: encoded here, a few images at a time from the caller's array
+        # (which may change once this returns), so memory grows by the PNGs (and the grid),
+        # never by a copy of the batch, let alone a float one.
+        to_uint8 = functools.partial(numpy_backend.image_to_uint8, truncate=torch_form)
+        if torch_form:
+            done = encode_pngs(grid_image(nhwc, to_uint8)[None])
+        else:
+            done = encode_pngs(nhwc, to_uint8)
 
         def encoded() -> tuple[list[bytes], int, int, int]:
-            return pngs, out_h, out_w, channels
+            return done, *size
 
-        nbytes = sum(len(png) for png in pngs)
+        nbytes = sum(len(png) for png in done)
     elif backend is numpy_backend and nhwc.dtype == np.uint8 and (out_h, out_w) == (height, width):
         # Copied in the caller's own memory order (CHW stays CHW: a plain copy, not a slow
-        # transposition on the caller's thread); each image is made row-major by its encoder.
+        # transposition on the caller's thread); each image is made row-major by its encoder,
+        # or the grid tiled, on the writer thread.
         pixels = np.array(nhwc, order="K")
 
         def encoded() -> tuple[list[bytes], int, int, int]:
-            return encode_pngs(pixels), out_h, out_w, channels
+            return pngs_of(pixels), *size
 
         nbytes = raw
-    else:
-        pending = backend.thumbnails(nhwc, max_size)
+    elif backend is numpy_backend and torch_form:
+        # Converted and shrunk a few images at a time straight into the grid: the one copy.
+        def shrunk(group: np.ndarray) -> np.ndarray:
+            return numpy_backend.thumbnails(group, max_size, truncate=True).result()
+
+        grid = grid_image(nhwc, shrunk)
 
         def encoded() -> tuple[list[bytes], int, int, int]:
-            return encode_pngs(pending.result()), out_h, out_w, channels
+            return encode_pngs(grid[None]), *size
+
+        nbytes = grid.nbytes
+    else:
+        pending = backend.thumbnails(nhwc, max_size, truncate=torch_form)
+
+        def encoded() -> tuple[list[bytes], int, int, int]:
+            return pngs_of(pending.result()), *size
 
         nbytes = raw
     state.events.add(jobs.images(tag, tags, encoded, step, wall, nbytes))

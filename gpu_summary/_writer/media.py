@@ -15,11 +15,12 @@ import numpy as np
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
+from gpu_summary._writer.images import check_layout
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import media
 from gpu_summary.summaries.audio import audio_summary
-from gpu_summary.summaries.image import encode_png
+from gpu_summary.summaries.image import encode_png, grid_image
 
 MAX_SAMPLE_RATE = 1 << 24  # Hz; far above any audio format's
 MAX_SIDE = 1 << 15  # pixels a side of a drawn image after rescale
@@ -228,12 +229,16 @@ def log_figure(
     step: object,
     close: object,
     walltime: object,
+    layout: object = "grid",
 ) -> None:
     """SummaryWriter.add_figure: rendered here (the figure may change once this returns); a
-    list of figures as ``<tag>/image/<i>``, one image each, as ``add_images`` writes."""
+    list of figures tiled into torch's grid under ``tag`` (``layout="grid"``, as torch's
+    ``add_images`` of the stacked figures), or ``<tag>/image/<i>``, an image each
+    (``layout="samples"``)."""
     tag, step, wall = state.begin(tag, step, walltime)
     if not isinstance(close, (bool, np.bool_)):
         raise TypeError(f"close must be True or False, got {close!r}")
+    layout = check_layout(layout, layouts=("grid", "samples"))
     several = isinstance(figure, (list, tuple))
     figures = list(figure) if several else [figure]
     if not figures:
@@ -248,6 +253,14 @@ def log_figure(
         pyplot = sys.modules["matplotlib.pyplot"]
         for one in figures:
             pyplot.close(one)
+    if several and layout == "grid":
+        sizes = sorted({p.shape[:2] for p in pictures})
+        if len(sizes) > 1:
+            raise ValueError(
+                f"figure's figures differ in size (height, width: {sizes}); a grid needs one "
+                "size: draw them alike, or pass layout='samples' for an image each"
+            )
+        pictures, several = [grid_image(np.stack(pictures))], False
     if not state.writes_files:
         return
     tags = [f"{tag}/image/{i}" for i in range(len(figures))] if several else [tag]

@@ -2,7 +2,8 @@
 
 The value is a DT_STRING tensor ``[width, height, png_1, ..., png_n]`` (width and height as
 decimal strings) with plugin name ``images`` and data class BLOB_SEQUENCE, as TensorBoard's own
-image summary writes it. PNGs (1 channel gray, 3 RGB, 4 RGBA) are encoded by ``png``.
+image summary writes it. PNGs (1 channel gray, 3 RGB, 4 RGBA) are encoded by ``png``. A batch
+for one ``Summary.Image`` is tiled by :func:`grid_image`, as torch's ``make_grid`` tiles it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,55 @@ def encode_pngs(
         else:
             return [task.result() for task in tasks]
     return [one(index) for index in range(len(images))]
+
+
+# torch's make_grid (torch/utils/tensorboard/_utils.py): at most 8 columns, no padding.
+GRID_COLUMNS = 8
+# Values converted at a time when a grid is tiled from unconverted images.
+_GRID_GROUP = 1 << 21
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, columns) of torch's grid of ``n`` images: min(n, 8) columns, rows enough."""
+    columns = min(n, GRID_COLUMNS)
+    return -(-n // columns), columns
+
+
+def grid_size(n: int, height: int, width: int, channels: int) -> tuple[int, int, int]:
+    """(height, width, channels) of the grid of ``n`` images: gray becomes RGB, as torch's."""
+    rows, columns = grid_shape(n)
+    return rows * height, columns * width, 3 if channels == 1 else channels
+
+
+def grid_image(
+    images: np.ndarray, to_uint8: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """NHWC ``images`` tiled as torch's ``add_images`` tiles a batch: row-major on
+    :func:`grid_shape`'s grid, no padding, the cells after the last image black (zero), gray
+    repeated into RGB; RGBA (which torch refuses) tiled alike, the empty cells transparent.
+
+    ``images`` are uint8, or made uint8 NHWC by ``to_uint8`` (which may shrink them, all
+    alike) a few images at a time straight into the grid, never the batch at once. One RGB or
+    RGBA image is its own grid: returned as it is (a view), or as ``to_uint8`` gives it.
+    """
+    n, height, width, channels = images.shape
+    if n == 1 and channels != 1:
+        return (images if to_uint8 is None else to_uint8(images))[0]
+    _, columns = grid_shape(n)
+    group = n if to_uint8 is None else max(1, _GRID_GROUP // (height * width * channels))
+    grid = None
+    for start in range(0, n, group):
+        pixels = images[start : start + group]
+        if to_uint8 is not None:
+            pixels = to_uint8(pixels)
+        _, height, width, _ = pixels.shape
+        if grid is None:
+            grid = np.zeros(grid_size(n, height, width, channels), np.uint8)
+        for k, image in enumerate(pixels, start):
+            row, column = divmod(k, columns)
+            cell = grid[row * height : (row + 1) * height, column * width : (column + 1) * width]
+            cell[...] = image  # a gray image broadcast into R, G and B
+    return grid
 
 
 def image_metadata() -> summary_pb2.SummaryMetadata:

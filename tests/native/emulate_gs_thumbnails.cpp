@@ -4,13 +4,14 @@
 #define GS_EMU_PARAMS                                                                        \
     unsigned grid, unsigned long long src, long long n, long long h, long long w, long long c, \
         long long stride_n, long long stride_h, long long stride_w, long long stride_c,       \
-        long long out_h, long long out_w, unsigned long long out
+        long long out_h, long long out_w, unsigned long long out, int truncate
 
 template <typename T>
 int emulate(GS_EMU_PARAMS) {
     gs_emu_launch(grid, GS_THREADS, 0, [&] {
         GS_EMU_SLOTS(gs_thumbnails<T>(reinterpret_cast<const T*>(src), n, h, w, c, stride_n, stride_h,
-                         stride_w, stride_c, out_h, out_w, reinterpret_cast<unsigned char*>(out)));
+                         stride_w, stride_c, out_h, out_w, reinterpret_cast<unsigned char*>(out),
+                         truncate));
     });
     return (int)sizeof(T);
 }
@@ -20,7 +21,7 @@ int emulate(GS_EMU_PARAMS) {
 extern "C" int emu_gs_thumbnails(int type, GS_EMU_PARAMS) {
     const auto args = [&](auto tag) {
         return emulate<decltype(tag)>(grid, src, n, h, w, c, stride_n, stride_h, stride_w,
-                                      stride_c, out_h, out_w, out);
+                                      stride_c, out_h, out_w, out, truncate);
     };
     switch (type) {
         case 0: return args(bool{});

@@ -55,6 +55,10 @@ void unit_to_u8(const double* x, long long n, unsigned char* out) {
     for (long long i = 0; i < n; ++i) out[i] = gs::unit_to_u8(x[i]);
 }
 
+void unit_to_u8_truncated(const double* x, long long n, unsigned char* out) {
+    for (long long i = 0; i < n; ++i) out[i] = gs::unit_to_u8_truncated(x[i]);
+}
+
 // Order keys (gs::order_key) of arrays of each storage kind.
 #define GS_ORDER_KEYS(NAME, T, MAKE)                                              \
     void NAME(const T* v, long long n, unsigned long long* out) {                 \
@@ -89,7 +93,7 @@ void element_offsets(long long n, int ndim, const long long* shape, const long l
 #define GS_THUMBNAILS(NAME, T)                                                                \
     void NAME(const T* src, long long n, long long h, long long w, long long c,               \
               long long stride_n, long long stride_h, long long stride_w, long long stride_c, \
-              long long out_h, long long out_w, unsigned char* out) {                         \
+              long long out_h, long long out_w, unsigned char* out, int truncate) {           \
         long long k = 0;                                                                      \
         for (long long image = 0; image < n; ++image)                                         \
             for (long long i = 0; i < out_h; ++i)                                             \
@@ -97,7 +101,7 @@ void element_offsets(long long n, int ndim, const long long* shape, const long l
                     for (long long ch = 0; ch < c; ++ch)                                      \
                         out[k++] = gs::thumbnail_sample(src, stride_n, stride_h, stride_w,    \
                                                         stride_c, h, w, out_h, out_w, image,  \
-                                                        i, j, ch);                            \
+                                                        i, j, ch, truncate != 0);             \
     }
 GS_THUMBNAILS(thumbnails_u8, unsigned char)
 GS_THUMBNAILS(thumbnails_f64, double)

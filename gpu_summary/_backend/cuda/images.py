@@ -15,8 +15,11 @@ from gpu_summary._core.results import Pending
 thumbnail_size = numpy_backend.thumbnail_size
 
 
-def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]:
-    """uint8 NHWC thumbnails of NHWC device images (any strides), made on the device.
+def thumbnails(
+    images: DeviceArray, max_size: int | None, *, truncate: bool = False
+) -> Pending[np.ndarray]:
+    """uint8 NHWC thumbnails of NHWC device images (any strides), made on the device; floats
+    converted as the NumPy backend's ``image_to_uint8`` (``truncate``: as torch's writer).
 
     Only the thumbnails are copied to the host; the result is a NumPy array over pinned memory.
     """
@@ -40,7 +43,7 @@ def thumbnails(images: DeviceArray, max_size: int | None) -> Pending[np.ndarray]
         if total:
             grid = runtime.grid_for(images.device_id, total, kernel)
             args = thumbnails_abi.thumbnails_args(
-                array.data.ptr, (n, h, w, c), strides, out_h, out_w, out.ptr
+                array.data.ptr, (n, h, w, c), strides, out_h, out_w, out.ptr, truncate
             )
             kernel((grid,), (kernel_sources.THREADS,), args)
         host, event = runtime.launch_copy(out, total, images.stream)

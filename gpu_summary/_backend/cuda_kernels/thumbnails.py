@@ -19,8 +19,10 @@ def thumbnails_args(
     out_h: int,
     out_w: int,
     out: int,
+    truncate: bool = False,
 ) -> tuple:
-    """gs_thumbnails' arguments: NHWC ``shape``, element ``strides``, output size and buffer."""
+    """gs_thumbnails' arguments: NHWC ``shape``, element ``strides``, output size and buffer,
+    and the float conversion (``truncate``: torch's, else rounded half up)."""
     return (
         np.uint64(src),
         *map(np.int64, shape),
@@ -28,4 +30,5 @@ def thumbnails_args(
         np.int64(out_h),
         np.int64(out_w),
         np.uint64(out),
+        np.int32(bool(truncate)),
     )

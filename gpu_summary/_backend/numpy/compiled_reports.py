@@ -26,7 +26,9 @@ from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import AnomalyResult, HistogramResult, Pending, Ready, TensorStats
 
 
-def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
+def thumbnails(
+    images: np.ndarray, max_size: int | None, *, truncate: bool = False
+) -> Pending[np.ndarray]:
     """``images.thumbnails``, the area averages compiled and shared out over the threads by
     image (a few images converted to uint8 at a time, as the specification does)."""
     n, h, w, c = images.shape
@@ -37,16 +39,17 @@ def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
         or n == 0
         or h * w * c > reference_images.STREAM_ABOVE
     ):
-        return reference_images.thumbnails(images, max_size)  # (one huge image: streamed)
+        # (one huge image: streamed)
+        return reference_images.thumbnails(images, max_size, truncate=truncate)
     variant = (np.dtype(np.uint8), False)  # the kernel's input: each group as uint8
     if not runtime.usable(variant, images.size):
-        return reference_images.thumbnails(images, max_size)
+        return reference_images.thumbnails(images, max_size, truncate=truncate)
     kernels = runtime.kernels()
     out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
     per_group = max(1, CHUNK * 64 // max(1, h * w * c))
 
     for start in range(0, n, per_group):
-        group = reference_images.image_to_uint8(images[start : start + per_group])
+        group = reference_images.image_to_uint8(images[start : start + per_group], truncate)
         if not group.flags.c_contiguous:  # one kernel signature: C-contiguous, writable
             group = np.ascontiguousarray(group)
         if not group.flags.writeable:

@@ -36,25 +36,34 @@ def pieces(shape: tuple[int, ...], budget: int) -> Iterator[tuple]:
             yield (*outer, slice(start, start + step))
 
 
-def image_to_uint8(images: np.ndarray) -> np.ndarray:
+def image_to_uint8(images: np.ndarray, truncate: bool = False) -> np.ndarray:
     """uint8 pixels: uint8 as is, bool as 0/255, floats in [0, 1] scaled by 255.
 
-    Floats: ``floor(clip(x, 0, 1) * 255 + 0.5)`` in float64; NaN becomes 0. Converted
-    ``BAND`` values at a time: the only new memory is the uint8 result.
+    Floats: ``floor(clip(x, 0, 1) * 255 + 0.5)`` in float64; with ``truncate``, as torch's
+    writer converts them: ``x`` cast to float32, times 255 in float32, clipped to [0, 255] and
+    truncated. NaN becomes 0 either way. Converted ``BAND`` values at a time: the only new
+    memory is the uint8 result.
     """
     if images.dtype == np.uint8:
         return images
     if images.size <= BAND:
-        return _to_uint8(images)
+        return _to_uint8(images, truncate)
     out = np.empty(images.shape, np.uint8)
     for index in pieces(images.shape, BAND):
-        out[index] = _to_uint8(images[index])
+        out[index] = _to_uint8(images[index], truncate)
     return out
 
 
-def _to_uint8(images: np.ndarray) -> np.ndarray:
+def _to_uint8(images: np.ndarray, truncate: bool) -> np.ndarray:
     if images.dtype == np.bool_:
         return images.astype(np.uint8) * np.uint8(255)
+    if truncate:  # torch's summary.image: (x.astype(float32) * 255).clip(0, 255).astype(uint8)
+        with np.errstate(over="ignore"):  # beyond float32: ±inf, clipped as torch clips it
+            x = images.astype(np.float32)
+            x *= np.float32(255)
+        np.fmax(x, np.float32(0), out=x)  # fmax/fmin also turn NaN into the other operand
+        np.fmin(x, np.float32(255), out=x)
+        return x.astype(np.uint8)
     x = images.astype(np.float64)
     np.fmax(x, 0.0, out=x)  # fmax/fmin also turn NaN into the other operand
     np.fmin(x, 1.0, out=x)
@@ -129,7 +138,7 @@ def _area_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
     return ((2 * sums + area) // (2 * area)).astype(np.uint8)
 
 
-def _streamed_resize(image: np.ndarray, out: np.ndarray) -> None:
+def _streamed_resize(image: np.ndarray, out: np.ndarray, truncate: bool) -> None:
     """``_area_resize`` of one HWC image too large to convert whole (a zero-stride view of
     billions of pixels, say), into ``out`` (its thumbnail's place): each output row's integer
     row sums gathered from its input rows ``BAND`` values at a time, then shrunk along the
@@ -146,14 +155,17 @@ def _streamed_resize(image: np.ndarray, out: np.ndarray) -> None:
         sums = np.zeros((w, c), np.int64)
         for start in range(first, stop, rows_at_once):
             end = min(start + rows_at_once, stop)
-            rows = image_to_uint8(image[start:end]).astype(np.int64)
+            rows = image_to_uint8(image[start:end], truncate).astype(np.int64)
             sums += (rows * weights[start - first : end - first, None, None]).sum(axis=0)
         whole = _shrink_axis(sums[None, None], 2, width, np.int64)[0, 0]
         out[i] = (2 * whole + area) // (2 * area)
 
 
-def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
-    """uint8 NHWC thumbnails of NHWC ``images`` (uint8, bool or float in [0, 1]).
+def thumbnails(
+    images: np.ndarray, max_size: int | None, *, truncate: bool = False
+) -> Pending[np.ndarray]:
+    """uint8 NHWC thumbnails of NHWC ``images`` (uint8, bool or float in [0, 1], converted by
+    :func:`image_to_uint8` with ``truncate``).
 
     The result is a new C-contiguous array the caller may keep; ``images`` (which may be a
     strided view of a batch) is read a few images at a time, so peak extra memory stays near
@@ -165,11 +177,11 @@ def thumbnails(images: np.ndarray, max_size: int | None) -> Pending[np.ndarray]:
     out = np.empty((n, out_h, out_w, c), dtype=np.uint8)
     if h * w * c > STREAM_ABOVE and (out_h, out_w) != (h, w):
         for k in range(n):
-            _streamed_resize(images[k], out[k])
+            _streamed_resize(images[k], out[k], truncate)
         return Ready(out)
     per_group = max(1, BAND // max(1, h * w * c))
     for start in range(0, n, per_group):
-        group = image_to_uint8(images[start : start + per_group])
+        group = image_to_uint8(images[start : start + per_group], truncate)
         if (out_h, out_w) != (h, w):
             group = _area_resize(group, out_h, out_w)
         out[start : start + per_group] = group
