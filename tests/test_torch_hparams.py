@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 import gpu_summary as gs
@@ -171,3 +172,35 @@ def test_the_dashboard_lists_every_trial_of_a_sweep(tmp_path):
     assert sorted(found) == ["trial0", "trial1", "trial2"]
     assert found["trial2"]["hparams"] == {"lr": 0.03, "opt": "adam"}
     assert found["trial2"]["metricValues"][0]["value"] == pytest.approx(0.2)
+
+
+def test_torchs_hparams_protos_through_the_file_writer_are_written_once(tmp_path):
+    """Lightning logs hyperparameters as torch's hparams() protos through the file writer:
+    experiment, session start and session end. Ours add no session end of their own."""
+    from torch.utils.tensorboard.summary import hparams
+
+    for writer_type, run in ((gs.SummaryWriter, "ours"), (TorchWriter, "torch")):
+        writer = writer_type(str(tmp_path / run))
+        for proto in hparams({"lr": 0.1, "layers": 3}, {"hp_metric": -1}):
+            writer._get_file_writer().add_summary(proto)
+        writer.add_scalar("hp_metric", 0.5, 1)
+        writer.close()
+    counts = {}
+    for run in ("ours", "torch"):
+        events = [event for path in sorted((tmp_path / run).iterdir())
+                  for event in EventFileLoader(str(path)).Load()]  # fmt: skip
+        counts[run] = sum(v.tag.startswith("_hparams_") for e in events for v in e.summary.value)
+    assert counts == {"ours": 3, "torch": 3}
+
+
+@pytest.mark.parametrize("value", [[1, 2], {"depth": 3}])
+def test_a_list_or_dict_value_is_refused_as_torch_refuses_it(tmp_path, value):
+    """torch raises ValueError, our rule is TypeError for a wrong type: the error is both."""
+    with pytest.raises(ValueError, match="value should be one of"):
+        TorchWriter(str(tmp_path / "torch")).add_hparams({"a": value}, {"m": 1.0})
+    writer = gs.SummaryWriter(str(tmp_path / "ours"))
+    for expected in (TypeError, ValueError):
+        with pytest.raises(expected, match=r"hparam 'a' must be a str, bool or number.*str\("):
+            writer.add_hparams({"a": value}, {"m": 1.0})
+    writer.close()
+    assert not any(p.is_dir() for p in (tmp_path / "ours").iterdir())  # no run was made

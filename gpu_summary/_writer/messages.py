@@ -34,9 +34,11 @@ def log_summary(
     if not state.writes_files:
         return  # rank 0's summaries only
     state.events.add(jobs.ready_summary(summary, step, wall))
-    starts = hparams_summaries.SESSION_START_INFO_TAG
-    if not state.session.started and any(value.tag == starts for value in summary.value):
+    tags = {value.tag for value in summary.value}
+    if not state.session.started and hparams_summaries.SESSION_START_INFO_TAG in tags:
         state.session.end_at_close("success")
+    if hparams_summaries.SESSION_END_INFO_TAG in tags:
+        state.session.ended_by_caller()
 
 
 def log_text(
