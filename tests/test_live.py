@@ -82,7 +82,7 @@ def test_a_running_writer_is_served_live(tmp_path, load_fast):
             png = get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
             np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), image[1])
             (text,) = poll_json(base, "/data/plugin/text/text", lambda d: d, run="live",
-                                tag="notes")  # fmt: skip
+                                tag="notes/text_summary")  # fmt: skip
             assert "<strong>text</strong>" in text["text"]
             experiment = poll_post(
                 base, "/data/plugin/hparams/experiment", {"experimentName": ""},

@@ -29,7 +29,7 @@ def test_python_example_runs(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "exp1"
     assert len(legacy_reader(run).Scalars("loss/train")) == 100
     assert len(legacy_reader(run).Histograms("activations")) == 100
-    assert {"samples/image/7", "notes"} <= set(plugin_reader(run).Tags()["tensors"])
+    assert {"samples/image/7", "notes/text_summary"} <= set(plugin_reader(run).Tags()["tensors"])
     assert len(legacy_reader(run).Images("samples/image/0")) == 100
     assert "_hparams_/experiment" in plugin_reader(run).PluginTagToContent("hparams")
     assert [node.name for node in legacy_reader(run).Graph().node] == ["x", "fc1"]

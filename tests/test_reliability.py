@@ -578,8 +578,8 @@ def test_extreme_steps_and_odd_tags_round_trip(tmp_path):
         assert sorted(s.step for s in acc.Scalars(f"s/{tag}")) == sorted(STEPS)
         assert [h.step for h in acc.Histograms(f"h/{tag}")] == [2**62]
         assert [e.step for e in plugins.Tensors(f"i/{tag}")] == [-(2**62)]
-        ((step, text),) = tensor_values(tmp_path, f"t/{tag}")
-        assert (step, text.item().decode()) == (2**62, tag)
+        ((step, text),) = tensor_values(tmp_path, f"t/{tag}/text_summary")
+        assert (step, [t.decode() for t in text]) == (2**62, [tag])
 
 
 @pytest.mark.parametrize(
