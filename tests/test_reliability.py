@@ -808,11 +808,11 @@ def test_a_full_disk_under_the_projector_files_is_an_os_error_and_leaves_no_part
         writer.add_embedding(np.eye(4), ["a", "b", "c", "d"], tag="small", step=0)
         writer.flush()
         big = np.random.default_rng(0).standard_normal((400, 200))  # 320 KB of float32
-        writer.add_embedding(big, tag="big", step=1)
         with pytest.raises(OSError, match="No space left on device") as info:
-            writer.flush()
-        assert info.value.errno == errno.ENOSPC and "embedding 'big'" in str(info.value)
-        writer.add_scalar("after", 1.0, 0)  # raised once; the writer goes on
+            writer.add_embedding(big, tag="big", step=1)  # written at the call: raised there
+        assert info.value.errno == errno.ENOSPC and "embedding 'big:00001'" in str(info.value)
+        writer.flush()  # nothing deferred
+        writer.add_scalar("after", 1.0, 0)  # the writer goes on
     leftovers = [name for _, _, names in os.walk(run) for name in names if name.endswith(".tmp")]
     assert leftovers == []
     (inventory,) = reader.inspect_logdir(run)

@@ -5,6 +5,8 @@ the same calls; tensorboardX's argument positions; ``run_name="."`` for this wri
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 import gpu_summary as gs
-from conftest import legacy_reader, plugin_reader
+from conftest import busy_writer_thread, legacy_reader, plugin_reader
 from support.tb_server import poll_post, tensorboard
 
 torch = pytest.importorskip("torch", reason="torch's writer is the reference (pip install torch)")
@@ -148,6 +150,21 @@ def test_run_name_dot_is_this_writers_run(tmp_path):
     assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
     hparams, scalars = _frames(tmp_path)
     assert hparams == [("", "lr", 0.1)] and scalars == [("", 4, "loss", 0.25)]
+
+
+def test_a_run_of_its_own_is_on_disk_when_the_call_returns(tmp_path):
+    run = tmp_path / "run"
+    with busy_writer_thread(run) as writer:  # what its thread writes later is not there yet
+        writer.add_hparams({"lr": 0.1}, {"acc": 0.5}, run_name="t0", global_step=3)
+        assert [(s.step, s.value) for s in legacy_reader(run / "t0").Scalars("acc")] == [(3, 0.5)]
+        infos, metrics = _experiment(run / "t0")
+        assert list(infos) == ["lr"] and metrics == ["acc"]
+        writer.add_hparams({"lr": 0.2}, {"acc": 0.7}, run_name="t1")
+        shutil.rmtree(run)  # moved or removed right after the call: nothing of it comes back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer.close()
+    assert not run.exists()
 
 
 @pytest.mark.slow
