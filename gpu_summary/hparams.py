@@ -182,9 +182,9 @@ class HParam:
                     raise
                 warnings.warn(f"{exc}; logged as given", UserWarning, stacklevel=4)
         elif _value_type(value) is None:
-            raise TypeError(
+            raise HParamTypeError(
                 f"hparam {self.name!r} must be a str, bool or number, got {value!r} "
-                f"({type(value).__name__})"
+                f"({type(value).__name__}); pass str(value) to show it as text"
             )
         if _is_real(value) and not math.isfinite(arguments.to_float(value)):
             raise ValueError(
@@ -192,6 +192,12 @@ class HParam:
             )
         if isinstance(value, str):
             arguments.check_unicode(value, f"hparam {self.name!r}")
+
+
+class HParamTypeError(TypeError, ValueError):
+    """An hparam value of a type the dashboard cannot show (a list, a dict): a ``TypeError``,
+    as every wrong type here, and a ``ValueError``, as torch's writer raises for it, so code
+    written for either catches it. (tensorboardX logs such a value as its text.)"""
 
 
 @dataclasses.dataclass(frozen=True)

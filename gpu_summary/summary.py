@@ -80,10 +80,11 @@ def create_summary_writer(logdir: str | os.PathLike, **options: object) -> Summa
 
     ``options`` go to :class:`~gpu_summary.SummaryWriter` (``flush_secs``, ``max_queue``,
     ``on_anomaly``, ...). Calling it again closes the previous default writer (flushing it)
-    and opens a new event file.
+    and opens a new event file. A call without a step logs at one more than its tag's last
+    (``count_steps=True``, the seed's way, unless ``options`` say otherwise).
     """
     global _writer
-    writer = SummaryWriter(logdir, **options)
+    writer = SummaryWriter(logdir, **{"count_steps": True, **options})
     with _lock:
         previous, _writer = _writer, writer
     if previous is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import importlib.util
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -184,3 +186,26 @@ def projector_tensor(logdir, info):
     if path.endswith(".tsv"):
         return np.loadtxt(path, dtype=np.float32, delimiter="\t", ndmin=2)
     return np.fromfile(path, dtype="<f4").reshape(list(info.tensor_shape))
+
+
+@contextlib.contextmanager
+def busy_writer_thread(logdir, **options):
+    """A new ``SummaryWriter`` whose writer thread is held busy until the block ends (inside an
+    ``on_anomaly`` call back, after writing what was queued before it): what that thread would
+    write later is not on disk inside the block. The caller closes the writer."""
+    import gpu_summary as gs
+
+    release, holding = threading.Event(), threading.Event()
+
+    def hold(report):
+        writer.flush()  # the anomaly's own records first: nothing of them is left to write
+        holding.set()
+        release.wait(120)
+
+    writer = gs.SummaryWriter(logdir, on_anomaly=hold, **options)
+    writer.add_anomaly("hold", np.array([np.nan]))
+    assert holding.wait(60), "the writer thread never reached the call back"
+    try:
+        yield writer
+    finally:
+        release.set()

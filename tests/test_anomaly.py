@@ -243,8 +243,10 @@ def test_a_failing_callback_surfaces_on_the_next_call_and_the_summary_is_kept(tm
     assert acc.Scalars("after")[0].value == 1
 
 
-def test_steps_default_per_tag(writer):
-    assert [writer.add_anomaly("a", np.ones(3)).step for _ in range(3)] == [0, 1, 2]
+def test_steps_default_to_zero_or_count_up_per_tag(writer, tmp_path):
+    assert [writer.add_anomaly("a", np.ones(3)).step for _ in range(3)] == [0, 0, 0]
+    with gs.SummaryWriter(tmp_path / "counted", count_steps=True) as counted:
+        assert [counted.add_anomaly("a", np.ones(3)).step for _ in range(3)] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(

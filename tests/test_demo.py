@@ -36,11 +36,11 @@ def test_demo_writes_every_kind(tmp_path):
     assert len(acc.Histograms("gradients/layer1")) == 12
     plugins = plugin_reader(run)
     tags = plugins.Tags()["tensors"]
-    for tag in ("samples", "notes", "about", "weights/layer1_as_image"):
+    for tag in ("samples", "notes/text_summary", "about/text_summary", "weights/layer1_as_image"):
         assert tag in tags
     assert plugins.SummaryMetadata("samples").plugin_data.plugin_name == "images"
     assert len(acc.Images("samples")) == len(acc.Images("weights/layer1_as_image")) > 1
-    assert plugins.SummaryMetadata("notes").plugin_data.plugin_name == "text"
+    assert plugins.SummaryMetadata("notes/text_summary").plugin_data.plugin_name == "text"
     assert set(plugins.PluginTagToContent("hparams")) == {
         "_hparams_/experiment",
         "_hparams_/session_start_info",

@@ -104,8 +104,8 @@ def _check_scenario(tmp_path, results, size):
     ((_, curve),) = tensor_values(logdir, "pr")
     np.testing.assert_array_equal(curve, pr_summaries.curve(want.tp, want.fp).astype(np.float32))
     assert curve[0, 0] + curve[1, 0] == everything.size
-    ((_, text),) = tensor_values(logdir, "t")
-    assert text.item().decode() == "rank 0 says hello"
+    ((_, text),) = tensor_values(logdir, "t/text_summary")
+    assert [t.decode() for t in text] == ["rank 0 says hello"]
     assert len(plugin_reader(logdir).Tensors("i")) == 1
     assert "_hparams_/experiment" in plugin_reader(logdir).PluginTagToContent("hparams")
     assert (logdir / "graph" / "structure_graph.json").is_file()

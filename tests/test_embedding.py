@@ -7,17 +7,20 @@ import importlib.util
 import io
 import json
 import os
+import shutil
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import gpu_summary as gs
-from conftest import _cuda_available
+from conftest import _cuda_available, busy_writer_thread
 from conftest import projector_config as _config
 from conftest import projector_tensor as _tensor
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._embedding import projector_format as projector_files
+from gpu_summary._events import safe_files
 from support.tb_server import get, poll, poll_json, tensorboard
 
 
@@ -202,3 +205,111 @@ def test_torch_embedding_with_pca_and_sprite_on_the_device(tmp_path):
                                rtol=1e-4, atol=1e-3)  # fmt: skip
     side = projector_files.sprite_side(2000, 28, 28)
     assert list(pca.sprite.single_image_dim) == [side, side]
+
+
+# -- on disk when the call returns, as torch's -------------------------------------------------
+
+
+def _leftovers(folder):
+    """Every file and folder below ``folder`` (relative), sorted."""
+    return sorted(os.path.relpath(os.path.join(root, name), folder)
+                  for root, folders, files in os.walk(folder)
+                  for name in folders + files)  # fmt: skip
+
+
+def test_the_files_are_complete_when_the_call_returns(tmp_path, xp):
+    rng = np.random.default_rng(33)
+    mat = rng.standard_normal((10, 64))
+    labels = [f"point {i}" for i in range(10)]
+    images = rng.random((10, 3, 6, 4))
+    pca = xp.__name__ != "support.fake_cupy"  # the CPU stand-in has no linear algebra
+    # The writer thread is held busy: whatever it would write is not there yet.
+    with busy_writer_thread(tmp_path) as writer:
+        writer.add_embedding(xp.asarray(mat), labels, xp.asarray(images), global_step=2,
+                             tag="emb")  # fmt: skip
+        if pca:
+            writer.add_embedding(xp.asarray(mat), tag="pca", reduce="pca", components=3)
+        config = _config(tmp_path)
+        info = config.embeddings[0]
+        assert info.tensor_name == "emb:00002" and list(info.tensor_shape) == [10, 64]
+        np.testing.assert_array_equal(_tensor(tmp_path, info), mat.astype(np.float32))
+        text = (tmp_path / info.metadata_path).read_text(encoding="utf-8")
+        assert text == "".join(f"{label}\n" for label in labels)
+        with Image.open(tmp_path / info.sprite.image_path) as png:
+            sprite = np.asarray(png)
+        assert sprite.shape == (4 * 6, 4 * 4, 3)  # 4 a side
+        want = numpy_backend.thumbnails(images.transpose(0, 2, 3, 1), None).result()
+        np.testing.assert_array_equal(sprite[6:12, 8:12], want[6])  # row 1, column 2
+        if pca:
+            got = _tensor(tmp_path, config.embeddings[1])
+            np.testing.assert_allclose(got, _principal_components_by_svd(mat, 3),
+                                       rtol=1e-4, atol=1e-4)  # fmt: skip
+        assert not [name for name in _leftovers(tmp_path) if name.endswith(".tmp")]
+    writer.close()
+
+
+def test_a_run_removed_right_after_the_call_stays_removed(tmp_path):
+    run = tmp_path / "run"
+    with busy_writer_thread(run) as writer:
+        writer.add_embedding(np.ones((3, 2)), ["a", "b", "c"], np.zeros((3, 3, 5, 5)),
+                             global_step=2)  # fmt: skip
+        shutil.rmtree(run)  # `rm -rf` (or a test's teardown) while the writer is open
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer.flush()  # nothing deferred: no error, no warning
+        writer.close()
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("after", [1, 2, 3])  # tensor, labels, sprite; then the lock, config
+def test_a_run_removed_while_the_files_are_written_is_left_removed(tmp_path, monkeypatch, after):
+    run = tmp_path / "run"
+    real_write = safe_files.write_at
+    written = []
+
+    def remove_after_the_first_file(folder, name, data, root=""):
+        real_write(folder, name, data, root)
+        written.append(name)
+        if len(written) == after:
+            shutil.rmtree(run)  # another thread or process removes the run meanwhile
+
+    writer = gs.SummaryWriter(run)
+    monkeypatch.setattr(safe_files, "write_at", remove_after_the_first_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer.add_embedding(np.ones((3, 2)), ["a", "b", "c"], np.zeros((3, 3, 5, 5)))
+        monkeypatch.undo()
+        writer.close()
+    assert len(written) == after and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("points", [3, 100])
+@pytest.mark.parametrize("image_dtype", ["float32", "float64"])
+def test_torchs_embedding_tests_and_their_teardown(tmp_path, points, image_dtype):
+    """torch's test_embedding and test_embedding_64 (and the same with 64-dim points): two
+    calls at one step, then the test's teardown removes the folder before the writer closes."""
+    torch = pytest.importorskip("torch")
+    for attempt in range(5):  # a race, when there is one, shows within a few tries
+        run = tmp_path / f"run{attempt}"
+        writer = gs.SummaryWriter(str(run))
+        features = torch.tensor([[1.0, 2.0, 3.0], [5.0, 4.0, 1.0], [3.0, 7.0, 7.0]])
+        labels = torch.tensor([33.0, 44.0, 55.0])
+        if points > 3:
+            features = torch.randn(points, 64)
+            labels = torch.arange(points, dtype=torch.float32)
+        images = torch.zeros((points, 3, 5, 5), dtype=getattr(torch, image_dtype))
+        writer.add_embedding(features, metadata=labels, label_img=images, global_step=2)
+        dataset = ["test"] * (points // 2) + ["train"] * (points - points // 2 + 1)
+        rows = list(zip(labels, dataset, strict=False))  # one label more, as in torch's test
+        writer.add_embedding(features, metadata=rows, label_img=images,
+                             metadata_header=["digit", "dataset"], global_step=2)  # fmt: skip
+        (info,) = _config(run).embeddings  # the second call replaced the first
+        np.testing.assert_array_equal(_tensor(run, info), features.numpy())
+        lines = (run / info.metadata_path).read_text().split("\n")
+        assert lines[:2] == ["digit\tdataset", f"{float(labels[0])}\ttest"]
+        shutil.rmtree(run)  # torch's tearDown
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            writer.close()
+        assert not run.exists()
+    assert _leftovers(tmp_path) == []

@@ -53,7 +53,7 @@ def test_inventory_matches_tensorboards_reader(tmp_path):
     acc = legacy_reader(tmp_path / "a")
     assert a.series[("scalars", "loss")] == reader.Series("scalars", "loss", 5, 3, 7)
     assert a.series[("histograms", "w")].records == len(acc.Histograms("w")) == 5
-    assert a.series[("text", "notes")].first_step == 2
+    assert a.series[("text", "notes/text_summary")].first_step == 2
     assert a.series[("images", "img")].records == 1
     assert ("graphs", "(graph)") in a.series
     assert a.embeddings == ["emb:00004"]

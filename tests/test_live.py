@@ -83,7 +83,7 @@ def test_a_running_writer_is_served_live(tmp_path, load_fast):
             grid = np.concatenate(image, axis=1)  # torch's grid: the two side by side
             np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), grid)
             (text,) = poll_json(base, "/data/plugin/text/text", lambda d: d, run="live",
-                                tag="notes")  # fmt: skip
+                                tag="notes/text_summary")  # fmt: skip
             assert "<strong>text</strong>" in text["text"]
             experiment = poll_post(
                 base, "/data/plugin/hparams/experiment", {"experimentName": ""},

@@ -29,7 +29,7 @@ def test_python_example_runs(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "exp1"
     assert len(legacy_reader(run).Scalars("loss/train")) == 100
     assert len(legacy_reader(run).Histograms("activations")) == 100
-    assert {"samples", "notes"} <= set(plugin_reader(run).Tags()["tensors"])
+    assert {"samples", "notes/text_summary"} <= set(plugin_reader(run).Tags()["tensors"])
     (width, height) = {(e.width, e.height) for e in legacy_reader(run).Images("samples")}.pop()
     assert len(legacy_reader(run).Images("samples")) == 100 and (width, height) == (256, 32)
     assert "_hparams_/experiment" in plugin_reader(run).PluginTagToContent("hparams")

@@ -1,6 +1,6 @@
 """Images, videos and audio read back by tbparse, which decodes them with TensorFlow: ours equal
-torch's writer's for ``add_image`` and ``add_audio``, and every sample of an ``add_images``
-batch is a row of its own.
+torch's writer's for ``add_image``, ``add_images`` (torch's grid) and ``add_audio``, and with
+``layout="samples"`` every sample of an ``add_images`` batch is a row of its own.
 
 TensorFlow changes what TensorBoard's own reader imports, so it lives in an environment of its
 own: ``GS_TENSORFLOW_PYTHON`` names an interpreter that has it (``.ci/run`` makes one, a venv
@@ -58,6 +58,8 @@ def _log(writer, images, batch):
     for step, image in enumerate(images):
         writer.add_image("rgb", image, step)  # CHW, both writers' default
     writer.add_image("rgba", np.moveaxis(batch[0], 0, -1), 0, dataformats="HWC")
+    writer.add_images("grid", images, 9)  # NCHW, tiled into torch's grid
+    writer.add_images("gray", images[:, :1] / 255.0, 9)  # floats, gray repeated into RGB
 
 
 def test_tbparse_reads_our_images_as_torchs(tmp_path):
@@ -66,12 +68,12 @@ def test_tbparse_reads_our_images_as_torchs(tmp_path):
     rgba = rng.integers(0, 256, (4, 4, 9, 10), dtype=np.uint8)
     with gs.SummaryWriter(tmp_path / "ours") as writer:
         _log(writer, images, rgba)
-        writer.add_images("batch", rgba, 7)  # NCHW
-        writer.add_images("small", rgba, 7, max_size=5)
+        writer.add_images("batch", rgba, 7, layout="samples")  # NCHW, an image per sample
+        writer.add_images("small", rgba, 7, max_size=5, layout="samples")
     with TorchWriter(str(tmp_path / "torch")) as theirs:
         _log(theirs, images, rgba)  # torch's writer takes NumPy arrays too
     ours, torchs = _tbparse_images(tmp_path / "ours", tmp_path / "torch")
-    plain = [row for row in ours if row[0] in ("rgb", "rgba")]
+    plain = [row for row in ours if row[0] in ("rgb", "rgba", "grid", "gray")]
     assert [row[:4] for row in plain] == [row[:4] for row in torchs]
     for mine, their in zip(plain, torchs, strict=True):
         np.testing.assert_array_equal(mine[4], their[4])

@@ -63,7 +63,8 @@ def test_server_shows_every_kind(tmp_path, load_fast):
             png = _get(base, "/data/plugin/images/individualImage?" + entries[0]["query"])
             np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)
 
-        (text,) = _poll_json(base, "/data/plugin/text/text", lambda d: d, run="run", tag="notes")
+        (text,) = _poll_json(base, "/data/plugin/text/text", lambda d: d, run="run",
+                             tag="notes/text_summary")  # fmt: skip
         assert "<em>world</em>" in text["text"]
 
 

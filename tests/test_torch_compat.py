@@ -381,7 +381,7 @@ def test_add_scalars_writes_torchs_runs(tmp_path):
 
 
 def test_add_scalars_steps_reopening_and_bad_input(tmp_path):
-    writer = gs.SummaryWriter(tmp_path)
+    writer = gs.SummaryWriter(tmp_path, count_steps=True)
     writer.add_scalars("m", {"a": 1.0, "b": 2.0})  # no step: 0, then 1, shared by the lines
     writer.add_scalars("m", {"a": 3.0, "b": 4.0})
     for call, error, match in [

@@ -5,13 +5,16 @@ the same calls; tensorboardX's argument positions; ``run_name="."`` for this wri
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 import gpu_summary as gs
-from conftest import legacy_reader, plugin_reader
+from conftest import busy_writer_thread, legacy_reader, plugin_reader
 from support.tb_server import poll_post, tensorboard
 
 torch = pytest.importorskip("torch", reason="torch's writer is the reference (pip install torch)")
@@ -149,6 +152,21 @@ def test_run_name_dot_is_this_writers_run(tmp_path):
     assert hparams == [("", "lr", 0.1)] and scalars == [("", 4, "loss", 0.25)]
 
 
+def test_a_run_of_its_own_is_on_disk_when_the_call_returns(tmp_path):
+    run = tmp_path / "run"
+    with busy_writer_thread(run) as writer:  # what its thread writes later is not there yet
+        writer.add_hparams({"lr": 0.1}, {"acc": 0.5}, run_name="t0", global_step=3)
+        assert [(s.step, s.value) for s in legacy_reader(run / "t0").Scalars("acc")] == [(3, 0.5)]
+        infos, metrics = _experiment(run / "t0")
+        assert list(infos) == ["lr"] and metrics == ["acc"]
+        writer.add_hparams({"lr": 0.2}, {"acc": 0.7}, run_name="t1")
+        shutil.rmtree(run)  # moved or removed right after the call: nothing of it comes back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer.close()
+    assert not run.exists()
+
+
 @pytest.mark.slow
 def test_the_dashboard_lists_every_trial_of_a_sweep(tmp_path):
     with gs.SummaryWriter(tmp_path) as writer:
@@ -171,3 +189,35 @@ def test_the_dashboard_lists_every_trial_of_a_sweep(tmp_path):
     assert sorted(found) == ["trial0", "trial1", "trial2"]
     assert found["trial2"]["hparams"] == {"lr": 0.03, "opt": "adam"}
     assert found["trial2"]["metricValues"][0]["value"] == pytest.approx(0.2)
+
+
+def test_torchs_hparams_protos_through_the_file_writer_are_written_once(tmp_path):
+    """Lightning logs hyperparameters as torch's hparams() protos through the file writer:
+    experiment, session start and session end. Ours add no session end of their own."""
+    from torch.utils.tensorboard.summary import hparams
+
+    for writer_type, run in ((gs.SummaryWriter, "ours"), (TorchWriter, "torch")):
+        writer = writer_type(str(tmp_path / run))
+        for proto in hparams({"lr": 0.1, "layers": 3}, {"hp_metric": -1}):
+            writer._get_file_writer().add_summary(proto)
+        writer.add_scalar("hp_metric", 0.5, 1)
+        writer.close()
+    counts = {}
+    for run in ("ours", "torch"):
+        events = [event for path in sorted((tmp_path / run).iterdir())
+                  for event in EventFileLoader(str(path)).Load()]  # fmt: skip
+        counts[run] = sum(v.tag.startswith("_hparams_") for e in events for v in e.summary.value)
+    assert counts == {"ours": 3, "torch": 3}
+
+
+@pytest.mark.parametrize("value", [[1, 2], {"depth": 3}])
+def test_a_list_or_dict_value_is_refused_as_torch_refuses_it(tmp_path, value):
+    """torch raises ValueError, our rule is TypeError for a wrong type: the error is both."""
+    with pytest.raises(ValueError, match="value should be one of"):
+        TorchWriter(str(tmp_path / "torch")).add_hparams({"a": value}, {"m": 1.0})
+    writer = gs.SummaryWriter(str(tmp_path / "ours"))
+    for expected in (TypeError, ValueError):
+        with pytest.raises(expected, match=r"hparam 'a' must be a str, bool or number.*str\("):
+            writer.add_hparams({"a": value}, {"m": 1.0})
+    writer.close()
+    assert not any(p.is_dir() for p in (tmp_path / "ours").iterdir())  # no run was made

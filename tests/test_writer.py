@@ -59,15 +59,14 @@ def test_scalar_walltime_and_steps(writer, tmp_path):
     assert [e.step for e in events] == [2**62, -5, 9]
 
 
-def test_default_step_counts_up_per_tag(writer, tmp_path):
+def test_a_missing_step_is_zero_as_torchs(writer, tmp_path):
     for value in range(3):
         writer.add_scalar("a", value)
     writer.add_scalar("b", 1.0, 10)
     writer.add_scalar("b", 2.0)
     writer.flush()
-    acc = legacy_reader(tmp_path)
-    assert [e.step for e in acc.Scalars("a")] == [0, 1, 2]
-    assert [e.step for e in acc.Scalars("b")] == [10, 11]
+    assert [e.step for e in legacy_reader(tmp_path).Scalars("a")] == [0, 0, 0]
+    assert [e.step for e in legacy_reader(tmp_path).Scalars("b")] == [10, 0]
 
 
 def test_unicode_and_slashes_in_tags(writer, tmp_path):
@@ -308,11 +307,12 @@ def test_text_round_trip(writer, tmp_path):
     writer.add_text("notes", "**bold** and 中文", 0)
     writer.add_text("nets", ["vgg16", "resnet50", "mask-rcnn", "yolov3"], 1)
     writer.flush()
-    ((step, value),) = tensor_values(tmp_path, "notes")
-    assert step == 0 and value.shape == () and value.item().decode() == "**bold** and 中文"
-    ((step, value),) = tensor_values(tmp_path, "nets")
+    ((step, value),) = tensor_values(tmp_path, "notes/text_summary")  # torch's tag and shape
+    assert step == 0 and value.shape == (1,) and value[0].decode() == "**bold** and 中文"
+    ((step, value),) = tensor_values(tmp_path, "nets/text_summary")
     assert step == 1 and [v.decode() for v in value] == ["vgg16", "resnet50", "mask-rcnn", "yolov3"]
-    assert plugin_reader(tmp_path).SummaryMetadata("nets").plugin_data.plugin_name == "text"
+    metadata = plugin_reader(tmp_path).SummaryMetadata("nets/text_summary")
+    assert metadata.plugin_data.plugin_name == "text"
 
 
 # -- bad input ---------------------------------------------------------------------------------

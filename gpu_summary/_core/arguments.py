@@ -371,7 +371,8 @@ def check_folder(base: str, relative: str, what: str, look: bool = True) -> str:
     made: each name at most the file system's NAME_MAX bytes in UTF-8 (Linux: 255), the path
     with an event file's name in it at most PATH_MAX (Linux: 4096), and, with
     ``look``, no file in the way (the run folder or a folder above it an existing file) —
-    checked at the call, since the folder is made later, on the writer thread.
+    checked at the call, before anything is made (``add_scalars``' folders are made later, on
+    the writer thread), so a bad name is a ValueError, not an OSError.
 
     Raises:
         ValueError: naming ``what`` (the argument, e.g. ``"run_name 'r…'"``) and the fix.

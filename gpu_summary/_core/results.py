@@ -22,7 +22,8 @@ class Pending(abc.ABC, Generic[T]):
 
     @abc.abstractmethod
     def result(self) -> T:
-        """Block until the value is on the host and return it (called on the writer thread)."""
+        """Block until the value is on the host and return it (called on the writer thread,
+        or by a call documented to wait, such as ``add_embedding``)."""
 
 
 class Ready(Pending[T]):

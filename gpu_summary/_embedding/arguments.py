@@ -1,5 +1,5 @@
 """Arguments of ``add_embedding`` (and the seed's ``Projector``): checked on the caller's thread,
-turned into pending host results for the writer thread."""
+turned into pending host results that the same call then waits for and writes."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def labels(metadata: object, n: int) -> tuple[Pending, int] | None:
                 f"metadata rows must all have the same number of columns, found {sorted(widths)}"
             )
         check_labels(n * min(widths))
-        # Made str here, not on the writer thread: a bad label raises at the call.
+        # Made str before anything is launched or written: a bad label raises at once.
         return Ready(label_rows(metadata)), widths.pop()
     backend, labels = backend_for(metadata, "metadata")
     shape = tuple(labels.shape)

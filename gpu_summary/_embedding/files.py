@@ -4,6 +4,8 @@
 files go to ``<run>/embeddings/<step>/<tag>/`` first, each by write-to-temporary-then-rename,
 and only then is the config rewritten (also atomically) to list it: a reader (TensorBoard,
 polling) sees the old config or the new one, and every file the config names is complete.
+They are written on the calling thread (``add_embedding``'s, the seed ``Projector``'s) and are
+on disk when the call returns; a run removed while they are written stays removed.
 Embeddings listed by other writers (other processes, a seed Projector) in the same directory
 are kept, under a lock; one with the same name is replaced.
 """
@@ -43,29 +45,25 @@ class ProjectorFiles:
         self.run_dir = run_dir
         self._lock = threading.Lock()
 
-    @property
-    def config_path(self) -> str:
-        return os.path.join(self.run_dir, projector_files.CONFIG_FILE)
-
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, run: int) -> Iterator[None]:
         with self._lock:
             if fcntl is None:
                 yield
                 return
-            fd = safe_files.open_lock(self.run_dir, self.LOCK_FILE)
+            fd = safe_files.open_lock(run, self.LOCK_FILE, self.run_dir)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
                 os.close(fd)  # releases the lock
 
-    def _load(self) -> projector_config_pb2.ProjectorConfig:
+    def _load(self, run: int) -> projector_config_pb2.ProjectorConfig:
         """The config on disk now (another process may have changed it); empty if none or
         unreadable."""
         try:
-            with open(self.config_path, encoding="utf-8") as file:
-                return projector_files.read_config(file.read())
+            text = safe_files.read_at(run, projector_files.CONFIG_FILE).decode("utf-8")
+            return projector_files.read_config(text)
         except (OSError, ValueError, UnicodeDecodeError):
             return projector_config_pb2.ProjectorConfig()
 
@@ -77,8 +75,12 @@ class ProjectorFiles:
         labels: list[tuple[str, ...]] | None,
         header: tuple[str, ...] | None,
         thumbnails: np.ndarray | None,
-    ) -> projector_config_pb2.EmbeddingInfo:
-        """Write one embedding's files, then list it in the config.
+    ) -> projector_config_pb2.EmbeddingInfo | None:
+        """Write one embedding's files, then list it in the config, before returning.
+
+        The run folder is made when missing (as torch's writer makes it); once writing has
+        begun it is never made again: a run removed (or moved away) meanwhile takes this
+        embedding with it, and the call writes nothing more and leaves no temporary file.
 
         Args:
             tag, step: name it ``<tag>:<step>`` in the dashboard.
@@ -86,6 +88,13 @@ class ProjectorFiles:
             labels: N rows of str cells (same count each), or None.
             header: column names for several columns.
             thumbnails: N uint8 NHWC sample thumbnails for the sprite, or None.
+
+        Returns:
+            The config's entry, or None when the run was removed while it was written.
+
+        Raises:
+            OSError: a file could not be written (a link or a file where a folder of the run
+                should be, a full disk); the config then does not list the embedding.
         """
         folder = projector_files.asset_folder(tag, step)
         info = projector_config_pb2.EmbeddingInfo(
@@ -94,26 +103,36 @@ class ProjectorFiles:
         )
         data, name = projector_files.tensor_bytes(matrix)
         info.tensor_path = f"{folder}/{name}"
-        self._write(info.tensor_path, data)
+        files = [(info.tensor_path, data)]
         if labels is not None:
             info.metadata_path = f"{folder}/metadata.tsv"
-            self._write(info.metadata_path, projector_files.metadata_tsv(labels, header))
+            files.append((info.metadata_path, projector_files.metadata_tsv(labels, header)))
         if thumbnails is not None:
             info.sprite.image_path = f"{folder}/sprite.png"
-            self._write(
-                info.sprite.image_path,
-                image_summaries.encode_png(projector_files.sprite(thumbnails)),
-            )
+            sprite = image_summaries.encode_png(projector_files.sprite(thumbnails))
+            files.append((info.sprite.image_path, sprite))
             info.sprite.single_image_dim.extend([thumbnails.shape[2], thumbnails.shape[1]])
-        with self._locked():
-            config = self._load()
-            kept = [e for e in config.embeddings if e.tensor_name != info.tensor_name]
-            del config.embeddings[:]
-            config.embeddings.extend(kept)
-            config.embeddings.append(info)
-            text = projector_files.config_text(config).encode()
-            safe_files.write(self.run_dir, projector_files.CONFIG_FILE, text)
+        run = safe_files.open_folder(self.run_dir)
+        try:
+            for relative, data in files:
+                safe_files.write_at(run, relative, data, self.run_dir)
+            with self._locked(run):
+                config = self._load(run)
+                kept = [e for e in config.embeddings if e.tensor_name != info.tensor_name]
+                del config.embeddings[:]
+                config.embeddings.extend(kept)
+                config.embeddings.append(info)
+                text = projector_files.config_text(config).encode()
+                safe_files.write_at(run, projector_files.CONFIG_FILE, text, self.run_dir)
+        except safe_files.FolderRemoved:
+            return None  # the run went away: so does this embedding, nothing made again
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OSError(
+                exc.errno,
+                f"embedding {info.tensor_name!r} could not be written{where}: "
+                f"{exc.strerror or exc}; the config does not list it",
+            ) from exc
+        finally:
+            os.close(run)
         return info
-
-    def _write(self, relative: str, data: bytes) -> None:
-        safe_files.write(self.run_dir, relative, data)

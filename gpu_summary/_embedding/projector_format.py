@@ -97,13 +97,18 @@ def sprite_side(n: int, height: int, width: int) -> int:
 
 def sprite(thumbnails: np.ndarray) -> np.ndarray:
     """A square grid (``ceil(sqrt(n))`` a side, row-major, black padding) of uint8 NHWC
-    thumbnails, as one HWC image."""
+    thumbnails, as one HWC image: one image's memory beside the thumbnails (none for one
+    thumbnail, which is the sprite), since the caller of ``add_embedding`` holds both."""
     n, height, width, channels = thumbnails.shape
     per_row = math.isqrt(n - 1) + 1
-    grid = np.zeros((per_row * per_row, height, width, channels), dtype=np.uint8)
-    grid[:n] = thumbnails
-    grid = grid.reshape(per_row, per_row, height, width, channels)
-    return grid.transpose(0, 2, 1, 3, 4).reshape(per_row * height, per_row * width, channels)
+    if per_row == 1:
+        return thumbnails[0]
+    grid = np.zeros((per_row * height, per_row * width, channels), dtype=np.uint8)
+    cells = grid.reshape(per_row, height, per_row, width, channels).transpose(0, 2, 1, 3, 4)
+    for row in range(per_row):  # a view of the grid's cells, filled a row of images at a time
+        images = thumbnails[row * per_row : (row + 1) * per_row]
+        cells[row, : len(images)] = images
+    return grid
 
 
 def read_config(text: str) -> projector_config_pb2.ProjectorConfig:

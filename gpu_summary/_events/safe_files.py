@@ -37,6 +37,28 @@ def make_folders(path: str) -> None:
     os.chmod(path, 0o755)
 
 
+class FolderRemoved(FileNotFoundError):
+    """A folder was removed (``rm -rf`` of the run) while a file was being written into it:
+    nothing was made again there and no temporary file is left."""
+
+
+def open_folder(root: str) -> int:
+    """A descriptor of the folder ``root``, made (0755) when missing; the caller closes it.
+    Files written through it (:func:`write_at`) never make ``root`` again: if it is removed
+    meanwhile, they raise :class:`FolderRemoved`."""
+    make_folders(root)
+    return os.open(root, _FOLDER)
+
+
+def _removed(fd: int) -> bool:
+    """Whether the folder open as ``fd`` has lost its last link (asked only after ENOENT: some
+    file systems report no links for live files)."""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return True
+
+
 def folder(root: str, parts: list[str]) -> int:
     """A descriptor of the folder ``root/parts[0]/parts[1]/...``, each part made (0755) when
     missing; the caller closes it.
@@ -45,8 +67,22 @@ def folder(root: str, parts: list[str]) -> int:
         OSError: a part is a symbolic link or not a folder (ELOOP/ENOTDIR, naming it), or the
             folder cannot be made.
     """
-    make_folders(root)
-    fd = os.open(root, _FOLDER)
+    fd = open_folder(root)
+    try:
+        return folder_at(fd, parts, root)
+    finally:
+        os.close(fd)
+
+
+def folder_at(base: int, parts: list[str], root: str) -> int:
+    """:func:`folder` below the open folder ``base`` (named ``root`` in errors), which is
+    never made again; a new descriptor the caller closes.
+
+    Raises:
+        FolderRemoved: ``base`` or a part was removed meanwhile.
+        OSError: as :func:`folder`.
+    """
+    fd = os.dup(base)
     path = root
     try:
         for part in parts:
@@ -56,6 +92,10 @@ def folder(root: str, parts: list[str]) -> int:
                 made = True
             except FileExistsError:
                 made = False
+            except FileNotFoundError:
+                if _removed(fd):
+                    raise FolderRemoved(errno.ENOENT, "removed while written", path) from None
+                raise
             try:
                 child = os.open(part, _FOLDER | _NO_LINK, dir_fd=fd)
             except OSError as exc:
@@ -65,6 +105,8 @@ def folder(root: str, parts: list[str]) -> int:
                         f"{path} is a symbolic link or a file, not a folder of the run; "
                         "gpu_summary writes its files inside the run only: remove it",
                     ) from None
+                if exc.errno == errno.ENOENT and _removed(fd):  # removed since its mkdir
+                    raise FolderRemoved(errno.ENOENT, "removed while written", path) from None
                 raise
             os.close(fd)
             fd = child
@@ -84,8 +126,24 @@ def write(root: str, relative: str, data: bytes) -> None:
         OSError: a folder on the way is a link or a file, or the write failed (no temporary
             file is left behind).
     """
+    fd = open_folder(root)
+    try:
+        write_at(fd, relative, data, root)
+    finally:
+        os.close(fd)
+
+
+def write_at(base: int, relative: str, data: bytes, root: str = "") -> None:
+    """:func:`write` below the open folder ``base`` (named ``root`` in errors), which is never
+    made again.
+
+    Raises:
+        FolderRemoved: ``base`` or a folder below it was removed meanwhile (no temporary file
+            is left, nothing is made again).
+        OSError: as :func:`write`.
+    """
     *parts, name = relative.split("/")
-    fd = folder(root, parts)
+    fd = folder_at(base, parts, root)
     temporary = f".{name[:64]}.{secrets.token_hex(8)}.tmp"
     try:
         out = os.open(
@@ -100,11 +158,14 @@ def write(root: str, relative: str, data: bytes) -> None:
         finally:
             os.close(out)
         os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(temporary, dir_fd=fd)
         except OSError:
             pass
+        if isinstance(exc, FileNotFoundError) and _removed(fd):
+            path = os.path.join(root, relative)
+            raise FolderRemoved(errno.ENOENT, "removed while written", path) from None
         raise
     finally:
         os.close(fd)
@@ -128,17 +189,28 @@ def create_new(root: str, relative: str) -> bool:
     return True
 
 
-def open_lock(root: str, name: str) -> int:
-    """A read-write descriptor of the lock file ``root/name``, made when missing, never
-    through a link (a link there: ``OSError`` ELOOP)."""
-    fd = folder(root, [])
+def open_lock(base: int, name: str, root: str = "") -> int:
+    """A read-write descriptor of the lock file ``name`` in the open folder ``base`` (named
+    ``root`` in errors), made when missing, never through a link (a link there: ``OSError``
+    ELOOP).
+
+    Raises:
+        FolderRemoved: ``base`` was removed meanwhile (nothing is made again).
+    """
     try:
-        return os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _NO_LINK, 0o644, dir_fd=fd)
+        return os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _NO_LINK, 0o644, dir_fd=base)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OSError(
                 exc.errno, f"{os.path.join(root, name)} is a symbolic link; remove it"
             ) from None
+        if exc.errno == errno.ENOENT and _removed(base):
+            raise FolderRemoved(errno.ENOENT, "removed while written", root) from None
         raise
-    finally:
-        os.close(fd)
+
+
+def read_at(base: int, name: str) -> bytes:
+    """The file ``name`` in the open folder ``base``, never through a link."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | _NO_LINK, dir_fd=base)
+    with os.fdopen(fd, "rb") as file:
+        return file.read()

@@ -45,14 +45,27 @@ class StructureMethods:
                 axes, computed on the tensor's backend (N×components floats on disk).
             components: principal axes kept by ``reduce="pca"``.
 
-        Files go to ``<logdir>/embeddings/<step>/<tag>/``, listed in
-        ``<logdir>/projector_config.pbtxt`` once complete (after ``flush()``).
+        Files go to ``<logdir>/embeddings/<step>/<tag>/``, then are listed in
+        ``<logdir>/projector_config.pbtxt``, all before the call returns, as torch's: a script
+        may read or move them right away (no ``flush()``). A run folder removed while they are
+        written stays removed (nothing is made again, no temporary file is left).
+
+        .. note::
+            Synchronises with the device for a device tensor, as torch's ``.cpu()`` would: the
+            thumbnails and ``reduce="pca"`` run on the device, then the call waits for the
+            copies of their compact results (and of the matrix or the projection, and tensor
+            labels) — CUDA events on the producer's stream, not the whole device — and writes
+            the files on the calling thread. Only the N×D (or N×components) float32 points, the
+            labels and the thumbnails cross to the host; no other call of the writer waits.
 
         Raises:
             TypeError: a non-numeric ``mat``/``label_img``, a label of another type.
             ValueError: an empty ``mat``, or one over 2 GiB as float32 (the Projector's file);
                 metadata or images whose count is not N, more than 2**24 labels; rows of
-                unequal length; a bad format or ``reduce``; the writer is closed.
+                unequal length; a bad format or ``reduce``; ``reduce="pca"`` of a ``mat``
+                holding NaN or ±Inf; the writer is closed. Nothing is listed then.
+            OSError: a file could not be written (a full disk, a link or a file where a folder
+                of the run should be); the config does not list the embedding then.
         """
         global_step = arguments.either_step(global_step, step)
         embedding.log_embedding(self._state, mat, metadata, label_img, tag, global_step,

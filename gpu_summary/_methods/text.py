@@ -73,7 +73,9 @@ class TextMethods:
 
         As torch's: each call is a run of its own, ``<log_dir>/<run_name>`` (default: the time,
         as torch names it), holding the hyperparameters and the metric values as scalars at
-        ``global_step`` — so a sweep logs each trial from one writer. ``run_name="."`` puts
+        ``global_step`` — so a sweep logs each trial from one writer. That run's event file is
+        written whole on the caller's thread and closed before the call returns (as torch's;
+        a few hundred bytes, no device work). ``run_name="."`` puts
         the session in this writer's own run instead: written once (a later call must name the
         same values, and logs metric values), ended when the writer closes (failure if its
         ``with`` block raised), and a metric value of None declares a series you log with
@@ -99,6 +101,7 @@ class TextMethods:
                 file system takes, a file in its place), a metric without a value in a run of
                 its own; with ``run_name="."``, hparams that differ from the run's. Nothing
                 is logged then.
+            OSError: a run of its own could not be written (a full disk); no partial record.
         """
         if isinstance(hparam_domain_discrete, str) and not isinstance(run_name, str):
             # tensorboardX's positions: (hparam_dict, metric_dict, name, global_step)

@@ -1,6 +1,6 @@
 """``add_embedding``: the matrix (or its principal components) reduced where it lives, the
-labels and sprite prepared on the caller's thread, the Projector's files written on the
-writer thread."""
+labels and sprite prepared on the caller's thread, and the Projector's files written there
+too, before the call returns (as torch's writer does)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._embedding import arguments as embedding_args
-from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 
 
@@ -57,15 +56,15 @@ def log_embedding(
         thumbnails = embedding_args.sprite_thumbnails(label_img, label_img_format, n)
     pending = backend.embedding(matrix, components if reduce else None)
     step = state.resolve_step(tag, step)
-    files = state.projector
-
-    def write() -> None:
-        matrix_ = pending.result()
-        if not np.isfinite(matrix_).all() and reduce:
-            raise ValueError("mat holds NaN or ±Inf, which principal components cannot place")
-        rows = None if labels is None else embedding_args.label_rows(labels[0].result())
-        images = None if thumbnails is None else thumbnails.result()
-        files.write(tag, step, matrix_, rows, header, images)
-
-    held = 8 * n * int(np.prod(shape[1:]))  # the points' host copy, until written
-    state.events.add(jobs.files(write, f"embedding {tag!r} at step {step}", held))
+    # Sync point (the call's documented one): the files are on disk when it returns, as
+    # torch's are. Everything was launched above; each wait is for that result's own copy to
+    # the host (a CUDA event on the producer's stream, not the whole device), in launch order.
+    rows = None if labels is None else embedding_args.label_rows(labels[0].result())
+    images = None if thumbnails is None else thumbnails.result()
+    points = pending.result()
+    if reduce and not np.isfinite(points).all():
+        raise ValueError(
+            "mat holds NaN or ±Inf, which principal components cannot place; log it without "
+            "reduce='pca', or check it first with add_anomaly"
+        )
+    state.projector.write(tag, step, points, rows, header, images)

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from gpu_summary import hparams as hp
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
-from gpu_summary._events.event_file import write_event_file
 from gpu_summary._events.jobs import Job, JobKind, RecordParts
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
@@ -155,7 +154,6 @@ _SESSION_END = JobKind("hparams session end", _session_end_event)
 _SERIALIZED = JobKind("event", _serialized)
 _ANOMALY_CALL_BACK = JobKind("on_anomaly call back", _call_back_anomaly)
 _NONFINITE_CALL_BACK = JobKind("on_anomaly call back", _call_back_nonfinite)
-_FILES = JobKind("files", _act)
 _CALL_BACK = JobKind("on_anomaly call back", _act)
 
 
@@ -241,27 +239,20 @@ def call_back(action: Callable[[], None], description: str) -> Job:
     return Job(_CALL_BACK, (action,), 0, description)
 
 
-def files(action: Callable[[], None], description: str, nbytes: int = 0) -> Job:
-    """Files of their own written on the writer thread (the Projector's); no record.
-    ``nbytes``: host memory the action's inputs hold until it runs."""
-    return Job(_FILES, (action,), nbytes, description)
-
-
-def hparams_run(folder: str, session: hp.Session, step: int, wall_time: float) -> Job:
-    """A run of its own in ``folder`` for one ``add_hparams`` call, as torch makes one: a new
-    event file holding the experiment, the session's start, each metric value as a scalar at
-    ``step``, and the session's end (success), written on the writer thread."""
+def hparams_run_events(session: hp.Session, step: int, wall_time: float) -> list[bytes]:
+    """The serialized Events of a run of its own for one ``add_hparams`` call, as torch makes
+    one: the experiment, the session's start, each metric value as a scalar at ``step``, and
+    the session's end (success). Written whole by the caller, not queued."""
     summaries = [
         hparams_summaries.experiment_summary(session, wall_time),
         hparams_summaries.session_start_summary(session, wall_time),
     ]
     summaries += [scalar_summary(metric.name, value) for metric, value in session.metrics]
     summaries.append(hparams_summaries.session_end_summary("success", wall_time))
-    events = [
+    return [
         event_pb2.Event(wall_time=wall_time, step=step, summary=s).SerializeToString()
         for s in summaries
     ]
-    return files(lambda: write_event_file(folder, events), f"hparams run {folder!r}")
 
 
 def _varint(value: int) -> bytes:

@@ -8,6 +8,7 @@ import time
 
 from gpu_summary import hparams as hp
 from gpu_summary._core import arguments
+from gpu_summary._events.event_file import write_event_file
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
@@ -34,9 +35,11 @@ def log_summary(
     if not state.writes_files:
         return  # rank 0's summaries only
     state.events.add(jobs.ready_summary(summary, step, wall))
-    starts = hparams_summaries.SESSION_START_INFO_TAG
-    if not state.session.started and any(value.tag == starts for value in summary.value):
+    tags = {value.tag for value in summary.value}
+    if not state.session.started and hparams_summaries.SESSION_START_INFO_TAG in tags:
         state.session.end_at_close("success")
+    if hparams_summaries.SESSION_END_INFO_TAG in tags:
+        state.session.ended_by_caller()
 
 
 def log_text(
@@ -62,7 +65,8 @@ def log_hparams(
 ) -> hp.Session | None:
     """SummaryWriter.add_hparams. With ``run_name="."`` the session is the writer's own run's
     (written once; later calls must agree; ended at close) and the caller logs the metric
-    values returned; otherwise a run of its own below the writer's, written whole (None)."""
+    values returned; otherwise a run of its own below the writer's, written whole before the
+    call returns (None)."""
     state.events.check_open()
     run = arguments.check_run_name(run_name)
     session = hp.torch_session(hparam_dict, metric_dict, hparam_domain_discrete)
@@ -86,8 +90,11 @@ def log_hparams(
             "each metric its value, or log the hparams into this writer's run with "
             "run_name='.' (then None declares a metric you log with add_scalar)"
         )
-    if run is not None:  # made on the writer thread: a name it cannot make is refused here
+    if run is not None:  # a name that cannot be a folder is refused before anything is made
         arguments.check_folder(state.logdir, run, f"run_name {run_name!r:.60}", state.writes_files)
     if state.writes_files:
-        state.events.add(jobs.hparams_run(state.hparams_folder(run), session, step, wall))
+        # Written here, whole, before the call returns (as torch's writer closes the run's
+        # own writer before it returns): the run is on disk for whoever reads or moves it next.
+        events = jobs.hparams_run_events(session, step, wall)
+        write_event_file(state.hparams_folder(run), events)
     return None

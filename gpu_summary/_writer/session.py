@@ -62,6 +62,11 @@ class RunSession:
             )
         return False
 
+    def ended_by_caller(self) -> None:
+        """The caller wrote the session's end itself (torch's ``hparams()`` protos through
+        ``add_summary``, as Lightning logs them): the file gets no second one of ours."""
+        self._events.at_close("hparams", None)
+
     def end_at_close(self, status: str) -> None:
         """Have the file's last record end the session with ``status``."""
         self._events.check_open()

@@ -135,7 +135,9 @@ class DevicePending(Pending):
 
     def result(self) -> object:
         if self._keep is not None:
-            self._event.synchronize()  # the writer thread sleeps here, never the caller
+            # The writer thread sleeps here; a caller only in a call documented to sync
+            # (add_embedding, whose files are on disk when it returns).
+            self._event.synchronize()
             self._value = self._parse(self._host)
             self._keep = self._host = None
         return self._value
