@@ -33,7 +33,8 @@ def test_files_round_trip(tmp_path, xp):
         writer.add_embedding(xp.asarray(mat), labels, xp.asarray(images), tag="emb", step=4)
     (info,) = _config(tmp_path).embeddings
     assert info.tensor_name == "emb:00004"
-    assert list(info.tensor_shape) == [30, 20]
+    assert info.tensor_path == "00004/emb/tensors.tsv"
+    assert not info.tensor_shape  # as torch's: the Projector counts the rows of the TSV
     np.testing.assert_array_equal(_tensor(tmp_path, info), mat.reshape(30, 20))
     lines = (tmp_path / info.metadata_path).read_text(encoding="utf-8").split("\n")
     assert lines[-1] == "" and len(lines) == 31  # one label per line, no header
@@ -72,13 +73,13 @@ def test_embeddings_accumulate_and_survive_a_new_writer(tmp_path):
     np.testing.assert_array_equal(_tensor(tmp_path, info), np.full((3, 2), 5, np.float32))
 
 
-def test_utf8_looking_tensors_are_written_as_tsv(tmp_path):
+def test_utf8_looking_bytes_are_written_as_tsv(tmp_path):
     mat = np.zeros((5, 3), dtype=np.float32)  # zero bytes decode as UTF-8
     mat[2, 1] = 10.0  # 00 00 20 41: ASCII bytes too
     with gs.SummaryWriter(tmp_path) as writer:
-        writer.add_embedding(mat)
+        writer.add_embedding(mat, tensor_format="bytes")
     (info,) = _config(tmp_path).embeddings
-    assert info.tensor_path.endswith(".tsv")
+    assert info.tensor_path == "00000/default/tensors.tsv"  # the Projector would parse it so
     np.testing.assert_array_equal(_tensor(tmp_path, info), mat)  # float32 values exactly
 
 
@@ -111,8 +112,8 @@ def test_pca_keeps_the_top_components(tmp_path, xp):
     with gs.SummaryWriter(tmp_path) as writer:
         writer.add_embedding(xp.asarray(x), tag="pca", reduce="pca", components=3)
     (info,) = _config(tmp_path).embeddings
-    assert list(info.tensor_shape) == [200, 3]
     got = _tensor(tmp_path, info)
+    assert got.shape == (200, 3)
     np.testing.assert_allclose(got, _principal_components_by_svd(x, 3), rtol=1e-4, atol=1e-4)
     assert np.all(np.diff(got.var(axis=0)) < 0)  # by decreasing variance
 
@@ -165,16 +166,19 @@ def test_live_projector_lists_and_serves_the_embedding(tmp_path, load_fast):
     with gs.SummaryWriter(tmp_path / "run1") as writer:
         writer.add_scalar("loss", 1.0, 0)
         writer.add_embedding(mat, [f"p{i}" for i in range(12)], images, tag="words", step=3)
+        writer.add_embedding(mat * 2, tag="packed", step=3, tensor_format="bytes")
     api = "/data/plugin/projector"
     with tensorboard(tmp_path, load_fast) as base:
         runs = poll_json(base, f"{api}/runs", lambda r: "run1" in r)
         assert runs == ["run1"]
         config = poll_json(base, f"{api}/info", lambda c: "embeddings" in c, run="run1")
-        (embedding,) = config["embeddings"]
-        assert embedding["tensorName"] == "words:00003"
-        assert embedding["tensorShape"] == [12, 5]
+        embedding, packed = config["embeddings"]
+        assert embedding["tensorName"] == "words:00003" and packed["tensorName"] == "packed:00003"
+        assert embedding["tensorShape"] == packed["tensorShape"] == [12, 5]  # TSV rows counted
         served = get(base, f"{api}/tensor", run="run1", name="words:00003")
         np.testing.assert_array_equal(np.frombuffer(served, "<f4").reshape(12, 5), mat)
+        served = get(base, f"{api}/tensor", run="run1", name="packed:00003")
+        np.testing.assert_array_equal(np.frombuffer(served, "<f4").reshape(12, 5), mat * 2)
         labels = get(base, f"{api}/metadata", run="run1", name="words:00003").decode()
         assert labels.split("\n")[:2] == ["p0", "p1"]
         png = get(base, f"{api}/sprite_image", run="run1", name="words:00003")
@@ -231,7 +235,7 @@ def test_the_files_are_complete_when_the_call_returns(tmp_path, xp):
             writer.add_embedding(xp.asarray(mat), tag="pca", reduce="pca", components=3)
         config = _config(tmp_path)
         info = config.embeddings[0]
-        assert info.tensor_name == "emb:00002" and list(info.tensor_shape) == [10, 64]
+        assert info.tensor_name == "emb:00002"
         np.testing.assert_array_equal(_tensor(tmp_path, info), mat.astype(np.float32))
         text = (tmp_path / info.metadata_path).read_text(encoding="utf-8")
         assert text == "".join(f"{label}\n" for label in labels)
@@ -313,3 +317,77 @@ def test_torchs_embedding_tests_and_their_teardown(tmp_path, points, image_dtype
             writer.close()
         assert not run.exists()
     assert _leftovers(tmp_path) == []
+
+
+# -- the same files as torch's writer, by default ----------------------------------------------
+
+
+def _run_files(logdir):
+    """Every file below ``logdir`` (relative, forward slashes), but event files and our lock."""
+    return sorted(os.path.relpath(os.path.join(root, name), logdir).replace(os.sep, "/")
+                  for root, _, names in os.walk(logdir) for name in names
+                  if "tfevents" not in name and name != ".projector_config.lock")  # fmt: skip
+
+
+def test_the_same_calls_write_torchs_files(tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    torch.manual_seed(5)
+    words = [f"word{i}" for i in range(30)]
+    calls = [  # keyword arguments of add_embedding, as a script passes them to either writer
+        {"mat": torch.randn(30, 5), "metadata": words, "label_img": torch.rand(30, 3, 8, 8),
+         "global_step": 3, "tag": "words"},
+        {"mat": torch.randn(4, 3)},  # tag "default", global_step None: step 0
+        {"mat": torch.randn(6, 2) * 1e-30, "metadata": [[i, f"c{i}"] for i in range(6)],
+         "metadata_header": ["index", "name"], "global_step": 12, "tag": "my_embedding"},
+        {"mat": torch.randn(7, 4).double(), "label_img": torch.rand(7, 1, 6, 6),
+         "global_step": 3, "tag": "gray"},
+        {"mat": torch.zeros(3, 2), "metadata": ["a", "b", "c"], "global_step": 100000},
+    ]  # fmt: skip
+    runs = {"torch": tmp_path / "torch", "ours": tmp_path / "ours"}
+    for name, make in (("torch", TorchWriter), ("ours", gs.SummaryWriter)):
+        with make(str(runs[name])) as writer:
+            for kwargs in calls:
+                writer.add_embedding(**kwargs)
+    assert _run_files(runs["ours"]) == _run_files(runs["torch"])
+    assert "00003/words/tensors.tsv" in _run_files(runs["ours"])
+    theirs, ours = _config(runs["torch"]), _config(runs["ours"])
+    assert ours == theirs  # names, paths, sprite dims; no tensor_shape (read from the TSV)
+    for info, kwargs in zip(ours.embeddings, calls, strict=True):
+        want = kwargs["mat"].numpy().astype(np.float32)
+        np.testing.assert_array_equal(_tensor(runs["ours"], info), want)  # exactly, as float32
+        np.testing.assert_array_equal(_tensor(runs["torch"], info), want)
+        if kwargs["mat"].dtype == torch.float32:  # torch's text, number for number
+            assert (runs["ours"] / info.tensor_path).read_bytes() == (
+                runs["torch"] / info.tensor_path
+            ).read_bytes()
+        if info.metadata_path:
+            assert (runs["ours"] / info.metadata_path).read_bytes() == (
+                runs["torch"] / info.metadata_path
+            ).read_bytes()
+        if info.sprite.image_path:  # the same grid; gray stays one channel (torch: RGB), and a
+            # float pixel is x * 255 rounded, as in every image of ours (torch truncates it)
+            theirs_png, ours_png = (Image.open(runs[n] / info.sprite.image_path) for n in runs)
+            assert ours_png.size == theirs_png.size
+            ours_rgb, theirs_rgb = (np.asarray(s.convert("RGB"), np.int16)
+                                    for s in (ours_png, theirs_png))  # fmt: skip
+            assert np.abs(ours_rgb - theirs_rgb).max() <= 1
+
+
+def test_tensor_format_bytes_keeps_the_compact_file(tmp_path):
+    rng = np.random.default_rng(6)
+    mat = rng.standard_normal((9, 4)).astype(np.float32)
+    with gs.SummaryWriter(tmp_path) as writer:
+        writer.add_embedding(mat, ["a"] * 9, global_step=2, tag="packed", tensor_format="bytes")
+        writer.add_embedding(mat, tag="text", tensor_format="tsv")
+        with pytest.raises(ValueError, match="tensor_format must be 'tsv' or 'bytes'"):
+            writer.add_embedding(mat, tag="bad", tensor_format="npy")
+    packed, text = _config(tmp_path).embeddings
+    assert packed.tensor_path == "00002/packed/tensors.bytes"
+    assert list(packed.tensor_shape) == [9, 4]  # the plugin needs it for raw bytes
+    assert (tmp_path / packed.tensor_path).read_bytes() == mat.astype("<f4").tobytes()
+    np.testing.assert_array_equal(_tensor(tmp_path, packed), mat)
+    assert text.tensor_path == "00000/text/tensors.tsv" and not text.tensor_shape
+    np.testing.assert_array_equal(_tensor(tmp_path, text), mat)
+    assert sorted(os.listdir(tmp_path / "00000")) == ["text"]  # the bad call wrote nothing

@@ -132,11 +132,11 @@ def test_odd_files_never_crash(tmp_path, content):
 def test_projector_config_problems(tmp_path):
     with gs.SummaryWriter(tmp_path) as writer:
         writer.add_embedding(np.eye(2), ["a", "b"], tag="emb", step=0)
-    tensors = [name for name in os.listdir(tmp_path / "embeddings" / "00000" / "emb")]
-    os.remove(tmp_path / "embeddings" / "00000" / "emb" / "metadata.tsv")
+    tensors = [name for name in os.listdir(tmp_path / "00000" / "emb")]
+    os.remove(tmp_path / "00000" / "emb" / "metadata.tsv")
     (problem,) = reader.inspect_logdir(tmp_path)[0].all_problems()
     assert "metadata_path" in problem.reason and "is missing" in problem.reason
-    assert "tensors.bytes" in tensors
+    assert "tensors.tsv" in tensors
     (tmp_path / "projector_config.pbtxt").write_text("embeddings { tensor_name: ")
     (problem,) = reader.inspect_logdir(tmp_path)[0].all_problems()
     assert problem.reason.startswith("projector config unreadable")

@@ -139,11 +139,12 @@ def test_embedding_labels_of_tensors_and_a_second_call_at_the_same_step(tmp_path
         with pytest.raises(TypeError, match="metadata labels must be"):
             writer.add_embedding(features, metadata=[None] * 3, global_step=3)
         writer.flush()  # nothing deferred: the bad calls raised above, the others are written
-    (folder,) = (tmp_path / "embeddings").iterdir()
-    tsv = (folder / "default" / "metadata.tsv").read_text().splitlines()
+    # The second call's files replace the first's, in torch's folder, as torch's writer does;
+    # its entry replaces the first's too, where torch's config lists the same entry twice.
+    tsv = (tmp_path / "00002" / "default" / "metadata.tsv").read_text().splitlines()
     assert tsv == ["digit\tdataset", "33.0\ttest", "44.0\ttest", "55.0\ttrain"]  # the second
     config = (tmp_path / "projector_config.pbtxt").read_text()
-    assert config.count("embeddings {") == 1
+    assert config.count("embeddings {") == 1 and "00002/default/sprite.png" in config
 
 
 def test_export_scalars_to_json_as_tensorboardxs(tmp_path):

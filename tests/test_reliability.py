@@ -741,7 +741,7 @@ def test_projector_tags_cannot_leave_the_run_directory(tmp_path):
             assert not os.path.isabs(path) and ".." not in path.split("/")
     assert [e.tensor_name for e in config.embeddings][:2] == ["../escape:-0003",
                                                               "../../etc/passwd:-0002"]  # fmt: skip
-    labels = (run / "embeddings" / "-0003" / "%2E.%2Fescape" / "metadata.tsv").read_text()
+    labels = (run / "-0003" / "%2E.%2Fescape" / "metadata.tsv").read_text()
     assert labels == "x\\ty\nline\\nbreak\n"
 
 

@@ -1,11 +1,12 @@
 """Embeddings on disk: the Projector's files of one run directory, written whole or not at all.
 
 :class:`ProjectorFiles` owns ``projector_config.pbtxt`` of one run directory. Each embedding's
-files go to ``<run>/embeddings/<step>/<tag>/`` first, each by write-to-temporary-then-rename,
-and only then is the config rewritten (also atomically) to list it: a reader (TensorBoard,
-polling) sees the old config or the new one, and every file the config names is complete.
-They are written on the calling thread (``add_embedding``'s, the seed ``Projector``'s) and are
-on disk when the call returns; a run removed while they are written stays removed.
+files go to ``<run>/<step>/<tag>/`` first (torch's folders), each by
+write-to-temporary-then-rename, and only then is the config rewritten (also atomically) to list
+it: a reader (TensorBoard, polling) sees the old config or the new one, and every file the
+config names is complete. They are written on the calling thread (``add_embedding``'s, the seed
+``Projector``'s) and are on disk when the call returns; a run removed while they are written
+stays removed.
 Embeddings listed by other writers (other processes, a seed Projector) in the same directory
 are kept, under a lock; one with the same name is replaced.
 """
@@ -75,6 +76,7 @@ class ProjectorFiles:
         labels: list[tuple[str, ...]] | None,
         header: tuple[str, ...] | None,
         thumbnails: np.ndarray | None,
+        tensor_format: str = "tsv",
     ) -> projector_config_pb2.EmbeddingInfo | None:
         """Write one embedding's files, then list it in the config, before returning.
 
@@ -88,6 +90,9 @@ class ProjectorFiles:
             labels: N rows of str cells (same count each), or None.
             header: column names for several columns.
             thumbnails: N uint8 NHWC sample thumbnails for the sprite, or None.
+            tensor_format: ``"tsv"``, torch's ``tensors.tsv`` (the config then has no
+                ``tensor_shape``, as torch's: the plugin counts the rows); ``"bytes"``, raw
+                float32 ``tensors.bytes`` with its ``tensor_shape``.
 
         Returns:
             The config's entry, or None when the run was removed while it was written.
@@ -98,10 +103,11 @@ class ProjectorFiles:
         """
         folder = projector_files.asset_folder(tag, step)
         info = projector_config_pb2.EmbeddingInfo(
-            tensor_name=projector_files.tensor_name(tag, step),
-            tensor_shape=list(matrix.shape),
+            tensor_name=projector_files.tensor_name(tag, step)
         )
-        data, name = projector_files.tensor_bytes(matrix)
+        if tensor_format == "bytes":
+            info.tensor_shape.extend(matrix.shape)
+        data, name = projector_files.tensor_file(matrix, tensor_format)
         info.tensor_path = f"{folder}/{name}"
         files = [(info.tensor_path, data)]
         if labels is not None:

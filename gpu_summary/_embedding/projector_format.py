@@ -1,11 +1,13 @@
 """The Projector's files: pure builders of their bytes from host arrays.
 
 TensorBoard's Projector reads ``projector_config.pbtxt`` (a text-format ``ProjectorConfig``) in a
-run directory; each embedding names its tensor file (raw little-endian float32, N×D, which the
-plugin reads when the file is not UTF-8 text; TSV otherwise), its metadata TSV (one label per
-line; with several columns, a header row first) and its sprite (a square grid of equal
-thumbnails, row-major, at most 8192 px a side). Paths are relative to the config file and must
-stay inside its directory, which the plugin enforces too.
+run directory; each embedding names its tensor file (TSV of N rows of D numbers; or raw
+little-endian float32, N×D, which the plugin reads when the file is not UTF-8 text, then shaped
+by the config's ``tensor_shape``), its metadata TSV (one label per line; with several columns, a
+header row first) and its sprite (a square grid of equal thumbnails, row-major, at most 8192 px
+a side). Paths are relative to the config file and must stay inside its directory, which the
+plugin enforces too. The files of ``<tag>`` at ``<step>`` go where torch's writer puts them,
+``<run>/<step, 5 digits>/<tag>/{tensors.tsv, metadata.tsv, sprite.png}``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import urllib.parse
+from collections.abc import Iterator
 
 import numpy as np
 from google.protobuf import text_format
@@ -20,8 +23,12 @@ from google.protobuf import text_format
 from gpu_summary.proto import projector_config_pb2
 
 CONFIG_FILE = "projector_config.pbtxt"
-ASSETS_DIR = "embeddings"  # <run>/embeddings/<step>/<tag>/{tensors.bytes, metadata.tsv, sprite.png}
 MAX_SPRITE_SIDE = 8192
+# How add_embedding may write the matrix: torch's text (the default), or our raw float32.
+TENSOR_FORMATS = ("tsv", "bytes")
+# Rows of text built at a time: the file is streamed, never held whole (a 2 GiB matrix is
+# several times that as text).
+_TSV_ROWS = 4096
 
 
 def tensor_name(tag: str, step: int) -> str:
@@ -54,8 +61,10 @@ def safe_component(name: str) -> str:
 
 
 def asset_folder(tag: str, step: int) -> str:
-    """Relative folder of one embedding's files (forward slashes, inside the run)."""
-    return f"{ASSETS_DIR}/{step:05d}/{safe_component(tag)}"
+    """Relative folder of one embedding's files (forward slashes, inside the run): torch's
+    ``<step, 5 digits>/<tag>`` — the same path for a tag of letters, digits, ``-``, ``_`` and
+    ``.``; any other character percent-encoded (torch writes most of them as given)."""
+    return f"{step:05d}/{safe_component(tag)}"
 
 
 def escape_label(label: str) -> str:
@@ -76,17 +85,36 @@ def metadata_tsv(rows: list[tuple[str, ...]], header: tuple[str, ...] | None) ->
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def tensor_bytes(matrix: np.ndarray) -> tuple[bytes, str]:
-    """(file bytes, file name) of an N×D float32 matrix: raw little-endian float32, unless
-    those bytes happen to decode as UTF-8 (all zeros, for one), which the Projector would then
-    parse as TSV: TSV of the exact float32 values instead."""
-    data = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data, "tensors.bytes"
-    lines = ("\t".join(repr(float(v)) for v in row) for row in matrix.astype(np.float32))
-    return ("\n".join(lines) + "\n").encode("ascii"), "tensors.tsv"
+def check_tensor_format(tensor_format: object) -> str:
+    """``tensor_format`` when it is one of ``TENSOR_FORMATS``; else ValueError naming them."""
+    if tensor_format not in TENSOR_FORMATS:
+        raise ValueError(
+            f"tensor_format must be 'tsv' or 'bytes', got {tensor_format!r}: 'tsv' writes "
+            "torch's tensors.tsv, 'bytes' the compact raw float32 tensors.bytes"
+        )
+    return tensor_format
+
+
+def tensor_tsv(matrix: np.ndarray) -> Iterator[bytes]:
+    """An N×D float32 matrix as torch's ``tensors.tsv``, in chunks of a few thousand rows: each
+    value as ``str`` of its exact double (the shortest text that parses back to it, so also
+    exactly to the float32), tab-separated, a newline after every row."""
+    for start in range(0, len(matrix), _TSV_ROWS):
+        rows = matrix[start : start + _TSV_ROWS].astype(np.float64).tolist()
+        yield "".join("\t".join(map(repr, row)) + "\n" for row in rows).encode("ascii")
+
+
+def tensor_file(matrix: np.ndarray, tensor_format: str) -> tuple[bytes | Iterator[bytes], str]:
+    """(file content, file name) of an N×D float32 matrix in ``tensor_format``: ``"tsv"``,
+    torch's text; ``"bytes"``, raw little-endian float32, unless those bytes happen to decode
+    as UTF-8 (all zeros, for one), which the Projector would then parse as TSV: TSV instead."""
+    if tensor_format == "bytes":
+        data = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data, "tensors.bytes"
+    return tensor_tsv(matrix), "tensors.tsv"
 
 
 def sprite_side(n: int, height: int, width: int) -> int:

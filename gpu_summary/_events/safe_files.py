@@ -1,13 +1,13 @@
 """Files of a run's own (the Projector's assets and config, the graph, the seed's projector
 files) written inside the run folder and nowhere else.
 
-A symbolic link inside the run — where a folder (``embeddings/``, ``graph/``, ``projector/``)
-or a file is expected — is never followed: folders are walked by descriptor, each opened with
-``O_NOFOLLOW`` (a link there is refused with ``OSError``), files are written through a
-temporary name no one can guess, created ``O_EXCL | O_NOFOLLOW``, then renamed over the target
-(a link at the target is replaced, not written through). The run folder itself may be a link
-(a logdir on another disk): that one is the user's choice. Folders are made 0755 and files 0644
-whatever the umask.
+A symbolic link inside the run — where a folder (an embedding's ``<step>/<tag>/``, ``graph/``,
+``projector/``) or a file is expected — is never followed: folders are walked by descriptor,
+each opened with ``O_NOFOLLOW`` (a link there is refused with ``OSError``), files are written
+through a temporary name no one can guess, created ``O_EXCL | O_NOFOLLOW``, then renamed over
+the target (a link at the target is replaced, not written through). The run folder itself may
+be a link (a logdir on another disk): that one is the user's choice. Folders are made 0755 and
+files 0644 whatever the umask.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from collections.abc import Iterable
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _NO_LINK = getattr(os, "O_NOFOLLOW", 0)
@@ -133,9 +134,9 @@ def write(root: str, relative: str, data: bytes) -> None:
         os.close(fd)
 
 
-def write_at(base: int, relative: str, data: bytes, root: str = "") -> None:
+def write_at(base: int, relative: str, data: bytes | Iterable[bytes], root: str = "") -> None:
     """:func:`write` below the open folder ``base`` (named ``root`` in errors), which is never
-    made again.
+    made again. ``data``: the bytes, or an iterable of chunks of them (a large file streamed).
 
     Raises:
         FolderRemoved: ``base`` or a folder below it was removed meanwhile (no temporary file
@@ -152,9 +153,10 @@ def write_at(base: int, relative: str, data: bytes, root: str = "") -> None:
         )  # fmt: skip
         try:
             os.fchmod(out, 0o644)  # whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view) :]
+            for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
         finally:
             os.close(out)
         os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)

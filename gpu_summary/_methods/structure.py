@@ -27,6 +27,7 @@ class StructureMethods:
         label_img_format: str | None = None,
         reduce: str | None = None,
         components: int = 10,
+        tensor_format: str = "tsv",
     ) -> None:
         """Log points for TensorBoard's Projector (PCA, t-SNE, UMAP views of N vectors).
 
@@ -44,11 +45,21 @@ class StructureMethods:
             reduce: ``"pca"`` stores only the projection on the top ``components`` principal
                 axes, computed on the tensor's backend (N×components floats on disk).
             components: principal axes kept by ``reduce="pca"``.
+            tensor_format: ``"tsv"`` (default), torch's ``tensors.tsv``: each value as the text
+                of its exact float32 (torch's own text for a float32 ``mat``); ``"bytes"``, our
+                compact ``tensors.bytes``, raw little-endian float32 with its ``tensor_shape`` in
+                the config (a fifth of the text's size, read faster by the Projector) — still
+                TSV when those bytes would decode as UTF-8 (all zeros), which the Projector
+                would read as text.
 
-        Files go to ``<logdir>/embeddings/<step>/<tag>/``, then are listed in
-        ``<logdir>/projector_config.pbtxt``, all before the call returns, as torch's: a script
-        may read or move them right away (no ``flush()``). A run folder removed while they are
-        written stays removed (nothing is made again, no temporary file is left).
+        Files go where torch's writer puts them, ``<logdir>/<step, 5 digits>/<tag>/``
+        (``tensors.tsv``, ``metadata.tsv``, ``sprite.png``; a tag character other than
+        letters, digits, ``-``, ``_``, ``.`` percent-encoded, where torch writes most as
+        given), then are listed in ``<logdir>/projector_config.pbtxt`` with torch's entries,
+        all before the call returns, as torch's: a script may read or move them right away
+        (no ``flush()``). A second call at the same step and tag overwrites the files, as
+        torch's, and replaces the entry (torch lists it twice). A run folder removed while
+        they are written stays removed (nothing is made again, no temporary file is left).
 
         .. note::
             Synchronises with the device for a device tensor, as torch's ``.cpu()`` would: the
@@ -63,7 +74,8 @@ class StructureMethods:
             ValueError: an empty ``mat``, or one over 2 GiB as float32 (the Projector's file);
                 metadata or images whose count is not N, more than 2**24 labels; rows of
                 unequal length; a bad format or ``reduce``; ``reduce="pca"`` of a ``mat``
-                holding NaN or ±Inf; the writer is closed. Nothing is listed then.
+                holding NaN or ±Inf; a ``tensor_format`` other than ``"tsv"``/``"bytes"``;
+                the writer is closed. Nothing is listed then.
             OSError: a file could not be written (a full disk, a link or a file where a folder
                 of the run should be); the config does not list the embedding then.
         """
@@ -71,7 +83,7 @@ class StructureMethods:
         embedding.log_embedding(self._state, mat, metadata, label_img, tag, global_step,
                                 metadata_header,
                                 label_img_format=label_img_format, reduce=reduce,
-                                components=components)  # fmt: skip
+                                components=components, tensor_format=tensor_format)  # fmt: skip
 
     def add_graph(
         self,

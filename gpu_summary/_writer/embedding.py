@@ -11,6 +11,7 @@ import numpy as np
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._embedding import arguments as embedding_args
+from gpu_summary._embedding import projector_format as projector_files
 from gpu_summary._writer.state import WriterState
 
 
@@ -26,9 +27,11 @@ def log_embedding(
     label_img_format: str | None = None,
     reduce: str | None = None,
     components: int = 10,
+    tensor_format: str = "tsv",
 ) -> None:
     """SummaryWriter.add_embedding, on a writer's state."""
     tag, step, _ = state.begin(tag, step, None)
+    tensor_format = projector_files.check_tensor_format(tensor_format)
     if reduce is not None and reduce != "pca":
         raise ValueError(f"reduce must be None or 'pca', got {reduce!r}")
     if reduce is not None:
@@ -67,4 +70,4 @@ def log_embedding(
             "mat holds NaN or ±Inf, which principal components cannot place; log it without "
             "reduce='pca', or check it first with add_anomaly"
         )
-    state.projector.write(tag, step, points, rows, header, images)
+    state.projector.write(tag, step, points, rows, header, images, tensor_format)
