@@ -29,9 +29,13 @@ needs_mpi = pytest.mark.skipif(
 )
 
 
-def run_torch(tmp_path: Path, size: int, name: str, option: str = "", deadline: float = 60.0,
+def run_torch(tmp_path: Path, size: int, name: str, option: str = "",
+              deadline: float | None = None,
               expect_dead: tuple[int, ...] = ()) -> list[dict | None]:  # fmt: skip
-    """Each rank's report (None for the ranks in ``expect_dead``, which must have died)."""
+    """Each rank's report (None for the ranks in ``expect_dead``, which must have died).
+    ``deadline`` (default: 60 s and 20 s a rank) only guards against a hang: each spawned rank
+    imports torch, seconds of CPU that a loaded 2-core machine hands out slowly."""
+    deadline = _guard(size) if deadline is None else deadline
     logdir, out = tmp_path / "logs", tmp_path / "out"
     out.mkdir()
     port = free_port()
@@ -60,8 +64,9 @@ def run_torch(tmp_path: Path, size: int, name: str, option: str = "", deadline: 
     return results(out, size, expect_dead)
 
 
-def run_mpi(tmp_path: Path, size: int, name: str, option: str = "", deadline: float = 60.0,
-            **env_extra: str) -> list[dict]:  # fmt: skip
+def run_mpi(tmp_path: Path, size: int, name: str, option: str = "",
+            deadline: float | None = None, **env_extra: str) -> list[dict]:  # fmt: skip
+    deadline = _guard(size) if deadline is None else deadline
     logdir, out = tmp_path / "logs", tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env_extra}
@@ -70,6 +75,10 @@ def run_mpi(tmp_path: Path, size: int, name: str, option: str = "", deadline: fl
     proc = subprocess.run(command, capture_output=True, text=True, timeout=deadline, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return results(out, size)
+
+
+def _guard(size: int) -> float:
+    return 60.0 + 20.0 * size
 
 
 def results(out: Path, size: int, dead: tuple[int, ...] = ()) -> list[dict | None]:
