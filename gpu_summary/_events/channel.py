@@ -26,7 +26,7 @@ import time
 
 from gpu_summary._events.event_file import EventFile
 from gpu_summary._events.jobs import Job, Marker, RecordParts
-from gpu_summary._sync import Doorbell, Flag, Waiters
+from gpu_summary._sync import Doorbell, Flag, StoppableThread, Waiters
 from gpu_summary.proto import event_pb2
 
 CLOSED_MESSAGE = (
@@ -53,28 +53,6 @@ class WriterError(RuntimeError):
     """A summary could not be built on the writer thread; ``__cause__`` holds the reason."""
 
 
-class WriterThread(threading.Thread):
-    """The thread that writes one file; :meth:`stop` ends it the way the peers' writer threads
-    end (torch's and tensorboardX's have ``stop()``, which test suites such as Lightning's call
-    on every daemon thread a test leaves behind)."""
-
-    def __init__(self, channel: Channel) -> None:
-        name = f"gpu_summary writer {os.path.basename(channel.file.path)}"
-        super().__init__(target=channel._run, name=name, daemon=True)
-        self.channel = channel
-
-    def stop(self) -> None:
-        """Write everything queued, close the file and end the thread (the writer that owned it
-        logs on into a new file, as after ``close()``)."""
-        if self is threading.current_thread():
-            self.channel.send_marker("close", wait=False)
-            return
-        if self.channel.running():
-            self.channel.send_marker("close")
-        if self.is_alive():
-            self.join()
-
-
 class Channel:
     """What the caller's side and the writer thread share for one file.
 
@@ -97,7 +75,10 @@ class Channel:
         self.closed = False  # set by the writer thread once the file is closed
         self.file = file
         self.flush_secs = flush_secs
-        self.thread = WriterThread(self)
+        # stop(), as torch's and tensorboardX's writer threads have: test suites such as
+        # Lightning's call it on every daemon thread a test leaves behind.
+        name = f"gpu_summary writer {os.path.basename(file.path)}"
+        self.thread = StoppableThread(self._run, name, on_stop=self.close_from_outside)
         self.finished = Flag()  # set by the thread as it returns
         self._pid = os.getpid()
         self._deadline: float | None = None
@@ -155,6 +136,15 @@ class Channel:
                 if kind == "close" or self.closed:  # a flush racing a close: nothing to do
                     return
                 raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
+
+    def close_from_outside(self) -> None:
+        """Write everything queued and close the file (the thread then ends), waiting for it
+        unless called on the writer thread itself (then the close follows the current job).
+        The writer that owned the file logs on into a new one, as after ``close()``."""
+        if self.thread is threading.current_thread():
+            self.send_marker("close", wait=False)
+        elif self.running():
+            self.send_marker("close")
 
     def running(self) -> bool:
         """Whether the writer thread still runs: not in a forked child (it does not exist

@@ -299,11 +299,8 @@ def close_at_exit(closables: list, what: str) -> None:
 def _close_dropped(channel: Channel) -> None:
     """A writer dropped without ``close()``: its file is closed once its records are written,
     and the thread that dropped it waits for that (unless it is the writer's own)."""
-    if channel.thread is threading.current_thread() or not channel.running():
-        channel.send_marker("close", wait=False)
-        return
     try:
-        channel.send_marker("close")
+        channel.close_from_outside()
     except BaseException as exc:  # noqa: BLE001 - a finalizer has no caller to raise it to
         sys.stderr.write(f"gpu_summary: closing a dropped event file failed: {exc!r}\n")
 
