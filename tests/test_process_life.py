@@ -283,7 +283,7 @@ def test_ctrl_c_every_few_milliseconds_never_hangs_close(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout.split()[-1]) > 100
+    assert int(proc.stdout.split()[-1]) > 20
     assert [e.value for e in legacy_reader(tmp_path).Scalars("last")] == [2.0]
 
 
