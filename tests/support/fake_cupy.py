@@ -14,6 +14,7 @@ Every launch and stream operation is recorded in ``log`` for tests to inspect.
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import sys
 import threading
@@ -33,6 +34,9 @@ float32 = np.float32
 log: list[tuple] = []
 compiles: list[tuple] = []  # (module, name expressions, compiling thread) of each RawModule
 waits: list[int] = []  # the thread of each Event.synchronize
+wait_modes: list[int] = []  # the waiting thread's capture mode at each Event.synchronize
+pinned_blocks: list[tuple[int, int]] = []  # (bytes, allocating thread) from pinned pools
+in_other_process: list[str] = []  # CUDA calls made on a parent's objects in a forked child
 _launch_lock = threading.Lock()
 built_in: Path | None = None  # the folder holding the emulated kernels
 _libraries: dict[str, ctypes.CDLL] = {}
@@ -169,8 +173,26 @@ def ascontiguousarray(a: ndarray) -> ndarray:
     return ndarray(np.ascontiguousarray(a._host))
 
 
+class _HostCapsule:
+    """A capsule a producer handed over, read by NumPy as host memory."""
+
+    def __init__(self, capsule: object) -> None:
+        self._capsule = capsule
+
+    def __dlpack__(self, **options: object) -> object:
+        return self._capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)
+
+
 def from_dlpack(array) -> ndarray:
-    return ndarray(np.from_dlpack(array))
+    # As CuPy does: the producer is asked to order its writes before the current stream, named
+    # 1 for the legacy default stream and 2 for the per-thread one.
+    current = get_current_stream().ptr
+    stream = 1 if current == 0 else current
+    log.append(("from_dlpack", stream))
+    return ndarray(np.from_dlpack(_HostCapsule(array.__dlpack__(stream=stream))))
 
 
 class _Stream:
@@ -180,6 +202,7 @@ class _Stream:
     def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
         self.ptr = 0 if null else 2 if ptds else next(_Stream._handles)
         self.done = True
+        self.capturing = False  # a test sets it: a stream capturing a CUDA graph
         self._previous: list[_Stream | None] = []
 
     @classmethod
@@ -199,6 +222,9 @@ class _Stream:
     def synchronize(self) -> None:
         pass
 
+    def is_capturing(self) -> bool:
+        return self.capturing
+
     def wait_event(self, event: _Event) -> None:
         assert event.recorded_on is not None, "waited on an event that was never recorded"
         log.append(("wait_event", self.ptr, event.recorded_on))
@@ -215,10 +241,33 @@ class _ExternalStream(_Stream):
         raise AssertionError("ExternalStream is deprecated in CuPy 14: use Stream.from_external")
 
 
+class CUDARuntimeError(RuntimeError):
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"CUDA error {status}")
+
+
+_INITIALIZATION_ERROR = 3  # cudaErrorInitializationError: CUDA used in a forked child
+
+
 class _Event:
     def __init__(self, block: bool = False, disable_timing: bool = False) -> None:
         self.recorded_on: int | None = None
         self.done = False
+        self._pid = os.getpid()
+
+    def _in_other_process(self, what: str) -> bool:
+        if os.getpid() == self._pid:
+            return False
+        in_other_process.append(what)
+        return True
+
+    def __del__(self) -> None:  # CuPy's Event destroys its CUDA event when collected
+        if self._in_other_process("cudaEventDestroy"):
+            sys.stderr.write(
+                "Exception ignored in: 'cupy.cuda.stream.Event.__dealloc__'\n"
+                "CUDARuntimeError: cudaErrorInitializationError: initialization error\n"
+            )
 
     def record(self, stream: _Stream | None = None) -> None:
         self.recorded_on = (stream or get_current_stream()).ptr
@@ -226,7 +275,10 @@ class _Event:
 
     def synchronize(self) -> None:
         assert self.recorded_on is not None, "waited on an event that was never recorded"
+        if self._in_other_process("cudaEventSynchronize"):
+            raise CUDARuntimeError(_INITIALIZATION_ERROR)
         waits.append(threading.get_ident())
+        wait_modes.append(driver_library.mode())
 
 
 def get_current_stream(device_id: int = -1) -> _Stream:
@@ -317,16 +369,22 @@ def _alloc(size: int) -> MemoryPointer:
     return MemoryPointer(_Memory(size), 0)
 
 
-class _PinnedMemory:
-    def __init__(self, size: int) -> None:
+class PinnedMemory:
+    """cudaHostAlloc'd memory; collecting it frees it (cudaFreeHost, which syncs the device)."""
+
+    def __init__(self, size: int, flags: int = 0) -> None:
         self.size = size
+        self.flags = flags
+
+    def __del__(self) -> None:
+        log.append(("freeHost", self.size, threading.get_ident()))
 
 
 class PinnedMemoryPointer(bytearray):
     """What CuPy's pinned allocations return: a buffer (for np.frombuffer) of ``mem.size -
     offset`` bytes, its address in ``ptr``."""
 
-    def __init__(self, mem: _PinnedMemory, offset: int) -> None:
+    def __init__(self, mem: PinnedMemory, offset: int) -> None:
         self.size = mem.size - offset
         super().__init__(bytes([_GARBAGE]) * max(self.size, 1))  # not zero: a missing fill shows
         self.mem = mem
@@ -334,7 +392,47 @@ class PinnedMemoryPointer(bytearray):
 
 
 def _alloc_pinned_memory(size: int) -> PinnedMemoryPointer:
-    return PinnedMemoryPointer(_PinnedMemory(size), 0)
+    raise AssertionError(
+        "cupy.cuda.alloc_pinned_memory uses CuPy's shared pinned allocator, which a user may "
+        "turn off (then every drop is a cudaFreeHost): the backend has a pool of its own"
+    )
+
+
+class PinnedMemoryPool:
+    """CuPy's pool: blocks from ``allocator``, kept (and so never freed) while the pool lives;
+    reuse is not modelled (each buffer is a fresh one: see PinnedMemoryPointer)."""
+
+    def __init__(self, allocator=None) -> None:
+        self._allocator = allocator
+        self.blocks: list[object] = []
+
+    def malloc(self, size: int) -> PinnedMemoryPointer:
+        pointer = self._allocator(size)
+        pinned_blocks.append((size, threading.get_ident()))
+        self.blocks.append(pointer.mem)
+        return pointer
+
+
+class _Driver:
+    """libcuda's per-thread stream capture mode (cuThreadExchangeStreamCaptureMode)."""
+
+    GLOBAL = 0
+
+    def __init__(self) -> None:
+        self._modes: dict[int, int] = {}
+
+    def mode(self) -> int:
+        return self._modes.get(threading.get_ident(), self.GLOBAL)
+
+    def cuThreadExchangeStreamCaptureMode(self, mode) -> int:  # noqa: N802 - the C name
+        value = mode._obj  # ctypes.byref(c_int)
+        previous = self.mode()
+        self._modes[threading.get_ident()] = value.value
+        value.value = previous
+        return 0
+
+
+driver_library = _Driver()
 
 
 def _occupancy(func: int, blockSize: int, dynamicSMemSize: int) -> int:
@@ -357,6 +455,8 @@ _runtime = types.SimpleNamespace(
     memcpyAsync=_memcpy_async,
     pointerGetAttributes=lambda ptr: types.SimpleNamespace(device=0),
     getDevice=lambda: 0,
+    CUDARuntimeError=CUDARuntimeError,
+    hostAllocPortable=1,
 )
 cuda = types.SimpleNamespace(
     Device=_Device,
@@ -368,6 +468,8 @@ cuda = types.SimpleNamespace(
     alloc=_alloc,
     alloc_pinned_memory=_alloc_pinned_memory,
     PinnedMemoryPointer=PinnedMemoryPointer,
+    PinnedMemory=PinnedMemory,
+    PinnedMemoryPool=PinnedMemoryPool,
     get_current_stream=get_current_stream,
     runtime=_runtime,
     driver=types.SimpleNamespace(occupancyMaxActiveBlocksPerMultiprocessor=_occupancy),

@@ -1,11 +1,16 @@
 """Device tensors from any library as zero-copy CuPy views, each with the stream to work on.
 
 One adapter per kind of producer, chosen from the object's type (``sys.modules``, never an
-import): CuPy arrays, PyTorch tensors, any ``__cuda_array_interface__`` exporter (Numba,
-OneFlow, ...) and any ``__dlpack__`` exporter (JAX, ...). Each returns a :class:`DeviceArray`:
-the data as a CuPy array that shares the producer's memory, and the stream on which the
-producer's pending writes to it are ordered, so that the device backend's kernels launch on
-that stream and never wait on the host.
+import): CuPy arrays, PyTorch tensors, any ``__dlpack__`` exporter (JAX, ...) and any
+``__cuda_array_interface__`` exporter (Numba, OneFlow, ...). Each returns a
+:class:`DeviceArray`: the data as a CuPy array that shares the producer's memory, and the
+stream on which the producer's pending writes to it are ordered, so that the device backend's
+kernels launch on that stream and never wait on the host.
+
+An object that offers both protocols is taken through DLPack, which orders the producer's
+writes before the consumer's stream; the array interface does so only when it names a stream
+(version 3's ``stream`` entry), and XLA's names none. A stream that is capturing a CUDA graph
+is refused before anything is queued (``capture.refuse_capturing``).
 
 Imported only when device data arrives (it imports CuPy).
 """
@@ -17,6 +22,7 @@ import sys
 import cupy
 import numpy as np
 
+from gpu_summary._backend.cuda import capture
 from gpu_summary._backend.numpy.arrays import widened
 
 
@@ -120,6 +126,27 @@ def _from_cupy(array: cupy.ndarray) -> DeviceArray:
     return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, array)
 
 
+class _OnItsOwnStream:
+    """A CUDA torch tensor exported through DLPack with no stream handshake (``stream=-1``).
+
+    Our kernels run on the tensor's current stream, so there is nothing to order. Letting
+    CuPy pass its current stream instead fails under ``CUPY_CUDA_PER_THREAD_DEFAULT_STREAM=1``
+    with torch on its default stream: CuPy passes 2, which torch refuses ("per-thread default
+    stream is not supported").
+    """
+
+    __slots__ = ("_tensor",)
+
+    def __init__(self, tensor: object) -> None:
+        self._tensor = tensor
+
+    def __dlpack__(self, stream: object = None, **options: object) -> object:
+        return self._tensor.__dlpack__(stream=-1, **options)
+
+    def __dlpack_device__(self) -> tuple:
+        return self._tensor.__dlpack_device__()
+
+
 def _from_torch(tensor: object, argument: str) -> DeviceArray:
     torch = sys.modules["torch"]
     tensor = tensor.detach()
@@ -136,10 +163,8 @@ def _from_torch(tensor: object, argument: str) -> DeviceArray:
         dtype, storage, tensor = np.dtype(np.bool_), cupy.bool_, tensor.view(torch.uint8)
     if tensor.is_conj() or tensor.is_neg():
         tensor = tensor.resolve_conj().resolve_neg()
-    # With our stream current, CuPy passes it to __dlpack__; it is the producer's own stream, so
-    # torch inserts no wait at all.
     with cupy.cuda.Device(device), stream:
-        array = cupy.from_dlpack(tensor)
+        array = cupy.from_dlpack(_OnItsOwnStream(tensor))
     if dtype is None:
         dtype = array.dtype
     else:
@@ -201,6 +226,7 @@ def adopt(obj: object, argument: str) -> DeviceArray:
 
     Raises:
         TypeError: the tensor's dtype is not bool, integer or real floating point.
+        RuntimeError: its stream is capturing a CUDA graph.
     """
     if isinstance(obj, DeviceArray):
         wrapped = obj
@@ -208,10 +234,11 @@ def adopt(obj: object, argument: str) -> DeviceArray:
         wrapped = _from_cupy(obj)
     elif type(obj).__module__.split(".")[0] == "torch" and "torch" in sys.modules:
         wrapped = _from_torch(obj, argument)
-    elif hasattr(obj, "__cuda_array_interface__"):
-        wrapped = _from_array_interface(obj, argument)
-    else:
+    elif hasattr(obj, "__dlpack__") or not hasattr(obj, "__cuda_array_interface__"):
         wrapped = _from_dlpack(obj)
+    else:
+        wrapped = _from_array_interface(obj, argument)
+    capture.refuse_capturing(wrapped.stream, argument)
     if not isinstance(wrapped.dtype, BFloat16) and np.dtype(wrapped.dtype).kind not in "biuf":
         raise TypeError(
             f"{argument} must hold bool, integer or floating-point numbers, got dtype "

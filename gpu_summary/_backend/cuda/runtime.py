@@ -12,12 +12,25 @@ all on the stream that orders the producer's writes. The writer thread's
    reads its multiprocessor count. Neither synchronises a stream.
 
 Buffers: device results come from CuPy's stream-ordered memory pool; pinned host buffers from
-CuPy's pinned memory pool. A :class:`DevicePending` holds both (and the input tensor) until its
-event has completed, so none is reused while a kernel or copy may still touch it.
+a pinned pool of this module's own (:func:`pinned`), which never gives memory back to the
+driver while the process runs: ``cudaFreeHost`` synchronises the device, and CuPy's shared pool
+calls it on whatever thread allocates when an allocation fails, or on every drop when a user
+turns that pool off. A :class:`DevicePending` holds both (and the input tensor) until its event
+has completed, so none is reused while a kernel or copy may still touch it.
+
+Waits (``cudaEventSynchronize``, on the writer and release threads) run in relaxed capture mode
+(``capture.relaxed``), so that they never invalidate a CUDA graph the user captures meanwhile.
+
+After ``os.fork()`` the child cannot use the parent's CUDA context: results and buffers it
+inherits are kept, untouched, until it exits (:func:`_keep_in_child`), instead of being
+released there with CUDA calls that fail ("Exception ignored" noise) and would not free the
+parent's memory anyway.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -25,6 +38,7 @@ from collections.abc import Callable
 import cupy
 import numpy as np
 
+from gpu_summary._backend.cuda import capture
 from gpu_summary._backend.cuda.device_tensor import DeviceArray
 from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
@@ -100,16 +114,43 @@ def grid_for(device: int, work: int, kernel: cupy.RawKernel, shared_bytes: int =
     return max(1, min(sms * max(resident, 1), -(-work // per_block)))
 
 
+def _allocate_pinned(size: int) -> cupy.cuda.PinnedMemoryPointer:
+    """The pinned pool's allocator (``cudaHostAlloc``). A failure is a MemoryError, not CuPy's
+    CUDARuntimeError: on that one, CuPy's pool would release all its free blocks
+    (``cudaFreeHost``, a device sync) on the calling thread and try again."""
+    try:
+        memory = cupy.cuda.PinnedMemory(size, cupy.cuda.runtime.hostAllocPortable)
+    except cupy.cuda.runtime.CUDARuntimeError as exc:
+        raise MemoryError(
+            f"gpu_summary could not page-lock {size:,} bytes of host memory for a copy of a "
+            f"result ({exc}); free host memory, or log smaller tensors"
+        ) from None
+    return cupy.cuda.PinnedMemoryPointer(memory, 0)
+
+
+_pinned_pool = cupy.cuda.PinnedMemoryPool(_allocate_pinned)  # no CUDA call until a malloc
+
+
+def pinned(nbytes: int) -> cupy.cuda.PinnedMemoryPointer:
+    """A pinned host buffer of at least ``nbytes`` (one at least) from this module's pool.
+
+    Dropping it, on any thread, returns it to the pool (bookkeeping, no CUDA call); the pool
+    hands it out again only once dropped, and the holders (``DevicePending``, windows) drop it
+    only after the copy that uses it has run.
+    """
+    return _pinned_pool.malloc(max(nbytes, 1))
+
+
 def stage(values: np.ndarray, device_pointer: int, stream: object) -> object:
     """Queue a copy of host ``values`` to ``device_pointer`` on ``stream`` through pinned
     memory (no sync); returns the pinned buffer, to keep until the copy has run."""
-    pinned = cupy.cuda.alloc_pinned_memory(max(values.nbytes, 1))
-    staged = np.frombuffer(pinned, values.dtype, values.size)
+    pinned_buffer = pinned(values.nbytes)
+    staged = np.frombuffer(pinned_buffer, values.dtype, values.size)
     staged[:] = values.ravel()
     cupy.cuda.runtime.memcpyAsync(
         device_pointer, staged.ctypes.data, values.nbytes, HOST_TO_DEVICE, stream.ptr
     )
-    return pinned
+    return pinned_buffer
 
 
 class DevicePending(Pending):
@@ -122,7 +163,7 @@ class DevicePending(Pending):
     the buffers return to their pools: dropping a result never waits for the device.
     """
 
-    __slots__ = ("_event", "_host", "_keep", "_parse", "_value")
+    __slots__ = ("_event", "_host", "_keep", "_parse", "_pid", "_value")
 
     def __init__(
         self, event: cupy.cuda.Event, host: np.ndarray, parse: Callable, keep: tuple
@@ -132,18 +173,29 @@ class DevicePending(Pending):
         self._parse = parse
         self._keep = keep
         self._value = None
+        self._pid = os.getpid()
 
     def result(self) -> object:
         if self._keep is not None:
-            # The writer thread sleeps here; a caller only in a call documented to sync
-            # (add_embedding, whose files are on disk when it returns).
-            self._event.synchronize()
+            if self._pid != os.getpid():
+                raise RuntimeError(
+                    "a device result launched before os.fork() cannot be read in the child: "
+                    "CUDA does not survive fork; log from the parent, or start the worker "
+                    "with the 'spawn' or 'forkserver' method"
+                )
+            # The writer thread sleeps here; a caller only in a call documented to wait for
+            # its own copies (add_embedding, whose files are on disk when it returns).
+            with capture.relaxed():
+                self._event.synchronize()
             self._value = self._parse(self._host)
             self._keep = self._host = None
         return self._value
 
     def __del__(self) -> None:
         if self._keep is not None:
+            if self._pid != os.getpid():
+                _keep_in_child((self._event, self._keep, self._host))
+                return
             try:
                 release_after(self._event, (self._keep, self._host))
             except Exception:  # noqa: BLE001 - interpreter shutdown: the device goes too
@@ -154,11 +206,12 @@ _dropped: queue.SimpleQueue = queue.SimpleQueue()  # (event, buffers) of unread 
 _release_thread: threading.Thread | None = None
 
 
-def _release_dropped() -> None:
+def _release_dropped(dropped: queue.SimpleQueue) -> None:
     while True:
-        event, buffers = _dropped.get()
+        event, buffers = dropped.get()
         try:
-            event.synchronize()  # the release thread sleeps here, never the caller
+            with capture.relaxed():
+                event.synchronize()  # the release thread sleeps here, never the caller
         except Exception:  # noqa: BLE001 - a failed device: nothing left to protect
             pass
         del event, buffers
@@ -171,12 +224,33 @@ def release_after(event: object, buffers: tuple) -> None:
     _dropped.put((event, buffers))
     thread = _release_thread
     if thread is None or not thread.is_alive():  # first drop, or a child after fork()
-        thread = threading.Thread(target=_release_dropped, name="gpu_summary-release", daemon=True)
+        thread = threading.Thread(
+            target=_release_dropped, args=(_dropped,), name="gpu_summary-release", daemon=True
+        )
         try:
             thread.start()
         except RuntimeError:  # interpreter shutdown: the device goes too
             return
         _release_thread = thread
+
+
+def _keep_in_child(objects: object) -> None:
+    """Never release ``objects`` (CUDA events and buffers a forked child inherited): one
+    reference more than anything will drop, so not even the interpreter's exit frees them."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(objects))
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's dropped results and pinned blocks are kept untouched;
+    the child starts its own queue, release thread and pool if it ever uses a device."""
+    global _dropped, _release_thread, _pinned_pool
+    _keep_in_child((_dropped, _pinned_pool))
+    _dropped, _release_thread = queue.SimpleQueue(), None
+    _pinned_pool = cupy.cuda.PinnedMemoryPool(_allocate_pinned)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def order_after(earlier: object, stream: object) -> None:
@@ -192,8 +266,7 @@ def launch_copy(
     device_buffer: cupy.cuda.MemoryPointer, nbytes: int, stream: object
 ) -> tuple[np.ndarray, cupy.cuda.Event]:
     """Queue a copy of ``nbytes`` to pinned memory and an event after it."""
-    pinned = cupy.cuda.alloc_pinned_memory(max(nbytes, 1))
-    host = np.frombuffer(pinned, np.uint8, max(nbytes, 1))[:nbytes]
+    host = np.frombuffer(pinned(nbytes), np.uint8, max(nbytes, 1))[:nbytes]
     if nbytes:
         cupy.cuda.runtime.memcpyAsync(
             host.ctypes.data, device_buffer.ptr, nbytes, DEVICE_TO_HOST, stream.ptr

@@ -1,8 +1,14 @@
 """The device backend's windows (``gs_reduce`` launched into one buffer per window): each
 step's counts added in place by the kernel's atomics, its moments written to a stats slot of
-its own, so a step costs one launch — no allocation, memset, copy or event — and the window's
-end one copy of the counts and the slots. The NumPy backend's ``windows`` is the
-specification (counts exact, moments within ``MOMENT_RTOL``)."""
+its own, so a step costs one launch and one event — no allocation, memset or copy — and the
+window's end one copy of the counts and the slots. The NumPy backend's ``windows`` is the
+specification (counts exact, moments within ``MOMENT_RTOL``).
+
+Each step's input (the producer's tensor, and any contiguous copy of it) is kept until the
+event recorded after its launch has completed, then released by the release thread
+(``runtime.release_after``): a tensor the caller drops right after the call is not handed back
+to its allocator (PyTorch's caching allocator reuses freed blocks at once) while the queued
+kernel may still read it, and a window of many steps holds no step's tensor longer."""
 
 from __future__ import annotations
 
@@ -49,7 +55,6 @@ class DeviceWindow:
                     self.memory.ptr + self.buffer.limits,
                     self.stream,
                 )
-        self.keep: list[object] = []  # contiguous copies of odd layouts, until the end
 
     def _kernel(self, dtype: str) -> object:
         expression = reduce_abi.reduce_expression(dtype, self.mode)
@@ -65,8 +70,6 @@ class DeviceWindow:
             runtime.order_after(self.stream, values.stream)  # after the earlier steps
             self.stream = values.stream
             pointer, shape, strides, keep = runtime.flat_source(values)
-            if keep is not values.array:
-                self.keep.append(keep)
             kernel = self._kernel(values.dtype_name)
             shared = reduce_abi.reduce_shared_bytes(self.mode, self.n_limits)
             grid = min(self.buffer.grid, runtime.grid_for(self.device, int(values.size), kernel,
@@ -76,6 +79,7 @@ class DeviceWindow:
                                           int(values.size), shape, strides, limits=limits,
                                           n_limits=self.n_limits, slot=slot)  # fmt: skip
             kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
+            _release_after_launch(self.stream, (values.owner, values.array, keep))
 
     def result(self, slots: int) -> Pending[tuple[np.ndarray, list[TensorStats]]]:
         n_buckets = self.buffer.n_buckets
@@ -86,8 +90,15 @@ class DeviceWindow:
             def parse(raw: np.ndarray) -> tuple[np.ndarray, list[TensorStats]]:
                 return reduce_abi.parse_window(raw, n_buckets, slots)
 
-            keep = (self.memory, self.staging, *self.keep)
-            return runtime.DevicePending(event, host, parse, keep)
+            return runtime.DevicePending(event, host, parse, (self.memory, self.staging))
+
+
+def _release_after_launch(stream: object, inputs: tuple) -> None:
+    """Keep a step's ``inputs`` until the work queued on ``stream`` so far has run (an event,
+    waited for on the release thread, never here)."""
+    event = cupy.cuda.Event(block=True, disable_timing=True)
+    event.record(stream)
+    runtime.release_after(event, inputs)
 
 
 def window_open(limits: np.ndarray | None, size: int, like: DeviceArray,
@@ -121,7 +132,7 @@ class DeviceMultiWindow:
             self.memory = cupy.cuda.alloc(self.buffer.total_bytes)
             cupy.cuda.runtime.memsetAsync(self.memory.ptr, 0, self.buffer.zero_bytes,
                                           self.stream.ptr)  # fmt: skip
-        self.keep: list[object] = []
+        self.tables: list[object] = []  # each step's staged table, until the end
 
     def add(self, tensors: list[DeviceArray], slot: int) -> None:
         from gpu_summary._backend.cuda.reduce import multi_sources
@@ -135,10 +146,9 @@ class DeviceMultiWindow:
             runtime.order_after(self.stream, first.stream)  # after the earlier steps
             self.stream = first.stream
             pointers, lengths, strides, keep = multi_sources(tensors)
-            self.keep += [a for a, t in zip(keep, tensors, strict=True) if a is not t.array]
             table = reduce_abi.multi_table(pointers, lengths, strides)
-            self.keep.append(runtime.stage(table, self.memory.ptr + self.buffer.table,
-                                           self.stream))  # fmt: skip
+            self.tables.append(runtime.stage(table, self.memory.ptr + self.buffer.table,
+                                             self.stream))  # fmt: skip
             chunks = int(table[-1])
             if not chunks:
                 return
@@ -150,6 +160,8 @@ class DeviceMultiWindow:
                                                 kernel, shared))  # fmt: skip
             args = reduce_abi.multi_args(self.buffer, self.memory.ptr, slot)
             kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
+            owners = tuple((t.owner, t.array) for t in tensors)
+            _release_after_launch(self.stream, (owners, tuple(keep)))
 
     def result(self, slots: int) -> Pending[list]:
         tensors = self.buffer.tensors
@@ -160,7 +172,7 @@ class DeviceMultiWindow:
             def parse(raw: np.ndarray) -> list:
                 return reduce_abi.parse_multi_window(raw, tensors, slots)
 
-            return runtime.DevicePending(event, host, parse, (self.memory, *self.keep))
+            return runtime.DevicePending(event, host, parse, (self.memory, *self.tables))
 
 
 def multi_window_open(size: int, tensors: list[DeviceArray]) -> DeviceMultiWindow:
