@@ -1,6 +1,6 @@
 """window=K against logging every step, same data, same process.
 
-Usage: python benchmarks/bench_windows.py [--steps 2000] [--window 100]
+Usage: python benchmarks/bench_windows.py [--steps 2000] [--window 100] [--require-device]
 
 For each case the work per step is the process's CPU time (the caller's thread and the
 writer thread together) through ``flush()``, divided by the steps; the caller's wall time per
@@ -53,6 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--window", type=int, default=100)
+    parser.add_argument(
+        "--require-device",
+        action="store_true",
+        help="exit non-zero when the device cases cannot run (benchmarks/gpu_check.sh)",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()} cpus={os.cpu_count()} python "
@@ -78,6 +83,10 @@ def main() -> None:
             raise RuntimeError("no GPU")
     except Exception as exc:  # noqa: BLE001 - no CuPy or no device: say so, run the rest
         print(f"device cases skipped: {type(exc).__name__}: {exc}")
+        if args.require_device:
+            raise SystemExit(
+                "bench_windows: --require-device, and the device cases cannot run"
+            ) from None
         return
     device = cp.asarray(rng.standard_normal(8 << 20).astype(np.float32))
     loss = cp.asarray(np.float32(0.5))

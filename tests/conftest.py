@@ -20,8 +20,15 @@ from tensorboard.plugins.projector import projector_config_pb2 as tb_projector
 from tensorboard.util import tensor_util
 
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from support.require_gpu import (  # noqa: F401 - GS_REQUIRE_GPU=1's hooks, registered here
+    pytest_runtest_logreport,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
-# The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py).
+# The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py);
+# under GS_REQUIRE_GPU=1 (benchmarks/gpu_check.sh) their skips fail (tests/support/require_gpu.py).
 # "emulated" runs the device backend on the CPU: tests/support/fake_cupy.py stands in for CuPy.
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu), "emulated"]
 _DEVICE_MODULES = "gpu_summary._backend.cuda"

@@ -22,6 +22,7 @@ from gpu_summary._backend import numpy as nb
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import ladder as _ladder
+from support.require_gpu import skip_peer
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 _NEEDS_GPU = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")
@@ -446,7 +447,7 @@ def test_jax_arrays(monkeypatch):
     monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave memory to the others
     jax = pytest.importorskip("jax")
     if not any(d.platform == "gpu" for d in jax.devices()):
-        pytest.skip("JAX sees no GPU")
+        skip_peer("JAX sees no GPU (a JAX without its CUDA plugin)")
     host = sample_values(np.float32, 10_000)
     backend, device = _device(jax.device_put(host, jax.devices("gpu")[0]))
     got = backend.histogram_fixed(device, None).result()
