@@ -77,7 +77,7 @@ def test_a_call_on_a_capturing_stream_is_refused_before_anything_is_queued(fake,
             writer.flush()
             fake.log.clear()
             stream.capturing = True
-            with pytest.raises(RuntimeError, match="capturing a graph.*graph.replay"):
+            with pytest.raises(RuntimeError, match=r"capturing a graph.*graph\.replay"):
                 log(writer)
             assert _launches(fake) == [], "nothing may be queued into the user's graph"
             stream.capturing = False
@@ -214,19 +214,21 @@ def test_a_window_keeps_each_steps_tensor_until_its_launch_has_run(fake, monkeyp
     from gpu_summary._backend.cuda import runtime
 
     released: list[tuple] = []
-    monkeypatch.setattr(runtime, "release_after", lambda event, keep: released.append((event, keep)))
+    monkeypatch.setattr(
+        runtime, "release_after", lambda event, keep: released.append((event, keep))
+    )
     stream = fake.cuda.Stream(non_blocking=True)
-    backend = None
+    window = None
     owners = []
     with stream:
         for step in range(3):
             owner = _Owner(fake.asarray(np.full(3000, float(step))))
             backend, device = backend_for(owner, "values")
             if kind == "window":
-                window = window if step else backend.window_open(None, 3, device)
+                window = window or backend.window_open(None, 3, device)
                 backend.window_add(window, device, step)
             else:
-                window = window if step else backend.multi_window_open(3, [device, device])
+                window = window or backend.multi_window_open(3, [device, device])
                 backend.multi_window_add(window, [device, device], step)
             owners.append(weakref.ref(owner))
             del owner, device

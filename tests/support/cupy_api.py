@@ -49,6 +49,8 @@ MIRRORED = (
     "cuda.Event", "cuda.Event.record", "cuda.Event.synchronize", "cuda.Stream.wait_event",
     "cuda.UnownedMemory",
     "cuda.MemoryPointer", "cuda.alloc", "cuda.alloc_pinned_memory", "cuda.PinnedMemoryPointer",
+    "cuda.PinnedMemory", "cuda.PinnedMemoryPool", "cuda.PinnedMemoryPool.malloc",
+    "cuda.Stream.is_capturing",
     "cuda.get_current_stream", "cuda.runtime.memsetAsync", "cuda.runtime.memcpyAsync",
     "cuda.runtime.pointerGetAttributes", "cuda.runtime.getDevice",
     "cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor", "RawModule.get_function",

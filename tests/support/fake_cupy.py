@@ -424,7 +424,7 @@ class _Driver:
     def mode(self) -> int:
         return self._modes.get(threading.get_ident(), self.GLOBAL)
 
-    def cuThreadExchangeStreamCaptureMode(self, mode) -> int:  # noqa: N802 - the C name
+    def cuThreadExchangeStreamCaptureMode(self, mode) -> int:
         value = mode._obj  # ctypes.byref(c_int)
         previous = self.mode()
         self._modes[threading.get_ident()] = value.value

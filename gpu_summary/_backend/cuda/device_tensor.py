@@ -153,6 +153,7 @@ def _from_torch(tensor: object, argument: str) -> DeviceArray:
     device = tensor.device.index
     torch_stream = torch.cuda.current_stream(tensor.device)
     stream = external_stream(torch_stream.cuda_stream, device)
+    capture.refuse_capturing(stream, argument)  # before anything is queued on it
     dtype = None
     if str(tensor.dtype).startswith(("torch.float8_", "torch.float6_", "torch.float4_")):
         # No kernel reads 8-bit floats: an exact float32 copy, made on the tensor's stream.

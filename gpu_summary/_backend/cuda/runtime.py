@@ -241,10 +241,14 @@ def _keep_in_child(objects: object) -> None:
 
 
 def _forget_after_fork() -> None:
-    """In a forked child: the parent's dropped results and pinned blocks are kept untouched;
-    the child starts its own queue, release thread and pool if it ever uses a device."""
+    """In a forked child: the parent's dropped results, pinned blocks and loaded kernels are
+    kept untouched; the child starts its own queue, release thread, pool and kernels if it
+    ever uses a device."""
     global _dropped, _release_thread, _pinned_pool
-    _keep_in_child((_dropped, _pinned_pool))
+    _keep_in_child((_dropped, _pinned_pool, dict(_modules), dict(_functions)))
+    _modules.clear()  # CuPy unloads a collected module: in the child, a failing CUDA call
+    _functions.clear()
+    _resident_blocks.clear()
     _dropped, _release_thread = queue.SimpleQueue(), None
     _pinned_pool = cupy.cuda.PinnedMemoryPool(_allocate_pinned)
 
