@@ -288,33 +288,42 @@ GS_HD int first_greater(double x, const double* limits, int n) {
     return lo;
 }
 
-// TensorBoard's ladder (see gpu_summary/_core/ladder.py): 1551 limits,
-// [-DBL_MAX, -v_773 .. -v_0, 0, v_0 .. v_773, DBL_MAX], v_k ~ 1e-12 * 1.1**k.
+// TensorBoard's ladder, defined once in gpu_summary/_core/ladder.py: GS_LADDER_SIZE limits,
+// [-DBL_MAX, -v_top .. -v_0, 0, v_0 .. v_top, DBL_MAX], v_k ~ GS_LADDER_SMALLEST * growth**k,
+// all below GS_LADDER_CEILING. gpu_summary/_backend/cuda_kernels/sources.py defines these
+// macros (and GS_LADDER_VALUES, the limits) ahead of this header; there is no copy here.
+#if !defined(GS_LADDER_SIZE) || !defined(GS_LADDER_ZERO) || !defined(GS_LADDER_SMALLEST) || \
+    !defined(GS_LADDER_CEILING) || !defined(GS_LADDER_BUCKETS_PER_OCTAVE)
+#error "no ladder macros: compile sources.kernel_source(), or put sources.ladder_prologue() first"
+#endif
 enum {
-    LADDER_SIZE = 1551,
-    LADDER_ZERO = 775,  // index of the limit 0.0
-    LADDER_LAST = 1550,
+    LADDER_SIZE = GS_LADDER_SIZE,
+    LADDER_ZERO = GS_LADDER_ZERO,  // index of the limit 0.0
+    LADDER_LAST = LADDER_SIZE - 1,
+    LADDER_POSITIVE = LADDER_ZERO - 1,  // positive finite limits: v_0 .. v_top, top = this - 1
 };
+static_assert(LADDER_SIZE == 2 * LADDER_ZERO + 1, "the ladder is symmetric about 0");
 
 // Closed-form guess of a finite x's ladder bucket from log2(|x|), within a bucket or two, in
 // float64 and integers (no float32 log: -ftz=true would flush it).
 GS_HD int ladder_estimate(double x) {
     const double magnitude = x < 0 ? -x : x;
-    if (magnitude < 1e-12) {
+    if (magnitude < GS_LADDER_SMALLEST) {
         return x < 0 ? LADDER_ZERO : LADDER_ZERO + 1;
     }
-    if (magnitude >= 1e20) {
+    if (magnitude >= GS_LADDER_CEILING) {
         return x < 0 ? 1 : LADDER_LAST;
     }
-    // log2(|x| * 1e12) >= 0: the exponent plus log2(1 + f) ~ f + c f (1 - f) for the mantissa
-    // fraction f (|error| < 0.008, a twentieth of a bucket).
-    const u64 bits = double_to_bits(magnitude * 1e12);
+    // log2(|x| / smallest) >= 0: the exponent plus log2(1 + f) ~ f + c f (1 - f) for the
+    // mantissa fraction f (|error| < 0.008, a twentieth of a bucket); 1 / smallest is folded
+    // into one double when compiled.
+    const u64 bits = double_to_bits(magnitude * (1.0 / GS_LADDER_SMALLEST));
     const int exponent = (int)((bits >> 52) & 0x7ff) - 1023;
     const double f = bits_to_double((bits & 0xfffffffffffffULL) | 0x3ff0000000000000ULL) - 1.0;
     const double log2_value = (double)exponent + f * (1.0 + 0.3465735902799727 * (1.0 - f));
-    // k: index of the positive limit just at or below |x| (1/log2(1.1) = 7.272540897341713)
-    int k = (int)floor(log2_value * 7.272540897341713);
-    k = k < 0 ? 0 : (k > 773 ? 773 : k);
+    // k: index of the positive limit just at or below |x| (1 / log2(growth) buckets an octave)
+    int k = (int)floor(log2_value * GS_LADDER_BUCKETS_PER_OCTAVE);
+    k = k < 0 ? 0 : (k > LADDER_POSITIVE - 1 ? LADDER_POSITIVE - 1 : k);
     // |x| in [v_k, v_k+1): x > 0 belongs under v_k+1, x < 0 under -v_k.
     return x < 0 ? LADDER_ZERO - 1 - k : LADDER_ZERO + 2 + k;
 }

@@ -2,9 +2,9 @@
 //
 // gs_reduce<T, MODE> reads every element of a strided tensor of storage type T once.
 //   MODE 0 (stats):  moments only.
-//   MODE 1 (ladder): moments + counts over TensorBoard's 1551 ladder limits (GS_LADDER_VALUES,
-//                    spliced in by gpu_summary/_backend/cuda_kernels/sources.py), bucket by
-//                    log closed form with an exact correction.
+//   MODE 1 (ladder): moments + counts over TensorBoard's GS_LADDER_SIZE ladder limits
+//                    (GS_LADDER_VALUES, defined by gpu_summary/_backend/cuda_kernels/
+//                    sources.py), bucket by log closed form with an exact correction.
 //   MODE 2 (edges):  moments + counts over `n_limits` sorted float64 limits ending with DBL_MAX
 //                    (binary search).
 //   MODE 3 (even):   counts only, over `bins` even buckets spanning [min, max] of the finite

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomllib
 from packaging.requirements import Requirement
@@ -24,6 +25,7 @@ from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._core import ladder as _ladder
 from support import cupy_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +102,17 @@ def test_lowered_names_are_those_the_backend_looks_up(cupy_build, filename):
         assert set(mapping.values()) == set(entries)
         for dtype in kernel_sources.CUDA_TYPES:  # what one module build of a dtype asks for
             assert set(catalogue.module_expressions(filename, dtype)) <= set(mapping)
+
+
+def test_the_ladders_constants_reach_the_ptx_as_immediates(cupy_build):
+    # The prologue's macros (gpu_summary/_core/ladder.py) in ladder_estimate, 1 / smallest folded.
+    constants = (_ladder.SMALLEST, 1.0 / _ladder.SMALLEST, _ladder.CEILING,
+                 _ladder.BUCKETS_PER_OCTAVE)  # fmt: skip
+    for arch in ARCHITECTURES:
+        ptx = cupy_build[kernel_sources.REDUCE_FILE][arch]["ptx"]
+        for value in constants:
+            bits = np.float64(value).view(np.uint64)
+            assert f"0d{int(bits):016X}" in ptx, (arch, value)
 
 
 @pytest.mark.parametrize("filename", EXACT_MODULES)

@@ -73,7 +73,10 @@ def native(tmp_path_factory):
     """The helpers as a loaded shared library (built with the host's C++ compiler)."""
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     assert compiler, "a C++ compiler (c++ or g++) is needed to check the kernel helpers"
-    library = tmp_path_factory.mktemp("native") / "host_helpers.so"
+    folder = tmp_path_factory.mktemp("native")
+    library = folder / "host_helpers.so"
+    prologue = folder / "gs_ladder.h"  # the ladder's macros, as the kernel modules get them
+    prologue.write_text(kernel_sources.ladder_prologue(), encoding="utf-8")
     command = [
         compiler,
         "-std=c++17",
@@ -84,6 +87,8 @@ def native(tmp_path_factory):
         "-shared",
         "-fPIC",
         f"-I{kernel_sources.kernel_dir()}",
+        "-include",
+        str(prologue),
         str(NATIVE),
         "-o",
         str(library),

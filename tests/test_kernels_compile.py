@@ -3,7 +3,10 @@ against the sources. (tests/test_cupy_path.py compiles every instantiation throu
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._backend.cuda_kernels import thumbnails as thumbnails_abi
+from gpu_summary._core import ladder as _ladder
 
 
 def test_name_expressions_cover_every_dtype():
@@ -132,3 +136,64 @@ def test_reduce_args_pad_the_layout_and_place_the_buffer():
     assert [int(a) for a in args[-4:]] == [1000, 1024, 1096, 1088]  # counts, stats, ...
     assert (buffer.result_bytes, buffer.zero_bytes, buffer.limits) == (88, 96, 224)
     assert buffer.total_bytes == 256
+
+
+# The ladder's constants as the kernels once spelled them; they now come from _core/ladder.py.
+_LADDER_LITERALS = re.compile(r"\b(1551|1550|775|774|773)\b|\b1e-?12\b|\b1e\+?20\b|7\.2725")
+
+
+def test_kernel_files_hold_no_copy_of_the_ladder():
+    files = sorted(kernel_sources.kernel_dir().glob("*.cu*"))
+    assert {f.name for f in files} >= {kernel_sources.HEADER, kernel_sources.REDUCE_FILE}
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = _LADDER_LITERALS.search(line)
+            assert not found, f"{path.name}:{number} repeats the ladder's {found.group()}"
+
+
+def _defines(prologue: str) -> dict[str, str]:
+    defines = {}
+    for line in prologue.splitlines():
+        directive, name, value = line.split(None, 2)
+        assert directive == "#define"
+        defines[name] = value.split("//")[0].strip()
+    return defines
+
+
+def test_the_prologue_defines_the_ladder_bit_for_bit():
+    defines = _defines(kernel_sources.ladder_prologue())
+    assert int(defines.pop("GS_LADDER_SIZE")) == _ladder.N_LIMITS
+    assert int(defines.pop("GS_LADDER_ZERO")) == _ladder.ZERO_INDEX
+    values = [float.fromhex(v) for v in defines.pop("GS_LADDER_VALUES").split(", ")]
+    assert [v.hex() for v in values] == [float(v).hex() for v in _ladder.LIMITS]
+    doubles = {name: float.fromhex(value) for name, value in defines.items()}
+    assert {name: value.hex() for name, value in doubles.items()} == {
+        "GS_LADDER_SMALLEST": _ladder.SMALLEST.hex(),
+        "GS_LADDER_CEILING": _ladder.CEILING.hex(),
+        "GS_LADDER_BUCKETS_PER_OCTAVE": _ladder.BUCKETS_PER_OCTAVE.hex(),
+    }
+    for filename in _MODULES:
+        assert kernel_sources.kernel_source(filename).startswith(kernel_sources.ladder_prologue())
+
+
+_MODULES = (
+    kernel_sources.REDUCE_FILE,
+    kernel_sources.ANOMALY_FILE,
+    kernel_sources.THUMBNAILS_FILE,
+    kernel_sources.PR_CURVE_FILE,
+)
+
+
+@pytest.mark.parametrize("with_prologue", [False, True])
+def test_the_header_stops_without_the_ladders_macros(tmp_path, with_prologue):
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    assert compiler, "a C++ compiler (c++ or g++) is needed to check the kernel header"
+    unit = tmp_path / "unit.cpp"
+    prologue = kernel_sources.ladder_prologue() if with_prologue else ""
+    unit.write_text(f'{prologue}#include "{kernel_sources.HEADER}"\n', encoding="utf-8")
+    command = [compiler, "-std=c++17", "-fsyntax-only", f"-I{kernel_sources.kernel_dir()}"]
+    proc = subprocess.run([*command, str(unit)], capture_output=True, text=True, timeout=120)
+    if with_prologue:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0 and "no ladder macros" in proc.stderr, proc.stderr

@@ -42,3 +42,14 @@ def test_the_cell_table_agrees_with_the_reference(dtype):
     assert decided.mean() > 0.9  # the table settles most values without a comparison
     reference = _ladder.bucket_index_reference(x[finite])
     np.testing.assert_array_equal(table[cells][decided], reference[decided])
+
+
+def test_the_constants_are_tensorflows_and_the_kernels_estimate_is_unchanged():
+    # The literals gs_common.cuh held before its macros came from here: the same doubles.
+    assert (_ladder.SMALLEST, _ladder.CEILING, _ladder.GROWTH) == (1e-12, 1e20, 1.1)
+    assert _ladder.BUCKETS_PER_OCTAVE == 7.272540897341713
+    assert 1.0 / _ladder.SMALLEST == 1e12  # ladder_estimate's folded scale
+    assert (_ladder.N_LIMITS, _ladder.ZERO_INDEX) == (1551, 775)
+    # The cell table needs buckets wider than a cell (see the module's docstring).
+    assert _ladder.GROWTH > 1 + 2.0**-8
+    assert _ladder.EXACT < np.iinfo(np.int16).max

@@ -13,29 +13,49 @@ shards or steps merge exactly by adding counts.
 Finding i without a binary search: the top bits of an IEEE-754 number are its sign, its binary
 exponent (the integer part of log2|x|) and the leading bits of its mantissa (the fraction,
 piecewise linearly), so the top ``CELL_BITS`` bits of x name a *cell*, an interval of values
-1/256 of an octave wide (float64; 1/2048 for float32). The ladder's buckets are 10% wide, so a
-cell lies in one bucket, or holds exactly one limit. :func:`cell_table` maps every cell to its
+1/256 of an octave wide (float64; 1/2048 for float32). :func:`cell_table` maps every cell to its
 bucket, or to ``EXACT`` when it holds a limit or holds NaN/±Inf; values in ``EXACT`` cells (about
-0.5% of cells) are placed by an exact comparison with the float64 limits. Both steps are exact,
-so every backend that follows the definition agrees bit for bit.
+0.2% of float64 cells, 0.5% of float32 ones) are placed by an exact comparison with the float64
+limits. Both steps are exact, so every backend that follows the definition agrees bit for bit.
+
+The table needs buckets wider than 1/256 of an octave. A float64 cell is [m, m + 2**-8) * 2**e
+for a mantissa m in [1, 2): its ends differ by a factor of at most 1 + 2**-8 (1 + 2**-11 for
+float32). Consecutive limits differ by ``GROWTH`` = 1.1, so no cell holds two limits: a cell
+lies in one bucket or holds exactly one limit, and a bucket spans some 25 to 50 float64 cells
+(200 to 400 float32 ones), of which only the one holding its lower limit is ``EXACT``. The
+table is correct for any ladder (a cell whose ends fall in different buckets is ``EXACT``, and
+``EXACT`` values are placed by a full binary search), but with limits closer together than a
+cell is wide, every cell in the ladder's range would hold a limit and every value there would
+take the search that the table exists to avoid. ``EXACT`` (= ``N_LIMITS``) must also fit the
+table's int16.
+
+The CUDA kernels find i their own way (``ladder_estimate`` in ``kernels/gs_common.cuh``: a
+guess from log2|x| times ``BUCKETS_PER_OCTAVE``, then an exact correction); they take the
+constants below and the limits from the prologue that
+``gpu_summary/_backend/cuda_kernels/sources.py`` writes, never from a copy of their own.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
 import numpy as np
 
 DBL_MAX = sys.float_info.max
+SMALLEST = 1.0e-12  # the smallest positive limit, v_0
+CEILING = 1.0e20  # the positive limits stop below it
+GROWTH = 1.1  # each positive limit is the one before times GROWTH (rounded)
+BUCKETS_PER_OCTAVE = 1.0 / math.log2(GROWTH)  # limits per doubling of |x|: 7.27...
 
 
 def _positive_limits() -> list[float]:
     limits = []
-    v = 1.0e-12
-    while v < 1.0e20:
+    v = SMALLEST
+    while v < CEILING:
         limits.append(v)
-        v *= 1.1  # repeated multiplication in double, exactly as TensorFlow builds them
+        v *= GROWTH  # repeated multiplication in double, exactly as TensorFlow builds them
     return limits
 
 

@@ -1,6 +1,7 @@
 // The kernels' shared helpers (kernels/gs_common.cuh) compiled for the CPU, with a C interface
 // over arrays for tests/test_kernel_helpers.py to call through ctypes. Each wrapper applies one
-// helper to every element, exactly as a kernel thread would to its own.
+// helper to every element, exactly as a kernel thread would to its own. The test puts the
+// ladder's macros (sources.ladder_prologue()) ahead of this file with -include.
 #include "gs_common.cuh"
 
 extern "C" {

@@ -1,9 +1,10 @@
 """The CUDA kernel sources: where they are, how they are compiled, which types they take.
 
 Kernels live in ``kernels/*.cu`` (shipped in the wheel as ``gpu_summary/kernels``). A module's
-source is its ``.cu`` file with the shared header spliced in where it is included and the
-ladder limits defined as exact hexadecimal doubles, so the text handed to NVRTC is complete:
-CuPy's on-disk cache, keyed by source and options, is never stale after a header edit.
+source is its ``.cu`` file with the shared header spliced in where it is included, after a
+prologue that defines the ladder (:func:`ladder_prologue`), so the text handed to NVRTC is
+complete: CuPy's on-disk cache, keyed by source and options, is never stale after a header or
+ladder edit.
 
 Nothing here imports CuPy; tests compile the same sources with NVRTC on machines with no GPU.
 """
@@ -62,8 +63,26 @@ def kernel_dir() -> Path:
     return package.parent / "kernels"
 
 
-def _ladder_values() -> str:
-    return ", ".join(float(v).hex() for v in _ladder.LIMITS)
+def _exact(value: float) -> str:
+    """A C double literal of exactly ``value``: hexadecimal, with the decimal as a comment."""
+    return f"{float(value).hex()}  // {float(value)!r}"
+
+
+def ladder_prologue() -> str:
+    """``#define`` lines of the ladder (``gpu_summary._core.ladder``) for the kernel sources.
+
+    ``kernels/gs_common.cuh`` stops with ``#error`` without them: the kernels hold no copy of
+    the ladder. Doubles are hexadecimal literals, the same bits as the Python floats.
+    """
+    values = ", ".join(float(v).hex() for v in _ladder.LIMITS)
+    return (
+        f"#define GS_LADDER_SIZE {_ladder.N_LIMITS}\n"
+        f"#define GS_LADDER_ZERO {_ladder.ZERO_INDEX}\n"
+        f"#define GS_LADDER_SMALLEST {_exact(_ladder.SMALLEST)}\n"
+        f"#define GS_LADDER_CEILING {_exact(_ladder.CEILING)}\n"
+        f"#define GS_LADDER_BUCKETS_PER_OCTAVE {_exact(_ladder.BUCKETS_PER_OCTAVE)}\n"
+        f"#define GS_LADDER_VALUES {values}\n"
+    )
 
 
 @functools.cache
@@ -76,5 +95,4 @@ def kernel_source(filename: str) -> str:
     if include not in body:
         raise ValueError(f"{filename} must include {HEADER}")
     header = header.replace("#pragma once\n", "", 1)  # spliced once, into this module only
-    prologue = f"#define GS_LADDER_VALUES {_ladder_values()}\n"
-    return prologue + body.replace(include, header, 1)
+    return ladder_prologue() + body.replace(include, header, 1)
