@@ -143,3 +143,39 @@ def test_summary_writer_inherits_every_family():
     bases = {base.__module__ for base in gpu_summary.SummaryWriter.__mro__[1:-1]}
     package = pathlib.Path(_methods.__file__).parent
     assert bases == {f"gpu_summary._methods.{p.stem}" for p in package.glob("[!_]*.py")}
+
+
+# Which library a tensor is from is asked in the backends alone; the graph tracer, the watcher
+# (hooks on a torch model) and the torch.distributed engine use torch itself.
+_MAY_NAME_TORCH = ("_backend/", "_graph/", "_distributed/torch_group.py", "distributed.py",
+                   "watch.py")  # fmt: skip
+
+
+def _torch_names(path: pathlib.Path) -> list[tuple[int, str]]:
+    """(line, what) of each import of torch and each string naming torch or a torch module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [node.value] if " " not in node.value else []
+        found += [(node.lineno, n) for n in names if n == "torch" or n.startswith("torch.")]
+    return found
+
+
+def test_only_the_backends_ask_whether_a_tensor_is_torchs():
+    named = {
+        str(path.relative_to(PACKAGE)): _torch_names(path)
+        for path in PACKAGE.rglob("*.py")
+        if not path.name.endswith("_pb2.py")
+    }
+    assert named["_backend/__init__.py"]  # the finder finds the dispatch's own checks
+    elsewhere = {
+        path: found
+        for path, found in named.items()
+        if found and not path.startswith(_MAY_NAME_TORCH)
+    }
+    assert elsewhere == {}

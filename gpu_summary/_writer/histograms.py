@@ -1,23 +1,27 @@
 """``add_histogram`` and ``add_histograms``: reductions launched on the tensors' backends,
 merged across ranks when distributed, Summaries built on the writer thread.
 
-``add_histograms`` groups its tensors into as few launches as their backends allow: device
-tensors of one device, dtype and stream in one multi-tensor launch (CUDA torch tensors read
-directly, never wrapped one by one); host arrays one group per dtype.
+``add_histograms`` launches its tensors through the dispatch
+(``gpu_summary._backend.launch_ladder_histograms``), which groups them into as few launches as
+their backends allow.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import sys
 import time
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, check_working_copy, device_backend, host_numbers
+from gpu_summary._backend import (
+    backend_for,
+    check_working_copy,
+    host_numbers,
+    launch_ladder_histograms,
+)
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
@@ -28,44 +32,6 @@ from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
-
-# Where each tensor's histogram is: (the pending list of its group, its position in it).
-Placed = tuple[Pending[list[HistogramResult]], int]
-
-
-def launch_ladder_histograms(pairs: list[tuple[str, object]]) -> list[Placed]:
-    """Launch the ladder histogram of every ``(name, tensor)``, grouped; no sync.
-
-    Raises:
-        TypeError: a tensor that is not numeric, or on a device without the device backend
-            (the message names ``named_tensors[name]``).
-    """
-    groups: dict[tuple, list[int]] = {}
-    adopted: dict[int, tuple] = {}
-    torch = sys.modules.get("torch")
-    on_torch_devices = []
-    for k, (name, tensor) in enumerate(pairs):
-        if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
-            on_torch_devices.append(k)
-            continue
-        backend, array = backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
-        adopted[k] = (backend, array)
-        stream = getattr(getattr(array, "stream", None), "ptr", None)
-        key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
-        groups.setdefault(key, []).append(k)
-    placed: list = [None] * len(pairs)
-    if on_torch_devices:
-        cuda = device_backend(pairs[on_torch_devices[0]][1], "named_tensors")
-        tensors = [pairs[k][1] for k in on_torch_devices]
-        for members, pending in cuda.histograms_torch(tensors):
-            for position, m in enumerate(members):
-                placed[on_torch_devices[m]] = (pending, position)
-    for members in groups.values():
-        backend = adopted[members[0]][0]
-        pending = backend.histograms([adopted[k][1] for k in members])
-        for position, k in enumerate(members):
-            placed[k] = (pending, position)
-    return placed
 
 
 def log_histogram(
@@ -272,7 +238,7 @@ def log_histograms(
         return
     for tag in tags:
         state.windows.check_plain("histogram", tag)
-    placed = launch_ladder_histograms(pairs)
+    placed = launch_ladder_histograms(pairs, "named_tensors")
     steps = [state.resolve_step(tag, checked_step) for tag in tags]
     for event_step in dict.fromkeys(steps):
         chosen = [k for k, s_ in enumerate(steps) if s_ == event_step]
