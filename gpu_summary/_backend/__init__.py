@@ -24,6 +24,7 @@ from gpu_summary._sync import StoppableThread
 __all__ = [
     "BACKEND_FUNCTIONS",
     "Backend",
+    "Placed",
     "backend_for",
     "check_tensor_kind",
     "check_working_copy",

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gpu_summary._backend import backend_for
+from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.anomaly import AnomalyReport
@@ -172,6 +174,39 @@ def add_histogram(state: WriterState, tag: str, backend: object, array: object, 
     done = _add(state, ("histogram", tag), make, backend, array, step, wall)
     if done is not None:
         _write(state, tag, done)
+
+
+def log_histogram(state: WriterState, tag: str, values: object, step: int | None, wall: float,
+                  mode: str, spec: object, max_bins: int | None,
+                  window: object) -> None:  # fmt: skip
+    """``add_histogram(..., window=window)``, its tag, step, wall time and bins checked."""
+    size = check_window(window)
+    backend, array = backend_for(values, "values", drop_masked=True)
+    step = state.resolve_step(tag, step)
+    add_histogram(state, tag, backend, array, step, wall, mode, spec, max_bins, size)
+
+
+def log_histograms(state: WriterState, pairs: list[tuple[str, object]], tags: list[str],
+                   step: int | None, wall: float, window: object) -> None:  # fmt: skip
+    """``add_histograms(..., window=window)``, its tags, step and wall time checked: each
+    tensor a window of its own tag (its NaN/±Inf reported); device tensors all of one device
+    and dtype share one window, one multi-tensor launch a step."""
+    size = check_window(window)
+    adopted = [
+        backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True) for name, tensor in pairs
+    ]
+    first_backend, first = adopted[0]
+    if first_backend is not numpy_backend and len(adopted) > 1 and all(
+        backend is first_backend and array.device_id == first.device_id
+        and array.dtype_name == first.dtype_name for backend, array in adopted
+    ):  # fmt: skip
+        resolved = [state.resolve_step(tag, step) for tag in tags]
+        add_histogram_group(state, tags, first_backend, [a for _, a in adopted], resolved, wall,
+                            size)  # fmt: skip
+        return
+    for tag, (backend, array) in zip(tags, adopted, strict=True):
+        add_histogram(state, tag, backend, array, state.resolve_step(tag, step), wall, "ladder",
+                      None, None, size)  # fmt: skip
 
 
 def add_number(state: WriterState, tag: str, value: float, step: int, wall: float, size: object,
