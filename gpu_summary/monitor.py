@@ -14,13 +14,29 @@ import importlib
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
 from gpu_summary._core import arguments
 from gpu_summary._sync import StoppableThread
 
-if TYPE_CHECKING:
-    from gpu_summary.writer import SummaryWriter
+
+@runtime_checkable
+class _Samples(Protocol):
+    """What a monitor asks of a writer's state: to be stopped with it, and to log a sample."""
+
+    def add_monitor(self, monitor: GpuMonitor) -> None: ...
+
+    def add_sample(self, tag: str, value: float, step: int, wall: float) -> None: ...
+
+
+@runtime_checkable
+class MonitoredWriter(Protocol):
+    """A writer as a monitor uses it: a :class:`gpu_summary.SummaryWriter`, which imports this
+    module."""
+
+    @property
+    def _state(self) -> _Samples: ...
+
 
 # metric name -> (NVML query, converter); each query takes (pynvml, handle).
 METRICS = {
@@ -60,7 +76,7 @@ class GpuMonitor:
 
     def __init__(
         self,
-        writer: SummaryWriter,
+        writer: MonitoredWriter,
         interval: float = 10.0,
         devices: list[int] | None = None,
         *,

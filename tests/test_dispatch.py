@@ -169,3 +169,21 @@ def test_a_zero_stride_view_is_never_widened_whole():
         backend_for(view, "values")
     small = torch.arange(4.0, dtype=torch.bfloat16).expand(1000, 4)  # 16 KB widened: made
     assert backend_for(small, "values")[1].shape == (1000, 4)
+
+
+def test_exact_host_array_keeps_the_dtype():
+    from gpu_summary._backend import exact_host_array
+
+    array, name = exact_host_array(np.arange(3, dtype=np.float16), "tensor", "add_tensor")
+    assert name == "float16" and array.dtype == np.float16
+    torch = pytest.importorskip("torch")
+    tensor = torch.tensor([1.0, -2.5], dtype=torch.bfloat16, requires_grad=True)
+    bits, name = exact_host_array(tensor, "tensor", "add_tensor")
+    assert name == "bfloat16" and bits.dtype == np.uint16
+    widened = (bits.astype(np.uint32) << 16).view(np.float32)
+    np.testing.assert_array_equal(widened, [1.0, -2.5])
+    with pytest.raises(
+        TypeError, match=r"tensor has dtype torch\.float8_e4m3fn, which add_x cannot store"
+    ):
+        exact_host_array(torch.zeros(2, dtype=torch.uint8).view(torch.float8_e4m3fn), "tensor",
+                         "add_x")  # fmt: skip

@@ -11,25 +11,33 @@ CuPy, and a type's verdict is cached when the type alone decides it.
 from __future__ import annotations
 
 import numbers
+import sys
 import threading
 
 import numpy as np
 
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
+from gpu_summary._core.results import HistogramResult, Pending
 from gpu_summary._sync import StoppableThread
 
 __all__ = [
     "BACKEND_FUNCTIONS",
     "Backend",
+    "Placed",
     "backend_for",
     "check_tensor_kind",
     "check_working_copy",
     "device_backend",
+    "exact_host_array",
     "host_numbers",
     "is_device",
+    "launch_ladder_histograms",
     "warm_up",
 ]
+
+# Where one tensor's histogram is: (the pending list of its group, its position in it).
+Placed = tuple[Pending[list[HistogramResult]], int]
 
 # DLPack device types (dlpack.h): CPU memory, and the CUDA kinds a kernel can read.
 _DLPACK_CPU = 1
@@ -141,6 +149,78 @@ def backend_for(
         backend = device_backend(values, argument)
         return backend, backend.adopt(values, argument)
     return numpy_backend, _host_array(values, argument)
+
+
+def launch_ladder_histograms(pairs: list[tuple[str, object]], argument: str) -> list[Placed]:
+    """Launch the ladder histogram of every ``(name, tensor)``, in as few launches as the
+    backends allow; no sync. Device tensors of one device, dtype and stream go in one
+    multi-tensor launch; CUDA torch tensors are read directly (``cuda.histograms_torch``),
+    never adopted one by one; host arrays make one group per dtype.
+
+    Returns:
+        Where each tensor's histogram is, in the order of ``pairs``.
+
+    Raises:
+        TypeError: a tensor that is not numeric, or on a device without the device backend
+            (the message names ``argument[name]``).
+    """
+    groups: dict[tuple, list[int]] = {}
+    adopted: dict[int, tuple] = {}
+    torch = sys.modules.get("torch")
+    on_torch_devices = []
+    for k, (name, tensor) in enumerate(pairs):
+        if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
+            on_torch_devices.append(k)
+            continue
+        backend, array = backend_for(tensor, f"{argument}[{name!r}]", drop_masked=True)
+        adopted[k] = (backend, array)
+        stream = getattr(getattr(array, "stream", None), "ptr", None)
+        key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
+        groups.setdefault(key, []).append(k)
+    placed: list = [None] * len(pairs)
+    if on_torch_devices:
+        cuda = device_backend(pairs[on_torch_devices[0]][1], argument)
+        tensors = [pairs[k][1] for k in on_torch_devices]
+        for members, pending in cuda.histograms_torch(tensors):
+            for position, m in enumerate(members):
+                placed[on_torch_devices[m]] = (pending, position)
+    for members in groups.values():
+        backend = adopted[members[0]][0]
+        pending = backend.histograms([adopted[k][1] for k in members])
+        for position, k in enumerate(members):
+            placed[k] = (pending, position)
+    return placed
+
+
+def exact_host_array(values: object, argument: str, caller: str) -> tuple[np.ndarray, str]:
+    """Host data as a NumPy array of its own dtype, nothing widened, and that dtype's name;
+    a torch bfloat16 tensor (which NumPy cannot hold) as its bit patterns (uint16), named
+    ``"bfloat16"``. Torch tensors are detached; the array may share the caller's memory.
+
+    Raises:
+        TypeError: a masked array, a nested or meta tensor, data that is not an array, or a
+            torch dtype NumPy cannot hold (the message names ``caller``, which cannot store it).
+    """
+    if isinstance(values, np.ma.MaskedArray):
+        numpy_backend.unmasked(values, argument, drop=False)  # raises: no place for a hole
+    check_tensor_kind(values, argument)
+    if type(values).__module__.split(".")[0] == "torch":
+        torch = sys.modules["torch"]
+        values = values.detach().cpu()
+        if values.dtype == torch.bfloat16:
+            return values.view(torch.int16).numpy().view(np.uint16), "bfloat16"
+        try:
+            array = values.numpy()
+        except TypeError as exc:
+            raise TypeError(f"{argument} has dtype {values.dtype}, which {caller} cannot store "
+                            f"({exc}); convert it, e.g. with .float()") from None  # fmt: skip
+        return array, array.dtype.name
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{argument} must be an array or tensor, got {type(values).__name__}: "
+                        f"{exc}") from None  # fmt: skip
+    return array, array.dtype.name
 
 
 def check_working_copy(array: object, nbytes: int, argument: str, purpose: str) -> None:

@@ -1,23 +1,28 @@
 """``add_histogram`` and ``add_histograms``: reductions launched on the tensors' backends,
 merged across ranks when distributed, Summaries built on the writer thread.
 
-``add_histograms`` groups its tensors into as few launches as their backends allow: device
-tensors of one device, dtype and stream in one multi-tensor launch (CUDA torch tensors read
-directly, never wrapped one by one); host arrays one group per dtype.
+``add_histograms`` launches its tensors through the dispatch
+(``gpu_summary._backend.launch_ladder_histograms``), which groups them into as few launches as
+their backends allow.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import sys
 import time
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, check_working_copy, device_backend, host_numbers
+from gpu_summary._backend import (
+    Placed,
+    backend_for,
+    check_working_copy,
+    host_numbers,
+    launch_ladder_histograms,
+)
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
@@ -28,44 +33,6 @@ from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
-
-# Where each tensor's histogram is: (the pending list of its group, its position in it).
-Placed = tuple[Pending[list[HistogramResult]], int]
-
-
-def launch_ladder_histograms(pairs: list[tuple[str, object]]) -> list[Placed]:
-    """Launch the ladder histogram of every ``(name, tensor)``, grouped; no sync.
-
-    Raises:
-        TypeError: a tensor that is not numeric, or on a device without the device backend
-            (the message names ``named_tensors[name]``).
-    """
-    groups: dict[tuple, list[int]] = {}
-    adopted: dict[int, tuple] = {}
-    torch = sys.modules.get("torch")
-    on_torch_devices = []
-    for k, (name, tensor) in enumerate(pairs):
-        if torch is not None and isinstance(tensor, torch.Tensor) and tensor.is_cuda:
-            on_torch_devices.append(k)
-            continue
-        backend, array = backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
-        adopted[k] = (backend, array)
-        stream = getattr(getattr(array, "stream", None), "ptr", None)
-        key = (backend.__name__, getattr(array, "device_id", None), str(array.dtype), stream)
-        groups.setdefault(key, []).append(k)
-    placed: list = [None] * len(pairs)
-    if on_torch_devices:
-        cuda = device_backend(pairs[on_torch_devices[0]][1], "named_tensors")
-        tensors = [pairs[k][1] for k in on_torch_devices]
-        for members, pending in cuda.histograms_torch(tensors):
-            for position, m in enumerate(members):
-                placed[on_torch_devices[m]] = (pending, position)
-    for members in groups.values():
-        backend = adopted[members[0]][0]
-        pending = backend.histograms([adopted[k][1] for k in members])
-        for position, k in enumerate(members):
-            placed[k] = (pending, position)
-    return placed
 
 
 def log_histogram(
@@ -88,66 +55,103 @@ def log_histogram(
             max_bins, "max_bins", "ask for at least one bucket, e.g. max_bins=64"
         )
     if window is not None:
-        size = windows.check_window(window)
-        backend, array = backend_for(values, "values", drop_masked=True)
-        step = state.resolve_step(tag, step)
-        windows.add_histogram(state, tag, backend, array, step, wall, mode, spec, max_bins, size)
+        windows.log_histogram(state, tag, values, step, wall, mode, spec, max_bins, window)
         return
     state.windows.check_plain("histogram", tag)
     backend, array = backend_for(values, "values", drop_masked=True)
-    pending: Pending[HistogramResult] | None = None
+    pending = None
     if mode == "numpy_rule":
+        mode, spec, pending = _plan_numpy_rule(state, backend, array, spec)
+    if pending is None:
         if state.aggregation is not None:
-            raise ValueError(
-                f"bins={spec!r} (numpy's estimator) needs the whole tensor on one process; "
-                "with distributed, pass bins='tensorflow', a number of bins or edges"
-            )
-        host = backend is numpy_backend
-        if not (host and spec in ("sqrt", "sturges", "rice")):  # these read count, min, max
-            nbytes = (8 if host else int(array.dtype.itemsize)) * int(array.size)
-            check_working_copy(array, nbytes, "values", f"bins={spec!r}'s copy of them")
-        if spec in bin_rules.SUMMARY_RULES or (
-            spec in bin_rules.DEVICE_RULES and backend is not numpy_backend
-        ):
-            pending = rule_histogram(backend, array, spec)
-        elif backend is numpy_backend:  # numpy's own estimate (stone, scott, doane)
-            mode, spec = "edges", numpy_backend.rule_limits(array, spec)
-        else:
-            raise ValueError(
-                f"bins={spec!r} rests on moments in numpy's own summation order, which only "
-                f"numpy on host data reproduces; for a device tensor use one of "
-                f"{list(bin_rules.DEVICE_RULES)} (exact there), 'tensorflow', an int or edges"
-            )
-    if pending is None and state.aggregation is not None:
-        step = state.resolve_step(tag, step)
+            step = state.resolve_step(tag, step)
+        pending = _launch(state, tag, step, backend, array, mode, spec)
+    _queue(state, tag, step, wall, pending, mode, spec, max_bins, array)
+
+
+def _plan_numpy_rule(
+    state: WriterState, backend: object, array: object, rule: str
+) -> tuple[str, object, Pending[HistogramResult] | None]:
+    """``(mode, spec, pending)`` for numpy's estimator ``rule``: launched on the tensor's
+    backend where its bins can be counted there (``rule_histogram``), or, for numpy's own
+    estimates on host data, its edges (``("edges", limits, None)``), to be launched as edges.
+
+    Raises:
+        ValueError: with ``distributed`` (numpy's estimators need the whole tensor), a working
+            copy that would dwarf the tensor's memory, or a rule a device cannot reproduce.
+    """
+    if state.aggregation is not None:
+        raise ValueError(
+            f"bins={rule!r} (numpy's estimator) needs the whole tensor on one process; "
+            "with distributed, pass bins='tensorflow', a number of bins or edges"
+        )
+    host = backend is numpy_backend
+    if not (host and rule in ("sqrt", "sturges", "rice")):  # these read count, min, max
+        nbytes = (8 if host else int(array.dtype.itemsize)) * int(array.size)
+        check_working_copy(array, nbytes, "values", f"bins={rule!r}'s copy of them")
+    if rule in bin_rules.SUMMARY_RULES or (rule in bin_rules.DEVICE_RULES and not host):
+        return "numpy_rule", rule, rule_histogram(backend, array, rule)
+    if host:  # numpy's own estimate (stone, scott, doane)
+        return "edges", numpy_backend.rule_limits(array, rule), None
+    raise ValueError(
+        f"bins={rule!r} rests on moments in numpy's own summation order, which only "
+        f"numpy on host data reproduces; for a device tensor use one of "
+        f"{list(bin_rules.DEVICE_RULES)} (exact there), 'tensorflow', an int or edges"
+    )
+
+
+def _launch(
+    state: WriterState,
+    tag: str,
+    step: int | None,
+    backend: object,
+    array: object,
+    mode: str,
+    spec: object,
+) -> Pending[HistogramResult]:
+    """Launch the histogram of ``array`` over the ladder, edges or ``bins=n`` (``mode``,
+    ``spec``) on its backend; with ``distributed``, this rank's part of the merge at ``step``
+    (resolved). No sync."""
+    if state.aggregation is None:
         if mode == "even":
-            check_working_copy(array, int(array.dtype.itemsize) * int(array.size), "values",
-                               "bins=n's private copy of them (distributed)")  # fmt: skip
-            shard = backend.snapshot(array)  # counted once the global range is known
+            return backend.histogram_even(array, spec)
+        return backend.histogram_fixed(array, spec)
+    if mode != "even":
+        local = backend.histogram_fixed(array, spec)
+        return state.aggregation.histogram(local, tag, step, spec, dtype_name(array))
+    check_working_copy(array, int(array.dtype.itemsize) * int(array.size), "values",
+                       "bins=n's private copy of them (distributed)")  # fmt: skip
+    shard = backend.snapshot(array)  # counted once the global range is known
 
-            def count(lo: float, hi: float, shard: object = shard) -> object:
-                return backend.even_counts(shard, lo, hi, spec)
+    def count(lo: float, hi: float, shard: object = shard) -> object:
+        return backend.even_counts(shard, lo, hi, spec)
 
-            stats = backend.tensor_stats(shard)
-            pending = state.aggregation.histogram_even(stats, count, tag, step, spec,
-                                                       dtype_name(array))  # fmt: skip
-        else:
-            local = backend.histogram_fixed(array, spec)
-            pending = state.aggregation.histogram(local, tag, step, spec, dtype_name(array))
-    elif pending is None and mode == "even":
-        pending = backend.histogram_even(array, spec)
-    elif pending is None:
-        pending = backend.histogram_fixed(array, spec)
+    stats = backend.tensor_stats(shard)
+    return state.aggregation.histogram_even(stats, count, tag, step, spec, dtype_name(array))
+
+
+def _queue(
+    state: WriterState,
+    tag: str,
+    step: int | None,
+    wall: float,
+    pending: Pending[HistogramResult],
+    mode: str,
+    spec: object,
+    max_bins: int | None,
+    array: object,
+) -> None:
+    """Queue the record of one launched histogram: its Summary is built on the writer thread
+    (buckets merged down to ``max_bins``; the ladder's empty runs collapsed)."""
     collapse = mode == "ladder"
-    final = pending
 
     def build() -> summary_pb2.Summary:
-        result = final.result()
+        result = pending.result()
         if max_bins is not None:
             result = merge_buckets(result, max_bins)
         return histogram_summary(tag, result, collapse)
 
-    nbytes = _result_bytes(mode, spec, final, array)
+    nbytes = _result_bytes(mode, spec, pending, array)
     if state.aggregation is None:
         state.enqueue("histogram", tag, step, wall, build, nbytes=nbytes)
     else:
@@ -250,66 +254,57 @@ def log_histograms(
     tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
     checked_step = None if step is None else arguments.check_step(step)
     wall = time.time() if walltime is None else arguments.check_walltime(walltime)
-    if window is not None:  # each tensor a window of its own tag (its NaN/±Inf reported)
-        size = windows.check_window(window)
-        adopted = [
-            backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True)
-            for name, tensor in pairs
-        ]
-        first_backend, first = adopted[0]
-        if first_backend is not numpy_backend and len(adopted) > 1 and all(
-            backend is first_backend and array.device_id == first.device_id
-            and array.dtype_name == first.dtype_name for backend, array in adopted
-        ):  # one device and dtype: one multi-tensor launch a step  # fmt: skip
-            resolved = [state.resolve_step(tag, checked_step) for tag in tags]
-            windows.add_histogram_group(state, tags, first_backend, [a for _, a in adopted],
-                                        resolved, wall, size)  # fmt: skip
-            return
-        for tag, (backend, array) in zip(tags, adopted, strict=True):
-            resolved = state.resolve_step(tag, checked_step)
-            windows.add_histogram(state, tag, backend, array, resolved, wall, "ladder", None,
-                                  None, size)  # fmt: skip
+    if window is not None:
+        windows.log_histograms(state, pairs, tags, checked_step, wall, window)
         return
     for tag in tags:
         state.windows.check_plain("histogram", tag)
-    placed = launch_ladder_histograms(pairs)
+    placed = launch_ladder_histograms(pairs, "named_tensors")
     steps = [state.resolve_step(tag, checked_step) for tag in tags]
     for event_step in dict.fromkeys(steps):
         chosen = [k for k, s_ in enumerate(steps) if s_ == event_step]
+        _queue_step(state, event_step, wall, [tags[k] for k in chosen],
+                    [placed[k] for k in chosen], [pairs[k][1] for k in chosen], prefix,
+                    check_nonfinite)  # fmt: skip
 
-        def gather(chosen: list[int] = chosen) -> list:
-            return [placed[k][0].result()[placed[k][1]] for k in chosen]
 
-        histograms = Derived(gather)
-        if state.aggregation is not None:  # all of them in one merge of the step's packs
-            histograms = state.aggregation.histograms(
-                histograms,
-                [tags[k] for k in chosen],
-                event_step,
-                [dtype_name(pairs[k][1]) for k in chosen],
-            )
+def _queue_step(
+    state: WriterState,
+    step: int,
+    wall: float,
+    tags: list[str],
+    placed: list[Placed],
+    tensors: list[object],
+    prefix: str,
+    check_nonfinite: bool,
+) -> None:
+    """Queue the record of ``add_histograms``' tensors logged at ``step`` (one Summary of
+    them all, its histograms read where ``placed`` says, on the writer thread; with
+    ``distributed``, all of them in one merge of the step's packs), and the ``on_anomaly``
+    call back of ``check_nonfinite``."""
 
-        def build(
-            chosen: list[int] = chosen, histograms: Pending = histograms
-        ) -> summary_pb2.Summary:
-            summary = summary_pb2.Summary()
-            results = histograms.result()
-            for k, histogram in zip(chosen, results, strict=True):
-                summary.value.extend(histogram_summary(tags[k], histogram, True).value)
-            if check_nonfinite:
-                total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in results)
-                summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
-            return summary
+    def gather() -> list[HistogramResult]:
+        return [pending.result()[position] for pending, position in placed]
 
-        nbytes = 16 * _ladder.N_LIMITS * len(chosen)  # the results held until written
-        state.add_merged(
-            jobs.summary("histograms", tags[chosen[0]], event_step, wall, build, nbytes)
-        )
-        if check_nonfinite and state.on_anomaly is not None:
-            chosen_tags = [tags[k] for k in chosen]
-            state.add_merged(
-                jobs.nonfinite_call_back(chosen_tags, histograms, event_step, state.on_anomaly)
-            )
+    histograms: Pending[list[HistogramResult]] = Derived(gather)
+    if state.aggregation is not None:
+        dtypes = [dtype_name(tensor) for tensor in tensors]
+        histograms = state.aggregation.histograms(histograms, tags, step, dtypes)
+
+    def build() -> summary_pb2.Summary:
+        summary = summary_pb2.Summary()
+        results = histograms.result()
+        for tag, histogram in zip(tags, results, strict=True):
+            summary.value.extend(histogram_summary(tag, histogram, True).value)
+        if check_nonfinite:
+            total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in results)
+            summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
+        return summary
+
+    nbytes = 16 * _ladder.N_LIMITS * len(tags)  # the results held until written
+    state.add_merged(jobs.summary("histograms", tags[0], step, wall, build, nbytes))
+    if check_nonfinite and state.on_anomaly is not None:
+        state.add_merged(jobs.nonfinite_call_back(tags, histograms, step, state.on_anomaly))
 
 
 def log_histogram_raw(

@@ -3,24 +3,12 @@
 Each function returns a :class:`~gpu_summary._events.jobs.Job` for the writer thread; nothing
 here waits for a device on the caller's thread: pending results are read when the job is built.
 A job whose pending result failed to merge across ranks (``AggregationFailed``) writes nothing:
-that failure reaches the caller from its next call.
-
-Scalars are logged far more often than anything else, so their Event bytes are assembled from
-pieces that protobuf's generated code serialised, instead of building four nested messages per
-call. Protobuf writes fields in field-number order, so::
-
-    Event(wall_time, step, summary=Summary(value=[Value(tag, simple_value)]))
-
-serialises as ``Event(wall_time, step)`` (fields 1-2) followed by ``Event(summary=...)``
-(field 5); and in the latter, ``simple_value`` is the last 4 bytes (a little-endian float32, its
-length fixed), with nothing before it depending on the value. So one template per tag, made by
-protobuf, plus the 4 value bytes, gives the very bytes protobuf would (tests compare them).
+that failure reaches the caller from its next call. Scalar and image Events are assembled as
+bytes, for speed, by ``gpu_summary._events.wire``.
 """
 
 from __future__ import annotations
 
-import math
-import struct
 import time
 from collections.abc import Callable
 
@@ -28,45 +16,11 @@ from gpu_summary import hparams as hp
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
 from gpu_summary._events.jobs import Job, JobKind, RecordParts
+from gpu_summary._events.wire import image_event_parts, scalar_event, scalar_events
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import hparams as hparams_summaries
 from gpu_summary.summaries.scalar import scalar_summary, scalar_tensor_summary
-
-_FLOAT32 = struct.Struct("<f")
-_templates: dict[str, bytes] = {}
-
-
-def _template(tag: str) -> bytes:
-    """Serialized ``Event(summary=Summary(value=[Value(tag, simple_value=0)]))`` minus the last
-    4 bytes (the value)."""
-    template = _templates.get(tag)
-    if template is None:
-        whole = event_pb2.Event(summary=scalar_summary(tag, 0.0)).SerializeToString()
-        template = _templates.setdefault(tag, whole[:-4])
-    return template
-
-
-def scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
-    """Serialized Event holding one scalar, identical to what protobuf would produce."""
-    return scalar_events([(tag, value, step, wall_time)])[0]
-
-
-def scalar_events(calls: list[tuple[str, float, int, float]]) -> list[bytes]:
-    """:func:`scalar_event` for each ``(tag, value, step, wall_time)``, in one loop (the
-    writer thread hands over bursts of scalars this way)."""
-    head = event_pb2.Event()
-    events = []
-    for tag, value, step, wall_time in calls:
-        head.wall_time = wall_time
-        head.step = step
-        template = _templates.get(tag) or _template(tag)
-        try:
-            number = _FLOAT32.pack(value)
-        except OverflowError:  # beyond float32: protobuf stores ±inf, so do we
-            number = _FLOAT32.pack(math.copysign(math.inf, value))
-        events.append(head.SerializeToString() + template + number)
-    return events
 
 
 def _pending_scalar_event(
@@ -253,48 +207,6 @@ def hparams_run_events(session: hp.Session, step: int, wall_time: float) -> list
         event_pb2.Event(wall_time=wall_time, step=step, summary=s).SerializeToString()
         for s in summaries
     ]
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def image_event_parts(
-    tags: list[str],
-    pngs: list[bytes],
-    height: int,
-    width: int,
-    channels: int,
-    step: int,
-    wall_time: float,
-) -> RecordParts:
-    """``Event(wall_time, step, summary=Summary(value=[Value(tag, image=Image(height, width,
-    colorspace, encoded_image_string=png)), ...]))`` serialized as protobuf would (fields in
-    number order; tests compare the bytes), as parts: the PNGs are referenced, never copied."""
-    head = event_pb2.Event(wall_time=wall_time, step=step).SerializeToString()
-    image_head = summary_pb2.Summary.Image(
-        height=height, width=width, colorspace=channels
-    ).SerializeToString()
-    values: list[list[bytes]] = []
-    for tag, png in zip(tags, pngs, strict=True):
-        name = tag.encode("utf-8")
-        image = [image_head, b"\x22" + _varint(len(png)), png]  # encoded_image_string = 4
-        image_size = sum(map(len, image))
-        value = [b"\x0a" + _varint(len(name)) + name + b"\x22" + _varint(image_size), *image]
-        values.append([b"\x0a" + _varint(sum(map(len, value))), *value])  # Summary.value = 1
-    summary_size = sum(len(part) for value in values for part in value)
-    parts = RecordParts([head + b"\x2a" + _varint(summary_size)])  # Event.summary = 5
-    for value in values:
-        parts.extend(value)
-    return parts
 
 
 def _image_parts(

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
 from gpu_summary import distributed as _distributed
 from gpu_summary._core import arguments
@@ -36,8 +36,13 @@ from gpu_summary._writer.session import RunSession
 from gpu_summary._writer.windows import Windows
 from gpu_summary.proto import summary_pb2
 
-if TYPE_CHECKING:
-    from gpu_summary.monitor import GpuMonitor
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """What a writer holds of a background sampler (``gs.GpuMonitor``): it is stopped when
+    the writer closes."""
+
+    def stop(self) -> None: ...
 
 
 # Distributed writers not closed yet: closed at exit (their ranks' last steps merged, or an
@@ -136,7 +141,7 @@ class WriterState:
         # (global_step, walltime) defaults of a use_metadata block, or None outside one
         self.metadata: tuple[int | None, float | None] | None = None
         self.projector = ProjectorFiles(logdir)
-        self.monitors: list[GpuMonitor] = []
+        self.monitors: list[Stoppable] = []
         self._deferred: list[BaseException] = []  # see add_merged
 
     def check_open(self) -> None:
@@ -240,7 +245,7 @@ class WriterState:
             self.hparams_runs.add(run)
         return os.path.join(self.logdir, run)
 
-    def add_monitor(self, monitor: GpuMonitor) -> None:
+    def add_monitor(self, monitor: Stoppable) -> None:
         """Stop ``monitor`` when the writer closes."""
         self.events.check_open()
         self.monitors.append(monitor)

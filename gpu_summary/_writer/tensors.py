@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from gpu_summary._backend import backend_for, check_tensor_kind, is_device
+from gpu_summary._backend import backend_for, exact_host_array, is_device
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
 from gpu_summary._writer.state import WriterState
@@ -21,27 +21,7 @@ from gpu_summary.summaries import tensor as tensor_summaries
 
 def _host_tensor(tensor: object) -> tuple[np.ndarray, str]:
     """(a private copy, its dtype name); float16 and bfloat16 as their bit patterns."""
-    if isinstance(tensor, np.ma.MaskedArray):
-        numpy_backend.unmasked(tensor, "tensor", drop=False)  # raises: no place for a hole
-    check_tensor_kind(tensor, "tensor")
-    if type(tensor).__module__.split(".")[0] == "torch":
-        import torch
-
-        tensor = tensor.detach().cpu()
-        if tensor.dtype == torch.bfloat16:
-            return tensor.view(torch.int16).numpy().view(np.uint16).copy(), "bfloat16"
-        try:
-            array = tensor.numpy()
-        except TypeError as exc:
-            raise TypeError(f"tensor has dtype {tensor.dtype}, which add_tensor cannot store "
-                            f"({exc}); convert it, e.g. with .float()") from None  # fmt: skip
-    else:
-        try:
-            array = np.asarray(tensor)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"tensor must be an array or tensor, got {type(tensor).__name__}: "
-                            f"{exc}") from None  # fmt: skip
-    name = array.dtype.name
+    array, name = exact_host_array(tensor, "tensor", "add_tensor")
     if name not in tensor_summaries.FIELDS:
         raise TypeError(f"tensor has dtype {array.dtype}, which add_tensor cannot store; give "
                         f"one of {sorted(tensor_summaries.FIELDS)}")  # fmt: skip

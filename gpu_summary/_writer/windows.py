@@ -18,20 +18,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from gpu_summary._backend import backend_for
+from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready, TensorStats
+from gpu_summary._events.jobs import Job
 from gpu_summary._writer import jobs
+from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
-
-if TYPE_CHECKING:
-    from gpu_summary._writer.state import WriterState
 
 # add_scalar(window=K)'s reductions of the window's values.
 SCALAR_REDUCTIONS = ("mean", "min", "max", "sum", "last")
@@ -71,6 +73,22 @@ class Windows:
             raise ValueError(f"{kind} {tag!r} is logged with window={size}; keep window={size} "
                              "on every call of this tag, or log the plain values under "
                              "another tag")  # fmt: skip
+
+
+@runtime_checkable
+class WindowedState(Protocol):
+    """What the windows need of a writer's state (``gpu_summary._writer.state.WriterState``,
+    which imports this module): its windows, its merge across ranks, whether it writes files,
+    its ``on_anomaly`` call back, its steps and its queue."""
+
+    windows: Windows
+    aggregation: Aggregation | None
+    writes_files: bool
+    on_anomaly: Callable[[AnomalyReport], object] | None
+
+    def resolve_step(self, tag: str, step: int | None) -> int: ...
+
+    def add_merged(self, job: Job) -> None: ...
 
 
 def check_window(window: object) -> int:
@@ -124,7 +142,7 @@ def _number_stats(value: float) -> TensorStats:
 NUMBERS = NumberWindow()
 
 
-def _add(state: WriterState, key: tuple[str, str], make: OpenWindow, backend: object,
+def _add(state: WindowedState, key: tuple[str, str], make: OpenWindow, backend: object,
          array: object, step: int, wall: float) -> OpenWindow | None:  # fmt: skip
     """Add one step to the window of ``key`` (opened from ``make`` when none is); the window,
     if this step completed it."""
@@ -160,7 +178,7 @@ def _add(state: WriterState, key: tuple[str, str], make: OpenWindow, backend: ob
         return current
 
 
-def add_histogram(state: WriterState, tag: str, backend: object, array: object, step: int,
+def add_histogram(state: WindowedState, tag: str, backend: object, array: object, step: int,
                   wall: float, mode: str, spec: object, max_bins: int | None,
                   size: int) -> None:  # fmt: skip
     """One step of ``add_histogram(..., window=size)``."""
@@ -174,7 +192,40 @@ def add_histogram(state: WriterState, tag: str, backend: object, array: object, 
         _write(state, tag, done)
 
 
-def add_number(state: WriterState, tag: str, value: float, step: int, wall: float, size: object,
+def log_histogram(state: WindowedState, tag: str, values: object, step: int | None, wall: float,
+                  mode: str, spec: object, max_bins: int | None,
+                  window: object) -> None:  # fmt: skip
+    """``add_histogram(..., window=window)``, its tag, step, wall time and bins checked."""
+    size = check_window(window)
+    backend, array = backend_for(values, "values", drop_masked=True)
+    step = state.resolve_step(tag, step)
+    add_histogram(state, tag, backend, array, step, wall, mode, spec, max_bins, size)
+
+
+def log_histograms(state: WindowedState, pairs: list[tuple[str, object]], tags: list[str],
+                   step: int | None, wall: float, window: object) -> None:  # fmt: skip
+    """``add_histograms(..., window=window)``, its tags, step and wall time checked: each
+    tensor a window of its own tag (its NaN/±Inf reported); device tensors all of one device
+    and dtype share one window, one multi-tensor launch a step."""
+    size = check_window(window)
+    adopted = [
+        backend_for(tensor, f"named_tensors[{name!r}]", drop_masked=True) for name, tensor in pairs
+    ]
+    first_backend, first = adopted[0]
+    if first_backend is not numpy_backend and len(adopted) > 1 and all(
+        backend is first_backend and array.device_id == first.device_id
+        and array.dtype_name == first.dtype_name for backend, array in adopted
+    ):  # fmt: skip
+        resolved = [state.resolve_step(tag, step) for tag in tags]
+        add_histogram_group(state, tags, first_backend, [a for _, a in adopted], resolved, wall,
+                            size)  # fmt: skip
+        return
+    for tag, (backend, array) in zip(tags, adopted, strict=True):
+        add_histogram(state, tag, backend, array, state.resolve_step(tag, step), wall, "ladder",
+                      None, None, size)  # fmt: skip
+
+
+def add_number(state: WindowedState, tag: str, value: float, step: int, wall: float, size: object,
                reduce: object) -> bool:  # fmt: skip
     """The hot path of ``add_scalar(window=...)`` for a plain number: one more step of an open
     window of ``tag`` with this size and reduce; False (nothing done) when there is none."""
@@ -194,7 +245,7 @@ def add_number(state: WriterState, tag: str, value: float, step: int, wall: floa
     return True
 
 
-def add_scalar(state: WriterState, tag: str, backend: object, array: object, step: int,
+def add_scalar(state: WindowedState, tag: str, backend: object, array: object, step: int,
                wall: float, reduce: object, size: int) -> None:  # fmt: skip
     """One step of ``add_scalar(..., window=size, reduce=...)``."""
     reductions = check_reductions(reduce)
@@ -205,7 +256,7 @@ def add_scalar(state: WriterState, tag: str, backend: object, array: object, ste
         _write(state, tag, done)
 
 
-def add_histogram_group(state: WriterState, tags: list[str], backend: object, arrays: list,
+def add_histogram_group(state: WindowedState, tags: list[str], backend: object, arrays: list,
                         steps: list[int], wall: float, size: int) -> None:  # fmt: skip
     """One step of ``add_histograms(..., window=size)`` for device tensors of one device and
     dtype: one multi-tensor launch into the group's window, one copy per window."""
@@ -236,7 +287,7 @@ def add_histogram_group(state: WriterState, tags: list[str], backend: object, ar
     _write(state, None, current)
 
 
-def flush(state: WriterState) -> None:
+def flush(state: WindowedState) -> None:
     """Write every window still open (partial: the steps so far), before a flush or close."""
     with state.windows.lock:
         opened = list(state.windows.open.items())
@@ -309,7 +360,7 @@ def _reduced(name: str, steps: Steps) -> float:
             "sum": whole.sum}[name]  # fmt: skip
 
 
-def _write(state: WriterState, tag: str | None, window: OpenWindow) -> None:
+def _write(state: WindowedState, tag: str | None, window: OpenWindow) -> None:
     """Queue the record of a finished (or flushed) window, at its last step (a group of
     ``add_histograms``: a record per tensor, from the one copy of the group)."""
     if window.kind == "group":
@@ -324,7 +375,7 @@ def _write(state: WriterState, tag: str | None, window: OpenWindow) -> None:
             steps)  # fmt: skip
 
 
-def _record(state: WriterState, tag: str, window: OpenWindow, pending: Pending,
+def _record(state: WindowedState, tag: str, window: OpenWindow, pending: Pending,
             steps: list[int]) -> None:  # fmt: skip
     """Queue one tag's record from its window's pending ``(counts, stats of each step)``."""
     last = steps[-1]

@@ -1,6 +1,6 @@
 """Scalars: ``Summary.Value.simple_value`` (float32), which both TensorBoard loaders read.
 
-(The writer assembles scalar Events from bytes, for speed: ``gpu_summary._writer.jobs``.)
+(The writer assembles scalar Events from bytes, for speed: ``gpu_summary._events.wire``.)
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launch
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
 and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``.
+Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
+the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
 """
 
 from gpu_summary._backend.cuda.anomaly import anomaly
