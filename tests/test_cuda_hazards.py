@@ -90,6 +90,35 @@ def test_a_call_on_a_capturing_stream_is_refused_before_anything_is_queued(fake,
     assert counts and set(counts) == {1}, f"the refused call logged nothing: {tags}"
 
 
+@pytest.mark.parametrize("producer", ["cupy", "dlpack", "array interface", "window's stream"])
+def test_no_producer_is_asked_to_order_onto_a_capturing_stream(fake, producer):
+    """Refused before any stream operation at all: no memset, launch or copy, and no producer
+    asked (through DLPack) to make the capturing stream wait for its writes."""
+    array = fake.asarray(np.arange(1000.0))
+    values = {"cupy": array, "dlpack": _BothInterfaces(array), "array interface": _Owner(array),
+              "window's stream": array}[producer]  # fmt: skip
+    stream = fake.cuda.Stream(non_blocking=True)
+    window = None
+    if producer == "window's stream":  # a window begun on a stream that now captures
+        with stream:
+            backend, device = backend_for(array, "values")
+            window = backend.window_open(None, 2, device)
+            backend.window_add(window, device, 0)
+    fake.log.clear()
+    stream.capturing = True
+    with pytest.raises(RuntimeError, match="capturing a graph"):
+        if window is None:
+            with stream:
+                backend_for(values, "values")
+        else:  # the next step on another stream, and the window's end
+            backend.window_add(window, backend_for(array, "values")[1], 1)
+    if window is not None:
+        with pytest.raises(RuntimeError, match="window's last step"):
+            window.result(1)
+    assert fake.log == [], "nothing queued, no producer asked to order onto the stream"
+    assert getattr(values, "asked", []) == []
+
+
 def test_a_stream_that_cannot_be_asked_is_treated_as_capturing(fake, monkeypatch):
     stream = fake.cuda.Stream(non_blocking=True)
 
@@ -168,31 +197,30 @@ def test_an_array_with_both_interfaces_is_ordered_through_dlpack(fake):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
-def test_torch_tensors_are_exported_without_a_stream_handshake(fake):
+def test_torch_tensors_are_exported_without_a_stream_handshake(fake, monkeypatch):
+    """CuPy names the consumer's stream to ``__dlpack__`` (2 under
+    CUPY_CUDA_PER_THREAD_DEFAULT_STREAM=1, which torch refuses; None makes torch wait on its
+    default stream). Our kernels run on the tensor's own current stream: torch is asked for -1,
+    no handshake at all."""
     import torch
 
-    from gpu_summary._backend.cuda.device_tensor import _OnItsOwnStream
+    from gpu_summary._backend.cuda import device_tensor
 
-    tensor = torch.arange(6.0)
-    # What CuPy passes under CUPY_CUDA_PER_THREAD_DEFAULT_STREAM=1 (2), torch refuses; the
-    # wrapper never forwards a stream (the kernels run on the tensor's own current stream).
-    with pytest.raises((AssertionError, BufferError)):
-        tensor.__dlpack__(stream=2)
-    exported = _OnItsOwnStream(tensor)
-    assert exported.__dlpack_device__() == tensor.__dlpack_device__()
-    np.testing.assert_array_equal(fake.from_dlpack(exported).get(), np.arange(6.0))
-    assert np.from_dlpack(_HostView(exported.__dlpack__(stream=2))).tolist() == list(range(6))
+    asked: list[object] = []
 
+    class Recording(torch.Tensor):
+        def __dlpack__(self, stream=None, **options):
+            asked.append(stream)
+            return super().__dlpack__(stream=stream, **options)
 
-class _HostView:
-    def __init__(self, capsule) -> None:
-        self._capsule = capsule
-
-    def __dlpack__(self, **options):
-        return self._capsule
-
-    def __dlpack_device__(self):
-        return (1, 0)
+    current = type("TorchStream", (), {"cuda_stream": 0x7777})()
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current)
+    tensor = torch.arange(6.0).as_subclass(Recording)
+    with fake.cuda.Stream(ptds=True):  # CuPy's current stream: the per-thread default
+        wrapped = device_tensor._from_torch(tensor, "values")
+    assert asked == [-1]
+    assert wrapped.stream.ptr == 0x7777, "the kernels run on torch's current stream"
+    np.testing.assert_array_equal(wrapped.array.get(), np.arange(6.0))
 
 
 # -- what a window keeps -----------------------------------------------------------------------
@@ -259,6 +287,8 @@ def _flatten(nested) -> list:
 def test_pinned_buffers_come_from_the_backends_own_pool_and_are_never_freed(fake, tmp_path):
     import gpu_summary as gs
 
+    gc.collect()  # the pools of earlier tests' backend modules (imported afresh for each test)
+    fake.log.clear()
     values = fake.asarray(np.arange(10_000, dtype=np.float32))
     with gs.SummaryWriter(tmp_path) as writer:
         for step in range(4):
@@ -273,15 +303,43 @@ def test_pinned_buffers_come_from_the_backends_own_pool_and_are_never_freed(fake
     assert len(legacy_reader(tmp_path).Histograms("e")) == 4
 
 
-def test_a_failed_pinned_allocation_is_a_memory_error_and_frees_nothing(fake, monkeypatch):
+@pytest.mark.parametrize("status", [2, 3])  # out of memory; any other CUDA error
+def test_a_failed_pinned_allocation_frees_no_block_on_the_callers_thread(fake, monkeypatch, status):
     from gpu_summary._backend.cuda import runtime
 
+    runtime.pinned(100)  # a block in the pool, which CuPy's pool would free on out of memory
+
     def exhausted(size, flags=0):
-        raise fake.CUDARuntimeError(2)  # cudaErrorMemoryAllocation
+        raise fake.CUDARuntimeError(status)
 
     monkeypatch.setattr(fake.cuda, "PinnedMemory", exhausted)
-    with pytest.raises(MemoryError, match="page-lock 4,096 bytes"):
-        runtime._allocate_pinned(4096)
+    fake.log.clear()
+    if status == 2:
+        with pytest.raises(MemoryError, match="page-lock 4,096 bytes"):
+            runtime.pinned(4000)
+    else:  # not an allocation failure: CUDA's own error, unchanged
+        with pytest.raises(fake.CUDARuntimeError):
+            runtime.pinned(4000)
+    assert [e for e in fake.log if e[0] == "freeHost"] == []
+
+
+def test_large_copies_use_pinned_memory_of_their_own_freed_off_the_callers_thread(
+    fake, monkeypatch
+):
+    from gpu_summary._backend.cuda import runtime
+
+    monkeypatch.setattr(runtime, "ONE_OFF_BYTES", 1024)
+    released: list[tuple] = []
+    monkeypatch.setattr(
+        runtime, "release_after", lambda event, keep: released.append((event, keep))
+    )
+    backend, device = backend_for(fake.asarray(np.arange(4096.0)), "values")
+    pooled = len(fake.pinned_blocks)
+    host = backend.to_host(device).result()  # the caller reads it (as add_embedding does)
+    np.testing.assert_array_equal(host, np.arange(4096.0))
+    assert len(fake.pinned_blocks) == pooled, "not from the pool"
+    assert [e for e in fake.log if e[0] == "freeHost"] == [], "not freed on the caller's thread"
+    assert len(released) == 1 and released[0][0] is None, "handed to the release thread"
 
 
 # -- forked children ---------------------------------------------------------------------------

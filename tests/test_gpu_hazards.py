@@ -93,11 +93,12 @@ def _returns_while_busy(tmp_path, names: tuple[str, ...]) -> None:
         writer.flush()
         stream.synchronize()
         _spin(cp, 0.3)
-        for step in range(1, 4):
+        for step in range(1, 5):  # steps 1-4: a window of 4 ends, and copies, while busy
             for name in names:
                 calls[name](writer, step)
         assert not stream.done, f"{names} waited for the device"
-    assert plugin_reader(tmp_path).Tags()["tensors"], f"{names} logged nothing"
+    runs = {path.parent for path in tmp_path.rglob("events.out.tfevents.*")}  # add_scalars: 2
+    assert all(plugin_reader(run).Tags()["tensors"] for run in runs), f"{names} logged nothing"
 
 
 @pytest.mark.parametrize("name", _CALL_NAMES)
@@ -248,13 +249,28 @@ def test_jax_arrays_are_ordered_through_dlpack(monkeypatch):
     import jax.numpy as jnp
 
     from gpu_summary._backend import backend_for
+    from gpu_summary._backend.cuda import device_tensor
 
-    x = jax.device_put(np.zeros(1 << 22, np.float32), jax.devices("gpu")[0])
-    for _ in range(50):  # a long chain of work on JAX's stream, still running when logged
-        x = jnp.sin(x + 1.0) * 0.0 + 2.0
+    taken: list[str] = []
+    through_dlpack = device_tensor._from_dlpack
+
+    def recorded(obj, argument):
+        taken.append("dlpack")
+        return through_dlpack(obj, argument)
+
+    monkeypatch.setattr(device_tensor, "_from_dlpack", recorded)
+
+    @jax.jit
+    def long_chain(x):  # still running on JAX's stream when it is logged
+        return jax.lax.fori_loop(0, 3000, lambda i, y: jnp.sin(y) * 0.5 + 2.0, x)
+
+    x = long_chain(jax.device_put(np.zeros(1 << 22, np.float32), jax.devices("gpu")[0]))
     backend, device = backend_for(x, "values")
     got = backend.histogram_fixed(device, None).result()
-    assert got.stats.count == x.size and got.stats.min == got.stats.max == 2.0
+    want = np.asarray(x)
+    assert taken == ["dlpack"]
+    assert got.stats.count == want.size
+    assert got.stats.min == want.min() and got.stats.max == want.max()
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
@@ -285,6 +301,8 @@ def test_a_forked_child_makes_no_cuda_call_on_the_parents_results(tmp_path):
         values = cp.asarray(np.arange(10_000, dtype=np.float32))
         backend, device = backend_for(values, "values")
         pending = [backend.histogram_fixed(device, None) for _ in range(4)]
+        dropped = backend.histogram_fixed(device, None)
+        del dropped  # to the release thread's queue, which the child inherits
         pid = os.fork()
         if pid == 0:
             pending.clear()

@@ -11,6 +11,7 @@ CuPy, and a type's verdict is cached when the type alone decides it.
 from __future__ import annotations
 
 import numbers
+import os
 import sys
 import threading
 
@@ -330,3 +331,15 @@ def warm_up(
     thread = StoppableThread(cuda.warm_up, "gpu_summary-warm-up", (tuple(names), device))
     thread.start()
     return thread
+
+
+def _device_backend_after_fork() -> None:
+    """In a forked child, the device backend (if loaded) lets go of the parent's CUDA objects
+    without touching them (registered once here: the backend module may be imported again)."""
+    runtime = sys.modules.get("gpu_summary._backend.cuda.runtime")
+    if runtime is not None:
+        runtime.forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_device_backend_after_fork)

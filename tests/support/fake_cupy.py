@@ -407,10 +407,24 @@ class PinnedMemoryPool:
         self.blocks: list[object] = []
 
     def malloc(self, size: int) -> PinnedMemoryPointer:
-        pointer = self._allocator(size)
+        # CuPy 14's control flow: a power of two of 512-byte units; on CUDA's out-of-memory
+        # error, every free block released (cudaFreeHost each) and one more try.
+        size = 1 << max(9, (max(size, 1) - 1).bit_length())
+        try:
+            mem = self._allocator(size).mem
+        except CUDARuntimeError as exc:
+            if exc.status != _runtime.errorMemoryAllocation:
+                raise
+            self.free_all_blocks()
+            mem = self._allocator(size).mem
         pinned_blocks.append((size, threading.get_ident()))
-        self.blocks.append(pointer.mem)
-        return pointer
+        self.blocks.append(mem)
+        return PinnedMemoryPointer(mem, 0)
+
+    def free_all_blocks(self) -> None:
+        for block in self.blocks:
+            log.append(("freeHost", block.size, threading.get_ident()))
+        self.blocks.clear()
 
 
 class _Driver:
@@ -457,6 +471,7 @@ _runtime = types.SimpleNamespace(
     getDevice=lambda: 0,
     CUDARuntimeError=CUDARuntimeError,
     hostAllocPortable=1,
+    errorMemoryAllocation=2,
 )
 cuda = types.SimpleNamespace(
     Device=_Device,

@@ -210,9 +210,16 @@ def _from_array_interface(obj: object, argument: str) -> DeviceArray:
     return DeviceArray(array, _stream_of_interface(interface.get("stream"), device), dtype, obj)
 
 
-def _from_dlpack(obj: object) -> DeviceArray:
+def _from_dlpack(obj: object, argument: str) -> DeviceArray:
     # CuPy passes its current stream to __dlpack__; the producer orders its writes before it
-    # (on the device, without a host wait), and our kernels run on that stream.
+    # (on the device, without a host wait), and our kernels run on that stream. A capturing
+    # stream is refused first: the producer's wait would be recorded into the user's graph.
+    try:
+        device = int(obj.__dlpack_device__()[1])
+    except Exception:  # noqa: BLE001 - CuPy's from_dlpack says what is wrong with it
+        device = cupy.cuda.runtime.getDevice()
+    with cupy.cuda.Device(device):
+        capture.refuse_capturing(cupy.cuda.get_current_stream(), argument)
     array = cupy.from_dlpack(obj)
     return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, obj)
 
@@ -236,7 +243,7 @@ def adopt(obj: object, argument: str) -> DeviceArray:
     elif type(obj).__module__.split(".")[0] == "torch" and "torch" in sys.modules:
         wrapped = _from_torch(obj, argument)
     elif hasattr(obj, "__dlpack__") or not hasattr(obj, "__cuda_array_interface__"):
-        wrapped = _from_dlpack(obj)
+        wrapped = _from_dlpack(obj, argument)
     else:
         wrapped = _from_array_interface(obj, argument)
     capture.refuse_capturing(wrapped.stream, argument)

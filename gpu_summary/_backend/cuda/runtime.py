@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 
@@ -121,6 +122,8 @@ def _allocate_pinned(size: int) -> cupy.cuda.PinnedMemoryPointer:
     try:
         memory = cupy.cuda.PinnedMemory(size, cupy.cuda.runtime.hostAllocPortable)
     except cupy.cuda.runtime.CUDARuntimeError as exc:
+        if exc.status != cupy.cuda.runtime.errorMemoryAllocation:
+            raise
         raise MemoryError(
             f"gpu_summary could not page-lock {size:,} bytes of host memory for a copy of a "
             f"result ({exc}); free host memory, or log smaller tensors"
@@ -131,13 +134,21 @@ def _allocate_pinned(size: int) -> cupy.cuda.PinnedMemoryPointer:
 _pinned_pool = cupy.cuda.PinnedMemoryPool(_allocate_pinned)  # no CUDA call until a malloc
 
 
-def pinned(nbytes: int) -> cupy.cuda.PinnedMemoryPointer:
-    """A pinned host buffer of at least ``nbytes`` (one at least) from this module's pool.
+ONE_OFF_BYTES = 64 << 20  # larger copies get pinned memory of their own, not pooled
 
-    Dropping it, on any thread, returns it to the pool (bookkeeping, no CUDA call); the pool
-    hands it out again only once dropped, and the holders (``DevicePending``, windows) drop it
-    only after the copy that uses it has run.
+
+def pinned(nbytes: int) -> cupy.cuda.PinnedMemoryPointer:
+    """A pinned host buffer of at least ``nbytes`` (one at least).
+
+    Up to ``ONE_OFF_BYTES``, from this module's pool (which rounds up to a power of two and
+    keeps blocks for reuse): dropping it, on any thread, returns it to the pool (bookkeeping,
+    no CUDA call). A larger one (a whole matrix for ``add_embedding``) is allocated for that
+    copy alone, so the pool never holds gigabytes for the rest of the process; it is freed
+    (``cudaFreeHost``) on the release thread, never the caller's (``DevicePending``). The
+    holders drop a buffer only after the copy that uses it has run.
     """
+    if nbytes > ONE_OFF_BYTES:
+        return _allocate_pinned(nbytes)
     return _pinned_pool.malloc(max(nbytes, 1))
 
 
@@ -187,8 +198,13 @@ class DevicePending(Pending):
             # its own copies (add_embedding, whose files are on disk when it returns).
             with capture.relaxed():
                 self._event.synchronize()
-            self._value = self._parse(self._host)
-            self._keep = self._host = None
+                self._value = self._parse(self._host)
+                keep, host, self._keep, self._host = self._keep, self._host, None, None
+                if host.nbytes > ONE_OFF_BYTES:  # freed by cudaFreeHost: not on this thread
+                    release_after(None, (keep, host))
+                # Otherwise the buffers return to their pools here; with a user's pool turned
+                # off, that frees device memory, which relaxed mode keeps from a capture.
+                del keep, host
         return self._value
 
     def __del__(self) -> None:
@@ -209,18 +225,22 @@ _release_thread: threading.Thread | None = None
 def _release_dropped(dropped: queue.SimpleQueue) -> None:
     while True:
         event, buffers = dropped.get()
-        try:
-            with capture.relaxed():
-                event.synchronize()  # the release thread sleeps here, never the caller
-        except Exception:  # noqa: BLE001 - a failed device: nothing left to protect
-            pass
-        del event, buffers
+        with capture.relaxed():  # waits and frees alike: a user's capture stays valid
+            try:
+                if event is not None:
+                    event.synchronize()  # the release thread sleeps here, never the caller
+            except Exception:  # noqa: BLE001 - a failed device: nothing left to protect
+                pass
+            del event, buffers
 
 
 def release_after(event: object, buffers: tuple) -> None:
-    """Keep ``buffers`` until ``event`` has completed, without waiting here (``__del__`` runs
-    on any thread: SimpleQueue.put is safe there, and no lock is taken)."""
+    """Keep ``buffers`` until ``event`` (None: nothing to wait for) has completed, then drop
+    them on the release thread, without waiting here (``__del__`` runs on any thread:
+    SimpleQueue.put is safe there, and no lock is taken)."""
     global _release_thread
+    if sys.is_finalizing():  # no thread starts now; the device goes with the process
+        return
     _dropped.put((event, buffers))
     thread = _release_thread
     if thread is None or not thread.is_alive():  # first drop, or a child after fork()
@@ -240,21 +260,18 @@ def _keep_in_child(objects: object) -> None:
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(objects))
 
 
-def _forget_after_fork() -> None:
+def forget_after_fork() -> None:
     """In a forked child: the parent's dropped results, pinned blocks and loaded kernels are
     kept untouched; the child starts its own queue, release thread, pool and kernels if it
     ever uses a device."""
-    global _dropped, _release_thread, _pinned_pool
+    global _dropped, _release_thread, _pinned_pool, _lock
     _keep_in_child((_dropped, _pinned_pool, dict(_modules), dict(_functions)))
+    _lock = threading.Lock()  # a compile the parent was running does not exist here
     _modules.clear()  # CuPy unloads a collected module: in the child, a failing CUDA call
     _functions.clear()
     _resident_blocks.clear()
     _dropped, _release_thread = queue.SimpleQueue(), None
     _pinned_pool = cupy.cuda.PinnedMemoryPool(_allocate_pinned)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def order_after(earlier: object, stream: object) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-from gpu_summary._backend.cuda import runtime
+from gpu_summary._backend.cuda import capture, runtime
 from gpu_summary._backend.cuda.device_tensor import DeviceArray
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
@@ -67,7 +67,7 @@ class DeviceWindow:
                 f"steps were on device {self.device}; keep a window on one device"
             )
         with cupy.cuda.Device(self.device), values.stream:
-            runtime.order_after(self.stream, values.stream)  # after the earlier steps
+            _order_after_earlier_steps(self.stream, values.stream)
             self.stream = values.stream
             pointer, shape, strides, keep = runtime.flat_source(values)
             kernel = self._kernel(values.dtype_name)
@@ -83,6 +83,7 @@ class DeviceWindow:
 
     def result(self, slots: int) -> Pending[tuple[np.ndarray, list[TensorStats]]]:
         n_buckets = self.buffer.n_buckets
+        capture.refuse_capturing(self.stream, _LAST_STEP)
         with cupy.cuda.Device(self.device), self.stream:
             host, event = runtime.launch_copy(self.memory, self.buffer.result_bytes(slots),
                                               self.stream)  # fmt: skip
@@ -91,6 +92,17 @@ class DeviceWindow:
                 return reduce_abi.parse_window(raw, n_buckets, slots)
 
             return runtime.DevicePending(event, host, parse, (self.memory, self.staging))
+
+
+_LAST_STEP = "the window's last step"
+
+
+def _order_after_earlier_steps(earlier: object, stream: object) -> None:
+    """``stream`` waits for the window's earlier steps (an event recorded on ``earlier``,
+    refused if that stream is now capturing a graph: the event would be recorded into it)."""
+    if earlier.ptr != stream.ptr:
+        capture.refuse_capturing(earlier, "the window's earlier steps")
+    runtime.order_after(earlier, stream)
 
 
 def _release_after_launch(stream: object, inputs: tuple) -> None:
@@ -143,7 +155,7 @@ class DeviceMultiWindow:
                              "(as many, of the same sizes, on one device); finish the window "
                              "first (flush()) or use another prefix")  # fmt: skip
         with cupy.cuda.Device(self.device), first.stream:
-            runtime.order_after(self.stream, first.stream)  # after the earlier steps
+            _order_after_earlier_steps(self.stream, first.stream)
             self.stream = first.stream
             pointers, lengths, strides, keep = multi_sources(tensors)
             table = reduce_abi.multi_table(pointers, lengths, strides)
@@ -165,6 +177,7 @@ class DeviceMultiWindow:
 
     def result(self, slots: int) -> Pending[list]:
         tensors = self.buffer.tensors
+        capture.refuse_capturing(self.stream, _LAST_STEP)
         with cupy.cuda.Device(self.device), self.stream:
             host, event = runtime.launch_copy(self.memory, self.buffer.result_bytes(slots),
                                               self.stream)  # fmt: skip
