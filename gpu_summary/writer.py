@@ -96,7 +96,7 @@ class SummaryWriter(
         timeout: float | None = None,
         count_steps: bool | None = None,
     ) -> None:
-        folder = arguments.check_log_dir(log_dir, logdir, comment, default_logdir)
+        folder = arguments.run_folder(log_dir, logdir, comment, default_logdir)
         purge_step = None if purge_step is None else arguments.check_step(purge_step)
         arguments.check_writer_options(
             flush_secs, max_queue, max_queue_bytes, filename_suffix, on_anomaly, write_to_disk

@@ -120,11 +120,11 @@ def test_dataformats_and_text():
 
 
 def test_writer_options():
-    assert arguments.check_logdir(b"x".decode()) == "x"
+    assert arguments.check_folder_path(b"x".decode()) == "x"
     with pytest.raises(ValueError, match="folder's path"):
-        arguments.check_logdir("")
+        arguments.check_folder_path("")
     with pytest.raises(TypeError, match="logdir must be a str or path"):
-        arguments.check_logdir(3)
+        arguments.check_folder_path(3)
     arguments.check_writer_options(0.5, 1, 1, ".v2", print)
     for bad, error in [
         ((0, 1, 1, ""), ValueError),

@@ -302,8 +302,8 @@ def check_text(text_string: object) -> tuple[list[str], bool]:
     return strings, scalar
 
 
-def check_logdir(logdir: object) -> str:
-    """Return ``logdir`` (a str or path naming a folder) as a str."""
+def check_folder_path(logdir: object) -> str:
+    """``logdir``, a str or path naming a folder, as a str (checked: not empty, no NUL)."""
     if not isinstance(logdir, (str, os.PathLike)):
         raise TypeError(f"logdir must be a str or path, got {type(logdir).__name__}")
     path = os.fspath(logdir)
@@ -315,9 +315,7 @@ def check_logdir(logdir: object) -> str:
     return path
 
 
-def check_log_dir(
-    log_dir: object, logdir: object, comment: object, default: Callable[[], str]
-) -> str:
+def run_folder(log_dir: object, logdir: object, comment: object, default: Callable[[], str]) -> str:
     """The run folder of ``SummaryWriter(log_dir, comment, ..., logdir=...)``: ``log_dir``
     (torch's name) or ``logdir`` (tensorboardX's), else ``default()`` with ``comment`` appended,
     as both peers name a run (``comment`` is ignored when a folder is given, as there)."""
@@ -330,8 +328,8 @@ def check_log_dir(
         )
     folder = log_dir if log_dir is not None else logdir
     if folder is None:
-        return check_logdir(default() + comment)
-    return check_logdir(folder)
+        return check_folder_path(default() + comment)
+    return check_folder_path(folder)
 
 
 def check_run_name(run_name: object) -> str | None:
