@@ -59,7 +59,8 @@ def _cuda_available() -> bool:
 def _forget_device_backend() -> None:
     import gpu_summary._backend as package
 
-    for name in [m for m in sys.modules if m.split(".")[:3] == _DEVICE_MODULES.split(".")]:
+    # A snapshot first: another thread (a writer's, a release thread) may import meanwhile.
+    for name in [m for m in list(sys.modules) if m.split(".")[:3] == _DEVICE_MODULES.split(".")]:
         del sys.modules[name]
     if hasattr(package, "cuda"):
         delattr(package, "cuda")

@@ -413,7 +413,7 @@ class PinnedMemoryPool:
         try:
             mem = self._allocator(size).mem
         except CUDARuntimeError as exc:
-            if exc.status != _runtime.errorMemoryAllocation:
+            if exc.status != 2:  # cudaErrorMemoryAllocation
                 raise
             self.free_all_blocks()
             mem = self._allocator(size).mem
@@ -471,7 +471,6 @@ _runtime = types.SimpleNamespace(
     getDevice=lambda: 0,
     CUDARuntimeError=CUDARuntimeError,
     hostAllocPortable=1,
-    errorMemoryAllocation=2,
 )
 cuda = types.SimpleNamespace(
     Device=_Device,

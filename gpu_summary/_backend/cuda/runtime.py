@@ -115,6 +115,9 @@ def grid_for(device: int, work: int, kernel: cupy.RawKernel, shared_bytes: int =
     return max(1, min(sms * max(resident, 1), -(-work // per_block)))
 
 
+_CUDA_ERROR_MEMORY_ALLOCATION = 2  # cudaErrorMemoryAllocation (CuPy does not export it)
+
+
 def _allocate_pinned(size: int) -> cupy.cuda.PinnedMemoryPointer:
     """The pinned pool's allocator (``cudaHostAlloc``). A failure is a MemoryError, not CuPy's
     CUDARuntimeError: on that one, CuPy's pool would release all its free blocks
@@ -122,7 +125,7 @@ def _allocate_pinned(size: int) -> cupy.cuda.PinnedMemoryPointer:
     try:
         memory = cupy.cuda.PinnedMemory(size, cupy.cuda.runtime.hostAllocPortable)
     except cupy.cuda.runtime.CUDARuntimeError as exc:
-        if exc.status != cupy.cuda.runtime.errorMemoryAllocation:
+        if exc.status != _CUDA_ERROR_MEMORY_ALLOCATION:
             raise
         raise MemoryError(
             f"gpu_summary could not page-lock {size:,} bytes of host memory for a copy of a "
