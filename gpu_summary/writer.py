@@ -1,7 +1,8 @@
 """SummaryWriter: validate on the caller's thread, reduce with the array's backend, queue the rest.
 
-The ``add_*`` methods live in ``gpu_summary._methods``, a module per family, and this class
-inherits them; here are the constructor, the file and the lifecycle.
+The ``add_*`` methods live in ``gpu_summary.kinds``, a module per summary kind (those not moved
+there yet in ``gpu_summary._methods``, a module per family), and this class inherits them; here
+are the constructor, the file and the lifecycle.
 
 Each ``add_*`` call checks its arguments (raising before anything is queued, so a bad call
 leaves the file and the writer as they were), starts the reduction on the backend that owns the
@@ -19,18 +20,19 @@ from collections.abc import Callable, Iterator
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._methods.charts import ChartMethods
-from gpu_summary._methods.checks import CheckMethods
 from gpu_summary._methods.histograms import HistogramMethods
 from gpu_summary._methods.images import ImageMethods
 from gpu_summary._methods.media import MediaMethods
 from gpu_summary._methods.scalars import ScalarMethods
 from gpu_summary._methods.structure import StructureMethods
-from gpu_summary._methods.tensors import TensorMethods
 from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer import scalars
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.distributed import check_timeout
+from gpu_summary.kinds.anomaly import AnomalyMethods
+from gpu_summary.kinds.mesh import MeshMethods
+from gpu_summary.kinds.tensor import TensorMethods
 from gpu_summary.monitor import GpuMonitor
 
 
@@ -42,7 +44,8 @@ class SummaryWriter(
     ChartMethods,
     TextMethods,
     TensorMethods,
-    CheckMethods,
+    MeshMethods,
+    AnomalyMethods,
     StructureMethods,
 ):
     """Writes TensorBoard event files from host or device tensors.

@@ -1,4 +1,5 @@
-"""Every job a SummaryWriter queues, and the one place their Events are assembled.
+"""The jobs a SummaryWriter queues, and where their Events are assembled; a kind moved to
+``gpu_summary.kinds`` keeps its own jobs there (``kinds.anomaly``: the ``on_anomaly`` call back).
 
 Each function returns a :class:`~gpu_summary._events.jobs.Job` for the writer thread; nothing
 here waits for a device on the caller's thread: pending results are read when the job is built.
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from gpu_summary import hparams as hp
-from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, nonfinite_report
+from gpu_summary._core.anomaly import AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
 from gpu_summary._events.jobs import Job, JobKind, RecordParts
 from gpu_summary._events.wire import image_event_parts, scalar_event, scalar_events
@@ -72,12 +73,6 @@ def _serialized(data: bytes) -> bytes:
     return data
 
 
-def _call_back_anomaly(handle: AnomalyHandle, callback: Callable[[AnomalyReport], object]) -> None:
-    found = handle.result()
-    if found:
-        callback(found)
-
-
 def _call_back_nonfinite(
     tags: list[str],
     histograms: Pending[list[HistogramResult]],
@@ -106,7 +101,6 @@ _SESSION_START = JobKind("session start", _session_start_event)
 _SUMMARY = JobKind("summary", _summary_event)
 _SESSION_END = JobKind("hparams session end", _session_end_event)
 _SERIALIZED = JobKind("event", _serialized)
-_ANOMALY_CALL_BACK = JobKind("on_anomaly call back", _call_back_anomaly)
 _NONFINITE_CALL_BACK = JobKind("on_anomaly call back", _call_back_nonfinite)
 _CALL_BACK = JobKind("on_anomaly call back", _act)
 
@@ -169,11 +163,6 @@ def graph(graph_def: bytes, wall_time: float) -> Job:
 def session_end(status: str) -> Job:
     """The hparams ``session_end_info`` Event, stamped when the file closes."""
     return Job(_SESSION_END, (status,))
-
-
-def anomaly_call_back(handle: AnomalyHandle, callback: Callable[[AnomalyReport], object]) -> Job:
-    """``callback(report)`` when ``add_anomaly`` found anything; writes nothing."""
-    return Job(_ANOMALY_CALL_BACK, (handle, callback), 0, f"on_anomaly for tag {handle.tag!r}")
 
 
 def nonfinite_call_back(
