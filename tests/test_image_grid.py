@@ -16,7 +16,7 @@ from PIL import Image
 import gpu_summary as gs
 from conftest import legacy_reader, tensor_values
 from gpu_summary._backend import numpy as numpy_backend
-from gpu_summary._writer import images as gs_images
+from gpu_summary.kinds import image as gs_images
 
 torch = pytest.importorskip("torch", reason="torch's writer is the reference (pip install torch)")
 from torch.utils.tensorboard import SummaryWriter as TorchWriter  # noqa: E402

@@ -91,6 +91,15 @@ def check_positive_int(value: object, argument: str, fix: str) -> int:
     return int(value)
 
 
+def check_positive_number(value: object, argument: str, example: str) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0 (bool rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number, got {type(value).__name__}: {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{argument} must be a finite number > 0, got {value!r}; e.g. {example}")
+    return float(value)
+
+
 def check_count(value: object, argument: str, most: int) -> int:
     """Return ``value`` if it is an int in [0, most] (bool rejected)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -280,6 +289,24 @@ def check_images(
     if n == 0 or height == 0 or width == 0:
         raise ValueError(f"{argument} is empty (shape {shape}); images need at least one pixel")
     return nhwc
+
+
+# add_images' layouts: torch's grid (the default), ours: an image per sample, one tensor.
+IMAGE_LAYOUTS = ("grid", "samples", "tensor")
+
+
+def check_image_layout(
+    layout: object, one_tag: object = False, layouts: tuple = IMAGE_LAYOUTS
+) -> str:
+    """``layout`` checked against ``layouts``; ``one_tag=True`` (the older spelling) is
+    ``"tensor"``."""
+    if not isinstance(one_tag, bool):
+        raise TypeError(f"one_tag must be True or False, got {one_tag!r}")
+    if not isinstance(layout, str) or layout not in layouts:
+        raise ValueError(f"layout must be one of {list(layouts)}, got {layout!r}")
+    if one_tag and layout not in ("grid", "tensor"):
+        raise ValueError(f"one_tag=True is layout='tensor', but layout={layout!r}; give one")
+    return "tensor" if one_tag else layout
 
 
 def check_text(text_string: object) -> tuple[list[str], bool]:

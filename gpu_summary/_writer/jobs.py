@@ -1,11 +1,12 @@
 """The jobs a SummaryWriter queues, and where their Events are assembled; a kind moved to
-``gpu_summary.kinds`` keeps its own jobs there (``kinds.anomaly``: the ``on_anomaly`` call back).
+``gpu_summary.kinds`` keeps its own jobs there (``kinds.anomaly``: the ``on_anomaly`` call back;
+``kinds.image``: the images' record, from its parts).
 
 Each function returns a :class:`~gpu_summary._events.jobs.Job` for the writer thread; nothing
 here waits for a device on the caller's thread: pending results are read when the job is built.
 A job whose pending result failed to merge across ranks (``AggregationFailed``) writes nothing:
-that failure reaches the caller from its next call. Scalar and image Events are assembled as
-bytes, for speed, by ``gpu_summary._events.wire``.
+that failure reaches the caller from its next call. Scalar Events are assembled as bytes, for
+speed, by ``gpu_summary._events.wire``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Callable
 from gpu_summary import hparams as hp
 from gpu_summary._core.anomaly import AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
-from gpu_summary._events.jobs import Job, JobKind, RecordParts
-from gpu_summary._events.wire import image_event_parts, scalar_event, scalar_events
+from gpu_summary._events.jobs import Job, JobKind
+from gpu_summary._events.wire import scalar_event, scalar_events
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import hparams as hparams_summaries
@@ -196,30 +197,3 @@ def hparams_run_events(session: hp.Session, step: int, wall_time: float) -> list
         event_pb2.Event(wall_time=wall_time, step=step, summary=s).SerializeToString()
         for s in summaries
     ]
-
-
-def _image_parts(
-    tags: list[str],
-    encoded: Callable[[], tuple[list[bytes], int, int, int]],
-    step: int,
-    wall_time: float,
-) -> RecordParts:
-    pngs, height, width, channels = encoded()
-    return image_event_parts(tags, pngs, height, width, channels, step, wall_time)
-
-
-_IMAGE_PARTS = JobKind("image", _image_parts)
-
-
-def images(
-    tag: str,
-    tags: list[str],
-    encoded: Callable[[], tuple[list[bytes], int, int, int]],
-    step: int,
-    wall_time: float,
-    nbytes: int,
-) -> Job:
-    """Images as ``Summary.Image`` values, one per tag; ``encoded()`` gives (PNGs, height,
-    width, channels) on the writer thread. The record goes out from its parts."""
-    return Job(_IMAGE_PARTS, (tags, encoded, step, wall_time), nbytes,
-               f"image {tag!r} at step {step}")  # fmt: skip

@@ -6,7 +6,6 @@ writer thread."""
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import warnings
 
@@ -15,7 +14,6 @@ import numpy as np
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
-from gpu_summary._writer.images import check_layout
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries import media
@@ -25,14 +23,6 @@ from gpu_summary.summaries.image import encode_png, grid_image
 MAX_SAMPLE_RATE = 1 << 24  # Hz; far above any audio format's
 MAX_SIDE = 1 << 15  # pixels a side of a drawn image after rescale
 MAX_BOXES = 1 << 20  # boxes drawn on one image (each converted, checked and drawn whole)
-
-
-def _positive_number(value: object, argument: str, example: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a number, got {type(value).__name__}: {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{argument} must be a finite number > 0, got {value!r}; e.g. {example}")
-    return float(value)
 
 
 def _max_size(max_size: object) -> int | None:
@@ -55,7 +45,7 @@ def log_video(
 ) -> None:
     """SummaryWriter.add_video: the videos of a batch tiled on one grid, as one animated GIF."""
     tag, step, wall = state.begin(tag, step, walltime)
-    fps = _positive_number(fps, "fps", "fps=4")
+    fps = arguments.check_positive_number(fps, "fps", "fps=4")
     layout = arguments.check_dataformats(dataformats, arguments.VIDEO_FORMATS, "dataformats")
     max_size = _max_size(max_size)
     backend, array = backend_for(vid_tensor, "vid_tensor")
@@ -90,7 +80,7 @@ def log_audio(
     """SummaryWriter.add_audio: one clip (any shape with one axis longer than 1, as torch's
     squeeze) or a batch (n, length) of clips, each ``<tag>/audio/<i>``; mono 16-bit WAV."""
     tag, step, wall = state.begin(tag, step, walltime)
-    rate = _positive_number(sample_rate, "sample_rate", "sample_rate=16000")
+    rate = arguments.check_positive_number(sample_rate, "sample_rate", "sample_rate=16000")
     if rate != int(rate) or rate > MAX_SAMPLE_RATE:
         raise ValueError(f"sample_rate must be a whole number of Hz up to {MAX_SAMPLE_RATE}, "
                          f"got {sample_rate!r}")  # fmt: skip
@@ -170,7 +160,7 @@ def log_image_with_boxes(
     tag, step, wall = state.begin(tag, step, walltime)
     if isinstance(rescale, str):  # tensorboardX's position of dataformats
         rescale, dataformats = 1, rescale
-    rescale = _positive_number(rescale, "rescale", "rescale=1")
+    rescale = arguments.check_positive_number(rescale, "rescale", "rescale=1")
     layout = arguments.check_dataformats(dataformats, arguments.IMAGE_FORMATS, "dataformats")
     backend, array = backend_for(img_tensor, "img_tensor")
     nhwc = arguments.check_images(array, layout, "img_tensor", "dataformats")
@@ -238,7 +228,7 @@ def log_figure(
     tag, step, wall = state.begin(tag, step, walltime)
     if not isinstance(close, (bool, np.bool_)):
         raise TypeError(f"close must be True or False, got {close!r}")
-    layout = check_layout(layout, layouts=("grid", "samples"))
+    layout = arguments.check_image_layout(layout, layouts=("grid", "samples"))
     several = isinstance(figure, (list, tuple))
     figures = list(figure) if several else [figure]
     if not figures:

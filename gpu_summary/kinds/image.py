@@ -7,33 +7,48 @@ so that it is never copied whole — and the record written from its parts."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import arguments
-from gpu_summary._writer import jobs
+from gpu_summary._events.jobs import Job, JobKind, RecordParts
+from gpu_summary._events.wire import image_event_parts
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import summary_pb2
 from gpu_summary.summaries.image import encode_pngs, grid_image, grid_size, image_summary
 
 # A host batch at least this large (uint8 bytes) without max_size is encoded at the call.
 ENCODE_AT_CALL = 64 << 20
-# add_images' layouts: torch's grid (the default), ours: an image per sample, one tensor.
-LAYOUTS = ("grid", "samples", "tensor")
 
 
-def check_layout(layout: object, one_tag: object = False, layouts: tuple = LAYOUTS) -> str:
-    """``layout`` checked against ``layouts``; ``one_tag=True`` (the older spelling) is
-    ``"tensor"``."""
-    if not isinstance(one_tag, bool):
-        raise TypeError(f"one_tag must be True or False, got {one_tag!r}")
-    if not isinstance(layout, str) or layout not in layouts:
-        raise ValueError(f"layout must be one of {list(layouts)}, got {layout!r}")
-    if one_tag and layout not in ("grid", "tensor"):
-        raise ValueError(f"one_tag=True is layout='tensor', but layout={layout!r}; give one")
-    return "tensor" if one_tag else layout
+def _image_parts(
+    tags: list[str],
+    encoded: Callable[[], tuple[list[bytes], int, int, int]],
+    step: int,
+    wall_time: float,
+) -> RecordParts:
+    pngs, height, width, channels = encoded()
+    return image_event_parts(tags, pngs, height, width, channels, step, wall_time)
+
+
+_IMAGE_PARTS = JobKind("image", _image_parts)
+
+
+def images_job(
+    tag: str,
+    tags: list[str],
+    encoded: Callable[[], tuple[list[bytes], int, int, int]],
+    step: int,
+    wall_time: float,
+    nbytes: int,
+) -> Job:
+    """Images as ``Summary.Image`` values, one per tag; ``encoded()`` gives (PNGs, height,
+    width, channels) on the writer thread. The record goes out from its parts."""
+    return Job(_IMAGE_PARTS, (tags, encoded, step, wall_time), nbytes,
+               f"image {tag!r} at step {step}")  # fmt: skip
 
 
 def _stacked(images: list | tuple) -> object:
@@ -53,7 +68,7 @@ def _stacked(images: list | tuple) -> object:
     return np.stack(arrays)
 
 
-def log_images(
+def _log_images(
     state: WriterState,
     tag: object,
     images: object,
@@ -162,4 +177,89 @@ def log_images(
             return pngs_of(pending.result()), *size
 
         nbytes = raw
-    state.events.add(jobs.images(tag, tags, encoded, step, wall, nbytes))
+    state.events.add(images_job(tag, tags, encoded, step, wall, nbytes))
+
+
+class ImageMethods:
+    """The image methods of :class:`gpu_summary.SummaryWriter`."""
+
+    _state: WriterState
+
+    def add_image(
+        self,
+        tag: str,
+        img_tensor: object,
+        global_step: int | None = None,
+        walltime: float | None = None,
+        dataformats: str = "CHW",
+        *,
+        max_size: int | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log one image, as torch's writer writes it: a ``Summary.Image`` under ``tag``, gray
+        repeated into RGB, floats scaled as torch scales them.
+
+        Args:
+            tag: series name.
+            img_tensor: uint8 (0..255), float (0..1: as float32 × 255, clipped and truncated,
+                as torch's; NaN → 0) or bool array, with 1 (gray), 3 (RGB) or 4 (RGBA)
+                channels.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
+            dataformats: ``"CHW"`` (default, as torch's), ``"HWC"`` or ``"HW"`` (gray).
+            max_size: a longer side shrunk to this by area averaging on the backend (on the
+                host an image of billions of pixels a few rows at a time).
+            walltime: seconds since the epoch; default now.
+
+        Raises:
+            TypeError: not uint8, float or bool; a masked array. ValueError: dimensions,
+                channels or ``dataformats`` that do not match; more than 2 GiB of pixels
+                after ``max_size`` (one record's limit: pass a smaller ``max_size``).
+        """
+        global_step = arguments.either_step(global_step, step)
+        _log_images(self._state, tag, img_tensor, global_step, dataformats, max_size, walltime,
+                    layout=None)  # fmt: skip
+
+    def add_images(
+        self,
+        tag: str,
+        img_tensor: object,
+        global_step: int | None = None,
+        walltime: float | None = None,
+        dataformats: str = "NCHW",
+        *,
+        max_size: int | None = None,
+        layout: str = "grid",
+        one_tag: bool = False,
+        step: int | None = None,
+    ) -> None:
+        """Log a batch of images at one step: by default one image under ``tag``, the batch
+        tiled as torch's writer tiles it.
+
+        ``layout="grid"`` (torch's): row-major on a grid of min(N, 8) columns, no padding,
+        empty cells black; gray repeated into RGB and floats scaled as :meth:`add_image`
+        (torch's pixels exactly; RGBA, which torch refuses, tiled alike). ``"samples"``:
+        sample i a ``Summary.Image`` tagged ``<tag>/image/<i>`` (TensorFlow 1's names; a card
+        each; gray stays one channel, floats ``floor(clip(x, 0, 1) * 255 + 0.5)``).
+        ``"tensor"``: the samples as one tensor of PNGs under ``tag`` (TensorBoard 2's form:
+        one card; ``EventAccumulator.Tensors`` reads it, ``Images`` and tbparse's ``images``
+        do not), gray and floats as ``"samples"``.
+
+        Args:
+            tag: series name.
+            img_tensor: a batch as in :meth:`add_image`, with a leading sample axis.
+            global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
+            dataformats: ``"NCHW"`` (default, as torch's), ``"NHWC"`` or ``"NHW"`` (gray).
+            max_size: as in :meth:`add_image`, each sample shrunk before the grid is tiled;
+                with it, the batch is never copied whole.
+            layout: ``"grid"``, ``"samples"`` or ``"tensor"``, as above.
+            one_tag: True is ``layout="tensor"`` (its older spelling).
+            walltime: seconds since the epoch; default now.
+
+        Raises:
+            As :meth:`add_image`; ValueError: an unknown ``layout``, or ``one_tag=True`` with
+                ``layout="samples"``.
+        """
+        global_step = arguments.either_step(global_step, step)
+        layout = arguments.check_image_layout(layout, one_tag)
+        _log_images(self._state, tag, img_tensor, global_step, dataformats, max_size, walltime,
+                    layout=layout)  # fmt: skip
