@@ -236,17 +236,20 @@ def adopt(obj: object, argument: str) -> DeviceArray:
         TypeError: the tensor's dtype is not bool, integer or real floating point.
         RuntimeError: its stream is capturing a CUDA graph.
     """
-    if isinstance(obj, DeviceArray):
-        wrapped = obj
-    elif isinstance(obj, cupy.ndarray):
-        wrapped = _from_cupy(obj)
-    elif type(obj).__module__.split(".")[0] == "torch" and "torch" in sys.modules:
-        wrapped = _from_torch(obj, argument)
-    elif hasattr(obj, "__dlpack__") or not hasattr(obj, "__cuda_array_interface__"):
-        wrapped = _from_dlpack(obj, argument)
+    if type(obj).__module__.split(".")[0] == "torch" and "torch" in sys.modules:
+        wrapped = _from_torch(obj, argument)  # its stream asked before the export
+    elif not isinstance(obj, (DeviceArray, cupy.ndarray)) and (
+        hasattr(obj, "__dlpack__") or not hasattr(obj, "__cuda_array_interface__")
+    ):
+        wrapped = _from_dlpack(obj, argument)  # its stream asked before the export
     else:
-        wrapped = _from_array_interface(obj, argument)
-    capture.refuse_capturing(wrapped.stream, argument)
+        if isinstance(obj, DeviceArray):
+            wrapped = obj
+        elif isinstance(obj, cupy.ndarray):
+            wrapped = _from_cupy(obj)
+        else:
+            wrapped = _from_array_interface(obj, argument)
+        capture.refuse_capturing(wrapped.stream, argument)  # nothing queued by the wrapping
     if not isinstance(wrapped.dtype, BFloat16) and np.dtype(wrapped.dtype).kind not in "biuf":
         raise TypeError(
             f"{argument} must hold bool, integer or floating-point numbers, got dtype "
