@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._methods.charts import ChartMethods
-from gpu_summary._methods.histograms import HistogramMethods
 from gpu_summary._methods.scalars import ScalarMethods
 from gpu_summary._methods.structure import StructureMethods
 from gpu_summary._methods.text import TextMethods
@@ -30,6 +29,7 @@ from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.distributed import check_timeout
 from gpu_summary.kinds.anomaly import AnomalyMethods
 from gpu_summary.kinds.audio import AudioMethods
+from gpu_summary.kinds.histogram import HistogramMethods
 from gpu_summary.kinds.image import ImageMethods
 from gpu_summary.kinds.media import MediaMethods
 from gpu_summary.kinds.mesh import MeshMethods

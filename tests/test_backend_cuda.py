@@ -90,8 +90,8 @@ def test_histograms_equal_numpy_for_every_dtype(cp, dtype, bins):
 @pytest.mark.filterwarnings("ignore:gpu_summary. bins=:RuntimeWarning")  # fd: halved, both
 @pytest.mark.filterwarnings("ignore:The number of bins estimated:RuntimeWarning")  # stone's
 def test_numpys_summary_rules_equal_the_host(cp, dtype, rule):
+    from gpu_summary._backend.estimators import rule_histogram
     from gpu_summary._core import bin_rules
-    from gpu_summary._writer.histograms import rule_histogram
 
     host = sample_values(dtype, _size(cp, 20_001))
     backend, device = _device(cp.asarray(host))
