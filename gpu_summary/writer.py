@@ -21,7 +21,6 @@ from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._methods.charts import ChartMethods
 from gpu_summary._methods.scalars import ScalarMethods
-from gpu_summary._methods.structure import StructureMethods
 from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer import scalars
 from gpu_summary._writer.file_writer import FileWriter
@@ -29,6 +28,8 @@ from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.distributed import check_timeout
 from gpu_summary.kinds.anomaly import AnomalyMethods
 from gpu_summary.kinds.audio import AudioMethods
+from gpu_summary.kinds.embedding import EmbeddingMethods
+from gpu_summary.kinds.graph import GraphMethods
 from gpu_summary.kinds.histogram import HistogramMethods
 from gpu_summary.kinds.image import ImageMethods
 from gpu_summary.kinds.media import MediaMethods
@@ -48,7 +49,8 @@ class SummaryWriter(
     TensorMethods,
     MeshMethods,
     AnomalyMethods,
-    StructureMethods,
+    GraphMethods,
+    EmbeddingMethods,
 ):
     """Writes TensorBoard event files from host or device tensors.
 

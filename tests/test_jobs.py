@@ -12,6 +12,7 @@ from gpu_summary._core.results import Ready
 from gpu_summary._events.wire import scalar_event, scalar_events
 from gpu_summary._writer import jobs
 from gpu_summary.distributed import AggregationFailed, Merged
+from gpu_summary.kinds.graph import graph_job
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries.scalar import scalar_summary
 
@@ -55,7 +56,7 @@ def test_ready_summaries_and_graphs_are_serialised_at_the_call():
     job = jobs.ready_summary(message, 7, 3.0)
     assert job.nbytes == len(job.build()) > 0
     assert event_pb2.Event.FromString(job.build()).summary == message
-    graph = event_pb2.Event.FromString(jobs.graph(b"\x0a\x00", 2.0).build())
+    graph = event_pb2.Event.FromString(graph_job(b"\x0a\x00", 2.0).build())
     assert (graph.step, graph.graph_def) == (0, b"\x0a\x00")
 
 

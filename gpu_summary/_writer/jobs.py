@@ -1,6 +1,6 @@
 """The jobs a SummaryWriter queues, and where their Events are assembled; a kind moved to
 ``gpu_summary.kinds`` keeps its own jobs there (``kinds.anomaly``: the ``on_anomaly`` call back;
-``kinds.image``: the images' record, from its parts).
+``kinds.image``: the images' record, from its parts; ``kinds.graph``: the GraphDef's Event).
 
 Each function returns a :class:`~gpu_summary._events.jobs.Job` for the writer thread; nothing
 here waits for a device on the caller's thread: pending results are read when the job is built.
@@ -153,12 +153,6 @@ def ready_summary(message: summary_pb2.Summary, step: int, wall_time: float) -> 
     """An Event of a Summary the caller made, serialised now (a bad message fails here)."""
     data = event_pb2.Event(wall_time=wall_time, step=step, summary=message).SerializeToString()
     return Job(_SERIALIZED, (data,), len(data), f"summary at step {step}")
-
-
-def graph(graph_def: bytes, wall_time: float) -> Job:
-    """An Event holding a serialized GraphDef (TensorBoard shows the latest one)."""
-    data = event_pb2.Event(wall_time=wall_time, step=0, graph_def=graph_def).SerializeToString()
-    return Job(_SERIALIZED, (data,), len(data), "graph")
 
 
 def session_end(status: str) -> Job:

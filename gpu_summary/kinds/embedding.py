@@ -1,16 +1,22 @@
-"""A model's structure and its embeddings: the Graphs and Projector dashboards."""
+"""``add_embedding``: the matrix (or its principal components) reduced where it lives, the
+labels and sprite prepared on the caller's thread, and the Projector's files written there
+too, before the call returns (as torch's writer does)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
-from gpu_summary._writer import embedding, graph
+from gpu_summary._embedding import arguments as embedding_args
+from gpu_summary._embedding import projector_format as projector_files
 from gpu_summary._writer.state import WriterState
 
 
-class StructureMethods:
-    """Graph and embedding methods of :class:`gpu_summary.SummaryWriter`."""
+class EmbeddingMethods:
+    """The embedding method of :class:`gpu_summary.SummaryWriter`."""
 
     _state: WriterState
 
@@ -79,62 +85,45 @@ class StructureMethods:
             OSError: a file could not be written (a full disk, a link or a file where a folder
                 of the run should be); the config does not list the embedding then.
         """
-        global_step = arguments.either_step(global_step, step)
-        embedding.log_embedding(self._state, mat, metadata, label_img, tag, global_step,
-                                metadata_header,
-                                label_img_format=label_img_format, reduce=reduce,
-                                components=components, tensor_format=tensor_format)  # fmt: skip
-
-    def add_graph(
-        self,
-        model: object,
-        input_to_model: object = None,
-        verbose: bool = False,
-        use_strict_trace: bool = True,
-        *,
-        walltime: float | None = None,
-    ) -> None:
-        """Log a model's structure for TensorBoard's Graphs dashboard and the seed's viewer.
-
-        Args:
-            model: Keras-style layer dicts (the seed's structure graph), a ``torch.nn.Module``
-                (its torch.fx graph, or its module tree) or an ONNX ``ModelProto``.
-            input_to_model: a torch module's example input (a tensor or a tuple of the
-                forward arguments); the graph then carries every output shape.
-            verbose, use_strict_trace: torch's, accepted (the graph comes from torch.fx).
-            walltime: seconds since the epoch; default now.
-
-        Writes a GraphDef event and ``<logdir>/graph/structure_graph.json`` (replaced
-        atomically by later calls).
-
-        Raises:
-            TypeError: a model of another kind. ValueError: a malformed model, or an
-                ``input_to_model`` it fails on (then also a RuntimeError, as torch's raises).
-                Nothing is written then.
-        """
-        graph.log_graph(self._state, model, input_to_model, walltime)
-
-    def add_onnx_graph(
-        self,
-        onnx_model_file: object = None,
-        *,
-        walltime: float | None = None,
-        prototxt: object = None,
-    ) -> None:
-        """Log an ONNX model's graph (the Graphs dashboard), as :meth:`add_graph` logs a
-        ``ModelProto``.
-
-        Args:
-            onnx_model_file: the path of a ``.onnx`` file (tensorboardX's name; ``prototxt=``
-                is torch's). Needs the ``onnx`` package.
-            walltime: seconds since the epoch; default now.
-
-        Raises:
-            TypeError: not a path. FileNotFoundError: no such file. ValueError: not an ONNX
-                model. ImportError: onnx is not installed.
-        """
-        if prototxt is not None and onnx_model_file is not None:
-            raise TypeError("give the model's path once: onnx_model_file and prototxt are the "
-                            "same argument (tensorboardX's and torch's names)")  # fmt: skip
-        path = onnx_model_file if prototxt is None else prototxt
-        graph.log_onnx_graph(self._state, path, walltime)
+        state = self._state
+        tag, step, _ = state.begin(tag, arguments.either_step(global_step, step), None)
+        tensor_format = projector_files.check_tensor_format(tensor_format)
+        if reduce is not None and reduce != "pca":
+            raise ValueError(f"reduce must be None or 'pca', got {reduce!r}")
+        if reduce is not None:
+            components = arguments.check_positive_int(
+                components, "components", "keep at least one axis, e.g. components=3"
+            )
+        backend, matrix = backend_for(mat, "mat")
+        shape = tuple(getattr(matrix, "shape", ()))
+        if len(shape) == 0 or shape[0] == 0 or 0 in shape:
+            raise ValueError(f"mat must be N×D with N, D >= 1, got shape {shape}")
+        n = shape[0]
+        embedding_args.check_points(shape, "mat")
+        labels = embedding_args.labels(metadata, n)
+        header = None
+        if labels is not None:
+            columns = labels[1]
+            if metadata_header is not None:
+                header = tuple(embedding_args.header(metadata_header, columns))
+            elif columns > 1:
+                header = tuple(f"column_{i}" for i in range(columns))
+        if not state.writes_files:
+            return  # rank 0's embedding only
+        thumbnails = None
+        if label_img is not None:
+            thumbnails = embedding_args.sprite_thumbnails(label_img, label_img_format, n)
+        pending = backend.embedding(matrix, components if reduce else None)
+        step = state.resolve_step(tag, step)
+        # Sync point (the call's documented one): the files are on disk when it returns, as
+        # torch's are. Everything was launched above; each wait is for that result's own copy to
+        # the host (a CUDA event on the producer's stream, not the whole device), in launch order.
+        rows = None if labels is None else embedding_args.label_rows(labels[0].result())
+        images = None if thumbnails is None else thumbnails.result()
+        points = pending.result()
+        if reduce and not np.isfinite(points).all():
+            raise ValueError(
+                "mat holds NaN or ±Inf, which principal components cannot place; log it without "
+                "reduce='pca', or check it first with add_anomaly"
+            )
+        state.projector.write(tag, step, points, rows, header, images, tensor_format)
