@@ -20,12 +20,11 @@ from collections.abc import Callable, Iterator
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
 from gpu_summary._methods.charts import ChartMethods
-from gpu_summary._methods.scalars import ScalarMethods
 from gpu_summary._methods.text import TextMethods
-from gpu_summary._writer import scalars
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.distributed import check_timeout
+from gpu_summary.kinds import scalar
 from gpu_summary.kinds.anomaly import AnomalyMethods
 from gpu_summary.kinds.audio import AudioMethods
 from gpu_summary.kinds.embedding import EmbeddingMethods
@@ -34,6 +33,7 @@ from gpu_summary.kinds.histogram import HistogramMethods
 from gpu_summary.kinds.image import ImageMethods
 from gpu_summary.kinds.media import MediaMethods
 from gpu_summary.kinds.mesh import MeshMethods
+from gpu_summary.kinds.scalar import ScalarMethods
 from gpu_summary.kinds.tensor import TensorMethods
 from gpu_summary.monitor import GpuMonitor
 
@@ -198,7 +198,7 @@ class SummaryWriter(
         Raises:
             OSError: ``path`` cannot be written (the values are kept for a later export).
         """
-        scalars.export_scalars(self._state, path)
+        scalar.export_scalars(self._state, path)
 
     def flush(self, fsync: bool = False) -> None:
         """Block until everything logged so far is in the event file (distributed: every step

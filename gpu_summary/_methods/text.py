@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gpu_summary._core import arguments
-from gpu_summary._writer import messages, scalars
+from gpu_summary._writer import messages
 from gpu_summary._writer.state import WriterState
 
 
@@ -116,4 +116,4 @@ class TextMethods:
                                        walltime)  # fmt: skip
         for metric, value in session.metrics if session is not None else ():
             if value is not None:
-                scalars.log_scalar(self._state, metric.name, value, global_step, walltime)
+                self.add_scalar(metric.name, value, global_step, walltime)  # type: ignore[attr-defined]
