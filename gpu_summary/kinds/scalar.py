@@ -90,7 +90,8 @@ class ScalarMethods:
                 or (type(step) is int and arguments.INT64_MIN <= step <= arguments.INT64_MAX)
             )
         ):
-            number = arguments.to_float(value)  # an int beyond float64: ±inf
+            # a float as it is (no call); an int beyond float64: ±inf
+            number = value if type(value) is float else arguments.to_float(value)
             if window is None and (
                 not state.windows.sizes or ("scalar", tag) not in state.windows.sizes
             ):
