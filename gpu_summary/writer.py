@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
-from gpu_summary._methods.charts import ChartMethods
 from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
@@ -27,12 +26,14 @@ from gpu_summary.distributed import check_timeout
 from gpu_summary.kinds import scalar
 from gpu_summary.kinds.anomaly import AnomalyMethods
 from gpu_summary.kinds.audio import AudioMethods
+from gpu_summary.kinds.custom_scalars import CustomScalarsMethods
 from gpu_summary.kinds.embedding import EmbeddingMethods
 from gpu_summary.kinds.graph import GraphMethods
 from gpu_summary.kinds.histogram import HistogramMethods
 from gpu_summary.kinds.image import ImageMethods
 from gpu_summary.kinds.media import MediaMethods
 from gpu_summary.kinds.mesh import MeshMethods
+from gpu_summary.kinds.pr_curve import PrCurveMethods
 from gpu_summary.kinds.scalar import ScalarMethods
 from gpu_summary.kinds.tensor import TensorMethods
 from gpu_summary.monitor import GpuMonitor
@@ -44,7 +45,8 @@ class SummaryWriter(
     ImageMethods,
     MediaMethods,
     AudioMethods,
-    ChartMethods,
+    PrCurveMethods,
+    CustomScalarsMethods,
     TextMethods,
     TensorMethods,
     MeshMethods,
