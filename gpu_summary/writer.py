@@ -23,17 +23,19 @@ from gpu_summary._methods.charts import ChartMethods
 from gpu_summary._methods.histograms import HistogramMethods
 from gpu_summary._methods.scalars import ScalarMethods
 from gpu_summary._methods.structure import StructureMethods
-from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer import scalars
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.distributed import check_timeout
 from gpu_summary.kinds.anomaly import AnomalyMethods
 from gpu_summary.kinds.audio import AudioMethods
+from gpu_summary.kinds.hparams import HparamsMethods
 from gpu_summary.kinds.image import ImageMethods
 from gpu_summary.kinds.media import MediaMethods
 from gpu_summary.kinds.mesh import MeshMethods
+from gpu_summary.kinds.message import MessageMethods
 from gpu_summary.kinds.tensor import TensorMethods
+from gpu_summary.kinds.text import TextMethods
 from gpu_summary.monitor import GpuMonitor
 
 
@@ -45,6 +47,8 @@ class SummaryWriter(
     AudioMethods,
     ChartMethods,
     TextMethods,
+    MessageMethods,
+    HparamsMethods,
     TensorMethods,
     MeshMethods,
     AnomalyMethods,
