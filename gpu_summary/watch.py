@@ -22,7 +22,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
-from gpu_summary._writer import windows
+from gpu_summary._writer import step_windows
 
 if TYPE_CHECKING:
     from gpu_summary.writer import SummaryWriter
@@ -54,7 +54,7 @@ class Watch:
             raise ValueError(f"log must be one of {list(LOGS)}, got {log!r}")
         self.every = arguments.check_positive_int(every, "every", "log every step: every=1")
         self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
-        self.window = None if window is None else windows.check_window(window)
+        self.window = None if window is None else step_windows.check_window(window)
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False

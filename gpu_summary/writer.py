@@ -1,8 +1,9 @@
 """SummaryWriter: validate on the caller's thread, reduce with the array's backend, queue the rest.
 
-The ``add_*`` methods live in ``gpu_summary.kinds``, a module per summary kind (those not moved
-there yet in ``gpu_summary._methods``, a module per family), and this class inherits them; here
-are the constructor, the file and the lifecycle.
+The ``add_*`` methods live in ``gpu_summary.kinds``, a module per summary kind
+(``kinds/histogram.py``: ``add_histogram``, ``add_histograms``, ``add_histogram_raw``, their
+checks and jobs), and this class inherits them; here are the constructor, the file and the
+lifecycle.
 
 Each ``add_*`` call checks its arguments (raising before anything is queued, so a bad call
 leaves the file and the writer as they were), starts the reduction on the backend that owns the
@@ -19,7 +20,6 @@ from collections.abc import Callable, Iterator
 
 from gpu_summary._core import arguments
 from gpu_summary._core.anomaly import AnomalyReport
-from gpu_summary._methods.text import TextMethods
 from gpu_summary._writer.file_writer import FileWriter
 from gpu_summary._writer.state import WriterState, default_logdir
 from gpu_summary.distributed import check_timeout
@@ -30,12 +30,15 @@ from gpu_summary.kinds.custom_scalars import CustomScalarsMethods
 from gpu_summary.kinds.embedding import EmbeddingMethods
 from gpu_summary.kinds.graph import GraphMethods
 from gpu_summary.kinds.histogram import HistogramMethods
+from gpu_summary.kinds.hparams import HparamsMethods
 from gpu_summary.kinds.image import ImageMethods
 from gpu_summary.kinds.media import MediaMethods
 from gpu_summary.kinds.mesh import MeshMethods
+from gpu_summary.kinds.message import MessageMethods
 from gpu_summary.kinds.pr_curve import PrCurveMethods
 from gpu_summary.kinds.scalar import ScalarMethods
 from gpu_summary.kinds.tensor import TensorMethods
+from gpu_summary.kinds.text import TextMethods
 from gpu_summary.monitor import GpuMonitor
 
 
@@ -48,6 +51,8 @@ class SummaryWriter(
     PrCurveMethods,
     CustomScalarsMethods,
     TextMethods,
+    MessageMethods,
+    HparamsMethods,
     TensorMethods,
     MeshMethods,
     AnomalyMethods,

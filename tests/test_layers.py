@@ -79,7 +79,7 @@ def _cycles(graph: object) -> list[list[str]]:
 def test_no_import_cycles():
     """Not even through imports for type hints alone (``if TYPE_CHECKING:``): a module types
     against a Protocol of its own floor instead (``_writer.state.Stoppable``,
-    ``_writer.windows.WindowedState``, ``monitor.MonitoredWriter``)."""
+    ``_writer.step_windows.WindowedState``, ``monitor.MonitoredWriter``)."""
     import grimp  # import-linter's graph builder (the test extra), not on the GPU image
 
     graph = grimp.build_graph("gpu_summary", exclude_type_checking_imports=False, cache_dir=None)
@@ -109,8 +109,14 @@ def test_no_module_is_over_500_lines():
     assert {path: n for path, n in sizes.items() if n > MOST_LINES} == {}
 
 
-# While the kinds move out of ``_methods`` one family at a time, a family is in either folder.
-_FAMILY_FOLDERS = ("_methods", "kinds")
+KINDS = PACKAGE / "kinds"
+# The kinds without a builder in summaries/: the Projector's files (gpu_summary._embedding) and
+# a Summary the caller made.
+_NO_BUILDER = {"embedding", "message"}
+
+
+def _kind_modules() -> list[pathlib.Path]:
+    return sorted(KINDS.glob("[!_]*.py"))
 
 
 def _methods_of(
@@ -131,18 +137,17 @@ def _methods_of(
     return [c.name for c in classes], methods
 
 
-def test_the_writer_and_its_method_modules_hold_public_methods_only():
+def test_the_writer_and_its_kinds_hold_public_methods_only():
     names, methods = _methods_of(PACKAGE / "writer.py")
     assert names == ["SummaryWriter"]
-    families = sorted(
-        path for folder in _FAMILY_FOLDERS for path in (PACKAGE / folder).glob("[!_]*.py")
-    )
-    assert len(families) >= 5
-    for path in families:
-        family, family_methods = _methods_of(path, helpers=path.parent.name == "kinds")
-        assert len(family) == 1 and family[0].endswith("Methods"), (path, family)
-        assert all(m.name.startswith("add_") for m in family_methods), path
-        methods += family_methods
+    assert [m.name for m in methods if m.name.startswith("add_")] == []  # all in the kinds
+    kinds = _kind_modules()
+    assert len(kinds) >= 15
+    for path in kinds:
+        kind, kind_methods = _methods_of(path, helpers=True)
+        assert len(kind) == 1 and kind[0].endswith("Methods"), (path, kind)
+        assert kind_methods and all(m.name.startswith("add_") for m in kind_methods), path
+        methods += kind_methods
     private = [m.name for m in methods if m.name.startswith("_") and not m.name.endswith("__")]
     assert private == ["_get_file_writer"]  # torch's name for file_writer; Lightning calls it
     undocumented = [
@@ -154,15 +159,22 @@ def test_the_writer_and_its_method_modules_hold_public_methods_only():
     }
 
 
-def test_summary_writer_inherits_every_family():
+def test_a_kind_is_named_after_its_builder():
+    """``kinds/<name>.py`` beside ``summaries/<name>.py``: a newcomer finds a kind's method,
+    checks and job by the name of its Summary, and each builder has its kind."""
+    kinds = {path.stem for path in _kind_modules()}
+    builders = {path.stem for path in (PACKAGE / "summaries").glob("[!_]*.py")}
+    assert kinds - _NO_BUILDER == builders - {"png"}  # png.py: the images' encoder
+
+
+def test_summary_writer_inherits_every_kind():
     import gpu_summary
 
     bases = {base.__module__ for base in gpu_summary.SummaryWriter.__mro__[1:-1]}
-    assert bases == {
-        f"gpu_summary.{folder}.{path.stem}"
-        for folder in _FAMILY_FOLDERS
-        for path in (PACKAGE / folder).glob("[!_]*.py")
-    }
+    assert bases == {f"gpu_summary.kinds.{path.stem}" for path in _kind_modules()}
+    every = {name for name in dir(gpu_summary.SummaryWriter) if name.startswith("add_")}
+    where = {getattr(gpu_summary.SummaryWriter, name).__module__ for name in every}
+    assert where == bases  # no add_* method anywhere else, each kind with one at least
 
 
 # Which library a tensor is from is asked in the backends alone; the graph tracer, the watcher
@@ -208,14 +220,14 @@ def test_the_protocols_that_break_circles_hold_the_real_types(tmp_path):
 
     import gpu_summary as gs
     from gpu_summary import monitor
-    from gpu_summary._writer import state, windows
+    from gpu_summary._writer import state, step_windows
 
     with gs.SummaryWriter(str(tmp_path)) as writer:
         assert isinstance(writer, monitor.MonitoredWriter)
         assert isinstance(writer._state, monitor._Samples)
-        assert isinstance(writer._state, windows.WindowedState)
+        assert isinstance(writer._state, step_windows.WindowedState)
     assert issubclass(monitor.GpuMonitor, state.Stoppable)
-    pairs = [(windows.WindowedState, state.WriterState), (monitor._Samples, state.WriterState),
+    pairs = [(step_windows.WindowedState, state.WriterState), (monitor._Samples, state.WriterState),
              (state.Stoppable, monitor.GpuMonitor)]  # fmt: skip
     for protocol, real in pairs:
         methods = [n for n, m in vars(protocol).items() if callable(m) and not n.startswith("_")]

@@ -1,4 +1,5 @@
-"""SummaryWriter's machinery, beneath its public methods (``gpu_summary.writer``): the jobs
-that build every Event on the writer thread (``jobs``), grouping many tensors into launches
-(``tensor_groups``), the hparams session (``session``) and the merge across ranks
-(``aggregation``)."""
+"""SummaryWriter's machinery, beneath its kinds (``gpu_summary.kinds``): what a writer holds
+and the path every call shares (``state``), the generic jobs that build Events on the writer
+thread (``jobs``), step windows, a record per K calls of a tag (``windows``), the merge across
+ranks (``aggregation``), the hparams session (``session``) and the ``FileWriter`` of torch's
+``_get_file_writer()`` (``file_writer``)."""

@@ -4,7 +4,8 @@
 Clients that build their own messages use it: Lightning's ``TensorBoardLogger`` writes its
 hparams Summaries with ``_get_file_writer().add_summary(...)``. Messages of any protobuf
 package are taken by their wire format (TensorBoard's, tensorboardX's, torch's), which is the
-same as ours.
+same as ours. A ready-made Summary is written by :func:`write_summary`, for this ``add_summary``
+and ``SummaryWriter.add_summary`` (``gpu_summary.kinds.message``) alike.
 """
 
 from __future__ import annotations
@@ -12,9 +13,43 @@ from __future__ import annotations
 import time
 
 from gpu_summary._core import arguments
-from gpu_summary._writer import jobs, messages
+from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
-from gpu_summary.proto import event_pb2
+from gpu_summary.proto import event_pb2, summary_pb2
+from gpu_summary.summaries import hparams as hparams_summaries
+
+
+def write_summary(
+    state: WriterState, summary: object, step: int | None = None, walltime: float | None = None
+) -> None:
+    """A ready-made ``Summary`` as one event, at ``step`` (None: its first tag's, resolved) —
+    ``add_summary`` of the writer and of its file writer. Every value's tag takes that step; a
+    Summary holding the hparams plugin's ``session_start_info`` opens the run's session (ended
+    at close), one holding ``session_end_info`` ends it (no second end of ours).
+
+    Raises:
+        TypeError: not a Summary. ValueError: no values, or a value with an empty tag.
+    """
+    if not isinstance(summary, summary_pb2.Summary):
+        summary = summary_pb2.Summary.FromString(
+            arguments.message_bytes(summary, "Summary", "summary")
+        )
+    if not summary.value:
+        raise ValueError("summary holds no values; add at least one Summary.Value")
+    for value in summary.value:
+        arguments.check_tag(value.tag, "summary value tag")
+    tag, step, wall = state.begin(summary.value[0].tag, step, walltime)
+    step = state.resolve_step(tag, step)
+    for value in summary.value[1:]:
+        state.steps[value.tag] = step
+    if not state.writes_files:
+        return  # rank 0's summaries only
+    state.events.add(jobs.ready_summary(summary, step, wall))
+    tags = {value.tag for value in summary.value}
+    if not state.session.started and hparams_summaries.SESSION_START_INFO_TAG in tags:
+        state.session.end_at_close("success")
+    if hparams_summaries.SESSION_END_INFO_TAG in tags:
+        state.session.ended_by_caller()
 
 
 class FileWriter:
@@ -53,7 +88,7 @@ class FileWriter:
         self, summary: object, global_step: int | None = None, walltime: float | None = None
     ) -> None:
         """Write a ``Summary`` message as one event (``SummaryWriter.add_summary``)."""
-        messages.log_summary(self._state, summary, global_step, walltime)
+        write_summary(self._state, summary, global_step, walltime)
 
     def add_graph(self, graph_profile: object, walltime: float | None = None) -> None:
         """Write a ``GraphDef`` message — or torch's ``(GraphDef, RunMetadata)`` pair, the

@@ -1,6 +1,7 @@
 """The jobs a SummaryWriter queues, and where their Events are assembled; a kind moved to
 ``gpu_summary.kinds`` keeps its own jobs there (``kinds.anomaly``: the ``on_anomaly`` call back;
-``kinds.image``: the images' record, from its parts; ``kinds.graph``: the GraphDef's Event).
+``kinds.image``: the images' record, from its parts; ``kinds.graph``: the GraphDef's Event;
+``kinds.hparams``: the events of a run of its own, written whole by the caller).
 
 Each function returns a :class:`~gpu_summary._events.jobs.Job` for the writer thread; nothing
 here waits for a device on the caller's thread: pending results are read when the job is built.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gpu_summary import hparams as hp
 from gpu_summary._core.anomaly import AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
 from gpu_summary._events.jobs import Job, JobKind
@@ -22,7 +22,7 @@ from gpu_summary._events.wire import scalar_event, scalar_events
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import hparams as hparams_summaries
-from gpu_summary.summaries.scalar import scalar_summary, scalar_tensor_summary
+from gpu_summary.summaries.scalar import scalar_tensor_summary
 
 
 def _pending_scalar_event(
@@ -175,19 +175,3 @@ def call_back(action: Callable[[], None], description: str) -> Job:
     """``action()`` on the writer thread after the jobs queued before it (a report to
     ``on_anomaly``); writes nothing."""
     return Job(_CALL_BACK, (action,), 0, description)
-
-
-def hparams_run_events(session: hp.Session, step: int, wall_time: float) -> list[bytes]:
-    """The serialized Events of a run of its own for one ``add_hparams`` call, as torch makes
-    one: the experiment, the session's start, each metric value as a scalar at ``step``, and
-    the session's end (success). Written whole by the caller, not queued."""
-    summaries = [
-        hparams_summaries.experiment_summary(session, wall_time),
-        hparams_summaries.session_start_summary(session, wall_time),
-    ]
-    summaries += [scalar_summary(metric.name, value) for metric, value in session.metrics]
-    summaries.append(hparams_summaries.session_end_summary("success", wall_time))
-    return [
-        event_pb2.Event(wall_time=wall_time, step=step, summary=s).SerializeToString()
-        for s in summaries
-    ]

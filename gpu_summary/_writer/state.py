@@ -30,10 +30,10 @@ from gpu_summary._events.writer import (
     at_multiprocessing_exit,
     close_at_exit,
 )
-from gpu_summary._writer import jobs, windows
+from gpu_summary._writer import jobs, step_windows
 from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary._writer.session import RunSession
-from gpu_summary._writer.windows import Windows
+from gpu_summary._writer.step_windows import Windows
 from gpu_summary.proto import summary_pb2
 
 
@@ -266,7 +266,7 @@ class WriterState:
     def flush(self, fsync: bool) -> None:
         """Every collective queued so far run (this rank), then the files flushed."""
         if self.aggregation is None:
-            windows.flush(self)  # the windows still open: their steps so far, one record each
+            step_windows.flush(self)  # the windows still open: their steps so far, one record each
         else:  # the steps sealed so far (windows stay open: the other ranks' may not end here)
             self.aggregation.exchange.wait()
             self._raise_deferred()
@@ -283,7 +283,7 @@ class WriterState:
         aggregation = self.aggregation
         try:
             if not self.events.closed:
-                windows.flush(self)
+                step_windows.flush(self)
         finally:
             try:
                 if aggregation is not None and not self.events.closed:

@@ -5,7 +5,7 @@ built on the writer thread.
 ``add_histograms`` launches its tensors through the dispatch
 (``gpu_summary._backend.launch_ladder_histograms``), which groups them into as few launches as
 their backends allow; numpy's estimators are counted by ``gpu_summary._backend.estimators``; a
-``window`` hands the call to the step windows (``gpu_summary._writer.windows``).
+``window`` hands the call to the step windows (``gpu_summary._writer.step_windows``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from gpu_summary._backend.estimators import rule_histogram
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready
-from gpu_summary._writer import jobs, windows
+from gpu_summary._writer import jobs, step_windows
 from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
@@ -99,7 +99,7 @@ class HistogramMethods:
                 max_bins, "max_bins", "ask for at least one bucket, e.g. max_bins=64"
             )
         if window is not None:
-            windows.log_histogram(state, tag, values, step, wall, mode, spec, max_bins, window)
+            step_windows.log_histogram(state, tag, values, step, wall, mode, spec, max_bins, window)
             return
         state.windows.check_plain("histogram", tag)
         backend, array = backend_for(values, "values", drop_masked=True)
@@ -157,7 +157,7 @@ class HistogramMethods:
         checked_step = None if step is None else arguments.check_step(step)
         wall = time.time() if walltime is None else arguments.check_walltime(walltime)
         if window is not None:
-            windows.log_histograms(state, pairs, tags, checked_step, wall, window)
+            step_windows.log_histograms(state, pairs, tags, checked_step, wall, window)
             return
         for tag in tags:
             state.windows.check_plain("histogram", tag)

@@ -2,9 +2,9 @@
 table of add_scalars' values.
 
 ``add_scalar``'s hot path (a str tag, a Python number, an int step, nothing distributed)
-checks just that much and queues a ready job; every other value takes ``_log_scalar``: a device
-value or an array reduced on its backend, a step window (``gpu_summary._writer.windows``), a
-merge across ranks.
+checks just that much and queues a ready job; every other value takes ``_log_scalar``: a
+device value or an array reduced on its backend, a step window
+(``gpu_summary._writer.step_windows``), a merge across ranks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gpu_summary import distributed as _distributed
 from gpu_summary._backend import backend_for
 from gpu_summary._core import arguments
 from gpu_summary._events.jobs import Job
-from gpu_summary._writer import jobs, windows
+from gpu_summary._writer import jobs, step_windows
 from gpu_summary._writer.jobs import SCALAR
 from gpu_summary._writer.state import WriterState
 from gpu_summary.distributed import AggregationFailed, Merged
@@ -100,7 +100,9 @@ class ScalarMethods:
                 return
             if window is not None and not state.events.closed:
                 resolved = state.resolve_step(tag, step)
-                if windows.add_number(state, tag, number, resolved, time.time(), window, reduce):
+                if step_windows.add_number(
+                    state, tag, number, resolved, time.time(), window, reduce
+                ):
                     return
                 step = resolved  # not an open window of this tag yet: the full path opens one
         _log_scalar(state, tag, value, step, walltime, reduce, new_style, double_precision, window)
@@ -204,7 +206,7 @@ def _log_scalar(
     array, a NumPy scalar), ``new_style``, ``window`` or ``distributed``."""
     tag, step, wall = state.begin(tag, step, walltime)
     if window is not None:
-        size = windows.check_window(window)
+        size = step_windows.check_window(window)
         if new_style or double_precision:
             raise ValueError("window writes its reductions as plain scalars; drop new_style and "
                              "double_precision, or log without window")  # fmt: skip
@@ -212,15 +214,17 @@ def _log_scalar(
             value = arguments.to_float(value)
         if type(value) is float or isinstance(value, (np.floating, np.integer, np.bool_)):
             step = state.resolve_step(tag, step)  # a plain number: counted in Python
-            windows.add_scalar(state, tag, windows.NUMBERS, float(value), step, wall, reduce, size)
+            step_windows.add_scalar(
+                state, tag, step_windows.NUMBERS, float(value), step, wall, reduce, size
+            )
             return
         backend, array = backend_for(value, "scalar_value")
         if getattr(array, "size", 1) != 1:
             raise ValueError(f"scalar_value must be a single number, got an array of shape "
                              f"{tuple(array.shape)}")  # fmt: skip
-        windows.check_reductions(reduce)
+        step_windows.check_reductions(reduce)
         step = state.resolve_step(tag, step)
-        windows.add_scalar(state, tag, backend, array, step, wall, reduce, size)
+        step_windows.add_scalar(state, tag, backend, array, step, wall, reduce, size)
         return
     state.windows.check_plain("scalar", tag)
     if reduce not in _distributed.REDUCTIONS:

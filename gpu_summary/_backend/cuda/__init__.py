@@ -26,7 +26,7 @@ from gpu_summary._backend.cuda.reduce import (
     tensor_stats,
 )
 from gpu_summary._backend.cuda.runtime import MOMENT_RTOL, warm_up
-from gpu_summary._backend.cuda.windows import (
+from gpu_summary._backend.cuda.step_windows import (
     multi_window_add,
     multi_window_open,
     multi_window_result,

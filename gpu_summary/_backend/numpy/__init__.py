@@ -32,7 +32,7 @@ from gpu_summary._backend.numpy.compiled_reports import anomaly, thumbnails
 from gpu_summary._backend.numpy.curves import pr_counts
 from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size
 from gpu_summary._backend.numpy.reduce import even_edges, rule_limits, scalar
-from gpu_summary._backend.numpy.windows import window_add, window_open, window_result
+from gpu_summary._backend.numpy.step_windows import window_add, window_open, window_result
 
 __all__ = [
     "anomaly",
