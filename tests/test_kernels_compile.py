@@ -118,7 +118,7 @@ def test_a_window_gives_each_step_its_stats_slot():
 
 def test_a_multi_tensor_window_gives_each_step_its_slots():
     buffer = reduce_abi.MultiWindowBuffer(tensors=3, size=2, chunks=5)
-    ladder = 8 * 3 * 1551
+    ladder = 8 * 3 * _ladder.N_LIMITS  # three tensors' ladder counts, 8 bytes each
     assert [buffer.slot_stats(k) for k in range(3)] == [ladder, ladder + 192, ladder + 384]
     assert [buffer.slot_done(k) for k in range(2)] == [ladder + 384, ladder + 400]
     assert buffer.chunk_stats == buffer.zero_bytes == ladder + 416
