@@ -332,7 +332,7 @@ def summarize(stats: list[TensorStats] | np.ndarray) -> Steps:
         good = stats[finite]
         whole = TensorStats.of(good.size, good.min() if good.size else 0.0,
                                good.max() if good.size else 0.0, good.sum(),
-                               np.dot(good, good), np.count_nonzero(np.isnan(stats)),
+                               np.square(good).sum(), np.count_nonzero(np.isnan(stats)),
                                np.count_nonzero(stats == np.inf),
                                np.count_nonzero(stats == -np.inf))  # fmt: skip
         first = None if finite.all() else int(np.argmin(finite))

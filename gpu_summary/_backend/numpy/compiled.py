@@ -182,8 +182,8 @@ def _reduce_patterns(
                 index = np.minimum(np.searchsorted(limits, values, side="right"),
                                    limits.size - 1)  # fmt: skip
             np.add.at(counts, index, weights)
-        as_float = weights.astype(np.float64)
-        sums = (float(np.dot(as_float, values)), float(np.dot(as_float, values * values)))
+        weighted = weights * values  # float64 (no BLAS: numpy's pairwise sums)
+        sums = (float(weighted.sum()), float(np.multiply(weighted, values, out=weighted).sum()))
     count = int(weights.sum())
     lowest = float(values.min()) if count else 0.0
     highest = float(values.max()) if count else 0.0
@@ -222,11 +222,11 @@ def tensor_stats(values: np.ndarray) -> Pending[TensorStats]:
 def _histogram_fixed(values: np.ndarray, limits: np.ndarray | None, split: bool) -> HistogramResult:
     if limits is None:
         totals = _reduce(values, LADDER, split=split)
-        limits = _ladder.LIMITS
     else:
         totals = _reduce(values, EDGES, read_only(limits), split=split)
-    if totals is None:
+    if totals is None:  # the ladder (None) by its cell table, not a search of its limits
         return reference.histogram_fixed(values, limits).result()
+    limits = _ladder.LIMITS if limits is None else limits
     return HistogramResult(limits=limits, counts=totals.counts, stats=totals.stats())
 
 

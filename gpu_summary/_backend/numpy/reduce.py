@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gpu_summary._backend.numpy.arrays import as_float, flat_chunks, quiet_overflow
+from gpu_summary._backend.numpy.arrays import CHUNK, as_float, flat_chunks, quiet_overflow
 from gpu_summary._core import arguments
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import (
@@ -30,7 +30,12 @@ from gpu_summary._core.results import (
 
 
 class Moments:
-    """Running moments (float64) and non-finite counts over chunks."""
+    """Running moments (float64) and non-finite counts over chunks.
+
+    The sums are numpy's pairwise sums of the float64 values and of their squares (squared
+    into a scratch buffer); no BLAS call (``numpy.dot`` runs on BLAS's thread pool, whose
+    threads spin against a busy process) is on this path.
+    """
 
     def __init__(self) -> None:
         self.count = 0
@@ -41,6 +46,7 @@ class Moments:
         self.nan = 0
         self.posinf = 0
         self.neginf = 0
+        self._scratch = np.empty(0, dtype=np.float64)
 
     def count_nonfinite(self, x: np.ndarray) -> int:
         """Count NaN, +Inf and -Inf in float array ``x``; return how many there were."""
@@ -55,20 +61,34 @@ class Moments:
         self.neginf += x.size - n_finite - n_nan - n_pos
         return x.size - n_finite
 
-    def add(self, x: np.ndarray) -> None:
-        """Add finite float32/float64 values."""
+    def add(self, x: np.ndarray, lowest: float | None = None, highest: float | None = None) -> None:
+        """Add finite float32/float64 values (``lowest``/``highest``: their min and max, where
+        the caller has them already)."""
         if x.size == 0:
             return
         self.count += x.size
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
-        x64 = x.astype(np.float64, copy=False)
+        self.min = min(self.min, float(x.min()) if lowest is None else lowest)
+        self.max = max(self.max, float(x.max()) if highest is None else highest)
+        if self._scratch.size < x.size:
+            self._scratch = np.empty(max(x.size, CHUNK), dtype=np.float64)
+        scratch = self._scratch[: x.size]
+        if x.dtype == np.float64:
+            x64 = x
+        else:  # widened exactly, into the scratch buffer
+            x64 = scratch
+            np.copyto(x64, x)
         self.sum += float(x64.sum())  # beyond DBL_MAX: ±inf or NaN (callers silence the warning)
-        self.sum_squares += float(np.dot(x64, x64))
+        self.sum_squares += float(np.multiply(x64, x64, out=scratch).sum())
 
     def add_chunk(self, chunk: np.ndarray) -> np.ndarray:
         """Count a chunk's non-finite values, add its finite ones; return those as float."""
         x = as_float(chunk)
+        if x.size == 0:
+            return x
+        lowest, highest = float(x.min()), float(x.max())
+        if math.isfinite(lowest) and math.isfinite(highest):  # NaN would be the min: all finite
+            self.add(x, lowest, highest)
+            return x
         if self.count_nonfinite(x):
             x = x[np.isfinite(x)]
         self.add(x)
