@@ -184,7 +184,8 @@ def _reduce_patterns(
                                    limits.size - 1)  # fmt: skip
             np.add.at(counts, index, weights)
         as_float = weights.astype(np.float64)
-        sums = (float(np.dot(as_float, values)), float(np.dot(as_float, values * values)))
+        sums = (float(np.einsum("i,i->", as_float, values)),  # not BLAS (reduce.Moments)
+                float(np.einsum("i,i->", as_float, values * values)))  # fmt: skip
     count = int(weights.sum())
     lowest = float(values.min()) if count else 0.0
     highest = float(values.max()) if count else 0.0
@@ -196,7 +197,7 @@ def _reduce(
 ) -> _Totals | None:
     """The compiled reduction of ``values``, or None where the kernels cannot take it (the
     caller then takes the specification's path)."""
-    if values.size == 0 or not enabled():
+    if values.size < runtime.SMALL or not enabled():
         return None
     pieces = runtime.pieces(values)
     first = next(pieces)
@@ -215,7 +216,7 @@ def _reduce(
 @quiet_overflow
 def tensor_stats(values: np.ndarray) -> Pending[TensorStats]:
     """``reduce.tensor_stats``, compiled."""
-    totals = _reduce(values, STATS)
+    totals = _reduce(values, STATS) if values.size >= runtime.SMALL_STATS else None
     return reference.tensor_stats(values) if totals is None else Ready(totals.stats())
 
 
@@ -240,7 +241,9 @@ def histogram_fixed(values: np.ndarray, limits: np.ndarray | None) -> Pending[Hi
 def even_counts(values: np.ndarray, lo: float, hi: float, bins: int) -> Pending[np.ndarray]:
     """``reduce.even_counts``, compiled: one pass that counts the buckets and nothing else."""
     edges = read_only(reference.even_edges(lo, hi, bins))
-    counts = _even_counts(values, edges, bins) if values.size and enabled() else None
+    counts = (
+        _even_counts(values, edges, bins) if values.size >= runtime.SMALL and enabled() else None
+    )
     return reference.even_counts(values, lo, hi, bins) if counts is None else Ready(counts)
 
 
