@@ -1,5 +1,5 @@
 """CPU benchmark: gpu_summary's host backend against torch's writer and tensorboardX, same data,
-same process, each peer at its fastest.
+same process, each peer at its fastest; wall time and process CPU (every thread's) beside it.
 
 Usage: python benchmarks/bench_cpu.py [--repeat 5] [--only histogram,model,images,image,...]
 
@@ -46,20 +46,22 @@ PEERS = None
 
 
 def _best(make, call, repeat, options):
-    """(best total seconds through close(), best seconds until the calls returned)."""
-    totals, callers = [], []
+    """(best total seconds through close(), best seconds until the calls returned, best
+    process CPU seconds through close(): every thread's)."""
+    totals, callers, cpus = [], [], []
     for run in range(repeat + 1):  # run 0 warms up (imports, caches, the cell table)
         with tempfile.TemporaryDirectory() as logdir:
             writer = make(logdir, **options)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             call(writer)
             returned = time.perf_counter()
             writer.close()
-            end = time.perf_counter()
+            end, cpu_end = time.perf_counter(), time.process_time()
             if run:
                 totals.append(end - start)
                 callers.append(returned - start)
-    return min(totals), min(callers)
+                cpus.append(cpu_end - cpu)
+    return min(totals), min(callers), min(cpus)
 
 
 def bench(name, data_desc, call, repeat, peer_call=None, options=None):
@@ -71,12 +73,13 @@ def bench(name, data_desc, call, repeat, peer_call=None, options=None):
         results[label] = _best(writer_type, chosen, repeat, options or {})
     ours = results["gpu_summary"]
     text = "   ".join(
-        f"{label} {total * 1e3:8.1f} ms ({total / ours[0]:5.2f}x)"
-        for label, (total, _) in results.items()
+        f"{label} {total * 1e3:8.1f} ms ({total / ours[0]:5.2f}x, cpu {cpu * 1e3:.1f} ms "
+        f"{cpu / ours[2]:5.2f}x)"
+        for label, (total, _, cpu) in results.items()
         if label != "gpu_summary"
     )
     print(f"{name:<30} {data_desc:<24} gpu_summary {ours[0] * 1e3:8.2f} ms "
-          f"(caller {ours[1] * 1e3:7.2f} ms)   {text}")  # fmt: skip
+          f"(caller {ours[1] * 1e3:7.2f} ms, cpu {ours[2] * 1e3:.1f} ms)   {text}")  # fmt: skip
     return ours[0]
 
 
@@ -120,7 +123,7 @@ def _model(rng):
             for k, shape in enumerate(shapes)]  # fmt: skip
 
 
-CASES = ("histogram", "model", "images", "image", "scalars", "pr_curve")
+CASES = ("histogram", "histogram_even", "model", "images", "image", "scalars", "pr_curve")
 
 
 def main() -> None:
@@ -157,6 +160,11 @@ def main() -> None:
         floor = one_read(values, args.repeat)
         print(f"  one read of the data (x.sum()) {floor * 1e3:.2f} ms: gpu_summary takes "
               f"{ours / floor:.1f} reads")  # fmt: skip
+
+    if "histogram_even" in only:
+        values = rng.standard_normal(8 << 20).astype(np.float32)
+        bench("add_histogram, bins=30", "8M float32",
+              lambda w: w.add_histogram("h", values, 0, bins=30), args.repeat)  # fmt: skip
 
     if "model" in only:
         model = _model(rng)

@@ -380,3 +380,50 @@ def test_anomaly_reads_other_dtypes_a_slab_at_a_time(monkeypatch):
     for values in (ints, ints[:30_000].reshape(6, -1)[:, ::2], floats):
         got = compiled_reports.anomaly(values, -3.0, 5.0, 500, 64).result()
         _same_report(got, spec_anomaly(values, -3.0, 5.0, 500, 64).result())
+
+
+@needs_numba
+def test_small_arrays_adding_up_start_the_compile():
+    # A model of small tensors: no compile (nor numba's import) for the first few, one once
+    # their values add up to COMPILE_FROM, and the compiled path for all of them after it.
+    done = run_python(
+        """
+        import json, sys, threading
+        import numpy as np
+        from gpu_summary._backend.numpy import compiled, reduce as spec
+        from gpu_summary._backend.numpy import compiled_runtime as runtime
+        tensors = [np.linspace(-1, 1, 4096, dtype=np.float32) * k for k in range(1, 17)]
+        for tensor in tensors[:-1]:
+            compiled.histogram_fixed(tensor, None).result()
+        quiet = not runtime._state and "numba" not in sys.modules
+        compiled.histogram_fixed(tensors[-1], None).result()
+        state = runtime._state[runtime.variant_of(tensors[-1])]
+        for thread in threading.enumerate():
+            if thread.name == "gpu_summary compile":
+                thread.join()
+        same = all((compiled.histogram_fixed(t, None).result().counts
+                    == spec.histogram_fixed(t, None).result().counts).all() for t in tensors)
+        print(json.dumps({"quiet": quiet, "state": state, "same": bool(same),
+                          "ready": runtime.usable(runtime.variant_of(tensors[0]), 4096)}))
+        """,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"quiet": True, "state": "compiling", "same": True, "ready": True}
+
+
+def test_the_reductions_never_call_blas(monkeypatch):
+    # np.dot wakes BLAS's thread pool: a millisecond of CPU a call on small arrays.
+    def refuse(*args, **kwargs):
+        raise AssertionError("np.dot called")
+
+    monkeypatch.setattr(np, "dot", refuse)
+    for dtype in (np.float32, np.float64, np.int16, np.float16):
+        for size in (100, 5000, 70_000):
+            values = sample_values(dtype, size)
+            for module in (spec, compiled):
+                module.tensor_stats(values).result()
+                module.histogram_fixed(values, None).result()
+                module.histogram_fixed(values, _EDGES).result()
+                module.histogram_even(values, 30).result()

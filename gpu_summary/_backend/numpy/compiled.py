@@ -13,9 +13,11 @@ How each dtype is read:
   the moments, min and max (on the values' bits made sortable as integers, which vectorises
   where float comparisons with NaN semantics do not) and a count of NaN/±Inf; then one pass that
   counts the buckets — the ladder through its cell table (``_ladder``), an exact binary search
-  for values in cells that hold a limit; edges by binary search; even buckets by the
-  specification's estimate and correction. A block holding NaN or ±Inf is done by a careful
-  loop that counts them and leaves them out.
+  for values in cells that hold a limit; edges by binary search. A block holding NaN or ±Inf
+  is done by a careful loop that counts them and leaves them out. Even buckets (``bins=n``) take
+  two passes: the statistics (the range), then one that only counts, each bucket estimated by
+  a multiply with the step's reciprocal (a vectorised loop) and walked to the exact float64
+  edges (the specification's rule, whatever the estimate).
 * int32, uint32, int64, uint64: each block converted to float64 (as the specification does,
   rounding int64 beyond 2**53 to nearest), then as float64.
 * bool, int8, uint8, int16, uint16, float16: the 256 or 65,536 bit patterns are counted in one
@@ -102,10 +104,11 @@ def _key_value(key: int, float32: bool) -> float:
 
 
 def _reduce_piece(
-    piece: np.ndarray, mode: int, limits: np.ndarray, lo: float, step: float, half: bool,
-    bins: int, split: bool, totals: _Totals | None = None,
+    piece: np.ndarray, mode: int, limits: np.ndarray, bins: int, split: bool,
+    totals: _Totals | None = None,
 ) -> _Totals:  # fmt: skip
-    """Reduce one 1-D contiguous piece (its variant compiled) into ``totals``."""
+    """Reduce one 1-D contiguous piece (its variant compiled) into ``totals``; ``EVEN`` (over
+    ``bins`` buckets whose edges are ``limits``) only for bit patterns (``_even_piece``)."""
     kernels = runtime.kernels()
     buckets = 0 if mode == STATS else (bins if mode == EVEN else limits.size)
     totals = totals or _Totals(buckets)
@@ -129,12 +132,10 @@ def _reduce_piece(
         if piece.dtype in FLOATS:
             kernels.reduce_float(
                 x, x.view(key_type), x.view(bit_type), top, magnitude, exponent, mode, table,
-                shift, limits, lo, step, half, bins, counts, tally, sums,
+                shift, limits, counts, tally, sums,
             )  # fmt: skip
         else:
-            kernels.reduce_wide_int(
-                x, mode, table, limits, lo, step, half, bins, counts, tally, sums
-            )
+            kernels.reduce_wide_int(x, mode, table, limits, counts, tally, sums)
         return counts, tally, sums
 
     parts = runtime.in_parts(piece.size, work) if split else [work(0, piece.size)]
@@ -191,31 +192,30 @@ def _reduce_patterns(
 
 
 def _reduce(
-    values: np.ndarray, mode: int, limits: np.ndarray = _ladder.LIMITS, lo: float = 0.0,
-    step: float = 0.0, half: bool = False, bins: int = 0, split: bool = True,
-) -> _Totals | None:  # fmt: skip
+    values: np.ndarray, mode: int, limits: np.ndarray = _ladder.LIMITS, split: bool = True
+) -> _Totals | None:
     """The compiled reduction of ``values``, or None where the kernels cannot take it (the
     caller then takes the specification's path)."""
-    if values.size == 0 or not enabled():
+    if values.size < runtime.SMALL or not enabled():
         return None
     pieces = runtime.pieces(values)
     first = next(pieces)
     variant = runtime.variant_of(first)
     if variant is None or not runtime.usable(variant, values.size):
         return None
-    totals = _reduce_piece(first, mode, limits, lo, step, half, bins, split)
+    totals = _reduce_piece(first, mode, limits, 0, split)
     for piece in pieces:
         # a slab copy is writable: its own kernels
         if not runtime.usable(runtime.variant_of(piece), values.size):
             return None
-        _reduce_piece(piece, mode, limits, lo, step, half, bins, split, totals)
+        _reduce_piece(piece, mode, limits, 0, split, totals)
     return totals
 
 
 @quiet_overflow
 def tensor_stats(values: np.ndarray) -> Pending[TensorStats]:
     """``reduce.tensor_stats``, compiled."""
-    totals = _reduce(values, STATS)
+    totals = _reduce(values, STATS) if values.size >= runtime.SMALL_STATS else None
     return reference.tensor_stats(values) if totals is None else Ready(totals.stats())
 
 
@@ -238,15 +238,46 @@ def histogram_fixed(values: np.ndarray, limits: np.ndarray | None) -> Pending[Hi
 
 @quiet_overflow
 def even_counts(values: np.ndarray, lo: float, hi: float, bins: int) -> Pending[np.ndarray]:
-    """``reduce.even_counts``, compiled."""
+    """``reduce.even_counts``, compiled: one pass that counts the buckets and nothing else."""
     edges = read_only(reference.even_edges(lo, hi, bins))
+    counts = (
+        _even_counts(values, edges, bins) if values.size >= runtime.SMALL and enabled() else None
+    )
+    return reference.even_counts(values, lo, hi, bins) if counts is None else Ready(counts)
+
+
+def _even_counts(values: np.ndarray, edges: np.ndarray, bins: int) -> np.ndarray | None:
+    """The even buckets' counts by the compiled kernels, or None where they cannot take
+    ``values``."""
+    counts = np.zeros(bins, np.int64)
+    for piece in runtime.pieces(values):
+        variant = runtime.variant_of(piece)
+        if variant is None or not runtime.usable(variant, values.size):
+            return None
+        counts += _even_piece(piece, edges, bins)
+    return counts
+
+
+def _even_piece(piece: np.ndarray, edges: np.ndarray, bins: int) -> np.ndarray:
+    """The even buckets' counts of one 1-D contiguous piece (its variant compiled)."""
+    if piece.dtype in PATTERNS:
+        return _reduce_piece(piece, EVEN, edges, bins, True).counts
     first, last = float(edges[0]), float(edges[-1])
     half = not math.isfinite(last - first)
     step = last / 2 / bins - first / 2 / bins if half else (last - first) / bins
-    totals = _reduce(values, EVEN, edges, first, step, half, bins)
-    if totals is None:
-        return reference.even_counts(values, lo, hi, bins)
-    return Ready(totals.counts)
+    scale = 1.0 / step if step > 0 else 0.0
+    if not math.isfinite(scale):  # a subnormal step: every value starts at bucket 0
+        scale = 0.0
+    kernels = runtime.kernels()
+    kernel = kernels.even_float if piece.dtype in FLOATS else kernels.even_wide_int
+
+    def work(start: int, stop: int) -> np.ndarray:
+        part = np.zeros(bins, np.int64)
+        kernel(piece[start:stop], first, scale, half, edges, bins, part)
+        return part
+
+    parts = runtime.in_parts(piece.size, work)
+    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
 
 
 def histogram_even(values: np.ndarray, bins: int) -> Pending[HistogramResult]:
@@ -286,9 +317,9 @@ def histograms(tensors: list[np.ndarray]) -> Pending[list[HistogramResult]]:
 
 
 def _warm(sample: np.ndarray) -> None:
-    for mode in (LADDER, EDGES, EVEN, STATS):
-        limits = read_only(reference.even_edges(0.0, 4.0, 4)) if mode == EVEN else _ladder.LIMITS
-        _reduce_piece(sample, mode, limits, 0.0, 1.0, False, 4, False)
+    for mode in (LADDER, EDGES, STATS):
+        _reduce_piece(sample, mode, _ladder.LIMITS, 0, False)
+    _even_piece(sample, read_only(reference.even_edges(0.0, 4.0, 4)), 4)
 
 
 runtime.WARMERS.append(_warm)

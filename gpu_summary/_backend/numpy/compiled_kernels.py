@@ -3,8 +3,10 @@
 Every function runs without the GIL. ``keys`` is the input's bits as signed integers (int32 for
 float32, int64 for float64), turned into keys that sort as the values do (``k = b ^ ((b >> top)
 & magnitude)``), so that min and max vectorise; ``bits`` the same bits unsigned, whose top
-20 bits name the ladder's cell (``_ladder``). Modes: 0 the ladder, 1 edges, 2 even buckets,
-3 statistics only.
+20 bits name the ladder's cell (``_ladder``). Modes of the generic reduction
+(``reduce_float``, ``reduce_wide_int``): 0 the ladder, 1 edges, 3 statistics only; even buckets
+(2) have kernels of their own (``even_float``, ``even_wide_int``) that count and do nothing
+else, the range being known from a first pass.
 """
 
 from __future__ import annotations
@@ -44,27 +46,15 @@ def search_right(limits, d):
 
 
 @jit
-def finite_bucket(d, mode, table, key, limits, lo, step, half, bins):
-    """The bucket of finite d: the ladder's cell (an exact search in a limit's cell), the
-    edges' search, or the even buckets' estimate and correction."""
+def finite_bucket(d, mode, table, key, limits):
+    """The bucket of finite d: the ladder's cell (an exact search in a limit's cell), or the
+    edges' search."""
     if mode == 0:
         index = table[key]
         if index == exact_cell:
             index = min(search_right(limits, d), last)
         return index
-    if mode == 1:
-        return min(search_right(limits, d), limits.size - 1)
-    if step > 0:
-        estimate = (d / 2 - lo / 2) / step if half else (d - lo) / step
-        estimate = min(max(estimate, 0.0), float(bins - 1))
-        index = int(estimate)
-    else:
-        index = 0
-    while limits[index] > d:
-        index -= 1
-    while index < bins - 1 and limits[index + 1] <= d:
-        index += 1
-    return index
+    return min(search_right(limits, d), limits.size - 1)
 
 
 @jit_sums
@@ -89,8 +79,8 @@ def block_moments(x, keys, top, magnitude, exponent):
 
 
 @jit
-def block_careful(x, keys, bits, top, magnitude, mode, table, shift, limits,
-                  lo, step, half, bins, scratch, tally, sums):  # fmt: skip
+def block_careful(x, keys, bits, top, magnitude, mode, table, shift, limits, scratch, tally,
+                  sums):  # fmt: skip
     """A block holding NaN or ±Inf: each value tested, the non-finite counted."""
     for i in range(x.size):
         v = x[i]
@@ -112,8 +102,7 @@ def block_careful(x, keys, bits, top, magnitude, mode, table, shift, limits,
         sums[0] += d
         sums[1] += d * d
         if mode != 3:
-            index = finite_bucket(d, mode, table, bits[i] >> shift, limits, lo, step,
-                                  half, bins)  # fmt: skip
+            index = finite_bucket(d, mode, table, bits[i] >> shift, limits)
             scratch[index, i & 3] += 1
 
 
@@ -148,11 +137,11 @@ def block_ladder(x, bits, table, shift, limits, scratch):
 
 @jit
 def reduce_block(x, keys, bits, top, magnitude, exponent, mode, table, shift,
-                 limits, lo, step, half, bins, scratch, tally, sums):  # fmt: skip
+                 limits, scratch, tally, sums):  # fmt: skip
     s, s2, kmin, kmax, bad = block_moments(x, keys, top, magnitude, exponent)
     if bad:
         block_careful(x, keys, bits, top, magnitude, mode, table, shift,
-                      limits, lo, step, half, bins, scratch, tally, sums)  # fmt: skip
+                      limits, scratch, tally, sums)  # fmt: skip
         return
     tally[0] += x.size
     tally[1] = min(tally[1], kmin)
@@ -164,7 +153,7 @@ def reduce_block(x, keys, bits, top, magnitude, exponent, mode, table, shift,
     elif mode != 3:
         for i in range(x.size):
             d = np.float64(x[i])
-            index = finite_bucket(d, mode, table, 0, limits, lo, step, half, bins)
+            index = finite_bucket(d, mode, table, 0, limits)
             scratch[index, i & 3] += 1
 
 
@@ -176,8 +165,8 @@ def flush(scratch, counts):
 
 
 @jit
-def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, limits, lo,
-                 step, half, bins, counts, tally, sums):  # fmt: skip
+def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, limits, counts,
+                 tally, sums):  # fmt: skip
     """A float32/float64 part. Adds to counts (int64); tally = count, min and max keys,
     NaN, +Inf, -Inf (added to; min/max merged); sums = sum, sum of squares (added to)."""
     scratch = np.zeros((max(counts.size, 1), 4), np.int32)
@@ -187,7 +176,7 @@ def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, li
         stop = min(start + block, n)
         reduce_block(x[start:stop], keys[start:stop], bits[start:stop], top, magnitude,
                      exponent, mode, table,
-                     shift, limits, lo, step, half, bins, scratch, tally, sums)  # fmt: skip
+                     shift, limits, scratch, tally, sums)  # fmt: skip
         since_flush += stop - start
         if since_flush >= segment:
             flush(scratch, counts)
@@ -196,7 +185,7 @@ def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, li
 
 
 @jit
-def reduce_wide_int(x, mode, table, limits, lo, step, half, bins, counts, tally, sums):
+def reduce_wide_int(x, mode, table, limits, counts, tally, sums):
     """An int32/uint32/int64/uint64 part: each block converted to float64 first."""
     scratch = np.zeros((max(counts.size, 1), 4), np.int32)
     buffer = np.empty(block, np.float64)
@@ -210,8 +199,78 @@ def reduce_wide_int(x, mode, table, limits, lo, step, half, bins, counts, tally,
         for i in range(m):
             buffer[i] = np.float64(x[start + i])
         reduce_block(buffer[:m], keys[:m], bits[:m], 63, 0x7FFFFFFFFFFFFFFF,
-                     0x7FF0000000000000, mode, table, shift, limits, lo, step, half, bins,
-                     scratch, tally, sums)  # fmt: skip
+                     0x7FF0000000000000, mode, table, shift, limits, scratch, tally,
+                     sums)  # fmt: skip
+        since_flush += m
+        if since_flush >= segment:
+            flush(scratch, counts)
+            since_flush = 0
+    flush(scratch, counts)
+
+
+@jit
+def even_estimates(x, lo, scale, half, top, estimates):
+    """Each value's estimated even bucket (clamped to [0, top]), or top + 1 for NaN and ±Inf:
+    no branch, so that the loop vectorises."""
+    for i in range(x.size):
+        d = np.float64(x[i])
+        t = (d * 0.5 - lo * 0.5) * scale if half else (d - lo) * scale
+        t = t if t > 0.0 else 0.0
+        t = t if t < top else top
+        estimates[i] = np.int32(t) if d - d == 0.0 else np.int32(top + 1.0)
+
+
+@jit
+def even_block(x, lo, scale, half, edges, bins, estimates, scratch):
+    """Even-bucket counts of a block (float32/float64/converted ints; NaN and ±Inf left out).
+
+    The estimate multiplies by the reciprocal of the step (a division costs several times
+    more); it may be a bucket or more off either way, and the walk against the exact float64
+    edges puts every value where the specification does, ``edges[b] <= d < edges[b + 1]``.
+    """
+    even_estimates(x, lo, scale, half, np.float64(bins - 1), estimates)
+    for i in range(x.size):
+        index = estimates[i]
+        if index < bins:
+            d = np.float64(x[i])
+            while index > 0 and edges[index] > d:
+                index -= 1
+            while index < bins - 1 and edges[index + 1] <= d:
+                index += 1
+            scratch[index, i & 3] += 1
+
+
+@jit
+def even_float(x, lo, scale, half, edges, bins, counts):
+    """Even-bucket counts of a float32/float64 part, added to ``counts`` (int64)."""
+    scratch = np.zeros((bins, 4), np.int32)
+    estimates = np.empty(block, np.int32)
+    n = x.size
+    since_flush = 0
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        even_block(x[start:stop], lo, scale, half, edges, bins, estimates, scratch)
+        since_flush += stop - start
+        if since_flush >= segment:
+            flush(scratch, counts)
+            since_flush = 0
+    flush(scratch, counts)
+
+
+@jit
+def even_wide_int(x, lo, scale, half, edges, bins, counts):
+    """Even-bucket counts of an int32/uint32/int64/uint64 part (each value converted to
+    float64, as the specification does), added to ``counts`` (int64)."""
+    scratch = np.zeros((bins, 4), np.int32)
+    estimates = np.empty(block, np.int32)
+    buffer = np.empty(block, np.float64)
+    n = x.size
+    since_flush = 0
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        for i in range(m):
+            buffer[i] = np.float64(x[start + i])
+        even_block(buffer[:m], lo, scale, half, edges, bins, estimates, scratch)
         since_flush += m
         if since_flush >= segment:
             flush(scratch, counts)

@@ -5,9 +5,12 @@ caller's thread, and the thread pool the reductions share out their parts on.
 build on it; ``compiled_kernels`` holds the numba functions, imported only when numba is.
 
 Compiling takes about a second per dtype (then numba's on-disk cache loads it in milliseconds);
-it happens on a background thread at a dtype's first use by an array of ``COMPILE_FROM`` values
-or more, and that call takes the specification's path meanwhile, so no call waits for the
-compiler. :func:`prepare` compiles ahead (tests and benchmarks wait for it).
+it happens on a background thread once a dtype's arrays have brought ``COMPILE_FROM`` values
+in all (one large array, or a model's many small tensors), and calls take the specification's
+path meanwhile, so no call waits for the compiler. Arrays under ``SMALL`` values
+(``SMALL_STATS`` for statistics alone) take the specification always: there NumPy's few passes
+cost less than the call into the kernels (about 15 us). :func:`prepare` compiles ahead (tests
+and benchmarks wait for it).
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from gpu_summary._sync import StoppableThread, WorkerPool, in_worker
 
 PART = 1 << 20  # arrays this large are split over threads, parts at least this large
 SLAB = 1 << 20  # values copied at a time from a non-contiguous array
-# Arrays smaller than this never start a compile (numba's import alone costs ~0.5 s of CPU, more
-# than the specification spends on them in a short script); once compiled, all sizes use it.
+# Values of a dtype, all its arrays together, before its kernels are compiled (numba's import
+# alone costs ~0.5 s of CPU, more than the specification spends on a short script's few arrays).
 COMPILE_FROM = 1 << 16
+# Below these sizes the specification is as fast or faster than the compiled call (measured on
+# float32 for the ladder, even buckets and statistics alone: crossovers near 256 and 4,096).
+SMALL = 1 << 8
+SMALL_STATS = 1 << 12
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 WIDE_INTS = tuple(np.dtype(t) for t in (np.int32, np.uint32, np.int64, np.uint64))
@@ -170,6 +177,7 @@ def pieces(values: np.ndarray) -> Iterator[np.ndarray]:
 # call them: ``compiled``, ``compiled_reports``).
 WARMERS: list[Callable[[np.ndarray], None]] = []
 _state: dict[tuple[np.dtype, bool], str] = {}  # variant -> "compiling" | "ready" | "failed"
+_seen: dict[tuple[np.dtype, bool], int] = {}  # variant -> values brought before its compile
 _state_lock = threading.Lock()
 
 
@@ -182,13 +190,14 @@ def variant_of(piece: np.ndarray) -> tuple[np.dtype, bool] | None:
 
 
 def usable(variant: tuple[np.dtype, bool], size: int) -> bool:
-    """Whether the kernels of ``variant`` are compiled; if nobody has asked for them yet and
-    ``size`` values are worth it (``COMPILE_FROM``), compile them on a background thread (the
-    caller takes the specification's path meanwhile)."""
+    """Whether the kernels of ``variant`` are compiled; if not yet asked for and the ``size``
+    values of this call bring the variant's total to ``COMPILE_FROM``, compile them on a
+    background thread (the caller takes the specification's path meanwhile)."""
     state = _state.get(variant)
     if state == "ready":
         return True
-    if state is None and size >= COMPILE_FROM and enabled():
+    seen = _seen[variant] = _seen.get(variant, 0) + size  # unlocked: a race only miscounts
+    if state is None and seen >= COMPILE_FROM and enabled():
         with _state_lock:
             if variant not in _state:
                 _state[variant] = "compiling"
