@@ -135,6 +135,12 @@ class Channel:
             raise ValueError(CLOSED_MESSAGE)
 
     def _wake(self) -> None:
+        # Marked awake before the ring, so that the callers behind this one do not ring again
+        # (a ring while one is pending costs a raised and caught RuntimeError, and a ringing
+        # caller per call until the writer thread gets the GIL is most of them in a burst).
+        # Safe: the writer thread rewrites its state before each sleep and looks at the queue
+        # after that, and this ring, made after the mark, wakes the sleep it may have missed.
+        self.writer_state = _AWAKE
         self._doorbell.ring()
 
     def send_marker(self, kind: str, wait: bool = True) -> None:
