@@ -40,11 +40,14 @@ FINAL_MESSAGE = (
 # A batch of records is written once it reaches this size, without waiting for flush_secs.
 _WRITE_BATCH_BYTES = 1 << 20
 # Writer-thread states. Dozing (records buffered), it polls the queue every _DOZE_SECS and
-# producers wake it only once _WAKE_AT jobs wait, so that bursts of small jobs are handled in
-# bulk instead of costing a thread switch each.
+# producers wake it only once _WAKE_AT jobs wait, or their declared bytes reach
+# 1/_WAKE_AT_BYTES_PART of the queue's limit, so that bursts of jobs — small ones, and the
+# histograms of a whole model each step — are handled in bulk instead of costing a thread
+# switch (a hand-off of the GIL) each. Asleep (nothing buffered), the first job wakes it.
 _AWAKE, _DOZING, _ASLEEP = 0, 1, 2
 _DOZE_SECS = 0.02
 _WAKE_AT = 1024
+_WAKE_AT_BYTES_PART = 8
 _MANY_AT_ONCE = 4096  # most consecutive jobs of one kind built together
 _TICK = Marker("tick")
 
@@ -79,6 +82,9 @@ class Channel:
         # Lightning's call it on every daemon thread a test leaves behind.
         name = f"gpu_summary writer {os.path.basename(file.path)}"
         self.thread = StoppableThread(self._run, name, on_stop=self.close_from_outside)
+        # The thread's ident while it runs (callers compare it with theirs: cheaper than
+        # threading.current_thread() on every call); None before and after.
+        self.thread_ident: int | None = None
         self.finished = Flag()  # set by the thread as it returns
         self._pid = os.getpid()
         self._deadline: float | None = None
@@ -103,10 +109,15 @@ class Channel:
         else:
             queue.append(job)
         state = self.writer_state
-        # A dozing writer (records buffered, polling) is left to collect small jobs in bulk;
-        # jobs that hold memory, a long queue, or an idle writer get it up now.
+        # A dozing writer (records buffered, polling every _DOZE_SECS) is left to collect jobs
+        # in bulk; a long queue, many bytes held by it, or an idle writer get it up now.
         if state == _ASLEEP or (
-            state == _DOZING and (nbytes or len(queue) >= _WAKE_AT or 2 * len(queue) >= max_items)
+            state == _DOZING
+            and (
+                len(queue) >= _WAKE_AT
+                or 2 * len(queue) >= max_items
+                or (nbytes and _WAKE_AT_BYTES_PART * self.queued_bytes >= max_bytes)
+            )
         ):
             self._wake()
 
@@ -124,6 +135,12 @@ class Channel:
             raise ValueError(CLOSED_MESSAGE)
 
     def _wake(self) -> None:
+        # Marked awake before the ring, so that the callers behind this one do not ring again
+        # (a ring while one is pending costs a raised and caught RuntimeError, and a ringing
+        # caller per call until the writer thread gets the GIL is most of them in a burst).
+        # Safe: the writer thread rewrites its state before each sleep and looks at the queue
+        # after that, and this ring, made after the mark, wakes the sleep it may have missed.
+        self.writer_state = _AWAKE
         self._doorbell.ring()
 
     def send_marker(self, kind: str, wait: bool = True) -> None:
@@ -136,6 +153,10 @@ class Channel:
                 if kind == "close" or self.closed:  # a flush racing a close: nothing to do
                     return
                 raise RuntimeError("the gpu_summary writer thread is gone; the writer is unusable")
+
+    def start(self) -> None:
+        self.thread.start()
+        self.thread_ident = self.thread.ident
 
     def close_from_outside(self) -> None:
         """Write everything queued and close the file (the thread then ends), waiting for it
@@ -187,6 +208,7 @@ class Channel:
         try:
             self._loop()
         finally:
+            self.thread_ident = None  # a thread started later may get the same ident
             self.finished.set()
 
     def _loop(self) -> None:

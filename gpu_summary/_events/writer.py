@@ -42,6 +42,7 @@ import os
 import sys
 import threading
 import weakref
+from _thread import get_ident
 from collections.abc import Callable
 
 from gpu_summary._events.channel import CLOSED_MESSAGE, FINAL_MESSAGE, Channel, WriterError
@@ -111,7 +112,7 @@ class EventFileWriter:
         channel = Channel(EventFile(self._logdir, self._suffix), self._flush_secs)
         channel.on_finish = _open_channels.discard
         _open_channels.add(channel)
-        channel.thread.start()
+        channel.start()
         # A writer dropped without close() still gets its records written: the drop waits
         # for them (a process may end in os._exit right after, as forked children do).
         weakref.finalize(self, _close_dropped, channel).atexit = False
@@ -149,7 +150,7 @@ class EventFileWriter:
             OSError, WriterError: an earlier write or job failed (raised once).
         """
         channel = self._channel
-        if channel is not None and channel.thread is threading.current_thread():
+        if channel is not None and channel.thread_ident == get_ident():
             channel.run_now(job)  # from a job of this file's (an on_anomaly callback): no wait
             return
         if self._closed or channel is None or channel.error is not None or channel.closed:
@@ -200,7 +201,7 @@ class EventFileWriter:
         channel = self._channel
         if channel is None:
             return
-        if channel.thread is threading.current_thread():
+        if channel.thread_ident == get_ident():
             channel.write_now(fsync)  # from a job of this file's: what is built so far
             return
         if not self._closed and channel.running():
@@ -219,7 +220,7 @@ class EventFileWriter:
         _live_writers.discard(self)
         if channel is None:
             return
-        if channel.thread is threading.current_thread():  # from a job of this file's: the
+        if channel.thread_ident == get_ident():  # from a job of this file's: the
             channel.send_marker("close", wait=False)  # close follows once that job returns
             return
         if channel.running():
@@ -231,7 +232,7 @@ class EventFileWriter:
         """Reopen a closed writer — a new file in the same folder — or, made with
         ``reopens=False``, raise ValueError."""
         channel = self._channel
-        if self._closed and channel is not None and channel.thread is threading.current_thread():
+        if self._closed and channel is not None and channel.thread_ident == get_ident():
             return  # a job of this file's, run while it closes, still logs into it
         if self._closed:
             if not self._reopens:

@@ -95,7 +95,10 @@ class ScalarMethods:
             if window is None and (
                 not state.windows.sizes or ("scalar", tag) not in state.windows.sizes
             ):
-                step = state.resolve_step(tag, step)
+                if step is None:
+                    step = state.resolve_step(tag, step)
+                else:  # state.resolve_step's own store, without the call
+                    state.steps[tag] = step
                 state.events.add(Job(SCALAR, (tag, number, step, time.time())))
                 return
             if window is not None and not state.events.closed:
