@@ -9,6 +9,7 @@ import os
 import struct
 import zlib
 
+import deflate
 import numpy as np
 import pytest
 from PIL import Image
@@ -112,7 +113,24 @@ def test_smooth_images_within_ten_percent_of_pillows_default(channels):
     Image.fromarray(image[:, :, 0] if channels == 1 else image).save(buffer, format="PNG")
     ours = len(png.encode(image))
     assert ours <= 1.10 * len(buffer.getvalue())
-    assert png.choose(np.ascontiguousarray(image).reshape(700, -1), channels)[1] == png.SMOOTH_LEVEL
+
+
+@pytest.mark.parametrize(("height", "width"), [(700, 900), (2000, 2000)])
+def test_smooth_images_take_the_slower_level_only_where_it_pays(height, width):
+    rows = _smooth(height, width).reshape(height, -1)
+    kind, level = png.choose(rows, 3)
+    lines = png.filtered(rows, 3, kind, None)
+    fast, slow = (len(deflate.zlib_compress(lines, n)) for n in (png.LEVEL, png.SMOOTH_LEVEL))
+    assert level == (png.SMOOTH_LEVEL if slow < png.SMOOTH_PAYS * fast else png.LEVEL)
+    assert level == (png.SMOOTH_LEVEL if height == 2000 else png.LEVEL)  # 21% smaller; 6%
+
+
+def test_tiles_repeated_along_wide_rows_are_sampled_a_few_rows_deep():
+    tile = _smooth(512, 512)
+    rows = np.tile(tile, (2, 8, 1)).reshape(1024, -1)  # a grid of one image, rows 12,288 wide
+    kind, _ = png.choose(rows, 3)
+    sizes = {k: len(deflate.zlib_compress(png.filtered(rows, 3, k, None), 1)) for k in (0, 1, 2)}
+    assert sizes[kind] == min(sizes.values())
 
 
 def test_up_filter_of_bands_sees_the_row_above():
