@@ -148,3 +148,18 @@ def test_planar_images_are_interleaved_exactly():
     np.testing.assert_array_equal(_decode(png.encode(hwc)), hwc)
     rgba = RNG.integers(0, 256, (4, 9, 11), dtype=np.uint8).transpose(1, 2, 0)[::2]
     np.testing.assert_array_equal(_decode(png.encode(rgba)), rgba)
+
+
+def test_a_blank_image_is_encoded_from_its_own_buffer_and_no_other_is_written_to():
+    image = png.blank(40, 30, 3)
+    image[...] = _smooth(40, 30) // 64 * 64  # flat bands: None compresses them best
+    rows = png.interleaved(image)
+    assert png.filtered(rows, 3, png.NONE, None) is rows.base  # the buffer itself: no copy
+    data = png.encode(image)
+    assert data == png.encode(np.ascontiguousarray(image))
+    np.testing.assert_array_equal(_decode(data), image)
+    theirs = np.full((40, 91), 77, np.uint8)  # a caller's array whose rows lie one byte apart
+    view = theirs[:, 1:].reshape(40, 30, 3)
+    view[...] = image
+    assert png.encode(view) == data
+    assert (theirs[:, 0] == 77).all()

@@ -110,7 +110,9 @@ def grid_image(
             pixels = to_uint8(pixels)
         _, height, width, _ = pixels.shape
         if grid is None:
-            grid = np.zeros(grid_size(n, height, width, channels), np.uint8)
+            grid = png.blank(*grid_size(n, height, width, channels))
+            rows, _ = grid_shape(n)
+            grid[(rows - 1) * height :, (n - (rows - 1) * columns) * width :] = 0  # empty cells
         for k, image in enumerate(pixels, start):
             row, column = divmod(k, columns)
             cell = grid[row * height : (row + 1) * height, column * width : (column + 1) * width]

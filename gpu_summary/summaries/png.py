@@ -28,6 +28,7 @@ decoder reads; CRCs are libdeflate's.
 from __future__ import annotations
 
 import struct
+import weakref
 
 import deflate
 import numpy as np
@@ -52,13 +53,40 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
+# The scanline buffers of the images ``blank`` made, by id: their spare first column is ours.
+_SCANLINES: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def blank(height: int, width: int, channels: int) -> np.ndarray:
+    """An uninitialised uint8 HWC image to fill, then encode: each row stored one byte after
+    the last, so that :func:`encode` writes the filter byte there when it picks None, not the
+    image again (a batch's grid, whose every row is stored after its spare byte)."""
+    lines = np.empty((height, width * channels + 1), np.uint8)
+    _SCANLINES[id(lines)] = lines
+    return lines[:, 1:].reshape(height, width, channels)
+
+
+def _scanlines(rows: np.ndarray) -> np.ndarray | None:
+    """The buffer ``rows`` (H × W·C) fills all but the first column of, when :func:`blank` made
+    it; else None."""
+    lines = _SCANLINES.get(id(rows.base))
+    if lines is None or lines is not rows.base or lines.shape[1] != rows.shape[1] + 1:
+        return None
+    if rows.shape[0] != lines.shape[0] or rows.strides != lines.strides:
+        return None
+    return lines if rows.ctypes.data == lines.ctypes.data + 1 else None
+
+
 def filtered(
     rows: np.ndarray, channels: int, kind: int, first_row: np.ndarray | None
 ) -> np.ndarray:
     """PNG scanlines of ``rows`` (H × W·C uint8): each row its filter byte, then the row
     filtered by ``kind``. ``first_row``: the raw row above ``rows[0]`` (None at the image's
-    top, where Up sees zeros)."""
+    top, where Up sees zeros). None of a whole :func:`blank` image is its own buffer."""
     height, width = rows.shape
+    if kind == NONE and first_row is None and (spare := _scanlines(rows)) is not None:
+        spare[:, 0] = NONE
+        return spare
     lines = np.empty((height, width + 1), np.uint8)
     lines[:, 0] = kind
     out = lines[:, 1:]
@@ -112,8 +140,8 @@ def interleaved(image: np.ndarray) -> np.ndarray:
     HWC view of CHW memory, as ``add_image`` hands it) one channel at a time, 4× faster than
     NumPy's general transposition."""
     height, width, channels = image.shape
-    if image.flags.c_contiguous:
-        return image.reshape(height, width * channels)
+    if image.flags.c_contiguous or image.strides[1:] == (channels, 1):
+        return image.reshape(height, width * channels)  # a view: rows may lie apart
     if channels > 1 and image.strides[2] > image.strides[1]:
         rows = np.empty((height, width * channels), np.uint8)
         for channel in range(channels):
