@@ -9,6 +9,7 @@ import os
 import struct
 import zlib
 
+import deflate
 import numpy as np
 import pytest
 from PIL import Image
@@ -112,7 +113,24 @@ def test_smooth_images_within_ten_percent_of_pillows_default(channels):
     Image.fromarray(image[:, :, 0] if channels == 1 else image).save(buffer, format="PNG")
     ours = len(png.encode(image))
     assert ours <= 1.10 * len(buffer.getvalue())
-    assert png.choose(np.ascontiguousarray(image).reshape(700, -1), channels)[1] == png.SMOOTH_LEVEL
+
+
+@pytest.mark.parametrize(("height", "width"), [(700, 900), (2000, 2000)])
+def test_smooth_images_take_the_slower_level_only_where_it_pays(height, width):
+    rows = _smooth(height, width).reshape(height, -1)
+    kind, level = png.choose(rows, 3)
+    lines = png.filtered(rows, 3, kind, None)
+    fast, slow = (len(deflate.zlib_compress(lines, n)) for n in (png.LEVEL, png.SMOOTH_LEVEL))
+    assert level == (png.SMOOTH_LEVEL if slow < png.SMOOTH_PAYS * fast else png.LEVEL)
+    assert level == (png.SMOOTH_LEVEL if height == 2000 else png.LEVEL)  # 21% smaller; 6%
+
+
+def test_tiles_repeated_along_wide_rows_are_sampled_a_few_rows_deep():
+    tile = _smooth(512, 512)
+    rows = np.tile(tile, (2, 8, 1)).reshape(1024, -1)  # a grid of one image, rows 12,288 wide
+    kind, _ = png.choose(rows, 3)
+    sizes = {k: len(deflate.zlib_compress(png.filtered(rows, 3, k, None), 1)) for k in (0, 1, 2)}
+    assert sizes[kind] == min(sizes.values())
 
 
 def test_up_filter_of_bands_sees_the_row_above():
@@ -130,3 +148,18 @@ def test_planar_images_are_interleaved_exactly():
     np.testing.assert_array_equal(_decode(png.encode(hwc)), hwc)
     rgba = RNG.integers(0, 256, (4, 9, 11), dtype=np.uint8).transpose(1, 2, 0)[::2]
     np.testing.assert_array_equal(_decode(png.encode(rgba)), rgba)
+
+
+def test_a_blank_image_is_encoded_from_its_own_buffer_and_no_other_is_written_to():
+    image = png.blank(40, 30, 3)
+    image[...] = _smooth(40, 30) // 64 * 64  # flat bands: None compresses them best
+    rows = png.interleaved(image)
+    assert png.filtered(rows, 3, png.NONE, None) is rows.base  # the buffer itself: no copy
+    data = png.encode(image)
+    assert data == png.encode(np.ascontiguousarray(image))
+    np.testing.assert_array_equal(_decode(data), image)
+    theirs = np.full((40, 91), 77, np.uint8)  # a caller's array whose rows lie one byte apart
+    view = theirs[:, 1:].reshape(40, 30, 3)
+    view[...] = image
+    assert png.encode(view) == data
+    assert (theirs[:, 0] == 77).all()
