@@ -12,7 +12,6 @@ histograms read back the same.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -24,15 +23,9 @@ from gpu_summary._backend.numpy import compiled, compiled_reports
 from gpu_summary._backend.numpy import compiled_runtime as runtime
 from gpu_summary._backend.numpy import reduce as spec
 from gpu_summary._core import ladder as _ladder
+from support.numba_path import HAVE_NUMBA, compiled_kernels, needs_numba  # noqa: F401
 
-HAVE_NUMBA = importlib.util.find_spec("numba") is not None
-needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba (the 'fast' extra) is missing")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_kernels():
-    if HAVE_NUMBA:
-        assert compiled.prepare(), "numba is installed but the compiled path is off"
+pytestmark = pytest.mark.usefixtures("compiled_kernels")  # the kernels compiled first
 
 
 def _edge_values(dtype) -> np.ndarray:
