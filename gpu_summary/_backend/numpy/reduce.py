@@ -102,22 +102,43 @@ class Moments:
 
 
 def _correct(
-    index: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray, last: int
+    index: np.ndarray,
+    x: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    last: int,
+    scratch: _Scratch | None = None,
 ) -> np.ndarray:
     """Move each estimated bucket until ``lower[i] <= x < upper[i]`` (``x >= upper`` allowed
-    in the last bucket). ``lower``/``upper`` give each bucket's limits; exact in float64.
+    in the last bucket), in place. ``lower``/``upper`` give each bucket's limits; exact in
+    float64. ``scratch``: buffers of at least ``x.size`` for the gathered limits and the mask.
     """
+    scratch = scratch or _Scratch(x.size)
+    gathered, moved = scratch.gathered[: x.size], scratch.mask[: x.size]
     while True:
-        down = lower[index] > x
-        if not down.any():
+        np.greater(np.take(lower, index, out=gathered, mode="clip"), x, out=moved)
+        if not moved.any():
             break
-        index -= down
+        index -= moved
     while True:
-        up = (upper[index] <= x) & (index < last)
-        if not up.any():
+        np.less_equal(np.take(upper, index, out=gathered, mode="clip"), x, out=moved)
+        moved &= index < last
+        if not moved.any():
             break
-        index += up
+        index += moved
     return index
+
+
+class _Scratch:
+    """Buffers of one chunk's even buckets, reused from chunk to chunk (no allocation per
+    chunk): the values as float64, the estimates, the buckets, gathered limits, a mask."""
+
+    def __init__(self, size: int) -> None:
+        self.values = np.empty(size, dtype=np.float64)
+        self.estimate = np.empty(size, dtype=np.float64)
+        self.index = np.empty(size, dtype=np.intp)
+        self.gathered = np.empty(size, dtype=np.float64)
+        self.mask = np.empty(size, dtype=np.bool_)
 
 
 class LadderCounter:
@@ -193,21 +214,31 @@ def even_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return edges
 
 
-def even_bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def even_bucket_index(
+    x: np.ndarray, edges: np.ndarray, scratch: _Scratch | None = None
+) -> np.ndarray:
     """The even bucket of each finite float64 x: the estimate (x - lo) / step, then corrected
-    to ``edges[b] <= x < edges[b + 1]`` (the last bucket closed)."""
+    to ``edges[b] <= x < edges[b + 1]`` (the last bucket closed). With ``scratch`` (buffers of
+    at least ``x.size``), the result is a view of its ``index``, valid until its next use."""
     bins = edges.size - 1
     lo, hi = float(edges[0]), float(edges[-1])
+    scratch = scratch or _Scratch(x.size)
+    index = scratch.index[: x.size]
     step = (hi - lo) / bins if math.isfinite(hi - lo) else hi / 2 / bins - lo / 2 / bins
     if step > 0:
+        estimate = scratch.estimate[: x.size]
         with np.errstate(invalid="ignore", over="ignore"):
             # the position in units of step; at half scale when the span overflows
-            estimate = (x - lo) / step if math.isfinite(hi - lo) else (x / 2 - lo / 2) / step
+            if math.isfinite(hi - lo):
+                np.subtract(x, lo, out=estimate)
+            else:
+                np.subtract(x / 2, lo / 2, out=estimate)
+            np.divide(estimate, step, out=estimate)
         np.clip(estimate, 0, bins - 1, out=estimate)
-        index = estimate.astype(np.int64)
+        index[...] = estimate  # truncated, as astype
     else:  # a span so small that the step underflowed: let the correction walk
-        index = np.zeros(x.shape, dtype=np.int64)
-    return _correct(index, x, edges[:-1], edges[1:], bins - 1)
+        index[...] = 0
+    return _correct(index, x, edges[:-1], edges[1:], bins - 1, scratch)
 
 
 # Floating-point types narrower than float16 that NumPy itself lacks (ml_dtypes' bfloat16 and
@@ -283,12 +314,16 @@ def even_counts(values: np.ndarray, lo: float, hi: float, bins: int) -> Pending[
     larger set they belong to)."""
     edges = even_edges(lo, hi, bins)
     counts = np.zeros(bins, dtype=np.int64)
+    scratch = None
     for chunk in flat_chunks(values):
-        x = as_float(chunk).astype(np.float64, copy=False)
+        if scratch is None or scratch.values.size < chunk.size:
+            scratch = _Scratch(chunk.size)
+        x = scratch.values[: chunk.size]
+        np.copyto(x, as_float(chunk), casting="unsafe")  # widened exactly to float64
         if not np.isfinite(x).all():
             x = x[np.isfinite(x)]
         if x.size:
-            counts += np.bincount(even_bucket_index(x, edges), minlength=bins)
+            counts += np.bincount(even_bucket_index(x, edges, scratch), minlength=bins)
     return Ready(counts)
 
 
