@@ -196,8 +196,10 @@ def usable(variant: tuple[np.dtype, bool], size: int) -> bool:
     state = _state.get(variant)
     if state == "ready":
         return True
+    if state is not None:  # compiling, or failed: nothing to count
+        return False
     seen = _seen[variant] = _seen.get(variant, 0) + size  # unlocked: a race only miscounts
-    if state is None and seen >= COMPILE_FROM and enabled():
+    if seen >= COMPILE_FROM and enabled():
         with _state_lock:
             if variant not in _state:
                 _state[variant] = "compiling"
