@@ -68,3 +68,47 @@ def test_image_records_from_parts_are_protobufs_bytes(step, tag):
     want = event_pb2.Event(wall_time=123.25, step=step, summary=summary).SerializeToString()
     assert b"".join(parts) == want
     assert any(part is png for part in parts for png in pngs)  # referenced, not copied
+
+
+def _histogram_results():
+    from gpu_summary._backend.numpy import reduce as spec
+    from gpu_summary._core.results import HistogramResult
+
+    rng = np.random.default_rng(5)
+    normal = rng.standard_normal(10_000) * 0.01
+    mixed = np.concatenate([normal, [np.nan, np.inf, -0.0, 0.0, 1e300, -1e300]])
+    results = [
+        spec.histogram_fixed(normal, None).result(),
+        spec.histogram_fixed(mixed, None).result(),
+        spec.histogram_fixed(np.array([np.nan]), None).result(),  # no finite value
+        spec.histogram_fixed(np.array([0.0, 0.0]), None).result(),  # +0.0 stats left out
+        spec.histogram_fixed(np.array([-0.0]), None).result(),  # min and max -0.0
+        spec.histogram_fixed(np.array([1e308, 1e308]), None).result(),  # sums +inf
+        spec.histogram_fixed(normal, np.array([-0.01, 0.0, 0.02])).result(),
+    ]
+    whole = results[0]
+    # fractional (weighted) counts, as add_histogram_raw's
+    results.append(HistogramResult(whole.limits, whole.counts * 0.5, whole.stats))
+    return results
+
+
+@pytest.mark.parametrize("collapse", [True, False])
+@pytest.mark.parametrize("step,wall", [(0, 0.0), (7, 1.7e9), (-3, 2.5)])
+def test_histogram_records_are_protobufs_bytes(collapse, step, wall):
+    from gpu_summary._events.wire import summary_event
+    from gpu_summary.summaries.histogram import histogram_summary, histogram_summary_bytes
+
+    results = _histogram_results()
+    tags = [f"h{i}/é" for i in range(len(results))]
+    expected = summary_pb2.Summary()
+    for tag, result in zip(tags, results, strict=True):
+        one = histogram_summary(tag, result, collapse)
+        assert histogram_summary_bytes(tag, result, collapse) == one.SerializeToString()
+        expected.value.extend(one.value)
+    pairs = zip(tags, results, strict=True)
+    joined = b"".join(histogram_summary_bytes(tag, result, collapse) for tag, result in pairs)
+    event = event_pb2.Event(wall_time=wall, step=step, summary=expected)
+    assert summary_event(joined, step, wall) == event.SerializeToString()
+    parsed = event_pb2.Event.FromString(summary_event(joined, step, wall))
+    assert [v.tag for v in parsed.summary.value] == tags
+    assert parsed.summary.value[1].histo.num == results[1].stats.count

@@ -73,9 +73,11 @@ LAST_INDEX = N_LIMITS - 1
 CELL_BITS = 20
 CELL_SHIFT = {np.dtype(np.float32): 32 - CELL_BITS, np.dtype(np.float64): 64 - CELL_BITS}
 EXACT = N_LIMITS  # table value of a cell that needs an exact comparison
+SEARCH = -(1 << 15)  # compare_table's value of a cell that needs the full search
 
 
 _tables: dict[np.dtype, np.ndarray] = {}
+_compare_tables: dict[np.dtype, np.ndarray] = {}
 _tables_lock = threading.Lock()
 
 
@@ -95,7 +97,25 @@ def cell_table(dtype: np.dtype) -> np.ndarray:
     return table
 
 
-def _build_cell_table(dtype: np.dtype) -> np.ndarray:
+def compare_table(dtype: np.dtype) -> np.ndarray:
+    """:func:`cell_table` as the compiled kernels read it, int16: a cell's bucket (>= 0); ``~j``
+    for a cell holding exactly one limit j, whose values x go to ``j + (x >= LIMITS[j])`` (one
+    comparison, not a search); ``SEARCH`` for a cell holding NaN/±Inf or several limits. Every
+    exceptional cell is negative, so one test of four cells' minimum finds them all.
+
+    Built on first use and kept, as :func:`cell_table`.
+    """
+    dtype = np.dtype(dtype)
+    table = _compare_tables.get(dtype)
+    if table is None:
+        with _tables_lock:
+            table = _compare_tables.get(dtype)
+            if table is None:
+                table = _compare_tables[dtype] = _build_cell_table(dtype, compare=True)
+    return table
+
+
+def _build_cell_table(dtype: np.dtype, compare: bool = False) -> np.ndarray:
     unsigned = np.uint32 if dtype == np.float32 else np.uint64
     shift = CELL_SHIFT[np.dtype(dtype)]
     first = np.arange(1 << CELL_BITS, dtype=np.uint64) << np.uint64(shift)
@@ -106,7 +126,14 @@ def _build_cell_table(dtype: np.dtype) -> np.ndarray:
         finite = np.isfinite(lo) & np.isfinite(hi)
         low_bucket = bucket_index_reference(np.fmin(lo, hi))
         high_bucket = bucket_index_reference(np.fmax(lo, hi))
-    table = np.where(finite & (low_bucket == high_bucket), low_bucket, EXACT).astype(np.int16)
+    if compare:
+        # one limit, LIMITS[low], in the cell: below it bucket low, from it up low + 1 (the
+        # last bucket's cap included: then low + 1 is LAST_INDEX)
+        exceptional = np.where(finite & (high_bucket == low_bucket + 1), ~low_bucket, SEARCH)
+        table = np.where(finite & (low_bucket == high_bucket), low_bucket, exceptional)
+    else:
+        table = np.where(finite & (low_bucket == high_bucket), low_bucket, EXACT)
+    table = table.astype(np.int16)
     table.setflags(write=False)
     return table
 

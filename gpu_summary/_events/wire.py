@@ -1,5 +1,5 @@
-"""Serialized Events assembled from protobuf's own pieces, for the two records the writer makes
-most, and largest: scalars and images. Each function returns the very bytes protobuf's
+"""Serialized Events assembled from protobuf's own pieces, for the records the writer makes
+most, and largest: scalars, histograms and images. Each function returns the very bytes protobuf's
 ``SerializeToString()`` would (``tests/test_wire.py`` compares them).
 
 Protobuf writes fields in field-number order, so::
@@ -11,7 +11,8 @@ serialises as ``Event(wall_time, step)`` (fields 1-2) followed by ``Event(summar
 length fixed), with nothing before it depending on the value. So one template per tag, made by
 protobuf, plus the 4 value bytes, gives a scalar's Event without building four nested messages
 per call. An image's Event is framed around its PNGs (length-delimited fields: a tag byte, a
-varint length, the bytes), which are referenced, never copied.
+varint length, the bytes), which are referenced, never copied. A histogram's bucket limits and
+counts are packed doubles: the arrays' own little-endian bytes.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from __future__ import annotations
 import math
 import struct
 
+import numpy as np
+
 from gpu_summary._events.jobs import RecordParts
 from gpu_summary.proto import event_pb2, summary_pb2
 
 _FLOAT32 = struct.Struct("<f")
+_DOUBLE = struct.Struct("<d")
+_POSITIVE_ZERO = _DOUBLE.pack(0.0)
+# HistogramProto's double fields min, max, num, sum, sum_squares (numbers 1-5, 64-bit wire type)
+_HISTOGRAM_KEYS = (b"\x09", b"\x11", b"\x19", b"\x21", b"\x29")
 _templates: dict[str, bytes] = {}
 
 
@@ -99,3 +106,38 @@ def image_event_parts(
     for value in values:
         parts.extend(value)
     return parts
+
+
+def histogram_proto_bytes(
+    stats: tuple[float, float, float, float, float], limits: np.ndarray, counts: np.ndarray
+) -> bytes:
+    """Serialized ``HistogramProto(min, max, num, sum, sum_squares, bucket_limit=limits,
+    bucket=counts)`` (``stats`` in that order), as protobuf writes it: proto3 leaves out a
+    double field that is +0.0; the repeated fields are packed, the float64 values' own bytes."""
+    out = bytearray()
+    for key, value in zip(_HISTOGRAM_KEYS, stats, strict=True):
+        number = _DOUBLE.pack(value)
+        if number != _POSITIVE_ZERO:
+            out += key
+            out += number
+    for key, values in ((b"\x32", limits), (b"\x3a", counts)):  # bucket_limit = 6, bucket = 7
+        data = np.ascontiguousarray(values, dtype="<f8").tobytes()
+        if data:
+            out += key
+            out += _varint(len(data))
+            out += data
+    return bytes(out)
+
+
+def histogram_value_bytes(tag: str, histogram: bytes) -> bytes:
+    """Serialized ``Summary(value=[Value(tag, histo=...)])`` around a serialized HistogramProto.
+    Summaries concatenated are one Summary of all their values (``value`` is its only field)."""
+    name = tag.encode("utf-8")
+    value = b"\x0a" + _varint(len(name)) + name + b"\x2a" + _varint(len(histogram)) + histogram
+    return b"\x0a" + _varint(len(value)) + value
+
+
+def summary_event(summary: bytes, step: int, wall_time: float) -> bytes:
+    """Serialized ``Event(wall_time, step, summary=...)`` around a serialized Summary."""
+    head = event_pb2.Event(wall_time=wall_time, step=step).SerializeToString()
+    return head + b"\x2a" + _varint(len(summary)) + summary

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from gpu_summary._core.anomaly import AnomalyReport, nonfinite_report
 from gpu_summary._core.results import HistogramResult, Pending
 from gpu_summary._events.jobs import Job, JobKind
-from gpu_summary._events.wire import scalar_event, scalar_events
+from gpu_summary._events.wire import scalar_event, scalar_events, summary_event
 from gpu_summary.distributed import AggregationFailed
 from gpu_summary.proto import event_pb2, summary_pb2
 from gpu_summary.summaries import hparams as hparams_summaries
@@ -53,14 +53,16 @@ def _session_start_event(step: int) -> event_pb2.Event:
 
 
 def _summary_event(
-    wall_time: float, step: int, build: Callable[[], summary_pb2.Summary]
-) -> event_pb2.Event | None:
+    wall_time: float, step: int, build: Callable[[], summary_pb2.Summary | bytes | None]
+) -> event_pb2.Event | bytes | None:
     try:
         summary = build()
     except AggregationFailed:
         return None
     if summary is None:  # the job found its data unusable, said so, and writes nothing
         return None
+    if isinstance(summary, bytes):  # serialized already (histograms: ``summaries.histogram``)
+        return summary_event(summary, step, wall_time)
     return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
 
 
@@ -140,10 +142,11 @@ def summary(
     tag: str,
     step: int,
     wall_time: float,
-    build: Callable[[], summary_pb2.Summary | None],
+    build: Callable[[], summary_pb2.Summary | bytes | None],
     nbytes: int = 0,
 ) -> Job:
-    """An Event of the Summary ``build()`` makes on the writer thread (None: nothing);
+    """An Event of the Summary ``build()`` makes on the writer thread (serialized or not; None:
+    nothing);
     ``what`` (``"image"``, ...) and ``tag`` name it in errors; ``nbytes``: memory its pending
     results hold."""
     return Job(_SUMMARY, (wall_time, step, build), nbytes, f"{what} {tag!r} at step {step}")

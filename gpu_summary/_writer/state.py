@@ -187,7 +187,7 @@ class WriterState:
         tag: str,
         step: int | None,
         wall: float,
-        build: Callable[[], summary_pb2.Summary],
+        build: Callable[[], summary_pb2.Summary | bytes],
         nbytes: int = 0,
     ) -> None:
         """Queue the Summary ``build()`` makes on the writer thread, at ``step`` (resolved)."""
@@ -225,7 +225,7 @@ class WriterState:
         tag: str,
         step: int,
         wall: float,
-        build: Callable[[], summary_pb2.Summary],
+        build: Callable[[], summary_pb2.Summary | bytes],
         nbytes: int = 0,
     ) -> None:
         """:meth:`enqueue` for a Summary whose results are merged across ranks (step

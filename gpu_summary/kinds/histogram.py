@@ -33,7 +33,7 @@ from gpu_summary._writer import jobs, step_windows
 from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
-from gpu_summary.summaries.histogram import histogram_summary, merge_buckets
+from gpu_summary.summaries.histogram import histogram_summary_bytes, merge_buckets
 
 
 class HistogramMethods:
@@ -324,11 +324,11 @@ def _queue(
     (buckets merged down to ``max_bins``; the ladder's empty runs collapsed)."""
     collapse = mode == "ladder"
 
-    def build() -> summary_pb2.Summary:
+    def build() -> bytes:
         result = pending.result()
         if max_bins is not None:
             result = merge_buckets(result, max_bins)
-        return histogram_summary(tag, result, collapse)
+        return histogram_summary_bytes(tag, result, collapse)
 
     nbytes = _result_bytes(mode, spec, pending, array)
     if state.aggregation is None:
@@ -377,15 +377,17 @@ def _queue_step(
         dtypes = [dtype_name(tensor) for tensor in tensors]
         histograms = state.aggregation.histograms(histograms, tags, step, dtypes)
 
-    def build() -> summary_pb2.Summary:
-        summary = summary_pb2.Summary()
+    def build() -> bytes:
         results = histograms.result()
-        for tag, histogram in zip(tags, results, strict=True):
-            summary.value.extend(histogram_summary(tag, histogram, True).value)
+        summary = [
+            histogram_summary_bytes(tag, histogram, True)
+            for tag, histogram in zip(tags, results, strict=True)
+        ]
         if check_nonfinite:
             total = sum(h.stats.nan + h.stats.posinf + h.stats.neginf for h in results)
-            summary.value.add(tag=f"{prefix}nonfinite", simple_value=total)
-        return summary
+            value = summary_pb2.Summary.Value(tag=f"{prefix}nonfinite", simple_value=total)
+            summary.append(summary_pb2.Summary(value=[value]).SerializeToString())
+        return b"".join(summary)  # serialized Summaries concatenated: one of all the values
 
     nbytes = 16 * _ladder.N_LIMITS * len(tags)  # the results held until written
     state.add_merged(jobs.summary("histograms", tags[0], step, wall, build, nbytes))

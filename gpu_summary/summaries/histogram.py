@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpu_summary._core.results import HistogramResult
+from gpu_summary._events.wire import histogram_proto_bytes, histogram_value_bytes
 from gpu_summary.proto import histogram_pb2, summary_pb2
 
 
@@ -42,12 +43,31 @@ def fill_histogram(
     proto.num = float(stats.count)
     proto.sum = stats.sum
     proto.sum_squares = stats.sum_squares
+    limits, counts = _buckets(result, collapse_empty_runs)
+    proto.bucket_limit.extend(limits.tolist())
+    proto.bucket.extend(counts.tolist())
+
+
+def histogram_bytes(result: HistogramResult, collapse_empty_runs: bool) -> bytes:
+    """:func:`histogram_proto` serialized, the same bytes, made without building the message
+    (the writer thread's share of a histogram: a few microseconds instead of some 50)."""
+    stats = result.stats
+    numbers = (stats.min, stats.max, float(stats.count), stats.sum, stats.sum_squares)
+    return histogram_proto_bytes(numbers, *_buckets(result, collapse_empty_runs))
+
+
+def histogram_summary_bytes(tag: str, result: HistogramResult, collapse_empty_runs: bool) -> bytes:
+    """:func:`histogram_summary` serialized (concatenated, several make one Summary)."""
+    return histogram_value_bytes(tag, histogram_bytes(result, collapse_empty_runs))
+
+
+def _buckets(result: HistogramResult, collapse_empty_runs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The limits and counts (float64) a record holds: the span from the first to the last
+    non-empty bucket, runs of empty buckets collapsed into their last on request; one empty
+    bucket at 0 when no value is finite (readers expect a bucket)."""
     nonzero = np.flatnonzero(result.counts)
     if nonzero.size == 0:
-        # No finite value. One empty bucket at 0 keeps readers that expect a bucket working.
-        proto.bucket_limit.append(0.0)
-        proto.bucket.append(0.0)
-        return
+        return np.zeros(1), np.zeros(1)
     first, last = int(nonzero[0]), int(nonzero[-1])
     counts = result.counts[first : last + 1]
     limits = result.limits[first : last + 1]
@@ -56,8 +76,7 @@ def fill_histogram(
         keep = filled.copy()
         keep[:-1] |= filled[1:]  # an empty bucket survives only as the last of its run
         counts, limits = counts[keep], limits[keep]
-    proto.bucket_limit.extend(limits.tolist())
-    proto.bucket.extend(counts.astype(np.float64).tolist())
+    return np.asarray(limits, np.float64), counts.astype(np.float64)
 
 
 def histogram_summary(

@@ -9,15 +9,17 @@ CUDA kernels meet), because the summation order differs.
 
 How each dtype is read:
 
-* float32 and float64, in blocks of 4,096 values that stay in L1: one vectorised pass for
-  the moments, min and max (on the values' bits made sortable as integers, which vectorises
-  where float comparisons with NaN semantics do not) and a count of NaN/±Inf; then one pass that
-  counts the buckets — the ladder through its cell table (``_ladder``), an exact binary search
-  for values in cells that hold a limit; edges by binary search. A block holding NaN or ±Inf
-  is done by a careful loop that counts them and leaves them out. Even buckets (``bins=n``) take
-  two passes: the statistics (the range), then one that only counts, each bucket estimated by
-  a multiply with the step's reciprocal (a vectorised loop) and walked to the exact float64
-  edges (the specification's rule, whatever the estimate).
+* float32 and float64, in blocks of 4,096 values that stay in L1. The ladder's buckets are
+  counted first, as the block comes from memory, through the cell table
+  (``_ladder.compare_table``: a value in a cell that holds a limit takes one comparison, NaN and
+  ±Inf go to a row that is never added); then one vectorised pass, from L1, for the moments,
+  min and max (on the values' bits made sortable as integers, which vectorises where float
+  comparisons with NaN semantics do not) and a count of NaN/±Inf. Edges are searched after the
+  moments. A block holding NaN or ±Inf has its statistics taken by a careful loop that counts
+  them and leaves them out. Even buckets (``bins=n``) take two passes: the statistics (the
+  range), then one that only counts, each bucket estimated by a multiply with the step's
+  reciprocal (a vectorised loop) and walked to the exact float64 edges (the specification's
+  rule, whatever the estimate).
 * int32, uint32, int64, uint64: each block converted to float64 (as the specification does,
   rounding int64 beyond 2**53 to nearest), then as float64.
 * bool, int8, uint8, int16, uint16, float16: the 256 or 65,536 bit patterns are counted in one
@@ -119,10 +121,10 @@ def _reduce_piece(
     if piece.dtype in FLOATS:
         key_type, bit_type = (np.int32, np.uint32) if float32 else (np.int64, np.uint64)
         shift = bit_type(8 * piece.itemsize - _ladder.CELL_BITS)
-        table = _ladder.cell_table(piece.dtype)
+        table = _ladder.compare_table(piece.dtype)
         top, magnitude, exponent = _INT32_KEY if float32 else _INT64_KEY
     else:
-        table = _ladder.cell_table(np.float64)
+        table = _ladder.compare_table(np.float64)
 
     def work(start: int, stop: int) -> tuple:
         x = piece[start:stop]

@@ -17,6 +17,7 @@ import numpy as np
 from gpu_summary._core import ladder as _ladder
 
 exact_cell = _ladder.EXACT
+search_cell = _ladder.SEARCH
 last = _ladder.LAST_INDEX
 block = 4096  # values per block: a float64 block (32 KiB) stays in L1 between the two passes
 segment = 1 << 28  # values counted into int32 sub-counters before they are added up (< 2**31)
@@ -45,18 +46,6 @@ def search_right(limits, d):
     return lo
 
 
-@jit
-def finite_bucket(d, mode, table, key, limits):
-    """The bucket of finite d: the ladder's cell (an exact search in a limit's cell), or the
-    edges' search."""
-    if mode == 0:
-        index = table[key]
-        if index == exact_cell:
-            index = min(search_right(limits, d), last)
-        return index
-    return min(search_right(limits, d), limits.size - 1)
-
-
 @jit_sums
 def block_moments(x, keys, top, magnitude, exponent):
     """Sums, the sortable-key min and max, and the NaN/±Inf count of x (a block: indexing
@@ -79,9 +68,10 @@ def block_moments(x, keys, top, magnitude, exponent):
 
 
 @jit
-def block_careful(x, keys, bits, top, magnitude, mode, table, shift, limits, scratch, tally,
-                  sums):  # fmt: skip
-    """A block holding NaN or ±Inf: each value tested, the non-finite counted."""
+def block_careful(x, keys, top, magnitude, mode, shift, limits, scratch, tally, sums):
+    """A block holding NaN or ±Inf: each value tested, the non-finite counted; the finite
+    counted in the edges' buckets (mode 1) or not at all (3: statistics alone, or the ladder's
+    buckets already counted by ``block_ladder``)."""
     for i in range(x.size):
         v = x[i]
         if v != v:
@@ -101,60 +91,74 @@ def block_careful(x, keys, bits, top, magnitude, mode, table, shift, limits, scr
         tally[2] = max(tally[2], k)
         sums[0] += d
         sums[1] += d * d
-        if mode != 3:
-            index = finite_bucket(d, mode, table, bits[i] >> shift, limits)
-            scratch[index, i & 3] += 1
+        if mode == 1:
+            scratch[min(search_right(limits, d), limits.size - 1), i & 3] += 1
+
+
+@jit
+def exceptional_cell(b, v, limits):
+    """The ladder bucket of v whose ``compare_table`` entry b is negative: one comparison
+    with the cell's limit, or the full search; NaN and ±Inf go to the row past the last
+    bucket (``limits.size``), which is never flushed."""
+    d = np.float64(v)
+    if b != search_cell:
+        j = ~b
+        return j + (d >= limits[j])
+    if d - d != 0.0:
+        return limits.size
+    return min(search_right(limits, d), last)
 
 
 @jit
 def block_ladder(x, bits, table, shift, limits, scratch):
-    """Ladder counts of a block, all finite: four cells at a time."""
+    """Ladder counts of a block through the compare table, four cells at a time (the block's
+    first read: the moments then find it in L1)."""
     end4 = x.size & ~3
     for i in range(0, end4, 4):
-        b0 = table[bits[i] >> shift]
-        b1 = table[bits[i + 1] >> shift]
-        b2 = table[bits[i + 2] >> shift]
-        b3 = table[bits[i + 3] >> shift]
-        if max(max(b0, b1), max(b2, b3)) == exact_cell:
-            if b0 == exact_cell:
-                b0 = min(search_right(limits, np.float64(x[i])), last)
-            if b1 == exact_cell:
-                b1 = min(search_right(limits, np.float64(x[i + 1])), last)
-            if b2 == exact_cell:
-                b2 = min(search_right(limits, np.float64(x[i + 2])), last)
-            if b3 == exact_cell:
-                b3 = min(search_right(limits, np.float64(x[i + 3])), last)
-        scratch[b0, 0] += 1
-        scratch[b1, 1] += 1
-        scratch[b2, 2] += 1
-        scratch[b3, 3] += 1
+        b0 = np.int32(table[bits[i] >> shift])
+        b1 = np.int32(table[bits[i + 1] >> shift])
+        b2 = np.int32(table[bits[i + 2] >> shift])
+        b3 = np.int32(table[bits[i + 3] >> shift])
+        if min(min(b0, b1), min(b2, b3)) < 0:
+            if b0 < 0:
+                b0 = exceptional_cell(b0, x[i], limits)
+            if b1 < 0:
+                b1 = exceptional_cell(b1, x[i + 1], limits)
+            if b2 < 0:
+                b2 = exceptional_cell(b2, x[i + 2], limits)
+            if b3 < 0:
+                b3 = exceptional_cell(b3, x[i + 3], limits)
+        # unsigned indices: numba adds no test for a negative index (~20% of this loop)
+        scratch[np.uint32(b0), 0] += 1
+        scratch[np.uint32(b1), 1] += 1
+        scratch[np.uint32(b2), 2] += 1
+        scratch[np.uint32(b3), 3] += 1
     for i in range(end4, x.size):
-        b = table[bits[i] >> shift]
-        if b == exact_cell:
-            b = min(search_right(limits, np.float64(x[i])), last)
-        scratch[b, 0] += 1
+        b = np.int32(table[bits[i] >> shift])
+        if b < 0:
+            b = exceptional_cell(b, x[i], limits)
+        scratch[np.uint32(b), 0] += 1
 
 
 @jit
 def reduce_block(x, keys, bits, top, magnitude, exponent, mode, table, shift,
                  limits, scratch, tally, sums):  # fmt: skip
+    if mode == 0:  # the buckets first, from memory; the vectorised moments from L1
+        block_ladder(x, bits, table, shift, limits, scratch)
     s, s2, kmin, kmax, bad = block_moments(x, keys, top, magnitude, exponent)
     if bad:
-        block_careful(x, keys, bits, top, magnitude, mode, table, shift,
-                      limits, scratch, tally, sums)  # fmt: skip
+        block_careful(x, keys, top, magnitude, 3 if mode == 0 else mode, shift, limits,
+                      scratch, tally, sums)  # fmt: skip
         return
     tally[0] += x.size
     tally[1] = min(tally[1], kmin)
     tally[2] = max(tally[2], kmax)
     sums[0] += s
     sums[1] += s2
-    if mode == 0:
-        block_ladder(x, bits, table, shift, limits, scratch)
-    elif mode != 3:
+    if mode == 1:
         for i in range(x.size):
             d = np.float64(x[i])
-            index = finite_bucket(d, mode, table, 0, limits)
-            scratch[index, i & 3] += 1
+            scratch[min(search_right(limits, d), limits.size - 1), i & 3] += 1
 
 
 @jit
@@ -169,7 +173,7 @@ def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, li
                  tally, sums):  # fmt: skip
     """A float32/float64 part. Adds to counts (int64); tally = count, min and max keys,
     NaN, +Inf, -Inf (added to; min/max merged); sums = sum, sum of squares (added to)."""
-    scratch = np.zeros((max(counts.size, 1), 4), np.int32)
+    scratch = np.zeros((counts.size + 1, 4), np.int32)  # the last row: NaN/±Inf (never flushed)
     n = x.size
     since_flush = 0
     for start in range(0, n, block):
@@ -187,7 +191,7 @@ def reduce_float(x, keys, bits, top, magnitude, exponent, mode, table, shift, li
 @jit
 def reduce_wide_int(x, mode, table, limits, counts, tally, sums):
     """An int32/uint32/int64/uint64 part: each block converted to float64 first."""
-    scratch = np.zeros((max(counts.size, 1), 4), np.int32)
+    scratch = np.zeros((counts.size + 1, 4), np.int32)
     buffer = np.empty(block, np.float64)
     keys = buffer.view(np.int64)
     bits = buffer.view(np.uint64)
