@@ -37,6 +37,7 @@ The machinery (loading the kernels off the caller's thread, the thread pool) is 
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
@@ -75,10 +76,11 @@ class _Totals:
         self.sum = self.sum_squares = 0.0
 
     def add(
-        self, counts: np.ndarray, count: int, lowest: float, highest: float,
+        self, counts: np.ndarray | None, count: int, lowest: float, highest: float,
         sums: tuple[float, float], nonfinite: tuple[int, int, int],
     ) -> None:  # fmt: skip
-        self.counts += counts
+        if counts is not None:  # None: added to self.counts by the kernel
+            self.counts += counts
         if count:
             self.count += count
             self.lowest = min(self.lowest, lowest)
@@ -96,13 +98,34 @@ class _Totals:
         )  # fmt: skip
 
 
+_FLOAT32_BITS, _INT32_BITS = struct.Struct("<f"), struct.Struct("<i")
+_FLOAT64_BITS, _INT64_BITS = struct.Struct("<d"), struct.Struct("<q")
+
+
 def _key_value(key: int, float32: bool) -> float:
     """The float whose sortable key is ``key`` (the key is its own inverse)."""
     top, magnitude, _ = _INT32_KEY if float32 else _INT64_KEY
     bits = key ^ ((key >> top) & magnitude)
     if float32:
-        return float(np.array([bits], np.int64).astype(np.int32).view(np.float32)[0])
-    return float(np.array([bits], np.int64).view(np.float64)[0])
+        return _FLOAT32_BITS.unpack(_INT32_BITS.pack(bits))[0]
+    return _FLOAT64_BITS.unpack(_INT64_BITS.pack(bits))[0]
+
+
+# What the kernels take for each float dtype: (keys, bits, cell shift, compare table, sign
+# shift, magnitude, exponent); wide ints are read as float64 (the kernel converts them).
+_FLOAT_ARGUMENTS: dict[np.dtype, tuple] = {}
+
+
+def _float_arguments(dtype: np.dtype) -> tuple:
+    arguments = _FLOAT_ARGUMENTS.get(dtype)
+    if arguments is None:
+        float32 = dtype == np.float32
+        key_type, bit_type = (np.int32, np.uint32) if float32 else (np.int64, np.uint64)
+        shift = bit_type(8 * dtype.itemsize - _ladder.CELL_BITS)
+        arguments = (key_type, bit_type, shift, _ladder.compare_table(dtype),
+                     *(_INT32_KEY if float32 else _INT64_KEY))  # fmt: skip
+        _FLOAT_ARGUMENTS[dtype] = arguments
+    return arguments
 
 
 def _reduce_piece(
@@ -114,39 +137,41 @@ def _reduce_piece(
     kernels = runtime.kernels()
     buckets = 0 if mode == STATS else (bins if mode == EVEN else limits.size)
     totals = totals or _Totals(buckets)
-    if piece.dtype in PATTERNS:
+    dtype = piece.dtype
+    if dtype in PATTERNS:
         _reduce_patterns(kernels, piece, mode, limits, bins, split, totals)
         return totals
-    float32 = piece.dtype == np.float32
-    if piece.dtype in FLOATS:
-        key_type, bit_type = (np.int32, np.uint32) if float32 else (np.int64, np.uint64)
-        shift = bit_type(8 * piece.itemsize - _ladder.CELL_BITS)
-        table = _ladder.compare_table(piece.dtype)
-        top, magnitude, exponent = _INT32_KEY if float32 else _INT64_KEY
-    else:
-        table = _ladder.compare_table(np.float64)
+    floats = dtype in FLOATS
+    key_type, bit_type, shift, table, top, magnitude, exponent = _float_arguments(
+        dtype if floats else np.dtype(np.float64)
+    )
+    parts = 1
+    if split and piece.size >= 2 * runtime.PART:  # as in_parts splits it
+        parts = max(1, min(runtime.workers(), piece.size // runtime.PART))
 
     def work(start: int, stop: int) -> tuple:
         x = piece[start:stop]
-        counts = np.zeros(buckets, np.int64)
+        # one part adds to the totals' counts itself; parts on threads each to their own
+        counts = totals.counts if parts == 1 else np.zeros(buckets, np.int64)
         tally = np.array([0, _KEY_MAX, _KEY_MIN, 0, 0, 0], np.int64)  # count, keys, non-finite
         sums = np.zeros(2, np.float64)
-        if piece.dtype in FLOATS:
+        if floats:
             kernels.reduce_float(
                 x, x.view(key_type), x.view(bit_type), top, magnitude, exponent, mode, table,
                 shift, limits, counts, tally, sums,
             )  # fmt: skip
         else:
             kernels.reduce_wide_int(x, mode, table, limits, counts, tally, sums)
-        return counts, tally, sums
+        return None if parts == 1 else counts, tally.tolist(), sums.tolist()
 
-    parts = runtime.in_parts(piece.size, work) if split else [work(0, piece.size)]
-    for counts, tally, sums in parts:
-        count = int(tally[0])
-        lowest = _key_value(int(tally[1]), float32) if count else 0.0
-        highest = _key_value(int(tally[2]), float32) if count else 0.0
-        totals.add(counts, count, lowest, highest, (float(sums[0]), float(sums[1])),
-                   (int(tally[3]), int(tally[4]), int(tally[5])))  # fmt: skip
+    results = runtime.in_parts(piece.size, work) if parts > 1 else [work(0, piece.size)]
+    float32 = dtype == np.float32
+    for counts, tally, sums in results:
+        count = tally[0]
+        lowest = _key_value(tally[1], float32) if count else 0.0
+        highest = _key_value(tally[2], float32) if count else 0.0
+        totals.add(counts, count, lowest, highest, (sums[0], sums[1]),
+                   (tally[3], tally[4], tally[5]))  # fmt: skip
     return totals
 
 
