@@ -67,6 +67,32 @@ def block_moments(x, keys, top, magnitude, exponent):
     return s, s2, kmin, kmax, bad
 
 
+I32 = np.int32
+
+
+@jit_sums
+def block_moments32(x, keys):
+    """:func:`block_moments` of float32 (``keys`` int32), its key arithmetic kept in 32 bits:
+    numba widens int32 operands to int64, and each explicit cast lets LLVM narrow them back,
+    eight lanes a vector instead of four (the keys' part runs about 3x faster). ``bad`` is
+    whether some value is NaN or ±Inf (its magnitude's bits at least the exponent's)."""
+    s = 0.0
+    s2 = 0.0
+    kmin = I32(0x7FFFFFFF)
+    kmax = I32(-0x80000000)
+    top = I32(0)
+    for i in range(x.size):
+        d = np.float64(x[i])
+        s += d
+        s2 += d * d
+        b = keys[i]
+        k = I32(b ^ I32(I32(b >> I32(31)) & I32(0x7FFFFFFF)))
+        kmin = I32(min(kmin, k))
+        kmax = I32(max(kmax, k))
+        top = I32(max(top, I32(b & I32(0x7FFFFFFF))))
+    return s, s2, np.int64(kmin), np.int64(kmax), top >= I32(0x7F800000)
+
+
 @jit
 def block_careful(x, keys, top, magnitude, mode, shift, limits, scratch, tally, sums):
     """A block holding NaN or ±Inf: each value tested, the non-finite counted; the finite
@@ -145,7 +171,10 @@ def reduce_block(x, keys, bits, top, magnitude, exponent, mode, table, shift,
                  limits, scratch, tally, sums):  # fmt: skip
     if mode == 0:  # the buckets first, from memory; the vectorised moments from L1
         block_ladder(x, bits, table, shift, limits, scratch)
-    s, s2, kmin, kmax, bad = block_moments(x, keys, top, magnitude, exponent)
+    if keys.itemsize == 4:
+        s, s2, kmin, kmax, bad = block_moments32(x, keys)
+    else:
+        s, s2, kmin, kmax, bad = block_moments(x, keys, top, magnitude, exponent)
     if bad:
         block_careful(x, keys, top, magnitude, 3 if mode == 0 else mode, shift, limits,
                       scratch, tally, sums)  # fmt: skip
