@@ -94,7 +94,7 @@ def block_moments32(x, keys):
 
 
 @jit
-def block_careful(x, keys, top, magnitude, mode, shift, limits, scratch, tally, sums):
+def block_careful(x, keys, top, magnitude, mode, limits, scratch, tally, sums):
     """A block holding NaN or ±Inf: each value tested, the non-finite counted; the finite
     counted in the edges' buckets (mode 1) or not at all (3: statistics alone, or the ladder's
     buckets already counted by ``block_ladder``)."""
@@ -176,8 +176,8 @@ def reduce_block(x, keys, bits, top, magnitude, exponent, mode, table, shift,
     else:
         s, s2, kmin, kmax, bad = block_moments(x, keys, top, magnitude, exponent)
     if bad:
-        block_careful(x, keys, top, magnitude, 3 if mode == 0 else mode, shift, limits,
-                      scratch, tally, sums)  # fmt: skip
+        block_careful(x, keys, top, magnitude, 3 if mode == 0 else mode, limits, scratch,
+                      tally, sums)  # fmt: skip
         return
     tally[0] += x.size
     tally[1] = min(tally[1], kmin)
