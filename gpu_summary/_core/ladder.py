@@ -76,8 +76,7 @@ EXACT = N_LIMITS  # table value of a cell that needs an exact comparison
 SEARCH = -(1 << 15)  # compare_table's value of a cell that needs the full search
 
 
-_tables: dict[np.dtype, np.ndarray] = {}
-_compare_tables: dict[np.dtype, np.ndarray] = {}
+_tables: dict[tuple[np.dtype, bool], np.ndarray] = {}  # (dtype, compare) -> table
 _tables_lock = threading.Lock()
 
 
@@ -87,14 +86,7 @@ def cell_table(dtype: np.dtype) -> np.ndarray:
     Built on first use (about 0.1 s, 8 MiB of temporaries) and kept; once, however many
     threads ask for it first at the same time (they wait for the one building it).
     """
-    dtype = np.dtype(dtype)
-    table = _tables.get(dtype)
-    if table is None:
-        with _tables_lock:
-            table = _tables.get(dtype)
-            if table is None:
-                table = _tables[dtype] = _build_cell_table(dtype)
-    return table
+    return _table(np.dtype(dtype), compare=False)
 
 
 def compare_table(dtype: np.dtype) -> np.ndarray:
@@ -105,13 +97,17 @@ def compare_table(dtype: np.dtype) -> np.ndarray:
 
     Built on first use and kept, as :func:`cell_table`.
     """
-    dtype = np.dtype(dtype)
-    table = _compare_tables.get(dtype)
+    return _table(np.dtype(dtype), compare=True)
+
+
+def _table(dtype: np.dtype, compare: bool) -> np.ndarray:
+    key = (dtype, compare)
+    table = _tables.get(key)
     if table is None:
         with _tables_lock:
-            table = _compare_tables.get(dtype)
+            table = _tables.get(key)
             if table is None:
-                table = _compare_tables[dtype] = _build_cell_table(dtype, compare=True)
+                table = _tables[key] = _build_cell_table(dtype, compare)
     return table
 
 
