@@ -11,9 +11,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
+import shlex
+import shutil
 import sys
+import sysconfig
 import time
 from types import ModuleType
 from typing import TextIO
@@ -101,21 +106,34 @@ def _log_evaluation(
                                 labels=["brightest", "darkest"])  # fmt: skip
 
 
-def _log_figure(writer: gs.SummaryWriter, losses: list[float], step: int) -> bool:
-    """The loss curve drawn by matplotlib, when it is installed (an optional extra)."""
-    try:
-        import matplotlib
+def loss_figure(steps: list[int], losses: list[float]) -> object:
+    """The loss curve as a matplotlib figure: each loss at the step it was read. Constrained
+    layout sizes the margins when the figure is drawn, so the axis labels and the log scale's
+    tick labels stay inside its 320×240 pixels.
 
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure
-    except ImportError:
-        return False
-    figure = Figure(figsize=(4, 3), dpi=80)
+    Raises:
+        ImportError: matplotlib is not installed (an optional extra).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, 3), dpi=80, layout="constrained")
     axes = figure.add_subplot()
-    axes.plot(losses)
+    axes.plot(steps, losses, marker="o", markersize=3)
     axes.set_xlabel("step")
     axes.set_ylabel("train/loss")
     axes.set_yscale("log")
+    return figure
+
+
+def _log_figure(writer: gs.SummaryWriter, steps: list[int], losses: list[float], step: int) -> bool:
+    """Log the loss curve, when matplotlib is installed (an optional extra)."""
+    try:
+        figure = loss_figure(steps, losses)
+    except ImportError:
+        return False
     writer.add_figure("figures/loss_curve", figure, step)
     return True
 
@@ -202,6 +220,7 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
             },
         })  # fmt: skip
         losses: list[float] = []
+        loss_steps: list[int] = []
         frames = []
         for step in range(steps):
             hidden = xp.maximum(inputs @ w1, 0)
@@ -256,11 +275,12 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
                       end="" if terminal else "\n", file=out, flush=True)  # fmt: skip
             if step % max(1, steps // 5) == 0 or step == steps - 1:
                 losses.append(float(loss))
+                loss_steps.append(step)
         # The sample images as videos (one per sample, tiled), the last weights whole, and
         # the loss curve as a figure.
         writer.add_video("samples/video", np.stack(frames, axis=1), steps - 1, fps=2)
         writer.add_tensor("weights/layer2_values", w2, steps - 1)
-        figure = _log_figure(writer, losses, steps - 1)
+        figure = _log_figure(writer, loss_steps, losses, steps - 1)
     elapsed = time.perf_counter() - started
     print(
         f"{chr(10) if terminal else ''}wrote {steps} steps of scalars, histograms, images, "
@@ -278,8 +298,55 @@ def run_demo(logdir: str, steps: int, out: TextIO | None = None, device: str = "
             f"{last.below} gradient(s) below -0.05, {last.above} above 0.05",
             file=out,
         )
-    print(f"inspect them with:  python3 -m gpu_summary inspect {logdir}", file=out)
-    print(f"view them with:  tensorboard --logdir {logdir}", file=out)
+    python = _python_command()
+    print(f"inspect them with:  {python} -m gpu_summary inspect {shlex.quote(logdir)}", file=out)
+    for line in view_instructions(logdir):
+        print(line, file=out)
+
+
+def _python_command() -> str:
+    """How to start this interpreter from a shell: ``python3`` when the one on PATH is it (the
+    same folder as ``sys.executable``, so a virtual environment's own), else its full path."""
+    found = shutil.which("python3")
+    if found and os.path.dirname(os.path.abspath(found)) == os.path.dirname(sys.executable):
+        return "python3"
+    return shlex.quote(sys.executable)
+
+
+def view_instructions(logdir: str) -> list[str]:
+    """The lines that tell how to view ``logdir`` in TensorBoard, each command one that runs in
+    this environment: ``tensorboard --logdir ...`` when TensorBoard is importable and its
+    console script is on PATH; the script's full path when only this environment's bin folder
+    has it; ``<python> -m tensorboard.main --logdir ...`` when no script is found; and, when
+    TensorBoard is not installed, the pip line that installs it into this interpreter first.
+    """
+    python = _python_command()
+    quoted = shlex.quote(logdir)
+    scripts = sysconfig.get_path("scripts")
+    own = shutil.which("tensorboard", path=scripts) or shutil.which(
+        "tensorboard", path=os.path.dirname(sys.executable)
+    )
+    on_path = shutil.which("tensorboard")
+    lines = []
+    if importlib.util.find_spec("tensorboard") is None:
+        lines.append(f"TensorBoard is not installed here; install it with:  {python} -m pip "
+                     "install tensorboard")  # fmt: skip
+        # pip puts the script beside this interpreter: usable by name when that folder is on PATH.
+        folders = os.environ.get("PATH", "").split(os.pathsep)
+        if os.path.dirname(sys.executable) in folders or scripts in folders:
+            command = "tensorboard"
+        else:
+            command = f"{python} -m tensorboard.main"
+        lines.append(f"then view them with:  {command} --logdir {quoted}")
+        return lines
+    if on_path and (own is None or os.path.samefile(on_path, own)):
+        command = "tensorboard"
+    elif own:
+        command = shlex.quote(own)
+    else:
+        command = f"{python} -m tensorboard.main"
+    lines.append(f"view them with:  {command} --logdir {quoted}")
+    return lines
 
 
 def inspect_command(logdir: str, as_json: bool, out: TextIO | None = None) -> int:
@@ -304,19 +371,42 @@ def inspect_command(logdir: str, as_json: bool, out: TextIO | None = None) -> in
     return 1 if any(run.all_problems() for run in runs) else 0
 
 
+def plain_text(doc: str) -> str:
+    """A docstring as the terminal shows it: reST's inline literals (````x````) and roles
+    (``:func:`x```) reduced to their text, ``~`` and leading dots of a role's target dropped."""
+    doc = re.sub(r":[a-z]+:`[~.]*([^`]+)`", r"\1", doc)
+    return re.sub(r"``([^`]+)``", r"\1", doc)
+
+
+def _command_description(name: str) -> str:
+    """What the module docstring's bullet for the subcommand ``name`` says it does (the text
+    after its usage), as one plain paragraph for argparse to wrap."""
+    (bullet,) = [b for b in __doc__.split("\n- ") if b.startswith(f"``{name} ")]
+    says = " ".join(bullet.split("``: ", 1)[1].split())
+    return plain_text(says[0].upper() + says[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="gpu-summary", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="gpu-summary",
+        description=plain_text(__doc__),
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="simulate a small training run and log every kind")
+    demo = commands.add_parser(
+        "demo", help="simulate a small training run and log every kind",
+        description=_command_description("demo"),
+    )  # fmt: skip
     demo.add_argument("--logdir", default="runs/demo", help="where to write (default runs/demo)")
     demo.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
     demo.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto",
         help="where the network and its tensors live (default auto: a GPU when CuPy sees one)",
     )  # fmt: skip
-    look = commands.add_parser("inspect", help="list runs, tags and steps; report damaged records")
+    look = commands.add_parser(
+        "inspect", help="list runs, tags and steps; report damaged records",
+        description=_command_description("inspect"),
+    )  # fmt: skip
     look.add_argument("logdir", help="a log directory (or one run's directory)")
     look.add_argument("--json", action="store_true", help="print the inventory as JSON")
     args = parser.parse_args(argv)

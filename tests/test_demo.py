@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import pathlib
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import _cuda_available, legacy_reader, plugin_reader
+from gpu_summary import __main__ as cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_demo_writes_every_kind(tmp_path):
@@ -23,6 +32,7 @@ def test_demo_writes_every_kind(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert f"tensorboard --logdir {logdir}" in proc.stdout
+    _assert_runs(_view_command(proc.stdout.splitlines()))
     if not _cuda_available():  # --device auto falls back to the CPU
         assert proc.stdout.startswith("device: cpu (NumPy")
     inspected = _cli_inspect(logdir)
@@ -63,7 +73,12 @@ def test_demo_writes_every_kind(tmp_path):
     assert len(acc.Audio("sound/error_tone")) > 1
     (video,) = acc.Images("samples/video")
     assert video.encoded_image_string.startswith(b"GIF8")
-    assert "figures/loss_curve" in acc.Tags()["images"]  # matplotlib is in the test extra
+    (figure,) = acc.Images("figures/loss_curve")  # matplotlib is in the test extra
+    pixels = np.asarray(Image.open(io.BytesIO(figure.encoded_image_string)).convert("L"))
+    assert pixels.shape == (240, 320)
+    # Nothing drawn on the picture's edge: no label or tick label runs past it.
+    edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    assert (edges == 255).all()
     # window=3 over 12 steps: four records, each of every value of its three steps
     windowed = acc.Histograms("gradients/layer1_windowed")
     assert [e.step for e in windowed] == [2, 5, 8, 11]
@@ -156,3 +171,114 @@ def test_demo_without_matplotlib_skips_only_the_figure(tmp_path):
     assert "no figure: matplotlib is not installed" in proc.stdout
     tags = legacy_reader(tmp_path / "run_1").Tags()["images"]
     assert "samples/video" in tags and "figures/loss_curve" not in tags
+
+
+# ---- how the demo says to view its run ----------------------------------------------------
+
+
+def _view_command(lines: list[str]) -> str:
+    (line,) = [line for line in lines if "view them with:  " in line]
+    return line.split("view them with:  ", 1)[1]
+
+
+def _assert_runs(command: str) -> None:
+    """``command`` (a TensorBoard command line) starts and parses its flags: run with --help."""
+    proc = subprocess.run([*shlex.split(command), "--help"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, (command, proc.stderr)
+    assert "--logdir" in proc.stdout
+
+
+_which = shutil.which
+
+
+def _which_without_tensorboard(name, *args, **kwargs):
+    return None if name == "tensorboard" else _which(name, *args, **kwargs)
+
+
+@pytest.mark.parametrize("where", ["as_installed", "not_on_path", "no_script"])
+def test_the_view_command_runs_here(tmp_path, monkeypatch, where):
+    logdir = str(tmp_path / "a run's logs")  # a space and a quote: the line quotes it
+    if where == "not_on_path":  # the script only in this environment's own bin folder
+        monkeypatch.setenv("PATH", "")
+    elif where == "no_script":
+        monkeypatch.setattr(shutil, "which", _which_without_tensorboard)
+    lines = cli.view_instructions(logdir)
+    command = _view_command(lines)
+    assert shlex.split(command)[-2:] == ["--logdir", logdir]
+    if where == "no_script":
+        assert " -m tensorboard.main --logdir " in command
+    elif where == "not_on_path":
+        assert shlex.split(command)[0] in (
+            shutil.which("tensorboard", path=sysconfig.get_path("scripts")),
+            shutil.which("tensorboard", path=pathlib.Path(sys.executable).parent),
+        )
+    monkeypatch.undo()
+    _assert_runs(command)
+
+
+def test_without_tensorboard_the_pip_line_comes_first(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # find_spec: not installed
+    install, view = cli.view_instructions(str(tmp_path))
+    assert install.endswith(" -m pip install tensorboard")
+    assert view.startswith("then view them with:  ")
+    python = shlex.split(install.split("install it with:  ", 1)[1])[0]
+    pip = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert pip.returncode == 0 and pathlib.Path(sys.prefix).name in pip.stdout, pip.stdout
+    monkeypatch.undo()
+    _assert_runs(view.split("with:  ", 1)[1])  # what it says, once installed (it is, here)
+
+
+def test_the_demo_extra_brings_what_the_quick_start_needs():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    tensorboard = [r for r in extras["test"] if r.startswith("tensorboard>")]
+    assert extras["demo"] == [*extras["figures"], *extras["fast"], *tensorboard]
+
+
+# ---- the command line's help ---------------------------------------------------------------
+
+
+def _help(*command: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "gpu_summary", *command, "--help"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_help_is_plain_text():
+    main = _help()
+    (choices,) = re.findall(r"\{([\w,-]+)\}", main.splitlines()[0])
+    pages = {"": main} | {name: _help(name) for name in choices.split(",")}
+    assert set(pages) >= {"", "demo", "inspect"}
+    for name, page in pages.items():
+        assert "``" not in page, (name, page)
+        assert not re.search(r":(func|class|meth|mod|attr|data):", page), (name, page)
+    assert "Train a toy network" in pages["demo"] and "Exit status" in pages["inspect"]
+
+
+def test_plain_text_drops_literals_and_roles():
+    doc = "``demo`` calls :func:`array_module` and :class:`~gpu_summary.SummaryWriter`."
+    assert cli.plain_text(doc) == "demo calls array_module and gpu_summary.SummaryWriter."
+
+
+# ---- the demo's figure ---------------------------------------------------------------------
+
+
+def test_the_loss_figure_keeps_every_label_inside_and_plots_steps():
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    steps, losses = [0, 20, 40, 60, 80, 99], [2.7, 0.58, 0.49, 0.45, 0.42, 0.39]
+    figure = cli.loss_figure(steps, losses)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    drawn = figure.get_tightbbox(canvas.get_renderer())  # inches, every artist's extent
+    inside = figure.bbox_inches
+    assert drawn.x0 >= inside.x0 and drawn.y0 >= inside.y0, (drawn, inside)
+    assert drawn.x1 <= inside.x1 and drawn.y1 <= inside.y1, (drawn, inside)
+    (axes,) = figure.axes
+    assert list(axes.get_lines()[0].get_xdata()) == steps
+    assert axes.get_xlabel() == "step" and axes.get_ylabel() == "train/loss"

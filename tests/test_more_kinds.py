@@ -274,7 +274,11 @@ def test_add_image_with_boxes_draws_each_box(tmp_path):
     np.testing.assert_array_equal(pixels[35, 30], [255, 0, 0])  # bottom edge of box 1
     np.testing.assert_array_equal(pixels[38, 2], [128, 128, 128])  # outside every box
     np.testing.assert_array_equal(pixels[20, 12], [128, 128, 128])  # inside box 0
-    assert (pixels[:5, 5:20] == [255, 0, 0]).all(axis=2).any()  # the label's background
+    # No room above box 0 (y1 = 5): the label's tab hangs inside its top, under the image's
+    # top edge, white text on red.
+    assert not (pixels[:5, 5:20] == [255, 0, 0]).all(axis=2).any()
+    tab = pixels[7:14, 6:20]
+    assert (tab[:, :, 1] > 128).any() and (tab == [255, 0, 0]).all(axis=2).any()
     np.testing.assert_array_equal(_png(reader.Images("tbx")[0]), _png(reader.Images("plain")[0]))
     assert _png(reader.Images("big")[0]).shape == (80, 100, 3)
 

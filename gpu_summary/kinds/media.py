@@ -152,7 +152,9 @@ class MediaMethods:
             rescale: the drawn image scaled by this factor (torch's). A str here is taken as
                 ``dataformats`` (tensorboardX's position of it).
             dataformats: ``"CHW"`` (default), ``"HWC"`` or ``"HW"``.
-            labels: one str per box (or one str for one box), drawn above its corner.
+            labels: one str per box (or one str for one box), drawn above its top-left
+                corner; where that leaves the image or covers another label, inside or
+                below the box instead, shifted left to end inside the image.
 
         Raises:
             ValueError: boxes not N×4 (at most 2**20 of them), not finite, x2 < x1 or y2 < y1,

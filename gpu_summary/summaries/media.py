@@ -71,8 +71,15 @@ def video_summary(tag: str, frames: np.ndarray, fps: float) -> summary_pb2.Summa
 def draw_boxes(
     image: np.ndarray, boxes: np.ndarray, labels: list[str] | None, rescale: float
 ) -> np.ndarray:
-    """A uint8 HWC image (gray drawn as RGB) with each box (x1, y1, x2, y2, pixels) outlined,
-    its label above its top-left corner, then scaled by ``rescale`` (Lanczos)."""
+    """A uint8 HWC image (gray drawn as RGB) with each box (x1, y1, x2, y2, pixels) outlined and
+    its label on a red tab, then scaled by ``rescale`` (Lanczos).
+
+    A label sits above its box's top-left corner; where that leaves the image or covers a label
+    already drawn, it moves inside the box's top, below the box, inside its bottom, then a few
+    rows further down or up (:func:`label_tops`). Each is shifted left as far as needed to end
+    inside the image. Only a label wider or taller than the image, or one with no free place
+    near its box, is drawn over the edge or over another label.
+    """
     channels = image.shape[2]
     picture = Image.fromarray(
         np.ascontiguousarray(image[:, :, 0] if channels == 1 else image), _MODES[channels]
@@ -81,24 +88,59 @@ def draw_boxes(
         picture = picture.convert("RGB")
     draw = ImageDraw.Draw(picture)
     font = ImageFont.load_default()
-    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
-        draw.rectangle([x1, y1, x2, y2], outline=BOX_COLOR, width=BOX_WIDTH)
-        if labels is not None and labels[k]:
-            try:
-                left, top, right, bottom = draw.textbbox((x1, y1), labels[k], font=font)
-            except UnicodeEncodeError:
-                left, top, right, bottom = x1, y1, x1 + 6 * len(labels[k]), y1 + 11
-            lift = bottom - top + 2
-            draw.rectangle([left, top - lift, right + 2, bottom - lift], fill=BOX_COLOR)
-            try:
-                draw.text((x1 + 1, y1 - lift), labels[k], fill=LABEL_COLOR, font=font)
-            except UnicodeEncodeError:  # Pillow < 10.1's bitmap font: Latin-1 only
-                shown = labels[k].encode("latin-1", "replace").decode("latin-1")
-                draw.text((x1 + 1, y1 - lift), shown, fill=LABEL_COLOR, font=font)
+    taken = np.zeros((picture.height, picture.width), bool)  # pixels under a drawn label
+    for box in boxes.tolist():
+        draw.rectangle(box, outline=BOX_COLOR, width=BOX_WIDTH)
+    # The labels after every box: no later box's outline crosses a label's text.
+    for k, (x1, y1, _, y2) in enumerate(boxes.tolist()):
+        if labels is None or not labels[k]:
+            continue
+        shown = labels[k]
+        try:
+            left, top, right, bottom = draw.textbbox((0, 0), shown, font=font)
+        except UnicodeEncodeError:  # Pillow < 10.1's bitmap font: Latin-1 only
+            shown = shown.encode("latin-1", "replace").decode("latin-1")
+            left, top, right, bottom = draw.textbbox((0, 0), shown, font=font)
+        # The tab: the text's box and a pixel each side, its rows those of the text.
+        width, height = right - left + 2, bottom - top
+        tab_left = max(0, min(x1 + left, picture.width - 1 - width))
+        tab_top = _free_top(taken, tab_left, width, height, label_tops(y1, y2, height))
+        columns = slice(max(0, math.floor(tab_left)), math.ceil(tab_left + width) + 1)
+        rows = slice(max(0, math.floor(tab_top)), math.ceil(tab_top + height) + 1)
+        taken[rows, columns] = True
+        draw.rectangle([tab_left, tab_top, tab_left + width, tab_top + height], fill=BOX_COLOR)
+        draw.text((tab_left + 1 - left, tab_top - top), shown, fill=LABEL_COLOR, font=font)
     if rescale != 1:
         size = (max(1, round(picture.width * rescale)), max(1, round(picture.height * rescale)))
         picture = picture.resize(size, Image.Resampling.LANCZOS)
     return np.asarray(picture)
+
+
+def label_tops(y1: float, y2: float, height: int) -> list[float]:
+    """The rows a box's label tab of ``height`` pixels may start at, best first: above the
+    box's top edge (this writer's place for it, its bottom row on the edge), inside its top,
+    below it, inside its bottom (where torch's writer and tensorboardX put every label), then
+    stacked further down from inside its top and further up from above it."""
+    step = height + 1
+    above = y1 - height
+    further = [y1 + k * step for k in (1, 2, 3)] + [above - k * step for k in (1, 2, 3)]
+    return [above, y1, y2 + 1, y2 - height, *further]
+
+
+def _free_top(
+    taken: np.ndarray, left: float, width: float, height: float, tops: list[float]
+) -> float:
+    """The first of ``tops`` where a tab lies wholly inside the image and covers no pixel in
+    ``taken``; else the first wholly inside; else the default clamped into the image."""
+    rows = taken.shape[0]
+    inside = [t for t in tops if 0 <= t and t + height <= rows - 1]
+    columns_of_tab = slice(max(0, math.floor(left)), math.ceil(left + width) + 1)
+    for top in inside:
+        if not taken[math.floor(top) : math.ceil(top + height) + 1, columns_of_tab].any():
+            return top
+    if inside:
+        return inside[0]
+    return max(0, min(tops[0], rows - 1 - height))
 
 
 def render_figure(figure: object) -> np.ndarray:
