@@ -1,6 +1,7 @@
 """gpu_summary: TensorBoard summaries reduced where the tensors live.
 
-Public names only; see README.md for the API and the on-disk formats.
+Public names only; see docs/ for the API reference (docs/api/) and the on-disk formats
+(docs/formats.md).
 """
 
 from gpu_summary._backend import warm_up

@@ -61,7 +61,9 @@ class SummaryWriter(
 ):
     """Writes TensorBoard event files from host or device tensors.
 
-    Args (torch's, in its order; then keywords):
+    The arguments are torch's, in its order, then keywords of its own.
+
+    Args:
         log_dir: directory for the event file (created if missing); default
             ``runs/<date>_<host><comment>``. ``logdir=`` (tensorboardX's name) is the same.
         comment: appended to the default folder's name (ignored when one is given).

@@ -2,7 +2,7 @@
 record, and every failure is a clear error on the caller's side.
 
 Each test prints its figures (records written / recovered, peak memory) with ``-s``; the
-README's reliability section quotes them.
+reliability page of the documentation (docs/reliability.md) quotes them.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ _TERMINATED = """
     import signal, sys
     import numpy as np
     import gpu_summary as gs
-    # The README's recipe: SIGTERM raises SystemExit, so writers are closed at exit.
+    # docs/reliability.md's recipe: SIGTERM raises SystemExit, so writers are closed at exit.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     writer = gs.SummaryWriter(sys.argv[1])  # flush_secs=1: records wait in memory
     values = np.random.default_rng(0).standard_normal(20_000)

@@ -61,7 +61,8 @@ class AnomalyMethods:
             tag: the tensor's name, e.g. ``"grad/layer1.weight"``.
             values: array or tensor of any shape and numeric dtype.
             global_step: global step; None: 0 (with ``count_steps``, this tag's last + 1).
-            lower, upper: optional finite bounds, ``lower <= upper``, compared in float64.
+            lower: optional finite lower bound, ``lower <= upper``, compared in float64.
+            upper: optional finite upper bound, compared in float64.
             max_positions: most offending positions reported (0 .. 100000).
             walltime: seconds since the epoch; default now.
 

@@ -44,7 +44,8 @@ class GraphMethods:
                 (its torch.fx graph, or its module tree) or an ONNX ``ModelProto``.
             input_to_model: a torch module's example input (a tensor or a tuple of the
                 forward arguments); the graph then carries every output shape.
-            verbose, use_strict_trace: torch's, accepted (the graph comes from torch.fx).
+            verbose: torch's, accepted (the graph comes from torch.fx).
+            use_strict_trace: torch's, accepted (the graph comes from torch.fx).
             walltime: seconds since the epoch; default now.
 
         Writes a GraphDef event and ``<logdir>/graph/structure_graph.json`` (replaced

@@ -190,12 +190,13 @@ class HistogramMethods:
 
         Args:
             tag: series name.
-            min, max: the values' extremes, finite, ``min <= max`` (any finite pair when
-                ``num`` is 0).
+            min: the values' smallest, finite, ``min <= max`` (any finite pair when ``num``
+                is 0).
+            max: the values' largest, finite.
             num: how many values: finite, >= 0.
-            sum, sum_squares: their sum and sum of squares, finite (±inf only where ``num``
-                values within [min, max] can overflow float64), ``sum_squares >= 0``; both 0
-                when ``num`` is 0.
+            sum: their sum, finite (±inf only where ``num`` values within [min, max] can
+                overflow float64); 0 when ``num`` is 0.
+            sum_squares: their sum of squares, ``>= 0``, finite as ``sum``; 0 when ``num`` is 0.
             bucket_limits: each bucket's right edge, increasing; ``bucket_counts``: one count
                 per bucket (finite, >= 0; weighted counts may be fractions). Lists, arrays
                 or tensors (detached; a device tensor is copied back), at most 2**20 each.
