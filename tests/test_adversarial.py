@@ -244,6 +244,7 @@ def test_an_on_anomaly_callback_may_call_its_own_writer(tmp_path, action):
 
 
 @pytest.mark.parametrize("kind", ["histogram", "text"])
+@pytest.mark.slow
 def test_queued_histograms_and_texts_count_against_max_queue_bytes(tmp_path, kind):
     """A slow disk (each write 30 ms) and a producer far faster than it: the memory the queue
     holds stays near ``max_queue_bytes`` (32 MiB here) instead of growing with every call.
@@ -438,6 +439,7 @@ def test_assets_are_not_world_writable_under_umask_000(tmp_path):
 # -- the seed's full-size image batch (item 8) -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_large_host_batch_grows_memory_by_its_pngs_only(tmp_path):
     """Eighty 500×500 RGBA images (76 MiB, incompressible) without max_size, an image each
     (``layout="samples"``; torch's grid is one image, its memory a test of its own): encoded
@@ -700,6 +702,7 @@ _HUGE_REFUSALS = {  # what each refusal names: the argument, then the limit or t
 }
 
 
+@pytest.mark.slow
 def test_zero_stride_views_of_billions_are_refused_at_the_call_or_read_a_few_rows_at_a_time(
     tmp_path,
 ):

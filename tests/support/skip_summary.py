@@ -82,9 +82,13 @@ def pytest_runtest_logreport(report):
         _outcomes["failed"] += 1
 
 
+def _ran_nothing(config) -> bool:
+    return not (config.option.collectonly or _outcomes["passed"] + _outcomes["failed"])
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A run in which every selected test skipped has tested nothing: status 5, not 0."""
-    if exitstatus == pytest.ExitCode.OK and not _outcomes["passed"] + _outcomes["failed"]:
+    if exitstatus == pytest.ExitCode.OK and _ran_nothing(session.config):
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 
 
@@ -94,7 +98,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", "what did not run, and how to run it")
         for line in summary_lines(skipped):
             terminalreporter.write_line(line, yellow=True)
-    if not _outcomes["passed"] + _outcomes["failed"] + len(terminalreporter.stats.get("error", [])):
+    if _ran_nothing(terminalreporter.config) and not terminalreporter.stats.get("error"):
         terminalreporter.write_line(
             "No test passed: this run tested nothing (exit status 5, as when none is collected).",
             red=True,
