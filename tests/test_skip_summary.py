@@ -28,6 +28,10 @@ _TESTS = """
 
     def test_odd():
         pytest.skip("the moon is not full")
+
+    @pytest.mark.slow
+    def test_slow():
+        pass
 """
 
 
@@ -36,7 +40,7 @@ def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "support.skip_summary",
-         "test_marks.py", *args],
+         "-o", "markers=slow", "test_marks.py", *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -51,10 +55,12 @@ def test_skips_are_summed_up_per_capability_with_what_to_install(tmp_path):
         "skipped; install torch (CPU build) to run them",
         "the moon is not full: 1 test skipped",
     ]
+    fast = _pytest(tmp_path, "-m", "not slow").stdout
+    assert "slow tests: 1 left out by -m 'not slow'; python3 -m pytest runs them too" in fast
 
 
 def test_a_run_in_which_every_test_skipped_is_not_green(tmp_path):
-    proc = _pytest(tmp_path, "-k", "not host")
+    proc = _pytest(tmp_path, "-k", "not host and not slow")
     assert proc.returncode == 5, proc.stdout
     assert "No test passed: this run tested nothing" in proc.stdout
     assert _pytest(tmp_path, "-k", "nothing_matches").returncode == 5

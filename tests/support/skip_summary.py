@@ -98,6 +98,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", "what did not run, and how to run it")
         for line in summary_lines(skipped):
             terminalreporter.write_line(line, yellow=True)
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if deselected and "not slow" in terminalreporter.config.option.markexpr:
+        terminalreporter.write_line(
+            f"slow tests: {deselected} left out by -m 'not slow'; python3 -m pytest runs them too"
+        )
     if _ran_nothing(terminalreporter.config) and not terminalreporter.stats.get("error"):
         terminalreporter.write_line(
             "No test passed: this run tested nothing (exit status 5, as when none is collected).",
