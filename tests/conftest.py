@@ -27,6 +27,14 @@ from support.require_gpu import (  # noqa: F401 - GS_REQUIRE_GPU=1's hooks, regi
     pytest_terminal_summary,
 )
 
+
+def pytest_configure(config):
+    # One line per missing capability in the terminal summary, and status 5 for a run in which
+    # every test skipped (tests/support/skip_summary.py); unless -p loaded it already.
+    if not config.pluginmanager.has_plugin("support.skip_summary"):
+        config.pluginmanager.import_plugin("support.skip_summary")
+
+
 # The cupy runs are GPU tests: `pytest -m gpu` selects them (and tests/test_backend_cuda.py);
 # under GS_REQUIRE_GPU=1 (benchmarks/gpu_check.sh) their skips fail (tests/support/require_gpu.py).
 # "emulated" runs the device backend on the CPU: tests/support/fake_cupy.py stands in for CuPy.

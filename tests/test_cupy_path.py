@@ -49,7 +49,9 @@ if importlib.util.find_spec("cupy") is None:
 @pytest.fixture(scope="session")
 def cupy_build(tmp_path_factory):
     """Every module compiled by CuPy's compile path for each architecture (one process per
-    architecture, in parallel): {module: {arch: report}}, and the folder of the binaries."""
+    architecture, in parallel): {module: {arch: report}}, and the folder of the binaries.
+
+    20-40 s on two cores: the tests that take it (or ``resources``) are marked slow."""
     out = tmp_path_factory.mktemp("cupy_path")
     script = Path(cupy_path.__file__)
     processes = []
@@ -74,6 +76,7 @@ def cupy_build(tmp_path_factory):
 
 
 @pytest.mark.parametrize("filename", MODULES)
+@pytest.mark.slow
 def test_cupy_path_compiles_every_module_as_raw_module_would(cupy_build, filename):
     for arch in ARCHITECTURES:
         entry = cupy_build[filename][arch]
@@ -91,6 +94,7 @@ def test_cupy_path_compiles_every_module_as_raw_module_would(cupy_build, filenam
 
 
 @pytest.mark.parametrize("filename", MODULES)
+@pytest.mark.slow
 def test_lowered_names_are_those_the_backend_looks_up(cupy_build, filename):
     expressions = catalogue.name_expressions(filename)
     for arch in ARCHITECTURES:
@@ -104,6 +108,7 @@ def test_lowered_names_are_those_the_backend_looks_up(cupy_build, filename):
             assert set(catalogue.module_expressions(filename, dtype)) <= set(mapping)
 
 
+@pytest.mark.slow
 def test_the_ladders_constants_reach_the_ptx_as_immediates(cupy_build):
     # The prologue's macros (gpu_summary/_core/ladder.py) in ladder_estimate, 1 / smallest folded.
     constants = (_ladder.SMALLEST, 1.0 / _ladder.SMALLEST, _ladder.CEILING,
@@ -116,6 +121,7 @@ def test_the_ladders_constants_reach_the_ptx_as_immediates(cupy_build):
 
 
 @pytest.mark.parametrize("filename", EXACT_MODULES)
+@pytest.mark.slow
 def test_ftz_no_flush_to_zero_instruction_under_cupys_options(cupy_build, filename):
     for arch in ARCHITECTURES:
         entry = cupy_build[filename][arch]
@@ -170,12 +176,14 @@ def resources(cupy_build):
     return table
 
 
+@pytest.mark.slow
 def test_resources_no_spill_no_local_memory(resources):
     for arch, rows in resources.items():
         local = {e: (r["STACK"], r["LOCAL"]) for e, r in rows.items() if r["STACK"] or r["LOCAL"]}
         assert not local, f"sm_{arch}: stack/local memory (spills or indexed arrays): {local}"
 
 
+@pytest.mark.slow
 def test_resources_shared_memory_within_the_default_limit(resources):
     for arch, rows in resources.items():
         over = {e: r["SHARED"] + r["DYNAMIC"] for e, r in rows.items()
@@ -183,6 +191,7 @@ def test_resources_shared_memory_within_the_default_limit(resources):
         assert not over, f"sm_{arch}: shared memory above 48 KB needs an opt-in: {over}"
 
 
+@pytest.mark.slow
 def test_resources_every_kernel_keeps_two_blocks_resident(resources):
     # The backend sizes grids by the driver's occupancy calculator (one wave of resident
     # blocks, tests/test_backend_cuda.py); this keeps each kernel able to hide latency.

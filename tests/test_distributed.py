@@ -140,7 +140,10 @@ def _check_scenario(tmp_path, results, size):
 
 
 @needs_torch
-@pytest.mark.parametrize("size", [1, 2, 4, pytest.param(16, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "size",
+    [1, 2, pytest.param(4, marks=pytest.mark.slow), pytest.param(16, marks=pytest.mark.slow)],
+)
 def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
     results = dist_runner.run_torch(tmp_path, size, "scenario")
     _check_scenario(tmp_path, results, size)

@@ -31,6 +31,7 @@ def _nonzero(counts) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_the_training_s_all_reduces_stay_exact_while_logging(tmp_path, backend):
     size = 3
     reports = _run(backend, tmp_path, size, "training")
@@ -105,6 +106,7 @@ def test_a_rank_that_skips_its_last_call_then_meets_the_barrier(tmp_path, backen
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("closer", [0, 1], ids=["rank 0 closes early", "rank 1 closes early"])
+@pytest.mark.slow
 def test_a_rank_closing_early_is_an_error_on_every_rank(tmp_path, backend, closer):
     reports = _run(backend, tmp_path, 3, "early_close", str(closer))
     for report in reports:
@@ -119,6 +121,7 @@ def test_a_rank_closing_early_is_an_error_on_every_rank(tmp_path, backend, close
 
 
 @needs_torch
+@pytest.mark.slow
 def test_a_killed_rank_is_an_error_within_the_timeout(tmp_path):
     reports = dist_runner.run_torch(tmp_path, 3, "kill", expect_dead=(1,))
     for report in (reports[0], reports[2]):
@@ -134,6 +137,7 @@ def test_a_killed_rank_is_an_error_within_the_timeout(tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_a_stalled_rank_is_an_error_on_every_rank_within_the_timeout(tmp_path, backend):
     reports = _run(backend, tmp_path, 2, "stall")
     assert reports[0]["error"].startswith("AggregationError: ")
@@ -144,6 +148,7 @@ def test_a_stalled_rank_is_an_error_on_every_rank_within_the_timeout(tmp_path, b
 
 
 @needs_torch
+@pytest.mark.slow
 def test_destroying_the_training_s_groups_leaves_the_writer_s_merges_whole(tmp_path):
     dist_runner.run_torch(tmp_path, 2, "destroy")
     acc = legacy_reader(tmp_path / "logs")
@@ -165,6 +170,7 @@ def test_writers_left_open_are_closed_at_exit_with_their_last_step(tmp_path, bac
 
 
 @needs_torch
+@pytest.mark.slow
 def test_a_writer_over_a_subgroup_merges_its_ranks_only(tmp_path):
     reports = dist_runner.run_torch(tmp_path, 3, "subgroup")
     assert [r.get("pair_rank") for r in reports] == [0, None, 1]
@@ -173,6 +179,7 @@ def test_a_writer_over_a_subgroup_merges_its_ranks_only(tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_a_rank_that_never_creates_the_writer_is_an_error_within_the_timeout(tmp_path, backend):
     reports = _run(backend, tmp_path, 3, "absent")
     for report in (reports[0], reports[2]):

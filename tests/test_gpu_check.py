@@ -173,8 +173,9 @@ def test_under_gs_require_gpu_a_skipped_gpu_test_fails():
     assert why in proc.stdout
     assert f"ERROR {node}" in proc.stdout
     assert "0 gpu-marked tests passed; 0 passed is a failure" in proc.stdout
-    plain = _pytest("-m", "gpu", node, require_gpu=False)
-    assert plain.returncode == 0 and "1 skipped" in plain.stdout, plain.stdout
+    plain = _pytest("-m", "gpu", node, require_gpu=False)  # a skip, yet a run that tested nothing
+    assert plain.returncode == 5 and "1 skipped" in plain.stdout, plain.stdout
+    assert "GPU tests: 1 test skipped; no CUDA device here" in plain.stdout
 
 
 def test_under_gs_require_gpu_no_gpu_test_passing_is_a_failure(tmp_path):

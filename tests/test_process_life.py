@@ -240,6 +240,7 @@ def test_a_close_interrupted_anywhere_finishes_when_called_again(tmp_path):
     assert at > 10
 
 
+@pytest.mark.slow
 def test_ctrl_c_every_few_milliseconds_never_hangs_close(tmp_path):
     """A training loop that catches KeyboardInterrupt, interrupted by a real signal every
     1-3 ms (5 runs in 6 hung for ever before), closes and exits; what it logged is readable."""

@@ -7,6 +7,7 @@ whole device backend on the CPU).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,21 +28,50 @@ _WRAPPERS = {
 
 def build(filename: str, folder: Path, reuse: bool = False) -> ctypes.CDLL:
     """Compile kernel module ``filename`` for the CPU into ``folder`` and load it (``reuse``:
-    load the library an earlier call of this session built there, if any)."""
-    built = Path(folder) / f"{Path(filename).stem}_emulated.so"
-    if reuse and built.is_file():
-        return _load(built)
+    load the library an earlier call of this session built there, if any).
+
+    A library compiled before from the same source, headers, compiler and options is copied
+    from .cache/emulated_kernels instead: the four modules take 15-25 s of a two-core machine
+    to compile, once per change of the kernels instead of once per test session."""
+    stem = Path(filename).stem
+    library = Path(folder) / f"{stem}_emulated.so"
+    if reuse and library.is_file():
+        return _load(library)
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     assert compiler, "a C++ compiler (c++ or g++) is needed to run the kernels on the CPU"
-    unit = folder / f"{Path(filename).stem}_emulated.cpp"
-    unit.write_text(emulated_source(filename), encoding="utf-8")
-    stem = Path(filename).stem
-    library = folder / f"{stem}_emulated.so"
+    source = emulated_source(filename)
     command = [compiler, "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", f"-I{NATIVE}"]
-    command += [str(unit), "-o", str(library)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    cached = _CACHE / f"{stem}-{_build_key(source, command)}.so"
+    if cached.is_file():
+        shutil.copyfile(cached, library)
+        return _load(library)
+    unit = Path(folder) / f"{stem}_emulated.cpp"
+    unit.write_text(source, encoding="utf-8")
+    proc = subprocess.run([*command, str(unit), "-o", str(library)], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-5000:]
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    shutil.copyfile(library, partial)
+    os.replace(partial, cached)  # whole or absent: another session may be reading it
+    for stale in _CACHE.glob(f"{stem}-*.so"):  # built from sources since changed
+        if stale != cached:
+            stale.unlink(missing_ok=True)
     return _load(library)
+
+
+_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "emulated_kernels"
+
+
+def _build_key(source: str, command: list[str]) -> str:
+    """A digest of everything the library depends on: the translation unit, the headers it
+    includes from tests/native, the options and the compiler's identity."""
+    digest = hashlib.sha256(source.encode())
+    for header in sorted(NATIVE.glob("*.h")):
+        digest.update(header.name.encode() + header.read_bytes())
+    version = subprocess.run([command[0], "--version"], capture_output=True, timeout=60).stdout
+    digest.update("\0".join(command).encode() + version)
+    return digest.hexdigest()[:16]
 
 
 TEAMS = 2  # GS_EMU_TEAMS in tests/native/cuda_on_cpu.h: blocks resident at once
