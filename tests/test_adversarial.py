@@ -60,10 +60,10 @@ def test_the_cell_table_is_built_once_however_many_threads_ask_first(monkeypatch
     builds = []
     real_build = ladder._build_cell_table
 
-    def slow_build(dtype):
+    def slow_build(dtype, compare=False):
         builds.append(dtype)
         time.sleep(0.2)  # every thread is waiting at the table by now (or already has it)
-        return real_build(dtype)
+        return real_build(dtype, compare)
 
     monkeypatch.setattr(ladder, "_tables", {})
     monkeypatch.setattr(ladder, "_build_cell_table", slow_build)
