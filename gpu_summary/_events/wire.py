@@ -123,21 +123,23 @@ def histogram_proto_bytes(
     for key, values in ((b"\x32", limits), (b"\x3a", counts)):  # bucket_limit = 6, bucket = 7
         data = np.ascontiguousarray(values, dtype="<f8").tobytes()
         if data:
-            out += key
-            out += _varint(len(data))
-            out += data
+            out += _field(key, data)
     return bytes(out)
+
+
+def _field(key: bytes, data: bytes) -> bytes:
+    """A length-delimited field: its key byte, the varint length, the bytes."""
+    return key + _varint(len(data)) + data
 
 
 def histogram_value_bytes(tag: str, histogram: bytes) -> bytes:
     """Serialized ``Summary(value=[Value(tag, histo=...)])`` around a serialized HistogramProto.
     Summaries concatenated are one Summary of all their values (``value`` is its only field)."""
-    name = tag.encode("utf-8")
-    value = b"\x0a" + _varint(len(name)) + name + b"\x2a" + _varint(len(histogram)) + histogram
-    return b"\x0a" + _varint(len(value)) + value
+    value = _field(b"\x0a", tag.encode("utf-8")) + _field(b"\x2a", histogram)  # tag 1, histo 5
+    return _field(b"\x0a", value)
 
 
 def summary_event(summary: bytes, step: int, wall_time: float) -> bytes:
     """Serialized ``Event(wall_time, step, summary=...)`` around a serialized Summary."""
     head = event_pb2.Event(wall_time=wall_time, step=step).SerializeToString()
-    return head + b"\x2a" + _varint(len(summary)) + summary
+    return head + _field(b"\x2a", summary)  # Event.summary = 5

@@ -105,9 +105,7 @@ def draw_boxes(
         width, height = right - left + 2, bottom - top
         tab_left = max(0, min(x1 + left, picture.width - 1 - width))
         tab_top = _free_top(taken, tab_left, width, height, label_tops(y1, y2, height))
-        columns = slice(max(0, math.floor(tab_left)), math.ceil(tab_left + width) + 1)
-        rows = slice(max(0, math.floor(tab_top)), math.ceil(tab_top + height) + 1)
-        taken[rows, columns] = True
+        taken[_covered(tab_top, height), _covered(tab_left, width)] = True
         draw.rectangle([tab_left, tab_top, tab_left + width, tab_top + height], fill=BOX_COLOR)
         draw.text((tab_left + 1 - left, tab_top - top), shown, fill=LABEL_COLOR, font=font)
     if rescale != 1:
@@ -127,6 +125,11 @@ def label_tops(y1: float, y2: float, height: int) -> list[float]:
     return [above, y1, y2 + 1, y2 - height, *further]
 
 
+def _covered(start: float, length: float) -> slice:
+    """The pixel rows (or columns) a tab from ``start`` spanning ``length`` pixels touches."""
+    return slice(max(0, math.floor(start)), math.ceil(start + length) + 1)
+
+
 def _free_top(
     taken: np.ndarray, left: float, width: float, height: float, tops: list[float]
 ) -> float:
@@ -134,9 +137,8 @@ def _free_top(
     ``taken``; else the first wholly inside; else the default clamped into the image."""
     rows = taken.shape[0]
     inside = [t for t in tops if 0 <= t and t + height <= rows - 1]
-    columns_of_tab = slice(max(0, math.floor(left)), math.ceil(left + width) + 1)
     for top in inside:
-        if not taken[math.floor(top) : math.ceil(top + height) + 1, columns_of_tab].any():
+        if not taken[_covered(top, height), _covered(left, width)].any():
             return top
     if inside:
         return inside[0]

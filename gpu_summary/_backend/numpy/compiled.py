@@ -145,9 +145,7 @@ def _reduce_piece(
     key_type, bit_type, shift, table, top, magnitude, exponent = _float_arguments(
         dtype if floats else np.dtype(np.float64)
     )
-    parts = 1
-    if split and piece.size >= 2 * runtime.PART:  # as in_parts splits it
-        parts = max(1, min(runtime.workers(), piece.size // runtime.PART))
+    parts = runtime.part_count(piece.size) if split else 1
 
     def work(start: int, stop: int) -> tuple:
         x = piece[start:stop]

@@ -126,10 +126,18 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
+def part_count(count: int) -> int:
+    """How many contiguous parts :func:`in_parts` shares ``count`` values over (1 below
+    ``2 * PART`` without asking how many CPUs there are)."""
+    if count < 2 * PART:
+        return 1
+    return max(1, min(workers(), count // PART))
+
+
 def in_parts(count: int, work: Callable[[int, int], object]) -> list[object]:
     """``work(start, stop)`` over contiguous parts of range(count), on the pool's threads and
     this one; results in part order."""
-    parts = max(1, min(workers(), count // PART))
+    parts = part_count(count)
     if parts == 1 or in_worker():
         return [work(0, count)]
     bounds = [count * k // parts for k in range(parts + 1)]
