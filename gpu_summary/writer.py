@@ -36,6 +36,7 @@ from gpu_summary.kinds.media import MediaMethods
 from gpu_summary.kinds.mesh import MeshMethods
 from gpu_summary.kinds.message import MessageMethods
 from gpu_summary.kinds.pr_curve import PrCurveMethods
+from gpu_summary.kinds.probe import ProbeMethods
 from gpu_summary.kinds.scalar import ScalarMethods
 from gpu_summary.kinds.tensor import TensorMethods
 from gpu_summary.kinds.text import TextMethods
@@ -58,6 +59,7 @@ class SummaryWriter(
     AnomalyMethods,
     GraphMethods,
     EmbeddingMethods,
+    ProbeMethods,
 ):
     """Writes TensorBoard event files from host or device tensors.
 

@@ -33,6 +33,7 @@ from gpu_summary._events.writer import (
 from gpu_summary._writer import jobs, step_windows
 from gpu_summary._writer.aggregation import Aggregation
 from gpu_summary._writer.session import RunSession
+from gpu_summary._writer.probes import Probes
 from gpu_summary._writer.step_windows import Windows
 from gpu_summary.proto import summary_pb2
 
@@ -131,6 +132,7 @@ class WriterState:
         # its tag's last). A distributed writer counts by default: its steps delimit its
         # collectives, so calls that all sat at step 0 would never be merged before close().
         self.count_steps = self.aggregation is not None if count_steps is None else count_steps
+        self.probes = Probes()  # writer.probe: the probes made, by tag
         self.windows = Windows()  # window=K: the open windows, the size of each windowed tag
         self.session = RunSession(self.events)
         self.hparams_runs: set[str] = set()  # add_hparams' run folders so far

@@ -31,6 +31,7 @@ from gpu_summary._backend.numpy.compiled import (
 from gpu_summary._backend.numpy.compiled_reports import anomaly, thumbnails
 from gpu_summary._backend.numpy.curves import pr_counts
 from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size
+from gpu_summary._backend.numpy.probes import probe_add, probe_take
 from gpu_summary._backend.numpy.reduce import even_edges, rule_limits, scalar
 from gpu_summary._backend.numpy.step_windows import window_add, window_open, window_result
 
@@ -49,6 +50,8 @@ __all__ = [
     "is_narrow_float",
     "numeric",
     "pr_counts",
+    "probe_add",
+    "probe_take",
     "rule_limits",
     "scalar",
     "snapshot",

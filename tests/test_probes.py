@@ -1,0 +1,211 @@
+"""writer.probe / writer.collect: statistics from inside torch.compile(fullgraph=True) code,
+read back through TensorBoard's reader and compared with add_histogram of the same values."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import gpu_summary as gs
+from conftest import legacy_reader
+from gpu_summary._core import ladder as _ladder
+from gpu_summary._core import probe_layout
+
+torch = pytest.importorskip("torch", reason="probes are torch operators: needs PyTorch")
+
+
+_references = itertools.count()
+
+
+def _histogram(logdir, tag):
+    events = legacy_reader(logdir).Histograms(tag)
+    return [(e.step, e.histogram_value) for e in events]
+
+
+def _reference(tmp_path, name, arrays):
+    """The record add_histogram writes for the concatenation of ``arrays``."""
+    folder = tmp_path / f"reference_{name}_{next(_references)}"
+    with gs.SummaryWriter(folder) as writer:
+        writer.add_histogram("h", np.concatenate([np.ravel(a) for a in arrays]), 0)
+    ((_, value),) = _histogram(folder, "h")
+    return value
+
+
+def _assert_same_histogram(got, want):
+    assert got.num == want.num
+    assert got.min == want.min and got.max == want.max
+    assert list(got.bucket_limit) == list(want.bucket_limit)
+    assert list(got.bucket) == list(want.bucket)
+    assert got.sum == pytest.approx(want.sum, rel=1e-9, abs=1e-9)
+    assert got.sum_squares == pytest.approx(want.sum_squares, rel=1e-9)
+
+
+def _step(x):  # the computation the probes watch, without probes: the oracle of outputs
+    hidden = torch.tanh(x * 1.5)
+    return hidden, (hidden * hidden).sum()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiled_probes_no_break_exact_histogram_and_reset(tmp_path, backend):
+    writer = gs.SummaryWriter(tmp_path / "run")
+    p_in, p_hidden = writer.probe("probe/input"), writer.probe("probe/hidden")
+
+    def step(x):
+        hidden = torch.tanh(p_in(x) * 1.5)
+        p_hidden(hidden)
+        return hidden, (hidden * hidden).sum()
+
+    compiled = torch.compile(step, fullgraph=True, backend=backend)
+    generator = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(37, 11, generator=generator) * (k + 1) for k in range(6)]
+    inputs[2][0, 0] = 0.0
+    hiddens = []  # what the probe saw: the compiled graph's own values (inductor fuses tanh)
+    for k, x in enumerate(inputs):
+        got, loss = compiled(x)
+        hiddens.append(got.numpy().copy())
+        want, want_loss = _step(x)
+        assert torch.equal(got, want) if backend == "aot_eager" else torch.allclose(got, want)
+        assert torch.allclose(loss, want_loss)
+        if k == 2:
+            writer.collect(3)
+    stats = torch._dynamo.utils.counters["stats"]
+    assert stats["unique_graphs"] == 1  # one graph for six calls of new values: no recompile
+    assert not torch._dynamo.utils.counters["graph_break"]
+    writer.collect(6)
+    writer.close()
+    for tag, arrays in (("probe/input", [x.numpy() for x in inputs]),
+                        ("probe/hidden", hiddens)):  # fmt: skip
+        (first_step, first), (second_step, second) = _histogram(tmp_path / "run", tag)
+        assert (first_step, second_step) == (3, 6)
+        _assert_same_histogram(first, _reference(tmp_path, "first", arrays[:3]))
+        _assert_same_histogram(second, _reference(tmp_path, "second", arrays[3:]))
+
+
+def test_eager_probe_returns_its_input_and_counts_nonfinite(tmp_path):
+    reports = []
+    writer = gs.SummaryWriter(tmp_path, on_anomaly=reports.append)
+    probe = writer.probe("grad")
+    x = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), -2.0, 0.0])
+    assert probe(x) is x
+    probe(torch.arange(5, dtype=torch.int32))
+    writer.collect(global_step=4)
+    writer.close()
+    ((step, value),) = _histogram(tmp_path, "grad")
+    assert (step, value.num, value.min, value.max) == (4, 8, -2.0, 4.0)
+    _assert_same_histogram(value, _reference(tmp_path, "eager", [[1.0, -2.0, 0.0], range(5)]))
+    scalars = legacy_reader(tmp_path).Scalars("grad/nonfinite")
+    assert [(s.step, s.value) for s in scalars] == [(4, 3.0)]
+    (report,) = reports
+    assert (report.tag, report.step, report.nan, report.posinf, report.neginf) == (
+        "grad", 4, 1, 1, 1)  # fmt: skip
+    assert report.tensors[0] == "grad"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64, torch.int64])
+def test_probe_dtypes_match_add_histogram(tmp_path, dtype):
+    writer = gs.SummaryWriter(tmp_path / "run")
+    probe = writer.probe("x")
+    compiled = torch.compile(lambda t: probe(t) * 2, fullgraph=True, backend="aot_eager")
+    values = [(torch.randn(300) * 50).to(dtype), (torch.randn(7, 5) * 1e3).to(dtype)]
+    for v in values:
+        compiled(v)
+    writer.collect(1)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path / "run", "x")
+    want = _reference(tmp_path, "dtype", [v.float().numpy() for v in values])
+    _assert_same_histogram(got, want)
+
+
+def test_probe_in_a_compiled_training_step_with_backward(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("activations/hidden")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen = []
+
+    def loss_of(x):
+        hidden = probe(model[1](model[0](x)))
+        seen.append(None)
+        return model[2](hidden).pow(2).mean()
+
+    compiled = torch.compile(loss_of, fullgraph=True, backend="aot_eager")
+    hidden_values = []
+    for _ in range(3):
+        x = torch.randn(4, 8)
+        with torch.no_grad():
+            hidden_values.append(model[1](model[0](x)).numpy().copy())
+        loss = compiled(x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert model[0].weight.grad is not None
+    writer.collect(2)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "activations/hidden")
+    _assert_same_histogram(got, _reference(tmp_path, "train", hidden_values))
+
+
+def test_collect_without_calls_writes_nothing_and_empties(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("quiet")
+    writer.collect(0)
+    probe(torch.ones(3))
+    writer.collect(1)
+    writer.collect(2)  # emptied by the collect at 1: nothing more
+    writer.close()
+    assert [step for step, _ in _histogram(tmp_path, "quiet")] == [1]
+    state = probe.states["cpu"].numpy()
+    assert np.array_equal(state, probe_layout.empty(0))
+
+
+def test_probe_of_a_tag_is_one_probe(tmp_path):
+    with gs.SummaryWriter(tmp_path) as writer:
+        assert writer.probe("a") is writer.probe("a")
+        assert repr(writer.probe("a")) == "Probe('a')"
+
+
+def test_probe_argument_errors_at_the_call(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    with pytest.raises(ValueError, match="bins='tensorflow'"):
+        writer.probe("a", bins=30)
+    probe = writer.probe("a")
+    with pytest.raises(TypeError, match="takes a torch tensor"):
+        probe(np.ones(3))
+    with pytest.raises(
+        TypeError, match="bool, integer or floating-point numbers, got dtype complex64"
+    ):
+        probe(torch.ones(3, dtype=torch.complex64))
+    # compiled: the fake kernel's TypeError, at trace time (torch wraps it in its own error)
+    with pytest.raises(
+        (TypeError, RuntimeError), match="floating-point numbers, got dtype complex64"
+    ):
+        torch.compile(lambda t: probe(t), fullgraph=True, backend="aot_eager")(
+            torch.ones(2, dtype=torch.complex64))  # fmt: skip
+    with pytest.raises(TypeError):
+        writer.probe(3)
+    writer.collect(0)
+    writer.close()
+    assert not legacy_reader(tmp_path).Tags()["histograms"]
+
+
+def test_probe_accumulator_layout_is_the_kernels_stats_words():
+    from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
+
+    assert probe_layout.STATS == _ladder.N_LIMITS
+    assert probe_layout.STATS_WORDS == reduce_abi.STATS_WORDS
+    empty = probe_layout.empty(2, 3)
+    assert empty.size == probe_layout.words(2, 3) == _ladder.N_LIMITS + 8 + 4 + 1 + 24
+    counts, stats, formats = probe_layout.parse(empty, 2)
+    assert not counts.any() and not formats.any()
+    assert (stats.count, stats.min, stats.max, stats.sum) == (0, 0.0, 0.0, 0.0)
