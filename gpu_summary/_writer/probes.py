@@ -202,21 +202,24 @@ def _scalar(tag: str, value: float) -> summary_pb2.Summary.Value:
 def collect(state: WindowedState, probes: Probes, step: int | None, wall: float) -> None:
     """``writer.collect``: every probe's record at ``step`` (resolved per probe's tag)."""
     for probe in probes.all():
-        tag = probe.tag
-        formats = probe.formats
-        taken = probe.take()
-        pending: Pending[tuple] = Derived(lambda t=taken, n=len(formats): _combined(t, n))
-        at = state.resolve_step(tag, step)
-        if state.aggregation is not None:
-            pending = state.aggregation.window(pending, tag, at, 1,
-                                               _ladder.N_LIMITS + 2 * len(formats))  # fmt: skip
-        if state.writes_files:
-            build = _builder(tag, formats, pending)
-            state.add_merged(jobs.summary("probe", tag, at, wall, build, 16 * _ladder.N_LIMITS))
-        callback = state.on_anomaly
-        if callback is not None:
-            state.add_merged(jobs.call_back(lambda: _report(tag, at, pending, callback),
-                                            f"on_anomaly for probe {tag!r}"))  # fmt: skip
+        _collect(state, probe, step, wall)
+
+
+def _collect(state: WindowedState, probe: Probe, step: int | None, wall: float) -> None:
+    tag, formats = probe.tag, probe.formats
+    taken = probe.take()
+    pending: Pending[tuple] = Derived(lambda: _combined(taken, len(formats)))
+    at = state.resolve_step(tag, step)
+    if state.aggregation is not None:
+        pending = state.aggregation.window(pending, tag, at, 1,
+                                           _ladder.N_LIMITS + 2 * len(formats))  # fmt: skip
+    if state.writes_files:
+        build = _builder(tag, formats, pending)
+        state.add_merged(jobs.summary("probe", tag, at, wall, build, 16 * _ladder.N_LIMITS))
+    callback = state.on_anomaly
+    if callback is not None:
+        state.add_merged(jobs.call_back(lambda: _report(tag, at, pending, callback),
+                                        f"on_anomaly for probe {tag!r}"))  # fmt: skip
 
 
 def _builder(tag: str, formats: tuple[str, ...], pending: Pending[tuple]) -> object:

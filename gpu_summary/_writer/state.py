@@ -32,8 +32,8 @@ from gpu_summary._events.writer import (
 )
 from gpu_summary._writer import jobs, step_windows
 from gpu_summary._writer.aggregation import Aggregation
-from gpu_summary._writer.session import RunSession
 from gpu_summary._writer.probes import Probes
+from gpu_summary._writer.session import RunSession
 from gpu_summary._writer.step_windows import Windows
 from gpu_summary.proto import summary_pb2
 
