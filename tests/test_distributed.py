@@ -96,6 +96,14 @@ def _check_scenario(tmp_path, results, size):
     assert scalar("win/s/max") == [(1, size), (2, size + 1)]
     assert scalar("win/s/last") == [(1, pytest.approx(ranks.mean() + 1)),
                                     (2, pytest.approx(ranks.mean() + 2))]  # fmt: skip
+    if results[0]["probed"]:  # a probe's collect: merged as a one-step window
+        together = np.concatenate([part for v in shards for part in (v, v[::2] * 3)])
+        want = numpy_backend.histogram_fixed(together, None).result()
+        got = histogram("probe/x")
+        np.testing.assert_array_equal(np.asarray(got.bucket)[np.asarray(got.bucket) > 0],
+                                      want.counts[want.counts > 0])  # fmt: skip
+        assert (got.num, got.min, got.max) == (want.stats.count, want.stats.min, want.stats.max)
+        assert scalar("probe/x/nonfinite") == [(0, np.count_nonzero(~np.isfinite(together)))]
     # The PR curve of every rank's pairs: the counts summed, exactly.
     pairs = [dist_worker.pr_shard(values) for values in shards]
     want = numpy_backend.pr_counts(
@@ -146,6 +154,7 @@ def _check_scenario(tmp_path, results, size):
 )
 def test_torch_gloo_ranks_merge_exactly(tmp_path, size):
     results = dist_runner.run_torch(tmp_path, size, "scenario")
+    assert all(r["probed"] for r in results)  # torch is loaded: the probes ran too
     _check_scenario(tmp_path, results, size)
 
 

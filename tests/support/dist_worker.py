@@ -64,6 +64,13 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
             writer.add_histogram("win/h", values * (step + 1), step, window=2)
             writer.add_scalar("win/s", float(rank + step), step, window=2,
                               reduce=("mean", "max", "last"))  # fmt: skip
+        torch = sys.modules.get("torch")
+        out["probed"] = torch is not None
+        if torch is not None:  # probes are torch operators: the gloo runs
+            probe = writer.probe("probe/x")
+            probe(torch.from_numpy(values))
+            probe(torch.from_numpy(values[::2] * 3))
+            writer.collect(0)
         writer.add_image("i", np.full((4, 5), rank / max(1, size - 1)), 0, dataformats="HW")
         writer.add_hparams({"lr": 0.1, "rank_specific": "same"}, {"s/mean": None}, run_name=".")
         writer.add_graph([{"name": "x", "class_name": "InputLayer", "config": {}}])
