@@ -27,6 +27,7 @@ EXAMPLES = {
     "docs/usage.md": 3,
     "docs/seed.md": 1,
     "docs/cli.md": 1,
+    "docs/probes.md": 1,
 }
 
 
@@ -129,6 +130,12 @@ def test_python_examples_run(tmp_path, monkeypatch):
     seed_config = (seed / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "embedding_projector:00001"' in seed_config
     assert len(list((seed / "projector").glob("projector.*.log"))) == 1
+
+    probed = legacy_reader(tmp_path / "docs_probes.md" / "runs" / "probes")
+    for tag, width in (("activations/hidden", 64), ("activations/output", 1)):
+        records = probed.Histograms(tag)
+        assert [e.step for e in records] == [4, 9, 14, 19]
+        assert all(e.histogram_value.num == 5 * 128 * width for e in records)
 
     (inspected,) = namespaces["docs/cli.md", 0]["reader"].inspect_logdir(
         tmp_path / "docs_cli.md" / "runs" / "inspected"
