@@ -209,3 +209,71 @@ def test_probe_accumulator_layout_is_the_kernels_stats_words():
     counts, stats, formats = probe_layout.parse(empty, 2)
     assert not counts.any() and not formats.any()
     assert (stats.count, stats.min, stats.max, stats.sum) == (0, 0.0, 0.0, 0.0)
+
+
+_NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason="needs a CUDA device and torch built for CUDA")  # fmt: skip
+
+
+@pytest.mark.gpu
+@_NEEDS_CUDA
+def test_gpu_probe_captured_in_a_cuda_graph_replays_like_eager(tmp_path):
+    writer = gs.SummaryWriter(tmp_path / "run")
+    probe = writer.probe("captured")
+    weight = torch.randn(64, 64, device="cuda")
+    static_x = torch.randn(32, 64, device="cuda")
+
+    def forward(x):
+        return probe(torch.relu(x @ weight))
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            forward(static_x)
+    torch.cuda.current_stream().wait_stream(side)
+    writer.collect(0)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = forward(static_x)
+        with pytest.raises(RuntimeError, match="capturing"):
+            writer.collect(99)  # refused inside the capture: nothing recorded into it
+    seen = []
+    for step in range(5):
+        static_x.copy_(torch.randn(32, 64, device="cuda") * (step + 1))
+        graph.replay()
+        seen.append(static_out.cpu().numpy().copy())
+    writer.collect(1)
+    eager = writer.probe("eager")
+    for values in seen:
+        eager(torch.from_numpy(values).cuda())
+    writer.collect(1)
+    writer.close()
+    ((step0, warm), (step1, got)) = _histogram(tmp_path / "run", "captured")
+    assert (step0, step1, warm.num) == (0, 1, 3 * 32 * 64)
+    _assert_same_histogram(got, _reference(tmp_path, "captured", seen))
+    ((_, eager_record),) = _histogram(tmp_path / "run", "eager")
+    _assert_same_histogram(eager_record, got)
+
+
+@pytest.mark.gpu
+@_NEEDS_CUDA
+def test_gpu_probe_compiled_with_inductor_matches_the_host(tmp_path):
+    writer = gs.SummaryWriter(tmp_path / "run")
+    probe = writer.probe("hidden")
+    compiled = torch.compile(lambda t: probe(torch.tanh(t) * 3) + 1, fullgraph=True)
+    values = [torch.randn(1000, 33, device="cuda", dtype=dtype)
+              for dtype in (torch.float32, torch.float32, torch.bfloat16)]  # fmt: skip
+    values[1][5, 5] = float("nan")
+    seen = []
+    for v in values:
+        compiled(v)
+        seen.append((torch.tanh(v) * 3).float().cpu().numpy())
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # two dtypes
+    writer.collect(3)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path / "run", "hidden")
+    assert got.num == sum(s.size for s in seen) - 1
+    finite = [s[np.isfinite(s)] for s in seen]
+    want = _reference(tmp_path, "inductor", finite)
+    assert got.num == want.num and abs(got.min - want.min) < 1e-2
