@@ -86,9 +86,9 @@ def probe_add(state: DeviceArray, values: DeviceArray, formats: tuple[str, ...])
                                      strides)  # fmt: skip
         kernel((grid,), (kernel_sources.THREADS,), args, shared_mem=shared)
         if formats:
-            from gpu_summary._backend.cuda import formats as low_precision
+            from gpu_summary._backend.cuda.formats import format_counts_into
 
-            low_precision.format_counts_into(values, formats, base + 8 * probe_layout.FORMATS)
+            format_counts_into(values, formats, base + 8 * probe_layout.FORMATS)
         if not capturing:
             event = cupy.cuda.Event(block=True, disable_timing=True)
             event.record(stream)
