@@ -2,10 +2,11 @@
 into the probe's accumulator (``gpu_summary._core.probe_layout``) by one ``gs_reduce`` PROBE
 launch on the tensor's stream.
 
-That launch is all a call queues — no allocation, memset, copy, event or host sync — so it can
-be recorded into a CUDA graph and replayed any number of times, each replay adding again: the
-kernel adds its counts, combines its stats with those already there, and sets its block
-counter back to zero itself. Launches into one accumulator must be ordered (one stream, or
+That launch is all a call queues while its stream captures — no allocation, memset, copy,
+event or host sync — so it can be recorded into a CUDA graph and replayed any number of times,
+each replay adding again: the kernel adds its counts, combines its stats with those already
+there, and sets its block counter back to zero itself. Outside a capture one event follows it
+(below). Launches into one accumulator must be ordered (one stream, or
 streams ordered by the caller): they share its scratch. The NumPy backend's ``probe_add`` is
 the specification (counts exact, moments within ``MOMENT_RTOL``).
 
