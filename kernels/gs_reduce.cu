@@ -10,17 +10,22 @@
 //   MODE 3 (even):   counts only, over `bins` even buckets spanning [min, max] of the finite
 //                    values, read from `stats` (written by an earlier MODE 0 launch on the same
 //                    stream): the range never visits the host.
+//   MODE 4 (probe):  MODE 1 accumulated into a probe's accumulator: counts added, the grid's
+//                    stats combined with those already in `stats`, and `blocks_done` set back
+//                    to zero by the last block, so the next launch (or replay of a captured CUDA
+//                    graph holding this one) needs no memset in between.
 //
 // Launch: 1-D grid of any size, GS_THREADS threads per block; dynamic shared memory holds the
 // limits (ladder, and edges when they fit) as double, then the block's private uint32 counts
 // when `shared_counts` is set (otherwise blocks add to global memory directly).
 //
 // Reads: data (layout n, ndim, shape, strides: see gs::Layout), limits.
-// Writes: counts[n_buckets] (uint64, must be zero on entry, incremented atomically),
-//   stats (MODE 0-2): u64 count, nan, posinf, neginf, then double min, max, sum, sum_squares;
-//   block_stats[gridDim.x * 8] scratch; blocks_done (uint32, zero on entry): the last block to
-//   finish reduces every block's partial stats in a fixed order, so the result is the same on
-//   every run with the same grid.
+// Writes: counts[n_buckets] (uint64, must be zero on entry, incremented atomically; MODE 4:
+//   added to), stats (MODE 0-2, 4): u64 count, nan, posinf, neginf, then double min, max, sum,
+//   sum_squares (MODE 4: combined with the stats there, +Inf/-Inf min/max when empty);
+//   block_stats[gridDim.x * 8] scratch; blocks_done (uint32, zero on entry; MODE 4 leaves it
+//   zero): the last block to finish reduces every block's partial stats in a fixed order, so
+//   the result is the same on every run with the same grid.
 #include "gs_common.cuh"
 
 #define GS_THREADS 256
@@ -124,36 +129,39 @@ __global__ void __launch_bounds__(GS_THREADS)
               unsigned long long* counts, unsigned long long* stats,
               unsigned long long* block_stats, unsigned int* blocks_done) {
     extern __shared__ double shared[];
+    // MODE 4 counts and reduces as MODE 1 does; only the last block's store differs.
+    constexpr bool ACCUMULATE = MODE == 4;
+    constexpr int KIND = ACCUMULATE ? 1 : MODE;
     const gs::Layout layout = {ndim,
                                {0, shape1, shape2, shape3, shape4, shape5},
                                {stride0, stride1, stride2, stride3, stride4, stride5}};
 
     // The bucket limits this block searches, and where its counts go.
     const double* lim = limits;
-    int n_buckets = MODE == 3 ? bins : n_limits;
-    if (MODE == 1) {
+    int n_buckets = KIND == 3 ? bins : n_limits;
+    if (KIND == 1) {
         n_buckets = gs::LADDER_SIZE;
         for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
             shared[i] = gs_ladder[i];
         }
         lim = shared;
-    } else if (MODE == 2 && shared_limits) {
+    } else if (KIND == 2 && shared_limits) {
         for (int i = threadIdx.x; i < n_limits; i += blockDim.x) {
             shared[i] = limits[i];
         }
         lim = shared;
     }
-    const int limits_in_shared = MODE == 1 || (MODE == 2 && shared_limits);
+    const int limits_in_shared = KIND == 1 || (KIND == 2 && shared_limits);
     unsigned int* block_counts =
         reinterpret_cast<unsigned int*>(shared + (limits_in_shared ? n_buckets : 0));
-    if (MODE != 0 && shared_counts) {
+    if (KIND != 0 && shared_counts) {
         for (int i = threadIdx.x; i < n_buckets; i += blockDim.x) {
             block_counts[i] = 0;
         }
     }
 
     gs::EvenBins even;
-    if (MODE == 3) {
+    if (KIND == 3) {
         if (stats[0] == 0) {
             return;  // no finite values: every count stays 0
         }
@@ -179,20 +187,20 @@ __global__ void __launch_bounds__(GS_THREADS)
                 return;
             }
         }
-        if (MODE != 3) {
+        if (KIND != 3) {
             ++p.count;
             p.min = fmin(p.min, x);
             p.max = fmax(p.max, x);
             p.sum += x;
             p.sum_squares += x * x;
         }
-        if (MODE == 0) {
+        if (KIND == 0) {
             return;
         }
         int bucket;
-        if (MODE == 1) {
+        if (KIND == 1) {
             bucket = gs::ladder_bucket(x, lim);
-        } else if (MODE == 2) {
+        } else if (KIND == 2) {
             bucket = gs::first_greater(x, lim, n_limits);
         } else {
             bucket = gs::even_bucket(x, even);
@@ -215,7 +223,7 @@ __global__ void __launch_bounds__(GS_THREADS)
         }
     }
 
-    if (MODE != 0 && shared_counts) {
+    if (KIND != 0 && shared_counts) {
         __syncthreads();
         for (int i = threadIdx.x; i < n_buckets; i += blockDim.x) {
             if (block_counts[i]) {
@@ -223,7 +231,7 @@ __global__ void __launch_bounds__(GS_THREADS)
             }
         }
     }
-    if (MODE == 3) {
+    if (KIND == 3) {
         return;
     }
 
@@ -234,6 +242,9 @@ __global__ void __launch_bounds__(GS_THREADS)
         store_partial(block_stats + 8 * blockIdx.x, p);
         __threadfence();
         last_block = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+        if (ACCUMULATE && last_block) {
+            __threadfence();  // the acquire half of the other blocks' fences, made explicit
+        }
     }
     __syncthreads();
     if (!last_block) {
@@ -245,6 +256,12 @@ __global__ void __launch_bounds__(GS_THREADS)
     }
     total = block_reduce(total);
     if (threadIdx.x == 0) {
+        if (ACCUMULATE) {  // written by earlier launches, which finished before this one began
+            Partial sum = load_partial(stats);
+            combine(sum, total);
+            total = sum;
+            *blocks_done = 0u;  // every other block has counted itself: none reads it again
+        }
         store_partial(stats, total);
     }
 }

@@ -92,6 +92,8 @@ def emulated_cupy(request, monkeypatch):
     fake.log.clear()
     fake.compiles.clear()
     fake.waits.clear()
+    fake.allocations.clear()
+    fake.event_records.clear()
     yield fake
     _forget_device_backend()
 

@@ -19,13 +19,15 @@ from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._backend.cuda_kernels import thumbnails as thumbnails_abi
 from gpu_summary._core import ladder as _ladder
+from gpu_summary._core import probe_layout
 
 
 def test_name_expressions_cover_every_dtype():
     reduce_names = catalogue.name_expressions(kernel_sources.REDUCE_FILE)
-    assert len(reduce_names) == 5 * len(kernel_sources.CUDA_TYPES)
+    assert len(reduce_names) == 6 * len(kernel_sources.CUDA_TYPES)
     assert "gs_multi_ladder<gs::half16>" in reduce_names
     assert "gs_reduce<gs::bfloat16, 1>" in reduce_names
+    assert "gs_reduce<gs::bfloat16, 4>" in reduce_names  # PROBE
     assert len(catalogue.name_expressions(kernel_sources.THUMBNAILS_FILE)) == 6
     pr_names = catalogue.name_expressions(kernel_sources.PR_CURVE_FILE)
     assert len(pr_names) == len(kernel_sources.CUDA_TYPES)
@@ -64,6 +66,11 @@ def test_launch_arguments_match_kernel_parameters():
             reduce_abi.reduce_args(
                 reduce_abi.ReduceBuffer(3, 2), 64, reduce_abi.EVEN, 8, 10, [2, 5], [7, 1], bins=3
             ),
+        ),
+        (
+            kernel_sources.REDUCE_FILE,
+            "gs_reduce",
+            reduce_abi.probe_args(64, 2, 8, 10, [2, 5], [7, 1]),
         ),
         (
             kernel_sources.PR_CURVE_FILE,
@@ -136,6 +143,25 @@ def test_reduce_args_pad_the_layout_and_place_the_buffer():
     assert [int(a) for a in args[-4:]] == [1000, 1024, 1096, 1088]  # counts, stats, ...
     assert (buffer.result_bytes, buffer.zero_bytes, buffer.limits) == (88, 96, 224)
     assert buffer.total_bytes == 256
+
+
+def test_probe_args_place_the_accumulator_as_probe_layout_says():
+    n_formats = 2
+    args = reduce_abi.probe_args(1000, n_formats, 8, 10, [2, 5], [7, 1])
+    counts, stats, block_stats, blocks_done = (int(a) for a in args[-4:])
+    scratch = 1000 + 8 * probe_layout.scratch(n_formats)
+    assert (counts, stats) == (1000, 1000 + 8 * probe_layout.STATS)
+    assert (blocks_done, block_stats) == (scratch, scratch + 8)
+    assert [int(a) for a in args[14:19]] == [0, 0, 0, 1, 0]  # the kernel's own ladder
+    assert reduce_abi.in_shared_memory(reduce_abi.PROBE)
+    assert reduce_abi.reduce_shared_bytes(reduce_abi.PROBE) == reduce_abi.reduce_shared_bytes(
+        reduce_abi.LADDER
+    )
+    # The scratch holds the partials of the largest grid a launch may use.
+    words = reduce_abi.probe_words(n_formats)
+    assert words == probe_layout.words(n_formats, reduce_abi.PROBE_BLOCKS)
+    last_partial = (block_stats - 1000) // 8 + reduce_abi.STATS_WORDS * reduce_abi.PROBE_BLOCKS
+    assert last_partial == words
 
 
 # The ladder's constants as the kernels once spelled them; they now come from _core/ladder.py.

@@ -27,6 +27,7 @@ from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import ladder as _ladder
+from gpu_summary._core import probe_layout
 from support import emulator as emulator_module
 
 
@@ -181,3 +182,45 @@ def test_more_block_partials_than_threads_repeat_exactly(emulator):
         np.testing.assert_array_equal(counts, want.counts)
         assert stats == runs[0][1]
     assert_stats_match(runs[0][1], want.stats, values)
+
+
+def _probe_launch(emulator, state, values, grid, dtype_name=None):
+    """One PROBE launch of gs_reduce adding ``values`` into the accumulator ``state``."""
+    itemsize = values.dtype.itemsize
+    view = kernel_layout.kernel_view(values.ctypes.data, values.shape, values.strides, itemsize)
+    pointer, shape, strides = view
+    args = reduce_abi.probe_args(state.ctypes.data, 0, pointer, values.size, shape, strides)
+    shared = reduce_abi.reduce_shared_bytes(reduce_abi.PROBE)
+    _launch(emulator, dtype_name or values.dtype.name, itemsize, reduce_abi.PROBE, grid, args,
+            shared)  # fmt: skip
+
+
+def test_probe_launches_accumulate_and_leave_their_counter_at_zero(emulator):
+    # Launches of different grids into one accumulator, none zeroed in between: counts add,
+    # stats combine, and each launch leaves blocks_done at zero for the next. The block
+    # partials are never zeroed (garbage here): each block writes its own before it counts.
+    rng = np.random.default_rng(11)
+    steps = [sample_values(np.float32, 7_000, seed=1), rng.standard_normal(50_000),
+             np.array([np.nan, -np.inf]), np.zeros(0), rng.standard_normal(3) * 1e-30]  # fmt: skip
+    grids = [7, 40, 1, 3, 2]
+    state = probe_layout.empty(0, reduce_abi.PROBE_BLOCKS)
+    done = probe_layout.scratch(0)
+    state[done + 1 :] = 0x0BADBADBADBADBAD
+    for values, grid in zip(steps, grids, strict=True):
+        _probe_launch(emulator, state, values, grid)
+        assert state[done] == 0
+    counts, stats, _ = probe_layout.parse(state, 0)
+    together = np.concatenate([s.astype(np.float64) for s in steps])
+    want = nb.histogram_fixed(together, None).result()
+    np.testing.assert_array_equal(counts, want.counts)
+    assert_stats_match(stats, want.stats, together)
+
+
+def test_probe_accumulators_repeat_exactly(emulator):
+    values = np.random.default_rng(12).standard_normal(30_000)
+    states = [probe_layout.empty(0, reduce_abi.PROBE_BLOCKS) for _ in range(3)]
+    for state in states:
+        for grid in (9, 30, 9):
+            _probe_launch(emulator, state, values, grid)
+    head = probe_layout.FORMATS
+    assert all(np.array_equal(s[:head], states[0][:head]) for s in states[1:])

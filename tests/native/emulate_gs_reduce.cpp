@@ -35,6 +35,7 @@ int by_mode(int mode, GS_EMU_PARAMS) {
         case 1: emulate<T, 1>(GS_EMU_ARGS); return (int)sizeof(T);
         case 2: emulate<T, 2>(GS_EMU_ARGS); return (int)sizeof(T);
         case 3: emulate<T, 3>(GS_EMU_ARGS); return (int)sizeof(T);
+        case 4: emulate<T, 4>(GS_EMU_ARGS); return (int)sizeof(T);
     }
     return -1;
 }

@@ -8,7 +8,8 @@ as ``cupy`` in ``sys.modules`` by the ``emulated`` backend fixture, it runs the 
 foreign inputs, result parsing, writer integration. What it cannot show: asynchrony, streams,
 real CUDA memory semantics (tests/test_backend_cuda.py does, on a GPU).
 
-Every launch and stream operation is recorded in ``log`` for tests to inspect.
+Every launch and stream operation is recorded in ``log`` for tests to inspect; device
+allocations in ``allocations`` and event records in ``event_records``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ compiles: list[tuple] = []  # (module, name expressions, compiling thread) of ea
 waits: list[int] = []  # the thread of each Event.synchronize
 wait_modes: list[int] = []  # the waiting thread's capture mode at each Event.synchronize
 pinned_blocks: list[tuple[int, int]] = []  # (bytes, allocating thread) from pinned pools
+allocations: list[int] = []  # the bytes of each device allocation (cuda.alloc)
+event_records: list[int] = []  # the stream of each Event.record
 in_other_process: list[str] = []  # CUDA calls made on a parent's objects in a forked child
 _launch_lock = threading.Lock()
 built_in: Path | None = None  # the folder holding the emulated kernels
@@ -271,6 +274,7 @@ class _Event:
 
     def record(self, stream: _Stream | None = None) -> None:
         self.recorded_on = (stream or get_current_stream()).ptr
+        event_records.append(self.recorded_on)
         self.done = True  # everything before it already ran
 
     def synchronize(self) -> None:
@@ -366,6 +370,7 @@ RawKernel = _Kernel
 
 
 def _alloc(size: int) -> MemoryPointer:
+    allocations.append(size)
     return MemoryPointer(_Memory(size), 0)
 
 

@@ -6,7 +6,8 @@ signatures and semantics (that backend is the specification; tests compare count
 moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launches*; nothing
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
-and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``.
+and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``;
+``probes`` adds into a probe's accumulator from compiled or captured code.
 Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
 the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
 """
@@ -16,6 +17,7 @@ from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
+from gpu_summary._backend.cuda.probes import PROBE_BLOCKS, probe_add, probe_words
 from gpu_summary._backend.cuda.reduce import (
     even_counts,
     histogram_even,
@@ -37,6 +39,7 @@ from gpu_summary._backend.cuda.step_windows import (
 
 __all__ = [
     "MOMENT_RTOL",
+    "PROBE_BLOCKS",
     "adopt",
     "anomaly",
     "embedding",
@@ -49,6 +52,8 @@ __all__ = [
     "multi_window_open",
     "multi_window_result",
     "pr_counts",
+    "probe_add",
+    "probe_words",
     "scalar",
     "snapshot",
     "tensor_stats",

@@ -13,6 +13,7 @@ from gpu_summary._backend.cuda_kernels.reduce import (
     EDGES,
     EVEN,
     LADDER,
+    PROBE,
     STATS,
     multi_expression,
     reduce_expression,
@@ -41,7 +42,7 @@ def module_expressions(filename: str, dtype: str) -> list[str]:
     needs a kernel of ``filename`` for storage type ``dtype`` (a dtype name of CUDA_TYPES):
     every kernel of the module for that dtype, and the module's untemplated kernels."""
     if filename == REDUCE_FILE:
-        return [reduce_expression(dtype, m) for m in (STATS, LADDER, EDGES, EVEN)] + [
+        return [reduce_expression(dtype, m) for m in (STATS, LADDER, EDGES, EVEN, PROBE)] + [
             multi_expression(dtype)
         ]
     if filename == THUMBNAILS_FILE:

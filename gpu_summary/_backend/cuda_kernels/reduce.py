@@ -11,12 +11,13 @@ import numpy as np
 from gpu_summary._backend.cuda_kernels.layout import layout_args
 from gpu_summary._backend.cuda_kernels.sources import CUDA_TYPES
 from gpu_summary._core import ladder as _ladder
+from gpu_summary._core import probe_layout
 from gpu_summary._core.results import TensorStats
 
 STATS_WORDS = 8  # u64 count, nan, posinf, neginf; double min, max, sum, sum_squares
 
-# gs_reduce's MODE template argument.
-STATS, LADDER, EDGES, EVEN = 0, 1, 2, 3
+# gs_reduce's MODE template argument (PROBE: LADDER accumulated into a probe's accumulator).
+STATS, LADDER, EDGES, EVEN, PROBE = 0, 1, 2, 3, 4
 
 
 def reduce_expression(dtype: str, mode: int) -> str:
@@ -79,7 +80,7 @@ SHARED_EVEN_BINS = 8192  # even-bin counts kept in shared memory up to this many
 
 def in_shared_memory(mode: int, n_limits: int = 0, bins: int = 0) -> bool:
     """Whether a gs_reduce launch keeps its counts (and limits) in shared memory."""
-    if mode == LADDER:
+    if mode in (LADDER, PROBE):
         return True
     if mode == EDGES:
         return n_limits <= SHARED_EDGES
@@ -92,7 +93,7 @@ def reduce_shared_bytes(mode: int, n_limits: int = 0, bins: int = 0) -> int:
     """Dynamic shared memory of a gs_reduce launch: limits as double, then uint32 counts."""
     if not in_shared_memory(mode, n_limits, bins):
         return 0
-    if mode == LADDER:
+    if mode in (LADDER, PROBE):
         return _ladder.N_LIMITS * 12
     if mode == EDGES:
         return n_limits * 12
@@ -197,6 +198,42 @@ def reduce_args(
         np.uint64(base + stats),
         np.uint64(base + buffer.block_stats),
         np.uint64(base + done),
+    )
+
+
+# The most blocks a PROBE launch uses: a probe's scratch holds this many block partials. One
+# full wave of a ladder launch is about 5 blocks a multiprocessor (132 on an H100, 148 on a
+# B200); a larger device runs the same reduction in fewer, longer-running blocks.
+PROBE_BLOCKS = 1024
+
+
+def probe_words(n_formats: int) -> int:
+    """Length (int64 words) of a probe's accumulator on a device: ``probe_layout``'s, with
+    scratch for ``PROBE_BLOCKS`` blocks; initialise it with ``probe_layout.empty(n_formats,
+    PROBE_BLOCKS)``."""
+    return probe_layout.words(n_formats, PROBE_BLOCKS)
+
+
+def probe_args(
+    base: int, n_formats: int, data: int, n: int, shape: list[int], strides: list[int]
+) -> tuple:
+    """gs_reduce's arguments for a PROBE launch into the accumulator at device address
+    ``base`` (``probe_layout``: counts at word 0, stats at ``STATS``, ``blocks_done`` at
+    ``scratch(n_formats)``, the block partials one word later). The grid must be at most
+    ``PROBE_BLOCKS``; the input is ``n`` elements at ``data`` in a collapsed layout, as
+    :func:`reduce_args`."""
+    scratch = base + 8 * probe_layout.scratch(n_formats)
+    return (
+        *layout_args(data, n, shape, strides),
+        np.uint64(0),  # limits: the ladder is the kernel's own
+        np.int32(0),  # n_limits
+        np.int32(0),  # shared_limits
+        np.int32(1),  # shared_counts
+        np.int32(0),  # bins
+        np.uint64(base),
+        np.uint64(base + 8 * probe_layout.STATS),
+        np.uint64(scratch + 8),
+        np.uint64(scratch),  # blocks_done: the low half of its word (little-endian)
     )
 
 
