@@ -228,3 +228,28 @@ def test_a_captured_probe_replayed_equals_as_many_eager_calls():
     want = nb.histogram_fixed(together, None).result()
     np.testing.assert_array_equal(counts, want.counts)
     assert_stats_match(stats, want.stats, together)
+
+
+def test_probe_take_copies_out_then_empties_on_the_stream(device):
+    fake, cuda = device
+    state = _accumulator(fake)
+    first = sample_values(np.float32, 5_000, seed=11)
+    values, as_float = _on_device(fake, first)
+    cuda.probe_add(state, values, ())
+    cuda.probe_add(state, values, ())
+    fake.log.clear()
+    taken = cuda.probe_take(state, 0)
+    assert not any(entry[0] == "launch" for entry in fake.log)  # copies only: no kernel
+    raw = taken.result()
+    counts, stats, _ = probe_layout.parse(raw, 0)
+    want = nb.histogram_fixed(np.concatenate([as_float, as_float]), None).result()
+    np.testing.assert_array_equal(counts, want.counts)
+    assert (stats.count, stats.min, stats.max) == (want.stats.count, want.stats.min,
+                                                   want.stats.max)  # fmt: skip
+    # Emptied on the stream: the accumulator starts again from zero.
+    words = probe_layout.scratch(0)
+    np.testing.assert_array_equal(state.array.get()[:words], probe_layout.empty(0)[:words])
+    second = sample_values(np.float16, 700, seed=12)
+    values, as_float = _on_device(fake, second)
+    cuda.probe_add(state, values, ())
+    _check(state, [as_float])

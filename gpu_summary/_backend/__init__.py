@@ -34,6 +34,7 @@ __all__ = [
     "host_numbers",
     "is_device",
     "launch_ladder_histograms",
+    "probe_arrays",
     "warm_up",
 ]
 
@@ -155,6 +156,22 @@ def backend_for(
         backend = device_backend(values, argument)
         return backend, backend.adopt(values, argument)
     return numpy_backend, _host_array(values, argument)
+
+
+def probe_arrays(values: object, state: object) -> tuple[Backend, object, object]:
+    """(the backend, ``values``, ``state``) of a probe's operator call: torch tensors on the
+    CPU as NumPy views, on a CUDA device adopted even while their stream captures a graph
+    (the probe queues one launch and nothing else; ``cuda.adopt_for_probe``)."""
+    argument = "the probe's tensor"
+    if values.is_cpu:
+        array = _torch_host_array(values, argument)
+        if array is None:  # bfloat16 and what else numpy() refuses
+            array = _host_array(values, argument)
+        return numpy_backend, array, state.numpy()
+    check_tensor_kind(values, argument)
+    backend = device_backend(values, argument)
+    return (backend, backend.adopt_for_probe(values, argument),
+            backend.adopt_for_probe(state, "the probe's accumulator"))  # fmt: skip
 
 
 def _torch_host_array(tensor: object, argument: str) -> np.ndarray | None:

@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from gpu_summary._backend import backend_for
+from gpu_summary._backend import backend_for, probe_arrays
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core import probe_layout
@@ -86,11 +86,7 @@ def register() -> None:
 def _add(values: object, state: object, formats: str) -> None:
     """The operator's real kernel: ``values`` into ``state`` on their backend."""
     names = tuple(formats.split(",")) if formats else ()
-    backend, array = backend_for(values, "the probe's tensor")
-    if backend is numpy_backend:
-        numpy_backend.probe_add(state.numpy(), array, names)
-        return
-    _, target = backend_for(state, "the probe's accumulator")
+    backend, array, target = probe_arrays(values, state)
     backend.probe_add(target, array, names)
 
 

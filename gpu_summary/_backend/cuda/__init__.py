@@ -15,9 +15,9 @@ the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
 from gpu_summary._backend.cuda.anomaly import anomaly
 from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
-from gpu_summary._backend.cuda.device_tensor import adopt
+from gpu_summary._backend.cuda.device_tensor import adopt, adopt_for_probe
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
-from gpu_summary._backend.cuda.probes import PROBE_BLOCKS, probe_add, probe_words
+from gpu_summary._backend.cuda.probes import PROBE_BLOCKS, probe_add, probe_take, probe_words
 from gpu_summary._backend.cuda.reduce import (
     even_counts,
     histogram_even,
@@ -41,6 +41,7 @@ __all__ = [
     "MOMENT_RTOL",
     "PROBE_BLOCKS",
     "adopt",
+    "adopt_for_probe",
     "anomaly",
     "embedding",
     "even_counts",
@@ -53,6 +54,7 @@ __all__ = [
     "multi_window_result",
     "pr_counts",
     "probe_add",
+    "probe_take",
     "probe_words",
     "scalar",
     "snapshot",

@@ -147,15 +147,19 @@ class _OnItsOwnStream:
         return self._tensor.__dlpack_device__()
 
 
-def _from_torch(tensor: object, argument: str) -> DeviceArray:
+def _from_torch(tensor: object, argument: str, in_capture: bool = False) -> DeviceArray:
+    """``in_capture``: a capturing stream is accepted (a probe: only a kernel launch follows),
+    8-bit floats then refused (their float32 copy would be an allocation in the graph)."""
     torch = sys.modules["torch"]
     tensor = tensor.detach()
     device = tensor.device.index
     torch_stream = torch.cuda.current_stream(tensor.device)
     stream = external_stream(torch_stream.cuda_stream, device)
-    capture.refuse_capturing(stream, argument)  # before anything is queued on it
+    narrow = str(tensor.dtype).startswith(("torch.float8_", "torch.float6_", "torch.float4_"))
+    if not in_capture or narrow:
+        capture.refuse_capturing(stream, argument)  # before anything is queued on it
     dtype = None
-    if str(tensor.dtype).startswith(("torch.float8_", "torch.float6_", "torch.float4_")):
+    if narrow:
         # No kernel reads 8-bit floats: an exact float32 copy, made on the tensor's stream.
         tensor = widened(tensor, argument)
     if tensor.dtype == torch.bfloat16:  # CuPy has no bfloat16: read the same memory as uint16
@@ -222,6 +226,19 @@ def _from_dlpack(obj: object, argument: str) -> DeviceArray:
         capture.refuse_capturing(cupy.cuda.get_current_stream(), argument)
     array = cupy.from_dlpack(obj)
     return DeviceArray(array, cupy.cuda.get_current_stream(array.device.id), array.dtype, obj)
+
+
+def adopt_for_probe(tensor: object, argument: str) -> DeviceArray:
+    """A CUDA torch tensor wrapped as :func:`adopt` does, also while its stream captures a
+    CUDA graph (a probe queues one kernel launch and nothing else); 8-bit floats are refused
+    there (RuntimeError), as :func:`adopt` refuses every capture."""
+    wrapped = _from_torch(tensor, argument, in_capture=True)
+    if not isinstance(wrapped.dtype, BFloat16) and np.dtype(wrapped.dtype).kind not in "biuf":
+        raise TypeError(
+            f"{argument} must hold bool, integer or floating-point numbers, got dtype "
+            f"{wrapped.dtype}; convert it (for example with .float()) before logging"
+        )
+    return wrapped
 
 
 def adopt(obj: object, argument: str) -> DeviceArray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 
 import cupy
+import numpy as np
 
 from gpu_summary._backend.cuda import capture, runtime
 from gpu_summary._backend.cuda.device_tensor import DeviceArray
@@ -34,6 +35,7 @@ from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import probe_layout
+from gpu_summary._core.results import Pending
 
 PROBE_BLOCKS = reduce_abi.PROBE_BLOCKS
 probe_words = reduce_abi.probe_words
@@ -130,3 +132,32 @@ def _check_state(state: DeviceArray, values: DeviceArray, n_formats: int) -> Non
             f"{values.device_id} (probe_words({n_formats})), got dtype {state.dtype}, shape "
             f"{state.shape}, strides {state.strides} on device {state.device_id}"
         )
+
+
+def probe_take(state: DeviceArray, n_formats: int) -> Pending[np.ndarray]:
+    """``writer.collect``'s read of an accumulator: its counts, stats and format counts
+    copied to pinned host memory, then set back to empty, both queued on ``state.stream``
+    (the current stream of the collect: after what was queued there before it), and an event
+    after them that the writer thread waits for. Nothing waits here.
+
+    Raises:
+        RuntimeError: that stream is capturing a CUDA graph (``adopt`` refuses it first).
+    """
+    words = probe_layout.scratch(n_formats)
+    nbytes = 8 * words
+    stream = state.stream
+    capture.refuse_capturing(stream, "writer.collect")
+    with cupy.cuda.Device(state.device_id), stream:
+        host = np.frombuffer(runtime.pinned(nbytes), np.uint8, nbytes)
+        cupy.cuda.runtime.memcpyAsync(host.ctypes.data, state.array.data.ptr, nbytes,
+                                      runtime.DEVICE_TO_HOST, stream.ptr)  # fmt: skip
+        staged = runtime.stage(probe_layout.empty(n_formats)[:words], state.array.data.ptr,
+                               stream)  # fmt: skip
+        event = cupy.cuda.Event(block=True, disable_timing=True)
+        event.record(stream)
+        return runtime.DevicePending(event, host, _words,
+                                     (state.owner, state.array, staged))  # fmt: skip
+
+
+def _words(raw: np.ndarray) -> np.ndarray:
+    return raw.view(np.int64).copy()
