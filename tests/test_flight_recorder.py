@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import gpu_summary as gs
-from conftest import plugin_reader, tensor_values
+from conftest import _cuda_available, plugin_reader, sample_values, tensor_values
+from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import flight as layout
 from gpu_summary._writer import flight_recorder
@@ -315,3 +316,155 @@ def test_the_host_ring_keeps_the_last_slots_and_stops_after_the_first_bad_step()
     assert (got.count, got.nan, got.posinf, got.neginf, got.zeros) == (1, 1, 1, 1, 1)
     assert (got.min, got.max, got.mean, got.rms) == (0.0, 0.0, 0.0, 0.0)
     assert (records.at(5, 0).min, records.at(5, 0).max, records.at(5, 0).zeros) == (0.0, 3.0, 1)
+
+
+def _ring_records(backend, xp, steps, slots, dtypes, seed=0):
+    """Feed the same steps to a ring of ``backend`` (arrays made by ``xp``); its records."""
+    rng = np.random.default_rng(seed)
+    host = []
+    for step in range(steps):
+        arrays = []
+        for k, dtype in enumerate(dtypes):
+            values = sample_values(dtype, 200 + 70_000 * (k == 0), seed=seed + step + k)
+            if np.issubdtype(dtype, np.floating) or dtype == np.int64:
+                values[rng.integers(0, values.size, 5)] = 0
+                if np.issubdtype(dtype, np.floating):
+                    values[rng.integers(0, values.size, 3)] = -0.0
+            if step < steps - 1 and np.issubdtype(dtype, np.floating):
+                values = np.where(np.isfinite(values), values, 1).astype(dtype)
+            arrays.append(values)
+        host.append(arrays)
+    ring = None
+    words = []
+    for step, arrays in enumerate(host):
+        adopted = [backend_for(xp.asarray(a), "a")[1] for a in arrays]
+        ring = ring or backend.flight_open(slots, len(dtypes) + 1, adopted[0])
+        columns = list(range(len(dtypes)))[::-1]
+        orders = list(range(len(dtypes)))
+        words.append(backend.flight_add(ring, adopted, columns, orders, step))
+    words = [w.result() for w in words]
+    return words, layout.FlightRecords(backend.flight_result(ring).result(), slots, len(dtypes) + 1)
+
+
+_DTYPES = [np.float32, np.float16, np.float64, np.int64, np.bool_, np.uint8]
+
+
+def test_the_device_ring_equals_the_host_ring(emulated_cupy):
+    from gpu_summary._backend import cuda
+
+    host_words, want = _ring_records(numpy_backend, np, 5, 3, _DTYPES)
+    device_words, got = _ring_records(cuda, emulated_cupy, 5, 3, _DTYPES)
+    assert device_words == host_words == [layout.NONE] * 4 + [4]
+    assert got.first_bad == want.first_bad == 4
+    for step in range(7):
+        for column in range(len(_DTYPES) + 1):
+            a, b = got.at(step, column), want.at(step, column)
+            assert (a is None) == (b is None), (step, column)
+            if a is None:
+                continue
+            assert (a.step, a.order, a.count, a.nan, a.posinf, a.neginf, a.zeros, a.min, a.max) == (
+                b.step,
+                b.order,
+                b.count,
+                b.nan,
+                b.posinf,
+                b.neginf,
+                b.zeros,
+                b.min,
+                b.max,
+            )
+            assert a.mean == pytest.approx(b.mean, rel=1e-9, abs=1e-300)
+            assert a.rms == pytest.approx(b.rms, rel=1e-9, abs=1e-300)
+    assert got.at(4, len(_DTYPES)) is None  # a column no step wrote
+
+
+def test_a_device_step_is_one_launch_per_dtype_and_one_word_back(emulated_cupy, tmp_path):
+    fake = emulated_cupy
+    rng = np.random.default_rng(3)
+    tensors = [fake.asarray(rng.standard_normal(n).astype(np.float32)) for n in (10, 0, 70_000)]
+    tensors.append(fake.asarray(rng.standard_normal((6, 8)).astype(np.float64)[:, ::2]))
+    tags = [f"parameters/t{k}" for k in range(4)]
+    with gs.SummaryWriter(tmp_path) as writer:
+        recorder = flight_recorder.FlightRecorder(writer._state, 2, tags, "parameters")
+        recorder.record("parameters", 0, [(k, k, t) for k, t in enumerate(tensors)])
+        fake.log.clear()
+        recorder.record("parameters", 1, [(k, k, t) for k, t in enumerate(tensors)])
+        operations = list(fake.log)
+        tensors[1] = fake.asarray(np.full(3, np.nan, np.float32))
+        recorder.record("parameters", 2, [(k, k, t) for k, t in enumerate(tensors)])
+        writer.flush()
+        assert recorder.detected == 2
+        recorder.record("parameters", 3, [(k, k, t) for k, t in enumerate(tensors)])
+        assert recorder.finished
+    launches = [op[1] for op in operations if op[0] == "launch"]
+    assert launches == ["gs_flight", "gs_flight"]
+    copies_back = [op for op in operations if op[0] == "memcpy" and op[2] == 2]
+    assert [op[1] for op in copies_back] == [8]
+    ((step, markdown),) = _tables(tmp_path)
+    assert (step, _first(markdown)) == (2, ("parameters/t1", 2))
+    rows = _parse(markdown)
+    assert sorted(rows["parameters/t0"]) == [1, 2]
+    host = [np.asarray(t.get()) for t in tensors]
+    for k in range(4):
+        _assert_row(rows[f"parameters/t{k}"][2], _expected(host[k]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device and CuPy")
+def test_the_device_ring_equals_the_host_ring_on_a_gpu():
+    import cupy
+
+    from gpu_summary._backend import cuda
+
+    _, want = _ring_records(numpy_backend, np, 5, 3, _DTYPES)
+    _, got = _ring_records(cuda, cupy, 5, 3, _DTYPES)
+    assert got.first_bad == want.first_bad == 4
+    for step in range(2, 5):
+        for column in range(len(_DTYPES)):
+            a, b = got.at(step, column), want.at(step, column)
+            assert (a.count, a.nan, a.posinf, a.neginf, a.zeros, a.min, a.max, a.order) == (
+                b.count, b.nan, b.posinf, b.neginf, b.zeros, b.min, b.max, b.order)  # fmt: skip
+            assert a.mean == pytest.approx(b.mean, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available() or not HAS_TORCH, reason="needs a CUDA device and torch")
+def test_a_cuda_model_is_recorded_without_a_sync(tmp_path):
+    """On a GPU: every step of a CUDA model recorded under torch's sync debug mode (any
+    synchronising call raises); a NaN put into a weight at step 5 names it first, with the
+    statistics of steps 2-5 equal to the saved tensors'."""
+    import torch
+
+    model = _model().cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    x = torch.randn(16, 4, device="cuda")
+    saved = []
+    reports = []
+    with gs.SummaryWriter(tmp_path, on_anomaly=reports.append) as writer:
+        gs.watch(model, writer, log="all", flight_recorder=4)
+        model(x).pow(2).mean().backward()  # step 0: compiles the kernels
+        optimizer.step()
+        optimizer.zero_grad()
+        writer.flush()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for step in range(1, 7):
+                if step == 5:
+                    with torch.no_grad():
+                        model.fc.weight[0, 0] = float("nan")
+                saved.append({n: p.detach().clone() for n, p in model.named_parameters()})
+                model(x).pow(2).mean().backward()
+                optimizer.step()
+                optimizer.zero_grad()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    ((step, markdown),) = _tables(tmp_path)
+    assert (step, _first(markdown)) == (5, ("parameters/fc.weight", 5))
+    rows = _parse(markdown)
+    for name in ("fc.weight", "fc.bias", "out.weight"):
+        assert sorted(rows[f"parameters/{name}"]) == [2, 3, 4, 5]
+        for s in (2, 3, 4, 5):
+            want = _expected(saved[s - 1][name].cpu().numpy())
+            _assert_row(rows[f"parameters/{name}"][s], want)
+    (report,) = [r for r in reports if r.tag == "flight_recorder"]
+    assert report.tensors[0] == "parameters/fc.weight"

@@ -6,7 +6,8 @@ signatures and semantics (that backend is the specification; tests compare count
 moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launches*; nothing
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
-and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``.
+and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``,
+``flight`` (the flight recorder's ring).
 Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
 the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
 """
@@ -15,6 +16,7 @@ from gpu_summary._backend.cuda.anomaly import anomaly
 from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt
+from gpu_summary._backend.cuda.flight import flight_add, flight_open, flight_result
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
 from gpu_summary._backend.cuda.reduce import (
     even_counts,
@@ -41,6 +43,9 @@ __all__ = [
     "anomaly",
     "embedding",
     "even_counts",
+    "flight_add",
+    "flight_open",
+    "flight_result",
     "histogram_even",
     "histogram_fixed",
     "histograms",
