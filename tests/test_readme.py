@@ -27,6 +27,7 @@ EXAMPLES = {
     "docs/usage.md": 3,
     "docs/seed.md": 1,
     "docs/cli.md": 1,
+    "docs/flight-recorder.md": 1,
 }
 
 
@@ -129,6 +130,12 @@ def test_python_examples_run(tmp_path, monkeypatch):
     seed_config = (seed / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "embedding_projector:00001"' in seed_config
     assert len(list((seed / "projector").glob("projector.*.log"))) == 1
+
+    hunt = tmp_path / "docs_flight-recorder.md" / "runs" / "nan-hunt"
+    (table,) = plugin_reader(hunt).Tensors("flight_recorder/text_summary")
+    assert table.step == 9
+    flight = namespaces["docs/flight-recorder.md", 0]["flight"]
+    assert (flight.step, flight.tensors[0]) == (9, "gradients/2.bias")
 
     (inspected,) = namespaces["docs/cli.md", 0]["reader"].inspect_logdir(
         tmp_path / "docs_cli.md" / "runs" / "inspected"

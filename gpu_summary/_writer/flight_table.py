@@ -59,13 +59,13 @@ def flight_table(
     span = f"{steps[0]}–{steps[-1]}" if steps else str(step)
     lines = [
         f"**First NaN/±Inf: {_name(first)} at step {step}** ({_kinds(stats)} of {size:,} "
-        "values).",
+        f"value{'' if size == 1 else 's'}).",
         "",
         "Holding NaN/±Inf at that step, in the order it produced them: "
         + ", ".join(_name(tag) for tag, _ in offenders) + ".",
         "",
-        f"Every watched tensor, steps {span}; min, max, mean and rms over the finite values, "
-        f"{MISSING} where there is none:",
+        f"Every watched tensor at steps {span} (min, max, mean and rms of the finite values; "
+        f"{MISSING} where there are none):",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|---|" + "---:|" * (len(COLUMNS) - 1),
