@@ -83,7 +83,11 @@ class Watch:
             self._handles.append(model.register_forward_pre_hook(self._before_forward))
         self.flight: _flight.FlightRecorder | None = None
         if slots is not None:
-            self._start_flight_recorder(slots, log)
+            try:
+                self._start_flight_recorder(slots, log)
+            except BaseException:
+                self.remove()  # no hook left behind
+                raise
         with _lock:
             _watches.setdefault(id(model), []).append(self)
 
@@ -102,7 +106,11 @@ class Watch:
                 tags.append(f"gradients/{name}")
         self._produced: list = []  # this backward pass's parameters, as their grads came
         ending = "parameters" if log == "parameters" else "gradients"
-        self.flight = _flight.FlightRecorder(self.writer._state, slots, tags, ending)
+        state = getattr(self.writer, "_state", None)
+        if state is None:
+            raise TypeError("flight_recorder needs a gpu_summary.SummaryWriter, got "
+                            f"{type(self.writer).__name__}")  # fmt: skip
+        self.flight = _flight.FlightRecorder(state, slots, tags, ending)
 
     def _record_gradients(self, step: int) -> None:
         produced, self._produced = self._produced, []

@@ -270,6 +270,10 @@ def test_flight_recorder_argument_errors_install_nothing(tmp_path, value, error,
         assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
         assert writer._state.monitors == []
     assert flight_recorder.check_slots(np.int64(8)) == 8
+    with pytest.raises(TypeError, match=r"needs a gpu_summary\.SummaryWriter"):
+        gs.watch(model, object(), log="all", flight_recorder=4)
+    assert not model._forward_pre_hooks
+    assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
 
 
 @needs_torch
