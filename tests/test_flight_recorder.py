@@ -472,3 +472,39 @@ def test_a_cuda_model_is_recorded_without_a_sync(tmp_path):
             _assert_row(rows[f"parameters/{name}"][s], want)
     (report,) = [r for r in reports if r.tag == "flight_recorder"]
     assert report.tensors[0] == "parameters/fc.weight"
+
+
+def test_at_most_one_check_waits_in_the_writers_queue(tmp_path, monkeypatch):
+    import threading
+
+    gate = threading.Event()
+    waiting, most = [0], [0]
+    with gs.SummaryWriter(tmp_path) as writer:
+        recorder = flight_recorder.FlightRecorder(writer._state, 4, ["parameters/w"], "parameters")
+        queue = writer._state.events.add
+
+        def add(job):
+            if job.kind is flight_recorder._CHECK:
+                waiting[0] += 1
+                most[0] = max(most[0], waiting[0])
+            queue(job)
+
+        check = recorder._check
+
+        def slow_check():
+            gate.wait(10)  # the writer thread held up, as by a device that lags
+            waiting[0] -= 1
+            check()
+
+        monkeypatch.setattr(writer._state.events, "add", add)
+        monkeypatch.setattr(recorder, "_check", slow_check)
+        for step in range(30):
+            values = np.full(5, np.nan if step == 20 else 1.0)
+            recorder.record("parameters", step, [(0, 0, values)])
+        gate.set()
+        writer.flush()
+        assert recorder.detected == 20 and most[0] == 1
+        recorder.record("parameters", 30, [(0, 0, np.ones(5))])
+    ((step, markdown),) = _tables(tmp_path)
+    assert (step, _first(markdown)) == (20, ("parameters/w", 20))
+    assert sorted(_parse(markdown)["parameters/w"]) == [17, 18, 19, 20]

@@ -5,9 +5,10 @@ The training thread (:meth:`FlightRecorder.record`, from the watch's hooks) hand
 tensors to their backend's ``flight_add``, one ring per backend and device
 (``gpu_summary._core.flight`` holds its layout): on the host the NumPy backend's reductions,
 on a device one launch per dtype into the ring and a copy of one word back, never waited for
-there. Each step queues a check for the writer thread, which reads that word: the ring's first
-step holding NaN or ±Inf. The ring itself stops at the end of that step, so its K steps up to
-it stay put however late the host looks.
+there. A check for the writer thread is queued whenever none is waiting (at most one in the
+queue, so a device that lags never fills it); the check reads each ring's latest word: its
+first step holding NaN or ±Inf. The ring itself stops at the end of that step, so its K steps
+up to it stay put however late the host looks.
 
 Once the writer thread has seen such a step, the training thread's first call after the step
 ended (or :meth:`FlightRecorder.stop`: the writer's close, or ``unwatch``) queues one copy of
@@ -88,6 +89,8 @@ class FlightRecorder:
         self.state, self.slots, self.tags, self.ending = state, slots, tags, ending
         self._rings: dict[tuple[str, int | None], tuple[object, object]] = {}
         self._last: dict[tuple[str, int | None], Pending] = {}  # each ring's latest word
+        self._last_lock = threading.Lock()  # never held while queueing: the writer takes it
+        self._check_queued = False  # a check waits in the writer's queue
         self._lock = threading.Lock()
         self.detected: int | None = None  # the first step holding NaN/±Inf (writer thread)
         self.finished = False  # the table is queued, or the recorder gave up
@@ -131,17 +134,27 @@ class FlightRecorder:
                                                                          len(self.tags),
                                                                          arrays[0]))  # fmt: skip
             pending = _Once(backend.flight_add(known[1], arrays, columns, orders, step))
-            self._last[key] = pending
-            if check:
-                self.state.events.add(Job(_CHECK, (lambda p=pending: self._check(p),), 0,
-                                          f"flight recorder check of step {step}"))  # fmt: skip
+            with self._last_lock:
+                self._last[key] = pending
+        if check and not self._check_queued:
+            self._check_queued = True
+            self.state.events.add(Job(_CHECK, (self._check,), 0, "flight recorder check"))
 
-    def _check(self, pending: Pending) -> None:
-        """On the writer thread: note the ring's first step holding NaN/±Inf."""
+    def _first_bad(self) -> int | None:
+        """The first step holding NaN/±Inf in any ring, from each ring's latest word (waits
+        for it)."""
+        with self._last_lock:
+            latest = list(self._last.values())
+        bad = [b for p in latest if (b := flight.first_bad(p.result())) is not None]
+        return min(bad) if bad else None
+
+    def _check(self) -> None:
+        """On the writer thread: note the rings' first step holding NaN/±Inf."""
+        self._check_queued = False  # first: a step recorded from now on queues the next check
         if self.detected is not None or self.finished:
             return
         try:
-            bad = flight.first_bad(pending.result())
+            bad = self._first_bad()
         except Exception as exc:  # noqa: BLE001 - a failure here must not fail the writer
             self._give_up(exc)
             return
@@ -159,9 +172,7 @@ class FlightRecorder:
                 if self.finished:
                     return
                 if self.detected is None:
-                    bad = [b for p in self._last.values()
-                           if (b := flight.first_bad(p.result())) is not None]  # fmt: skip
-                    self.detected = min(bad) if bad else None
+                    self.detected = self._first_bad()
                 if self.detected is None:
                     self.finished = True
                 else:
