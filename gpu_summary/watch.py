@@ -42,7 +42,11 @@ _lock = threading.Lock()
 
 
 class Watch:
-    """The hooks ``watch`` installed on one model; ``remove()`` takes them all out."""
+    """The hooks ``watch`` installed on one model; ``remove()`` takes them all out.
+
+    Attributes:
+        flight: the flight recorder (``flight_recorder=K``), or None.
+    """
 
     def __init__(
         self,
@@ -195,8 +199,8 @@ def watch(
         flight_recorder: None (off), or K: keep the last K steps (1 to 1000) of every watched
             tensor's min, max, mean, rms, NaN/±Inf count and zero count, at every pass
             whatever ``every`` is, where the tensors live (a ring on the tensors' device:
-            one launch and a copy of one word back a step, never waited for by the
-            training). When a tensor first holds NaN or ±Inf, the writer thread logs one text
+            one launch per dtype and a copy of one word back a step, never waited for by
+            the training). When a tensor first holds NaN or ±Inf, the writer thread logs one text
             table under ``flight_recorder`` (``flight_recorder/text_summary``, as
             ``add_text``) at that step: the first offending tensor in the order the step
             produced them, then each tensor's K steps up to and including that step; and
@@ -208,7 +212,8 @@ def watch(
         The :class:`Watch`; ``unwatch(model)`` or ``watch.remove()`` removes its hooks.
 
     Raises:
-        TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1).
+        TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1);
+            ``flight_recorder`` is not an int, or ``writer`` not gpu_summary's with it.
         ValueError: an unknown ``log``; ``every`` < 1; ``flight_recorder`` outside 1..1000.
     """
     return Watch(model, writer, log, every, anomaly, window, flight_recorder)
