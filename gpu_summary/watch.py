@@ -14,6 +14,14 @@ With ``anomaly=True`` each logging also writes ``gradients/nonfinite`` (or
 ``on_anomaly`` with a report whose ``tag`` is the first tensor (in ``named_parameters()``
 order) holding one and whose ``tensors`` lists them all. Steps count the backward (forward)
 passes seen, from 0. ``unwatch()`` (or ``Watch.remove()``) removes every hook.
+
+With ``flight_recorder=K`` the same hooks also keep, at every pass whatever ``every`` is, the
+last K steps of each watched tensor's min, max, mean, root mean square, NaN/±Inf count and
+zero count where the tensors live, without copying them to the host
+(``gpu_summary._writer.flight_recorder``). When a tensor first holds NaN or ±Inf, the writer
+logs a table of them under ``flight_recorder``, at that step, naming the first offending
+tensor in the order the step produced them (parameters before the forward pass, then the
+gradients in the order backward accumulated them), and reports it to ``on_anomaly``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
+from gpu_summary._writer import flight_recorder as _flight
 from gpu_summary._writer import step_windows
 
 if TYPE_CHECKING:
@@ -33,7 +42,11 @@ _lock = threading.Lock()
 
 
 class Watch:
-    """The hooks ``watch`` installed on one model; ``remove()`` takes them all out."""
+    """The hooks ``watch`` installed on one model; ``remove()`` takes them all out.
+
+    Attributes:
+        flight: the flight recorder (``flight_recorder=K``), or None.
+    """
 
     def __init__(
         self,
@@ -43,6 +56,7 @@ class Watch:
         every: int,
         anomaly: bool,
         window: int | None = None,
+        flight_recorder: int | None = None,
     ) -> None:
         try:
             import torch
@@ -55,6 +69,7 @@ class Watch:
         self.every = arguments.check_positive_int(every, "every", "log every step: every=1")
         self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
         self.window = None if window is None else step_windows.check_window(window)
+        slots = None if flight_recorder is None else _flight.check_slots(flight_recorder)
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False
@@ -70,10 +85,50 @@ class Watch:
         if log in ("parameters", "all"):
             self._parameters = named
             self._handles.append(model.register_forward_pre_hook(self._before_forward))
+        self.flight: _flight.FlightRecorder | None = None
+        if slots is not None:
+            try:
+                self._start_flight_recorder(slots, log)
+            except BaseException:
+                self.remove()  # no hook left behind
+                raise
         with _lock:
             _watches.setdefault(id(model), []).append(self)
 
+    def _start_flight_recorder(self, slots: int, log: str) -> None:
+        """The recorder's columns: the parameters, then the gradients, in
+        ``named_parameters()`` order; a step's orders: the parameters in that order, then the
+        gradients in the order backward produced them."""
+        tags = []
+        if log in ("parameters", "all"):
+            tags += [f"parameters/{name}" for name, _ in self._parameters]
+        self._gradient_base = len(tags)
+        self._gradient_columns: dict[int, int] = {}
+        if log in ("gradients", "all"):
+            for name, parameter in self._trainable:
+                self._gradient_columns[id(parameter)] = len(tags)
+                tags.append(f"gradients/{name}")
+        self._produced: list = []  # this backward pass's parameters, as their grads came
+        ending = "parameters" if log == "parameters" else "gradients"
+        state = getattr(self.writer, "_state", None)
+        if state is None:
+            raise TypeError("flight_recorder needs a gpu_summary.SummaryWriter, got "
+                            f"{type(self.writer).__name__}")  # fmt: skip
+        self.flight = _flight.FlightRecorder(state, slots, tags, ending)
+
+    def _record_gradients(self, step: int) -> None:
+        produced, self._produced = self._produced, []
+        seen: dict[int, object] = {}
+        for parameter in produced:  # a parameter whose hook ran twice counts once, first
+            seen.setdefault(id(parameter), parameter)
+        entries = [(self._gradient_columns[key], self._gradient_base + k, parameter.grad)
+                   for k, (key, parameter) in enumerate(seen.items())
+                   if parameter.grad is not None]  # fmt: skip
+        self.flight.record("gradients", step, entries)
+
     def _noted(self, parameter: object) -> None:
+        if self.flight is not None:
+            self._produced.append(parameter)
         if not self._queued:
             self._queued = True
             self._engine.queue_callback(self._after_backward)
@@ -82,6 +137,8 @@ class Watch:
         self._queued = False
         step = self.backward_passes
         self.backward_passes += 1
+        if self.flight is not None:
+            self._record_gradients(step)
         if step % self.every:
             return
         grads = [(name, p.grad) for name, p in self._trainable if p.grad is not None]
@@ -93,6 +150,9 @@ class Watch:
     def _before_forward(self, module: object, args: object) -> None:
         step = self.forward_passes
         self.forward_passes += 1
+        if self.flight is not None:
+            entries = [(k, k, p.detach()) for k, (_, p) in enumerate(self._parameters)]
+            self.flight.record("parameters", step, entries)
         if step % self.every:
             return
         tensors = [(name, p.detach()) for name, p in self._parameters]
@@ -105,6 +165,8 @@ class Watch:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self.flight is not None:
+            self.flight.detach()
         with _lock:
             watches = _watches.get(id(self.model), [])
             if self in watches:
@@ -120,6 +182,7 @@ def watch(
     every: int = 1,
     anomaly: bool = True,
     window: int | None = None,
+    flight_recorder: int | None = None,
 ) -> Watch:
     """Log ``model``'s gradients and/or parameters to ``writer`` (see the module docstring).
 
@@ -133,15 +196,27 @@ def watch(
         window: one record per tensor every ``window`` logged passes, of every value of every
             pass (``add_histograms(window=...)``; with ``every=1`` no step is missed); a
             window's NaN/±Inf and its first step are written beside it and reported.
+        flight_recorder: None (off), or K: keep the last K steps (1 to 1000) of every watched
+            tensor's min, max, mean, rms, NaN/±Inf count and zero count, at every pass
+            whatever ``every`` is, where the tensors live (a ring on the tensors' device:
+            one launch per dtype and a copy of one word back a step, never waited for by
+            the training). When a tensor first holds NaN or ±Inf, the writer thread logs one text
+            table under ``flight_recorder`` (``flight_recorder/text_summary``, as
+            ``add_text``) at that step: the first offending tensor in the order the step
+            produced them, then each tensor's K steps up to and including that step; and
+            calls ``on_anomaly`` with a report whose ``tag`` is ``"flight_recorder"`` and
+            whose ``tensors`` are the step's offenders, the first one first. One table per
+            watch; after it the recorder stops. See the docs' "Flight recorder" page.
 
     Returns:
         The :class:`Watch`; ``unwatch(model)`` or ``watch.remove()`` removes its hooks.
 
     Raises:
-        TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1).
-        ValueError: an unknown ``log``; ``every`` < 1.
+        TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1);
+            ``flight_recorder`` is not an int, or ``writer`` not gpu_summary's with it.
+        ValueError: an unknown ``log``; ``every`` < 1; ``flight_recorder`` outside 1..1000.
     """
-    return Watch(model, writer, log, every, anomaly, window)
+    return Watch(model, writer, log, every, anomaly, window, flight_recorder)
 
 
 def unwatch(model: object = None) -> None:

@@ -1,4 +1,5 @@
 // gs_reduce.cu - one pass over a tensor: moments, non-finite counts and histogram counts.
+// (gs_multi_ladder, below: many tensors in one launch; gs_flight: the flight recorder's step.)
 //
 // gs_reduce<T, MODE> reads every element of a strided tensor of storage type T once.
 //   MODE 0 (stats):  moments only.
@@ -358,6 +359,134 @@ __global__ void __launch_bounds__(GS_THREADS)
             total = block_reduce(total);
             if (threadIdx.x == 0) {
                 store_partial(stats + 8 * t, total);
+            }
+        }
+        __syncthreads();  // last_chunk is rewritten by the next chunk
+    }
+}
+
+// gs_flight<T>: one step of the flight recorder (gpu_summary/_core/flight.py holds the ring's
+// layout) for many tensors of storage type T, in gs_multi_ladder's multi-tensor pattern: tensor
+// t has `lengths[t]` elements at `pointers[t]`, `strides[t]` elements apart, cut into chunks of
+// GS_CHUNK elements, chunks first_chunk[t] .. first_chunk[t + 1] - 1 (one at least, even for an
+// empty tensor). A chunk's moments and non-finite counts go to scratch[chunk][9] with its count
+// of zeros (values equal to 0, of either sign) in word 8; the block that finishes a tensor's
+// last chunk (chunks_done[t], uint32, zero on entry and left zero for the next step) reduces
+// them in chunk order and writes the record of column columns[t] of ring slot `slot`: step,
+// orders[t], count, nan, posinf, neginf, zeros, min, max, sum, sum_squares (min and max 0.0
+// without a finite value). A tensor holding NaN/±Inf lowers ring[0] (the first such step) to
+// `step`; a launch whose step is after ring[0] writes nothing, so the ring keeps the steps up
+// to the first one that held NaN/±Inf. No dynamic shared memory.
+template <typename T>
+__global__ void __launch_bounds__(GS_THREADS)
+    gs_flight(const unsigned long long* __restrict__ pointers,
+              const long long* __restrict__ lengths, const long long* __restrict__ strides,
+              const long long* __restrict__ first_chunk, const long long* __restrict__ columns,
+              const long long* __restrict__ orders, int n_tensors, long long n_columns,
+              long long slot, long long step, unsigned long long* ring,
+              unsigned long long* scratch, unsigned int* chunks_done) {
+    if ((unsigned long long)step > __ldcg(ring)) {
+        return;  // the ring stopped at an earlier step (the same value for the whole block)
+    }
+    __shared__ bool last_chunk;
+    __shared__ gs::u64 per_warp_zeros[GS_THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    // The zeros of one value per thread, summed in a fixed order; thread 0's is the total.
+    const auto block_sum = [&](gs::u64 v) {
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            v += __shfl_down_sync(0xffffffffu, v, offset);
+        }
+        if (lane == 0) {
+            per_warp_zeros[warp] = v;
+        }
+        __syncthreads();
+        if (warp == 0) {
+            v = lane < GS_THREADS / 32 ? per_warp_zeros[lane] : 0;
+            for (int offset = 16; offset > 0; offset >>= 1) {
+                v += __shfl_down_sync(0xffffffffu, v, offset);
+            }
+        }
+        __syncthreads();
+        return v;
+    };
+    const long long n_chunks = first_chunk[n_tensors];
+    for (long long chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
+        int lo = 0, hi = n_tensors - 1;  // the tensor t with first_chunk[t] <= chunk
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) / 2;
+            if (first_chunk[mid] <= chunk) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        const int t = lo;
+        const T* data = reinterpret_cast<const T*>(pointers[t]);
+        const long long stride = strides[t];
+        const long long start = (chunk - first_chunk[t]) * GS_CHUNK;
+        const long long end = gs::min_i64(start + GS_CHUNK, lengths[t]);
+        Partial p = empty_partial();
+        gs::u64 zeros = 0;
+        for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
+            const double x = gs::to_double(data[i * stride]);
+            if (gs::can_be_nonfinite<T>::value) {
+                if (gs::is_nan(x)) {
+                    ++p.nan;
+                    continue;
+                }
+                if (x > GS_DBL_MAX) {
+                    ++p.posinf;
+                    continue;
+                }
+                if (x < -GS_DBL_MAX) {
+                    ++p.neginf;
+                    continue;
+                }
+            }
+            zeros += x == 0.0;
+            ++p.count;
+            p.min = fmin(p.min, x);
+            p.max = fmax(p.max, x);
+            p.sum += x;
+            p.sum_squares += x * x;
+        }
+        p = block_reduce(p);
+        zeros = block_sum(zeros);
+        if (threadIdx.x == 0) {
+            store_partial(scratch + 9 * chunk, p);
+            scratch[9 * chunk + 8] = zeros;
+            __threadfence();
+            const unsigned int tensor_chunks = (unsigned int)(first_chunk[t + 1] - first_chunk[t]);
+            last_chunk = atomicAdd(chunks_done + t, 1u) == tensor_chunks - 1;
+        }
+        __syncthreads();
+        if (last_chunk) {
+            Partial total = empty_partial();
+            gs::u64 total_zeros = 0;
+            for (long long c = first_chunk[t] + threadIdx.x; c < first_chunk[t + 1];
+                 c += blockDim.x) {
+                combine(total, load_partial(scratch + 9 * c));
+                total_zeros += __ldcg(scratch + 9 * c + 8);
+            }
+            total = block_reduce(total);
+            total_zeros = block_sum(total_zeros);
+            if (threadIdx.x == 0) {
+                gs::u64* record = ring + 1 + (slot * n_columns + columns[t]) * 11;
+                record[0] = (gs::u64)step;
+                record[1] = (gs::u64)orders[t];
+                record[2] = total.count;
+                record[3] = total.nan;
+                record[4] = total.posinf;
+                record[5] = total.neginf;
+                record[6] = total_zeros;
+                record[7] = (gs::u64)__double_as_longlong(total.count ? total.min : 0.0);
+                record[8] = (gs::u64)__double_as_longlong(total.count ? total.max : 0.0);
+                record[9] = (gs::u64)__double_as_longlong(total.sum);
+                record[10] = (gs::u64)__double_as_longlong(total.sum_squares);
+                if (total.nan + total.posinf + total.neginf) {
+                    atomicMin(ring, (unsigned long long)step);
+                }
+                chunks_done[t] = 0;  // every chunk of t is in: ready for the next step
             }
         }
         __syncthreads();  // last_chunk is rewritten by the next chunk

@@ -13,6 +13,7 @@ import pytest
 
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import catalogue
+from gpu_summary._backend.cuda_kernels import flight as flight_abi
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
@@ -24,8 +25,9 @@ from gpu_summary._core import probe_layout
 
 def test_name_expressions_cover_every_dtype():
     reduce_names = catalogue.name_expressions(kernel_sources.REDUCE_FILE)
-    assert len(reduce_names) == 6 * len(kernel_sources.CUDA_TYPES)
+    assert len(reduce_names) == 7 * len(kernel_sources.CUDA_TYPES)
     assert "gs_multi_ladder<gs::half16>" in reduce_names
+    assert "gs_flight<gs::bfloat16>" in reduce_names
     assert "gs_reduce<gs::bfloat16, 1>" in reduce_names
     assert "gs_reduce<gs::bfloat16, 4>" in reduce_names  # PROBE
     assert len(catalogue.name_expressions(kernel_sources.THUMBNAILS_FILE)) == 6
@@ -100,6 +102,12 @@ def test_launch_arguments_match_kernel_parameters():
     ]
     multi = reduce_abi.MultiBuffer(tensors=3, chunks=5)
     cases.append((kernel_sources.REDUCE_FILE, "gs_multi_ladder", reduce_abi.multi_args(multi, 64)))
+    ring, step = (
+        flight_abi.RingBuffer(slots=4, tensors=3),
+        flight_abi.StepBuffer(tensors=2, chunks=5),
+    )
+    cases.append((kernel_sources.REDUCE_FILE, "gs_flight",
+                  flight_abi.flight_args(ring, 64, step, 4096, 9)))  # fmt: skip
     for filename, kernel, args in cases:
         parameters = _parameters(filename, kernel)
         assert len(args) == len(parameters), (kernel, parameters)

@@ -93,6 +93,8 @@ def test_the_host_reductions_call_no_blas(no_blas, path, dtype):
         spec.histogram_even(x, 30).result()
         host_backend.anomaly(x, -1.0, 1.0, 10, 64).result()
         host_anomaly.anomaly(x, -1.0, 1.0, 10, 64).result()
+        ring = host_backend.flight_open(2, 1, x)  # the flight recorder's step
+        host_backend.flight_add(ring, [x], [0], [0], 0).result()
 
 
 def test_the_writer_calls_no_blas_on_host_data(no_blas, path, tmp_path):

@@ -28,6 +28,7 @@ EXAMPLES = {
     "docs/seed.md": 1,
     "docs/cli.md": 1,
     "docs/probes.md": 1,
+    "docs/flight-recorder.md": 1,
 }
 
 
@@ -136,6 +137,12 @@ def test_python_examples_run(tmp_path, monkeypatch):
         records = probed.Histograms(tag)
         assert [e.step for e in records] == [4, 9, 14, 19]
         assert all(e.histogram_value.num == 5 * 128 * width for e in records)
+
+    hunt = tmp_path / "docs_flight-recorder.md" / "runs" / "nan-hunt"
+    (table,) = plugin_reader(hunt).Tensors("flight_recorder/text_summary")
+    assert table.step == 9
+    flight = namespaces["docs/flight-recorder.md", 0]["flight"]
+    assert (flight.step, flight.tensors[0]) == (9, "gradients/2.bias")
 
     (inspected,) = namespaces["docs/cli.md", 0]["reader"].inspect_logdir(
         tmp_path / "docs_cli.md" / "runs" / "inspected"

@@ -104,6 +104,22 @@ class Backend(Protocol):
         """The summed counts and the first ``slots`` steps' stats."""
         ...
 
+    def flight_open(self, slots: int, tensors: int, like: Array) -> object:
+        """An empty flight recorder ring (``gpu_summary._core.flight``) of ``slots`` steps of
+        ``tensors`` tensors, where ``like`` lives."""
+        ...
+
+    def flight_add(
+        self, ring: object, arrays: list[Array], columns: list[int], orders: list[int], step: int
+    ) -> Pending[int]:
+        """One step's statistics of ``arrays`` into the ring (nothing after its first step
+        holding NaN/±Inf); the ring's ``first_bad`` word after it (on a device: no sync)."""
+        ...
+
+    def flight_result(self, ring: object) -> Pending[np.ndarray]:
+        """The ring's words (uint64), copied to the host once."""
+        ...
+
     def to_host(self, values: Array) -> Pending[np.ndarray]:
         """A copy on the host."""
         ...

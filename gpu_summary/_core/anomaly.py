@@ -107,7 +107,10 @@ class AnomalyReport:
         heatmap: per-cell mean of the finite values (float64, NaN where a cell has none).
         tensors: from ``add_histograms(check_nonfinite=True)`` (and ``gs.watch``): the tags
             of every tensor holding NaN/±Inf, in the order given; ``tag`` is the first, and
-            the counts are its own.
+            the counts are its own. From ``gs.watch(flight_recorder=K)``: ``tag`` is
+            ``"flight_recorder"``, ``step`` the first step holding NaN/±Inf, ``tensors`` that
+            step's offending tensors in the order it produced them, and the counts the
+            first one's.
     """
 
     tag: str

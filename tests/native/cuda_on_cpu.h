@@ -193,6 +193,14 @@ inline unsigned long long atomicAdd(unsigned long long* address, unsigned long l
     return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
 }
 
+inline unsigned long long atomicMin(unsigned long long* address, unsigned long long value) {
+    unsigned long long seen = __atomic_load_n(address, __ATOMIC_RELAXED);
+    while (value < seen && !__atomic_compare_exchange_n(address, &seen, value, true,
+                                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    return seen;
+}
+
 // Double addition as sm_60's atomicAdd: a compare-and-swap loop on the bits.
 inline double atomicAdd(double* address, double value) {
     unsigned long long* bits = reinterpret_cast<unsigned long long*>(address);

@@ -104,3 +104,30 @@ extern "C" int emu_gs_multi_ladder(int type, GS_EMU_MULTI_PARAMS) {
     }
     return -1;
 }
+
+// gs_flight<T>: the same storage-type indices; returns sizeof(T), -1 if unknown.
+#include "emulate_by_type.h"
+
+extern "C" int emu_gs_flight(int type, unsigned grid, unsigned long long pointers,
+                             unsigned long long lengths, unsigned long long strides,
+                             unsigned long long first_chunk, unsigned long long columns,
+                             unsigned long long orders, int n_tensors, long long n_columns,
+                             long long slot, long long step, unsigned long long ring,
+                             unsigned long long scratch, unsigned long long chunks_done) {
+    return by_type(type, [&](auto tag) {
+        using T = decltype(tag);
+        gs_emu_launch(grid, GS_THREADS, 0, [&] {
+            GS_EMU_SLOTS(gs_flight<T>(reinterpret_cast<const unsigned long long*>(pointers),
+                                      reinterpret_cast<const long long*>(lengths),
+                                      reinterpret_cast<const long long*>(strides),
+                                      reinterpret_cast<const long long*>(first_chunk),
+                                      reinterpret_cast<const long long*>(columns),
+                                      reinterpret_cast<const long long*>(orders), n_tensors,
+                                      n_columns, slot, step,
+                                      reinterpret_cast<unsigned long long*>(ring),
+                                      reinterpret_cast<unsigned long long*>(scratch),
+                                      reinterpret_cast<unsigned int*>(chunks_done)));
+        });
+        return (int)sizeof(T);
+    });
+}

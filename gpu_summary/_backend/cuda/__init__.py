@@ -6,8 +6,9 @@ signatures and semantics (that backend is the specification; tests compare count
 moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launches*; nothing
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
-and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``;
-``probes`` adds into a probe's accumulator from compiled or captured code.
+and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``,
+``flight`` (the flight recorder's ring); ``probes`` adds into a probe's accumulator from
+compiled or captured code.
 Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
 the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
 """
@@ -16,6 +17,7 @@ from gpu_summary._backend.cuda.anomaly import anomaly
 from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt, adopt_for_probe
+from gpu_summary._backend.cuda.flight import flight_add, flight_open, flight_result
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
 from gpu_summary._backend.cuda.probes import PROBE_BLOCKS, probe_add, probe_take, probe_words
 from gpu_summary._backend.cuda.reduce import (
@@ -45,6 +47,9 @@ __all__ = [
     "anomaly",
     "embedding",
     "even_counts",
+    "flight_add",
+    "flight_open",
+    "flight_result",
     "histogram_even",
     "histogram_fixed",
     "histograms",

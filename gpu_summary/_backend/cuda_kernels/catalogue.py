@@ -8,6 +8,7 @@ from gpu_summary._backend.cuda_kernels.anomaly import (
     ANOMALY_PLAIN_KERNELS,
     anomaly_expression,
 )
+from gpu_summary._backend.cuda_kernels.flight import flight_expression
 from gpu_summary._backend.cuda_kernels.pr_curve import pr_expression
 from gpu_summary._backend.cuda_kernels.reduce import (
     EDGES,
@@ -43,7 +44,8 @@ def module_expressions(filename: str, dtype: str) -> list[str]:
     every kernel of the module for that dtype, and the module's untemplated kernels."""
     if filename == REDUCE_FILE:
         return [reduce_expression(dtype, m) for m in (STATS, LADDER, EDGES, EVEN, PROBE)] + [
-            multi_expression(dtype)
+            multi_expression(dtype),
+            flight_expression(dtype),
         ]
     if filename == THUMBNAILS_FILE:
         return [thumbnails_expression(dtype)] if dtype in IMAGE_DTYPES else []

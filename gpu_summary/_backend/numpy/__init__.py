@@ -6,7 +6,7 @@ function has a twin with the same signature there. Results come back as
 cache-sized chunks (``arrays``); statistics and histograms are in ``reduce`` (the
 specification) and ``compiled`` (the same results from numba kernels where numba is installed:
 what this backend runs), images in ``images``, the anomaly report in ``anomaly``,
-precision-recall counts in ``curves``.
+precision-recall counts in ``curves``, the flight recorder's ring in ``flight``.
 """
 
 from gpu_summary._backend.numpy.arrays import (
@@ -30,6 +30,7 @@ from gpu_summary._backend.numpy.compiled import (
 )
 from gpu_summary._backend.numpy.compiled_reports import anomaly, thumbnails
 from gpu_summary._backend.numpy.curves import pr_counts
+from gpu_summary._backend.numpy.flight import flight_add, flight_open, flight_result
 from gpu_summary._backend.numpy.images import image_to_uint8, thumbnail_size
 from gpu_summary._backend.numpy.probes import probe_add, probe_take
 from gpu_summary._backend.numpy.reduce import even_edges, rule_limits, scalar
@@ -43,6 +44,9 @@ __all__ = [
     "embedding",
     "even_counts",
     "even_edges",
+    "flight_add",
+    "flight_open",
+    "flight_result",
     "histogram_even",
     "histogram_fixed",
     "histograms",
