@@ -2,7 +2,7 @@
 same tensor, inside a compiled function against the same function without probes, and on a
 GPU the probe's kernel against a device-to-device copy of the tensor.
 
-Usage: python benchmarks/bench_probe.py [--calls 400] [--require-device]
+Usage: python benchmarks/bench_probe.py [--calls 400] [--device-only] [--require-device]
 
 Host figures are per call: the process's CPU time (every thread: the caller's and the
 writer's, through ``collect``/``flush``) and the caller's wall time beside it, best of 3. A
@@ -153,16 +153,29 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--require-device", action="store_true",
                         help="exit non-zero when no CUDA device is here")  # fmt: skip
+    parser.add_argument("--device-only", action="store_true",
+                        help="only the device figures (benchmarks/gpu_check.sh)")  # fmt: skip
     args = parser.parse_args()
     print(f"machine: {platform.machine()} cpus={os.cpu_count()} python "
           f"{platform.python_version()} torch {torch.__version__} gpu_summary {gs.__version__} "
           f"compiled host kernels: {'numba' if compiled.prepare() else 'off'}")  # fmt: skip
     torch.set_num_threads(1)  # the peers' and the compiled step's own pools out of the picture
+    if not args.device_only:
+        host(args.calls)
+    if torch.cuda.is_available():
+        device(args.calls)
+    elif args.require_device:
+        raise SystemExit("no CUDA device: the device figures need one")
+    else:
+        print("device: no CUDA device here (the kernel time needs a GPU run)")
+
+
+def host(calls_per_4k: int) -> None:
     from torch.utils.tensorboard import SummaryWriter as TorchWriter
 
     for size in SIZES:
         x = torch.randn(size)
-        calls = max(20, args.calls * (1 << 12) // size)
+        calls = max(20, calls_per_4k * (1 << 12) // size)
         probe = _best(host_probe(x), calls)
         ours = _best(host_add_histogram(x, gs.SummaryWriter), calls)
         theirs = _best(host_add_histogram(x, TorchWriter), max(5, calls // 4))
@@ -170,17 +183,11 @@ def main() -> None:
               f"caller)   add_histogram {ours[0] * 1e6:9.1f} us cpu   torch's "
               f"{theirs[0] * 1e6:9.1f} us cpu   add_histogram/probe {ours[0] / probe[0]:5.2f}x  "
               f"torch/probe {theirs[0] / probe[0]:5.2f}x")  # fmt: skip
-    plain = _best(compiled_step(False), args.calls)
-    probed = _best(compiled_step(True), args.calls)
+    plain = _best(compiled_step(False), calls_per_4k)
+    probed = _best(compiled_step(True), calls_per_4k)
     added = (probed[0] - plain[0]) * 1e6
     print(f"compiled step (64x256, two probes)  without {plain[0] * 1e6:8.1f} us cpu   with "
           f"{probed[0] * 1e6:8.1f} us cpu   added {added:8.1f} us a step")  # fmt: skip
-    if torch.cuda.is_available():
-        device(args.calls)
-    elif args.require_device:
-        raise SystemExit("no CUDA device: the device figures need one")
-    else:
-        print("device: no CUDA device here (the kernel time needs a GPU run)")
 
 
 if __name__ == "__main__":

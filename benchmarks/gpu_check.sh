@@ -14,17 +14,19 @@
 #   imports        25  every import of the run checked, nvidia-smi and the library versions
 #   gpu_tests     200  pytest -m gpu with GS_REQUIRE_GPU=1 (a skipped GPU test fails, and so
 #                      does a run where none passed), pytest-timeout's --timeout=60 a test
-#   bench_gpu     170  bench_gpu.py --sizes 8M,128M --repeat 5 --calls 500 (the histogram's
+#   bench_gpu     140  bench_gpu.py --sizes 8M,128M --repeat 5 --calls 500 (the histogram's
 #                      bandwidth against a device copy, host us per call and the no-sync proofs
 #                      come first; the seed's image batch last)
 #   bench_windows  40  bench_windows.py --steps 500 --require-device (its device cases)
+#   bench_probe    30  bench_probe.py --device-only --require-device (a probe's kernel against
+#                      a device-to-device copy of the same tensor)
 # In all 470 s. A stage that fails or runs out of time makes the exit status non-zero; the
 # stages after it still run.
 #
 # OUTDIR defaults to $OUT, else ./gpu_check_out. Everything is written there as it happens (a
-# run cut off still leaves what it saw), six files: stages.txt (each stage's start, budget,
+# run cut off still leaves what it saw), seven files: stages.txt (each stage's start, budget,
 # elapsed seconds and exit status), environment.txt, gpu_tests.txt, gpu_tests.xml (JUnit, at
-# the end of the tests), bench_gpu.txt and bench_windows.txt.
+# the end of the tests), bench_gpu.txt, bench_windows.txt and bench_probe.txt.
 #
 # The GPU image has CuPy (CUDA 13), PyTorch, NumPy, protobuf, TensorBoard, hypothesis, pytest
 # and pytest-timeout; what else the run imports is listed in benchmarks/gpu_wheels.txt: `bash
@@ -125,8 +127,10 @@ status=0
 # 60 s is a hang: the slowest, the demo in a process of its own, compiles its kernels in seconds.
 stage gpu_tests 200 "$out/gpu_tests.txt" python3 -m pytest -m gpu -p no:cacheprovider -v \
     -rfEs --durations=15 --timeout=60 --junitxml="$out/gpu_tests.xml" tests || status=1
-stage bench_gpu 170 "$out/bench_gpu.txt" python3 benchmarks/bench_gpu.py --sizes 8M,128M \
+stage bench_gpu 140 "$out/bench_gpu.txt" python3 benchmarks/bench_gpu.py --sizes 8M,128M \
     --repeat 5 --calls 500 --images 100 --tbx-images "${TBX_IMAGES:-4}" || status=1
 stage bench_windows 40 "$out/bench_windows.txt" python3 benchmarks/bench_windows.py \
     --steps 500 --require-device || status=1
+stage bench_probe 30 "$out/bench_probe.txt" python3 benchmarks/bench_probe.py --device-only \
+    --require-device || status=1
 finish "$status"

@@ -121,7 +121,7 @@ def test_the_stages_fit_the_device_budget_and_the_header_plans_each():
     script = SCRIPT.read_text()
     stages = _stages(script)
     assert list(stages) == ["preflight", "wheels", "imports", "gpu_tests", "bench_gpu",
-                            "bench_windows"]  # fmt: skip
+                            "bench_windows", "bench_probe"]  # fmt: skip
     assert sum(stages.values()) <= STAGES_BUDGET_S, stages
     assert f"planned={sum(stages.values())}" in script
     header = script.split("set -u", 1)[0]
