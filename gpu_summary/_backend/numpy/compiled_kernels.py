@@ -436,3 +436,44 @@ def gather_buckets(x, bits, shift, table, limits, wanted, out, filled):
         if wanted[index]:
             out[filled[0]] = d
             filled[0] += 1
+
+
+@jit
+def format_hits(bits, mask, lowest_over, highest_under, infinity):
+    """How many magnitudes of a block are near a format's threshold (no branch: vectorised);
+    nearly always none."""
+    hits = 0
+    for i in range(bits.size):
+        m = bits[i] & mask
+        hits += ((m != 0) & (m <= highest_under)) | ((m >= lowest_over) & (m < infinity))
+    return hits
+
+
+@jit
+def format_bits(bits, mask, over, under, infinity, counts):
+    """Low-precision counts (``numpy/formats.py``) of float bits (uint32 of float32, uint64
+    of float64), added to ``counts`` (int64, formats x [overflow, underflow]); thresholds
+    ``over``/``under`` and the scalars of the bits' type."""
+    lowest_over = over.min()
+    highest_under = under.max()
+    for start in range(0, bits.size, block):
+        part = bits[start : min(start + block, bits.size)]
+        if format_hits(part, mask, lowest_over, highest_under, infinity) == 0:
+            continue
+        for i in range(part.size):
+            m = part[i] & mask
+            for f in range(over.size):
+                counts[f, 0] += (m >= over[f]) & (m < infinity)
+                counts[f, 1] += (m != 0) & (m <= under[f])
+
+
+@jit
+def format_wide_int(x, mask, over, under, infinity, counts):
+    """:func:`format_bits` of int32/uint32/int64/uint64 values by their float64 bits."""
+    buffer = np.empty(block, np.float64)
+    bits = buffer.view(np.uint64)
+    for start in range(0, x.size, block):
+        m = min(block, x.size - start)
+        for i in range(m):
+            buffer[i] = np.float64(x[start + i])
+        format_bits(bits[:m], mask, over, under, infinity, counts)
