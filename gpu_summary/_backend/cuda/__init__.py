@@ -6,15 +6,19 @@ signatures and semantics (that backend is the specification; tests compare count
 moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launches*; nothing
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
-and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``.
+and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``,
+``formats``.
 Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
-the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
+the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it; and
+``format_counts_into`` adds a tensor's low-precision counts to a device buffer the caller
+owns (probes), one launch, nothing allocated.
 """
 
 from gpu_summary._backend.cuda.anomaly import anomaly
 from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt
+from gpu_summary._backend.cuda.formats import format_counts, format_counts_into
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
 from gpu_summary._backend.cuda.reduce import (
     even_counts,
@@ -41,6 +45,8 @@ __all__ = [
     "anomaly",
     "embedding",
     "even_counts",
+    "format_counts",
+    "format_counts_into",
     "histogram_even",
     "histogram_fixed",
     "histograms",
