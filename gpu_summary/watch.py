@@ -22,7 +22,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
-from gpu_summary._writer import step_windows
+from gpu_summary._writer import low_precision, step_windows
 
 if TYPE_CHECKING:
     from gpu_summary.writer import SummaryWriter
@@ -43,6 +43,8 @@ class Watch:
         every: int,
         anomaly: bool,
         window: int | None = None,
+        *,
+        formats: object = (),
     ) -> None:
         try:
             import torch
@@ -55,6 +57,7 @@ class Watch:
         self.every = arguments.check_positive_int(every, "every", "log every step: every=1")
         self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
         self.window = None if window is None else step_windows.check_window(window)
+        self.formats = low_precision.check(formats, window)
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False
@@ -88,7 +91,7 @@ class Watch:
         if grads:
             self.writer.add_histograms(grads, step, prefix="gradients/",
                                        check_nonfinite=self.anomaly and self.window is None,
-                                       window=self.window)  # fmt: skip
+                                       window=self.window, formats=self.formats)  # fmt: skip
 
     def _before_forward(self, module: object, args: object) -> None:
         step = self.forward_passes
@@ -98,7 +101,7 @@ class Watch:
         tensors = [(name, p.detach()) for name, p in self._parameters]
         self.writer.add_histograms(tensors, step, prefix="parameters/",
                                    check_nonfinite=self.anomaly and self.window is None,
-                                   window=self.window)  # fmt: skip
+                                   window=self.window, formats=self.formats)  # fmt: skip
 
     def remove(self) -> None:
         """Remove every hook of this watch (idempotent)."""
@@ -120,6 +123,8 @@ def watch(
     every: int = 1,
     anomaly: bool = True,
     window: int | None = None,
+    *,
+    formats: str | tuple[str, ...] = (),
 ) -> Watch:
     """Log ``model``'s gradients and/or parameters to ``writer`` (see the module docstring).
 
@@ -133,15 +138,20 @@ def watch(
         window: one record per tensor every ``window`` logged passes, of every value of every
             pass (``add_histograms(window=...)``; with ``every=1`` no step is missed); a
             window's NaN/±Inf and its first step are written beside it and reported.
+        formats: low-precision formats (``"float8_e4m3fn"``, ``"float8_e5m2"``, ``"float16"``,
+            ``"bfloat16"``) whose overflow and underflow counts are logged for every tensor
+            (``add_histograms(formats=...)``: ``gradients/<name>/lowp/<format>/overflow``,
+            ...). Not with ``window``.
 
     Returns:
         The :class:`Watch`; ``unwatch(model)`` or ``watch.remove()`` removes its hooks.
 
     Raises:
         TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1).
-        ValueError: an unknown ``log``; ``every`` < 1.
+        ValueError: an unknown ``log``; ``every`` < 1; an unknown or repeated format,
+            ``formats`` with ``window``.
     """
-    return Watch(model, writer, log, every, anomaly, window)
+    return Watch(model, writer, log, every, anomaly, window, formats=formats)
 
 
 def unwatch(model: object = None) -> None:
