@@ -27,6 +27,7 @@ EXAMPLES = {
     "docs/usage.md": 3,
     "docs/seed.md": 1,
     "docs/cli.md": 1,
+    "docs/low-precision.md": 1,
 }
 
 
@@ -129,6 +130,12 @@ def test_python_examples_run(tmp_path, monkeypatch):
     seed_config = (seed / "projector_config.pbtxt").read_text()
     assert 'tensor_name: "embedding_projector:00001"' in seed_config
     assert len(list((seed / "projector").glob("projector.*.log"))) == 1
+
+    lowp = legacy_reader(tmp_path / "docs_low-precision.md" / "runs" / "lowp")
+    overflow = lowp.Scalars("grad/fc1/lowp/float8_e4m3fn/overflow")
+    assert [e.step for e in overflow] == list(range(10)) and all(e.value > 0 for e in overflow)
+    assert lowp.Scalars("grad/fc1/lowp/float16/underflow")[0].value > 0
+    assert [e.step for e in lowp.Scalars("weights/fc2/lowp/bfloat16/overflow")] == [9]
 
     (inspected,) = namespaces["docs/cli.md", 0]["reader"].inspect_logdir(
         tmp_path / "docs_cli.md" / "runs" / "inspected"
