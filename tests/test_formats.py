@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from gpu_summary._backend.numpy import compiled_formats, compiled_runtime
 from gpu_summary._backend.numpy import formats as spec
 from gpu_summary._core import formats as _formats
 
+ROOT = Path(__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
 ALL = _formats.FORMATS
@@ -195,6 +197,14 @@ def test_integers_counted_by_their_exact_value(dtype):
     np.testing.assert_array_equal(host_counts(values), exact_counts(values, ALL))
     if dtype == np.int64:
         assert host_counts(np.array([2**62], dtype), ("float16",)).tolist() == [[1, 0]]
+
+
+def test_every_format_fits_the_kernels_threshold_slots():
+    from gpu_summary._backend.cuda_kernels import formats as formats_abi
+
+    assert compiled_formats.SLOTS == formats_abi.MAX_FORMATS == len(ALL)
+    source = (ROOT / "kernels" / "gs_formats.cu").read_text()
+    assert f"#define GS_MAX_FORMATS {len(ALL)}" in source
 
 
 def test_bool_and_empty_inputs_count_nothing():

@@ -2,12 +2,13 @@
 results of ``formats``, the specification, which runs wherever the kernels cannot (numba
 missing or switched off, small arrays, a dtype still compiling).
 
-float32 and float64 bits are read where they lie, a block of 4,096 at a time: a branch-free
-pass finds whether any magnitude of the block is near a threshold (nearly never), and only
-such a block is counted value by value. Integers of 32 and 64 bits are converted to float64 a
-block at a time, as the specification compares them; bool, 8- and 16-bit data (float16
-included) are counted by bit pattern, and each pattern that occurs is then counted by the
-specification, weighted. Large arrays are shared out over the threads in contiguous parts.
+float32 and float64 bits are read where they lie, a block of 4,096 at a time, in one
+branch-free (vectorised) pass that compares each magnitude with the thresholds of all
+``SLOTS`` formats at once (slots not asked for never match). Integers of 32 and 64 bits are
+converted to float64 a block at a time, as the specification compares them; bool, 8- and
+16-bit data (float16 included) are counted by bit pattern, and each pattern that occurs is
+then counted by the specification, weighted. Large arrays are shared out over the threads in
+contiguous parts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gpu_summary._core import formats as _formats
 from gpu_summary._core.results import Pending, Ready
 
 _UNSIGNED = {32: np.uint32, 64: np.uint64}
+SLOTS = 4  # the threshold slots of compiled_format_kernels.format_bits: every format at once
 
 
 def format_counts(values: np.ndarray, formats: tuple[str, ...]) -> Pending[np.ndarray]:
@@ -43,20 +45,29 @@ def _compiled_counts(values: np.ndarray, formats: tuple[str, ...], width: int) -
     return counts
 
 
+def _kernels() -> object:
+    """The numba kernels of this module (imported on first use: numba is there, since
+    ``compiled_runtime`` decided the kernels may run)."""
+    from gpu_summary._backend.numpy import compiled_format_kernels
+
+    return compiled_format_kernels
+
+
 def _piece_counts(piece: np.ndarray, formats: tuple[str, ...], width: int) -> np.ndarray:
     """The counts of one 1-D contiguous piece (its variant compiled)."""
     table = _formats.thresholds(formats, width)
     if piece.dtype in PATTERNS:
         return _pattern_counts(piece, table, width)
-    kernels = runtime.kernels()
+    kernels = _kernels()
     unsigned = _UNSIGNED[width]
-    over = np.ascontiguousarray(table[:, 0].astype(unsigned))
-    under = np.ascontiguousarray(table[:, 1].astype(unsigned))
-    mask = unsigned(_formats.MAGNITUDE_MASK[width])
     infinity = unsigned(_formats.INFINITY_BITS[width])
+    over = np.full(SLOTS, infinity, unsigned)  # a spare slot's thresholds never match
+    under = np.zeros(SLOTS, unsigned)
+    over[: len(formats)], under[: len(formats)] = table[:, 0], table[:, 1]
+    mask = unsigned(_formats.MAGNITUDE_MASK[width])
 
     def work(start: int, stop: int) -> np.ndarray:
-        part = np.zeros((len(table), 2), np.int64)
+        part = np.zeros((SLOTS, 2), np.int64)
         if piece.dtype in FLOATS:
             bits = piece[start:stop].view(unsigned)
             kernels.format_bits(bits, mask, over, under, infinity, part)
@@ -65,7 +76,7 @@ def _piece_counts(piece: np.ndarray, formats: tuple[str, ...], width: int) -> np
         return part
 
     parts = runtime.in_parts(piece.size, work)
-    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
+    return (parts[0] if len(parts) == 1 else np.sum(parts, axis=0))[: len(formats)]
 
 
 def _pattern_counts(piece: np.ndarray, table: np.ndarray, width: int) -> np.ndarray:
