@@ -51,9 +51,11 @@ def format_counts_into(values: DeviceArray, formats: tuple[str, ...], out_ptr: i
     address ``out_ptr`` (per format: overflow, underflow), in one launch on ``values.stream``.
 
     Allocates nothing, copies nothing and never waits, so it may be called while the stream
-    captures a CUDA graph (the kernel must have been compiled before: the first call for a
-    dtype compiles its module with NVRTC). The caller keeps the tensor and the buffer alive
-    until the launch has run, and zeroes the buffer when it wants counts from zero.
+    captures a CUDA graph, once the kernel of the tensor's dtype is loaded: the first call for
+    a dtype compiles its module with NVRTC and asks the device for its occupancy, so make that
+    call, or ``gs.warm_up(dtypes)``, before capturing. The caller keeps the tensor and the
+    buffer alive until the launch has run, and zeroes the buffer when it wants counts from
+    zero.
 
     Raises:
         ValueError: more formats than the kernel takes, or a layout the kernel cannot index
