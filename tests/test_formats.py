@@ -332,6 +332,25 @@ def test_add_histograms_logs_every_tensors_counts(tmp_path, xp):
     assert not any(t.startswith("p/c/") for t in found)
 
 
+def test_add_histograms_counts_a_devices_tensors_into_one_buffer(tmp_path, emulated_cupy):
+    cp = emulated_cupy
+    host = {f"t{k}": near_thresholds(np.float32) / np.float32(k + 1) for k in range(5)}
+    named = {name: cp.asarray(values) for name, values in host.items()}
+    named["host"] = host["host"] = np.array([1e6, 1e-9, 2.0])  # a host array among them
+    named["strided"] = cp.asarray(host["t0"])[::3]
+    host["strided"] = host["t0"][::3]
+    with gs.SummaryWriter(tmp_path) as writer:
+        cp.log.clear()
+        writer.add_histograms(named, 5, formats=ALL)
+        kernels = [entry[1] for entry in cp.log if entry[0] == "launch"]
+        copies = [entry for entry in cp.log if entry[:2] == ("memcpy", 16 * len(ALL) * 6)]
+    assert kernels.count("gs_format_counts") == 6 and len(copies) == 1
+    found = _scalars(tmp_path)
+    for name, values in host.items():
+        want = nb.format_counts(values, ALL).result().ravel()
+        assert [found[t] for t in _formats.count_tags(name, ALL)] == [[(5, float(c))] for c in want]
+
+
 @needs_torch
 def test_watch_logs_the_counts_of_every_gradient(tmp_path):
     import torch

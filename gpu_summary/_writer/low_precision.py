@@ -2,9 +2,9 @@
 low-precision overflow and underflow counts (``gpu_summary._core.formats``).
 
 The counts are launched on the tensor's backend on the caller's thread, beside its histogram
-(on a device: one small kernel and a 16-byte-a-format copy, no sync), and written by the writer
-thread as scalars ``<tag>/lowp/<format>/overflow`` and ``<tag>/lowp/<format>/underflow`` at
-the histogram's step, one Event for the tensors of a call. With ``distributed`` each rank's
+(on a device: one small kernel a tensor, and one copy back for a call's tensors of a device;
+no sync), and written by the writer thread as scalars ``<tag>/lowp/<format>/overflow`` and
+``<tag>/lowp/<format>/underflow`` at the histogram's step, one Event for a call's tensors. With ``distributed`` each rank's
 counts are summed (one merge a call): the counts of the whole tensor, exactly. ``window=``
 is refused with ``formats``: a window writes one record per K steps, and these counts are
 per step.
@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from gpu_summary._backend import backend_for
+from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import formats as _formats
-from gpu_summary._core.results import Pending
+from gpu_summary._core.results import Derived, Pending
 from gpu_summary._distributed.merge import Merge
 from gpu_summary._writer import jobs
 from gpu_summary._writer.state import WriterState
@@ -50,11 +51,22 @@ def launch(backend: object, array: object, formats: tuple[str, ...]) -> Pending[
 def launch_each(
     pairs: Sequence[tuple[str, object]], formats: tuple[str, ...], argument: str
 ) -> list[Pending[np.ndarray]]:
-    """The counts of each ``(name, tensor)``, in order: one launch a tensor."""
-    pending = []
-    for name, tensor in pairs:
+    """The counts of each ``(name, tensor)``, in order: host arrays one by one, device
+    tensors of one device together (a launch each, one copy back). No sync."""
+    pending: list = [None] * len(pairs)
+    groups: dict[int, list[tuple[int, object]]] = {}
+    device = None
+    for k, (name, tensor) in enumerate(pairs):
         backend, array = backend_for(tensor, f"{argument}[{name!r}]", drop_masked=True)
-        pending.append(backend.format_counts(array, formats))
+        if backend is numpy_backend:
+            pending[k] = backend.format_counts(array, formats)
+        else:
+            device = backend
+            groups.setdefault(array.device_id, []).append((k, array))
+    for members in groups.values():
+        together = device.format_counts_many([array for _, array in members], formats)
+        for position, (k, _) in enumerate(members):
+            pending[k] = Derived(lambda t=together, at=position: t.result()[at])
     return pending
 
 

@@ -11,14 +11,19 @@ and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arra
 Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
 the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it; and
 ``format_counts_into`` adds a tensor's low-precision counts to a device buffer the caller
-owns (probes), one launch, nothing allocated.
+owns (probes), one launch, nothing allocated; ``format_counts_many`` counts many tensors into
+one buffer, one copy back (``add_histograms(formats=...)``).
 """
 
 from gpu_summary._backend.cuda.anomaly import anomaly
 from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt
-from gpu_summary._backend.cuda.formats import format_counts, format_counts_into
+from gpu_summary._backend.cuda.formats import (
+    format_counts,
+    format_counts_into,
+    format_counts_many,
+)
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
 from gpu_summary._backend.cuda.reduce import (
     even_counts,
@@ -47,6 +52,7 @@ __all__ = [
     "even_counts",
     "format_counts",
     "format_counts_into",
+    "format_counts_many",
     "histogram_even",
     "histogram_fixed",
     "histograms",

@@ -4,8 +4,9 @@
 equal exactly.
 
 :func:`format_counts` zeroes a small buffer, launches one kernel and copies 16 bytes a format
-back; :func:`format_counts_into` only launches, adding to a buffer the caller owns (a probe's
-accumulator). Neither waits for the device.
+back (:func:`format_counts_many`: one buffer and one copy for many tensors);
+:func:`format_counts_into` only launches, adding to a buffer the caller owns (a probe's
+accumulator). None waits for the device.
 """
 
 from __future__ import annotations
@@ -44,6 +45,34 @@ def format_counts(values: DeviceArray, formats: tuple[str, ...]) -> Pending[np.n
             return formats_abi.parse(raw, n_formats)
 
         return runtime.DevicePending(event, host, parse, (memory, keep, values.owner))
+
+
+def format_counts_many(
+    tensors: list[DeviceArray], formats: tuple[str, ...]
+) -> Pending[list[np.ndarray]]:
+    """:func:`format_counts` of several tensors of one device (``add_histograms``, a model's
+    parameters): one buffer zeroed once, a launch per tensor, one copy back, all on the first
+    tensor's stream after the work queued on the others'. No sync."""
+    first = tensors[0]
+    n_formats = len(formats)
+    each = formats_abi.out_bytes(n_formats)
+    with cupy.cuda.Device(first.device_id), first.stream:
+        for other in tensors[1:]:
+            runtime.order_after(other.stream, first.stream)
+        memory = cupy.cuda.alloc(max(each * len(tensors), 1))
+        cupy.cuda.runtime.memsetAsync(memory.ptr, 0, each * len(tensors), first.stream.ptr)
+        keep: list = [memory]
+        for k, values in enumerate(tensors):
+            pointer, shape, strides, array = runtime.flat_source(values)  # a copy: this stream
+            _launch(values, pointer, shape, strides, formats, memory.ptr + k * each)
+            keep += [array, values.owner]
+        host, event = runtime.launch_copy(memory, each * len(tensors), first.stream)
+
+        def parse(raw: np.ndarray) -> list[np.ndarray]:
+            return [formats_abi.parse(raw[k * each : (k + 1) * each], n_formats)
+                    for k in range(len(tensors))]  # fmt: skip
+
+        return runtime.DevicePending(event, host, parse, tuple(keep))
 
 
 def format_counts_into(values: DeviceArray, formats: tuple[str, ...], out_ptr: int) -> None:
@@ -85,7 +114,7 @@ def _launch(
     formats: tuple[str, ...],
     out_ptr: int,
 ) -> None:
-    """One gs_format_counts launch on the current device and stream (the tensor's)."""
+    """One gs_format_counts launch on the current device and stream."""
     n = int(values.size)
     dtype = values.dtype_name
     if n == 0 or dtype == "bool":  # nothing to count: a bool is never out of range
