@@ -4,10 +4,10 @@ low-precision overflow and underflow counts (``gpu_summary._core.formats``).
 The counts are launched on the tensor's backend on the caller's thread, beside its histogram
 (on a device: one small kernel a tensor, and one copy back for a call's tensors of a device;
 no sync), and written by the writer thread as scalars ``<tag>/lowp/<format>/overflow`` and
-``<tag>/lowp/<format>/underflow`` at the histogram's step, one Event for a call's tensors. With ``distributed`` each rank's
-counts are summed (one merge a call): the counts of the whole tensor, exactly. ``window=``
-is refused with ``formats``: a window writes one record per K steps, and these counts are
-per step.
+``<tag>/lowp/<format>/underflow`` at the histogram's step, one Event for a call's tensors.
+With ``distributed`` each rank's counts are summed (one merge a call): the counts of the
+whole tensor, exactly. ``window=`` is refused with ``formats``: a window writes one record
+per K steps, and these counts are per step.
 """
 
 from __future__ import annotations
