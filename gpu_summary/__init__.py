@@ -5,9 +5,9 @@ Public names only; see docs/ for the API reference (docs/api/) and the on-disk f
 """
 
 from gpu_summary._backend import warm_up
+from gpu_summary._backend.probe_operator import Probe
 from gpu_summary._core.anomaly import AnomalyHandle, AnomalyReport, Position
 from gpu_summary._events.writer import WriterError
-from gpu_summary._writer.probes import Probe
 from gpu_summary.distributed import AggregationError, MismatchError
 from gpu_summary.hparams import HParam, IntegerRange, Metric, RealRange, ValueSet
 from gpu_summary.monitor import GpuMonitor

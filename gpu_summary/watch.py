@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
 from gpu_summary._writer import flight_recorder as _flight
-from gpu_summary._writer import step_windows
+from gpu_summary._writer import low_precision, step_windows
 
 if TYPE_CHECKING:
     from gpu_summary.writer import SummaryWriter
@@ -57,6 +57,8 @@ class Watch:
         anomaly: bool,
         window: int | None = None,
         flight_recorder: int | None = None,
+        *,
+        formats: object = (),
     ) -> None:
         try:
             import torch
@@ -70,6 +72,7 @@ class Watch:
         self.model, self.writer, self.anomaly = model, writer, bool(anomaly)
         self.window = None if window is None else step_windows.check_window(window)
         slots = None if flight_recorder is None else _flight.check_slots(flight_recorder)
+        self.formats = low_precision.check(formats, window)
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False
@@ -145,7 +148,7 @@ class Watch:
         if grads:
             self.writer.add_histograms(grads, step, prefix="gradients/",
                                        check_nonfinite=self.anomaly and self.window is None,
-                                       window=self.window)  # fmt: skip
+                                       window=self.window, formats=self.formats)  # fmt: skip
 
     def _before_forward(self, module: object, args: object) -> None:
         step = self.forward_passes
@@ -158,7 +161,7 @@ class Watch:
         tensors = [(name, p.detach()) for name, p in self._parameters]
         self.writer.add_histograms(tensors, step, prefix="parameters/",
                                    check_nonfinite=self.anomaly and self.window is None,
-                                   window=self.window)  # fmt: skip
+                                   window=self.window, formats=self.formats)  # fmt: skip
 
     def remove(self) -> None:
         """Remove every hook of this watch (idempotent)."""
@@ -183,6 +186,8 @@ def watch(
     anomaly: bool = True,
     window: int | None = None,
     flight_recorder: int | None = None,
+    *,
+    formats: str | tuple[str, ...] = (),
 ) -> Watch:
     """Log ``model``'s gradients and/or parameters to ``writer`` (see the module docstring).
 
@@ -207,6 +212,10 @@ def watch(
             calls ``on_anomaly`` with a report whose ``tag`` is ``"flight_recorder"`` and
             whose ``tensors`` are the step's offenders, the first one first. One table per
             watch; after it the recorder stops. See the docs' "Flight recorder" page.
+        formats: low-precision formats (``"float8_e4m3fn"``, ``"float8_e5m2"``, ``"float16"``,
+            ``"bfloat16"``) whose overflow and underflow counts are logged for every tensor
+            (``add_histograms(formats=...)``: ``gradients/<name>/lowp/<format>/overflow``,
+            ...). Not with ``window``.
 
     Returns:
         The :class:`Watch`; ``unwatch(model)`` or ``watch.remove()`` removes its hooks.
@@ -214,9 +223,10 @@ def watch(
     Raises:
         TypeError: ``model`` is not a torch module (or PyTorch is missing / older than 2.1);
             ``flight_recorder`` is not an int, or ``writer`` not gpu_summary's with it.
-        ValueError: an unknown ``log``; ``every`` < 1; ``flight_recorder`` outside 1..1000.
+        ValueError: an unknown ``log``; ``every`` < 1; ``flight_recorder`` outside 1..1000;
+            an unknown or repeated format, ``formats`` with ``window``.
     """
-    return Watch(model, writer, log, every, anomaly, window, flight_recorder)
+    return Watch(model, writer, log, every, anomaly, window, flight_recorder, formats=formats)
 
 
 def unwatch(model: object = None) -> None:

@@ -163,6 +163,39 @@ def sample_values(dtype, n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
+def near_thresholds(dtype, ulps: int = 3) -> np.ndarray:
+    """Values of ``dtype`` at and around every low-precision threshold (gpu_summary/_core/
+    formats.py): each format's overflow midpoint, largest finite value, underflow limit
+    (ties included) and smallest subnormal, ``ulps`` steps either side, both signs; then 0,
+    -0, NaN and ±Inf (floats), or the type's extremes (integers)."""
+    from gpu_summary._core import formats as _formats
+
+    points = [v for f in _formats.BY_NAME.values()
+              for v in (f.midpoint, f.largest, f.underflow_limit, f.smallest, 1.5 * f.smallest,
+                        1.5 * f.underflow_limit)]  # fmt: skip
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        whole = {int(v) + d for v in points if v >= 1 for d in range(-ulps, ulps + 1)}
+        whole |= {-w for w in whole} | {0, 1, -1, 2**62, info.min, info.max, info.min + 1}
+        return np.array(sorted(w for w in whole if info.min <= w <= info.max), dtype)
+    if dtype.kind == "b":
+        return np.array([True, False, True])
+    out = []
+    with np.errstate(over="ignore", under="ignore"):
+        for point in points:
+            x = np.array(point, dtype)
+            if not np.isfinite(x) or x == 0:
+                continue  # beyond this type's range
+            up = down = x
+            out.append(x)
+            for _ in range(ulps):
+                up, down = np.nextafter(up, dtype.type(np.inf)), np.nextafter(down, dtype.type(0))
+                out += [up, down]
+    values = np.array(out, dtype)
+    return np.concatenate([values, -values, np.array([0, -0.0, np.nan, np.inf, -np.inf], dtype)])
+
+
 def assert_stats_match(got, want, values) -> None:
     """Counts, min and max exactly; sums within MOMENT_RTOL of the sums of magnitudes."""
     assert (got.count, got.nan, got.posinf, got.neginf) == (

@@ -19,6 +19,7 @@ import pytest
 from conftest import DTYPES, _cuda_available, assert_stats_match, legacy_reader, sample_values
 from gpu_summary._backend import backend_for
 from gpu_summary._backend import numpy as nb
+from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
 from gpu_summary._core import ladder as _ladder
@@ -521,14 +522,9 @@ def test_warm_up_compiles_off_the_calling_thread(emulated_cupy, tmp_path):
     thread.join(timeout=120)
     assert not thread.is_alive()
     compiled = {(f, t) for f, _, t in cp.compiles}
-    assert {f for f, _ in compiled} == {
-        kernel_sources.REDUCE_FILE,
-        kernel_sources.ANOMALY_FILE,
-        kernel_sources.THUMBNAILS_FILE,
-        kernel_sources.PR_CURVE_FILE,
-    }
+    assert {f for f, _ in compiled} == set(catalogue.MODULES)
     assert threading.get_ident() not in {t for _, t in compiled}
-    assert len(cp.compiles) == 8  # one program per module and dtype
+    assert len(cp.compiles) == 2 * len(catalogue.MODULES)  # one program per module and dtype
     cp.compiles.clear()
     with gs.SummaryWriter(tmp_path) as writer:
         writer.add_histogram("h", cp.asarray(np.ones(10, np.float32)), 0)

@@ -29,12 +29,7 @@ from support import cupy_path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURES = ("80", "90")
-MODULES = (
-    kernel_sources.REDUCE_FILE,
-    kernel_sources.ANOMALY_FILE,
-    kernel_sources.THUMBNAILS_FILE,
-    kernel_sources.PR_CURVE_FILE,
-)
+MODULES = catalogue.MODULES
 # Modules whose every instantiation must be exact whatever the FTZ mode (gs_thumbnails too:
 # its uint8 result could not change, but it needs no flushing instruction either).
 EXACT_MODULES = MODULES

@@ -102,7 +102,7 @@ def test_numpy_backend_satisfies_the_protocol():
     from gpu_summary._backend.protocol import BACKEND_FUNCTIONS, Backend
 
     assert isinstance(numpy_backend, Backend)
-    assert len(BACKEND_FUNCTIONS) == 19
+    assert len(BACKEND_FUNCTIONS) == 20
     for name in BACKEND_FUNCTIONS:
         declared = list(inspect.signature(getattr(Backend, name)).parameters)[1:]  # no self
         assert list(inspect.signature(getattr(numpy_backend, name)).parameters) == declared, name

@@ -12,6 +12,7 @@ import gpu_summary as gs
 from conftest import legacy_reader, plugin_reader, tensor_values
 from gpu_summary._backend import numpy as numpy_backend
 from gpu_summary._core import anomaly as _anomaly
+from gpu_summary._core import formats as _formats
 from gpu_summary.summaries import pr_curve as pr_summaries
 from support import dist_runner, dist_worker
 
@@ -70,6 +71,18 @@ def _check_scenario(tmp_path, results, size):
 
     def scalar(tag):
         return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+    # formats=: every rank's counts summed, exactly those of the concatenated data.
+    for tag, part, formats in (
+        ("lowp/h", [v * 3e4 for v in shards], ("float16", "float8_e4m3fn")),
+        ("lowp/a", [v * 1e-7 for v in shards], ("float8_e5m2",)),
+        ("lowp/b", [v * 1e5 for v in shards], ("float8_e5m2",)),
+    ):
+        want = numpy_backend.format_counts(np.concatenate(part), formats).result().ravel()
+        assert sum(want) > 0
+        assert [scalar(t) for t in _formats.count_tags(tag, formats)] == [
+            [(0, float(c))] for c in want
+        ]
 
     assert scalar("s/mean") == [(0, pytest.approx((size - 1) / 2))]
     assert scalar("s/sum") == [(0, size * (size + 1) / 2)]

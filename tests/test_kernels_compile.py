@@ -14,6 +14,7 @@ import pytest
 from gpu_summary._backend.cuda_kernels import anomaly as anomaly_abi
 from gpu_summary._backend.cuda_kernels import catalogue
 from gpu_summary._backend.cuda_kernels import flight as flight_abi
+from gpu_summary._backend.cuda_kernels import formats as formats_abi
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import pr_curve as pr_abi
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
@@ -34,6 +35,9 @@ def test_name_expressions_cover_every_dtype():
     pr_names = catalogue.name_expressions(kernel_sources.PR_CURVE_FILE)
     assert len(pr_names) == len(kernel_sources.CUDA_TYPES)
     assert "gs_pr_counts<gs::bfloat16>" in pr_names
+    format_names = catalogue.name_expressions(kernel_sources.FORMATS_FILE)
+    assert len(format_names) == len(kernel_sources.CUDA_TYPES)
+    assert "gs_format_counts<gs::half16>" in format_names
     with pytest.raises(ValueError, match="unknown kernel file"):
         catalogue.name_expressions("nope.cu")
 
@@ -50,6 +54,8 @@ def _width(parameter: str) -> tuple[str, int]:
     """(NumPy kind, bytes) a launch argument needs for a C parameter type."""
     if "*" in parameter:
         return "u", 8  # a device address
+    if parameter == "unsigned long long":
+        return "u", 8
     if "long long" in parameter:
         return "i", 8
     if parameter.split()[-1] == "int":
@@ -78,6 +84,11 @@ def test_launch_arguments_match_kernel_parameters():
             kernel_sources.PR_CURVE_FILE,
             "gs_pr_counts",
             pr_abi.pr_args(8, 16, "bool", 0, None, 10, 127, "float32", 64),
+        ),
+        (
+            kernel_sources.FORMATS_FILE,
+            "gs_format_counts",
+            formats_abi.format_args(8, 10, [2, 5], [7, 1], "bfloat16", ("float16",), 64),
         ),
         (
             kernel_sources.THUMBNAILS_FILE,
@@ -210,12 +221,7 @@ def test_the_prologue_defines_the_ladder_bit_for_bit():
         assert kernel_sources.kernel_source(filename).startswith(kernel_sources.ladder_prologue())
 
 
-_MODULES = (
-    kernel_sources.REDUCE_FILE,
-    kernel_sources.ANOMALY_FILE,
-    kernel_sources.THUMBNAILS_FILE,
-    kernel_sources.PR_CURVE_FILE,
-)
+_MODULES = catalogue.MODULES
 
 
 @pytest.mark.parametrize("with_prologue", [False, True])

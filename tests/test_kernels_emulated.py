@@ -1,4 +1,4 @@
-"""gs_reduce itself, run on the CPU, against the NumPy backend.
+"""gs_reduce and gs_format_counts themselves, run on the CPU, against the NumPy backend.
 
 The kernel module's exact source (the text NVRTC compiles, ladder spliced in) is compiled with
 the host C++ compiler after tests/native/cuda_on_cpu.h, which runs each CUDA thread of a block
@@ -21,11 +21,13 @@ import ctypes
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_stats_match, sample_values
+from conftest import DTYPES, assert_stats_match, near_thresholds, sample_values
 from gpu_summary._backend import numpy as nb
+from gpu_summary._backend.cuda_kernels import formats as formats_abi
 from gpu_summary._backend.cuda_kernels import layout as kernel_layout
 from gpu_summary._backend.cuda_kernels import reduce as reduce_abi
 from gpu_summary._backend.cuda_kernels import sources as kernel_sources
+from gpu_summary._core import formats as _formats
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core import probe_layout
 from support import emulator as emulator_module
@@ -138,19 +140,19 @@ def test_bfloat16_bits(emulator):
     assert_stats_match(stats, want.stats, as_f32)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda a: a.T,
-        lambda a: a[::3, 1:-1],
-        lambda a: a[::-1, ::-2],
-        lambda a: a.reshape(6, 10, 5, 8)[:, ::2, :, ::3],
-        lambda a: a[5, 7, ...],  # a 0-d view
-        lambda a: a[:0],
-        lambda a: np.broadcast_to(a[:1], (4, 40)),
-    ],
-    ids=["transposed", "sliced", "reversed", "4-d strided", "0-d", "empty", "broadcast"],
-)
+# Views of a 60 x 40 array that the kernels read where they lie.
+LAYOUTS = {
+    "transposed": lambda a: a.T,
+    "sliced": lambda a: a[::3, 1:-1],
+    "reversed": lambda a: a[::-1, ::-2],
+    "4-d strided": lambda a: a.reshape(6, 10, 5, 8)[:, ::2, :, ::3],
+    "0-d": lambda a: a[5, 7, ...],
+    "empty": lambda a: a[:0],
+    "broadcast": lambda a: np.broadcast_to(a[:1], (4, 40)),
+}
+
+
+@pytest.mark.parametrize("make", LAYOUTS.values(), ids=LAYOUTS.keys())
 def test_strided_layouts(emulator, make):
     values = make(sample_values(np.float64, 2400).reshape(60, 40))
     _check(emulator, values, reduce_abi.LADDER)
@@ -224,3 +226,80 @@ def test_probe_accumulators_repeat_exactly(emulator):
             _probe_launch(emulator, state, values, grid)
     head = probe_layout.FORMATS
     assert all(np.array_equal(s[:head], states[0][:head]) for s in states[1:])
+
+
+# -- gs_format_counts (kernels/gs_formats.cu) against the NumPy backend's format_counts -------
+
+
+@pytest.fixture(scope="module")
+def formats_emulator(tmp_path_factory):
+    """gs_formats.cu compiled for the CPU, as a loaded library."""
+    return emulator_module.build(
+        kernel_sources.FORMATS_FILE, tmp_path_factory.mktemp("emulated_formats")
+    )
+
+
+def run_format_counts(lib, values, formats, *, dtype_name=None, grid=5, out=None):
+    """gs_format_counts of a NumPy array as the device backend drives it, added to ``out``
+    (uint64 words; zeroed here when None); the counts as int64 (formats x 2)."""
+    dtype_name = dtype_name or values.dtype.name
+    if out is None:
+        out = np.zeros(2 * len(formats), np.uint64)
+    view = kernel_layout.kernel_view(values.ctypes.data, values.shape, values.strides,
+                                     values.itemsize)  # fmt: skip
+    assert view is not None, "test views must not need a copy"
+    args = formats_abi.format_args(*view[:1], values.size, *view[1:], dtype_name, formats,
+                                   out.ctypes.data)  # fmt: skip
+    size = lib.emu_gs_format_counts(
+        emulator_module.TYPE_CODES[dtype_name], ctypes.c_uint(grid),
+        *emulator_module.as_ctypes(args),
+    )  # fmt: skip
+    assert size == values.itemsize, f"{dtype_name}: kernel type is {size} bytes"
+    return formats_abi.parse(out.view(np.uint8), len(formats))
+
+
+def _format_values(dtype):
+    if dtype == "bfloat16":  # every pattern, as uint16 bits; the specification reads float32
+        bits = np.arange(1 << 16, dtype=np.uint16)
+        with np.errstate(invalid="ignore"):
+            return bits, (bits.astype(np.uint32) << 16).view(np.float32)
+    values = near_thresholds(dtype)
+    if np.dtype(dtype).kind == "f":
+        spread = sample_values(dtype, 4_000, seed=4)
+        values = np.concatenate([values, spread, np.ldexp(spread[:2000], -100).astype(dtype)])
+    else:
+        values = np.concatenate([values, sample_values(dtype, 4_000, seed=4)])
+    return values, values
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.float16, "bfloat16", np.float32, np.float64, np.int64, np.int16, np.bool_]
+)
+def test_format_counts_equal_numpy_for_every_kind_of_input(formats_emulator, dtype):
+    stored, host = _format_values(dtype)
+    name = "bfloat16" if dtype == "bfloat16" else None
+    want = nb.format_counts(host, _formats.FORMATS).result()
+    got = run_format_counts(formats_emulator, stored, _formats.FORMATS, dtype_name=name)
+    np.testing.assert_array_equal(got, want)
+    some = ("bfloat16", "float8_e4m3fn")  # fewer formats, in the caller's order
+    got = run_format_counts(formats_emulator, stored, some, dtype_name=name, grid=1)
+    np.testing.assert_array_equal(got, nb.format_counts(host, some).result())
+
+
+@pytest.mark.parametrize("make", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_format_counts_of_strided_layouts(formats_emulator, make):
+    base = np.resize(near_thresholds(np.float32), 2400).reshape(60, 40)
+    values = make(base)
+    got = run_format_counts(formats_emulator, values, _formats.FORMATS, grid=3)
+    np.testing.assert_array_equal(got, nb.format_counts(values, _formats.FORMATS).result())
+
+
+def test_format_counts_add_to_what_out_holds(formats_emulator):
+    # A probe's buffer is never zeroed by the kernel: launches accumulate.
+    values = near_thresholds(np.float64)
+    out = np.zeros(4, np.uint64)
+    formats = ("float16", "float8_e5m2")
+    once = nb.format_counts(values, formats).result()
+    for _ in range(3):
+        got = run_format_counts(formats_emulator, values, formats, out=out, grid=4)
+    np.testing.assert_array_equal(got, 3 * once)

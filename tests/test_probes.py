@@ -277,3 +277,38 @@ def test_gpu_probe_compiled_with_inductor_matches_the_host(tmp_path):
     finite = [s[np.isfinite(s)] for s in seen]
     want = _reference(tmp_path, "inductor", finite)
     assert got.num == want.num and abs(got.min - want.min) < 1e-2
+
+
+def test_compiled_probe_format_counts_equal_casting_with_torch(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("lowp", formats=("float16", "bfloat16"))
+    compiled = torch.compile(lambda t: probe(t * 1.0) + 1, fullgraph=True, backend="aot_eager")
+    generator = torch.Generator().manual_seed(3)
+    edges = torch.tensor([65519.0, 65520.0, 7e4, -7e4, 2.0**-25, 2.0**-24, -(2.0**-26), 1e-40,
+                          1e-41, -3e-42, 0.0, float("inf"), float("nan"), 3.4e38])  # fmt: skip
+    inputs = [torch.randn(500, generator=generator) * 10.0 ** torch.randint(-30, 30, (500,),
+              generator=generator) for _ in range(3)] + [edges]  # fmt: skip
+    for x in inputs:
+        compiled(x)
+    writer.collect(7)
+    writer.close()
+    together = torch.cat(inputs)
+    finite = together.isfinite()
+    scalars = legacy_reader(tmp_path)
+    for name, dtype in (("float16", torch.float16), ("bfloat16", torch.bfloat16)):
+        cast = together.to(dtype)
+        overflow = int((finite & cast.isinf()).sum())
+        underflow = int((finite & (together != 0) & (cast == 0)).sum())
+        assert overflow and underflow
+        ((over,),) = [[e.value for e in scalars.Scalars(f"lowp/lowp/{name}/overflow")]]
+        ((under,),) = [[e.value for e in scalars.Scalars(f"lowp/lowp/{name}/underflow")]]
+        assert (over, under) == (overflow, underflow), name
+
+
+def test_probe_formats_are_checked_at_the_call(tmp_path):
+    with gs.SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match="formats"):
+            writer.probe("a", formats=("float7",))
+        writer.probe("a", formats="float16")
+        with pytest.raises(ValueError, match="formats"):
+            writer.probe("a", formats=("bfloat16",))

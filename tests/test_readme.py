@@ -29,6 +29,7 @@ EXAMPLES = {
     "docs/cli.md": 1,
     "docs/probes.md": 1,
     "docs/flight-recorder.md": 1,
+    "docs/low-precision.md": 1,
 }
 
 
@@ -143,6 +144,12 @@ def test_python_examples_run(tmp_path, monkeypatch):
     assert table.step == 9
     flight = namespaces["docs/flight-recorder.md", 0]["flight"]
     assert (flight.step, flight.tensors[0]) == (9, "gradients/2.bias")
+
+    lowp = legacy_reader(tmp_path / "docs_low-precision.md" / "runs" / "lowp")
+    overflow = lowp.Scalars("grad/fc1/lowp/float8_e4m3fn/overflow")
+    assert [e.step for e in overflow] == list(range(10)) and all(e.value > 0 for e in overflow)
+    assert lowp.Scalars("grad/fc1/lowp/float16/underflow")[0].value > 0
+    assert [e.step for e in lowp.Scalars("weights/fc2/lowp/bfloat16/overflow")] == [9]
 
     (inspected,) = namespaces["docs/cli.md", 0]["reader"].inspect_logdir(
         tmp_path / "docs_cli.md" / "runs" / "inspected"

@@ -120,6 +120,11 @@ class Backend(Protocol):
         """The ring's words (uint64), copied to the host once."""
         ...
 
+    def format_counts(self, values: Array, formats: tuple[str, ...]) -> Pending[np.ndarray]:
+        """int64 counts of shape (len(formats), 2): per low-precision format
+        (``gpu_summary._core.formats``), the values that overflow and that underflow it."""
+        ...
+
     def to_host(self, values: Array) -> Pending[np.ndarray]:
         """A copy on the host."""
         ...

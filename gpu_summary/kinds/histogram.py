@@ -29,7 +29,7 @@ from gpu_summary._backend.estimators import rule_histogram
 from gpu_summary._core import arguments, bin_rules
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core.results import Derived, HistogramResult, Pending, Ready
-from gpu_summary._writer import jobs, step_windows
+from gpu_summary._writer import jobs, low_precision, step_windows
 from gpu_summary._writer.aggregation import dtype_name
 from gpu_summary._writer.state import WriterState
 from gpu_summary.proto import histogram_pb2, summary_pb2
@@ -52,6 +52,7 @@ class HistogramMethods:
         *,
         window: int | None = None,
         step: int | None = None,
+        formats: str | Sequence[str] = (),
     ) -> None:
         """Log the distribution of a tensor's values.
 
@@ -77,6 +78,13 @@ class HistogramMethods:
                 the tensor's backend — on a device one launch a call, one copy a window; the
                 calls so far at ``flush()``/``close()``. NaN/±Inf of the window are counted and
                 their first step written beside it and reported to ``on_anomaly``.
+            formats: low-precision formats (``"float8_e4m3fn"``, ``"float8_e5m2"``,
+                ``"float16"``, ``"bfloat16"``; one name or a tuple): also log, at the same step,
+                how many values would overflow each (round beyond its largest finite value)
+                and underflow it (round from non-zero to zero), as the scalars
+                ``<tag>/lowp/<format>/overflow`` and ``.../underflow``: exact counts, one
+                more pass over the data on its backend (on a device one small launch, no
+                sync). Not with ``window``.
 
         NaN and ±Inf are counted apart; buckets, ``num`` and the sums cover finite values.
 
@@ -84,11 +92,14 @@ class HistogramMethods:
             TypeError: non-numeric ``values`` or ``bins`` of the wrong type (complex or date
                 edges, a masked array of edges).
             ValueError: ``bins`` <= 0, unsorted or non-finite edges, a host-only estimator
-                for a device tensor, an estimator with ``distributed``; the writer is closed.
+                for a device tensor, an estimator with ``distributed``; an unknown or repeated
+                format, ``formats`` with ``window``; the writer is closed.
         """
         state = self._state
         step = arguments.either_step(global_step, step)
         tag, step, wall = state.begin(tag, step, walltime)
+        if type(formats) is not tuple or formats:  # the default () costs nothing more
+            formats = low_precision.check(formats, window)
         if not isinstance(
             bins, (str, int, np.integer, np.bool_)
         ):  # edges, as a list, array or tensor
@@ -110,7 +121,12 @@ class HistogramMethods:
             if state.aggregation is not None:
                 step = state.resolve_step(tag, step)
             pending = _launch(state, tag, step, backend, array, mode, spec)
+        if formats:
+            step = state.resolve_step(tag, step)  # the histogram's step, its counts' too
+            counts = low_precision.launch(backend, array, formats)
         _queue(state, tag, step, wall, pending, mode, spec, max_bins, array)
+        if formats:
+            low_precision.queue(state, [tag], step, wall, [counts], formats)
 
     def add_histograms(
         self,
@@ -122,6 +138,7 @@ class HistogramMethods:
         check_nonfinite: bool = False,
         window: int | None = None,
         step: int | None = None,
+        formats: str | Sequence[str] = (),
     ) -> None:
         """Log the ladder histogram of many tensors at once (e.g. every parameter or gradient).
 
@@ -136,6 +153,9 @@ class HistogramMethods:
             window: each tensor's tag a window of ``window`` calls, as in
                 :meth:`add_histogram` (one launch per tensor a step, one copy per window; its
                 NaN/±Inf written beside its record and reported to ``on_anomaly``).
+            formats: low-precision formats whose overflow and underflow counts are logged
+                for each tensor, as :meth:`add_histogram`'s (one more launch a tensor). Not
+                with ``window``.
 
         Device tensors of one device and dtype are reduced in **one** kernel launch over a
         device-side table of (address, length, stride), as PyTorch's ``_foreach`` kernels, with
@@ -145,13 +165,16 @@ class HistogramMethods:
 
         Raises:
             TypeError: not a mapping or pairs, a name not a str, non-numeric data.
-            ValueError: no tensor at all; an empty name; the writer is closed.
+            ValueError: no tensor at all; an empty name; an unknown or repeated format,
+                ``formats`` with ``window``; the writer is closed.
         """
         state = self._state
         step = arguments.either_step(global_step, step)
         state.check_open()
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        if type(formats) is not tuple or formats:
+            formats = low_precision.check(formats, window)
         pairs = arguments.named_pairs(named_tensors)
         tags = [arguments.check_tag(prefix + name, "names") for name, _ in pairs]
         checked_step = None if step is None else arguments.check_step(step)
@@ -162,12 +185,16 @@ class HistogramMethods:
         for tag in tags:
             state.windows.check_plain("histogram", tag)
         placed = launch_ladder_histograms(pairs, "named_tensors")
+        counts = low_precision.launch_each(pairs, formats, "named_tensors") if formats else []
         steps = [state.resolve_step(tag, checked_step) for tag in tags]
         for event_step in dict.fromkeys(steps):
             chosen = [k for k, s_ in enumerate(steps) if s_ == event_step]
             _queue_step(state, event_step, wall, [tags[k] for k in chosen],
                         [placed[k] for k in chosen], [pairs[k][1] for k in chosen], prefix,
                         check_nonfinite)  # fmt: skip
+            if formats:
+                low_precision.queue(state, [tags[k] for k in chosen], event_step, wall,
+                                    [counts[k] for k in chosen], formats)  # fmt: skip
 
     def add_histogram_raw(
         self,

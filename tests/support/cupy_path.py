@@ -27,8 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODULES = ("gs_reduce.cu", "gs_anomaly.cu", "gs_thumbnails.cu", "gs_pr_curve.cu")
-
 
 def ptx_entries(ptx: str) -> dict[str, str]:
     """The body of each ``.entry`` (kernel) of a PTX text, by mangled name."""
@@ -125,7 +123,7 @@ def main(out: Path, architectures: list[str]) -> int:
     compiler._NVRTCProgram.compile = observed_compile
     report: dict = {"cupy": cupy.__version__, "nvrtc": list(compiler._get_nvrtc_version())}
     report["modules"] = {}
-    for filename in MODULES:
+    for filename in catalogue.MODULES:
         source = kernel_sources.kernel_source(filename)
         expressions = catalogue.name_expressions(filename)
         for arch in architectures:

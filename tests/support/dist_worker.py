@@ -50,6 +50,9 @@ def scenario(writer_module, logdir: str, rank: int, size: int, distributed: obje
         writer.add_histogram("h/edges", values, 0, bins=[-2.0, 0.0, 0.5, 3.0])
         writer.add_histogram("h/even", values, 0, bins=17)
         writer.add_histograms({"a": values, "b": values[::3] * 2}, 0, prefix="many/")
+        writer.add_histogram("lowp/h", values * 3e4, 0, formats=("float16", "float8_e4m3fn"))
+        writer.add_histograms({"a": values * 1e-7, "b": values * 1e5}, 0, prefix="lowp/",
+                              formats="float8_e5m2")  # fmt: skip
         writer.add_scalar("s/mean", float(rank), 0)
         writer.add_scalar("s/sum", rank + 1, 0, reduce="sum")
         writer.add_scalar("s/min", 10.0 - rank, 0, reduce="min")

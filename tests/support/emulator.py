@@ -1,6 +1,7 @@
 """Kernel modules compiled for the CPU: the exact NVRTC source after tests/native/cuda_on_cpu.h.
 
-Used by tests/test_kernels_emulated.py (gs_reduce against NumPy) and tests/support/fake_cupy.py (the
+Used by tests/test_kernels_emulated.py (gs_reduce against NumPy), tests/test_formats.py
+(gs_format_counts) and tests/support/fake_cupy.py (the
 whole device backend on the CPU).
 """
 
@@ -23,6 +24,7 @@ _WRAPPERS = {
     kernel_sources.THUMBNAILS_FILE: "emulate_gs_thumbnails.cpp",
     kernel_sources.ANOMALY_FILE: "emulate_gs_anomaly.cpp",
     kernel_sources.PR_CURVE_FILE: "emulate_gs_pr_curve.cpp",
+    kernel_sources.FORMATS_FILE: "emulate_gs_formats.cpp",
 }
 
 
@@ -31,7 +33,7 @@ def build(filename: str, folder: Path, reuse: bool = False) -> ctypes.CDLL:
     load the library an earlier call of this session built there, if any).
 
     A library compiled before from the same source, headers, compiler and options is copied
-    from .cache/emulated_kernels instead: the four modules take 15-25 s of a two-core machine
+    from .cache/emulated_kernels instead: the five modules take 15-30 s of a two-core machine
     to compile, once per change of the kernels instead of once per test session."""
     stem = Path(filename).stem
     library = Path(folder) / f"{stem}_emulated.so"
@@ -101,6 +103,7 @@ def _load(library: Path) -> ctypes.CDLL:
         "emu_gs_multi_ladder",
         "emu_gs_thumbnails",
         "emu_gs_pr_counts",
+        "emu_gs_format_counts",
         *EMULATED_ANOMALY,
     ):
         if hasattr(lib, name):

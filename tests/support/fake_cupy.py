@@ -48,6 +48,7 @@ _FILES = (
     kernel_sources.THUMBNAILS_FILE,
     kernel_sources.ANOMALY_FILE,
     kernel_sources.PR_CURVE_FILE,
+    kernel_sources.FORMATS_FILE,
 )
 _GARBAGE = 0xAB  # fresh "device" memory is not zero, so a missing memset shows
 

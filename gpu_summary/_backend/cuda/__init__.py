@@ -7,10 +7,13 @@ moments within ``MOMENT_RTOL``). On the caller's thread a reduction only *launch
 there waits for the device — no ``.item()``, no ``float()``, no synchronising copy. The runtime
 plumbing is in ``runtime``, device tensors of other libraries are adopted in ``device_tensor``,
 and each kernel family has a module: ``reduce``, ``images``, ``anomaly``, ``arrays``, ``curves``,
-``flight`` (the flight recorder's ring); ``probes`` adds into a probe's accumulator from
-compiled or captured code.
+``flight`` (the flight recorder's ring), ``formats``; ``probes`` adds into a probe's
+accumulator from compiled or captured code.
 Beyond the protocol, ``histograms_torch`` reads CUDA torch tensors without adopting them; only
-the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it.
+the dispatch (``gpu_summary._backend.launch_ladder_histograms``) calls it; and
+``format_counts_into`` adds a tensor's low-precision counts to a device buffer the caller
+owns (probes), one launch, nothing allocated; ``format_counts_many`` counts many tensors into
+one buffer, one copy back (``add_histograms(formats=...)``).
 """
 
 from gpu_summary._backend.cuda.anomaly import anomaly
@@ -18,6 +21,11 @@ from gpu_summary._backend.cuda.arrays import embedding, snapshot, to_host
 from gpu_summary._backend.cuda.curves import pr_counts
 from gpu_summary._backend.cuda.device_tensor import adopt, adopt_for_probe
 from gpu_summary._backend.cuda.flight import flight_add, flight_open, flight_result
+from gpu_summary._backend.cuda.formats import (
+    format_counts,
+    format_counts_into,
+    format_counts_many,
+)
 from gpu_summary._backend.cuda.images import thumbnail_size, thumbnails
 from gpu_summary._backend.cuda.probes import PROBE_BLOCKS, probe_add, probe_take, probe_words
 from gpu_summary._backend.cuda.reduce import (
@@ -50,6 +58,9 @@ __all__ = [
     "flight_add",
     "flight_open",
     "flight_result",
+    "format_counts",
+    "format_counts_into",
+    "format_counts_many",
     "histogram_even",
     "histogram_fixed",
     "histograms",

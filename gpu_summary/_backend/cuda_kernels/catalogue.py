@@ -9,6 +9,7 @@ from gpu_summary._backend.cuda_kernels.anomaly import (
     anomaly_expression,
 )
 from gpu_summary._backend.cuda_kernels.flight import flight_expression
+from gpu_summary._backend.cuda_kernels.formats import format_expression
 from gpu_summary._backend.cuda_kernels.pr_curve import pr_expression
 from gpu_summary._backend.cuda_kernels.reduce import (
     EDGES,
@@ -22,12 +23,16 @@ from gpu_summary._backend.cuda_kernels.reduce import (
 from gpu_summary._backend.cuda_kernels.sources import (
     ANOMALY_FILE,
     CUDA_TYPES,
+    FORMATS_FILE,
     IMAGE_DTYPES,
     PR_CURVE_FILE,
     REDUCE_FILE,
     THUMBNAILS_FILE,
 )
 from gpu_summary._backend.cuda_kernels.thumbnails import thumbnails_expression
+
+# Every kernel module, in the order warm_up compiles them.
+MODULES = (REDUCE_FILE, ANOMALY_FILE, THUMBNAILS_FILE, PR_CURVE_FILE, FORMATS_FILE)
 
 
 def name_expressions(filename: str) -> list[str]:
@@ -54,6 +59,8 @@ def module_expressions(filename: str, dtype: str) -> list[str]:
                 *ANOMALY_PLAIN_KERNELS]  # fmt: skip
     if filename == PR_CURVE_FILE:
         return [pr_expression(dtype)]
+    if filename == FORMATS_FILE:
+        return [format_expression(dtype)]
     raise ValueError(f"unknown kernel file {filename!r}")
 
 
@@ -62,6 +69,6 @@ def first_expressions(dtype: str) -> list[tuple[str, str]]:
     compiles everything :func:`module_expressions` lists for it."""
     return [
         (filename, expressions[0])
-        for filename in (REDUCE_FILE, ANOMALY_FILE, THUMBNAILS_FILE, PR_CURVE_FILE)
+        for filename in MODULES
         if (expressions := module_expressions(filename, dtype))
     ]

@@ -21,6 +21,7 @@ REDUCE_FILE = "gs_reduce.cu"
 THUMBNAILS_FILE = "gs_thumbnails.cu"
 ANOMALY_FILE = "gs_anomaly.cu"
 PR_CURVE_FILE = "gs_pr_curve.cu"
+FORMATS_FILE = "gs_formats.cu"
 
 # Options for every kernel module (NVRTC's dialect default differs between CUDA versions).
 # CuPy's RawModule appends -ftz=true, the architecture and --device-as-default-execution-

@@ -6,7 +6,8 @@ function has a twin with the same signature there. Results come back as
 cache-sized chunks (``arrays``); statistics and histograms are in ``reduce`` (the
 specification) and ``compiled`` (the same results from numba kernels where numba is installed:
 what this backend runs), images in ``images``, the anomaly report in ``anomaly``,
-precision-recall counts in ``curves``, the flight recorder's ring in ``flight``.
+precision-recall counts in ``curves``, the flight recorder's ring in ``flight``,
+low-precision overflow and underflow counts in ``formats`` (and ``compiled_formats``).
 """
 
 from gpu_summary._backend.numpy.arrays import (
@@ -28,6 +29,7 @@ from gpu_summary._backend.numpy.compiled import (
     histograms,
     tensor_stats,
 )
+from gpu_summary._backend.numpy.compiled_formats import format_counts
 from gpu_summary._backend.numpy.compiled_reports import anomaly, thumbnails
 from gpu_summary._backend.numpy.curves import pr_counts
 from gpu_summary._backend.numpy.flight import flight_add, flight_open, flight_result
@@ -47,6 +49,7 @@ __all__ = [
     "flight_add",
     "flight_open",
     "flight_result",
+    "format_counts",
     "histogram_even",
     "histogram_fixed",
     "histograms",

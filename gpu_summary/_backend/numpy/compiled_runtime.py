@@ -2,7 +2,8 @@
 caller's thread, and the thread pool the reductions share out their parts on.
 
 ``compiled`` (statistics and histograms) and ``compiled_reports`` (anomaly reports, thumbnails)
-build on it; ``compiled_kernels`` holds the numba functions, imported only when numba is.
+build on it; ``compiled_kernels`` holds the numba functions, imported only when numba is
+(``compiled_format_kernels`` those of ``compiled_formats``, the low-precision counts).
 
 Compiling takes about a second per dtype (then numba's on-disk cache loads it in milliseconds);
 it happens on a background thread once a dtype's arrays have brought ``COMPILE_FROM`` values

@@ -10,6 +10,7 @@ import threading
 import numpy as np
 
 from gpu_summary._backend.numpy.compiled import histogram_fixed
+from gpu_summary._backend.numpy.compiled_formats import format_counts
 from gpu_summary._core import probe_layout
 from gpu_summary._core.results import Ready
 
@@ -24,9 +25,7 @@ def probe_add(state: np.ndarray, values: np.ndarray, formats: tuple[str, ...]) -
     result = histogram_fixed(values, None).result()
     counts = None
     if formats:
-        from gpu_summary._backend import numpy as numpy_backend  # the package, built by now
-
-        counts = numpy_backend.format_counts(values, formats).result().reshape(-1)
+        counts = format_counts(values, formats).result().reshape(-1)
     with _lock:
         state[:_STATS] += result.counts
         head = state[_STATS : _STATS + probe_layout.STATS_WORDS]
