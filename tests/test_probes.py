@@ -312,3 +312,36 @@ def test_probe_formats_are_checked_at_the_call(tmp_path):
         writer.probe("a", formats="float16")
         with pytest.raises(ValueError, match="formats"):
             writer.probe("a", formats=("bfloat16",))
+
+
+def test_probe_first_used_in_inference_mode_adds_from_compiled_code_outside_it(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("evaluated")
+    with torch.inference_mode():
+        probe(torch.ones(3))  # first use: the accumulator must not be an inference tensor
+    assert not probe.states["cpu"].is_inference()
+    compiled = torch.compile(lambda t: probe(t) * 2, fullgraph=True, backend="aot_eager")
+    compiled(torch.full((4,), 2.0))
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "evaluated")
+    _assert_same_histogram(got, _reference(tmp_path, "inference", [[1.0] * 3, [2.0] * 4]))
+
+
+def test_probe_first_used_while_torch_export_traces_counts_the_exported_runs(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("exported")
+
+    class Doubled(torch.nn.Module):
+        def forward(self, x):
+            return probe(x * 2) + 1
+
+    exported = torch.export.export(Doubled(), (torch.ones(3),)).module()
+    assert type(probe.states["cpu"]) is torch.Tensor  # not the trace's fake tensor
+    exported(torch.ones(3))
+    exported(torch.full((3,), -1.0))
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "exported")
+    _assert_same_histogram(got, _reference(tmp_path, "export", [[2.0] * 3, [-2.0] * 3]))
+

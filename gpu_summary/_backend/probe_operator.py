@@ -87,6 +87,7 @@ def _accumulator(probe: Probe, device: str) -> bool:
     if device in probe.states:
         return True
     import torch
+    from torch.utils._python_dispatch import _disable_current_modes
 
     where = torch.device(device)
     with probe.lock:
@@ -106,8 +107,12 @@ def _accumulator(probe: Probe, device: str) -> bool:
         elif where.type != "cpu":
             raise TypeError(f"probe {probe.tag!r} got a tensor on {device}; probes read CPU "
                             "and CUDA tensors")  # fmt: skip
-        empty = torch.from_numpy(probe_layout.empty(len(probe.formats), blocks))
-        state = empty.to(where)  # from pageable memory: copied before this returns
+        # A plain tensor, whatever modes the first call runs under: not an inference tensor
+        # (compiled code could not add into it outside inference_mode), not the fake tensor
+        # that torch.export's tracing would make, keep here, and feed its graph a copy of.
+        with _disable_current_modes(), torch.inference_mode(False):
+            empty = torch.from_numpy(probe_layout.empty(len(probe.formats), blocks))
+            state = empty.to(where)  # from pageable memory: copied before this returns
         probe.states[device] = state
         probe.order.append(device)
     return True
