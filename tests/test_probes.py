@@ -345,3 +345,20 @@ def test_probe_first_used_while_torch_export_traces_counts_the_exported_runs(tmp
     ((_, got),) = _histogram(tmp_path, "exported")
     _assert_same_histogram(got, _reference(tmp_path, "export", [[2.0] * 3, [-2.0] * 3]))
 
+
+def test_a_copied_model_shares_its_probe_which_is_not_pickled(tmp_path):
+    import copy
+    import pickle
+
+    writer = gs.SummaryWriter(tmp_path)
+    model = torch.nn.Linear(2, 2)
+    model.probe = writer.probe("shared")
+    twin = copy.deepcopy(model)  # what torch.optim.swa_utils.AveragedModel does
+    assert twin.probe is model.probe and copy.copy(model.probe) is model.probe
+    twin.probe(torch.ones(5))
+    with pytest.raises(TypeError, match="cannot be sent to another process"):
+        pickle.dumps(model)
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "shared")
+    assert got.num == 5

@@ -140,6 +140,21 @@ class Probe:
         _ops.probe_add(x.detach(), self.states[device], self.formats_argument)
         return x
 
+    def __copy__(self) -> Probe:
+        """The probe itself, as ``logging.Logger`` does: a copy of a model that holds a probe
+        (``copy.deepcopy``, ``torch.optim.swa_utils.AveragedModel``) adds into the same
+        accumulators, which its writer collects."""
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Probe:
+        return self
+
+    def __reduce__(self) -> tuple:
+        raise TypeError(f"probe {self.tag!r} cannot be sent to another process (pickled): its "
+                        "accumulators are its writer's; make the probe in that process, from "
+                        "that process's writer, or drop it from what you save (state_dict() "
+                        "holds no probe)")  # fmt: skip
+
     def __repr__(self) -> str:
         shown = f", formats={self.formats}" if self.formats else ""
         return f"Probe({self.tag!r}{shown})"
