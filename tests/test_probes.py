@@ -192,6 +192,10 @@ def test_probe_argument_errors_at_the_call(tmp_path):
     ):
         torch.compile(lambda t: probe(t), fullgraph=True, backend="aot_eager")(
             torch.ones(2, dtype=torch.complex64))  # fmt: skip
+    for layered in (torch.eye(2).to_sparse(), torch.eye(2).to_sparse_csr(),
+                    torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])):  # fmt: skip
+        with pytest.raises(TypeError, match="reads dense tensors"):
+            probe(layered)
     with pytest.raises(TypeError):
         writer.probe(3)
     writer.collect(0)

@@ -135,6 +135,10 @@ class Probe:
         if not isinstance(x, _torch.Tensor):
             raise TypeError(f"probe {self.tag!r} takes a torch tensor, got {type(x).__name__}; "
                             "log other arrays with add_histogram")  # fmt: skip
+        if x.layout != _torch.strided or x.is_nested:  # the operator has no kernel for them
+            raise TypeError(f"probe {self.tag!r} reads dense tensors, got a "
+                            f"{'nested' if x.is_nested else str(x.layout).removeprefix('torch.')} "
+                            "one; pass its values (.values(), or .to_dense())")  # fmt: skip
         device = str(x.device)
         _accumulator_for(self, device)  # at trace time in compiled code: allocated outside
         _ops.probe_add(x.detach(), self.states[device], self.formats_argument)
