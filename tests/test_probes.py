@@ -192,6 +192,10 @@ def test_probe_argument_errors_at_the_call(tmp_path):
     ):
         torch.compile(lambda t: probe(t), fullgraph=True, backend="aot_eager")(
             torch.ones(2, dtype=torch.complex64))  # fmt: skip
+    for layered in (torch.eye(2).to_sparse(), torch.eye(2).to_sparse_csr(),
+                    torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])):  # fmt: skip
+        with pytest.raises(TypeError, match="reads dense tensors"):
+            probe(layered)
     with pytest.raises(TypeError):
         writer.probe(3)
     writer.collect(0)
@@ -312,3 +316,53 @@ def test_probe_formats_are_checked_at_the_call(tmp_path):
         writer.probe("a", formats="float16")
         with pytest.raises(ValueError, match="formats"):
             writer.probe("a", formats=("bfloat16",))
+
+
+def test_probe_first_used_in_inference_mode_adds_from_compiled_code_outside_it(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("evaluated")
+    with torch.inference_mode():
+        probe(torch.ones(3))  # first use: the accumulator must not be an inference tensor
+    assert not probe.states["cpu"].is_inference()
+    compiled = torch.compile(lambda t: probe(t) * 2, fullgraph=True, backend="aot_eager")
+    compiled(torch.full((4,), 2.0))
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "evaluated")
+    _assert_same_histogram(got, _reference(tmp_path, "inference", [[1.0] * 3, [2.0] * 4]))
+
+
+def test_probe_first_used_while_torch_export_traces_counts_the_exported_runs(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("exported")
+
+    class Doubled(torch.nn.Module):
+        def forward(self, x):
+            return probe(x * 2) + 1
+
+    exported = torch.export.export(Doubled(), (torch.ones(3),)).module()
+    assert type(probe.states["cpu"]) is torch.Tensor  # not the trace's fake tensor
+    exported(torch.ones(3))
+    exported(torch.full((3,), -1.0))
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "exported")
+    _assert_same_histogram(got, _reference(tmp_path, "export", [[2.0] * 3, [-2.0] * 3]))
+
+
+def test_a_copied_model_shares_its_probe_which_is_not_pickled(tmp_path):
+    import copy
+    import pickle
+
+    writer = gs.SummaryWriter(tmp_path)
+    model = torch.nn.Linear(2, 2)
+    model.probe = writer.probe("shared")
+    twin = copy.deepcopy(model)  # what torch.optim.swa_utils.AveragedModel does
+    assert twin.probe is model.probe and copy.copy(model.probe) is model.probe
+    twin.probe(torch.ones(5))
+    with pytest.raises(TypeError, match="cannot be sent to another process"):
+        pickle.dumps(model)
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "shared")
+    assert got.num == 5

@@ -87,6 +87,7 @@ def _accumulator(probe: Probe, device: str) -> bool:
     if device in probe.states:
         return True
     import torch
+    from torch.utils._python_dispatch import _disable_current_modes
 
     where = torch.device(device)
     with probe.lock:
@@ -106,8 +107,12 @@ def _accumulator(probe: Probe, device: str) -> bool:
         elif where.type != "cpu":
             raise TypeError(f"probe {probe.tag!r} got a tensor on {device}; probes read CPU "
                             "and CUDA tensors")  # fmt: skip
-        empty = torch.from_numpy(probe_layout.empty(len(probe.formats), blocks))
-        state = empty.to(where)  # from pageable memory: copied before this returns
+        # A plain tensor, whatever modes the first call runs under: not an inference tensor
+        # (compiled code could not add into it outside inference_mode), not the fake tensor
+        # that torch.export's tracing would make, keep here, and feed its graph a copy of.
+        with _disable_current_modes(), torch.inference_mode(False):
+            empty = torch.from_numpy(probe_layout.empty(len(probe.formats), blocks))
+            state = empty.to(where)  # from pageable memory: copied before this returns
         probe.states[device] = state
         probe.order.append(device)
     return True
@@ -130,10 +135,29 @@ class Probe:
         if not isinstance(x, _torch.Tensor):
             raise TypeError(f"probe {self.tag!r} takes a torch tensor, got {type(x).__name__}; "
                             "log other arrays with add_histogram")  # fmt: skip
+        if x.layout != _torch.strided or x.is_nested:  # the operator has no kernel for them
+            raise TypeError(f"probe {self.tag!r} reads dense tensors, got a "
+                            f"{'nested' if x.is_nested else str(x.layout).removeprefix('torch.')} "
+                            "one; pass its values (.values(), or .to_dense())")  # fmt: skip
         device = str(x.device)
         _accumulator_for(self, device)  # at trace time in compiled code: allocated outside
         _ops.probe_add(x.detach(), self.states[device], self.formats_argument)
         return x
+
+    def __copy__(self) -> Probe:
+        """The probe itself, as ``logging.Logger`` does: a copy of a model that holds a probe
+        (``copy.deepcopy``, ``torch.optim.swa_utils.AveragedModel``) adds into the same
+        accumulators, which its writer collects."""
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Probe:
+        return self
+
+    def __reduce__(self) -> tuple:
+        raise TypeError(f"probe {self.tag!r} cannot be sent to another process (pickled): its "
+                        "accumulators are its writer's; make the probe in that process, from "
+                        "that process's writer, or drop it from what you save (state_dict() "
+                        "holds no probe)")  # fmt: skip
 
     def __repr__(self) -> str:
         shown = f", formats={self.formats}" if self.formats else ""
