@@ -366,3 +366,43 @@ def test_a_copied_model_shares_its_probe_which_is_not_pickled(tmp_path):
     writer.close()
     ((_, got),) = _histogram(tmp_path, "shared")
     assert got.num == 5
+
+
+def test_probe_under_vmap_counts_every_sample(tmp_path):
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("v")
+    batch = torch.randn(5, 7)
+    shared = torch.arange(3.0)
+    out = torch.vmap(lambda row: probe(row) * 2)(batch)
+    torch.vmap(lambda row: row + probe(shared).sum())(batch)  # not batched: computed once
+    assert torch.equal(out, batch * 2)
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "v")
+    _assert_same_histogram(got, _reference(tmp_path, "vmap", [batch.numpy(), shared]))
+
+
+def _child_adds_three(probe, queue):
+    state = probe.states["cpu"].numpy()
+    before = int(state[probe_layout.STATS])
+    probe(torch.ones(3))
+    queue.put((before, int(probe.states["cpu"].numpy()[probe_layout.STATS])))
+
+
+def test_a_forked_child_starts_its_probes_empty(tmp_path):
+    import multiprocessing
+
+    writer = gs.SummaryWriter(tmp_path)
+    probe = writer.probe("forked")
+    probe(torch.ones(8))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_adds_three, args=(probe, queue))
+    child.start()
+    assert queue.get(timeout=60) == (0, 3)  # the parent's 8 are the parent's to collect
+    child.join(60)
+    assert child.exitcode == 0
+    writer.collect(0)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path, "forked")
+    assert got.num == 8

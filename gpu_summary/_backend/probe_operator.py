@@ -14,7 +14,7 @@ CUDA graph captures it and every replay adds again.
 The accumulator of a device is allocated on the probe's first use there. In compiled code that
 first use is at trace time: :func:`_accumulator` is ``assume_constant_result``, so the compiler
 calls it once, with the real device, before it reads the accumulator from the probe: one
-graph, the tensor a constant of it, no recompile when values change, no allocation inside the
+graph, the tensor one of its inputs (which it mutates), no recompile when values change, no allocation inside the
 graph. Inside a CUDA graph capture a first use is refused (the allocation and the fill that
 empties it would be captured too): call the probe once before capturing, as
 ``torch.cuda.graph``'s warm-up does.
@@ -22,7 +22,9 @@ empties it would be captured too): call the probe once before capturing, as
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -69,10 +71,21 @@ def register() -> None:
                                 f"numbers, got dtype {str(values.dtype).removeprefix('torch.')}; "
                                 "log its .real, .imag or abs() instead")  # fmt: skip
 
+        if hasattr(torch.library, "register_vmap"):
+            torch.library.register_vmap(OPERATOR, _batched, lib=library)
         _library = library  # the registration lives as long as this object
         _accumulator_for = torch.compiler.assume_constant_result(_accumulator)
         _ops = torch.ops.gpu_summary
         _torch = torch
+
+
+def _batched(info: object, in_dims: tuple, values: object, state: object,
+             formats: str) -> tuple[None, None]:  # fmt: skip
+    """The operator under ``torch.vmap`` on a batched tensor: every sample's values, as a
+    loop over the samples would add them. (A tensor that is not batched never reaches this
+    rule: vmap computes with it once, and the probe counts it once.)"""
+    _ops.probe_add(values, state, formats)
+    return None, None
 
 
 def _add(values: object, state: object, formats: str) -> None:
@@ -123,6 +136,7 @@ class Probe:
     ``x``'s device, inside compiled code and CUDA graphs too (see the module docstring)."""
 
     def __init__(self, tag: str, formats: tuple[str, ...]) -> None:
+        _probes.add(self)
         self.tag = tag
         self.formats = formats
         self.formats_argument = ",".join(formats)
@@ -178,3 +192,25 @@ class Probe:
                 backend, target = backend_for(state, f"probe {self.tag!r}'s accumulator")
                 taken.append(backend.probe_take(target, n_formats))
         return taken
+
+
+_probes: weakref.WeakSet[Probe] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts its probes empty: what the parent added is the parent's to
+    collect. Host accumulators are emptied in place (compiled graphs hold them); device ones
+    are dropped (CUDA does not survive fork); every lock is new (another thread of the parent
+    may have held one)."""
+    for probe in list(_probes):
+        probe.lock = threading.Lock()
+        for device in list(probe.states):
+            if device == "cpu":
+                state = probe.states[device].numpy()
+                state[:] = probe_layout.empty(len(probe.formats))
+            else:
+                del probe.states[device]
+                probe.order.remove(device)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

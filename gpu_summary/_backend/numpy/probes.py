@@ -5,6 +5,7 @@ backend's ``probe_add`` (one accumulating launch of gs_reduce) and ``probe_take`
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -15,6 +16,14 @@ from gpu_summary._core import probe_layout
 from gpu_summary._core.results import Ready
 
 _lock = threading.Lock()  # a probe may be called and collected on different threads
+
+
+def _new_lock() -> None:
+    global _lock
+    _lock = threading.Lock()  # in a forked child: another thread may have held the parent's
+
+
+os.register_at_fork(after_in_child=_new_lock)
 
 _STATS = probe_layout.STATS
 
