@@ -175,10 +175,10 @@ def host(calls_per_4k: int) -> None:
 
     for size in SIZES:
         x = torch.randn(size)
-        calls = max(20, calls_per_4k * (1 << 12) // size)
+        calls = max(100, calls_per_4k * (1 << 12) // size)
         probe = _best(host_probe(x), calls)
         ours = _best(host_add_histogram(x, gs.SummaryWriter), calls)
-        theirs = _best(host_add_histogram(x, TorchWriter), max(5, calls // 4))
+        theirs = _best(host_add_histogram(x, TorchWriter), max(10, calls // 4))
         print(f"host float32 {size:>8}  probe {probe[0] * 1e6:9.1f} us cpu ({probe[1] * 1e6:8.1f} "
               f"caller)   add_histogram {ours[0] * 1e6:9.1f} us cpu   torch's "
               f"{theirs[0] * 1e6:9.1f} us cpu   add_histogram/probe {ours[0] / probe[0]:5.2f}x  "
