@@ -118,6 +118,47 @@ __device__ Partial load_partial(const gs::u64* slot) {  // bypasses L1: written 
     return p;
 }
 
+// The tensor of a multi-tensor launch that chunk `chunk` belongs to: the last t with
+// first_chunk[t] <= chunk (first_chunk: n_tensors + 1 increasing chunk offsets).
+__device__ int tensor_of_chunk(const long long* first_chunk, int n_tensors, long long chunk) {
+    int lo = 0, hi = n_tensors - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (first_chunk[mid] <= chunk) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return lo;
+}
+
+// One value of storage type T: NaN and +-Inf counted apart, a finite one added to the moments;
+// whether it was finite.
+template <typename T>
+__device__ bool add_value(Partial& p, const double x) {
+    if (gs::can_be_nonfinite<T>::value) {
+        if (gs::is_nan(x)) {
+            ++p.nan;
+            return false;
+        }
+        if (x > GS_DBL_MAX) {
+            ++p.posinf;
+            return false;
+        }
+        if (x < -GS_DBL_MAX) {
+            ++p.neginf;
+            return false;
+        }
+    }
+    ++p.count;
+    p.min = fmin(p.min, x);
+    p.max = fmax(p.max, x);
+    p.sum += x;
+    p.sum_squares += x * x;
+    return true;
+}
+
 }  // namespace
 
 template <typename T, int MODE>
@@ -293,16 +334,7 @@ __global__ void __launch_bounds__(GS_THREADS)
     __shared__ bool last_chunk;
     const long long n_chunks = first_chunk[n_tensors];
     for (long long chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
-        int lo = 0, hi = n_tensors - 1;  // the tensor t with first_chunk[t] <= chunk
-        while (lo < hi) {
-            const int mid = (lo + hi + 1) / 2;
-            if (first_chunk[mid] <= chunk) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        const int t = lo;
+        const int t = tensor_of_chunk(first_chunk, n_tensors, chunk);
         for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
             block_counts[i] = 0;
         }
@@ -314,26 +346,9 @@ __global__ void __launch_bounds__(GS_THREADS)
         Partial p = empty_partial();
         for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
             const double x = gs::to_double(data[i * stride]);
-            if (gs::can_be_nonfinite<T>::value) {
-                if (gs::is_nan(x)) {
-                    ++p.nan;
-                    continue;
-                }
-                if (x > GS_DBL_MAX) {
-                    ++p.posinf;
-                    continue;
-                }
-                if (x < -GS_DBL_MAX) {
-                    ++p.neginf;
-                    continue;
-                }
+            if (add_value<T>(p, x)) {
+                atomicAdd(block_counts + gs::ladder_bucket(x, shared), 1u);
             }
-            ++p.count;
-            p.min = fmin(p.min, x);
-            p.max = fmax(p.max, x);
-            p.sum += x;
-            p.sum_squares += x * x;
-            atomicAdd(block_counts + gs::ladder_bucket(x, shared), 1u);
         }
         __syncthreads();
         for (int i = threadIdx.x; i < gs::LADDER_SIZE; i += blockDim.x) {
@@ -411,16 +426,7 @@ __global__ void __launch_bounds__(GS_THREADS)
     };
     const long long n_chunks = first_chunk[n_tensors];
     for (long long chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
-        int lo = 0, hi = n_tensors - 1;  // the tensor t with first_chunk[t] <= chunk
-        while (lo < hi) {
-            const int mid = (lo + hi + 1) / 2;
-            if (first_chunk[mid] <= chunk) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        const int t = lo;
+        const int t = tensor_of_chunk(first_chunk, n_tensors, chunk);
         const T* data = reinterpret_cast<const T*>(pointers[t]);
         const long long stride = strides[t];
         const long long start = (chunk - first_chunk[t]) * GS_CHUNK;
