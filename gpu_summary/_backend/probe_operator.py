@@ -13,10 +13,10 @@ CUDA graph captures it and every replay adds again.
 
 The accumulator of a device is allocated on the probe's first use there. In compiled code that
 first use is at trace time: :func:`_accumulator` is ``assume_constant_result``, so the compiler
-calls it once, with the real device, before it reads the accumulator from the probe: one
-graph, the tensor one of its inputs (which it mutates), no recompile when values change, no
-allocation inside the graph. Inside a CUDA graph capture a first use is refused (the allocation and the fill that
-empties it would be captured too): call the probe once before capturing, as
+calls it once, with the real device, before it reads the accumulator from the probe: one graph,
+the tensor one of its inputs (which it mutates), no recompile when values change, no allocation
+inside the graph. Inside a CUDA graph capture a first use is refused (the allocation and the
+fill that empties it would be captured too): call the probe once before capturing, as
 ``torch.cuda.graph``'s warm-up does.
 """
 
