@@ -406,3 +406,23 @@ def test_a_forked_child_starts_its_probes_empty(tmp_path):
     writer.close()
     ((_, got),) = _histogram(tmp_path, "forked")
     assert got.num == 8
+
+
+@pytest.mark.gpu
+@_NEEDS_CUDA
+def test_gpu_probe_under_reduce_overhead_is_recorded_in_inductors_cuda_graph(tmp_path):
+    writer = gs.SummaryWriter(tmp_path / "run")
+    probe = writer.probe("graphed")
+    compiled = torch.compile(lambda t: probe(torch.relu(t)) * 2, mode="reduce-overhead",
+                             fullgraph=True)  # fmt: skip
+    seen = []
+    for step in range(6):
+        x = torch.randn(4096, device="cuda") * (step + 1)
+        compiled(x)
+        seen.append(torch.relu(x).cpu().numpy())
+    # The accumulator's address is static: the graph is recorded, not skipped for mutating it.
+    assert torch._dynamo.utils.counters["inductor"]["cudagraph_skips"] == 0
+    writer.collect(5)
+    writer.close()
+    ((_, got),) = _histogram(tmp_path / "run", "graphed")
+    _assert_same_histogram(got, _reference(tmp_path, "graphed", seen))

@@ -126,6 +126,10 @@ def _accumulator(probe: Probe, device: str) -> bool:
         with _disable_current_modes(), torch.inference_mode(False):
             empty = torch.from_numpy(probe_layout.empty(len(probe.formats), blocks))
             state = empty.to(where)  # from pageable memory: copied before this returns
+        # Its address never changes: inductor's CUDA graphs (mode="reduce-overhead") may then
+        # record a graph that adds into it, as into a parameter, instead of skipping the graph
+        # for mutating an input.
+        torch._dynamo.mark_static_address(state)
         probe.states[device] = state
         probe.order.append(device)
     return True
