@@ -259,7 +259,10 @@ def test_format_counts_into_adds_to_a_callers_buffer_without_allocating(emulated
     cp.log.clear()
     for _ in range(2):
         cuda.format_counts_into(array, ("bfloat16", "float8_e4m3fn"), out.ptr)
-    assert [entry[0] for entry in cp.log] == ["launch", "launch"]  # no memset, copy or alloc
+    # no memset, copy or alloc; a pinned buffer of an earlier test that the garbage collector
+    # happens to free meanwhile logs a freeHost, which is not this call's
+    calls = [entry[0] for entry in cp.log if entry[0] != "freeHost"]
+    assert calls == ["launch", "launch"]
     got = np.frombuffer(out.mem.buffer[:32].tobytes(), np.uint64).reshape(2, 2)
     want = nb.format_counts(host, ("bfloat16", "float8_e4m3fn")).result()
     np.testing.assert_array_equal(got, 2 * want)
