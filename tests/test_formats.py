@@ -191,6 +191,21 @@ def test_torch_rounds_float64_through_float32_and_the_counts_do_not():
     assert host_counts(just_below, ("float16",)).tolist() == [[0, 0]]
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="long double is float64 here")
+def test_long_double_counted_by_its_own_value_not_rounded_to_float64():
+    step = np.longdouble(2) ** -np.finfo(np.longdouble).nmant  # below a float64 ulp
+    points = [np.longdouble(v) * (1 + d * step) for f in _formats.BY_NAME.values()
+              for v in (f.midpoint, f.underflow_limit) for d in (-2, -1, 0, 1, 2)]  # fmt: skip
+    values = np.array([*points, *(-p for p in points), np.inf, np.nan, 0.0], np.longdouble)
+    want = np.zeros((len(ALL), 2), np.int64)
+    for value in values[np.isfinite(values)]:
+        exact = Fraction(*value.as_integer_ratio())
+        for k, name in enumerate(ALL):
+            want[k] += exact_rounding(exact, name)
+    np.testing.assert_array_equal(nb.format_counts(values, ALL).result(), want)  # no kernel
+    assert (host_counts(values.astype(np.float64)) != want).any()  # what rounding first gives
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint64, np.uint8])
 def test_integers_counted_by_their_exact_value(dtype):
     values = np.concatenate([near_thresholds(dtype), sample_values(dtype, 5_000, seed=3)])

@@ -79,6 +79,8 @@ def format_counts(values: np.ndarray, formats: tuple[str, ...]) -> Pending[np.nd
     width = magnitude_width(values.dtype)
     if not formats or width is None:
         return Ready(counts)
+    if values.dtype.kind == "f" and values.dtype.itemsize > 8:
+        return Ready(_extended_counts(values, formats))
     table = _formats.thresholds(formats, width)
     unsigned = _UNSIGNED[width]
     lowest_overflow = unsigned(table[:, 0].min())
@@ -93,3 +95,25 @@ def format_counts(values: np.ndarray, formats: tuple[str, ...]) -> Pending[np.nd
         if near_top or near_zero:
             counts += count_magnitudes(bits, table, width)
     return Ready(counts)
+
+
+def _extended_counts(values: np.ndarray, formats: tuple[str, ...]) -> np.ndarray:
+    """The counts of floats wider than float64 (``np.longdouble``), compared as floats of
+    their own type: rounded to float64 first, a value within half a float64 ulp of a threshold
+    would land on it and be miscounted. Every threshold is exact in such a type, and these
+    comparisons run on the host, in an arithmetic that flush-to-zero does not touch (x87,
+    or software quad precision)."""
+    counts = np.zeros((len(formats), 2), np.int64)
+    for chunk in flat_chunks(values):
+        magnitude = np.abs(chunk)
+        finite = np.isfinite(magnitude)
+        for k, name in enumerate(formats):
+            fmt = _formats.BY_NAME[name]
+            midpoint = magnitude.dtype.type(fmt.midpoint)
+            beyond = magnitude >= midpoint if fmt.tie_overflows else magnitude > midpoint
+            limit = magnitude.dtype.type(fmt.underflow_limit)
+            counts[k, _formats.OVERFLOW] += np.count_nonzero(beyond & finite)
+            counts[k, _formats.UNDERFLOW] += np.count_nonzero(
+                (magnitude != 0) & (magnitude <= limit)
+            )
+    return counts
