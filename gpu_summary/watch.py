@@ -27,6 +27,7 @@ gradients in the order backward accumulated them), and reports it to ``on_anomal
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
@@ -76,6 +77,7 @@ class Watch:
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False
+        self._pending: list[bool] = [True]  # the queued callback's ``ran``
         self._engine = torch.autograd.Variable._execution_engine
         self._handles: list = []
         named = list(model.named_parameters())
@@ -134,7 +136,15 @@ class Watch:
             self._produced.append(parameter)
         if not self._queued:
             self._queued = True
-            self._engine.queue_callback(self._after_backward)
+            callback = _EndOfBackward(self._after_backward)
+            self._pending = callback.ran  # not the callback: the engine must hold it alone
+            # A backward pass that raises drops its callbacks unrun: the next pass queues again.
+            weakref.finalize(callback, self._dropped, callback.ran).atexit = False
+            self._engine.queue_callback(callback)
+
+    def _dropped(self, ran: list[bool]) -> None:
+        if not ran[0] and ran is self._pending:
+            self._queued, self._produced = False, []  # the raised pass's gradients go unlogged
 
     def _after_backward(self) -> None:
         self._queued = False
@@ -176,6 +186,19 @@ class Watch:
                 watches.remove(self)
             if not watches:
                 _watches.pop(id(self.model), None)
+
+
+class _EndOfBackward:
+    """The callback queued at the end of one backward pass; ``ran`` says whether it ran."""
+
+    __slots__ = ("__weakref__", "_run", "ran")
+
+    def __init__(self, run: object) -> None:
+        self._run, self.ran = run, [False]
+
+    def __call__(self) -> None:
+        self.ran[0] = True
+        self._run()
 
 
 def watch(

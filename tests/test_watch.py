@@ -261,3 +261,38 @@ def test_torch_tensors_are_read_without_wrapping(emulated_cupy, monkeypatch):
                 want.stats.count, want.stats.min, want.stats.max)  # fmt: skip
     with pytest.raises(TypeError, match="cannot histogram"):
         cuda.histograms_torch([_FakeTorchTensor(np.zeros(2, np.complex64), "torch.complex64")])
+
+
+@needs_torch
+def test_a_backward_pass_that_raises_does_not_stop_the_later_ones(tmp_path):
+    import torch
+
+    class Fails(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError("a backward pass that fails")
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    reports = []
+    with gs.SummaryWriter(tmp_path, on_anomaly=reports.append) as writer:
+        watched = gs.watch(model, writer, flight_recorder=4)
+        for step in range(5):
+            hidden = model[0](torch.randn(8, 4))
+            if step == 1:  # the last layer's gradients accumulate, then the pass raises
+                hidden = Fails.apply(hidden)
+            loss = model[1](hidden).pow(2).mean() * (float("nan") if step == 4 else 1.0)
+            model.zero_grad()
+            if step == 1:
+                with pytest.raises(RuntimeError, match="fails"):
+                    loss.backward()
+            else:
+                loss.backward()
+    assert watched.backward_passes == 4  # every pass that ended, the failed one not
+    assert len(_histograms(tmp_path)["gradients/0.weight"]) == 4
+    flight = [r for r in reports if r.tag == "flight_recorder"]
+    assert [(r.step, r.tensors[0]) for r in flight] == [(3, "gradients/1.bias")]
