@@ -21,7 +21,10 @@ zero count where the tensors live, without copying them to the host
 (``gpu_summary._writer.flight_recorder``). When a tensor first holds NaN or ±Inf, the writer
 logs a table of them under ``flight_recorder``, at that step, naming the first offending
 tensor in the order the step produced them (parameters before the forward pass, then the
-gradients in the order backward accumulated them), and reports it to ``on_anomaly``.
+gradients in the order backward accumulated them), and reports it to ``on_anomaly``. With
+gradients watched, the recorder's steps count backward passes: the parameters it keeps before
+a forward pass belong to the step of the next backward pass, whatever forward passes without
+one (evaluation) come between.
 """
 
 from __future__ import annotations
@@ -114,7 +117,10 @@ class Watch:
                 self._gradient_columns[id(parameter)] = len(tags)
                 tags.append(f"gradients/{name}")
         self._produced: list = []  # this backward pass's parameters, as their grads came
-        ending = "parameters" if log == "parameters" else "gradients"
+        # With gradients watched, a step is a backward pass: the parameters recorded before a
+        # forward pass are those of the next backward pass's step, however many forward passes
+        # (evaluation, accumulation) come between two backward passes.
+        ending = "gradients" if self._gradient_columns else "parameters"
         state = getattr(self.writer, "_state", None)
         if state is None:
             raise TypeError("flight_recorder needs a gpu_summary.SummaryWriter, got "
@@ -165,7 +171,8 @@ class Watch:
         self.forward_passes += 1
         if self.flight is not None:
             entries = [(k, k, p.detach()) for k, (_, p) in enumerate(self._parameters)]
-            self.flight.record("parameters", step, entries)
+            by_backward = self.flight.ending == "gradients"
+            self.flight.record("parameters", self.backward_passes if by_backward else step, entries)
         if step % self.every:
             return
         tensors = [(name, p.detach()) for name, p in self._parameters]
