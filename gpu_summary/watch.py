@@ -21,12 +21,16 @@ zero count where the tensors live, without copying them to the host
 (``gpu_summary._writer.flight_recorder``). When a tensor first holds NaN or ±Inf, the writer
 logs a table of them under ``flight_recorder``, at that step, naming the first offending
 tensor in the order the step produced them (parameters before the forward pass, then the
-gradients in the order backward accumulated them), and reports it to ``on_anomaly``.
+gradients in the order backward accumulated them), and reports it to ``on_anomaly``. With
+gradients watched, the recorder's steps count backward passes: the parameters it keeps before
+a forward pass belong to the step of the next backward pass, whatever forward passes without
+one (evaluation) come between.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from gpu_summary._core import arguments
@@ -76,6 +80,7 @@ class Watch:
         self.backward_passes = 0
         self.forward_passes = 0
         self._queued = False
+        self._pending: list[bool] = [True]  # the queued callback's ``ran``
         self._engine = torch.autograd.Variable._execution_engine
         self._handles: list = []
         named = list(model.named_parameters())
@@ -112,7 +117,10 @@ class Watch:
                 self._gradient_columns[id(parameter)] = len(tags)
                 tags.append(f"gradients/{name}")
         self._produced: list = []  # this backward pass's parameters, as their grads came
-        ending = "parameters" if log == "parameters" else "gradients"
+        # With gradients watched, a step is a backward pass: the parameters recorded before a
+        # forward pass are those of the next backward pass's step, however many forward passes
+        # (evaluation, accumulation) come between two backward passes.
+        ending = "gradients" if self._gradient_columns else "parameters"
         state = getattr(self.writer, "_state", None)
         if state is None:
             raise TypeError("flight_recorder needs a gpu_summary.SummaryWriter, got "
@@ -134,7 +142,15 @@ class Watch:
             self._produced.append(parameter)
         if not self._queued:
             self._queued = True
-            self._engine.queue_callback(self._after_backward)
+            callback = _EndOfBackward(self._after_backward)
+            self._pending = callback.ran  # not the callback: the engine must hold it alone
+            # A backward pass that raises drops its callbacks unrun: the next pass queues again.
+            weakref.finalize(callback, self._dropped, callback.ran).atexit = False
+            self._engine.queue_callback(callback)
+
+    def _dropped(self, ran: list[bool]) -> None:
+        if not ran[0] and ran is self._pending:
+            self._queued, self._produced = False, []  # the raised pass's gradients go unlogged
 
     def _after_backward(self) -> None:
         self._queued = False
@@ -155,7 +171,8 @@ class Watch:
         self.forward_passes += 1
         if self.flight is not None:
             entries = [(k, k, p.detach()) for k, (_, p) in enumerate(self._parameters)]
-            self.flight.record("parameters", step, entries)
+            by_backward = self.flight.ending == "gradients"
+            self.flight.record("parameters", self.backward_passes if by_backward else step, entries)
         if step % self.every:
             return
         tensors = [(name, p.detach()) for name, p in self._parameters]
@@ -176,6 +193,19 @@ class Watch:
                 watches.remove(self)
             if not watches:
                 _watches.pop(id(self.model), None)
+
+
+class _EndOfBackward:
+    """The callback queued at the end of one backward pass; ``ran`` says whether it ran."""
+
+    __slots__ = ("__weakref__", "_run", "ran")
+
+    def __init__(self, run: object) -> None:
+        self._run, self.ran = run, [False]
+
+    def __call__(self) -> None:
+        self.ran[0] = True
+        self._run()
 
 
 def watch(

@@ -261,3 +261,65 @@ def test_torch_tensors_are_read_without_wrapping(emulated_cupy, monkeypatch):
                 want.stats.count, want.stats.min, want.stats.max)  # fmt: skip
     with pytest.raises(TypeError, match="cannot histogram"):
         cuda.histograms_torch([_FakeTorchTensor(np.zeros(2, np.complex64), "torch.complex64")])
+
+
+@needs_torch
+def test_a_backward_pass_that_raises_does_not_stop_the_later_ones(tmp_path):
+    import torch
+
+    class Fails(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError("a backward pass that fails")
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    reports = []
+    with gs.SummaryWriter(tmp_path, on_anomaly=reports.append) as writer:
+        watched = gs.watch(model, writer, flight_recorder=4)
+        for step in range(5):
+            hidden = model[0](torch.randn(8, 4))
+            if step == 1:  # the last layer's gradients accumulate, then the pass raises
+                hidden = Fails.apply(hidden)
+            loss = model[1](hidden).pow(2).mean() * (float("nan") if step == 4 else 1.0)
+            model.zero_grad()
+            if step == 1:
+                with pytest.raises(RuntimeError, match="fails"):
+                    loss.backward()
+            else:
+                loss.backward()
+    assert watched.backward_passes == 4  # every pass that ended, the failed one not
+    assert len(_histograms(tmp_path)["gradients/0.weight"]) == 4
+    flight = [r for r in reports if r.tag == "flight_recorder"]
+    assert [(r.step, r.tensors[0]) for r in flight] == [(3, "gradients/1.bias")]
+
+
+@needs_torch
+def test_evaluation_passes_between_steps_keep_the_flight_recorders_steps(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    reports = []
+    with gs.SummaryWriter(tmp_path, on_anomaly=reports.append) as writer:
+        gs.watch(model, writer, log="all", flight_recorder=4)
+        for step in range(8):
+            if step == 6:
+                with torch.no_grad():
+                    model[0].weight[0, 0] = float("nan")
+            optimizer.zero_grad()
+            model(torch.randn(8, 4)).pow(2).mean().backward()
+            optimizer.step()
+            with torch.no_grad():
+                model(torch.randn(8, 4))  # an evaluation pass: a forward pass, no backward
+    (flight,) = [r for r in reports if r.tag == "flight_recorder"]
+    assert (flight.step, flight.tensors[0]) == (6, "parameters/0.weight")
+    (event,) = legacy_reader(tmp_path).Tensors("flight_recorder/text_summary")
+    markdown = event.tensor_proto.string_val[0].decode()
+    for step in (3, 4, 5):  # the parameters of the steps before, not lost to the evaluations
+        assert f"| `parameters/0.weight` | {step} | -0." in markdown
