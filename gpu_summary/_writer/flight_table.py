@@ -20,7 +20,33 @@ def _number(value: float | None) -> str:
 
 
 def _name(tag: str) -> str:
-    return "`" + tag.replace("|", "\\|") + "`"
+    """``tag`` as a code span, as TensorBoard's Markdown reads it: a ``|`` inside a code span
+    stays in the cell (no escape, which would show), a backtick needs a double fence."""
+    if "`" in tag:
+        return f"`` {tag} ``"
+    return f"`{tag}`"
+
+
+MAX_ROWS = 5_000  # the table's rows at most (a row is some 100 bytes): K steps x every tensor
+
+
+def _capped(rows: list, offenders: set[str]) -> tuple[list, str]:
+    """``rows`` cut to at most MAX_ROWS: the last steps of each tensor, as many as fit (two
+    at least), and past that the tensors holding NaN/±Inf first; the sentence saying so."""
+    total = sum(len(per_step) for _, per_step in rows)
+    if total <= MAX_ROWS:
+        return rows, ""
+    per = max(2, MAX_ROWS // len(rows))
+    fit = MAX_ROWS // per
+    chosen = [tag for tag, _ in rows if tag in offenders][:fit]
+    chosen += [tag for tag, _ in rows if tag not in offenders][: fit - len(chosen)]
+    keep = set(chosen)
+    kept = [(tag, per_step[-per:]) for tag, per_step in rows if tag in keep]
+    left = len(rows) - len(kept)
+    note = (f"The table is capped at {MAX_ROWS:,} rows: the last {per} steps of each tensor"
+            + (f", and {left:,} tensors not holding NaN/±Inf left out" if left else "")
+            + ".")  # fmt: skip
+    return kept, note
 
 
 def _row(tag: str, step: int, stats: FlightStats | None) -> str:
@@ -55,6 +81,7 @@ def flight_table(
     """
     stats = offenders[0][1]
     size = stats.count + stats.nonfinite
+    rows, cap = _capped(rows, {tag for tag, _ in offenders})
     steps = [s for _, per_step in rows[:1] for s, _ in per_step]
     span = f"{steps[0]}–{steps[-1]}" if steps else str(step)
     lines = [
@@ -65,7 +92,7 @@ def flight_table(
         + ", ".join(_name(tag) for tag, _ in offenders) + ".",
         "",
         f"Every watched tensor at steps {span} (min, max, mean and rms of the finite values; "
-        f"{MISSING} where there are none):",
+        f"{MISSING} where there are none):" + (f" {cap}" if cap else ""),
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|---|" + "---:|" * (len(COLUMNS) - 1),
