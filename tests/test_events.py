@@ -354,3 +354,34 @@ def test_a_record_written_from_parts_is_whole_or_not_there(tmp_path, monkeypatch
     file.close()
     records, problems = read_records(file.path)
     assert problems == [] and [event_pb2.Event.FromString(r).step for r in records[1:]] == [1, 3]
+
+
+def test_a_writer_asleep_but_marked_awake_is_woken_by_a_waiting_producer_and_by_flush(tmp_path):
+    # What a KeyboardInterrupt between _wake's mark and its ring leaves behind: the writer
+    # thread asleep, its state saying awake. A producer waiting for room, and flush(), ring
+    # it themselves instead of waiting for ever.
+    from gpu_summary._events import channel as channel_module
+
+    writer = gs.SummaryWriter(tmp_path, max_queue=2, flush_secs=1000)
+    writer.add_scalar("s", 0.0, 0)
+    writer.flush()
+    channel = writer._state.events._channel
+    deadline = time.monotonic() + 60
+    while channel.writer_state != channel_module._ASLEEP and time.monotonic() < deadline:
+        time.sleep(0.01)  # polled with a deadline: the writer thread's own pace
+    assert channel.writer_state == channel_module._ASLEEP
+    done = threading.Event()
+
+    def produce():
+        channel.writer_state = channel_module._AWAKE  # the interrupted _wake's mark, no ring
+        for step in range(1, 6):  # more than max_queue: waits for room at least once
+            writer.add_scalar("s", float(step), step)
+        channel.writer_state = channel_module._AWAKE
+        writer.flush()
+        done.set()
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    assert done.wait(60), "the writer thread was never woken"
+    writer.close()
+    assert [e.step for e in legacy_reader(tmp_path).Scalars("s")] == list(range(6))

@@ -126,8 +126,10 @@ class Channel:
             queue = self.queue
             if not queue or self.closed:
                 return False
-            if self.writer_state != _AWAKE:  # a dozing writer would otherwise take its time
-                self._wake()
+            # Rung whatever the writer's state says: a KeyboardInterrupt between _wake's mark
+            # and its ring leaves the thread asleep and marked awake, and only a ring wakes it
+            # (extra rings collapse into one; this runs once per wake or poll of a waiter).
+            self._wake()
             return len(queue) >= max_items or self.queued_bytes + nbytes > max_bytes
 
         self.producers.wait(full, self.room_poll_secs)
@@ -149,6 +151,7 @@ class Channel:
         if self.writer_state != _AWAKE:
             self._wake()
         while wait and not done.wait(0.5):
+            self._doorbell.ring()  # a ring lost to an interrupt in _wake: see _wait_for_room
             if not self.running():
                 if kind == "close" or self.closed:  # a flush racing a close: nothing to do
                     return
