@@ -20,6 +20,7 @@ from gpu_summary._backend.probe_operator import Probe, register
 from gpu_summary._core import ladder as _ladder
 from gpu_summary._core import probe_layout
 from gpu_summary._core.anomaly import AnomalyReport
+from gpu_summary._core.formats import count_tags
 from gpu_summary._core.results import Derived, HistogramResult, Pending, TensorStats
 from gpu_summary._writer import jobs
 from gpu_summary._writer.step_windows import WindowedState, merged_stats
@@ -103,10 +104,9 @@ def _builder(tag: str, formats: tuple[str, ...], pending: Pending[tuple]) -> obj
             summary = histogram_summary(tag, result, True)
         if nonfinite:
             summary.value.append(_scalar(f"{tag}/nonfinite", float(nonfinite)))
-        pairs = counts[_ladder.N_LIMITS :].reshape(len(formats), 2)
-        for name, (overflow, underflow) in zip(formats, pairs, strict=True):
-            summary.value.append(_scalar(f"{tag}/lowp/{name}/overflow", float(overflow)))
-            summary.value.append(_scalar(f"{tag}/lowp/{name}/underflow", float(underflow)))
+        tags = count_tags(tag, formats)  # overflow then underflow, as the counts lie
+        for name, count in zip(tags, counts[_ladder.N_LIMITS :], strict=True):
+            summary.value.append(_scalar(name, float(count)))
         return summary
 
     return build
